@@ -1,0 +1,57 @@
+#!/usr/bin/python3.11
+"""CPU benchmark: the same workload (cpu_workload.py) under Debian's native python3.11 and
+inside brig. Prints each part's ratio brig/native and their geometric mean, plus the median
+wall time of `brig exec -c pass` against `python3.11 -c pass`.
+
+Usage: cpu_vs_native.py BRIG_BINARY [RUNS_FOR_STARTUP]"""
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOAD = os.path.join(HERE, "cpu_workload.py")
+NATIVE = "/usr/bin/python3.11"
+
+
+def run_native():
+    out = subprocess.run([NATIVE, "-S", WORKLOAD], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def run_brig(brig):
+    out = subprocess.run([brig, "exec", "--timeout", "600", WORKLOAD], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def median_wall(cmd, runs):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    brig = sys.argv[1]
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    native, inside = run_native(), run_brig(brig)
+    ratios = {k: inside[k] / native[k] for k in native}
+    print("part        native_ms   brig_ms   ratio")
+    for k in native:
+        print("%-10s %10.1f %9.1f %7.2fx" % (k, native[k] * 1e3, inside[k] * 1e3, ratios[k]))
+    geo = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios))
+    print("geometric mean ratio brig/native: %.2fx" % geo)
+    pass_native = median_wall([NATIVE, "-c", "pass"], runs)
+    pass_brig = median_wall([brig, "exec", "-c", "pass"], runs)
+    print("median wall `-c pass`: native %.1f ms, brig %.1f ms (ratio %.2fx, %d runs)"
+          % (pass_native * 1e3, pass_brig * 1e3, pass_brig / pass_native, runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Runs one piece of user code in __main__ and describes the outcome as JSON.
+
+Called by brig_guest.c's brig_execute. Behaves like the REPL: if the code ends with an
+expression, its repr is the result. Output goes to the real stdout/stderr (captured by the
+host); a Python exception is printed to stderr as CPython prints it and also described in the
+result. The host treats everything returned here as untrusted input.
+"""
+import json
+import linecache
+import os
+import sys
+import traceback
+
+import ast
+
+_main = sys.modules["__main__"]
+_RUNNER_FILE = __file__
+
+try:
+    os.chdir("/home/user")
+except OSError:
+    pass
+
+
+def _clean(text):
+    """Text that is valid UTF-8 whatever it holds (lone surrogates become escapes)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _describe(exc):
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == _RUNNER_FILE:
+        tb = tb.tb_next  # the user sees their own frames, not the runner's
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:  # e.g. MemoryError while formatting
+        text = "%s\n" % type(exc).__name__
+    try:
+        message = str(exc)
+    except BaseException:
+        message = ""
+    return {"type": type(exc).__name__, "message": _clean(message), "traceback": _clean(text)}
+
+
+def execute(source_bytes, filename_bytes):
+    outcome = {"ok": True, "result": None, "error": None, "exit_code": None}
+    filename = filename_bytes.decode("utf-8", "replace") or "<exec>"
+    try:
+        source = source_bytes.decode("utf-8")
+        # Lets tracebacks show the user's lines, as they do for a file.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, filename, "exec"), _main.__dict__)
+        if last is not None:
+            value = eval(compile(last, filename, "eval"), _main.__dict__)
+            if value is not None:
+                outcome["result"] = _clean(repr(value))
+    except SystemExit as exc:
+        code = exc.code
+        if code is None or code is True or code is False or isinstance(code, int):
+            outcome["exit_code"] = int(code or 0)
+        else:
+            print(code, file=sys.stderr)
+            outcome["exit_code"] = 1
+        if outcome["exit_code"] != 0:
+            outcome["ok"] = False
+            outcome["error"] = _describe(exc)
+    except BaseException as exc:
+        outcome["ok"] = False
+        outcome["error"] = _describe(exc)
+        try:
+            sys.stderr.write(outcome["error"]["traceback"])
+        except BaseException:
+            pass
+    finally:
+        _flush()
+    return json.dumps(outcome)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Usage: build-cpython.sh OUT_DIR
+# Cross-compiles Debian's CPython 3.11 to wasm32-wasi and leaves in OUT_DIR:
+#   libpython3.11.a and the static module archives (the linkable guest), pyconfig/Include
+#   for the guest entry points, link-flags.txt (what to link the reactor with) and
+#   debian-version.txt (the Debian revision, part of the guest build id).
+# The configured tree is kept in OUT_DIR/build: a rerun with unchanged inputs only runs
+# `make`, which has nothing to do.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=$(mkdir -p "$1" && cd "$1" && pwd)
+jobs=${JOBS:-$(nproc)}
+unset MAKEFLAGS MFLAGS MAKELEVEL  # our own -j, not the caller's jobserver
+
+src=$("$here/../scripts/fetch-debian-source.sh" python3.11 "$out/src")
+cp "$src/.brig-unpacked" "$out/debian-version.txt.new"
+cmp -s "$out/debian-version.txt.new" "$out/debian-version.txt" 2>/dev/null ||
+  mv "$out/debian-version.txt.new" "$out/debian-version.txt"
+rm -f "$out/debian-version.txt.new"
+
+# Clang with --target=wasm32-wasi but no --sysroot also searches the host's glibc headers.
+sysroot=$out/sysroot
+mkdir -p "$sysroot/include" "$sysroot/lib"
+ln -sfn /usr/include/wasm32-wasi "$sysroot/include/wasm32-wasi"
+ln -sfn /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
+
+cc="clang-19 --target=wasm32-wasi --sysroot=$sysroot"
+# ccache makes a rebuild in a fresh tree (a new clone, CI) cost seconds, not minutes.
+# CCACHE_BASEDIR turns this tree's absolute paths into relative ones in ccache's hash.
+command -v ccache >/dev/null && cc="ccache $cc"
+export CCACHE_BASEDIR="$out" CCACHE_NOHASHDIR=1
+bld=$out/build
+mkdir -p "$bld"
+stamp=$bld/.brig-configured
+config_id="v4 $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16)"
+# configure:begin
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
+  rm -rf "$bld" && mkdir -p "$bld"   # a changed configuration starts from a clean tree
+  (cd "$bld" &&
+   CONFIG_SITE="$src/Tools/wasm/config.site-wasm32-wasi" \
+   PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
+   CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
+   CFLAGS="-O2 -Wno-error=int-conversion -Wno-int-conversion" \
+   "$src/configure" -C \
+     --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
+     --with-build-python=/usr/bin/python3.11 \
+     --prefix=/usr/local --disable-ipv6 --disable-test-modules \
+     --with-pymalloc --without-ensurepip --disable-shared \
+     >"$bld/configure.log" 2>&1) || { tail -40 "$bld/configure.log"; exit 1; }
+  echo "$config_id" > "$stamp"
+fi
+# configure:end
+
+# python.wasm proves the whole interpreter links; pybuilddir.txt makes _sysconfigdata.
+make -C "$bld" -j"$jobs" python.wasm pybuilddir.txt >"$bld/make.log" 2>&1 ||
+  { grep -v '^clang-19' "$bld/make.log" | tail -40; exit 1; }
+
+# What the reactor link needs besides brig's own object (the objects and archives of the
+# interpreter and its static modules, and the flags configure chose).
+cat > "$bld/print-vars.mk" <<'MK'
+print-%: ; @echo $($*)
+MK
+link_vars() { make -s -C "$bld" -f Makefile -f print-vars.mk "print-$1"; }
+{
+  echo "$(link_vars LINK_PYTHON_DEPS) $(link_vars MODLIBS) $(link_vars LIBS) $(link_vars SYSLIBS)"
+} > "$out/link-inputs.txt.new"
+{
+  echo "$(link_vars PY_CORE_LDFLAGS) $(link_vars LINKFORSHARED)"
+} > "$out/link-flags.txt.new"
+for f in link-inputs.txt link-flags.txt; do
+  cmp -s "$out/$f.new" "$out/$f" 2>/dev/null || mv "$out/$f.new" "$out/$f"
+  rm -f "$out/$f.new"
+done
+echo "$src" > "$out/source-dir.txt.new"
+cmp -s "$out/source-dir.txt.new" "$out/source-dir.txt" 2>/dev/null || mv "$out/source-dir.txt.new" "$out/source-dir.txt"
+rm -f "$out/source-dir.txt.new"

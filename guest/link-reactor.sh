@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Usage: link-reactor.sh CPYTHON_OUT_DIR GUEST_SOURCE OUT.wasm
+# Compiles brig's guest entry points against the wasm32-wasi CPython build and links them
+# with the interpreter as a WASI reactor (no main; exports brig_* and _initialize).
+set -euo pipefail
+cpy=$(cd "$1" && pwd); guest_src=$2; out=$3
+src=$(cat "$cpy/source-dir.txt")
+cc=(clang-19 --target=wasm32-wasi --sysroot="$cpy/sysroot")
+obj="$out.entry.o"
+"${cc[@]}" -O2 -I "$cpy/build" -I "$src/Include" -c "$guest_src" -o "$obj"
+# shellcheck disable=SC2046 # the files list word-splits by design
+(cd "$cpy/build" && "${cc[@]}" -mexec-model=reactor -O2 "$obj" $(cat "$cpy/link-inputs.txt") \
+   $(cat "$cpy/link-flags.txt") -o "$out.tmp")
+mv "$out.tmp" "$out"

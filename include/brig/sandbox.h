@@ -1,0 +1,110 @@
+// brig: run untrusted Python inside WebAssembly.
+//
+// A Sandbox is one isolated CPython 3.11 interpreter (compiled to WebAssembly and translated
+// to native code ahead of time) with its own in-memory file system: the stdlib read-only at
+// /usr/local/lib/python3.11, a writable workspace at /home/user (the working directory) and
+// /tmp, and nothing of the host. The guest has no sockets, no processes and no host files.
+//
+//   brig::Limits limits;
+//   limits.memory_bytes = 128 << 20;
+//   auto sandbox = brig::Sandbox::Create(limits);      // check sandbox.ok()
+//   brig::ExecutionResult r = sandbox.value()->Execute("import math\nmath.pi * 2");
+//   // r.ok == true, r.result == "6.283185307179586"
+//
+// Thread-safety: a Sandbox is used by one thread at a time (callers serialise); different
+// Sandboxes may execute at the same time on different threads.
+#ifndef BRIG_SANDBOX_H_
+#define BRIG_SANDBOX_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "brig/status.h"
+
+namespace brig {
+
+// Limits applied to a sandbox. Defaults are what a production agent sandbox uses.
+struct Limits {
+  // Wall-clock limit of one execution, in seconds. Enforced from issue #3 on; accepted now.
+  double timeout_seconds = 30.0;
+  // Most memory the guest's heap may use. Allocations past it raise MemoryError in Python.
+  // At least 16 MiB (the interpreter's own start-up needs ~10 MiB).
+  uint64_t memory_bytes = 256ull << 20;
+  // Bytes kept of each of stdout and stderr per execution; the rest is dropped and the
+  // kept text ends with a marker saying how much was cut.
+  uint64_t output_bytes = 1ull << 20;
+  // Bytes the files written in the workspace and /tmp may hold in total.
+  uint64_t file_bytes = 256ull << 20;
+};
+
+// A Python exception raised by the user's code.
+struct PythonError {
+  std::string type;       // e.g. "ZeroDivisionError"
+  std::string message;    // str(exception)
+  std::string traceback;  // as CPython prints it
+};
+
+// Why an execution stopped without finishing, when the sandbox (not the user's Python code)
+// is the reason. Kept apart from PythonError: the script did not get to raise anything.
+enum class Failure {
+  kNone,
+  kTrap,        // the guest hit a WebAssembly trap (bad memory access, stack exhaustion, ...)
+  kExit,        // the guest process exited (os._exit / proc_exit); exit_code holds the code
+  kTimeout,     // the execution ran past Limits::timeout_seconds
+  kGuestError,  // the guest broke brig's protocol (malformed result): a bug or an attack
+};
+
+struct ExecutionResult {
+  // True when the code ran to the end (or called sys.exit(0)) without an exception.
+  bool ok = false;
+  std::string stdout_text;
+  std::string stderr_text;
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+  // repr() of the value of the last expression, if the code ends with one and it is not None.
+  std::optional<std::string> result;
+  // Set when the code raised (including SystemExit with a non-zero code).
+  std::optional<PythonError> error;
+  // sys.exit()/os._exit() code, if the code exited.
+  std::optional<int> exit_code;
+  Failure failure = Failure::kNone;
+  std::string failure_message;  // human-readable, set when failure != kNone
+  double duration_ms = 0;
+};
+
+std::string_view FailureName(Failure failure);  // "trap", "exit", "timeout", ...
+
+class Sandbox {
+ public:
+  // Starts a fresh interpreter. Fails (with a message) if the limits are invalid or the
+  // interpreter cannot start within them.
+  static StatusOr<std::unique_ptr<Sandbox>> Create(const Limits& limits = {});
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  // Runs `code` (Python source, UTF-8) in the interpreter's __main__, which keeps its
+  // variables between calls. `filename` is what tracebacks call the code.
+  // After a failure of kind kTrap or kExit the interpreter is gone: every later call returns
+  // the same failure without running anything.
+  ExecutionResult Execute(std::string_view code, std::string_view filename = "<exec>");
+
+  // The guest build this sandbox runs ("cpython-<debian revision>-<hash>").
+  static std::string_view GuestBuildId();
+
+ private:
+  struct Impl;
+  explicit Sandbox(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs `code` once in a new sandbox and discards it.
+ExecutionResult ExecuteOnce(std::string_view code, const Limits& limits = {},
+                            std::string_view filename = "<exec>");
+
+}  // namespace brig
+
+#endif  // BRIG_SANDBOX_H_

@@ -1,0 +1,47 @@
+/* One instance of the guest module (CPython as WebAssembly): its linear memory, globals and
+ * table, and typed calls into its exports, each run under trap protection.
+ *
+ * This is the only file that knows the layout wasm2c generated for the guest. C, because the
+ * generated code is C and a trap longjmps through these frames.
+ *
+ * Thread-safety: an instance is used by one thread at a time; different instances may run
+ * on different threads at once. */
+#ifndef BRIG_ENGINE_PYTHON_INSTANCE_H_
+#define BRIG_ENGINE_PYTHON_INSTANCE_H_
+
+#include <stdint.h>
+
+#include "engine/guest_call.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct brig_python_instance brig_python_instance;
+
+/* Instantiates the guest. `wasi_context` (a brig::wasi::WasiContext*) must outlive the
+ * instance. The linear memory may grow to `memory_limit_pages` 64 KiB pages at most (0: the
+ * module's own maximum). Returns NULL if out of host memory. */
+brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t memory_limit_pages);
+void brig_python_instance_destroy(brig_python_instance*);
+
+/* The guest's linear memory (owned by the instance). */
+wasm_rt_memory_t* brig_python_instance_memory(brig_python_instance*);
+
+/* Export calls. Results from the guest are untrusted: they are written to *out only when
+ * the call returned, and callers must range-check guest pointers before use. */
+brig_call_outcome brig_python_initialize(brig_python_instance*, int32_t* status_out);
+brig_call_outcome brig_python_alloc(brig_python_instance*, uint32_t size, uint32_t* ptr_out);
+brig_call_outcome brig_python_free(brig_python_instance*, uint32_t ptr);
+brig_call_outcome brig_python_execute(brig_python_instance*, uint32_t code, uint32_t code_len,
+                                      uint32_t filename, uint32_t filename_len, int32_t* len_out);
+brig_call_outcome brig_python_result(brig_python_instance*, uint32_t* ptr_out);
+
+/* The guest build id (Debian revision of CPython plus a hash of module and stdlib). */
+const char* brig_python_build_id(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,303 @@
+/* brig's implementation of the wasm2c runtime (see wasm-rt.h for what differs from Debian's).
+ *
+ * Traps: generated code calls wasm_rt_trap(); memory faults arrive as SIGSEGV/SIGBUS. Both
+ * siglongjmp to the jump target of the current thread's brig_guest_call(). Faults that are
+ * not the guest's (outside guest memory and outside the thread's stack guard, or on a thread
+ * not running guest code) get the default action: brig must crash loudly, not hide a bug. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine/guest_call.h"
+#include "engine/guest_exit.h"
+#include "engine/wasm-rt.h"
+
+#define WASM_PAGE 65536u
+/* 4 GiB of addresses plus 4 GiB so that any u32 address + u32 offset faults. */
+#define RESERVATION (8ull << 30)
+#define ALT_STACK_SIZE (64u * 1024u)
+/* How far below the bottom of the thread stack a fault still counts as stack exhaustion. */
+#define STACK_GUARD_SLACK (1u << 20)
+
+typedef struct {
+  sigjmp_buf jump;
+  int active;                   /* inside brig_guest_call */
+  uintptr_t mem_lo, mem_hi;     /* reservation of the memory being run */
+  uintptr_t stack_lo, stack_hi; /* this thread's stack */
+  uint32_t exit_code;
+  void* alt_stack;
+  uint32_t memory_limit_pages;
+} thread_state;
+
+static __thread thread_state t_state;
+static pthread_key_t g_cleanup_key;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_initialized;
+
+enum { JUMP_EXIT = 1000 }; /* longjmp value for proc_exit; traps use their wasm_rt_trap_t */
+
+static void fault_handler(int sig, siginfo_t* info, void* ucontext) {
+  (void)ucontext;
+  thread_state* t = &t_state;
+  uintptr_t addr = (uintptr_t)info->si_addr;
+  if (t->active) {
+    if (addr >= t->mem_lo && addr < t->mem_hi) {
+      t->active = 0;
+      siglongjmp(t->jump, WASM_RT_TRAP_OOB);
+    }
+    if (addr + STACK_GUARD_SLACK >= t->stack_lo && addr < t->stack_lo + 4096) {
+      t->active = 0;
+      siglongjmp(t->jump, WASM_RT_TRAP_EXHAUSTION);
+    }
+  }
+  /* Not a guest fault: let the default action (core dump) happen on return. */
+  signal(sig, SIG_DFL);
+}
+
+static void free_thread_state(void* p) {
+  (void)p;
+  if (t_state.alt_stack) {
+    stack_t ss = {.ss_flags = SS_DISABLE};
+    sigaltstack(&ss, NULL);
+    free(t_state.alt_stack);
+    t_state.alt_stack = NULL;
+  }
+}
+
+static void init_once(void) {
+  pthread_key_create(&g_cleanup_key, free_thread_state);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_sigaction = fault_handler;
+  if (sigaction(SIGSEGV, &sa, NULL) != 0 || sigaction(SIGBUS, &sa, NULL) != 0) {
+    perror("brig: sigaction");
+    abort();
+  }
+  g_initialized = 1;
+}
+
+void wasm_rt_init(void) { pthread_once(&g_once, init_once); }
+bool wasm_rt_is_initialized(void) { return g_initialized; }
+void wasm_rt_free(void) {}
+
+/* Gives the calling thread an alternate signal stack (a stack overflow fault cannot run its
+ * handler on the overflowed stack) and records the stack bounds. */
+static void init_thread(void) {
+  thread_state* t = &t_state;
+  if (t->alt_stack) return;
+  wasm_rt_init();
+  t->alt_stack = malloc(ALT_STACK_SIZE);
+  if (!t->alt_stack) abort();
+  stack_t ss = {.ss_sp = t->alt_stack, .ss_size = ALT_STACK_SIZE, .ss_flags = 0};
+  if (sigaltstack(&ss, NULL) != 0) abort();
+  pthread_setspecific(g_cleanup_key, t);
+  pthread_attr_t attr;
+  void* lo = NULL;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    pthread_attr_getstack(&attr, &lo, &size);
+    pthread_attr_destroy(&attr);
+  }
+  t->stack_lo = (uintptr_t)lo;
+  t->stack_hi = (uintptr_t)lo + size;
+}
+
+brig_call_outcome brig_guest_call(wasm_rt_memory_t* memory, void (*fn)(void*), void* arg) {
+  thread_state* t = &t_state;
+  brig_call_outcome out = {BRIG_CALL_RETURNED, WASM_RT_TRAP_NONE, 0};
+  init_thread();
+  if (t->active) abort(); /* re-entry would overwrite the jump target */
+  t->mem_lo = (uintptr_t)memory->data;
+  t->mem_hi = t->mem_lo + RESERVATION;
+  int jumped = sigsetjmp(t->jump, 1);
+  if (jumped == 0) {
+    t->active = 1;
+    fn(arg);
+    t->active = 0;
+    return out;
+  }
+  t->active = 0;
+  if (jumped == JUMP_EXIT) {
+    out.status = BRIG_CALL_EXITED;
+    out.exit_code = t->exit_code;
+  } else {
+    out.status = BRIG_CALL_TRAPPED;
+    out.trap = (wasm_rt_trap_t)jumped;
+  }
+  return out;
+}
+
+void wasm_rt_trap(wasm_rt_trap_t code) {
+  thread_state* t = &t_state;
+  if (!t->active) {
+    fprintf(stderr, "brig: wasm trap %d outside a guest call\n", (int)code);
+    abort();
+  }
+  t->active = 0;
+  siglongjmp(t->jump, code == WASM_RT_TRAP_NONE ? WASM_RT_TRAP_UNREACHABLE : (int)code);
+}
+
+void brig_guest_exit(uint32_t exit_code) {
+  thread_state* t = &t_state;
+  if (!t->active) abort();
+  t->active = 0;
+  t->exit_code = exit_code;
+  siglongjmp(t->jump, JUMP_EXIT);
+}
+
+void brig_rt_set_memory_limit_pages(uint32_t pages) { t_state.memory_limit_pages = pages; }
+
+const char* wasm_rt_strerror(wasm_rt_trap_t trap) {
+  switch (trap) {
+    case WASM_RT_TRAP_NONE: return "no trap";
+    case WASM_RT_TRAP_OOB: return "out-of-bounds memory access";
+    case WASM_RT_TRAP_INT_OVERFLOW: return "integer overflow";
+    case WASM_RT_TRAP_DIV_BY_ZERO: return "integer divide by zero";
+    case WASM_RT_TRAP_INVALID_CONVERSION: return "invalid conversion to integer";
+    case WASM_RT_TRAP_UNREACHABLE: return "unreachable executed";
+    case WASM_RT_TRAP_CALL_INDIRECT: return "invalid indirect call";
+    case WASM_RT_TRAP_UNCAUGHT_EXCEPTION: return "uncaught wasm exception";
+    case WASM_RT_TRAP_EXHAUSTION: return "call stack exhausted";
+  }
+  return "unknown trap";
+}
+
+/* ---- function types ---- */
+
+typedef struct {
+  uint32_t params, results;
+  wasm_rt_type_t* types; /* params then results */
+} func_type;
+
+static pthread_mutex_t g_types_lock = PTHREAD_MUTEX_INITIALIZER;
+static func_type* g_types;
+static uint32_t g_type_count;
+
+uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...) {
+  uint32_t n = params + results;
+  wasm_rt_type_t* types = malloc((n ? n : 1) * sizeof *types);
+  if (!types) abort();
+  va_list ap;
+  va_start(ap, results);
+  for (uint32_t i = 0; i < n; i++) types[i] = va_arg(ap, wasm_rt_type_t);
+  va_end(ap);
+
+  pthread_mutex_lock(&g_types_lock);
+  uint32_t found = 0;
+  for (uint32_t i = 0; i < g_type_count && !found; i++) {
+    const func_type* t = &g_types[i];
+    if (t->params == params && t->results == results && memcmp(t->types, types, n * sizeof *types) == 0) {
+      found = i + 1;
+    }
+  }
+  if (found) {
+    free(types);
+  } else {
+    func_type* grown = realloc(g_types, (g_type_count + 1) * sizeof *g_types);
+    if (!grown) abort();
+    g_types = grown;
+    g_types[g_type_count++] = (func_type){params, results, types};
+    found = g_type_count;
+  }
+  pthread_mutex_unlock(&g_types_lock);
+  return found;
+}
+
+/* ---- exceptions (not used by the guest) ---- */
+
+uint32_t wasm_rt_register_tag(uint32_t size) { (void)size; return 0; }
+void wasm_rt_load_exception(uint32_t tag, uint32_t size, const void* values) {
+  (void)tag; (void)size; (void)values;
+  wasm_rt_trap(WASM_RT_TRAP_UNCAUGHT_EXCEPTION);
+}
+void wasm_rt_throw(void) { wasm_rt_trap(WASM_RT_TRAP_UNCAUGHT_EXCEPTION); }
+static __thread WASM_RT_UNWIND_TARGET* t_unwind_target;
+WASM_RT_UNWIND_TARGET* wasm_rt_get_unwind_target(void) { return t_unwind_target; }
+void wasm_rt_set_unwind_target(WASM_RT_UNWIND_TARGET* target) { t_unwind_target = target; }
+uint32_t wasm_rt_exception_tag(void) { return 0; }
+uint32_t wasm_rt_exception_size(void) { return 0; }
+void* wasm_rt_exception(void) { return NULL; }
+
+/* ---- memory ---- */
+
+void wasm_rt_allocate_memory(wasm_rt_memory_t* memory, uint32_t initial_pages, uint32_t max_pages) {
+  uint32_t limit = t_state.memory_limit_pages;
+  if (max_pages > 65536u) max_pages = 65536u;
+  if (limit && limit < max_pages) max_pages = limit;
+  if (initial_pages > max_pages) max_pages = initial_pages; /* the module cannot start smaller */
+  void* addr = mmap(NULL, RESERVATION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (addr == MAP_FAILED) {
+    perror("brig: reserving guest memory");
+    abort();
+  }
+  size_t bytes = (size_t)initial_pages * WASM_PAGE;
+  if (bytes && mprotect(addr, bytes, PROT_READ | PROT_WRITE) != 0) {
+    perror("brig: committing guest memory");
+    abort();
+  }
+  memory->data = addr;
+  memory->pages = initial_pages;
+  memory->max_pages = max_pages;
+  memory->size = (uint32_t)bytes;
+}
+
+uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* memory, uint32_t delta) {
+  uint32_t old_pages = memory->pages;
+  uint64_t new_pages = (uint64_t)old_pages + delta;
+  if (new_pages > memory->max_pages) return UINT32_MAX;
+  if (delta == 0) return old_pages;
+  if (mprotect(memory->data + (size_t)old_pages * WASM_PAGE, (size_t)delta * WASM_PAGE,
+               PROT_READ | PROT_WRITE) != 0) {
+    return UINT32_MAX;
+  }
+  memory->pages = (uint32_t)new_pages;
+  /* 65536 pages would be 2^32 bytes: size saturates, the guard still covers the rest */
+  memory->size = new_pages >= 65536u ? UINT32_MAX : (uint32_t)(new_pages * WASM_PAGE);
+  return old_pages;
+}
+
+void wasm_rt_free_memory(wasm_rt_memory_t* memory) {
+  if (memory->data) munmap(memory->data, RESERVATION);
+  memory->data = NULL;
+  memory->size = 0;
+  memory->pages = 0;
+}
+
+/* ---- tables ---- */
+
+#define DEFINE_TABLE_OPS(type)                                                                  \
+  void wasm_rt_allocate_##type##_table(wasm_rt_##type##_table_t* table, uint32_t elements,     \
+                                       uint32_t max_elements) {                                \
+    table->size = elements;                                                                    \
+    table->max_size = max_elements;                                                            \
+    table->data = calloc(elements ? elements : 1, sizeof(wasm_rt_##type##_t));                 \
+    if (!table->data) abort();                                                                 \
+  }                                                                                            \
+  void wasm_rt_free_##type##_table(wasm_rt_##type##_table_t* table) {                          \
+    free(table->data);                                                                         \
+    table->data = NULL;                                                                        \
+    table->size = 0;                                                                           \
+  }                                                                                            \
+  uint32_t wasm_rt_grow_##type##_table(wasm_rt_##type##_table_t* table, uint32_t delta,        \
+                                       wasm_rt_##type##_t init) {                              \
+    uint32_t old = table->size;                                                                \
+    uint64_t grown = (uint64_t)old + delta;                                                    \
+    if (grown > table->max_size) return UINT32_MAX;                                            \
+    if (delta == 0) return old;                                                                \
+    void* data = realloc(table->data, grown * sizeof(wasm_rt_##type##_t));                     \
+    if (!data) return UINT32_MAX;                                                              \
+    table->data = data;                                                                        \
+    for (uint64_t i = old; i < grown; i++) table->data[i] = init;                              \
+    table->size = (uint32_t)grown;                                                             \
+    return old;                                                                                \
+  }
+
+DEFINE_TABLE_OPS(funcref)
+DEFINE_TABLE_OPS(externref)

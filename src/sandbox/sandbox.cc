@@ -1,0 +1,258 @@
+// A sandbox: one guest instance, its WASI context and its file system, and the protocol that
+// hands code in and reads the outcome back (guest/brig_guest.c is the other side).
+#include "brig/sandbox.h"
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "engine/python_instance.h"
+#include "vfs/file_system.h"
+#include "vfs/pack.h"
+#include "wasi/guest_memory.h"
+#include "wasi/wasi_context.h"
+
+extern "C" const char brig_stdlib_pack_begin[];
+extern "C" const char brig_stdlib_pack_end[];
+
+namespace brig {
+namespace {
+
+constexpr uint64_t kWasmPage = 65536;
+constexpr uint64_t kMinMemory = 16ull << 20;
+constexpr uint64_t kMaxMemory = 4096ull << 20;
+// The result document the guest hands back is bounded: output travels through WASI, not here.
+constexpr uint64_t kMaxResultBytes = 64ull << 20;
+
+// The stdlib pack embedded in the binary, parsed once and shared (read-only) by all sandboxes.
+const std::shared_ptr<const vfs::PackTree>& Stdlib(std::string* error) {
+  static std::string parse_error;
+  static std::shared_ptr<const vfs::PackTree> tree = [] {
+    std::string_view bytes(brig_stdlib_pack_begin, brig_stdlib_pack_end - brig_stdlib_pack_begin);
+    return vfs::PackTree::Parse(bytes, &parse_error);
+  }();
+  if (!tree) *error = parse_error;
+  return tree;
+}
+
+std::string TruncationMarker(uint64_t dropped) {
+  return "\n[brig: output truncated, " + std::to_string(dropped) + " more bytes dropped]\n";
+}
+
+// Reads the guest's result document into `r`. Every field is checked: the guest is untrusted.
+bool ParseGuestResult(const std::string& text, ExecutionResult* r, std::string* why) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return *why = "result is not a JSON object", false;
+  auto ok = j.find("ok");
+  if (ok == j.end() || !ok->is_boolean()) return *why = "result.ok is not a boolean", false;
+  r->ok = ok->get<bool>();
+  auto value = j.find("result");
+  if (value != j.end() && !value->is_null()) {
+    if (!value->is_string()) return *why = "result.result is not a string", false;
+    r->result = value->get<std::string>();
+  }
+  auto error = j.find("error");
+  if (error != j.end() && !error->is_null()) {
+    if (!error->is_object()) return *why = "result.error is not an object", false;
+    PythonError e;
+    for (auto [key, field] : {std::pair{"type", &e.type}, {"message", &e.message}, {"traceback", &e.traceback}}) {
+      auto it = error->find(key);
+      if (it == error->end() || !it->is_string()) return *why = std::string("result.error.") + key + " is not a string", false;
+      *field = it->get<std::string>();
+    }
+    r->error = std::move(e);
+  }
+  auto exit_code = j.find("exit_code");
+  if (exit_code != j.end() && !exit_code->is_null()) {
+    if (!exit_code->is_number_integer()) return *why = "result.exit_code is not an integer", false;
+    r->exit_code = static_cast<int>(exit_code->get<int64_t>());
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view FailureName(Failure failure) {
+  switch (failure) {
+    case Failure::kNone: return "none";
+    case Failure::kTrap: return "trap";
+    case Failure::kExit: return "exit";
+    case Failure::kTimeout: return "timeout";
+    case Failure::kGuestError: return "guest_error";
+  }
+  return "unknown";
+}
+
+struct Sandbox::Impl {
+  Limits limits;
+  std::unique_ptr<vfs::FileSystem> fs;
+  std::unique_ptr<wasi::WasiContext> wasi;
+  brig_python_instance* instance = nullptr;
+  // Set once the interpreter is gone (trap, exit): later executions report this.
+  Failure dead = Failure::kNone;
+  std::string dead_message;
+  std::optional<int> dead_exit_code;
+
+  ~Impl() { brig_python_instance_destroy(instance); }
+
+  wasi::GuestMemory Memory() {
+    wasm_rt_memory_t* m = brig_python_instance_memory(instance);
+    return wasi::GuestMemory(m->data, m->size);
+  }
+
+  // Turns a guest call that did not return into the sandbox's death. False if it did not return.
+  bool Returned(const brig_call_outcome& o, ExecutionResult* r) {
+    if (o.status == BRIG_CALL_RETURNED) return true;
+    if (o.status == BRIG_CALL_TRAPPED) {
+      dead = Failure::kTrap;
+      dead_message = std::string("WebAssembly trap: ") + wasm_rt_strerror(o.trap);
+    } else {
+      dead = Failure::kExit;
+      dead_message = "the guest exited with code " + std::to_string(o.exit_code);
+      dead_exit_code = static_cast<int>(o.exit_code);
+    }
+    r->failure = dead;
+    r->failure_message = dead_message;
+    r->exit_code = dead_exit_code;
+    r->ok = dead == Failure::kExit && o.exit_code == 0;
+    return false;
+  }
+
+  void Run(std::string_view code, std::string_view filename, ExecutionResult* r) {
+    // Code and file name go into one guest buffer; its address comes from the guest.
+    uint64_t total = code.size() + filename.size();
+    if (total > UINT32_MAX / 2) {
+      r->failure = Failure::kGuestError;
+      r->failure_message = "code too large";
+      return;
+    }
+    uint32_t buf = 0;
+    if (!Returned(brig_python_alloc(instance, static_cast<uint32_t>(total), &buf), r)) return;
+    wasi::GuestMemory mem = Memory();
+    if (buf == 0 || !mem.InBounds(buf, total)) {
+      r->error = PythonError{"MemoryError", "no guest memory for the code", ""};
+      r->ok = false;
+      return;
+    }
+    if (!mem.CopyOut(buf, code.data(), code.size()) ||
+        !mem.CopyOut(buf + code.size(), filename.data(), filename.size())) {
+      r->failure = Failure::kGuestError;
+      r->failure_message = "guest buffer out of bounds";
+      return;
+    }
+    int32_t len = -1;
+    brig_call_outcome o = brig_python_execute(instance, buf, static_cast<uint32_t>(code.size()),
+                                              buf + static_cast<uint32_t>(code.size()),
+                                              static_cast<uint32_t>(filename.size()), &len);
+    if (!Returned(o, r)) return;
+    if (!Returned(brig_python_free(instance, buf), r)) return;
+    if (len < 0) {
+      r->failure = Failure::kGuestError;
+      r->failure_message = "the guest runner failed (see stderr)";
+      return;
+    }
+    uint32_t result_ptr = 0;
+    if (!Returned(brig_python_result(instance, &result_ptr), r)) return;
+    mem = Memory();
+    std::string text;
+    if (static_cast<uint64_t>(len) > kMaxResultBytes || !mem.InBounds(result_ptr, static_cast<uint64_t>(len))) {
+      r->failure = Failure::kGuestError;
+      r->failure_message = "the guest's result is out of bounds";
+      return;
+    }
+    text.resize(static_cast<size_t>(len));
+    if (!mem.CopyIn(result_ptr, text.data(), text.size())) {
+      r->failure = Failure::kGuestError;
+      r->failure_message = "the guest's result is out of bounds";
+      return;
+    }
+    std::string why;
+    if (!ParseGuestResult(text, r, &why)) {
+      r->ok = false;
+      r->failure = Failure::kGuestError;
+      r->failure_message = "malformed result from the guest: " + why;
+    }
+  }
+};
+
+Sandbox::Sandbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Sandbox::~Sandbox() = default;
+
+std::string_view Sandbox::GuestBuildId() { return brig_python_build_id(); }
+
+StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
+  if (limits.memory_bytes < kMinMemory || limits.memory_bytes > kMaxMemory) {
+    return Status::InvalidArgument("memory limit must be between 16 MiB and 4096 MiB");
+  }
+  if (!(limits.timeout_seconds > 0)) return Status::InvalidArgument("timeout must be positive");
+  if (limits.output_bytes == 0) return Status::InvalidArgument("output limit must be positive");
+
+  std::string pack_error;
+  const auto& stdlib = Stdlib(&pack_error);
+  if (!stdlib) return Status::Internal("the embedded stdlib is damaged: " + pack_error);
+
+  auto impl = std::make_unique<Impl>();
+  impl->limits = limits;
+  vfs::FileSystem::Options fs_options;
+  fs_options.stdlib = stdlib;
+  fs_options.limits.max_total_bytes = limits.file_bytes;
+  impl->fs = std::make_unique<vfs::FileSystem>(std::move(fs_options));
+
+  wasi::WasiContext::Options wasi_options;
+  wasi_options.args = {"python3"};
+  wasi_options.env = {"HOME=/home/user", "USER=user", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin"};
+  wasi_options.stdout_cap = limits.output_bytes;
+  wasi_options.stderr_cap = limits.output_bytes;
+  impl->wasi = std::make_unique<wasi::WasiContext>(*impl->fs, std::move(wasi_options));
+
+  uint32_t pages = static_cast<uint32_t>(limits.memory_bytes / kWasmPage);
+  impl->instance = brig_python_instance_create(impl->wasi.get(), pages);
+  if (!impl->instance) return Status::ResourceExhausted("cannot create a guest instance");
+
+  int32_t status = -1;
+  ExecutionResult r;
+  if (!impl->Returned(brig_python_initialize(impl->instance, &status), &r) || status != 0) {
+    std::string detail = r.failure_message.empty() ? impl->wasi->stderr_data() : r.failure_message;
+    return Status::Internal("the Python interpreter failed to start: " + detail);
+  }
+  impl->wasi->ClearOutput();
+  return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
+}
+
+ExecutionResult Sandbox::Execute(std::string_view code, std::string_view filename) {
+  ExecutionResult r;
+  auto start = std::chrono::steady_clock::now();
+  if (impl_->dead != Failure::kNone) {
+    r.failure = impl_->dead;
+    r.failure_message = impl_->dead_message + " (the sandbox no longer runs code)";
+    r.exit_code = impl_->dead_exit_code;
+    return r;
+  }
+  impl_->wasi->ClearOutput();
+  impl_->Run(code, filename, &r);
+
+  const wasi::WasiContext& w = *impl_->wasi;
+  r.stdout_text = w.stdout_data();
+  r.stderr_text = w.stderr_data();
+  r.stdout_truncated = w.stdout_truncated();
+  r.stderr_truncated = w.stderr_truncated();
+  if (r.stdout_truncated) r.stdout_text += TruncationMarker(w.stdout_dropped());
+  if (r.stderr_truncated) r.stderr_text += TruncationMarker(w.stderr_dropped());
+  impl_->wasi->ClearOutput();
+  r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+ExecutionResult ExecuteOnce(std::string_view code, const Limits& limits, std::string_view filename) {
+  auto sandbox = Sandbox::Create(limits);
+  if (!sandbox.ok()) {
+    ExecutionResult r;
+    r.failure = Failure::kGuestError;
+    r.failure_message = sandbox.status().message();
+    return r;
+  }
+  return sandbox.value()->Execute(code, filename);
+}
+
+}  // namespace brig

@@ -1,0 +1,503 @@
+#include "vfs/file_system.h"
+
+#include <ctime>
+#include <cstring>
+#include <functional>
+
+namespace brig::vfs {
+
+uint64_t NowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+const char* ErrorName(Error e) {
+  switch (e) {
+    case Error::kOk: return "OK";
+    case Error::kNoEnt: return "ENOENT";
+    case Error::kExist: return "EEXIST";
+    case Error::kNotDir: return "ENOTDIR";
+    case Error::kIsDir: return "EISDIR";
+    case Error::kNotEmpty: return "ENOTEMPTY";
+    case Error::kRoFs: return "EROFS";
+    case Error::kXDev: return "EXDEV";
+    case Error::kInval: return "EINVAL";
+    case Error::kNoSpc: return "ENOSPC";
+    case Error::kFBig: return "EFBIG";
+    case Error::kNameTooLong: return "ENAMETOOLONG";
+    case Error::kPerm: return "EPERM";
+    case Error::kBusy: return "EBUSY";
+    case Error::kBadF: return "EBADF";
+    case Error::kNoMem: return "ENOMEM";
+  }
+  return "E?";
+}
+
+// The result of walking all but the last component of a path.
+struct FileSystem::Walked {
+  // The directory holding `name`; when `name` is empty, the node the path names itself
+  // ("/", ".", "..", "a/..").
+  NodeRef dir;
+  std::string_view name;
+  bool trailing_slash = false;
+};
+
+FileSystem::FileSystem(Options options)
+    : limits_(options.limits), stdlib_tree_(std::move(options.stdlib)), quota_(std::make_shared<QuotaUsage>()) {
+  const uint64_t now = NowNs();
+  auto dir = [&](Node* parent, const char* name, bool writable, uint32_t mount) {
+    auto n = std::make_shared<Node>(NodeType::kDirectory, writable, mount, next_ino_++);
+    n->atime_ns = n->mtime_ns = n->ctime_ns = now;
+    n->mount_root = true;  // nothing synthetic and no mount root can be removed or renamed
+    if (parent) {
+      n->parent = parent;
+      parent->children.emplace(name, n);
+    }
+    return n;
+  };
+  root_ = dir(nullptr, "", false, kSyntheticMount);
+  auto home = dir(root_.get(), "home", false, kSyntheticMount);
+  dir(home.get(), "user", true, kHomeMount);
+  dir(root_.get(), "tmp", true, kTmpMount);
+  auto usr = dir(root_.get(), "usr", false, kSyntheticMount);
+  auto local = dir(usr.get(), "local", false, kSyntheticMount);
+  auto lib = dir(local.get(), "lib", false, kSyntheticMount);
+  stdlib_parent_ = lib.get();
+  if (stdlib_tree_) {
+    stdlib_root_ = stdlib_tree_->root();  // shared; its parent stays nullptr (see ParentOf)
+    lib->children.emplace("python3.11", stdlib_root_);
+  } else {
+    stdlib_root_ = dir(nullptr, "", false, kStdlibMount);
+    lib->children.emplace("python3.11", stdlib_root_);
+  }
+}
+
+Node* FileSystem::ParentOf(const Node* n) const {
+  if (n == root_.get()) return root_.get();
+  if (n == stdlib_root_.get()) return stdlib_parent_;
+  return n->parent;  // nullptr once removed
+}
+
+uint32_t FileSystem::Depth(const Node* n) const {
+  uint32_t d = 0;
+  while (n && n != root_.get()) {
+    n = ParentOf(n);
+    ++d;
+  }
+  return d;
+}
+
+Result<FileSystem::Walked> FileSystem::WalkToParent(const NodeRef& base, std::string_view path) const {
+  if (path.empty()) return Error::kNoEnt;
+  if (path.size() > limits_.max_path_length) return Error::kNameTooLong;
+  if (path.find('\0') != std::string_view::npos) return Error::kInval;
+  Node* cur = path.front() == '/' ? root_.get() : base.get();
+  if (!cur) return Error::kNoEnt;
+  if (!cur->is_dir()) return Error::kNotDir;
+
+  Walked w;
+  w.trailing_slash = path.back() == '/';
+  size_t pos = 0;
+  std::string_view pending;  // the component seen last, not yet stepped into
+  bool have_pending = false;
+  auto step = [&](std::string_view name) -> Error {
+    if (name == ".") return Error::kOk;
+    if (name == "..") {
+      Node* p = ParentOf(cur);  // "/" is its own parent: ".." never leaves the tree
+      if (!p) return Error::kNoEnt;
+      cur = p;
+      return Error::kOk;
+    }
+    auto it = cur->children.find(name);
+    if (it == cur->children.end()) return Error::kNoEnt;
+    if (!it->second->is_dir()) return Error::kNotDir;
+    cur = it->second.get();
+    return Error::kOk;
+  };
+  while (pos < path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    std::string_view name = path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (name.empty()) continue;
+    if (name.size() > limits_.max_name_length) return Error::kNameTooLong;
+    if (have_pending) {
+      if (Error e = step(pending); e != Error::kOk) return e;
+    }
+    pending = name;
+    have_pending = true;
+  }
+  if (have_pending && (pending == "." || pending == "..")) {
+    if (Error e = step(pending); e != Error::kOk) return e;
+    have_pending = false;
+  }
+  if (!cur->linked) return Error::kNoEnt;
+  w.dir = cur->shared_from_this();
+  if (have_pending) w.name = pending;
+  return w;
+}
+
+Result<NodeRef> FileSystem::Lookup(const NodeRef& base, std::string_view path) const {
+  auto w = WalkToParent(base, path);
+  if (!w) return w.error();
+  if (w->name.empty()) return w->dir;
+  auto it = w->dir->children.find(w->name);
+  if (it == w->dir->children.end()) return Error::kNoEnt;
+  if (w->trailing_slash && !it->second->is_dir()) return Error::kNotDir;
+  return it->second;
+}
+
+Result<NodeRef> FileSystem::Parent(const NodeRef& node) const {
+  Node* p = ParentOf(node.get());
+  if (!p) return Error::kNoEnt;
+  return p->shared_from_this();
+}
+
+Error FileSystem::CheckCanCreate(const Node* dir, std::string_view name) const {
+  if (!dir->writable) return Error::kRoFs;
+  if (!dir->linked) return Error::kNoEnt;
+  if (name.size() > limits_.max_name_length) return Error::kNameTooLong;
+  if (Depth(dir) + 1 > limits_.max_depth) return Error::kNameTooLong;
+  if (quota_->nodes >= limits_.max_nodes) return Error::kNoSpc;
+  return Error::kOk;
+}
+
+NodeRef FileSystem::NewNode(NodeType type, Node* dir, std::string_view name) {
+  auto n = std::make_shared<Node>(type, /*writable=*/true, dir->mount_id, next_ino_++);
+  const uint64_t now = NowNs();
+  n->atime_ns = n->mtime_ns = n->ctime_ns = now;
+  n->parent = dir;
+  dir->children.emplace(std::string(name), n);  // may throw: nothing charged yet
+  n->quota = quota_;
+  ++quota_->nodes;
+  dir->mtime_ns = dir->ctime_ns = now;
+  return n;
+}
+
+Result<NodeRef> FileSystem::Open(const NodeRef& base, std::string_view path, const OpenFlags& flags) {
+  auto w = WalkToParent(base, path);
+  if (!w) return w.error();
+  NodeRef node;
+  if (w->name.empty()) {
+    if (flags.create && flags.exclusive) return Error::kExist;
+    node = w->dir;
+  } else {
+    auto it = w->dir->children.find(w->name);
+    if (it == w->dir->children.end()) {
+      if (!flags.create) return Error::kNoEnt;
+      if (w->trailing_slash) return Error::kIsDir;
+      if (flags.directory) return Error::kInval;
+      if (Error e = CheckCanCreate(w->dir.get(), w->name); e != Error::kOk) return e;
+      return NewNode(NodeType::kFile, w->dir.get(), w->name);
+    }
+    if (flags.create && flags.exclusive) return Error::kExist;
+    node = it->second;
+  }
+  if (node->is_dir()) {
+    if (flags.write || flags.truncate) return Error::kIsDir;
+    return node;
+  }
+  if (w->trailing_slash || flags.directory) return Error::kNotDir;
+  if (flags.write || flags.truncate) {
+    if (!node->writable) return Error::kRoFs;
+    if (flags.truncate) {
+      if (Error e = Resize(node.get(), 0); e != Error::kOk) return e;
+    }
+  }
+  return node;
+}
+
+Error FileSystem::Mkdir(const NodeRef& base, std::string_view path) {
+  auto w = WalkToParent(base, path);
+  if (!w) return w.error();
+  if (w->name.empty() || w->dir->children.count(w->name)) return Error::kExist;
+  if (Error e = CheckCanCreate(w->dir.get(), w->name); e != Error::kOk) return e;
+  NewNode(NodeType::kDirectory, w->dir.get(), w->name);
+  return Error::kOk;
+}
+
+Error FileSystem::Rmdir(const NodeRef& base, std::string_view path) {
+  auto w = WalkToParent(base, path);
+  if (!w) return w.error();
+  if (w->name.empty()) return w->dir->mount_root ? Error::kBusy : Error::kInval;
+  auto it = w->dir->children.find(w->name);
+  if (it == w->dir->children.end()) return Error::kNoEnt;
+  Node* n = it->second.get();
+  if (!n->is_dir()) return Error::kNotDir;
+  if (!w->dir->writable) return Error::kRoFs;
+  if (n->mount_root) return Error::kBusy;
+  if (!n->children.empty()) return Error::kNotEmpty;
+  n->linked = false;
+  n->parent = nullptr;
+  w->dir->children.erase(it);
+  w->dir->mtime_ns = w->dir->ctime_ns = NowNs();
+  return Error::kOk;
+}
+
+Error FileSystem::Unlink(const NodeRef& base, std::string_view path) {
+  auto w = WalkToParent(base, path);
+  if (!w) return w.error();
+  if (w->name.empty()) return Error::kIsDir;
+  auto it = w->dir->children.find(w->name);
+  if (it == w->dir->children.end()) return Error::kNoEnt;
+  Node* n = it->second.get();
+  if (n->is_dir()) return Error::kIsDir;
+  if (w->trailing_slash) return Error::kNotDir;
+  if (!w->dir->writable) return Error::kRoFs;
+  n->linked = false;
+  n->parent = nullptr;
+  n->ctime_ns = NowNs();
+  w->dir->children.erase(it);  // the node lives on while open; its bytes stay charged
+  w->dir->mtime_ns = w->dir->ctime_ns = n->ctime_ns;
+  return Error::kOk;
+}
+
+Error FileSystem::Rename(const NodeRef& old_base, std::string_view old_path, const NodeRef& new_base,
+                         std::string_view new_path) {
+  auto from = WalkToParent(old_base, old_path);
+  if (!from) return from.error();
+  auto to = WalkToParent(new_base, new_path);
+  if (!to) return to.error();
+  if (from->name.empty()) return from->dir->mount_root ? Error::kBusy : Error::kInval;
+  auto src_it = from->dir->children.find(from->name);
+  if (src_it == from->dir->children.end()) return Error::kNoEnt;
+  NodeRef src = src_it->second;
+  if (from->trailing_slash && !src->is_dir()) return Error::kNotDir;
+  if (to->name.empty()) return to->dir->mount_root ? Error::kBusy : Error::kInval;
+  if (!from->dir->writable || !to->dir->writable) return Error::kRoFs;
+  if (src->mount_root) return Error::kBusy;
+  if (from->dir->mount_id != to->dir->mount_id) return Error::kXDev;
+  if (!to->dir->linked) return Error::kNoEnt;
+  if (to->name.size() > limits_.max_name_length) return Error::kNameTooLong;
+
+  auto dst_it = to->dir->children.find(to->name);
+  NodeRef dst = dst_it == to->dir->children.end() ? nullptr : dst_it->second;
+  if (dst == src) return Error::kOk;  // same node: POSIX says do nothing
+  if (src->is_dir()) {
+    // The target directory must not lie inside the moved directory.
+    for (Node* a = to->dir.get(); a && a != root_.get(); a = ParentOf(a)) {
+      if (a == src.get()) return Error::kInval;
+    }
+    if (dst && !dst->is_dir()) return Error::kNotDir;
+    if (dst && !dst->children.empty()) return Error::kNotEmpty;
+    // The moved subtree must stay within the depth limit.
+    std::function<uint32_t(const Node*)> height = [&](const Node* n) -> uint32_t {
+      uint32_t h = 0;
+      for (const auto& [name, c] : n->children)
+        if (c->is_dir()) h = std::max(h, 1 + height(c.get()));
+      return h;
+    };
+    if (Depth(to->dir.get()) + 1 + height(src.get()) > limits_.max_depth) return Error::kNameTooLong;
+  } else {
+    if (dst && dst->is_dir()) return Error::kIsDir;
+    if (to->trailing_slash) return Error::kNotDir;
+    if (Depth(to->dir.get()) + 1 > limits_.max_depth) return Error::kNameTooLong;
+  }
+  if (dst && dst->mount_root) return Error::kBusy;
+
+  // Insert first (the only step that can throw), then detach: never half-done.
+  if (dst) {
+    dst->linked = false;
+    dst->parent = nullptr;
+    dst_it->second = src;
+  } else {
+    to->dir->children.emplace(std::string(to->name), src);
+  }
+  // src_it is still valid: map insertion does not invalidate iterators, and when the
+  // target replaced an entry it was a different one.
+  from->dir->children.erase(src_it);
+  src->parent = to->dir.get();
+  const uint64_t now = NowNs();
+  src->ctime_ns = now;
+  from->dir->mtime_ns = from->dir->ctime_ns = now;
+  to->dir->mtime_ns = to->dir->ctime_ns = now;
+  return Error::kOk;
+}
+
+Error FileSystem::Link(const NodeRef& old_base, std::string_view old_path, const NodeRef& new_base,
+                       std::string_view new_path) {
+  auto src = Lookup(old_base, old_path);
+  if (!src) return src.error();
+  auto to = WalkToParent(new_base, new_path);
+  if (!to) return to.error();
+  if (to->name.empty() || to->dir->children.count(to->name)) return Error::kExist;
+  if (!to->dir->writable) return Error::kRoFs;
+  return Error::kPerm;
+}
+
+Error FileSystem::Symlink(std::string_view target, const NodeRef& base, std::string_view path) {
+  if (target.find('\0') != std::string_view::npos) return Error::kInval;
+  auto to = WalkToParent(base, path);
+  if (!to) return to.error();
+  if (to->name.empty() || to->dir->children.count(to->name)) return Error::kExist;
+  if (!to->dir->writable) return Error::kRoFs;
+  return Error::kPerm;
+}
+
+Error FileSystem::ReadLink(const NodeRef& base, std::string_view path) const {
+  auto n = Lookup(base, path);
+  return n ? Error::kInval : n.error();
+}
+
+Stat FileSystem::GetStat(const Node& n) {
+  Stat s{};
+  s.type = n.type;
+  s.dev = n.mount_id;
+  s.ino = n.ino;
+  s.nlink = n.is_dir() ? 2 : (n.linked ? 1 : 0);
+  s.size = n.is_dir() ? 0 : n.size();
+  s.atime_ns = n.atime_ns;
+  s.mtime_ns = n.mtime_ns;
+  s.ctime_ns = n.ctime_ns;
+  return s;
+}
+
+Error FileSystem::SetTimes(const NodeRef& node, std::optional<uint64_t> atime_ns,
+                           std::optional<uint64_t> mtime_ns) {
+  if (!node->writable) return Error::kRoFs;
+  if (atime_ns) node->atime_ns = *atime_ns;
+  if (mtime_ns) node->mtime_ns = *mtime_ns;
+  node->ctime_ns = NowNs();
+  return Error::kOk;
+}
+
+size_t FileSystem::Read(const Node& node, uint64_t offset, std::span<uint8_t> out) {
+  std::string_view c = node.contents();
+  if (offset >= c.size()) return 0;
+  size_t n = std::min<uint64_t>(out.size(), c.size() - offset);
+  std::memcpy(out.data(), c.data() + offset, n);
+  return n;
+}
+
+// Charges and applies a size change. The only allocation happens before anything is
+// charged, so a throw (bad_alloc) leaves node and quota as they were.
+Error FileSystem::Resize(Node* node, uint64_t size) {
+  if (node->is_dir()) return Error::kIsDir;
+  if (!node->writable) return Error::kRoFs;
+  if (size > limits_.max_file_size) return Error::kFBig;
+  const uint64_t old = node->data.size();
+  if (size > old && size - old > limits_.max_total_bytes - std::min(quota_->bytes, limits_.max_total_bytes))
+    return Error::kNoSpc;
+  node->data.resize(size);
+  if (size < old / 2) node->data.shrink_to_fit();
+  quota_->bytes = quota_->bytes - old + size;
+  node->mtime_ns = node->ctime_ns = NowNs();
+  return Error::kOk;
+}
+
+Result<uint64_t> FileSystem::Write(const NodeRef& node, uint64_t offset, std::span<const uint8_t> in) {
+  if (node->is_dir()) return Error::kIsDir;
+  if (!node->writable) return Error::kRoFs;
+  if (in.empty()) return uint64_t{0};
+  if (offset > limits_.max_file_size || in.size() > limits_.max_file_size - offset) return Error::kFBig;
+  const uint64_t end = offset + in.size();
+  if (end > node->data.size()) {
+    if (Error e = Resize(node.get(), end); e != Error::kOk) return e;
+  }
+  std::memcpy(node->data.data() + offset, in.data(), in.size());
+  node->mtime_ns = node->ctime_ns = NowNs();
+  return static_cast<uint64_t>(in.size());
+}
+
+Error FileSystem::Truncate(const NodeRef& node, uint64_t size) { return Resize(node.get(), size); }
+
+Error FileSystem::Allocate(const NodeRef& node, uint64_t offset, uint64_t len) {
+  if (node->is_dir()) return Error::kIsDir;
+  if (!node->writable) return Error::kRoFs;
+  if (offset > limits_.max_file_size || len > limits_.max_file_size - offset) return Error::kFBig;
+  if (offset + len <= node->data.size()) return Error::kOk;
+  return Resize(node.get(), offset + len);
+}
+
+Result<std::vector<DirEntry>> FileSystem::ReadDir(const NodeRef& dir) const {
+  if (!dir->is_dir()) return Error::kNotDir;
+  std::vector<DirEntry> out;
+  out.reserve(dir->children.size());
+  for (const auto& [name, n] : dir->children) out.push_back({name, n->type, n->ino});
+  return out;
+}
+
+// ---- Host-side API.
+
+std::optional<std::string> FileSystem::ReadFile(std::string_view path) const {
+  if (path.empty() || path.front() != '/') return std::nullopt;
+  auto n = Lookup(root_, path);
+  if (!n || n.value()->is_dir()) return std::nullopt;
+  return std::string(n.value()->contents());
+}
+
+Error FileSystem::SetContents(Node* node, std::string_view bytes) {
+  if (bytes.size() > limits_.max_file_size) return Error::kFBig;
+  const uint64_t old = node->data.size();
+  if (bytes.size() > old &&
+      bytes.size() - old > limits_.max_total_bytes - std::min(quota_->bytes, limits_.max_total_bytes))
+    return Error::kNoSpc;
+  node->data.assign(bytes);
+  quota_->bytes = quota_->bytes - old + bytes.size();
+  node->mtime_ns = node->ctime_ns = NowNs();
+  return Error::kOk;
+}
+
+Error FileSystem::MakeDirs(std::string_view path) {
+  if (path.empty() || path.front() != '/') return Error::kInval;
+  if (path.size() > limits_.max_path_length) return Error::kNameTooLong;
+  size_t pos = 1;
+  while (pos <= path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    std::string_view prefix = path.substr(0, slash);
+    pos = slash + 1;
+    if (prefix.empty() || prefix.back() == '/') continue;
+    auto n = Lookup(root_, prefix);
+    if (n) {
+      if (!n.value()->is_dir()) return Error::kExist;
+      continue;
+    }
+    if (n.error() != Error::kNoEnt) return n.error();
+    if (Error e = Mkdir(root_, prefix); e != Error::kOk) return e;
+  }
+  return Error::kOk;
+}
+
+Error FileSystem::WriteFile(std::string_view path, std::string_view bytes) {
+  if (path.empty() || path.front() != '/') return Error::kInval;
+  size_t slash = path.find_last_of('/');
+  if (slash > 0) {
+    if (Error e = MakeDirs(path.substr(0, slash)); e != Error::kOk) return e;
+  }
+  const bool existed = Lookup(root_, path).ok();
+  OpenFlags f;
+  f.create = true;
+  f.write = true;
+  auto n = Open(root_, path, f);
+  if (!n) return n.error();
+  Error e = SetContents(n.value().get(), bytes);
+  if (e != Error::kOk && !existed) (void)Unlink(root_, path);  // leave no empty file behind
+  return e;
+}
+
+std::optional<std::vector<DirEntry>> FileSystem::List(std::string_view path) const {
+  if (path.empty() || path.front() != '/') return std::nullopt;
+  auto n = Lookup(root_, path);
+  if (!n) return std::nullopt;
+  auto entries = ReadDir(n.value());
+  if (!entries) return std::nullopt;
+  return std::move(entries.value());
+}
+
+Result<Stat> FileSystem::StatPath(std::string_view path) const {
+  if (path.empty() || path.front() != '/') return Error::kInval;
+  auto n = Lookup(root_, path);
+  if (!n) return n.error();
+  return GetStat(*n.value());
+}
+
+Error FileSystem::Remove(std::string_view path) {
+  if (path.empty() || path.front() != '/') return Error::kInval;
+  auto n = Lookup(root_, path);
+  if (!n) return n.error();
+  return n.value()->is_dir() ? Rmdir(root_, path) : Unlink(root_, path);
+}
+
+}  // namespace brig::vfs

@@ -1,0 +1,174 @@
+// brig::vfs::FileSystem: one sandbox's in-memory file tree. Never touches the host's files.
+//
+// Layout (fixed):
+//   /                               synthetic, read-only; lists only: home, tmp, usr
+//   /usr, /usr/local, /usr/local/lib, /home    synthetic, read-only
+//   /usr/local/lib/python3.11       the stdlib PackTree, read-only (shared, not copied)
+//   /home/user                      read-write workspace (the guest's working directory)
+//   /tmp                            read-write
+// Writes to read-only parts fail with kRoFs. There are no symbolic or hard links: Symlink
+// and Link always fail (kPerm after the usual existence checks), ReadLink of an existing
+// path fails with kInval. ".." never goes above "/". Renames stay within one mount (kXDev).
+// The writable mounts share one set of Limits (bytes, nodes); a failed operation changes
+// nothing.
+//
+// Thread-safety: a FileSystem is not thread-safe; one sandbox uses it at a time. The stdlib
+// PackTree it mounts is immutable and may be shared by many FileSystems on many threads.
+// NodeRefs handed out keep their node alive; they must not outlive the FileSystem.
+#ifndef BRIG_VFS_FILE_SYSTEM_H_
+#define BRIG_VFS_FILE_SYSTEM_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vfs/error.h"
+#include "vfs/limits.h"
+#include "vfs/node.h"
+#include "vfs/pack.h"
+#include "vfs/result.h"
+
+namespace brig::vfs {
+
+using NodeRef = std::shared_ptr<Node>;
+
+struct Stat {
+  NodeType type;
+  uint64_t dev;    // mount id (kStdlibMount, kHomeMount, ...)
+  uint64_t ino;    // unique within dev
+  uint64_t nlink;  // files: 1, or 0 once unlinked; directories: 2
+  uint64_t size;   // files: bytes; directories: 0
+  uint64_t atime_ns, mtime_ns, ctime_ns;
+};
+
+struct DirEntry {
+  std::string name;
+  NodeType type;
+  uint64_t ino;
+};
+
+struct OpenFlags {
+  bool create = false;     // create a regular file if missing
+  bool exclusive = false;  // with create: fail with kExist if it exists
+  bool truncate = false;   // truncate an existing file to 0 (needs a writable file)
+  bool directory = false;  // the target must be a directory (kNotDir)
+  bool write = false;      // the caller will write: the file must be writable (kRoFs);
+                           // a directory fails with kIsDir
+};
+
+class FileSystem {
+ public:
+  struct Options {
+    Limits limits;
+    // Mounted at /usr/local/lib/python3.11; null mounts an empty read-only directory.
+    std::shared_ptr<const PackTree> stdlib;
+  };
+
+  explicit FileSystem(Options options);
+  FileSystem() : FileSystem(Options{}) {}
+  FileSystem(const FileSystem&) = delete;
+  FileSystem& operator=(const FileSystem&) = delete;
+
+  // ---- Guest-facing operations. `base` is the directory relative paths start from (a
+  // path starting with '/' starts at the root). Paths are byte strings: a NUL byte fails
+  // with kInval, too long with kNameTooLong, empty with kNoEnt. A trailing '/' requires a
+  // directory.
+
+  const NodeRef& root() const { return root_; }
+
+  // The node `path` names. Errors: kNoEnt, kNotDir, kNameTooLong, kInval.
+  Result<NodeRef> Lookup(const NodeRef& base, std::string_view path) const;
+  // Opens (and per `flags` creates / truncates) the node `path` names. Creating needs a
+  // writable, existing directory (kRoFs, kNoEnt) and quota (kNoSpc).
+  Result<NodeRef> Open(const NodeRef& base, std::string_view path, const OpenFlags& flags);
+  // The directory containing `node` ("/" for "/"). kNoEnt if `node` was removed.
+  Result<NodeRef> Parent(const NodeRef& node) const;
+
+  // kExist if present; kRoFs in read-only parts; kNoSpc over the node quota.
+  Error Mkdir(const NodeRef& base, std::string_view path);
+  // kNotDir for a file, kNotEmpty, kBusy for a mount point, kInval for "." / "/".
+  Error Rmdir(const NodeRef& base, std::string_view path);
+  // kIsDir for a directory.
+  Error Unlink(const NodeRef& base, std::string_view path);
+  // POSIX rename: replaces an existing target (a file by a file, an empty directory by a
+  // directory). kXDev across mounts, kInval moving a directory into its own subtree,
+  // kBusy for mount points, kRoFs in read-only parts.
+  Error Rename(const NodeRef& old_base, std::string_view old_path, const NodeRef& new_base,
+               std::string_view new_path);
+  // Hard links are not supported: after checking that the source exists and the target
+  // does not (kNoEnt, kExist, kRoFs), fails with kPerm.
+  Error Link(const NodeRef& old_base, std::string_view old_path, const NodeRef& new_base,
+             std::string_view new_path);
+  // Symbolic links are not supported: after checking the target name (kExist, kNoEnt,
+  // kRoFs), fails with kPerm.
+  Error Symlink(std::string_view target, const NodeRef& base, std::string_view path);
+  // Nothing is a symlink: kInval if `path` exists, else the lookup error.
+  Error ReadLink(const NodeRef& base, std::string_view path) const;
+
+  static Stat GetStat(const Node& node);
+  // Sets the times given (others unchanged); ctime becomes now. kRoFs for read-only nodes.
+  Error SetTimes(const NodeRef& node, std::optional<uint64_t> atime_ns, std::optional<uint64_t> mtime_ns);
+  // Copies up to out.size() bytes from `offset`; returns the count (0 at or past EOF).
+  // REQUIRES: node is a file.
+  static size_t Read(const Node& node, uint64_t offset, std::span<uint8_t> out);
+  // Writes all of `in` at `offset`, zero-filling any gap; returns in.size(). kFBig past the
+  // file size limit (also for offsets near 2^64), kNoSpc over the byte quota, kRoFs,
+  // kIsDir. On failure the file is unchanged.
+  Result<uint64_t> Write(const NodeRef& node, uint64_t offset, std::span<const uint8_t> in);
+  // Sets the size (zero-fills growth). Same errors as Write.
+  Error Truncate(const NodeRef& node, uint64_t size);
+  // Grows the file to at least offset + len. Same errors as Write.
+  Error Allocate(const NodeRef& node, uint64_t offset, uint64_t len);
+  // Entries of a directory, sorted by name, without "." and "..". kNotDir.
+  Result<std::vector<DirEntry>> ReadDir(const NodeRef& dir) const;
+
+  // ---- Host-side API (for the sandbox owner, not the guest). Paths are absolute
+  // (kInval otherwise); the same limits and read-only rules apply.
+
+  // The contents of a file, or nullopt if `path` is missing or not a file.
+  std::optional<std::string> ReadFile(std::string_view path) const;
+  // Creates or replaces a file, creating missing parent directories. On kNoSpc / kFBig the
+  // existing file keeps its old contents.
+  Error WriteFile(std::string_view path, std::string_view bytes);
+  // mkdir -p. kExist if a component is a file.
+  Error MakeDirs(std::string_view path);
+  // A directory's entries, or nullopt if `path` is missing or not a directory.
+  std::optional<std::vector<DirEntry>> List(std::string_view path) const;
+  Result<Stat> StatPath(std::string_view path) const;
+  // Removes a file or an empty directory.
+  Error Remove(std::string_view path);
+
+  const Limits& limits() const { return limits_; }
+  // Bytes and nodes currently charged to the writable mounts.
+  uint64_t bytes_used() const { return quota_->bytes; }
+  uint64_t nodes_used() const { return quota_->nodes; }
+
+ private:
+  struct Walked;
+  Result<Walked> WalkToParent(const NodeRef& base, std::string_view path) const;
+  Node* ParentOf(const Node* n) const;
+  uint32_t Depth(const Node* n) const;
+  Error CheckCanCreate(const Node* dir, std::string_view name) const;
+  NodeRef NewNode(NodeType type, Node* dir, std::string_view name);
+  Error Resize(Node* node, uint64_t size);
+  Error SetContents(Node* node, std::string_view bytes);
+
+  Limits limits_;
+  std::shared_ptr<const PackTree> stdlib_tree_;
+  std::shared_ptr<QuotaUsage> quota_;
+  uint64_t next_ino_ = 1;
+  NodeRef root_;
+  NodeRef stdlib_root_;    // pack root (parent == nullptr) or an empty read-only dir
+  Node* stdlib_parent_;    // /usr/local/lib
+};
+
+// Current wall-clock time in ns since the epoch (used for file times).
+uint64_t NowNs();
+
+}  // namespace brig::vfs
+
+#endif

@@ -1,0 +1,78 @@
+// A node of the in-memory tree: a directory or a regular file (there are no symlinks).
+//
+// Two kinds live in one type:
+//   - read-only nodes (writable == false): the stdlib pack tree and the synthetic
+//     directories above the mounts. Pack nodes are shared between FileSystems through an
+//     immutable PackTree and are never modified after parsing; every mutating path in
+//     FileSystem checks `writable` first, which is what makes that sharing thread-safe.
+//   - writable nodes: owned by one FileSystem; file bytes live in `data` and are charged
+//     to a QuotaUsage for as long as the node exists (also while unlinked but open).
+//
+// Nodes are held by std::shared_ptr: a directory's children map owns its entries and an
+// open descriptor shares ownership, so an unlinked file stays readable while open.
+#ifndef BRIG_VFS_NODE_H_
+#define BRIG_VFS_NODE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace brig::vfs {
+
+enum class NodeType : uint8_t { kDirectory, kFile };
+
+// Bytes and nodes charged against a FileSystem's Limits. Shared by the FileSystem and its
+// writable nodes so a node can give back its share when it is destroyed.
+struct QuotaUsage {
+  uint64_t bytes = 0;
+  uint64_t nodes = 0;
+};
+
+// Mount identifiers; reported to the guest as st_dev.
+inline constexpr uint32_t kSyntheticMount = 1;  // "/", "/usr", ...: read-only, synthetic
+inline constexpr uint32_t kStdlibMount = 2;     // /usr/local/lib/python3.11 (pack)
+inline constexpr uint32_t kHomeMount = 3;       // /home/user (read-write)
+inline constexpr uint32_t kTmpMount = 4;        // /tmp (read-write)
+
+struct Node : std::enable_shared_from_this<Node> {
+  Node(NodeType t, bool w, uint32_t mount, uint64_t inode) : type(t), writable(w), mount_id(mount), ino(inode) {}
+  ~Node() {
+    if (quota) {
+      quota->bytes -= data.size();
+      quota->nodes -= 1;
+    }
+  }
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  bool is_dir() const { return type == NodeType::kDirectory; }
+  uint64_t size() const { return writable ? data.size() : ro_data.size(); }
+  std::string_view contents() const { return writable ? std::string_view(data) : ro_data; }
+
+  const NodeType type;
+  const bool writable;
+  const uint32_t mount_id;
+  const uint64_t ino;
+  // True for the root directory of a mount (and "/"): cannot be removed or renamed.
+  bool mount_root = false;
+  // False once unlinked / removed; a removed directory accepts no new entries.
+  bool linked = true;
+  // Containing directory; nullptr for "/", for a pack tree's root (the FileSystem knows
+  // where it is mounted) and for removed nodes. Not owning: the parent owns us.
+  Node* parent = nullptr;
+  uint64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;
+  // Directories: entries by name, sorted (readdir order).
+  std::map<std::string, std::shared_ptr<Node>, std::less<>> children;
+  // Writable files: the bytes (size charged to `quota`).
+  std::string data;
+  // Read-only pack files: the bytes inside the pack buffer (not copied).
+  std::string_view ro_data;
+  // Non-null for writable nodes other than mount roots.
+  std::shared_ptr<QuotaUsage> quota;
+};
+
+}  // namespace brig::vfs
+
+#endif

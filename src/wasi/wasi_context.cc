@@ -1,0 +1,826 @@
+#include "wasi/wasi_context.h"
+
+#include <sched.h>
+#include <sys/random.h>
+
+#include <cerrno>
+#include <ctime>
+#include <new>
+
+namespace brig::wasi {
+namespace {
+
+constexpr uint32_t kMaxIovecs = 1024;                // like Linux IOV_MAX: EINVAL above
+constexpr uint64_t kMaxTransfer = 0x7ffff000;        // per call, like Linux MAX_RW_COUNT
+constexpr uint32_t kMaxSubscriptions = 4096;         // poll_oneoff: EINVAL above
+constexpr std::string_view kPreopenName = "/";
+
+// Runs one call; nothing may unwind into the wasm2c-generated C frames above us.
+template <typename F>
+uint32_t Guarded(F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return err::kNoMem;
+  } catch (...) {
+    return err::kIo;
+  }
+}
+
+uint64_t ClockNs(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void DefaultSleep(uint64_t ns) {
+  timespec req{static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
+  timespec rem{};
+  while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
+}
+
+uint8_t Filetype(const vfs::Node& n) { return n.is_dir() ? kFiletypeDirectory : kFiletypeRegularFile; }
+
+}  // namespace
+
+uint32_t ToWasiErrno(vfs::Error e) {
+  using vfs::Error;
+  switch (e) {
+    case Error::kOk: return err::kSuccess;
+    case Error::kNoEnt: return err::kNoEnt;
+    case Error::kExist: return err::kExist;
+    case Error::kNotDir: return err::kNotDir;
+    case Error::kIsDir: return err::kIsDir;
+    case Error::kNotEmpty: return err::kNotEmpty;
+    case Error::kRoFs: return err::kRoFs;
+    case Error::kXDev: return err::kXDev;
+    case Error::kInval: return err::kInval;
+    case Error::kNoSpc: return err::kNoSpc;
+    case Error::kFBig: return err::kFBig;
+    case Error::kNameTooLong: return err::kNameTooLong;
+    case Error::kPerm: return err::kPerm;
+    case Error::kBusy: return err::kBusy;
+    case Error::kBadF: return err::kBadF;
+    case Error::kNoMem: return err::kNoMem;
+  }
+  return err::kIo;
+}
+
+struct WasiContext::Fd {
+  enum class Kind { kStdin, kStdout, kStderr, kFile, kDir };
+  Kind kind;
+  vfs::NodeRef node;  // kFile / kDir
+  uint64_t offset = 0;
+  uint16_t fdflags = 0;
+  uint64_t rights_base = 0;
+  uint64_t rights_inheriting = 0;
+  bool preopen = false;
+  // fd_readdir's listing, taken at cookie 0 so cookies stay stable across calls.
+  std::vector<vfs::DirEntry> listing;
+  bool listing_valid = false;
+
+  bool stdio() const { return kind == Kind::kStdin || kind == Kind::kStdout || kind == Kind::kStderr; }
+  bool readable() const { return rights_base & rights::kFdRead; }
+  bool writable() const { return rights_base & rights::kFdWrite; }
+};
+
+WasiContext::WasiContext(vfs::FileSystem& fs, Options options)
+    : fs_(fs),
+      options_(std::move(options)),
+      stdout_(options_.stdout_cap),
+      stderr_(options_.stderr_cap),
+      created_ns_(ClockNs(CLOCK_MONOTONIC)) {
+  if (options_.max_fds < 4) options_.max_fds = 4;
+  auto stdio = [](Fd::Kind k, uint64_t r) {
+    auto f = std::make_unique<Fd>();
+    f->kind = k;
+    f->rights_base = r;
+    return f;
+  };
+  fds_.push_back(stdio(Fd::Kind::kStdin, rights::kStdio & ~rights::kFdWrite));
+  fds_.push_back(stdio(Fd::Kind::kStdout, rights::kStdio & ~rights::kFdRead));
+  fds_.push_back(stdio(Fd::Kind::kStderr, rights::kStdio & ~rights::kFdRead));
+  auto root = std::make_unique<Fd>();
+  root->kind = Fd::Kind::kDir;
+  root->node = fs_.root();
+  root->rights_base = rights::kAll;
+  root->rights_inheriting = rights::kAll;
+  root->preopen = true;
+  fds_.push_back(std::move(root));
+}
+
+WasiContext::~WasiContext() = default;
+
+void WasiContext::ClearOutput() {
+  stdout_.Clear();
+  stderr_.Clear();
+}
+
+size_t WasiContext::open_fd_count() const {
+  size_t n = 0;
+  for (const auto& f : fds_) n += f != nullptr;
+  return n;
+}
+
+WasiContext::Fd* WasiContext::GetFd(u32 fd) { return fd < fds_.size() ? fds_[fd].get() : nullptr; }
+
+uint64_t WasiContext::MonotonicNs() const { return ClockNs(CLOCK_MONOTONIC); }
+
+WasiContext::u32 WasiContext::AllocateFd(std::unique_ptr<Fd> entry, u32* out) {
+  for (u32 i = 0; i < fds_.size(); ++i) {
+    if (!fds_[i]) {
+      fds_[i] = std::move(entry);
+      *out = i;
+      return err::kSuccess;
+    }
+  }
+  if (fds_.size() >= options_.max_fds) return err::kMFile;
+  fds_.push_back(std::move(entry));
+  *out = static_cast<u32>(fds_.size() - 1);
+  return err::kSuccess;
+}
+
+WasiContext::u32 WasiContext::ReadPath(GuestMemory& m, u32 ptr, u32 len, std::string* out) {
+  return m.ReadString(ptr, len, fs_.limits().max_path_length, out);
+}
+
+WasiContext::u32 WasiContext::DirFd(u32 fd, vfs::NodeRef* dir) {
+  Fd* f = GetFd(fd);
+  if (!f) return err::kBadF;
+  if (f->kind != Fd::Kind::kDir) return err::kNotDir;
+  *dir = f->node;
+  return err::kSuccess;
+}
+
+WasiContext::u32 WasiContext::ReadIovecs(GuestMemory& m, u32 iovs, u32 iovs_len, std::vector<Iovec>* out) {
+  if (iovs_len > kMaxIovecs) return err::kInval;
+  if (!m.ArrayInBounds<Iovec>(iovs, iovs_len)) return err::kFault;
+  out->resize(iovs_len);
+  if (!m.CopyIn(iovs, out->data(), uint64_t{iovs_len} * sizeof(Iovec))) return err::kFault;
+  for (const Iovec& v : *out) {
+    if (!m.InBounds(v.buf, v.buf_len)) return err::kFault;
+  }
+  return err::kSuccess;
+}
+
+// ---- args / environ
+
+namespace {
+
+uint32_t SizesGet(GuestMemory& m, const std::vector<std::string>& list, uint32_t count_out, uint32_t size_out) {
+  if (!m.InBounds(count_out, 4) || !m.InBounds(size_out, 4)) return err::kFault;
+  uint64_t total = 0;
+  for (const auto& s : list) total += s.size() + 1;
+  if (total > UINT32_MAX) return err::kOverflow;
+  if (!m.Write<uint32_t>(count_out, static_cast<uint32_t>(list.size())) ||
+      !m.Write<uint32_t>(size_out, static_cast<uint32_t>(total)))
+    return err::kFault;
+  return err::kSuccess;
+}
+
+uint32_t ListGet(GuestMemory& m, const std::vector<std::string>& list, uint32_t ptrs, uint32_t buf) {
+  uint64_t total = 0;
+  for (const auto& s : list) total += s.size() + 1;
+  if (!m.ArrayInBounds<uint32_t>(ptrs, list.size()) || !m.InBounds(buf, total)) return err::kFault;
+  uint64_t off = 0;
+  for (size_t i = 0; i < list.size(); ++i) {
+    // buf + off < size <= 2^32: fits in u32.
+    if (!m.Write<uint32_t>(ptrs + 4ull * i, static_cast<uint32_t>(buf + off)) ||
+        !m.CopyOut(buf + off, list[i].c_str(), list[i].size() + 1))
+      return err::kFault;
+    off += list[i].size() + 1;
+  }
+  return err::kSuccess;
+}
+
+}  // namespace
+
+WasiContext::u32 WasiContext::ArgsGet(GuestMemory& m, u32 argv, u32 argv_buf) {
+  return Guarded([&] { return ListGet(m, options_.args, argv, argv_buf); });
+}
+WasiContext::u32 WasiContext::ArgsSizesGet(GuestMemory& m, u32 argc_out, u32 size_out) {
+  return Guarded([&] { return SizesGet(m, options_.args, argc_out, size_out); });
+}
+WasiContext::u32 WasiContext::EnvironGet(GuestMemory& m, u32 environ, u32 environ_buf) {
+  return Guarded([&] { return ListGet(m, options_.env, environ, environ_buf); });
+}
+WasiContext::u32 WasiContext::EnvironSizesGet(GuestMemory& m, u32 count_out, u32 size_out) {
+  return Guarded([&] { return SizesGet(m, options_.env, count_out, size_out); });
+}
+
+// ---- clocks, random, sched
+
+WasiContext::u32 WasiContext::ClockResGet(GuestMemory& m, u32 id, u32 res_out) {
+  return Guarded([&]() -> u32 {
+    if (id > kClockThreadCputime) return err::kInval;
+    timespec ts{};
+    clock_getres(id == kClockRealtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, &ts);
+    uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    if (ns == 0) ns = 1;
+    return m.Write<uint64_t>(res_out, ns) ? err::kSuccess : err::kFault;
+  });
+}
+
+WasiContext::u32 WasiContext::ClockTimeGet(GuestMemory& m, u32 id, u64 /*precision*/, u32 time_out) {
+  return Guarded([&]() -> u32 {
+    uint64_t t;
+    switch (id) {
+      case kClockRealtime: t = ClockNs(CLOCK_REALTIME); break;
+      case kClockMonotonic: t = ClockNs(CLOCK_MONOTONIC); break;
+      case kClockProcessCputime:
+      case kClockThreadCputime: t = MonotonicNs() - created_ns_; break;
+      default: return err::kInval;
+    }
+    return m.Write<uint64_t>(time_out, t) ? err::kSuccess : err::kFault;
+  });
+}
+
+WasiContext::u32 WasiContext::RandomGet(GuestMemory& m, u32 buf, u32 buf_len) {
+  return Guarded([&]() -> u32 {
+    if (buf_len > options_.max_random_per_call) return err::kInval;
+    auto view = m.View(buf, buf_len);
+    if (!view) return err::kFault;
+    size_t done = 0;
+    while (done < view->size()) {
+      ssize_t r = getrandom(view->data() + done, view->size() - done, 0);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return err::kIo;
+      }
+      done += static_cast<size_t>(r);
+    }
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::SchedYield() {
+  sched_yield();
+  return err::kSuccess;
+}
+
+void WasiContext::ProcExit(u32 code) noexcept { exit_code_ = code; }
+
+// ---- descriptors
+
+WasiContext::u32 WasiContext::FdAdvise(GuestMemory&, u32 fd, u64, u64, u32 advice) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (advice > kAdviceMax) return err::kInval;
+    if (f->stdio()) return err::kSPipe;
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::FdAllocate(GuestMemory&, u32 fd, u64 offset, u64 len) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (f->kind != Fd::Kind::kFile || !f->writable()) return err::kBadF;
+    return ToWasiErrno(fs_.Allocate(f->node, offset, len));
+  });
+}
+
+WasiContext::u32 WasiContext::FdClose(GuestMemory&, u32 fd) {
+  return Guarded([&]() -> u32 {
+    if (!GetFd(fd)) return err::kBadF;
+    fds_[fd].reset();
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::FdDatasync(GuestMemory&, u32 fd) { return GetFd(fd) ? err::kSuccess : err::kBadF; }
+WasiContext::u32 WasiContext::FdSync(GuestMemory&, u32 fd) { return GetFd(fd) ? err::kSuccess : err::kBadF; }
+
+WasiContext::u32 WasiContext::FdFdstatGet(GuestMemory& m, u32 fd, u32 stat_out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    Fdstat s{};
+    s.filetype = f->stdio() ? kFiletypeCharacterDevice : Filetype(*f->node);
+    s.flags = f->fdflags;
+    s.rights_base = f->rights_base;
+    s.rights_inheriting = f->rights_inheriting;
+    return m.Write(stat_out, s) ? err::kSuccess : err::kFault;
+  });
+}
+
+WasiContext::u32 WasiContext::FdFdstatSetFlags(GuestMemory&, u32 fd, u32 flags) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (flags & ~u32{kFdflagsAll}) return err::kInval;
+    f->fdflags = static_cast<uint16_t>(flags);
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::FdFdstatSetRights(GuestMemory&, u32 fd, u64 base, u64 inheriting) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if ((base & ~f->rights_base) || (inheriting & ~f->rights_inheriting)) return err::kNotCapable;
+    f->rights_base = base;
+    f->rights_inheriting = inheriting;
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::WriteFilestat(GuestMemory& m, const Fd* f, const vfs::NodeRef& node, u32 out) {
+  Filestat s{};
+  if (f && f->stdio()) {
+    s.filetype = kFiletypeCharacterDevice;
+  } else {
+    vfs::Stat st = vfs::FileSystem::GetStat(*node);
+    s.dev = st.dev;
+    s.ino = st.ino;
+    s.filetype = Filetype(*node);
+    s.nlink = st.nlink;
+    s.size = st.size;
+    s.atim = st.atime_ns;
+    s.mtim = st.mtime_ns;
+    s.ctim = st.ctime_ns;
+  }
+  return m.Write(out, s) ? err::kSuccess : err::kFault;
+}
+
+WasiContext::u32 WasiContext::FdFilestatGet(GuestMemory& m, u32 fd, u32 stat_out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    return WriteFilestat(m, f, f->node, stat_out);
+  });
+}
+
+WasiContext::u32 WasiContext::FdFilestatSetSize(GuestMemory&, u32 fd, u64 size) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (f->kind != Fd::Kind::kFile || !f->writable()) return err::kInval;
+    return ToWasiErrno(fs_.Truncate(f->node, size));
+  });
+}
+
+WasiContext::u32 WasiContext::SetTimes(const vfs::NodeRef& node, u64 atim, u64 mtim, u32 fst) {
+  if (fst & ~u32{kFstflagsAll}) return err::kInval;
+  if (((fst & kFstflagAtim) && (fst & kFstflagAtimNow)) || ((fst & kFstflagMtim) && (fst & kFstflagMtimNow)))
+    return err::kInval;
+  const uint64_t now = vfs::NowNs();
+  std::optional<uint64_t> a, mt;
+  if (fst & kFstflagAtimNow) a = now;
+  if (fst & kFstflagAtim) a = atim;
+  if (fst & kFstflagMtimNow) mt = now;
+  if (fst & kFstflagMtim) mt = mtim;
+  return ToWasiErrno(fs_.SetTimes(node, a, mt));
+}
+
+WasiContext::u32 WasiContext::FdFilestatSetTimes(GuestMemory&, u32 fd, u64 atim, u64 mtim, u32 fst) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (f->stdio()) return (fst & ~u32{kFstflagsAll}) ? err::kInval : err::kSuccess;
+    return SetTimes(f->node, atim, mtim, fst);
+  });
+}
+
+WasiContext::u32 WasiContext::DoRead(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset,
+                                     u32 nread_out) {
+  if (!m.InBounds(nread_out, 4)) return err::kFault;
+  if (f.kind == Fd::Kind::kDir) return err::kIsDir;
+  if (!f.readable() || f.kind == Fd::Kind::kStdout || f.kind == Fd::Kind::kStderr) return err::kBadF;
+  if (offset && f.stdio()) return err::kSPipe;
+  std::vector<Iovec> iov;
+  if (u32 e = ReadIovecs(m, iovs, iovs_len, &iov)) return e;
+  uint64_t total = 0;
+  if (f.kind == Fd::Kind::kFile) {
+    uint64_t pos = offset ? *offset : f.offset;
+    for (const Iovec& v : iov) {
+      uint64_t want = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
+      auto span = m.View(v.buf, want);
+      if (!span) return err::kFault;
+      size_t n = vfs::FileSystem::Read(*f.node, pos, *span);
+      pos += n;
+      total += n;
+      if (n < want || total >= kMaxTransfer) break;
+    }
+    if (!offset) f.offset = pos;
+  }  // stdin: always at end of file
+  return m.Write<uint32_t>(nread_out, static_cast<uint32_t>(total)) ? err::kSuccess : err::kFault;
+}
+
+WasiContext::u32 WasiContext::DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset,
+                                      u32 nwritten_out) {
+  if (!m.InBounds(nwritten_out, 4)) return err::kFault;
+  if (f.kind == Fd::Kind::kDir) return err::kIsDir;
+  if (!f.writable() || f.kind == Fd::Kind::kStdin) return err::kBadF;
+  if (offset && f.stdio()) return err::kSPipe;
+  std::vector<Iovec> iov;
+  if (u32 e = ReadIovecs(m, iovs, iovs_len, &iov)) return e;
+  uint64_t total = 0;
+  if (f.stdio()) {
+    OutputCapture& out = f.kind == Fd::Kind::kStdout ? stdout_ : stderr_;
+    for (const Iovec& v : iov) {
+      uint64_t n = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
+      auto span = m.View(v.buf, n);
+      if (!span) return err::kFault;
+      out.Append(*span);
+      total += n;
+    }
+  } else {
+    uint64_t pos = offset ? *offset : (f.fdflags & kFdflagAppend) ? f.node->size() : f.offset;
+    for (const Iovec& v : iov) {
+      uint64_t n = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
+      if (n == 0) continue;
+      auto span = m.View(v.buf, n);
+      if (!span) return err::kFault;
+      auto r = fs_.Write(f.node, pos, *span);
+      if (!r) {
+        if (total == 0) return ToWasiErrno(r.error());
+        break;  // short write: report what was written
+      }
+      pos += *r;
+      total += *r;
+    }
+    if (!offset) f.offset = pos;
+  }
+  return m.Write<uint32_t>(nwritten_out, static_cast<uint32_t>(total)) ? err::kSuccess : err::kFault;
+}
+
+WasiContext::u32 WasiContext::FdRead(GuestMemory& m, u32 fd, u32 iovs, u32 iovs_len, u32 nread_out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    return DoRead(m, *f, iovs, iovs_len, std::nullopt, nread_out);
+  });
+}
+
+WasiContext::u32 WasiContext::FdPread(GuestMemory& m, u32 fd, u32 iovs, u32 iovs_len, u64 offset, u32 nread_out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    return DoRead(m, *f, iovs, iovs_len, offset, nread_out);
+  });
+}
+
+WasiContext::u32 WasiContext::FdWrite(GuestMemory& m, u32 fd, u32 iovs, u32 iovs_len, u32 nwritten_out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    return DoWrite(m, *f, iovs, iovs_len, std::nullopt, nwritten_out);
+  });
+}
+
+WasiContext::u32 WasiContext::FdPwrite(GuestMemory& m, u32 fd, u32 iovs, u32 iovs_len, u64 offset,
+                                       u32 nwritten_out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    return DoWrite(m, *f, iovs, iovs_len, offset, nwritten_out);
+  });
+}
+
+WasiContext::u32 WasiContext::FdPrestatGet(GuestMemory& m, u32 fd, u32 prestat_out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f || !f->preopen) return err::kBadF;
+    Prestat p{};
+    p.tag = kPreopentypeDir;
+    p.name_len = static_cast<uint32_t>(kPreopenName.size());
+    return m.Write(prestat_out, p) ? err::kSuccess : err::kFault;
+  });
+}
+
+WasiContext::u32 WasiContext::FdPrestatDirName(GuestMemory& m, u32 fd, u32 path, u32 path_len) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f || !f->preopen) return err::kBadF;
+    if (!m.InBounds(path, path_len)) return err::kFault;  // the whole buffer the guest named
+    if (path_len < kPreopenName.size()) return err::kNameTooLong;
+    return m.CopyOut(path, kPreopenName.data(), kPreopenName.size()) ? err::kSuccess : err::kFault;
+  });
+}
+
+WasiContext::u32 WasiContext::FdReaddir(GuestMemory& m, u32 fd, u32 buf, u32 buf_len, u64 cookie, u32 bufused_out) {
+  return Guarded([&]() -> u32 {
+    if (!m.InBounds(bufused_out, 4) || !m.InBounds(buf, buf_len)) return err::kFault;
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (f->kind != Fd::Kind::kDir) return err::kNotDir;
+    if (cookie == 0 || !f->listing_valid) {
+      auto entries = fs_.ReadDir(f->node);
+      if (!entries) return ToWasiErrno(entries.error());
+      auto parent = fs_.Parent(f->node);
+      std::vector<vfs::DirEntry> listing;
+      listing.reserve(entries->size() + 2);
+      listing.push_back({".", vfs::NodeType::kDirectory, f->node->ino});
+      listing.push_back({"..", vfs::NodeType::kDirectory, parent ? parent.value()->ino : f->node->ino});
+      for (auto& e : *entries) listing.push_back(std::move(e));
+      f->listing = std::move(listing);
+      f->listing_valid = true;
+    }
+    std::string out;
+    for (uint64_t i = cookie; i < f->listing.size() && out.size() < buf_len; ++i) {
+      const vfs::DirEntry& e = f->listing[i];
+      Dirent d{};
+      d.d_next = i + 1;
+      d.d_ino = e.ino;
+      d.d_namlen = static_cast<uint32_t>(e.name.size());
+      d.d_type = e.type == vfs::NodeType::kDirectory ? kFiletypeDirectory : kFiletypeRegularFile;
+      out.append(reinterpret_cast<const char*>(&d), sizeof d);
+      out.append(e.name);
+    }
+    if (out.size() > buf_len) out.resize(buf_len);  // the last entry is cut, as the spec says
+    if (!m.CopyOut(buf, out.data(), out.size())) return err::kFault;
+    return m.Write<uint32_t>(bufused_out, static_cast<uint32_t>(out.size())) ? err::kSuccess : err::kFault;
+  });
+}
+
+WasiContext::u32 WasiContext::FdRenumber(GuestMemory&, u32 fd, u32 to) {
+  return Guarded([&]() -> u32 {
+    if (!GetFd(fd)) return err::kBadF;
+    if (to >= options_.max_fds) return err::kBadF;
+    if (fd == to) return err::kSuccess;
+    if (to >= fds_.size()) fds_.resize(to + 1);
+    fds_[to] = std::move(fds_[fd]);
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::FdSeek(GuestMemory& m, u32 fd, u64 offset, u32 whence, u32 newoffset_out) {
+  return Guarded([&]() -> u32 {
+    if (!m.InBounds(newoffset_out, 8)) return err::kFault;
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (f->stdio()) return err::kSPipe;
+    if (f->kind == Fd::Kind::kDir) return err::kIsDir;
+    uint64_t base;
+    switch (whence) {
+      case kWhenceSet: base = 0; break;
+      case kWhenceCur: base = f->offset; break;
+      case kWhenceEnd: base = f->node->size(); break;
+      default: return err::kInval;
+    }
+    const int64_t delta = static_cast<int64_t>(offset);
+    uint64_t pos;
+    if (delta < 0) {
+      const uint64_t back = 0 - offset;  // magnitude, also right for INT64_MIN
+      if (back > base) return err::kInval;
+      pos = base - back;
+    } else {
+      if (offset > uint64_t{INT64_MAX} - base) return err::kOverflow;
+      pos = base + offset;
+    }
+    f->offset = pos;
+    return m.Write<uint64_t>(newoffset_out, pos) ? err::kSuccess : err::kFault;
+  });
+}
+
+WasiContext::u32 WasiContext::FdTell(GuestMemory& m, u32 fd, u32 offset_out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (f->stdio()) return err::kSPipe;
+    return m.Write<uint64_t>(offset_out, f->offset) ? err::kSuccess : err::kFault;
+  });
+}
+
+// ---- paths
+
+WasiContext::u32 WasiContext::PathCreateDirectory(GuestMemory& m, u32 fd, u32 path, u32 path_len) {
+  return Guarded([&]() -> u32 {
+    vfs::NodeRef dir;
+    std::string p;
+    if (u32 e = DirFd(fd, &dir)) return e;
+    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
+    return ToWasiErrno(fs_.Mkdir(dir, p));
+  });
+}
+
+WasiContext::u32 WasiContext::PathFilestatGet(GuestMemory& m, u32 fd, u32, u32 path, u32 path_len, u32 stat_out) {
+  return Guarded([&]() -> u32 {
+    if (!m.InBounds(stat_out, sizeof(Filestat))) return err::kFault;
+    vfs::NodeRef dir;
+    std::string p;
+    if (u32 e = DirFd(fd, &dir)) return e;
+    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
+    auto node = fs_.Lookup(dir, p);
+    if (!node) return ToWasiErrno(node.error());
+    return WriteFilestat(m, nullptr, node.value(), stat_out);
+  });
+}
+
+WasiContext::u32 WasiContext::PathFilestatSetTimes(GuestMemory& m, u32 fd, u32, u32 path, u32 path_len, u64 atim,
+                                                   u64 mtim, u32 fst) {
+  return Guarded([&]() -> u32 {
+    vfs::NodeRef dir;
+    std::string p;
+    if (u32 e = DirFd(fd, &dir)) return e;
+    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
+    auto node = fs_.Lookup(dir, p);
+    if (!node) return ToWasiErrno(node.error());
+    return SetTimes(node.value(), atim, mtim, fst);
+  });
+}
+
+WasiContext::u32 WasiContext::PathLink(GuestMemory& m, u32 old_fd, u32, u32 old_path, u32 old_len, u32 new_fd,
+                                       u32 new_path, u32 new_len) {
+  return Guarded([&]() -> u32 {
+    vfs::NodeRef from, to;
+    std::string a, b;
+    if (u32 e = DirFd(old_fd, &from)) return e;
+    if (u32 e = DirFd(new_fd, &to)) return e;
+    if (u32 e = ReadPath(m, old_path, old_len, &a)) return e;
+    if (u32 e = ReadPath(m, new_path, new_len, &b)) return e;
+    return ToWasiErrno(fs_.Link(from, a, to, b));
+  });
+}
+
+WasiContext::u32 WasiContext::PathOpen(GuestMemory& m, u32 fd, u32, u32 path, u32 path_len, u32 oflags,
+                                       u64 rights_base, u64 rights_inheriting, u32 fdflags, u32 fd_out) {
+  return Guarded([&]() -> u32 {
+    if (!m.InBounds(fd_out, 4)) return err::kFault;
+    vfs::NodeRef dir;
+    std::string p;
+    if (u32 e = DirFd(fd, &dir)) return e;
+    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
+    if ((oflags & ~u32{kOflagsAll}) || (fdflags & ~u32{kFdflagsAll})) return err::kInval;
+    // Refuse before creating anything when no descriptor is left.
+    if (open_fd_count() >= options_.max_fds) return err::kMFile;
+    vfs::OpenFlags flags;
+    flags.create = oflags & kOflagCreat;
+    flags.exclusive = oflags & kOflagExcl;
+    flags.truncate = oflags & kOflagTrunc;
+    flags.directory = oflags & kOflagDirectory;
+    flags.write = (rights_base & rights::kWriteIntent) || flags.truncate || (fdflags & kFdflagAppend);
+    auto node = fs_.Open(dir, p, flags);
+    if (!node) return ToWasiErrno(node.error());
+    auto entry = std::make_unique<Fd>();
+    entry->kind = node.value()->is_dir() ? Fd::Kind::kDir : Fd::Kind::kFile;
+    entry->node = node.value();
+    entry->fdflags = static_cast<uint16_t>(fdflags);
+    entry->rights_base = rights_base & rights::kAll;
+    entry->rights_inheriting = rights_inheriting & rights::kAll;
+    u32 newfd = 0;
+    if (u32 e = AllocateFd(std::move(entry), &newfd)) return e;
+    if (!m.Write<uint32_t>(fd_out, newfd)) {  // checked above; kept for safety
+      fds_[newfd].reset();
+      return err::kFault;
+    }
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::PathReadlink(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 buf, u32 buf_len,
+                                           u32 bufused_out) {
+  return Guarded([&]() -> u32 {
+    if (!m.InBounds(buf, buf_len) || !m.InBounds(bufused_out, 4)) return err::kFault;
+    vfs::NodeRef dir;
+    std::string p;
+    if (u32 e = DirFd(fd, &dir)) return e;
+    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
+    return ToWasiErrno(fs_.ReadLink(dir, p));
+  });
+}
+
+WasiContext::u32 WasiContext::PathRemoveDirectory(GuestMemory& m, u32 fd, u32 path, u32 path_len) {
+  return Guarded([&]() -> u32 {
+    vfs::NodeRef dir;
+    std::string p;
+    if (u32 e = DirFd(fd, &dir)) return e;
+    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
+    return ToWasiErrno(fs_.Rmdir(dir, p));
+  });
+}
+
+WasiContext::u32 WasiContext::PathRename(GuestMemory& m, u32 fd, u32 old_path, u32 old_len, u32 new_fd,
+                                         u32 new_path, u32 new_len) {
+  return Guarded([&]() -> u32 {
+    vfs::NodeRef from, to;
+    std::string a, b;
+    if (u32 e = DirFd(fd, &from)) return e;
+    if (u32 e = DirFd(new_fd, &to)) return e;
+    if (u32 e = ReadPath(m, old_path, old_len, &a)) return e;
+    if (u32 e = ReadPath(m, new_path, new_len, &b)) return e;
+    return ToWasiErrno(fs_.Rename(from, a, to, b));
+  });
+}
+
+WasiContext::u32 WasiContext::PathSymlink(GuestMemory& m, u32 old_path, u32 old_len, u32 fd, u32 new_path,
+                                          u32 new_len) {
+  return Guarded([&]() -> u32 {
+    vfs::NodeRef dir;
+    std::string target, p;
+    if (u32 e = ReadPath(m, old_path, old_len, &target)) return e;
+    if (u32 e = DirFd(fd, &dir)) return e;
+    if (u32 e = ReadPath(m, new_path, new_len, &p)) return e;
+    return ToWasiErrno(fs_.Symlink(target, dir, p));
+  });
+}
+
+WasiContext::u32 WasiContext::PathUnlinkFile(GuestMemory& m, u32 fd, u32 path, u32 path_len) {
+  return Guarded([&]() -> u32 {
+    vfs::NodeRef dir;
+    std::string p;
+    if (u32 e = DirFd(fd, &dir)) return e;
+    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
+    return ToWasiErrno(fs_.Unlink(dir, p));
+  });
+}
+
+// ---- poll
+
+WasiContext::u32 WasiContext::PollOneoff(GuestMemory& m, u32 in, u32 out, u32 nsubs, u32 nevents_out) {
+  return Guarded([&]() -> u32 {
+    if (nsubs == 0 || nsubs > kMaxSubscriptions) return err::kInval;
+    if (!m.ArrayInBounds<Subscription>(in, nsubs) || !m.ArrayInBounds<Event>(out, nsubs) ||
+        !m.InBounds(nevents_out, 4))
+      return err::kFault;
+    std::vector<Subscription> subs(nsubs);
+    if (!m.CopyIn(in, subs.data(), uint64_t{nsubs} * sizeof(Subscription))) return err::kFault;
+
+    std::vector<Event> ready;
+    std::vector<std::pair<size_t, uint64_t>> clocks;  // subscription index, relative timeout
+    for (size_t i = 0; i < subs.size(); ++i) {
+      const Subscription& s = subs[i];
+      Event ev{};
+      ev.userdata = s.userdata;
+      ev.type = s.tag;
+      if (s.tag == kEventtypeClock) {
+        const SubscriptionClock& c = s.u.clock;
+        uint64_t now;
+        switch (c.id) {
+          case kClockRealtime: now = ClockNs(CLOCK_REALTIME); break;
+          case kClockMonotonic: now = ClockNs(CLOCK_MONOTONIC); break;
+          case kClockProcessCputime:
+          case kClockThreadCputime: now = MonotonicNs() - created_ns_; break;
+          default:
+            ev.error = static_cast<uint16_t>(err::kInval);
+            ready.push_back(ev);
+            continue;
+        }
+        uint64_t rel = c.timeout;
+        if (c.flags & kSubclockflagAbstime) rel = c.timeout > now ? c.timeout - now : 0;
+        clocks.emplace_back(i, rel);
+      } else if (s.tag == kEventtypeFdRead || s.tag == kEventtypeFdWrite) {
+        Fd* f = GetFd(s.u.fd);
+        if (!f) {
+          ev.error = static_cast<uint16_t>(err::kBadF);
+        } else if (s.tag == kEventtypeFdRead) {
+          if (f->kind == Fd::Kind::kFile) {
+            uint64_t size = f->node->size();
+            ev.nbytes = size > f->offset ? size - f->offset : 0;
+          } else if (f->kind == Fd::Kind::kStdin) {
+            ev.flags = kEventrwflagHangup;  // stdin is always at end of file
+          } else if (f->kind == Fd::Kind::kDir) {
+            ev.error = static_cast<uint16_t>(err::kIsDir);
+          } else {
+            ev.error = static_cast<uint16_t>(err::kBadF);
+          }
+        } else if (f->kind == Fd::Kind::kDir || f->kind == Fd::Kind::kStdin) {
+          ev.error = static_cast<uint16_t>(err::kBadF);
+        }
+        ready.push_back(ev);
+      } else {
+        ev.error = static_cast<uint16_t>(err::kInval);
+        ready.push_back(ev);
+      }
+    }
+    uint64_t min_timeout = UINT64_MAX;
+    bool due = false;
+    for (const auto& [i, rel] : clocks) {
+      min_timeout = std::min(min_timeout, rel);
+      due |= rel == 0;
+    }
+    // Sleep only when nothing is ready yet; then every clock with the smallest timeout
+    // fires. Otherwise only clocks already due fire.
+    const bool sleep = ready.empty() && !due && !clocks.empty();
+    if (sleep) {
+      if (options_.sleep) {
+        options_.sleep(min_timeout);
+      } else {
+        DefaultSleep(min_timeout);
+      }
+    }
+    for (const auto& [i, rel] : clocks) {
+      if (sleep ? rel == min_timeout : rel == 0) {
+        Event ev{};
+        ev.userdata = subs[i].userdata;
+        ev.type = kEventtypeClock;
+        ready.push_back(ev);
+      }
+    }
+    for (size_t i = 0; i < ready.size(); ++i) {
+      if (!m.Write(out + i * sizeof(Event), ready[i])) return err::kFault;
+    }
+    return m.Write<uint32_t>(nevents_out, static_cast<uint32_t>(ready.size())) ? err::kSuccess : err::kFault;
+  });
+}
+
+// ---- sockets: never granted
+
+WasiContext::u32 WasiContext::SockAccept(GuestMemory&, u32, u32, u32) { return err::kNotSup; }
+WasiContext::u32 WasiContext::SockRecv(GuestMemory&, u32, u32, u32, u32, u32, u32) { return err::kNotSup; }
+WasiContext::u32 WasiContext::SockSend(GuestMemory&, u32, u32, u32, u32, u32) { return err::kNotSup; }
+WasiContext::u32 WasiContext::SockShutdown(GuestMemory&, u32, u32) { return err::kNotSup; }
+
+}  // namespace brig::wasi

@@ -1,0 +1,163 @@
+// brig::wasi::WasiContext: the WASI preview-1 host functions for one sandbox.
+//
+// One member per WASI import, taking the guest memory and the raw u32/u64 arguments exactly
+// as the wasm import receives them, returning the WASI errno (err::*). Every guest pointer
+// and length is bounds-checked before use (EFAULT, nothing changed); output pointers are
+// checked before any side effect where the call has one. No member throws: a C++ exception
+// inside a call becomes ENOMEM (bad_alloc) or EIO, because the callers are C frames.
+//
+// Descriptors: 0 stdin (always at EOF), 1 stdout and 2 stderr (captured, bounded), 3 the
+// preopened directory "/" of the VFS, then files and directories the guest opens (the
+// lowest free number first, at most Options::max_fds, else EMFILE). stdio report as
+// character devices. Rights are accepted permissively (masked to what brig can grant);
+// what is enforced: read needs FD_READ, write needs FD_WRITE (else EBADF), read-only parts
+// of the VFS (EROFS), O_DIRECTORY, and that directories are not written.
+// Paths are resolved in the VFS: absolute paths start at its root, ".." stops at "/",
+// there are no symlinks (path_symlink and path_link: EPERM; path_readlink: EINVAL).
+// Sockets are never granted (sock_*: ENOTSUP).
+//
+// Thread-safety: not thread-safe; one guest calls it at a time. Lifetime: the FileSystem
+// must outlive the context.
+#ifndef BRIG_WASI_WASI_CONTEXT_H_
+#define BRIG_WASI_WASI_CONTEXT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vfs/file_system.h"
+#include "wasi/guest_memory.h"
+#include "wasi/output_capture.h"
+
+namespace brig::wasi {
+
+class WasiContext {
+ public:
+  using u32 = uint32_t;
+  using u64 = uint64_t;
+
+  struct Options {
+    std::vector<std::string> args;  // argv, argv[0] first
+    std::vector<std::string> env;   // "NAME=value" strings
+    uint64_t stdout_cap = 1 << 20;  // bytes kept; the rest dropped and counted
+    uint64_t stderr_cap = 1 << 20;
+    // Sleeps for the given ns (poll_oneoff clock subscriptions). Empty: nanosleep.
+    std::function<void(uint64_t ns)> sleep;
+    uint32_t max_fds = 1024;  // descriptor numbers 0 .. max_fds-1
+    uint32_t max_random_per_call = 1 << 20;  // random_get longer than this: EINVAL
+  };
+
+  WasiContext(vfs::FileSystem& fs, Options options);
+  ~WasiContext();
+  WasiContext(const WasiContext&) = delete;
+  WasiContext& operator=(const WasiContext&) = delete;
+
+  // ---- The imports (names as in wasi_snapshot_preview1).
+  u32 ArgsGet(GuestMemory& m, u32 argv, u32 argv_buf);
+  u32 ArgsSizesGet(GuestMemory& m, u32 argc_out, u32 argv_buf_size_out);
+  u32 EnvironGet(GuestMemory& m, u32 environ, u32 environ_buf);
+  u32 EnvironSizesGet(GuestMemory& m, u32 count_out, u32 buf_size_out);
+  // REALTIME and MONOTONIC are the host's; PROCESS/THREAD_CPUTIME count from the
+  // context's creation. Other ids: EINVAL.
+  u32 ClockResGet(GuestMemory& m, u32 id, u32 res_out);
+  u32 ClockTimeGet(GuestMemory& m, u32 id, u64 precision, u32 time_out);
+  u32 FdAdvise(GuestMemory& m, u32 fd, u64 offset, u64 len, u32 advice);
+  u32 FdAllocate(GuestMemory& m, u32 fd, u64 offset, u64 len);
+  u32 FdClose(GuestMemory& m, u32 fd);
+  u32 FdDatasync(GuestMemory& m, u32 fd);
+  u32 FdFdstatGet(GuestMemory& m, u32 fd, u32 stat_out);
+  u32 FdFdstatSetFlags(GuestMemory& m, u32 fd, u32 flags);
+  // Rights may only be dropped (ENOTCAPABLE otherwise).
+  u32 FdFdstatSetRights(GuestMemory& m, u32 fd, u64 base, u64 inheriting);
+  u32 FdFilestatGet(GuestMemory& m, u32 fd, u32 stat_out);
+  u32 FdFilestatSetSize(GuestMemory& m, u32 fd, u64 size);
+  u32 FdFilestatSetTimes(GuestMemory& m, u32 fd, u64 atim, u64 mtim, u32 fst_flags);
+  u32 FdPread(GuestMemory& m, u32 fd, u32 iovs, u32 iovs_len, u64 offset, u32 nread_out);
+  u32 FdPrestatGet(GuestMemory& m, u32 fd, u32 prestat_out);
+  u32 FdPrestatDirName(GuestMemory& m, u32 fd, u32 path, u32 path_len);
+  u32 FdPwrite(GuestMemory& m, u32 fd, u32 iovs, u32 iovs_len, u64 offset, u32 nwritten_out);
+  u32 FdRead(GuestMemory& m, u32 fd, u32 iovs, u32 iovs_len, u32 nread_out);
+  // Entries ".", "..", then the directory's entries by name; d_next of entry i is i + 1.
+  // The last entry is cut off when the buffer is full (bufused == buf_len): the guest
+  // retries from its cookie with a bigger buffer. The listing is taken at cookie 0.
+  u32 FdReaddir(GuestMemory& m, u32 fd, u32 buf, u32 buf_len, u64 cookie, u32 bufused_out);
+  u32 FdRenumber(GuestMemory& m, u32 fd, u32 to);
+  u32 FdSeek(GuestMemory& m, u32 fd, u64 offset, u32 whence, u32 newoffset_out);
+  u32 FdSync(GuestMemory& m, u32 fd);
+  u32 FdTell(GuestMemory& m, u32 fd, u32 offset_out);
+  // stdout/stderr: always succeeds (bytes past the cap are dropped). Files: ENOSPC/EFBIG
+  // when nothing could be written, else a short count.
+  u32 FdWrite(GuestMemory& m, u32 fd, u32 iovs, u32 iovs_len, u32 nwritten_out);
+  u32 PathCreateDirectory(GuestMemory& m, u32 fd, u32 path, u32 path_len);
+  u32 PathFilestatGet(GuestMemory& m, u32 fd, u32 flags, u32 path, u32 path_len, u32 stat_out);
+  u32 PathFilestatSetTimes(GuestMemory& m, u32 fd, u32 flags, u32 path, u32 path_len, u64 atim, u64 mtim,
+                           u32 fst_flags);
+  u32 PathLink(GuestMemory& m, u32 old_fd, u32 old_flags, u32 old_path, u32 old_path_len, u32 new_fd,
+               u32 new_path, u32 new_path_len);
+  u32 PathOpen(GuestMemory& m, u32 fd, u32 dirflags, u32 path, u32 path_len, u32 oflags, u64 rights_base,
+               u64 rights_inheriting, u32 fdflags, u32 fd_out);
+  u32 PathReadlink(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 buf, u32 buf_len, u32 bufused_out);
+  u32 PathRemoveDirectory(GuestMemory& m, u32 fd, u32 path, u32 path_len);
+  u32 PathRename(GuestMemory& m, u32 fd, u32 old_path, u32 old_path_len, u32 new_fd, u32 new_path,
+                 u32 new_path_len);
+  u32 PathSymlink(GuestMemory& m, u32 old_path, u32 old_path_len, u32 fd, u32 new_path, u32 new_path_len);
+  u32 PathUnlinkFile(GuestMemory& m, u32 fd, u32 path, u32 path_len);
+  // Clock subscriptions: sleeps (through Options::sleep) for the smallest timeout unless
+  // another subscription is ready. fd_read/fd_write on open descriptors are ready at once.
+  u32 PollOneoff(GuestMemory& m, u32 in, u32 out, u32 nsubscriptions, u32 nevents_out);
+  // Records the exit code only; the caller (wasi_imports.cc) leaves guest execution.
+  void ProcExit(u32 code) noexcept;
+  u32 RandomGet(GuestMemory& m, u32 buf, u32 buf_len);
+  u32 SchedYield();
+  u32 SockAccept(GuestMemory& m, u32 fd, u32 flags, u32 fd_out);
+  u32 SockRecv(GuestMemory& m, u32 fd, u32 ri_data, u32 ri_data_len, u32 ri_flags, u32 ro_datalen_out,
+               u32 ro_flags_out);
+  u32 SockSend(GuestMemory& m, u32 fd, u32 si_data, u32 si_data_len, u32 si_flags, u32 so_datalen_out);
+  u32 SockShutdown(GuestMemory& m, u32 fd, u32 how);
+
+  // ---- Host side.
+  const std::string& stdout_data() const { return stdout_.data(); }
+  bool stdout_truncated() const { return stdout_.truncated(); }
+  uint64_t stdout_dropped() const { return stdout_.dropped(); }
+  const std::string& stderr_data() const { return stderr_.data(); }
+  bool stderr_truncated() const { return stderr_.truncated(); }
+  uint64_t stderr_dropped() const { return stderr_.dropped(); }
+  // Empties both capture buffers and their dropped counts.
+  void ClearOutput();
+  // The code passed to proc_exit, if the guest called it.
+  std::optional<uint32_t> exit_code() const { return exit_code_; }
+  void ClearExitCode() { exit_code_.reset(); }
+  // Number of open descriptors (stdio and the preopen included).
+  size_t open_fd_count() const;
+  vfs::FileSystem& fs() { return fs_; }
+
+ private:
+  struct Fd;
+  Fd* GetFd(u32 fd);
+  u32 AllocateFd(std::unique_ptr<Fd> entry, u32* out);
+  u32 ReadPath(GuestMemory& m, u32 ptr, u32 len, std::string* out);
+  u32 DirFd(u32 fd, vfs::NodeRef* dir);
+  u32 ReadIovecs(GuestMemory& m, u32 iovs, u32 iovs_len, std::vector<Iovec>* out);
+  u32 DoRead(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset, u32 nread_out);
+  u32 DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset, u32 nwritten_out);
+  u32 SetTimes(const vfs::NodeRef& node, u64 atim, u64 mtim, u32 fst_flags);
+  u32 WriteFilestat(GuestMemory& m, const Fd* f, const vfs::NodeRef& node, u32 out);
+  uint64_t MonotonicNs() const;
+
+  vfs::FileSystem& fs_;
+  Options options_;
+  OutputCapture stdout_, stderr_;
+  std::vector<std::unique_ptr<Fd>> fds_;  // index = descriptor number; null = free
+  uint64_t created_ns_;                    // MONOTONIC at construction (CPU-time clocks)
+  std::optional<uint32_t> exit_code_;
+};
+
+// The WASI errno for a VFS error.
+uint32_t ToWasiErrno(vfs::Error e);
+
+}  // namespace brig::wasi
+
+#endif

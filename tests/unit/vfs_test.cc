@@ -1,0 +1,457 @@
+// brig::vfs: pack parsing, mounts, read-only rules, quotas, rename/unlink/rmdir, paths.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "vfs/file_system.h"
+#include "vfs/pack.h"
+
+namespace brig::vfs {
+namespace {
+
+std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
+std::string U64(uint64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
+std::string Entry(std::string_view path, std::string_view data) {
+  return U32(path.size()) + std::string(path) + U64(data.size()) + std::string(data);
+}
+
+std::shared_ptr<const PackTree> MustParse(const std::string& bytes) {
+  std::string error;
+  auto tree = PackTree::Parse(bytes, &error);
+  EXPECT_TRUE(tree) << error;
+  return tree;
+}
+
+std::string ParseError(const std::string& bytes) {
+  std::string error;
+  auto tree = PackTree::Parse(bytes, &error);
+  EXPECT_FALSE(tree);
+  return error;
+}
+
+// A pack that lives for the whole test program (file nodes point into it).
+const std::string& StdlibPack() {
+  static const std::string pack = BuildPack({{"os.py", "import sys\n"},
+                                             {"json/__init__.py", "# json\n"},
+                                             {"json/decoder.py", "# decoder\n"},
+                                             {"encodings/utf_8.py", "# utf8\n"}});
+  return pack;
+}
+
+std::unique_ptr<FileSystem> MakeFs(Limits limits = {}) {
+  FileSystem::Options o;
+  o.limits = limits;
+  o.stdlib = MustParse(StdlibPack());
+  return std::make_unique<FileSystem>(o);
+}
+
+std::vector<std::string> Names(const std::vector<DirEntry>& entries) {
+  std::vector<std::string> names;
+  for (const auto& e : entries) names.push_back(e.name);
+  return names;
+}
+
+std::span<const uint8_t> Bytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// ---- pack parsing
+
+TEST(PackTest, ParsesFilesAndImpliedDirectories) {
+  auto tree = MustParse(StdlibPack());
+  ASSERT_TRUE(tree);
+  EXPECT_EQ(tree->file_count(), 4u);
+  EXPECT_EQ(tree->node_count(), 7u);  // root, json, encodings + 4 files
+  const auto& json = tree->root()->children.at("json");
+  EXPECT_TRUE(json->is_dir());
+  EXPECT_EQ(json->children.at("decoder.py")->contents(), "# decoder\n");
+}
+
+TEST(PackTest, FileContentsAreNotCopied) {
+  const std::string& pack = StdlibPack();
+  auto tree = MustParse(pack);
+  std::string_view data = tree->root()->children.at("os.py")->contents();
+  EXPECT_GE(data.data(), pack.data());
+  EXPECT_LT(data.data(), pack.data() + pack.size());
+}
+
+TEST(PackTest, EmptyPackIsValid) {
+  auto tree = MustParse("BRIGPK01" + U32(0));
+  EXPECT_EQ(tree->file_count(), 0u);
+}
+
+TEST(PackTest, RejectsBadMagic) {
+  EXPECT_NE(ParseError("BRIGPK02" + U32(0)).find("magic"), std::string::npos);
+  EXPECT_NE(ParseError("BRIG").find("magic"), std::string::npos);
+  EXPECT_NE(ParseError("").find("magic"), std::string::npos);
+}
+
+TEST(PackTest, RejectsEveryTruncation) {
+  const std::string& pack = StdlibPack();
+  for (size_t n = 0; n < pack.size(); ++n) {
+    std::string error;
+    EXPECT_FALSE(PackTree::Parse(std::string_view(pack).substr(0, n), &error)) << "prefix " << n;
+    EXPECT_FALSE(error.empty());
+  }
+}
+
+TEST(PackTest, RejectsLyingLengths) {
+  EXPECT_NE(ParseError("BRIGPK01" + U32(1000000)).find("exceeds"), std::string::npos);
+  EXPECT_NE(ParseError("BRIGPK01" + U32(1) + U32(0xffffffff) + "a" + U64(0)).find("path"), std::string::npos);
+  EXPECT_NE(ParseError("BRIGPK01" + U32(1) + U32(1) + "a" + U64(~0ull) + "x").find("truncated data"),
+            std::string::npos);
+  EXPECT_NE(ParseError("BRIGPK01" + U32(1) + Entry("a", "x") + "junk").find("trailing"), std::string::npos);
+}
+
+TEST(PackTest, RejectsBadPaths) {
+  for (const std::string& bad : {std::string(""), std::string("/abs"), std::string("a/../b"), std::string("../x"),
+                                std::string("a//b"), std::string("a/"), std::string("./a"), std::string("a/."),
+                                std::string("a\0b", 3), std::string(256, 'n')}) {
+    std::string pack = "BRIGPK01" + U32(1) + Entry(bad, "x");
+    std::string error;
+    EXPECT_FALSE(PackTree::Parse(pack, &error)) << "path '" << bad << "'";
+    EXPECT_NE(error.find("bad stdlib pack"), std::string::npos);
+  }
+}
+
+TEST(PackTest, RejectsDuplicatesAndFileDirectoryConflicts) {
+  EXPECT_NE(ParseError("BRIGPK01" + U32(2) + Entry("a", "1") + Entry("a", "2")).find("duplicate"),
+            std::string::npos);
+  EXPECT_NE(ParseError("BRIGPK01" + U32(2) + Entry("a", "1") + Entry("a/b", "2")).find("directory"),
+            std::string::npos);
+  EXPECT_FALSE(PackTree::Parse("BRIGPK01" + U32(2) + Entry("a/b", "1") + Entry("a", "2"), nullptr));
+}
+
+TEST(PackTest, BuildPackRoundTrips) {
+  std::map<std::string, std::string> files;
+  for (int i = 0; i < 3000; ++i) files["pkg" + std::to_string(i % 40) + "/m" + std::to_string(i) + ".pyc"] = std::string(1, 'x');
+  static std::string pack;  // must outlive the tree
+  pack = BuildPack(files);
+  auto tree = MustParse(pack);
+  EXPECT_EQ(tree->file_count(), 3000u);
+  EXPECT_EQ(tree->root()->children.size(), 40u);
+}
+
+// ---- layout and mounts
+
+TEST(FileSystemTest, RootListsOnlyMounts) {
+  auto fs = MakeFs();
+  EXPECT_EQ(Names(*fs->List("/")), (std::vector<std::string>{"home", "tmp", "usr"}));
+  EXPECT_EQ(Names(*fs->List("/home")), (std::vector<std::string>{"user"}));
+  EXPECT_EQ(Names(*fs->List("/usr/local/lib")), (std::vector<std::string>{"python3.11"}));
+  EXPECT_EQ(Names(*fs->List("/usr/local/lib/python3.11")),
+            (std::vector<std::string>{"encodings", "json", "os.py"}));
+  EXPECT_EQ(fs->ReadFile("/usr/local/lib/python3.11/json/decoder.py"), "# decoder\n");
+  EXPECT_FALSE(fs->ReadFile("/etc/passwd"));
+}
+
+TEST(FileSystemTest, WithoutPackTheStdlibDirIsEmpty) {
+  FileSystem fs;
+  auto l = fs.List("/usr/local/lib/python3.11");
+  ASSERT_TRUE(l);
+  EXPECT_TRUE(l->empty());
+  EXPECT_EQ(fs.Mkdir(fs.root(), "/usr/local/lib/python3.11/x"), Error::kRoFs);
+}
+
+TEST(FileSystemTest, DotDotIsClampedAtRoot) {
+  auto fs = MakeFs();
+  auto home = fs->Lookup(fs->root(), "home/user");
+  ASSERT_TRUE(home);
+  auto r = fs->Lookup(*home, "../../../../../..");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r.value(), fs->root());
+  auto os = fs->Lookup(*home, "../../../../usr/local/lib/python3.11/os.py");
+  ASSERT_TRUE(os);
+  EXPECT_EQ(os.value()->contents(), "import sys\n");
+  auto stdlib_parent = fs->Lookup(fs->root(), "usr/local/lib/python3.11/json/../..");
+  ASSERT_TRUE(stdlib_parent);
+  EXPECT_EQ(stdlib_parent.value(), fs->Lookup(fs->root(), "/usr/local/lib").value());
+  EXPECT_EQ(fs->Lookup(fs->root(), "/..").value(), fs->root());
+}
+
+TEST(FileSystemTest, PathErrors) {
+  auto fs = MakeFs();
+  EXPECT_EQ(fs->Lookup(fs->root(), "").error(), Error::kNoEnt);
+  EXPECT_EQ(fs->Lookup(fs->root(), "nope").error(), Error::kNoEnt);
+  EXPECT_EQ(fs->Lookup(fs->root(), "usr/local/lib/python3.11/os.py/x").error(), Error::kNotDir);
+  EXPECT_EQ(fs->Lookup(fs->root(), "usr/local/lib/python3.11/os.py/").error(), Error::kNotDir);
+  EXPECT_EQ(fs->Lookup(fs->root(), std::string("tmp\0x", 5)).error(), Error::kInval);
+  EXPECT_EQ(fs->Lookup(fs->root(), "tmp/" + std::string(256, 'a')).error(), Error::kNameTooLong);
+  EXPECT_EQ(fs->Lookup(fs->root(), std::string(4097, '/')).error(), Error::kNameTooLong);
+  EXPECT_TRUE(fs->Lookup(fs->root(), "//tmp///./").ok());
+}
+
+TEST(FileSystemTest, ReadOnlyPartsRefuseWrites) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  OpenFlags w;
+  w.write = true;
+  EXPECT_EQ(fs->Open(root, "usr/local/lib/python3.11/os.py", w).error(), Error::kRoFs);
+  OpenFlags c;
+  c.create = true;
+  EXPECT_EQ(fs->Open(root, "usr/local/lib/python3.11/new.py", c).error(), Error::kRoFs);
+  EXPECT_EQ(fs->Open(root, "evil", c).error(), Error::kRoFs);
+  EXPECT_EQ(fs->Mkdir(root, "etc"), Error::kRoFs);
+  EXPECT_EQ(fs->Mkdir(root, "usr/local/lib/python3.11/json/x"), Error::kRoFs);
+  EXPECT_EQ(fs->Unlink(root, "usr/local/lib/python3.11/os.py"), Error::kRoFs);
+  EXPECT_EQ(fs->Rmdir(root, "usr/local/lib/python3.11/json"), Error::kRoFs);
+  EXPECT_EQ(fs->Rmdir(root, "usr"), Error::kRoFs);
+  EXPECT_EQ(fs->Rename(root, "usr/local/lib/python3.11/os.py", root, "usr/local/lib/python3.11/o.py"),
+            Error::kRoFs);
+  auto os = fs->Lookup(root, "usr/local/lib/python3.11/os.py");
+  EXPECT_EQ(fs->Write(*os, 0, Bytes("x")).error(), Error::kRoFs);
+  EXPECT_EQ(fs->Truncate(*os, 0), Error::kRoFs);
+  EXPECT_EQ(fs->SetTimes(*os, 1, 1), Error::kRoFs);
+  EXPECT_EQ(fs->WriteFile("/usr/local/lib/python3.11/os.py", "x"), Error::kRoFs);
+  EXPECT_EQ(fs->WriteFile("/passwd", "x"), Error::kRoFs);
+  EXPECT_EQ(fs->ReadFile("/usr/local/lib/python3.11/os.py"), "import sys\n");
+  // Reading read-only files is fine.
+  EXPECT_TRUE(fs->Open(root, "usr/local/lib/python3.11/os.py", OpenFlags{}).ok());
+}
+
+TEST(FileSystemTest, OpenCreateExclTruncDirectory) {
+  auto fs = MakeFs();
+  auto home = fs->Lookup(fs->root(), "/home/user").value();
+  OpenFlags c;
+  c.create = true;
+  c.write = true;
+  auto f = fs->Open(home, "a.txt", c);
+  ASSERT_TRUE(f);
+  ASSERT_TRUE(fs->Write(*f, 0, Bytes("hello")).ok());
+  OpenFlags excl = c;
+  excl.exclusive = true;
+  EXPECT_EQ(fs->Open(home, "a.txt", excl).error(), Error::kExist);
+  OpenFlags dir;
+  dir.directory = true;
+  EXPECT_EQ(fs->Open(home, "a.txt", dir).error(), Error::kNotDir);
+  EXPECT_EQ(fs->Open(home, "a.txt/", OpenFlags{}).error(), Error::kNotDir);
+  EXPECT_EQ(fs->Open(fs->root(), "tmp", c).error(), Error::kIsDir);
+  OpenFlags t = c;
+  t.truncate = true;
+  ASSERT_TRUE(fs->Open(home, "a.txt", t));
+  EXPECT_EQ(fs->ReadFile("/home/user/a.txt"), "");
+  EXPECT_EQ(fs->bytes_used(), 0u);
+}
+
+TEST(FileSystemTest, SparseWriteZeroFillsAndCounts) {
+  auto fs = MakeFs();
+  ASSERT_EQ(fs->WriteFile("/tmp/s", ""), Error::kOk);
+  auto f = fs->Lookup(fs->root(), "/tmp/s").value();
+  ASSERT_TRUE(fs->Write(f, 10, Bytes("ab")).ok());
+  EXPECT_EQ(fs->ReadFile("/tmp/s"), std::string(10, '\0') + "ab");
+  EXPECT_EQ(fs->bytes_used(), 12u);
+  uint8_t buf[8];
+  EXPECT_EQ(FileSystem::Read(*f, 8, buf), 4u);
+  EXPECT_EQ(FileSystem::Read(*f, 12, buf), 0u);
+  EXPECT_EQ(FileSystem::Read(*f, ~0ull, buf), 0u);
+}
+
+TEST(FileSystemTest, ByteQuotaFailureLeavesFileUnchanged) {
+  Limits l;
+  l.max_total_bytes = 100;
+  auto fs = MakeFs(l);
+  ASSERT_EQ(fs->WriteFile("/home/user/a", std::string(60, 'a')), Error::kOk);
+  ASSERT_EQ(fs->WriteFile("/tmp/b", std::string(30, 'b')), Error::kOk);  // quota spans both mounts
+  auto a = fs->Lookup(fs->root(), "/home/user/a").value();
+  EXPECT_EQ(fs->Write(a, 50, Bytes(std::string(30, 'x'))).error(), Error::kNoSpc);
+  EXPECT_EQ(fs->ReadFile("/home/user/a"), std::string(60, 'a'));
+  EXPECT_EQ(fs->bytes_used(), 90u);
+  EXPECT_EQ(fs->Truncate(a, 71), Error::kNoSpc);
+  EXPECT_EQ(fs->WriteFile("/home/user/a", std::string(71, 'z')), Error::kNoSpc);
+  EXPECT_EQ(fs->ReadFile("/home/user/a"), std::string(60, 'a'));
+  // Overwriting in place and growing up to the quota are fine.
+  EXPECT_TRUE(fs->Write(a, 0, Bytes(std::string(70, 'y'))).ok());
+  EXPECT_EQ(fs->bytes_used(), 100u);
+  // Freeing space makes room again.
+  EXPECT_EQ(fs->Unlink(fs->root(), "/tmp/b"), Error::kOk);
+  EXPECT_EQ(fs->bytes_used(), 70u);
+}
+
+TEST(FileSystemTest, UnlinkedOpenFileStaysChargedUntilReleased) {
+  Limits l;
+  l.max_total_bytes = 100;
+  auto fs = MakeFs(l);
+  ASSERT_EQ(fs->WriteFile("/tmp/a", std::string(80, 'a')), Error::kOk);
+  NodeRef held = fs->Lookup(fs->root(), "/tmp/a").value();
+  ASSERT_EQ(fs->Unlink(fs->root(), "/tmp/a"), Error::kOk);
+  EXPECT_EQ(fs->ReadFile("/tmp/a"), std::nullopt);
+  EXPECT_EQ(fs->bytes_used(), 80u);
+  EXPECT_EQ(fs->WriteFile("/tmp/b", std::string(30, 'b')), Error::kNoSpc);
+  EXPECT_FALSE(fs->Lookup(fs->root(), "/tmp/b").ok());  // no empty file left behind
+  EXPECT_EQ(FileSystem::GetStat(*held).nlink, 0u);
+  held.reset();
+  EXPECT_EQ(fs->bytes_used(), 0u);
+  EXPECT_EQ(fs->nodes_used(), 0u);
+  EXPECT_EQ(fs->WriteFile("/tmp/b", std::string(30, 'b')), Error::kOk);
+}
+
+TEST(FileSystemTest, FileSizeLimit) {
+  Limits l;
+  l.max_file_size = 10;
+  auto fs = MakeFs(l);
+  ASSERT_EQ(fs->WriteFile("/tmp/a", "12345"), Error::kOk);
+  auto a = fs->Lookup(fs->root(), "/tmp/a").value();
+  EXPECT_EQ(fs->Write(a, 8, Bytes("abc")).error(), Error::kFBig);
+  EXPECT_EQ(fs->Write(a, ~0ull - 1, Bytes("abc")).error(), Error::kFBig);
+  EXPECT_EQ(fs->Truncate(a, 11), Error::kFBig);
+  EXPECT_EQ(fs->Allocate(a, ~0ull, ~0ull), Error::kFBig);
+  EXPECT_EQ(fs->ReadFile("/tmp/a"), "12345");
+}
+
+TEST(FileSystemTest, NodeQuota) {
+  Limits l;
+  l.max_nodes = 3;
+  auto fs = MakeFs(l);
+  EXPECT_EQ(fs->Mkdir(fs->root(), "/tmp/d"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/d/a", "a"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/home/user/b", "b"), Error::kOk);
+  EXPECT_EQ(fs->nodes_used(), 3u);
+  EXPECT_EQ(fs->WriteFile("/tmp/c", "c"), Error::kNoSpc);
+  EXPECT_EQ(fs->Mkdir(fs->root(), "/tmp/e"), Error::kNoSpc);
+  EXPECT_FALSE(fs->Lookup(fs->root(), "/tmp/c").ok());
+  EXPECT_EQ(fs->Remove("/home/user/b"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/c", "c"), Error::kOk);
+}
+
+TEST(FileSystemTest, DepthLimit) {
+  Limits l;
+  l.max_depth = 5;  // "/tmp" is depth 1
+  auto fs = MakeFs(l);
+  EXPECT_EQ(fs->MakeDirs("/tmp/a/b/c/d"), Error::kOk);
+  EXPECT_EQ(fs->Mkdir(fs->root(), "/tmp/a/b/c/d/e"), Error::kNameTooLong);
+  EXPECT_EQ(fs->WriteFile("/tmp/a/b/c/d/f", "x"), Error::kNameTooLong);
+  // A rename may not move a subtree past the limit either.
+  EXPECT_EQ(fs->MakeDirs("/tmp/x/y"), Error::kOk);
+  EXPECT_EQ(fs->Rename(fs->root(), "/tmp/x", fs->root(), "/tmp/a/b/c/x"), Error::kNameTooLong);
+  EXPECT_EQ(fs->Rename(fs->root(), "/tmp/x", fs->root(), "/tmp/a/b/x"), Error::kOk);
+}
+
+TEST(FileSystemTest, RmdirUnlinkRules) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  ASSERT_EQ(fs->WriteFile("/tmp/d/f", "x"), Error::kOk);
+  EXPECT_EQ(fs->Rmdir(root, "/tmp/d"), Error::kNotEmpty);
+  EXPECT_EQ(fs->Rmdir(root, "/tmp/d/f"), Error::kNotDir);
+  EXPECT_EQ(fs->Unlink(root, "/tmp/d"), Error::kIsDir);
+  EXPECT_EQ(fs->Unlink(root, "/tmp/d/nope"), Error::kNoEnt);
+  EXPECT_EQ(fs->Rmdir(root, "/tmp/d/."), Error::kInval);
+  EXPECT_EQ(fs->Rmdir(root, "/tmp"), Error::kRoFs);  // "/" is read-only
+  EXPECT_EQ(fs->Rmdir(root, "/tmp/."), Error::kBusy);
+  EXPECT_EQ(fs->Rmdir(root, "/home/user"), Error::kRoFs);  // /home is read-only
+  EXPECT_EQ(fs->Unlink(root, "/tmp/d/f"), Error::kOk);
+  NodeRef d = fs->Lookup(root, "/tmp/d").value();
+  EXPECT_EQ(fs->Rmdir(root, "/tmp/d"), Error::kOk);
+  // A removed directory accepts nothing new, even through a held reference.
+  EXPECT_EQ(fs->Mkdir(d, "x"), Error::kNoEnt);
+  OpenFlags c;
+  c.create = true;
+  EXPECT_EQ(fs->Open(d, "x", c).error(), Error::kNoEnt);
+  EXPECT_EQ(fs->Lookup(d, "..").error(), Error::kNoEnt);
+}
+
+TEST(FileSystemTest, RenameRules) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  ASSERT_EQ(fs->WriteFile("/home/user/a", "A"), Error::kOk);
+  ASSERT_EQ(fs->WriteFile("/home/user/b", "B"), Error::kOk);
+  ASSERT_EQ(fs->MakeDirs("/home/user/d/sub"), Error::kOk);
+  ASSERT_EQ(fs->MakeDirs("/home/user/e"), Error::kOk);
+  EXPECT_EQ(fs->Rename(root, "/home/user/a", root, "/tmp/a"), Error::kXDev);
+  EXPECT_EQ(fs->Rename(root, "/home/user/a", root, "/a"), Error::kRoFs);
+  EXPECT_EQ(fs->Rename(root, "/home/user/a", root, "/usr/local/lib/python3.11/a"), Error::kRoFs);
+  EXPECT_EQ(fs->Rename(root, "/home/user/d", root, "/home/user/d/sub/d2"), Error::kInval);
+  EXPECT_EQ(fs->Rename(root, "/home/user/d", root, "/home/user/d/d2"), Error::kInval);
+  EXPECT_EQ(fs->Rename(root, "/home/user/d", root, "/home/user/a"), Error::kNotDir);
+  EXPECT_EQ(fs->Rename(root, "/home/user/a", root, "/home/user/e"), Error::kIsDir);
+  EXPECT_EQ(fs->Rename(root, "/home/user/e", root, "/home/user/d"), Error::kNotEmpty);
+  EXPECT_EQ(fs->Rename(root, "/tmp", root, "/home/user/t"), Error::kRoFs);
+  EXPECT_EQ(fs->Rename(root, "/home/user/nope", root, "/home/user/x"), Error::kNoEnt);
+  // File over file replaces it and frees the old node.
+  uint64_t nodes = fs->nodes_used();
+  EXPECT_EQ(fs->Rename(root, "/home/user/a", root, "/home/user/b"), Error::kOk);
+  EXPECT_EQ(fs->ReadFile("/home/user/b"), "A");
+  EXPECT_FALSE(fs->ReadFile("/home/user/a"));
+  EXPECT_EQ(fs->nodes_used(), nodes - 1);
+  EXPECT_EQ(fs->bytes_used(), 1u);
+  // Directory onto an empty directory; same node is a no-op.
+  EXPECT_EQ(fs->Rename(root, "/home/user/d", root, "/home/user/e"), Error::kOk);
+  EXPECT_TRUE(fs->Lookup(root, "/home/user/e/sub").ok());
+  EXPECT_EQ(fs->Rename(root, "/home/user/b", root, "/home/user/./b"), Error::kOk);
+  EXPECT_EQ(fs->ReadFile("/home/user/b"), "A");
+  // The parent link follows a moved directory.
+  EXPECT_EQ(fs->Lookup(root, "/home/user/e/sub/../..").value(), fs->Lookup(root, "/home/user").value());
+}
+
+TEST(FileSystemTest, NoLinks) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  ASSERT_EQ(fs->WriteFile("/tmp/a", "A"), Error::kOk);
+  EXPECT_EQ(fs->Symlink("/etc/passwd", root, "/tmp/l"), Error::kPerm);
+  EXPECT_EQ(fs->Symlink("x", root, "/tmp/a"), Error::kExist);
+  EXPECT_EQ(fs->Symlink("x", root, "/l"), Error::kRoFs);
+  EXPECT_EQ(fs->Link(root, "/tmp/a", root, "/tmp/b"), Error::kPerm);
+  EXPECT_EQ(fs->Link(root, "/tmp/nope", root, "/tmp/b"), Error::kNoEnt);
+  EXPECT_EQ(fs->ReadLink(root, "/tmp/a"), Error::kInval);
+  EXPECT_EQ(fs->ReadLink(root, "/tmp/l"), Error::kNoEnt);
+  EXPECT_FALSE(fs->Lookup(root, "/tmp/l").ok());
+  EXPECT_FALSE(fs->Lookup(root, "/tmp/b").ok());
+}
+
+TEST(FileSystemTest, StatAndTimes) {
+  auto fs = MakeFs();
+  ASSERT_EQ(fs->WriteFile("/tmp/a", "abc"), Error::kOk);
+  auto st = fs->StatPath("/tmp/a");
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->type, NodeType::kFile);
+  EXPECT_EQ(st->size, 3u);
+  EXPECT_EQ(st->nlink, 1u);
+  EXPECT_EQ(st->dev, kTmpMount);
+  EXPECT_GT(st->mtime_ns, 0u);
+  auto lib = fs->StatPath("/usr/local/lib/python3.11/os.py");
+  EXPECT_EQ(lib->dev, kStdlibMount);
+  EXPECT_NE(st->ino, fs->StatPath("/tmp").value().ino);
+  auto a = fs->Lookup(fs->root(), "/tmp/a").value();
+  EXPECT_EQ(fs->SetTimes(a, 5, std::nullopt), Error::kOk);
+  EXPECT_EQ(fs->StatPath("/tmp/a")->atime_ns, 5u);
+  EXPECT_EQ(fs->StatPath("/tmp/a")->mtime_ns, st->mtime_ns);
+}
+
+TEST(FileSystemTest, HostApi) {
+  auto fs = MakeFs();
+  EXPECT_EQ(fs->WriteFile("/home/user/deep/er/file.txt", "data"), Error::kOk);
+  EXPECT_EQ(fs->ReadFile("/home/user/deep/er/file.txt"), "data");
+  EXPECT_EQ(Names(*fs->List("/home/user/deep")), std::vector<std::string>{"er"});
+  EXPECT_EQ(fs->WriteFile("relative", "x"), Error::kInval);
+  EXPECT_EQ(fs->WriteFile("/home/user/deep/er/file.txt/x", "x"), Error::kExist);
+  EXPECT_FALSE(fs->List("/home/user/deep/er/file.txt"));
+  EXPECT_FALSE(fs->ReadFile("/home/user/deep"));
+  EXPECT_EQ(fs->Remove("/home/user/deep"), Error::kNotEmpty);
+}
+
+TEST(FileSystemTest, OnePackSharedByManyFileSystemsOnThreads) {
+  auto tree = MustParse(StdlibPack());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        FileSystem::Options o;
+        o.stdlib = tree;
+        FileSystem fs(o);
+        if (fs.ReadFile("/usr/local/lib/python3.11/json/decoder.py") != "# decoder\n") ++failures;
+        if (fs.WriteFile("/tmp/t" + std::to_string(t), "x") != Error::kOk) ++failures;
+        if (fs.Lookup(fs.root(), "/usr/local/lib/python3.11/json/..").value() !=
+            fs.Lookup(fs.root(), "/usr/local/lib/python3.11").value())
+          ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(tree.use_count(), 1);
+}
+
+}  // namespace
+}  // namespace brig::vfs
