@@ -22,6 +22,30 @@ except OSError:
     pass
 
 
+def _install_event_loop_policy():
+    """asyncio's default loop wakes itself through a socketpair; the sandbox has no sockets
+    and no threads, so a loop without the self-pipe is complete here."""
+    import asyncio
+
+    class SandboxEventLoop(asyncio.SelectorEventLoop):
+        def _make_self_pipe(self):
+            self._ssock = self._csock = None
+
+        def _close_self_pipe(self):
+            pass
+
+        def _write_to_self(self):
+            pass  # only needed to wake the loop from another thread or a signal
+
+    class SandboxEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+        _loop_factory = SandboxEventLoop
+
+    asyncio.set_event_loop_policy(SandboxEventLoopPolicy())
+
+
+_install_event_loop_policy()
+
+
 def _clean(text):
     """Text that is valid UTF-8 whatever it holds (lone surrogates become escapes)."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")

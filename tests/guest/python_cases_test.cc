@@ -80,6 +80,9 @@ std::vector<Case> LoadCases() {
   return cases;
 }
 
+// Names the case in gtest's messages instead of dumping its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.file << ": " << c.name; }
+
 class PythonCase : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PythonCase, Runs) {
