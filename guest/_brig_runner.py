@@ -22,28 +22,34 @@ except OSError:
     pass
 
 
-def _install_event_loop_policy():
-    """asyncio's default loop wakes itself through a socketpair; the sandbox has no sockets
-    and no threads, so a loop without the self-pipe is complete here."""
-    import asyncio
+class _AsyncioPatcher:
+    """asyncio's selector loops wake themselves through a socketpair; the sandbox has no
+    sockets (and no threads or signals that would need the wake-up), so once
+    asyncio.selector_events is imported its self-pipe becomes a no-op. Patching on import
+    keeps asyncio's import cost off executions that never use it."""
 
-    class SandboxEventLoop(asyncio.SelectorEventLoop):
-        def _make_self_pipe(self):
-            self._ssock = self._csock = None
+    TARGET = "asyncio.selector_events"
 
-        def _close_self_pipe(self):
-            pass
+    def find_spec(self, name, path, target=None):
+        if name != self.TARGET:
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
 
-        def _write_to_self(self):
-            pass  # only needed to wake the loop from another thread or a signal
+        def exec_module(module):
+            load(module)
+            loop = module.BaseSelectorEventLoop
+            loop._make_self_pipe = lambda self: setattr(self, "_ssock", None) or setattr(self, "_csock", None)
+            loop._close_self_pipe = lambda self: None
+            loop._write_to_self = lambda self: None
 
-    class SandboxEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
-        _loop_factory = SandboxEventLoop
-
-    asyncio.set_event_loop_policy(SandboxEventLoopPolicy())
+        spec.loader.exec_module = exec_module
+        return spec
 
 
-_install_event_loop_policy()
+sys.meta_path.insert(0, _AsyncioPatcher())
 
 
 def _clean(text):

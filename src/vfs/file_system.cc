@@ -245,11 +245,14 @@ Error FileSystem::Unlink(const NodeRef& base, std::string_view path) {
   if (n->is_dir()) return Error::kIsDir;
   if (w->trailing_slash) return Error::kNotDir;
   if (!w->dir->writable) return Error::kRoFs;
+  const uint64_t now = NowNs();
   n->linked = false;
   n->parent = nullptr;
-  n->ctime_ns = NowNs();
-  w->dir->children.erase(it);  // the node lives on while open; its bytes stay charged
-  w->dir->mtime_ns = w->dir->ctime_ns = n->ctime_ns;
+  n->ctime_ns = now;
+  // May destroy the node (n dangles after this); while open elsewhere it lives on and its
+  // bytes stay charged.
+  w->dir->children.erase(it);
+  w->dir->mtime_ns = w->dir->ctime_ns = now;
   return Error::kOk;
 }
 
