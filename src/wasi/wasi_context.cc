@@ -292,12 +292,17 @@ WasiContext::u32 WasiContext::FdClose(GuestMemory&, u32 fd) {
 WasiContext::u32 WasiContext::FdDatasync(GuestMemory&, u32 fd) { return GetFd(fd) ? err::kSuccess : err::kBadF; }
 WasiContext::u32 WasiContext::FdSync(GuestMemory&, u32 fd) { return GetFd(fd) ? err::kSuccess : err::kBadF; }
 
+// stdio is a pipe to the host, not a terminal: as a character device without seek rights it
+// would make isatty() true, and guest programs would print terminal control codes and
+// line-buffer their output. WASI has no pipe type; "unknown" is what a pipe looks like.
+constexpr uint8_t kStdioFiletype = kFiletypeUnknown;
+
 WasiContext::u32 WasiContext::FdFdstatGet(GuestMemory& m, u32 fd, u32 stat_out) {
   return Guarded([&]() -> u32 {
     Fd* f = GetFd(fd);
     if (!f) return err::kBadF;
     Fdstat s{};
-    s.filetype = f->stdio() ? kFiletypeCharacterDevice : Filetype(*f->node);
+    s.filetype = f->stdio() ? kStdioFiletype : Filetype(*f->node);
     s.flags = f->fdflags;
     s.rights_base = f->rights_base;
     s.rights_inheriting = f->rights_inheriting;
@@ -329,7 +334,7 @@ WasiContext::u32 WasiContext::FdFdstatSetRights(GuestMemory&, u32 fd, u64 base, 
 WasiContext::u32 WasiContext::WriteFilestat(GuestMemory& m, const Fd* f, const vfs::NodeRef& node, u32 out) {
   Filestat s{};
   if (f && f->stdio()) {
-    s.filetype = kFiletypeCharacterDevice;
+    s.filetype = kStdioFiletype;
   } else {
     vfs::Stat st = vfs::FileSystem::GetStat(*node);
     s.dev = st.dev;
