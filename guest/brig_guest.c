@@ -43,6 +43,9 @@ EXPORT(brig_init) int32_t brig_init(void) {
   config.install_signal_handlers = 0;
   config.pathconfig_warnings = 0;
   config.parse_argv = 0;
+  /* Writes go straight to the host (a function call, not a syscall): what was printed before
+   * a timeout or a trap is not lost in a buffer. */
+  config.buffered_stdio = 0;
   st = PyConfig_SetString(&config, &config.home, L"/usr/local");
   if (!PyStatus_Exception(st)) st = PyConfig_SetString(&config, &config.program_name, L"python3");
   if (!PyStatus_Exception(st)) {

@@ -32,7 +32,7 @@ export CCACHE_BASEDIR="$out" CCACHE_NOHASHDIR=1
 bld=$out/build
 mkdir -p "$bld"
 stamp=$bld/.brig-configured
-config_id="v4 $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16)"
+config_id="v4 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16)"
 # configure:begin
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   rm -rf "$bld" && mkdir -p "$bld"   # a changed configuration starts from a clean tree
@@ -40,7 +40,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
    CONFIG_SITE="$src/Tools/wasm/config.site-wasm32-wasi" \
    PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
    CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
-   CFLAGS="-O2 -Wno-error=int-conversion -Wno-int-conversion" \
+   CFLAGS="${GUEST_CFLAGS:--O2} -Wno-error=int-conversion -Wno-int-conversion" \
    "$src/configure" -C \
      --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
      --with-build-python=/usr/bin/python3.11 \

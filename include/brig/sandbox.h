@@ -28,7 +28,8 @@ namespace brig {
 
 // Limits applied to a sandbox. Defaults are what a production agent sandbox uses.
 struct Limits {
-  // Wall-clock limit of one execution, in seconds. Enforced from issue #3 on; accepted now.
+  // Wall-clock limit of one execution, in seconds (0 < timeout <= 1e6). It stops Python
+  // loops, long C-level work (sum(range(10**12))) and sleeps alike.
   double timeout_seconds = 30.0;
   // Most memory the guest's heap may use. Allocations past it raise MemoryError in Python.
   // At least 16 MiB (the interpreter's own start-up needs ~10 MiB).
@@ -88,8 +89,8 @@ class Sandbox {
 
   // Runs `code` (Python source, UTF-8) in the interpreter's __main__, which keeps its
   // variables between calls. `filename` is what tracebacks call the code.
-  // After a failure of kind kTrap or kExit the interpreter is gone: every later call returns
-  // the same failure without running anything.
+  // After a failure of kind kTrap, kExit or kTimeout the interpreter is gone (it stopped
+  // mid-way): every later call returns the same failure without running anything.
   ExecutionResult Execute(std::string_view code, std::string_view filename = "<exec>");
 
   // The guest build this sandbox runs ("cpython-<debian revision>-<hash>").

@@ -2,6 +2,7 @@
 #ifndef BRIG_ENGINE_GUEST_CALL_H_
 #define BRIG_ENGINE_GUEST_CALL_H_
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "engine/wasm-rt.h"
@@ -15,6 +16,7 @@ typedef enum {
   BRIG_CALL_RETURNED = 0, /* the guest function returned normally */
   BRIG_CALL_TRAPPED = 1,  /* a trap: `trap` says which */
   BRIG_CALL_EXITED = 2,   /* the guest called proc_exit: `exit_code` holds its code */
+  BRIG_CALL_INTERRUPTED = 3, /* brig_call_interrupt() stopped it (e.g. a timeout) */
 } brig_call_status;
 
 typedef struct {
@@ -23,6 +25,28 @@ typedef struct {
   uint32_t exit_code;
 } brig_call_outcome;
 
+/* Lets another thread stop a guest call (timeouts). Zero-initialise; one per sandbox. A
+ * control may be reused for later calls once brig_call_control_reset() cleared it. */
+typedef struct {
+  volatile int interrupted; /* set by brig_call_interrupt; read by the running thread */
+  volatile int running;     /* a guest call under this control is in progress */
+  pthread_t thread;         /* valid while running */
+} brig_call_control;
+
+/* Asks the guest call running under `control` (if any) to stop. Thread-safe; callable from
+ * any thread. Guest code stops at once (a signal to its thread); a WASI import in progress
+ * finishes first (host sleeps are woken by the caller's own means) and the call stops when
+ * it returns to guest code. A call that starts after this returns BRIG_CALL_INTERRUPTED
+ * at once, until brig_call_control_reset(). */
+void brig_call_interrupt(brig_call_control* control);
+void brig_call_control_reset(brig_call_control* control);
+
+/* Marks the current thread as running host code inside a guest call (WASI imports call these
+ * around their work): an interrupt waits for brig_host_leave, which leaves the guest call
+ * then (a longjmp; REQUIRES no live C++ object with a destructor in the caller's frame). */
+void brig_host_enter(void);
+void brig_host_leave(void);
+
 /* Calls fn(arg), which runs guest code of the instance whose linear memory is `memory`.
  * A trap (bad memory access, unreachable, stack exhaustion, ...) or proc_exit inside it
  * unwinds back here by longjmp; the outcome says which. The thread is prepared on first use
@@ -30,6 +54,9 @@ typedef struct {
  * REQUIRES: fn does not create C++ objects with destructors that a trap could skip
  * (keep fn a plain C trampoline). */
 brig_call_outcome brig_guest_call(wasm_rt_memory_t* memory, void (*fn)(void*), void* arg);
+/* The same, stoppable through `control` (may be NULL). */
+brig_call_outcome brig_guest_call_controlled(wasm_rt_memory_t* memory, void (*fn)(void*), void* arg,
+                                            brig_call_control* control);
 
 /* The largest memory (in 64 KiB pages) that instances created on this thread from now on may
  * grow to; 0 means the module's own maximum. Applied by wasm_rt_allocate_memory. */

@@ -11,6 +11,7 @@ extern const char brig_guest_build_id[];
 struct brig_python_instance {
   Z_python_instance_t module;
   struct Z_wasi_snapshot_preview1_instance_t wasi;
+  brig_call_control* control;
 };
 
 static pthread_once_t g_module_once = PTHREAD_ONCE_INIT;
@@ -35,6 +36,10 @@ void brig_python_instance_destroy(brig_python_instance* p) {
   if (!p) return;
   Z_python_free(&p->module);
   free(p);
+}
+
+void brig_python_instance_set_control(brig_python_instance* p, brig_call_control* control) {
+  p->control = control;
 }
 
 wasm_rt_memory_t* brig_python_instance_memory(brig_python_instance* p) { return p->wasi.memory; }
@@ -72,7 +77,7 @@ static void do_result(void* v) {
 }
 
 static brig_call_outcome run(brig_python_instance* p, void (*fn)(void*), call_args* args) {
-  return brig_guest_call(p->wasi.memory, fn, args);
+  return brig_guest_call_controlled(p->wasi.memory, fn, args, p->control);
 }
 
 brig_call_outcome brig_python_initialize(brig_python_instance* p, int32_t* status_out) {

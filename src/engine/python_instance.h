@@ -25,6 +25,10 @@ typedef struct brig_python_instance brig_python_instance;
 brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t memory_limit_pages);
 void brig_python_instance_destroy(brig_python_instance*);
 
+/* Every later call on this instance runs under `control` (NULL: none), so that another
+ * thread can interrupt it (brig_call_interrupt). `control` must outlive its use here. */
+void brig_python_instance_set_control(brig_python_instance*, brig_call_control* control);
+
 /* The guest's linear memory (owned by the instance). */
 wasm_rt_memory_t* brig_python_instance_memory(brig_python_instance*);
 

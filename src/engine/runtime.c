@@ -32,6 +32,8 @@ typedef struct {
   uint32_t exit_code;
   void* alt_stack;
   uint32_t memory_limit_pages;
+  brig_call_control* volatile control; /* of the call in progress, or NULL */
+  volatile int host_depth;             /* > 0 while a WASI import runs */
 } thread_state;
 
 static __thread thread_state t_state;
@@ -39,7 +41,11 @@ static pthread_key_t g_cleanup_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_initialized;
 
-enum { JUMP_EXIT = 1000 }; /* longjmp value for proc_exit; traps use their wasm_rt_trap_t */
+/* longjmp values beside the wasm_rt_trap_t codes traps use */
+enum { JUMP_EXIT = 1000, JUMP_INTERRUPT = 1001 };
+
+/* Realtime signal that interrupts guest code (glibc keeps SIGRTMIN..SIGRTMIN+2). */
+#define INTERRUPT_SIGNAL (SIGRTMIN + 4)
 
 static void fault_handler(int sig, siginfo_t* info, void* ucontext) {
   (void)ucontext;
@@ -57,6 +63,16 @@ static void fault_handler(int sig, siginfo_t* info, void* ucontext) {
   }
   /* Not a guest fault: let the default action (core dump) happen on return. */
   signal(sig, SIG_DFL);
+}
+
+static void interrupt_handler(int sig) {
+  (void)sig;
+  thread_state* t = &t_state;
+  brig_call_control* c = t->control;
+  if (!t->active || !c || !c->interrupted) return; /* stale or not ours */
+  if (t->host_depth > 0) return;                    /* brig_host_leave will jump */
+  t->active = 0;
+  siglongjmp(t->jump, JUMP_INTERRUPT);
 }
 
 static void free_thread_state(void* p) {
@@ -77,6 +93,15 @@ static void init_once(void) {
   sigemptyset(&sa.sa_mask);
   sa.sa_sigaction = fault_handler;
   if (sigaction(SIGSEGV, &sa, NULL) != 0 || sigaction(SIGBUS, &sa, NULL) != 0) {
+    perror("brig: sigaction");
+    abort();
+  }
+  struct sigaction si;
+  memset(&si, 0, sizeof si);
+  si.sa_flags = SA_ONSTACK | SA_RESTART;
+  sigemptyset(&si.sa_mask);
+  si.sa_handler = interrupt_handler;
+  if (sigaction(INTERRUPT_SIGNAL, &si, NULL) != 0) {
     perror("brig: sigaction");
     abort();
   }
@@ -110,28 +135,70 @@ static void init_thread(void) {
 }
 
 brig_call_outcome brig_guest_call(wasm_rt_memory_t* memory, void (*fn)(void*), void* arg) {
+  return brig_guest_call_controlled(memory, fn, arg, NULL);
+}
+
+brig_call_outcome brig_guest_call_controlled(wasm_rt_memory_t* memory, void (*fn)(void*), void* arg,
+                                            brig_call_control* control) {
   thread_state* t = &t_state;
   brig_call_outcome out = {BRIG_CALL_RETURNED, WASM_RT_TRAP_NONE, 0};
   init_thread();
   if (t->active) abort(); /* re-entry would overwrite the jump target */
   t->mem_lo = (uintptr_t)memory->data;
   t->mem_hi = t->mem_lo + RESERVATION;
+  t->host_depth = 0;
+  if (control) {
+    control->thread = pthread_self();
+    __atomic_store_n(&control->running, 1, __ATOMIC_SEQ_CST);
+  }
+  t->control = control;
   int jumped = sigsetjmp(t->jump, 1);
   if (jumped == 0) {
     t->active = 1;
-    fn(arg);
-    t->active = 0;
-    return out;
+    if (!control || !__atomic_load_n(&control->interrupted, __ATOMIC_SEQ_CST)) {
+      fn(arg);
+      t->active = 0;
+    } else {
+      t->active = 0;
+      jumped = JUMP_INTERRUPT; /* interrupted before it started */
+    }
   }
   t->active = 0;
+  t->control = NULL;
+  if (control) __atomic_store_n(&control->running, 0, __ATOMIC_SEQ_CST);
+  if (jumped == 0) return out;
   if (jumped == JUMP_EXIT) {
     out.status = BRIG_CALL_EXITED;
     out.exit_code = t->exit_code;
+  } else if (jumped == JUMP_INTERRUPT) {
+    out.status = BRIG_CALL_INTERRUPTED;
   } else {
     out.status = BRIG_CALL_TRAPPED;
     out.trap = (wasm_rt_trap_t)jumped;
   }
   return out;
+}
+
+void brig_call_interrupt(brig_call_control* control) {
+  __atomic_store_n(&control->interrupted, 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&control->running, __ATOMIC_SEQ_CST)) {
+    /* The handler re-checks that this control's call is the one running on that thread. */
+    pthread_kill(control->thread, INTERRUPT_SIGNAL);
+  }
+}
+
+void brig_call_control_reset(brig_call_control* control) {
+  __atomic_store_n(&control->interrupted, 0, __ATOMIC_SEQ_CST);
+}
+
+void brig_host_enter(void) { t_state.host_depth++; }
+
+void brig_host_leave(void) {
+  thread_state* t = &t_state;
+  if (--t->host_depth == 0 && t->active && t->control && t->control->interrupted) {
+    t->active = 0;
+    siglongjmp(t->jump, JUMP_INTERRUPT);
+  }
 }
 
 void wasm_rt_trap(wasm_rt_trap_t code) {

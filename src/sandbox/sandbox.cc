@@ -3,11 +3,13 @@
 #include "brig/sandbox.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "engine/python_instance.h"
+#include "sandbox/watchdog.h"
 #include "vfs/file_system.h"
 #include "vfs/pack.h"
 #include "wasi/guest_memory.h"
@@ -94,7 +96,24 @@ struct Sandbox::Impl {
   std::string dead_message;
   std::optional<int> dead_exit_code;
 
+  // Timeouts: the watchdog interrupts guest code through `control` and wakes host sleeps
+  // (time.sleep reaches poll_oneoff) through `sleep_cv`.
+  brig_call_control control{};
+  std::mutex sleep_mu;
+  std::condition_variable sleep_cv;
+
   ~Impl() { brig_python_instance_destroy(instance); }
+
+  void SleepInterruptibly(uint64_t ns) {
+    std::unique_lock<std::mutex> lock(sleep_mu);
+    sleep_cv.wait_for(lock, std::chrono::nanoseconds(ns), [&] { return control.interrupted != 0; });
+  }
+
+  void Interrupt() {
+    brig_call_interrupt(&control);
+    std::lock_guard<std::mutex> lock(sleep_mu);
+    sleep_cv.notify_all();
+  }
 
   wasi::GuestMemory Memory() {
     wasm_rt_memory_t* m = brig_python_instance_memory(instance);
@@ -107,6 +126,12 @@ struct Sandbox::Impl {
     if (o.status == BRIG_CALL_TRAPPED) {
       dead = Failure::kTrap;
       dead_message = std::string("WebAssembly trap: ") + wasm_rt_strerror(o.trap);
+    } else if (o.status == BRIG_CALL_INTERRUPTED) {
+      // Stopped mid-way, the interpreter's own state may be half-updated: not reused.
+      dead = Failure::kTimeout;
+      char text[96];
+      std::snprintf(text, sizeof text, "the execution exceeded the %.3g s timeout", limits.timeout_seconds);
+      dead_message = text;
     } else {
       dead = Failure::kExit;
       dead_message = "the guest exited with code " + std::to_string(o.exit_code);
@@ -185,7 +210,9 @@ StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
   if (limits.memory_bytes < kMinMemory || limits.memory_bytes > kMaxMemory) {
     return Status::InvalidArgument("memory limit must be between 16 MiB and 4096 MiB");
   }
-  if (!(limits.timeout_seconds > 0)) return Status::InvalidArgument("timeout must be positive");
+  if (!(limits.timeout_seconds > 0) || !(limits.timeout_seconds <= 1e6)) {
+    return Status::InvalidArgument("timeout must be positive and at most 1e6 seconds");
+  }
   if (limits.output_bytes == 0) return Status::InvalidArgument("output limit must be positive");
 
   std::string pack_error;
@@ -204,11 +231,14 @@ StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
   wasi_options.env = {"HOME=/home/user", "USER=user", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin"};
   wasi_options.stdout_cap = limits.output_bytes;
   wasi_options.stderr_cap = limits.output_bytes;
+  Impl* raw = impl.get();
+  wasi_options.sleep = [raw](uint64_t ns) { raw->SleepInterruptibly(ns); };
   impl->wasi = std::make_unique<wasi::WasiContext>(*impl->fs, std::move(wasi_options));
 
   uint32_t pages = static_cast<uint32_t>(limits.memory_bytes / kWasmPage);
   impl->instance = brig_python_instance_create(impl->wasi.get(), pages);
   if (!impl->instance) return Status::ResourceExhausted("cannot create a guest instance");
+  brig_python_instance_set_control(impl->instance, &impl->control);
 
   int32_t status = -1;
   ExecutionResult r;
@@ -230,7 +260,14 @@ ExecutionResult Sandbox::Execute(std::string_view code, std::string_view filenam
     return r;
   }
   impl_->wasi->ClearOutput();
+  brig_call_control_reset(&impl_->control);
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(impl_->limits.timeout_seconds));
+  Impl* impl = impl_.get();
+  Watchdog::Id alarm = Watchdog::Instance().Arm(deadline, [impl] { impl->Interrupt(); });
   impl_->Run(code, filename, &r);
+  Watchdog::Instance().Cancel(alarm);
 
   const wasi::WasiContext& w = *impl_->wasi;
   r.stdout_text = w.stdout_data();

@@ -8,6 +8,9 @@
 // object with a destructor.
 #include <cstdint>
 
+#include <type_traits>
+
+#include "engine/guest_call.h"
 #include "engine/guest_exit.h"
 #include "engine/wasm-rt.h"
 #include "wasi/wasi_context.h"
@@ -21,10 +24,17 @@ using Inst = struct Z_wasi_snapshot_preview1_instance_t;
 
 inline WasiContext* Ctx(Inst* inst) { return static_cast<WasiContext*>(inst->context); }
 
+// brig_host_enter/leave bracket the host's work so that an interrupt (timeout) waits for it
+// and then leaves the guest from brig_host_leave: a longjmp out of this frame, which is why
+// nothing here has a destructor (GuestMemory is trivially destructible).
 template <auto Method, typename... Args>
 inline uint32_t Forward(Inst* inst, Args... args) {
+  static_assert(std::is_trivially_destructible_v<GuestMemory>);
+  brig_host_enter();
   GuestMemory mem(inst->memory->data, inst->memory->size);
-  return (Ctx(inst)->*Method)(mem, args...);
+  uint32_t ret = (Ctx(inst)->*Method)(mem, args...);
+  brig_host_leave();
+  return ret;
 }
 
 }  // namespace

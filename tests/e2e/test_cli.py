@@ -110,6 +110,15 @@ class ExecTest(unittest.TestCase):
         p, j = brig_json("--memory", "256", "-c", "len(bytearray(100 * 1024 * 1024))")
         self.assertEqual(j["result"], str(100 * 1024 * 1024))
 
+    def test_timeout_stops_the_code_and_exits_124(self):
+        for code in ("print('tick')\nwhile True: pass", "sum(range(10**12))", "import time; time.sleep(60)"):
+            p, j = brig_json("--timeout", "0.5", "-c", code, timeout=30)
+            self.assertEqual(p.returncode, 124, code)
+            self.assertEqual(j["failure"]["kind"], "timeout")
+            self.assertIs(j["ok"], False)
+        p, j = brig_json("--timeout", "0.5", "-c", "print('tick')\nwhile True: pass", timeout=30)
+        self.assertEqual(j["stdout"], "tick\n")  # output from before the timeout is kept
+
     def test_trap_is_reported_and_host_survives(self):
         code = ("import sys\nsys.setrecursionlimit(10**7)\n"
                 "class A:\n    def __getattr__(self, n):\n        return getattr(self, n)\nA().x\n")

@@ -15,6 +15,10 @@ extern "C" void brig_guest_exit(uint32_t code) {
   g_exit_code = code;
   longjmp(g_exit_jump, 1);
 }
+// Host-call bracketing counts depth here; the engine's version lives in runtime.c.
+static int g_host_depth;
+extern "C" void brig_host_enter(void) { ++g_host_depth; }
+extern "C" void brig_host_leave(void) { --g_host_depth; }
 #include "wasi/wasi_imports.cc"
 
 namespace brig::wasi {
@@ -420,6 +424,7 @@ TEST_F(WasiTest, ProcExitThroughTheGlue) {
   EXPECT_EQ(Z_wasi_snapshot_preview1Z_fd_write(&inst, 1, g.Iov(buf, 8), 1, out), err::kSuccess);
   EXPECT_EQ(ctx->stdout_data(), "via glue");
   EXPECT_EQ(Z_wasi_snapshot_preview1Z_fd_write(&inst, 1, 0xFFFFFFF0u, 1, out), err::kFault);
+  EXPECT_EQ(g_host_depth, 0);  // every import leaves the host section it entered
   if (setjmp(g_exit_jump) == 0) {
     Z_wasi_snapshot_preview1Z_proc_exit(&inst, 3);
     FAIL() << "proc_exit returned";

@@ -1,0 +1,48 @@
+// Watchdog: one process-wide timer thread that runs a callback at a deadline unless it is
+// cancelled first. Sandboxes use it for execution timeouts: arming and cancelling cost a
+// mutex and a map insert/erase, no thread per execution.
+//
+// Thread-safety: all members are safe to call from any thread.
+#ifndef BRIG_SANDBOX_WATCHDOG_H_
+#define BRIG_SANDBOX_WATCHDOG_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace brig {
+
+class Watchdog {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Id = uint64_t;
+
+  // The process's watchdog (started on first use, never destroyed).
+  static Watchdog& Instance();
+
+  // Runs `fn` on the watchdog thread at `deadline` (at once if it has passed) unless
+  // Cancel(id) is called first. `fn` must be quick and must not call Arm or Cancel.
+  Id Arm(Clock::time_point deadline, std::function<void()> fn);
+  // After Cancel returns, the callback of `id` is not running and never will.
+  void Cancel(Id id);
+
+ private:
+  Watchdog();
+  void Loop();
+
+  std::mutex mu_;
+  std::condition_variable wake_;      // a new earliest deadline, or a cancellation
+  std::condition_variable finished_;  // a callback finished running
+  std::map<std::pair<Clock::time_point, Id>, std::function<void()>> pending_;  // GUARDED_BY(mu_)
+  Id next_id_ = 1;       // GUARDED_BY(mu_)
+  Id running_ = 0;       // id whose callback runs now, 0 if none. GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace brig
+
+#endif  // BRIG_SANDBOX_WATCHDOG_H_

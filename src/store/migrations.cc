@@ -1,0 +1,83 @@
+#include "store/migrations.h"
+
+namespace brig::store {
+namespace {
+
+// Both schemas say the same thing; only the types differ. 20971520 = kMaxFileBytes and
+// 255 = kMaxThreadIdBytes, repeated so that a client writing SQL directly is held to them too.
+// Timestamps are int64 microseconds since the Unix epoch.
+constexpr Migration kSqlite[] = {
+    {1, R"sql(
+CREATE TABLE brig_sessions (
+  thread_id     TEXT PRIMARY KEY NOT NULL
+                CHECK (length(CAST(thread_id AS BLOB)) BETWEEN 1 AND 255),
+  created_at    INTEGER NOT NULL,
+  last_accessed INTEGER NOT NULL,
+  expires_at    INTEGER NOT NULL,
+  metadata      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata))
+);
+CREATE INDEX brig_sessions_expires_at ON brig_sessions (expires_at);
+
+CREATE TABLE brig_files (
+  thread_id    TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  path         TEXT NOT NULL CHECK (length(CAST(path AS BLOB)) BETWEEN 1 AND 4096),
+  content      BLOB NOT NULL
+               CHECK (typeof(content) = 'blob' AND length(content) <= 20971520),
+  content_type TEXT NOT NULL,
+  size         INTEGER NOT NULL CHECK (size = length(content)),
+  created_at   INTEGER NOT NULL,
+  modified_at  INTEGER NOT NULL,
+  PRIMARY KEY (thread_id, path)
+);
+
+CREATE TABLE brig_session_state (
+  thread_id      TEXT PRIMARY KEY NOT NULL
+                 REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  snapshot       BLOB NOT NULL CHECK (typeof(snapshot) = 'blob'),
+  format         TEXT NOT NULL,
+  guest_build_id TEXT NOT NULL,
+  version        INTEGER NOT NULL CHECK (version >= 1),
+  updated_at     INTEGER NOT NULL
+);
+)sql"},
+};
+
+constexpr Migration kPostgres[] = {
+    {1, R"sql(
+CREATE TABLE brig_sessions (
+  thread_id     TEXT PRIMARY KEY CHECK (octet_length(thread_id) BETWEEN 1 AND 255),
+  created_at    BIGINT NOT NULL,
+  last_accessed BIGINT NOT NULL,
+  expires_at    BIGINT NOT NULL,
+  metadata      JSONB NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX brig_sessions_expires_at ON brig_sessions (expires_at);
+
+CREATE TABLE brig_files (
+  thread_id    TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  path         TEXT NOT NULL CHECK (octet_length(path) BETWEEN 1 AND 4096),
+  content      BYTEA NOT NULL CHECK (octet_length(content) <= 20971520),
+  content_type TEXT NOT NULL,
+  size         BIGINT NOT NULL CHECK (size = octet_length(content)),
+  created_at   BIGINT NOT NULL,
+  modified_at  BIGINT NOT NULL,
+  PRIMARY KEY (thread_id, path)
+);
+
+CREATE TABLE brig_session_state (
+  thread_id      TEXT PRIMARY KEY REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  snapshot       BYTEA NOT NULL,
+  format         TEXT NOT NULL,
+  guest_build_id TEXT NOT NULL,
+  version        BIGINT NOT NULL CHECK (version >= 1),
+  updated_at     BIGINT NOT NULL
+);
+)sql"},
+};
+
+}  // namespace
+
+std::span<const Migration> SqliteMigrations() { return kSqlite; }
+std::span<const Migration> PostgresMigrations() { return kPostgres; }
+
+}  // namespace brig::store

@@ -1,0 +1,133 @@
+#include "store/pg_conn.h"
+
+#include <endian.h>
+
+#include <cstring>
+
+namespace brig::store::pg {
+namespace {
+
+// Type OIDs from pg_type.h (stable across PostgreSQL versions).
+constexpr Oid kBoolOid = 16, kInt8Oid = 20, kInt2Oid = 21, kInt4Oid = 23;
+
+// PostgreSQL's SQLSTATE classes, mapped to what a caller can act on.
+Status FromResult(const PGresult* r, PGconn* c, std::string_view what) {
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (msg.empty()) msg = PQerrorMessage(c);
+  msg = std::string(what) + ": " + msg;
+  const std::string_view code = state ? state : "";
+  if (code.empty() || PQstatus(c) != CONNECTION_OK) return Status::Unavailable(msg);
+  if (code == "23505") return Status::AlreadyExists(msg);
+  if (code == "23503") return Status::NotFound(msg);
+  if (code.substr(0, 2) == "23" || code.substr(0, 2) == "22") return Status::InvalidArgument(msg);
+  if (code == "57014") return Status::DeadlineExceeded(msg);  // statement_timeout
+  if (code == "40001" || code == "40P01") return Status::Conflict(msg);
+  if (code == "54000") return Status::ResourceExhausted(msg);
+  if (code.substr(0, 2) == "08" || code.substr(0, 2) == "53" || code.substr(0, 2) == "57") {
+    return Status::Unavailable(msg);
+  }
+  return Status::Internal(msg);
+}
+
+}  // namespace
+
+Params& Params::Text(std::string_view v) {
+  owned_.push_back(std::make_unique<std::string>(v));
+  values_.push_back(owned_.back()->c_str());
+  lengths_.push_back(0);
+  formats_.push_back(0);
+  return *this;
+}
+
+Params& Params::Int(int64_t v) { return Text(std::to_string(v)); }
+
+Params& Params::Bytes(std::string_view v) {
+  values_.push_back(v.empty() ? "" : v.data());
+  lengths_.push_back(static_cast<int>(v.size()));
+  formats_.push_back(1);
+  return *this;
+}
+
+int64_t Result::Int(int row, int col) const {
+  if (IsNull(row, col)) return 0;
+  const char* p = PQgetvalue(r_.get(), row, col);
+  switch (PQftype(r_.get(), col)) {
+    case kInt8Oid: {
+      uint64_t v;
+      std::memcpy(&v, p, 8);
+      return static_cast<int64_t>(be64toh(v));
+    }
+    case kInt4Oid: {
+      uint32_t v;
+      std::memcpy(&v, p, 4);
+      return static_cast<int32_t>(be32toh(v));
+    }
+    case kInt2Oid: {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return static_cast<int16_t>(be16toh(v));
+    }
+    default:
+      return 0;  // a query bug; cast to bigint in SQL
+  }
+}
+
+bool Result::Bool(int row, int col) const {
+  return !IsNull(row, col) && PQftype(r_.get(), col) == kBoolOid && PQgetvalue(r_.get(), row, col)[0] != 0;
+}
+
+std::string Result::Bytes(int row, int col) const {
+  return std::string(PQgetvalue(r_.get(), row, col), PQgetlength(r_.get(), row, col));
+}
+
+int64_t Result::affected() const {
+  const char* n = PQcmdTuples(r_.get());
+  return n && *n ? std::stoll(n) : 0;
+}
+
+StatusOr<std::unique_ptr<Conn>> Conn::Open(const std::string& url, const StoreOptions& options) {
+  const std::string timeout =
+      std::to_string(std::max<int64_t>(1, (options.connect_timeout.count() + 999) / 1000));
+  // connect_timeout first: settings in the URL, expanded from dbname, override it.
+  const char* keys[] = {"connect_timeout", "dbname", nullptr};
+  const char* values[] = {timeout.c_str(), url.c_str(), nullptr};
+  PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (c == nullptr) return Status::Unavailable("PostgreSQL: out of memory creating a connection");
+  auto conn = std::unique_ptr<Conn>(new Conn(c));
+  // Server NOTICEs ("relation already exists, skipping") are not for brig's stderr.
+  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string why = PQerrorMessage(c);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    return Status::Unavailable("cannot connect to the PostgreSQL store: " + why);
+  }
+  Params p;
+  p.Text(std::to_string(options.statement_timeout.count()));
+  if (Status s = conn->Exec("SELECT set_config('statement_timeout', $1, false)", p, "cannot set statement_timeout")
+                     .status();
+      !s.ok()) {
+    return s;
+  }
+  return conn;
+}
+
+StatusOr<Result> Conn::Exec(const char* sql, const Params& params, std::string_view what) {
+  PGresult* r = PQexecParams(c_, sql, params.size(), nullptr, params.values(), params.lengths(),
+                             params.formats(), /*resultFormat=binary*/ 1);
+  Result result(r);
+  const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return result;
+  return FromResult(r, c_, what);
+}
+
+Status Conn::ExecScript(const char* sql, std::string_view what) {
+  PGresult* r = PQexec(c_, sql);
+  Result result(r);
+  const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Status::Ok();
+  return FromResult(r, c_, what);
+}
+
+}  // namespace brig::store::pg

@@ -1,0 +1,472 @@
+#include "store/postgres_store.h"
+
+#include <thread>
+
+#include "store/migrations.h"
+#include "store/pg_conn.h"
+#include "store/pg_pool.h"
+#include "store/store_internal.h"
+
+namespace brig::store {
+namespace {
+
+using internal::SessionNotFound;
+using pg::Params;
+using pg::PooledConn;
+using pg::Result;
+using pg::Txn;
+
+// pg_advisory_xact_lock key for migrations: "brigMIGR".
+constexpr int64_t kMigrationLockKey = 0x627269674d494752;
+
+constexpr const char* kSessionColumns =
+    "SELECT s.thread_id, s.created_at, s.last_accessed, s.expires_at, s.metadata::text,"
+    " (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint,"
+    " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint"
+    " FROM brig_sessions s ";
+
+SessionInfo ReadSession(const Result& r, int row) {
+  SessionInfo info;
+  info.thread_id = r.Bytes(row, 0);
+  info.created_at = r.Int(row, 1);
+  info.last_accessed = r.Int(row, 2);
+  info.expires_at = r.Int(row, 3);
+  info.metadata = internal::ParseMetadata(r.Bytes(row, 4));
+  info.file_count = r.Int(row, 5);
+  info.total_bytes = r.Int(row, 6);
+  return info;
+}
+
+// The statistics of a cleanup, over three row sets its WITH clause names: doomed
+// (thread_ids of expired sessions), orphan_files (size), orphan_states (bytes). The
+// cascading deletes happen after the statement's snapshot, so the SELECT still sees the
+// doomed sessions' files.
+#define BRIG_CLEANUP_STATS                                                                      \
+  " SELECT (SELECT count(*) FROM doomed)::bigint,"                                              \
+  " ((SELECT count(*) FROM brig_files WHERE thread_id IN (SELECT thread_id FROM doomed))"       \
+  "  + (SELECT count(*) FROM orphan_files))::bigint,"                                           \
+  " ((SELECT coalesce(sum(size), 0) FROM brig_files"                                            \
+  "   WHERE thread_id IN (SELECT thread_id FROM doomed))"                                       \
+  "  + (SELECT coalesce(sum(octet_length(snapshot)), 0) FROM brig_session_state"                \
+  "     WHERE thread_id IN (SELECT thread_id FROM doomed))"                                     \
+  "  + (SELECT coalesce(sum(size), 0) FROM orphan_files)"                                       \
+  "  + (SELECT coalesce(sum(bytes), 0) FROM orphan_states))::bigint"
+
+constexpr const char* kCleanup =
+    "WITH doomed AS (DELETE FROM brig_sessions WHERE expires_at <= $1 RETURNING thread_id),"
+    " orphan_files AS (DELETE FROM brig_files f WHERE NOT EXISTS"
+    "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = f.thread_id) RETURNING size),"
+    " orphan_states AS (DELETE FROM brig_session_state st WHERE NOT EXISTS"
+    "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = st.thread_id)"
+    "   RETURNING octet_length(snapshot) AS bytes)" BRIG_CLEANUP_STATS;
+
+constexpr const char* kCleanupDryRun =
+    "WITH doomed AS (SELECT thread_id FROM brig_sessions WHERE expires_at <= $1),"
+    " orphan_files AS (SELECT size FROM brig_files f WHERE NOT EXISTS"
+    "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = f.thread_id)),"
+    " orphan_states AS (SELECT octet_length(snapshot) AS bytes FROM brig_session_state st"
+    "   WHERE NOT EXISTS (SELECT 1 FROM brig_sessions s WHERE s.thread_id = st.thread_id))"
+    BRIG_CLEANUP_STATS;
+
+#undef BRIG_CLEANUP_STATS
+
+constexpr const char* kUpsertFile =
+    "INSERT INTO brig_files (thread_id, path, content, content_type, size, created_at, modified_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (thread_id, path) DO UPDATE SET"
+    " content = EXCLUDED.content, content_type = EXCLUDED.content_type,"
+    " size = EXCLUDED.size, modified_at = EXCLUDED.modified_at";
+
+class AdvisoryLock final : public SessionLock {
+ public:
+  AdvisoryLock(std::unique_ptr<pg::Conn> conn, int64_t key) : conn_(std::move(conn)), key_(key) {}
+  ~AdvisoryLock() override {
+    // Unlock explicitly: a closed connection's locks go only when its backend exits, a
+    // moment later, and the next waiter should not pay for that.
+    Params p;
+    p.Int(key_);
+    (void)conn_->Exec("SELECT pg_advisory_unlock($1::bigint)", p, "unlock");
+  }
+
+ private:
+  std::unique_ptr<pg::Conn> conn_;  // the session holding the lock
+  const int64_t key_;
+};
+
+class PostgresStore final : public Store {
+ public:
+  PostgresStore(std::string url, const StoreOptions& options)
+      : url_(std::move(url)), options_(options), pool_(url_, options), clock_(internal::ClockOf(options)) {}
+
+  std::string_view backend() const override { return "postgresql"; }
+
+  Status Migrate() {
+    StatusOr<PooledConn> c = pool_.Checkout();
+    if (!c.ok()) return c.status();
+    pg::Conn& conn = *c.value();
+    Txn txn(conn);
+    if (!txn.Begun().ok()) return txn.Begun();
+    Params key;
+    key.Int(kMigrationLockKey);
+    if (Status s = conn.Exec("SELECT pg_advisory_xact_lock($1::bigint)", key, "cannot take the migration lock").status();
+        !s.ok()) {
+      return s;
+    }
+    if (Status s = conn.ExecScript("CREATE TABLE IF NOT EXISTS brig_schema_version"
+                                   " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+                                   "cannot create the schema version table");
+        !s.ok()) {
+      return s;
+    }
+    StatusOr<Result> r =
+        conn.Exec("SELECT coalesce(max(version), 0)::bigint FROM brig_schema_version", "cannot read the schema version");
+    if (!r.ok()) return r.status();
+    const int64_t current = r.value().Int(0, 0);
+    const auto migrations = PostgresMigrations();
+    if (current > migrations.back().version) {
+      return Status::FailedPrecondition("the PostgreSQL store is at schema version " + std::to_string(current) +
+                                        ", newer than this brig knows (" +
+                                        std::to_string(migrations.back().version) + "): upgrade brig");
+    }
+    for (const Migration& m : migrations) {
+      if (m.version <= current) continue;
+      if (Status s = conn.ExecScript(m.sql, "schema migration " + std::to_string(m.version) + " failed"); !s.ok()) {
+        return s;
+      }
+      Params p;
+      p.Int(m.version).Int(NowMicros());
+      if (Status s = conn.Exec("INSERT INTO brig_schema_version (version, applied_at) VALUES ($1, $2)", p,
+                               "cannot record the schema version")
+                         .status();
+          !s.ok()) {
+        return s;
+      }
+    }
+    return txn.Commit();
+  }
+
+  StatusOr<int> SchemaVersion() override {
+    StatusOr<Result> r = Query("SELECT coalesce(max(version), 0)::bigint FROM brig_schema_version", Params(),
+                               "cannot read the schema version");
+    if (!r.ok()) return r.status();
+    return static_cast<int>(r.value().Int(0, 0));
+  }
+
+  Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id).Int(clock_()).Int(expires_at).Text(internal::MetadataText(metadata));
+    Status s = Query("INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
+                     " VALUES ($1, $2, $2, $3, $4::jsonb)",
+                     p, "cannot create session")
+                   .status();
+    if (s.IsAlreadyExists()) return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
+    return s;
+  }
+
+  StatusOr<SessionInfo> GetSession(std::string_view thread_id) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id);
+    StatusOr<Result> r = Query((std::string(kSessionColumns) + "WHERE s.thread_id = $1").c_str(), p, "cannot read session");
+    if (!r.ok()) return r.status();
+    if (r.value().rows() == 0) return SessionNotFound(thread_id);
+    return ReadSession(r.value(), 0);
+  }
+
+  StatusOr<bool> SessionExists(std::string_view thread_id) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id);
+    StatusOr<Result> r = Query("SELECT 1 FROM brig_sessions WHERE thread_id = $1", p, "cannot read session");
+    if (!r.ok()) return r.status();
+    return r.value().rows() > 0;
+  }
+
+  Status TouchSession(std::string_view thread_id) override {
+    Params p;
+    p.Text(thread_id).Int(clock_());
+    return UpdateSession(thread_id, "UPDATE brig_sessions SET last_accessed = $2 WHERE thread_id = $1", p);
+  }
+
+  Status SetSessionExpiry(std::string_view thread_id, int64_t expires_at) override {
+    Params p;
+    p.Text(thread_id).Int(expires_at);
+    return UpdateSession(thread_id, "UPDATE brig_sessions SET expires_at = $2 WHERE thread_id = $1", p);
+  }
+
+  Status SetSessionMetadata(std::string_view thread_id, const nlohmann::json& metadata) override {
+    if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id).Text(internal::MetadataText(metadata));
+    return UpdateSession(thread_id, "UPDATE brig_sessions SET metadata = $2::jsonb WHERE thread_id = $1", p);
+  }
+
+  Status DeleteSession(std::string_view thread_id) override {
+    Params p;
+    p.Text(thread_id);
+    return UpdateSession(thread_id, "DELETE FROM brig_sessions WHERE thread_id = $1", p);
+  }
+
+  StatusOr<std::vector<SessionInfo>> ListSessions() override {
+    StatusOr<Result> r =
+        Query((std::string(kSessionColumns) + "ORDER BY s.thread_id COLLATE \"C\"").c_str(), Params(), "cannot list sessions");
+    if (!r.ok()) return r.status();
+    std::vector<SessionInfo> out;
+    for (int i = 0; i < r.value().rows(); ++i) out.push_back(ReadSession(r.value(), i));
+    return out;
+  }
+
+  StatusOr<std::vector<std::string>> ListExpiredSessions(int64_t now) override {
+    Params p;
+    p.Int(now);
+    StatusOr<Result> r = Query("SELECT thread_id FROM brig_sessions WHERE expires_at <= $1 ORDER BY thread_id COLLATE \"C\"",
+                               p, "cannot list expired sessions");
+    if (!r.ok()) return r.status();
+    std::vector<std::string> out;
+    for (int i = 0; i < r.value().rows(); ++i) out.push_back(r.value().Bytes(i, 0));
+    return out;
+  }
+
+  Status PutFile(std::string_view thread_id, const FileWrite& file) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    if (Status s = internal::CheckFileWrite(file); !s.ok()) return s;
+    const std::string type = internal::ContentTypeOf(file);
+    Params p;
+    p.Text(thread_id).Text(file.path).Bytes(file.content).Text(type);
+    p.Int(static_cast<int64_t>(file.content.size())).Int(clock_());
+    Status s = Query(kUpsertFile, p, "cannot write file '" + file.path + "'").status();
+    if (s.IsNotFound()) return SessionNotFound(thread_id);  // the foreign key
+    return s;
+  }
+
+  StatusOr<FileData> GetFile(std::string_view thread_id, std::string_view path, int64_t offset,
+                             int64_t limit) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    if (Status s = ValidateFilePath(path); !s.ok()) return s;
+    if (offset < 0) return Status::InvalidArgument("file offset is negative");
+    // No file is longer than kMaxFileBytes: these bounds mean "to the end" and fit an int4.
+    const int64_t len = limit < 0 ? kMaxFileBytes + 1 : std::min(limit, kMaxFileBytes + 1);
+    Params p;
+    p.Text(thread_id).Text(path).Int(std::min(offset, kMaxFileBytes + 1)).Int(len);
+    StatusOr<Result> r = Query(
+        "SELECT content_type, size, created_at, modified_at,"
+        " substring(content FROM $3::int + 1 FOR $4::int)"
+        " FROM brig_files WHERE thread_id = $1 AND path = $2",
+        p, "cannot read file");
+    if (!r.ok()) return r.status();
+    if (r.value().rows() == 0) return MissingFile(thread_id, path);
+    const Result& row = r.value();
+    FileData data;
+    data.info = FileInfo{std::string(path), row.Bytes(0, 0), row.Int(0, 1), row.Int(0, 2), row.Int(0, 3)};
+    data.content = row.Bytes(0, 4);
+    return data;
+  }
+
+  Status DeleteFile(std::string_view thread_id, std::string_view path) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    if (Status s = ValidateFilePath(path); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id).Text(path);
+    StatusOr<Result> r = Query("DELETE FROM brig_files WHERE thread_id = $1 AND path = $2", p, "cannot delete file");
+    if (!r.ok()) return r.status();
+    if (r.value().affected() == 0) return MissingFile(thread_id, path);
+    return Status::Ok();
+  }
+
+  StatusOr<std::vector<FileInfo>> ListFiles(std::string_view thread_id, std::string_view prefix) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id).Text(prefix);
+    // The session's existence and its files in one statement (one snapshot): a missing
+    // session gives one row of NULLs marked by the flag.
+    StatusOr<Result> r = Query(
+        "SELECT f.path, f.content_type, f.size, f.created_at, f.modified_at, f.path IS NOT NULL"
+        " FROM brig_sessions s LEFT JOIN brig_files f"
+        "   ON f.thread_id = s.thread_id AND starts_with(f.path, $2)"
+        " WHERE s.thread_id = $1 ORDER BY f.path COLLATE \"C\"",
+        p, "cannot list files");
+    if (!r.ok()) return r.status();
+    const Result& rows = r.value();
+    if (rows.rows() == 0) return SessionNotFound(thread_id);
+    std::vector<FileInfo> out;
+    for (int i = 0; i < rows.rows(); ++i) {
+      if (!rows.Bool(i, 5)) continue;
+      out.push_back(FileInfo{rows.Bytes(i, 0), rows.Bytes(i, 1), rows.Int(i, 2), rows.Int(i, 3), rows.Int(i, 4)});
+    }
+    return out;
+  }
+
+  StatusOr<FileUsage> GetFileUsage(std::string_view thread_id) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id);
+    StatusOr<Result> r = Query(
+        "SELECT (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint,"
+        " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint"
+        " FROM brig_sessions s WHERE s.thread_id = $1",
+        p, "cannot count files");
+    if (!r.ok()) return r.status();
+    if (r.value().rows() == 0) return SessionNotFound(thread_id);
+    return FileUsage{r.value().Int(0, 0), r.value().Int(0, 1)};
+  }
+
+  StatusOr<std::optional<SessionState>> GetState(std::string_view thread_id) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id);
+    StatusOr<Result> r = Query(
+        "SELECT st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at"
+        " FROM brig_sessions s LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id"
+        " WHERE s.thread_id = $1",
+        p, "cannot read state");
+    if (!r.ok()) return r.status();
+    const Result& row = r.value();
+    if (row.rows() == 0) return SessionNotFound(thread_id);
+    if (row.IsNull(0, 3)) return std::optional<SessionState>();
+    return std::optional<SessionState>(
+        SessionState{row.Bytes(0, 0), row.Bytes(0, 1), row.Bytes(0, 2), row.Int(0, 3), row.Int(0, 4)});
+  }
+
+  StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
+                                  const std::optional<StateWrite>& state,
+                                  const std::vector<FileWrite>& files_upserted,
+                                  const std::vector<std::string>& files_deleted) override {
+    if (Status s = internal::CheckSave(thread_id, expected_version, files_upserted, files_deleted); !s.ok()) {
+      return s;
+    }
+    std::vector<std::string> types;
+    for (const FileWrite& f : files_upserted) types.push_back(internal::ContentTypeOf(f));
+    StatusOr<PooledConn> c = pool_.Checkout();
+    if (!c.ok()) return c.status();
+    pg::Conn& conn = *c.value();
+    Txn txn(conn);
+    if (!txn.Begun().ok()) return txn.Begun();
+    Params id;
+    id.Text(thread_id);
+    // The row lock makes concurrent saves of one session take turns; the second then reads
+    // the first one's version (READ COMMITTED: each statement sees the latest commits).
+    StatusOr<Result> r =
+        conn.Exec("SELECT 1 FROM brig_sessions WHERE thread_id = $1 FOR NO KEY UPDATE", id, "cannot lock session");
+    if (!r.ok()) return r.status();
+    if (r.value().rows() == 0) return SessionNotFound(thread_id);
+    r = conn.Exec("SELECT version FROM brig_session_state WHERE thread_id = $1", id, "cannot read state version");
+    if (!r.ok()) return r.status();
+    const int64_t stored = r.value().rows() ? r.value().Int(0, 0) : 0;
+    if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
+    const int64_t version = expected_version + 1;
+    const int64_t now = clock_();
+    {
+      const StateWrite empty;
+      const StateWrite& w = state ? *state : empty;
+      Params p;
+      p.Text(thread_id).Bytes(w.snapshot).Text(w.format).Text(w.guest_build_id).Int(version).Int(now);
+      // Without a new state the snapshot stays; a first save without one stores a cleared state.
+      const char* sql = state ? "INSERT INTO brig_session_state"
+                                " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
+                                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO UPDATE SET"
+                                " snapshot = EXCLUDED.snapshot, format = EXCLUDED.format,"
+                                " guest_build_id = EXCLUDED.guest_build_id, version = EXCLUDED.version,"
+                                " updated_at = EXCLUDED.updated_at"
+                              : "INSERT INTO brig_session_state"
+                                " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
+                                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO UPDATE SET"
+                                " version = EXCLUDED.version, updated_at = EXCLUDED.updated_at";
+      if (Status s = conn.Exec(sql, p, "cannot save state").status(); !s.ok()) return s;
+    }
+    for (size_t i = 0; i < files_upserted.size(); ++i) {
+      const FileWrite& f = files_upserted[i];
+      Params p;
+      p.Text(thread_id).Text(f.path).Bytes(f.content).Text(types[i]);
+      p.Int(static_cast<int64_t>(f.content.size())).Int(now);
+      if (Status s = conn.Exec(kUpsertFile, p, "cannot write file '" + f.path + "'").status(); !s.ok()) return s;
+    }
+    for (const std::string& path : files_deleted) {
+      Params p;
+      p.Text(thread_id).Text(path);
+      if (Status s = conn.Exec("DELETE FROM brig_files WHERE thread_id = $1 AND path = $2", p, "cannot delete file")
+                         .status();
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (Status s = txn.Commit(); !s.ok()) return s;
+    return version;
+  }
+
+  StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) override {
+    Params p;
+    p.Int(now);
+    // One statement: atomic on its own, and a session extended meanwhile is re-checked by
+    // the DELETE and kept.
+    StatusOr<Result> r = Query(dry_run ? kCleanupDryRun : kCleanup, p, "cleanup failed");
+    if (!r.ok()) return r.status();
+    return CleanupStats{r.value().Int(0, 0), r.value().Int(0, 1), r.value().Int(0, 2)};
+  }
+
+  StatusOr<std::unique_ptr<SessionLock>> LockSession(std::string_view thread_id,
+                                                     std::chrono::milliseconds timeout) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    StatusOr<std::unique_ptr<pg::Conn>> c = pg::Conn::Open(url_, options_);
+    if (!c.ok()) return c.status();
+    const int64_t key = static_cast<int64_t>(ThreadIdHash(thread_id));
+    Params p;
+    p.Int(key);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto pause = std::chrono::milliseconds(1);
+    // Polling pg_try_advisory_lock: a blocking pg_advisory_lock would be cut by
+    // statement_timeout, not by the caller's timeout.
+    while (true) {
+      StatusOr<Result> r = c.value()->Exec("SELECT pg_try_advisory_lock($1::bigint)", p, "cannot take session lock");
+      if (!r.ok()) return r.status();
+      if (r.value().Bool(0, 0)) return std::unique_ptr<SessionLock>(new AdvisoryLock(std::move(c.value()), key));
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Status::DeadlineExceeded("session '" + std::string(thread_id) +
+                                        "' is locked by another execution (waited " +
+                                        std::to_string(timeout.count()) + " ms)");
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    }
+  }
+
+ private:
+  // One statement on a pooled connection, in its own implicit transaction.
+  StatusOr<Result> Query(const char* sql, const Params& params, std::string_view what) {
+    StatusOr<PooledConn> c = pool_.Checkout();
+    if (!c.ok()) return c.status();
+    return c.value()->Exec(sql, params, what);
+  }
+
+  Status UpdateSession(std::string_view thread_id, const char* sql, const Params& params) {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    StatusOr<Result> r = Query(sql, params, "cannot update session");
+    if (!r.ok()) return r.status();
+    if (r.value().affected() == 0) return SessionNotFound(thread_id);
+    return Status::Ok();
+  }
+
+  // NotFound naming whichever is missing, the session or the file.
+  Status MissingFile(std::string_view thread_id, std::string_view path) {
+    StatusOr<bool> exists = SessionExists(thread_id);
+    if (!exists.ok()) return exists.status();
+    return exists.value() ? internal::FileNotFound(thread_id, path) : SessionNotFound(thread_id);
+  }
+
+  const std::string url_;
+  const StoreOptions options_;
+  pg::Pool pool_;
+  const std::function<int64_t()> clock_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> OpenPostgresStore(std::string_view url, const StoreOptions& options) {
+  if (options.pool_size < 1) return Status::InvalidArgument("PostgreSQL pool size must be at least 1");
+  if (url.find('\0') != std::string_view::npos) return Status::InvalidArgument("store URL contains NUL");
+  auto store = std::make_unique<PostgresStore>(std::string(url), options);
+  if (Status s = store->Migrate(); !s.ok()) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace brig::store

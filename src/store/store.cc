@@ -1,0 +1,111 @@
+#include "store/store.h"
+
+#include <set>
+
+#include "store/content_type.h"
+#include "store/postgres_store.h"
+#include "store/sqlite_store.h"
+#include "store/store_internal.h"
+
+namespace brig::store {
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t ThreadIdHash(std::string_view thread_id) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : thread_id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOptions& options) {
+  auto starts = [&](std::string_view p) { return url.substr(0, p.size()) == p; };
+  if (starts("sqlite://")) return OpenSqliteStore(url.substr(9), options);
+  if (starts("sqlite:")) return OpenSqliteStore(url.substr(7), options);
+  if (starts("postgresql://") || starts("postgres://")) return OpenPostgresStore(url, options);
+  const size_t colon = url.find(':');
+  return Status::InvalidArgument(
+      "unknown store URL scheme '" + std::string(url.substr(0, colon == std::string_view::npos ? url.size() : colon)) +
+      "': use sqlite:PATH or postgresql://...");
+}
+
+namespace internal {
+
+Status CheckMetadata(const nlohmann::json& metadata) {
+  if (!metadata.is_object() && !metadata.is_null()) {
+    return Status::InvalidArgument("session metadata must be a JSON object");
+  }
+  return Status::Ok();
+}
+
+std::string MetadataText(const nlohmann::json& metadata) {
+  return metadata.is_null() ? "{}" : metadata.dump();
+}
+
+Status CheckFileWrite(const FileWrite& file) {
+  if (Status s = ValidateFilePath(file.path); !s.ok()) return s;
+  if (Status s = ValidateFileSize(file.path, static_cast<int64_t>(file.content.size())); !s.ok()) return s;
+  if (file.content_type.size() > 255 || !IsValidUtf8(file.content_type) ||
+      file.content_type.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("content type of '" + file.path + "' is not a short UTF-8 string");
+  }
+  return Status::Ok();
+}
+
+Status CheckSave(std::string_view thread_id, int64_t expected_version,
+                 const std::vector<FileWrite>& files_upserted,
+                 const std::vector<std::string>& files_deleted) {
+  if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+  if (expected_version < 0) return Status::InvalidArgument("expected_version is negative");
+  std::set<std::string_view> seen;
+  for (const FileWrite& f : files_upserted) {
+    if (Status s = CheckFileWrite(f); !s.ok()) return s;
+    if (!seen.insert(f.path).second) {
+      return Status::InvalidArgument("file '" + f.path + "' appears twice in one save");
+    }
+  }
+  for (const std::string& p : files_deleted) {
+    if (Status s = ValidateFilePath(p); !s.ok()) return s;
+    if (!seen.insert(p).second) {
+      return Status::InvalidArgument("file '" + p + "' appears twice in one save");
+    }
+  }
+  return Status::Ok();
+}
+
+std::string ContentTypeOf(const FileWrite& file) {
+  return file.content_type.empty() ? DetectContentType(file.path, file.content) : file.content_type;
+}
+
+Status VersionConflict(std::string_view thread_id, int64_t stored, int64_t expected) {
+  return Status::Conflict("session '" + std::string(thread_id) + "' is at state version " +
+                          std::to_string(stored) + ", not " + std::to_string(expected) +
+                          ": another execution saved first; nothing was saved");
+}
+
+Status SessionNotFound(std::string_view thread_id) {
+  return Status::NotFound("session '" + std::string(thread_id) + "' does not exist");
+}
+
+Status FileNotFound(std::string_view thread_id, std::string_view path) {
+  return Status::NotFound("file '" + std::string(path) + "' does not exist in session '" +
+                          std::string(thread_id) + "'");
+}
+
+nlohmann::json ParseMetadata(std::string_view text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+std::function<int64_t()> ClockOf(const StoreOptions& options) {
+  return options.clock ? options.clock : std::function<int64_t()>(NowMicros);
+}
+
+}  // namespace internal
+}  // namespace brig::store

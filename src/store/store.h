@@ -1,0 +1,234 @@
+// brig::store::Store: where sessions, their files and their interpreter state live between
+// executions and across restarts of brig. One interface, two backends:
+//   sqlite:PATH            embedded, the default (sqlite_store.h)
+//   postgresql://...       a PostgreSQL server via libpq, shared by several brig nodes
+//                          (postgres_store.h)
+//
+// Data model (schema: migrations.cc):
+//   session  thread_id (key), created_at, last_accessed, expires_at, metadata (a JSON object)
+//   file     (thread_id, path) (key), content (<= kMaxFileBytes), content_type, size,
+//            created_at, modified_at
+//   state    thread_id (key), snapshot bytes, format, guest_build_id, version, updated_at
+// Files and state belong to their session: deleting the session deletes them (the schema
+// cascades). Every timestamp is int64 microseconds since the Unix epoch (UTC).
+//
+// The store is mechanism, not policy: it does not refuse an expired session (the session
+// layer does) and does not apply per-session quotas (the session layer counts them with
+// GetFileUsage before saving). It does refuse bad thread_ids and paths (validation.h) and
+// files over kMaxFileBytes, the last both in C++ and in the schema.
+//
+// Versions. A session's state has a version: 0 before the first save, then +1 for each
+// successful SaveExecution. SaveExecution with an expected version that is not the stored
+// one changes nothing and returns Conflict: that is how a process holding a live session
+// learns that another process saved a newer one.
+//
+// Thread-safety: a Store is safe for concurrent use from multiple threads without external
+// synchronisation. Several processes may open the same store at once.
+//
+// Errors: every call returns a Status; none throws. InvalidArgument for a bad thread_id or
+// path, NotFound for a missing session or file, ResourceExhausted for a file over 20 MiB,
+// Conflict for a version mismatch, Unavailable when the database cannot be reached or used
+// (retrying later may succeed), Internal otherwise. A failed call changes nothing.
+#ifndef BRIG_STORE_STORE_H_
+#define BRIG_STORE_STORE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "brig/status.h"
+#include "store/validation.h"
+
+namespace brig::store {
+
+// Microseconds since the Unix epoch, from the system clock.
+int64_t NowMicros();
+
+struct StoreOptions {
+  // PostgreSQL: connections kept by the pool, at most. Default 4. Session locks use their
+  // own connections, outside the pool.
+  int pool_size = 4;
+  // PostgreSQL: statement_timeout set on every connection. Default 30 s. 0 = none.
+  std::chrono::milliseconds statement_timeout{30'000};
+  // PostgreSQL: how long to wait for a connection to be established (libpq connect_timeout,
+  // whole seconds, at least 1) unless the URL says otherwise. Default 10 s.
+  std::chrono::milliseconds connect_timeout{10'000};
+  // SQLite: how long a statement waits for another process's write lock. Default 30 s.
+  std::chrono::milliseconds busy_timeout{30'000};
+  // Source of created_at / last_accessed / modified_at / updated_at stamps. Tests inject a
+  // fake clock. Default: NowMicros.
+  std::function<int64_t()> clock;
+};
+
+struct SessionInfo {
+  std::string thread_id;
+  int64_t created_at = 0;
+  int64_t last_accessed = 0;
+  int64_t expires_at = 0;
+  nlohmann::json metadata = nlohmann::json::object();
+  int64_t file_count = 0;   // files stored for the session
+  int64_t total_bytes = 0;  // sum of their sizes (not counting the state snapshot)
+};
+
+struct FileInfo {
+  std::string path;
+  std::string content_type;
+  int64_t size = 0;  // full size of the stored content
+  int64_t created_at = 0;
+  int64_t modified_at = 0;
+};
+
+struct FileData {
+  FileInfo info;
+  std::string content;  // bytes (may hold NUL); the [offset, offset+limit) slice asked for
+};
+
+// A file to create or replace.
+struct FileWrite {
+  std::string path;
+  std::string content;       // bytes
+  std::string content_type;  // empty: DetectContentType(path, content)
+};
+
+struct FileUsage {
+  int64_t file_count = 0;
+  int64_t total_bytes = 0;
+};
+
+// What a save writes as the session's state. An empty snapshot with an empty format is a
+// cleared state (what `reset` saves).
+struct StateWrite {
+  std::string snapshot;  // bytes
+  std::string format;
+  std::string guest_build_id;
+};
+
+struct SessionState {
+  std::string snapshot;
+  std::string format;
+  std::string guest_build_id;
+  int64_t version = 0;
+  int64_t updated_at = 0;
+  bool cleared() const { return snapshot.empty() && format.empty(); }
+};
+
+struct CleanupStats {
+  int64_t sessions_deleted = 0;  // expired sessions (in a dry run: that would be deleted)
+  int64_t files_deleted = 0;     // their files plus orphaned files
+  int64_t bytes_freed = 0;       // sizes of those files plus the deleted state snapshots
+};
+
+// Serialises executions in one session across threads and processes. Held while the object
+// lives; released by its destructor, or by the operating system / the database server when
+// the holding process dies. Not copyable or movable.
+class SessionLock {
+ public:
+  SessionLock() = default;
+  SessionLock(const SessionLock&) = delete;
+  SessionLock& operator=(const SessionLock&) = delete;
+  virtual ~SessionLock() = default;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "sqlite" or "postgresql".
+  virtual std::string_view backend() const = 0;
+  // The schema version this store is at after the migrations ran on open.
+  virtual StatusOr<int> SchemaVersion() = 0;
+
+  // ---- sessions ----
+  // Creates a session expiring at `expires_at`. `metadata` must be a JSON object (or null,
+  // stored as {}); InvalidArgument otherwise.
+  // AlreadyExists if the thread_id is taken.
+  virtual Status CreateSession(std::string_view thread_id, int64_t expires_at,
+                               const nlohmann::json& metadata) = 0;
+  // NotFound if there is no such session.
+  virtual StatusOr<SessionInfo> GetSession(std::string_view thread_id) = 0;
+  virtual StatusOr<bool> SessionExists(std::string_view thread_id) = 0;
+  // Sets last_accessed to the clock's now. NotFound if missing.
+  virtual Status TouchSession(std::string_view thread_id) = 0;
+  // Sets expires_at (to extend or shorten). NotFound if missing.
+  virtual Status SetSessionExpiry(std::string_view thread_id, int64_t expires_at) = 0;
+  // Replaces the metadata (a JSON object, or null for {}). NotFound if missing.
+  virtual Status SetSessionMetadata(std::string_view thread_id, const nlohmann::json& metadata) = 0;
+  // Deletes the session with its files and state. NotFound if missing.
+  virtual Status DeleteSession(std::string_view thread_id) = 0;
+  // Every session, ordered by thread_id, with file counts and bytes.
+  virtual StatusOr<std::vector<SessionInfo>> ListSessions() = 0;
+  // thread_ids of sessions with expires_at <= now, ordered.
+  virtual StatusOr<std::vector<std::string>> ListExpiredSessions(int64_t now) = 0;
+
+  // ---- files ----
+  // Creates or replaces one file (created_at is kept on replace). NotFound if the session
+  // is missing; ResourceExhausted over kMaxFileBytes. Does not change the state version:
+  // callers that must make live sessions notice use SaveExecution.
+  virtual Status PutFile(std::string_view thread_id, const FileWrite& file) = 0;
+  // Reads `limit` bytes from `offset` (limit < 0: to the end; offset past the end: empty).
+  // NotFound if the session or the file is missing. REQUIRES: offset >= 0.
+  virtual StatusOr<FileData> GetFile(std::string_view thread_id, std::string_view path,
+                                     int64_t offset = 0, int64_t limit = -1) = 0;
+  // NotFound if the file is missing.
+  virtual Status DeleteFile(std::string_view thread_id, std::string_view path) = 0;
+  // Files whose path starts with `prefix` (a plain string prefix: "/tmp/" lists under /tmp,
+  // "" lists all), ordered by path, without content. NotFound if the session is missing.
+  virtual StatusOr<std::vector<FileInfo>> ListFiles(std::string_view thread_id,
+                                                    std::string_view prefix = "") = 0;
+  // Count and bytes of a session's files. NotFound if the session is missing.
+  virtual StatusOr<FileUsage> GetFileUsage(std::string_view thread_id) = 0;
+
+  // ---- state ----
+  // The stored state, or nullopt if never saved. NotFound if the session is missing.
+  virtual StatusOr<std::optional<SessionState>> GetState(std::string_view thread_id) = 0;
+  // In ONE transaction: checks that the stored version (0 if none) equals
+  // `expected_version`, writes `state` (nullopt: keep the stored snapshot, still bump the
+  // version because the files changed), upserts `files_upserted`, deletes
+  // `files_deleted` (missing ones are ignored), and returns the new version
+  // (expected_version + 1). Conflict if the version differs; NotFound if the session is
+  // missing; InvalidArgument / ResourceExhausted for a bad file. On any error nothing is
+  // changed; a crash at any moment leaves either the old or the new state and files.
+  // A path may not appear twice across files_upserted and files_deleted.
+  virtual StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
+                                          const std::optional<StateWrite>& state,
+                                          const std::vector<FileWrite>& files_upserted,
+                                          const std::vector<std::string>& files_deleted) = 0;
+
+  // ---- cleanup ----
+  // Deletes sessions with expires_at <= now (with their files and state) and orphaned files
+  // and states (rows whose session is gone, e.g. written by a client without foreign keys).
+  // With dry_run, changes nothing and returns what would be deleted.
+  virtual StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) = 0;
+
+  // ---- locking ----
+  // Blocks until this caller holds the session's lock or `timeout` passes
+  // (DeadlineExceeded). The session need not exist. Two different thread_ids may (rarely)
+  // share a lock: they hash to 64 bits. Holding the lock does not block other Store calls;
+  // it only excludes other LockSession holders.
+  virtual StatusOr<std::unique_ptr<SessionLock>> LockSession(
+      std::string_view thread_id,
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(60'000)) = 0;
+};
+
+// Opens (creating if needed) the store named by `url` and applies pending migrations, under
+// a lock so that concurrent opens are safe:
+//   sqlite:PATH or sqlite://PATH (PATH's directory must exist and be writable),
+//   postgresql://... or postgres://... (libpq URI; parameters such as host=/socket/dir work).
+// InvalidArgument for an unknown scheme or an empty path; Unavailable if the file cannot be
+// opened or the server cannot be reached (the message says which and why);
+// FailedPrecondition if the store was migrated by a newer brig.
+StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOptions& options = {});
+
+// 64-bit FNV-1a of the thread_id: names session locks (lock file, advisory lock key).
+uint64_t ThreadIdHash(std::string_view thread_id);
+
+}  // namespace brig::store
+
+#endif  // BRIG_STORE_STORE_H_

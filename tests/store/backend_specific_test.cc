@@ -1,0 +1,164 @@
+// What only one backend has: SQLite's WAL file and busy timeout, PostgreSQL's pool and
+// statement timeout. The shared behaviour is in conformance_test.cc.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "backends.h"
+#include "store/store.h"
+
+namespace brig::store {
+namespace {
+
+using testing::PgServer;
+using testing::PostgresBackend;
+using testing::SqliteBackend;
+using std::chrono::milliseconds;
+
+TEST(SqliteStore, UsesWalAndKeepsLockFilesBesideTheDatabase) {
+  SqliteBackend backend;
+  const std::string url = backend.NewUrl().value();
+  const std::string path = url.substr(7);
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value()->backend(), "sqlite");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  {
+    StatusOr<std::unique_ptr<SessionLock>> lock = s.value()->LockSession("t");
+    ASSERT_TRUE(lock.ok());
+  }
+  char name[17];
+  std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(ThreadIdHash("t")));
+  struct stat sb;
+  EXPECT_EQ(stat((path + ".locks/" + name).c_str(), &sb), 0) << path + ".locks/" + name;
+}
+
+TEST(SqliteStore, WriterBlockedByAnotherProcessGivesUpAfterBusyTimeout) {
+  SqliteBackend backend;
+  const std::string url = backend.NewUrl().value();
+  StoreOptions options;
+  options.busy_timeout = milliseconds(200);
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url, options);
+  ASSERT_TRUE(s.ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const auto start = std::chrono::steady_clock::now();
+  Status st = s.value()->CreateSession("t", 0, {});
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(st.IsUnavailable()) << st.ToString();
+  EXPECT_GE(waited, milliseconds(150));
+  EXPECT_LT(waited, milliseconds(5000));
+  // Reads still work while another process writes (WAL).
+  EXPECT_TRUE(s.value()->ListSessions().ok());
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  EXPECT_TRUE(s.value()->CreateSession("t", 0, {}).ok());
+}
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (testing::SkipPostgres()) GTEST_SKIP() << "BRIG_SKIP_POSTGRES=1";
+    StatusOr<std::string> url = backend_.NewUrl();
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    url_ = url.value();
+  }
+  PostgresBackend backend_;
+  std::string url_;
+};
+
+TEST_F(PostgresStoreTest, PoolSizeMustBePositive) {
+  StoreOptions options;
+  options.pool_size = 0;
+  EXPECT_TRUE(OpenStore(url_, options).status().IsInvalidArgument());
+}
+
+TEST_F(PostgresStoreTest, OneConnectionServesManyThreads) {
+  StoreOptions options;
+  options.pool_size = 1;
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url_, options);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  Store& store = *s.value();
+  ASSERT_TRUE(store.CreateSession("t", int64_t{1} << 60, {}).ok());
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < 20; ++k) {
+        const std::string path = "/t" + std::to_string(i) + "/" + std::to_string(k);
+        if (!store.PutFile("t", {path, path, ""}).ok()) ++failures;
+        StatusOr<FileData> f = store.GetFile("t", path);
+        if (!f.ok() || f.value().content != path) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(store.GetFileUsage("t").value().file_count, 160);
+}
+
+TEST_F(PostgresStoreTest, StatementTimeoutCutsAStatementWaitingOnALock) {
+  StoreOptions options;
+  options.statement_timeout = milliseconds(300);
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url_, options);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  // Another client holds the sessions table; brig's statement waits, then is cancelled.
+  PGconn* other = PQconnectdb(url_.c_str());
+  ASSERT_EQ(PQstatus(other), CONNECTION_OK);
+  PQclear(PQexec(other, "BEGIN"));
+  PGresult* r = PQexec(other, "LOCK TABLE brig_sessions IN ACCESS EXCLUSIVE MODE");
+  ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+  PQclear(r);
+  const auto start = std::chrono::steady_clock::now();
+  StatusOr<std::vector<SessionInfo>> list = s.value()->ListSessions();
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(list.status().IsDeadlineExceeded()) << list.status().ToString();
+  EXPECT_GE(waited, milliseconds(250));
+  EXPECT_LT(waited, milliseconds(10'000));
+  PQclear(PQexec(other, "ROLLBACK"));
+  PQfinish(other);
+  // The connection that timed out is usable again.
+  EXPECT_TRUE(s.value()->ListSessions().ok());
+}
+
+TEST_F(PostgresStoreTest, ValuesNeverBecomeSql) {
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url_);
+  ASSERT_TRUE(s.ok());
+  const std::string evil = "x'); DROP TABLE brig_files; --";
+  ASSERT_TRUE(s.value()->CreateSession(evil, 0, {{"q", "'; DELETE FROM brig_sessions; --"}}).ok());
+  ASSERT_TRUE(s.value()->PutFile(evil, {"/a'b", "'; DROP TABLE brig_sessions; --", ""}).ok());
+  EXPECT_EQ(s.value()->GetSession(evil).value().metadata["q"], "'; DELETE FROM brig_sessions; --");
+  EXPECT_EQ(s.value()->GetFile(evil, "/a'b").value().content, "'; DROP TABLE brig_sessions; --");
+  EXPECT_EQ(s.value()->ListSessions().value().size(), 1u);
+}
+
+TEST_F(PostgresStoreTest, AServerThatGoesAwayIsUnavailableNotACrash) {
+  // A store pointed at a server that is stopped after open: calls fail cleanly. We cannot
+  // stop the shared harness server, so terminate our backend connections instead.
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url_);
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s.value()->CreateSession("t", 0, {}).ok());
+  ASSERT_TRUE(PgServer::Exec(PgServer::Get().Url("postgres"),
+                             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                             " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+                  .ok());
+  std::this_thread::sleep_for(milliseconds(100));
+  Status first = s.value()->TouchSession("t");
+  EXPECT_TRUE(first.ok() || first.IsUnavailable()) << first.ToString();
+  // The broken connection was dropped; the next call reconnects.
+  EXPECT_TRUE(s.value()->TouchSession("t").ok());
+}
+
+}  // namespace
+}  // namespace brig::store

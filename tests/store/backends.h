@@ -1,0 +1,112 @@
+// The two store backends as test parameters: each makes a fresh, empty store URL per test
+// and can write rows directly with SQL, bypassing brig, to prove what the schema itself
+// enforces. Used by every typed store test (conformance, faults).
+#ifndef BRIG_TESTS_STORE_BACKENDS_H_
+#define BRIG_TESTS_STORE_BACKENDS_H_
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "brig/status.h"
+#include "pg_harness.h"
+
+namespace brig::store::testing {
+
+class SqliteBackend {
+ public:
+  static constexpr const char* kName = "SQLite";
+  static bool Skip() { return false; }
+
+  ~SqliteBackend() {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // A store in a new temp dir (removed with this object).
+  StatusOr<std::string> NewUrl() {
+    if (dir_.empty()) {
+      char tmpl[] = "/tmp/brig-store-test-XXXXXX";
+      if (mkdtemp(tmpl) == nullptr) return Status::Unavailable("mkdtemp failed");
+      dir_ = tmpl;
+    }
+    return "sqlite:" + dir_ + "/brig" + std::to_string(++n_) + ".db";
+  }
+
+  // Inserts a file row of `size` zero bytes with plain SQL. With `orphan`, foreign keys
+  // are off (SQLite's default for a connection), so the session need not exist.
+  static Status InsertRawFile(const std::string& url, const std::string& thread_id, const std::string& path,
+                              int64_t size, bool orphan) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open(url.substr(7).c_str(), &db) != SQLITE_OK) {
+      sqlite3_close(db);
+      return Status::Unavailable("open");
+    }
+    sqlite3_busy_timeout(db, 10'000);
+    if (!orphan) sqlite3_exec(db, "PRAGMA foreign_keys=ON", nullptr, nullptr, nullptr);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db,
+                       "INSERT INTO brig_files (thread_id, path, content, content_type, size, created_at,"
+                       " modified_at) VALUES (?1, ?2, zeroblob(?3), 'application/octet-stream', ?3, 0, 0)",
+                       -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, thread_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, path.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, size);
+    const int rc = sqlite3_step(st);
+    Status s = rc == SQLITE_DONE ? Status::Ok() : Status::InvalidArgument(sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return s;
+  }
+
+ private:
+  std::string dir_;
+  int n_ = 0;
+};
+
+class PostgresBackend {
+ public:
+  static constexpr const char* kName = "PostgreSQL";
+  static bool Skip() { return SkipPostgres(); }
+
+  // A new database on the harness's server.
+  StatusOr<std::string> NewUrl() { return PgServer::Get().NewUrl(); }
+
+  // As SqliteBackend::InsertRawFile; `orphan` turns off foreign-key triggers for the
+  // connection (session_replication_role = replica; the harness connects as superuser).
+  static Status InsertRawFile(const std::string& url, const std::string& thread_id, const std::string& path,
+                              int64_t size, bool orphan) {
+    PGconn* c = PQconnectdb(url.c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+      PQfinish(c);
+      return Status::Unavailable("connect");
+    }
+    if (orphan) PQclear(PQexec(c, "SET session_replication_role = replica"));
+    const std::string n = std::to_string(size);
+    const char* values[] = {thread_id.c_str(), path.c_str(), n.c_str()};
+    PGresult* r = PQexecParams(c,
+                               "INSERT INTO brig_files (thread_id, path, content, content_type, size, created_at,"
+                               " modified_at) VALUES ($1, $2, convert_to(repeat('x', $3::int), 'UTF8'),"
+                               " 'application/octet-stream', $3::bigint, 0, 0)",
+                               3, nullptr, values, nullptr, nullptr, 0);
+    Status s = PQresultStatus(r) == PGRES_COMMAND_OK ? Status::Ok() : Status::InvalidArgument(PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    return s;
+  }
+};
+
+// Names typed tests "SQLite" / "PostgreSQL" instead of 0 / 1.
+struct BackendNames {
+  template <typename T>
+  static std::string GetName(int) {
+    return T::kName;
+  }
+};
+
+}  // namespace brig::store::testing
+
+#endif  // BRIG_TESTS_STORE_BACKENDS_H_

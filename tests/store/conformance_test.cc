@@ -1,0 +1,530 @@
+// One suite, every backend: each TYPED_TEST runs once on SQLite and once on PostgreSQL
+// (a real server started by pg_harness.h). A backend passes only if it behaves exactly
+// like the other.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <barrier>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "backends.h"
+#include "store/store.h"
+
+namespace brig::store {
+namespace {
+
+using testing::BackendNames;
+using testing::PostgresBackend;
+using testing::SqliteBackend;
+
+constexpr int64_t kDay = int64_t{86'400} * 1'000'000;
+
+template <typename Backend>
+class StoreConformance : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Backend::Skip()) GTEST_SKIP() << "BRIG_SKIP_POSTGRES=1";
+    StatusOr<std::string> url = backend_.NewUrl();
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    url_ = url.value();
+    options_.clock = [this] { return now_.load(); };
+    store_ = Open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  // Another Store on the same database: its own connection(s), as another process has.
+  std::unique_ptr<Store> Open() {
+    StatusOr<std::unique_ptr<Store>> s = OpenStore(url_, options_);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(s.value()) : nullptr;
+  }
+
+  void Create(const std::string& id, int64_t expires_at = 1000 * kDay) {
+    ASSERT_TRUE(store_->CreateSession(id, expires_at, {{"owner", "test"}}).ok());
+  }
+
+  std::string Content(const std::string& id, const std::string& path) {
+    StatusOr<FileData> f = store_->GetFile(id, path);
+    EXPECT_TRUE(f.ok()) << path << ": " << f.status().ToString();
+    return f.ok() ? f.value().content : "<missing>";
+  }
+
+  Backend backend_;
+  std::string url_;
+  StoreOptions options_;
+  std::atomic<int64_t> now_{100 * kDay};
+  std::unique_ptr<Store> store_;
+};
+
+using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
+TYPED_TEST_SUITE(StoreConformance, Backends, BackendNames);
+
+TYPED_TEST(StoreConformance, MigrationsAreRecordedAndIdempotent) {
+  StatusOr<int> v = this->store_->SchemaVersion();
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_GE(v.value(), 1);
+  this->Create("keep");
+  // Opening again (as a second process would) applies nothing and loses nothing.
+  for (int i = 0; i < 2; ++i) {
+    std::unique_ptr<Store> again = this->Open();
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->SchemaVersion().value(), v.value());
+    EXPECT_TRUE(again->SessionExists("keep").value());
+  }
+}
+
+TYPED_TEST(StoreConformance, ConcurrentFirstOpensMigrateOnce) {
+  StatusOr<std::string> fresh = this->backend_.NewUrl();  // never opened yet
+  ASSERT_TRUE(fresh.ok());
+  constexpr int kOpeners = 4;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  std::vector<std::string> errors(kOpeners);
+  for (int i = 0; i < kOpeners; ++i) {
+    threads.emplace_back([&, i] {
+      StatusOr<std::unique_ptr<Store>> s = OpenStore(fresh.value(), this->options_);
+      if (s.ok() && s.value()->SchemaVersion().ok()) {
+        ++ok;
+      } else {
+        errors[i] = s.status().ToString();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kOpeners) << errors[0] << errors[1] << errors[2] << errors[3];
+}
+
+TYPED_TEST(StoreConformance, SessionLifecycle) {
+  Store& s = *this->store_;
+  EXPECT_FALSE(s.SessionExists("t1").value());
+  EXPECT_TRUE(s.GetSession("t1").status().IsNotFound());
+  ASSERT_TRUE(s.CreateSession("t1", 200 * kDay, {{"agent", "a"}, {"n", 3}}).ok());
+  EXPECT_TRUE(s.CreateSession("t1", 200 * kDay, {}).IsAlreadyExists());
+  EXPECT_TRUE(s.SessionExists("t1").value());
+
+  StatusOr<SessionInfo> info = s.GetSession("t1");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info.value().thread_id, "t1");
+  EXPECT_EQ(info.value().created_at, 100 * kDay);
+  EXPECT_EQ(info.value().last_accessed, 100 * kDay);
+  EXPECT_EQ(info.value().expires_at, 200 * kDay);
+  EXPECT_EQ(info.value().metadata, (nlohmann::json{{"agent", "a"}, {"n", 3}}));
+  EXPECT_EQ(info.value().file_count, 0);
+
+  this->now_ = 150 * kDay;
+  ASSERT_TRUE(s.TouchSession("t1").ok());
+  ASSERT_TRUE(s.SetSessionExpiry("t1", 400 * kDay).ok());
+  ASSERT_TRUE(s.SetSessionMetadata("t1", {{"agent", "b"}}).ok());
+  info = s.GetSession("t1");
+  EXPECT_EQ(info.value().created_at, 100 * kDay);
+  EXPECT_EQ(info.value().last_accessed, 150 * kDay);
+  EXPECT_EQ(info.value().expires_at, 400 * kDay);
+  EXPECT_EQ(info.value().metadata, (nlohmann::json{{"agent", "b"}}));
+
+  EXPECT_TRUE(s.CreateSession("t2", kDay, nlohmann::json::array()).IsInvalidArgument());
+  EXPECT_TRUE(s.SetSessionMetadata("t1", 5).IsInvalidArgument());
+  EXPECT_TRUE(s.TouchSession("nope").IsNotFound());
+  EXPECT_TRUE(s.SetSessionExpiry("nope", kDay).IsNotFound());
+
+  ASSERT_TRUE(s.DeleteSession("t1").ok());
+  EXPECT_FALSE(s.SessionExists("t1").value());
+  EXPECT_TRUE(s.DeleteSession("t1").IsNotFound());
+}
+
+TYPED_TEST(StoreConformance, UnicodeThreadIdRoundTrips) {
+  const std::string id = "agent/\xc3\xa9t\xc3\xa9 \xf0\x9f\x90\x8d #1";  // "agent/été 🐍 #1"
+  this->Create(id);
+  EXPECT_EQ(this->store_->GetSession(id).value().thread_id, id);
+  ASSERT_TRUE(this->store_->PutFile(id, {"/home/user/\xc3\xa9.txt", "x", ""}).ok());
+  EXPECT_EQ(this->store_->ListFiles(id).value().at(0).path, "/home/user/\xc3\xa9.txt");
+}
+
+TYPED_TEST(StoreConformance, ListSessionsWithCountsAndExpired) {
+  Store& s = *this->store_;
+  this->Create("b", 50 * kDay);
+  this->Create("a", 300 * kDay);
+  this->Create("c", 101 * kDay);
+  ASSERT_TRUE(s.PutFile("a", {"/x", std::string(10, 'x'), ""}).ok());
+  ASSERT_TRUE(s.PutFile("a", {"/y", std::string(5, 'y'), ""}).ok());
+  StatusOr<std::vector<SessionInfo>> all = s.ListSessions();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all.value().size(), 3u);
+  EXPECT_EQ(all.value()[0].thread_id, "a");
+  EXPECT_EQ(all.value()[0].file_count, 2);
+  EXPECT_EQ(all.value()[0].total_bytes, 15);
+  EXPECT_EQ(all.value()[1].thread_id, "b");
+  EXPECT_EQ(all.value()[1].file_count, 0);
+  EXPECT_EQ(s.ListExpiredSessions(100 * kDay).value(), std::vector<std::string>{"b"});
+  EXPECT_EQ(s.ListExpiredSessions(101 * kDay).value(), (std::vector<std::string>{"b", "c"}));
+  EXPECT_TRUE(s.ListExpiredSessions(0).value().empty());
+}
+
+TYPED_TEST(StoreConformance, FilesPutGetListDelete) {
+  Store& s = *this->store_;
+  this->Create("t");
+  const std::string binary("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\xff\0", 18);
+  ASSERT_TRUE(s.PutFile("t", {"/home/user/img.dat", binary, ""}).ok());
+  ASSERT_TRUE(s.PutFile("t", {"/home/user/a.csv", "x,y\n1,2\n", ""}).ok());
+  ASSERT_TRUE(s.PutFile("t", {"/tmp/empty", "", "text/x-custom"}).ok());
+  ASSERT_TRUE(s.PutFile("t", {"/home/user_2/z.json", "{}", ""}).ok());
+
+  StatusOr<FileData> f = s.GetFile("t", "/home/user/img.dat");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f.value().content, binary);
+  EXPECT_EQ(f.value().info.size, 18);
+  EXPECT_EQ(f.value().info.content_type, "image/png");  // magic beats the unknown extension
+  EXPECT_EQ(f.value().info.created_at, 100 * kDay);
+  EXPECT_EQ(s.GetFile("t", "/home/user/a.csv").value().info.content_type, "text/csv");
+  EXPECT_EQ(s.GetFile("t", "/tmp/empty").value().info.content_type, "text/x-custom");
+  EXPECT_EQ(s.GetFile("t", "/tmp/empty").value().content, "");
+
+  // Offset and limit.
+  EXPECT_EQ(s.GetFile("t", "/home/user/a.csv", 2, 3).value().content, "y\n1");
+  EXPECT_EQ(s.GetFile("t", "/home/user/a.csv", 4).value().content, "1,2\n");
+  EXPECT_EQ(s.GetFile("t", "/home/user/a.csv", 0, 0).value().content, "");
+  EXPECT_EQ(s.GetFile("t", "/home/user/a.csv", 100, 5).value().content, "");
+  EXPECT_EQ(s.GetFile("t", "/home/user/a.csv", 100, 5).value().info.size, 8);
+  EXPECT_TRUE(s.GetFile("t", "/home/user/a.csv", -1).status().IsInvalidArgument());
+
+  // Upsert keeps created_at, moves modified_at.
+  this->now_ = 101 * kDay;
+  ASSERT_TRUE(s.PutFile("t", {"/home/user/a.csv", "new", ""}).ok());
+  f = s.GetFile("t", "/home/user/a.csv");
+  EXPECT_EQ(f.value().content, "new");
+  EXPECT_EQ(f.value().info.size, 3);
+  EXPECT_EQ(f.value().info.created_at, 100 * kDay);
+  EXPECT_EQ(f.value().info.modified_at, 101 * kDay);
+
+  // Prefix listing is a plain byte prefix, ordered.
+  StatusOr<std::vector<FileInfo>> list = s.ListFiles("t", "/home/user/");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list.value().size(), 2u);
+  EXPECT_EQ(list.value()[0].path, "/home/user/a.csv");
+  EXPECT_EQ(list.value()[1].path, "/home/user/img.dat");
+  EXPECT_EQ(list.value()[1].size, 18);
+  EXPECT_EQ(s.ListFiles("t", "/home/user").value().size(), 3u);
+  EXPECT_EQ(s.ListFiles("t").value().size(), 4u);
+  EXPECT_TRUE(s.ListFiles("t", "/nothing").value().empty());
+
+  StatusOr<FileUsage> usage = s.GetFileUsage("t");
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage.value().file_count, 4);
+  EXPECT_EQ(usage.value().total_bytes, 18 + 3 + 0 + 2);
+
+  ASSERT_TRUE(s.DeleteFile("t", "/home/user/a.csv").ok());
+  EXPECT_TRUE(s.DeleteFile("t", "/home/user/a.csv").IsNotFound());
+  EXPECT_TRUE(s.GetFile("t", "/home/user/a.csv").status().IsNotFound());
+  EXPECT_EQ(s.GetFileUsage("t").value().file_count, 3);
+
+  // A missing session is NotFound everywhere.
+  EXPECT_TRUE(s.PutFile("ghost", {"/a", "x", ""}).IsNotFound());
+  EXPECT_TRUE(s.GetFile("ghost", "/a").status().IsNotFound());
+  EXPECT_TRUE(s.ListFiles("ghost").status().IsNotFound());
+  EXPECT_TRUE(s.GetFileUsage("ghost").status().IsNotFound());
+  EXPECT_TRUE(s.DeleteFile("ghost", "/a").IsNotFound());
+}
+
+TYPED_TEST(StoreConformance, PrefixHasNoWildcards) {
+  Store& s = *this->store_;
+  this->Create("t");
+  for (const char* p : {"/a%b/1", "/a_b/2", "/aXb/3", "/a%/4"}) ASSERT_TRUE(s.PutFile("t", {p, "x", ""}).ok());
+  StatusOr<std::vector<FileInfo>> l = s.ListFiles("t", "/a%");
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l.value().size(), 2u);
+  EXPECT_EQ(l.value()[0].path, "/a%/4");
+  EXPECT_EQ(l.value()[1].path, "/a%b/1");
+  EXPECT_EQ(s.ListFiles("t", "/a_").value().size(), 1u);
+}
+
+TYPED_TEST(StoreConformance, DeletingASessionCascades) {
+  Store& s = *this->store_;
+  this->Create("t");
+  this->Create("other");
+  ASSERT_TRUE(s.SaveExecution("t", 0, StateWrite{"snap", "fmt", "build"}, {{"/f", "data", ""}}, {}).ok());
+  ASSERT_TRUE(s.PutFile("other", {"/f", "keep", ""}).ok());
+  ASSERT_TRUE(s.DeleteSession("t").ok());
+  // Recreated under the same id: nothing of the old one comes back.
+  this->Create("t");
+  EXPECT_TRUE(s.ListFiles("t").value().empty());
+  EXPECT_FALSE(s.GetState("t").value().has_value());
+  EXPECT_EQ(this->Content("other", "/f"), "keep");
+  // Nothing orphaned for cleanup to find.
+  StatusOr<CleanupStats> c = s.Cleanup(0, /*dry_run=*/true);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c.value().files_deleted, 0);
+}
+
+TYPED_TEST(StoreConformance, StateVersionsAdvanceOnSave) {
+  Store& s = *this->store_;
+  this->Create("t");
+  StatusOr<std::optional<SessionState>> st = s.GetState("t");
+  ASSERT_TRUE(st.ok());
+  EXPECT_FALSE(st.value().has_value());
+  EXPECT_TRUE(s.GetState("ghost").status().IsNotFound());
+
+  const std::string snap("\0\1\2snapshot\xff", 12);
+  StatusOr<int64_t> v = s.SaveExecution("t", 0, StateWrite{snap, "pages+zstd", "build-1"}, {}, {});
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v.value(), 1);
+  st = s.GetState("t");
+  ASSERT_TRUE(st.value().has_value());
+  EXPECT_EQ(st.value()->snapshot, snap);
+  EXPECT_EQ(st.value()->format, "pages+zstd");
+  EXPECT_EQ(st.value()->guest_build_id, "build-1");
+  EXPECT_EQ(st.value()->version, 1);
+  EXPECT_EQ(st.value()->updated_at, 100 * kDay);
+
+  // Files only: the snapshot stays, the version still moves (live sessions must reload).
+  this->now_ = 102 * kDay;
+  v = s.SaveExecution("t", 1, std::nullopt, {{"/new", "n", ""}}, {});
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v.value(), 2);
+  st = s.GetState("t");
+  EXPECT_EQ(st.value()->snapshot, snap);
+  EXPECT_EQ(st.value()->version, 2);
+  EXPECT_EQ(st.value()->updated_at, 102 * kDay);
+
+  // A cleared state (reset) keeps the files.
+  v = s.SaveExecution("t", 2, StateWrite{}, {}, {});
+  ASSERT_TRUE(v.ok());
+  st = s.GetState("t");
+  EXPECT_TRUE(st.value()->cleared());
+  EXPECT_EQ(st.value()->version, 3);
+  EXPECT_EQ(this->Content("t", "/new"), "n");
+
+  EXPECT_TRUE(s.SaveExecution("ghost", 0, StateWrite{}, {}, {}).status().IsNotFound());
+}
+
+TYPED_TEST(StoreConformance, SaveWritesStateAndFilesTogether) {
+  Store& s = *this->store_;
+  this->Create("t");
+  ASSERT_TRUE(s.SaveExecution("t", 0, StateWrite{"s1", "f", "b"}, {{"/a", "a1", ""}, {"/b", "b1", ""}}, {}).ok());
+  StatusOr<int64_t> v = s.SaveExecution("t", 1, StateWrite{"s2", "f", "b"}, {{"/a", "a2", ""}, {"/c", "c2", ""}},
+                                        {"/b", "/never-existed"});
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(s.GetState("t").value()->snapshot, "s2");
+  EXPECT_EQ(this->Content("t", "/a"), "a2");
+  EXPECT_EQ(this->Content("t", "/c"), "c2");
+  EXPECT_TRUE(s.GetFile("t", "/b").status().IsNotFound());
+  // A path twice in one save is refused before anything is written.
+  EXPECT_TRUE(s.SaveExecution("t", 2, StateWrite{"s3", "f", "b"}, {{"/a", "x", ""}}, {"/a"}).status().IsInvalidArgument());
+  EXPECT_TRUE(
+      s.SaveExecution("t", 2, StateWrite{}, {{"/a", "x", ""}, {"/a", "y", ""}}, {}).status().IsInvalidArgument());
+  EXPECT_EQ(s.GetState("t").value()->version, 2);
+}
+
+TYPED_TEST(StoreConformance, VersionConflictChangesNothing) {
+  Store& s = *this->store_;
+  this->Create("t");
+  ASSERT_TRUE(s.SaveExecution("t", 0, StateWrite{"old", "f", "b"}, {{"/keep", "k", ""}, {"/gone?", "", ""}}, {})
+                  .status()
+                  .IsInvalidArgument());  // '?' is not allowed: nothing saved
+  ASSERT_TRUE(s.SaveExecution("t", 0, StateWrite{"old", "f", "b"}, {{"/keep", "k", ""}, {"/del", "d", ""}}, {}).ok());
+  this->now_ = 105 * kDay;
+  for (int64_t wrong : {0, 2, 7}) {
+    StatusOr<int64_t> v =
+        s.SaveExecution("t", wrong, StateWrite{"new", "f2", "b2"}, {{"/keep", "changed", ""}, {"/added", "a", ""}},
+                        {"/del"});
+    ASSERT_TRUE(v.status().IsConflict()) << v.status().ToString();
+    EXPECT_NE(v.status().message().find("version 1"), std::string::npos) << v.status().message();
+  }
+  StatusOr<std::optional<SessionState>> st = s.GetState("t");
+  EXPECT_EQ(st.value()->snapshot, "old");
+  EXPECT_EQ(st.value()->format, "f");
+  EXPECT_EQ(st.value()->version, 1);
+  EXPECT_EQ(st.value()->updated_at, 100 * kDay);
+  EXPECT_EQ(this->Content("t", "/keep"), "k");
+  EXPECT_EQ(this->Content("t", "/del"), "d");
+  EXPECT_TRUE(s.GetFile("t", "/added").status().IsNotFound());
+  EXPECT_EQ(s.GetFileUsage("t").value().file_count, 2);
+}
+
+TYPED_TEST(StoreConformance, FileOverTwentyMiBIsRefusedByBrigAndBySchema) {
+  Store& s = *this->store_;
+  this->Create("t");
+  const std::string max(kMaxFileBytes, 'm');
+  ASSERT_TRUE(s.PutFile("t", {"/max.bin", max, ""}).ok());
+  EXPECT_EQ(s.GetFile("t", "/max.bin").value().info.size, kMaxFileBytes);
+  EXPECT_EQ(s.GetFile("t", "/max.bin", kMaxFileBytes - 3).value().content, "mmm");
+
+  const std::string over(kMaxFileBytes + 1, 'o');
+  Status put = s.PutFile("t", {"/over.bin", over, ""});
+  EXPECT_TRUE(put.IsResourceExhausted()) << put.ToString();
+  EXPECT_NE(put.message().find("20 MiB"), std::string::npos);
+  StatusOr<int64_t> save = s.SaveExecution("t", 0, StateWrite{"s", "f", "b"}, {{"/over.bin", over, ""}}, {});
+  EXPECT_TRUE(save.status().IsResourceExhausted()) << save.status().ToString();
+  EXPECT_FALSE(s.GetState("t").value().has_value());
+
+  // Bypassing brig: the schema's CHECK refuses it too; the limit itself still fits.
+  EXPECT_FALSE(TypeParam::InsertRawFile(this->url_, "t", "/raw-over", kMaxFileBytes + 1, false).ok());
+  EXPECT_TRUE(TypeParam::InsertRawFile(this->url_, "t", "/raw-max", kMaxFileBytes, false).ok());
+  EXPECT_TRUE(s.GetFile("t", "/raw-over").status().IsNotFound());
+  EXPECT_EQ(s.GetFileUsage("t").value().file_count, 2);
+}
+
+TYPED_TEST(StoreConformance, BadThreadIdsAreRefusedEverywhere) {
+  Store& s = *this->store_;
+  const std::vector<std::string> bad = {"", std::string(256, 'a'), std::string("a\0b", 3), "tab\there",
+                                        "new\nline", "del\x7f", "c1\xc2\x85", "bad\xff utf8", "\xc0\xaf"};
+  for (const std::string& id : bad) {
+    SCOPED_TRACE(::testing::PrintToString(id));
+    EXPECT_TRUE(s.CreateSession(id, kDay, {}).IsInvalidArgument());
+    EXPECT_TRUE(s.GetSession(id).status().IsInvalidArgument());
+    EXPECT_TRUE(s.SessionExists(id).status().IsInvalidArgument());
+    EXPECT_TRUE(s.TouchSession(id).IsInvalidArgument());
+    EXPECT_TRUE(s.DeleteSession(id).IsInvalidArgument());
+    EXPECT_TRUE(s.PutFile(id, {"/a", "x", ""}).IsInvalidArgument());
+    EXPECT_TRUE(s.ListFiles(id).status().IsInvalidArgument());
+    EXPECT_TRUE(s.GetState(id).status().IsInvalidArgument());
+    EXPECT_TRUE(s.SaveExecution(id, 0, StateWrite{}, {}, {}).status().IsInvalidArgument());
+    EXPECT_TRUE(s.LockSession(id, std::chrono::milliseconds(10)).status().IsInvalidArgument());
+  }
+  EXPECT_TRUE(s.CreateSession(std::string(255, 'a'), kDay, {}).ok());
+  EXPECT_TRUE(s.ListSessions().value().size() == 1);
+}
+
+TYPED_TEST(StoreConformance, BadPathsAreRefusedEverywhere) {
+  Store& s = *this->store_;
+  this->Create("t");
+  std::string deep;
+  for (int i = 0; i < 65; ++i) deep += "/d";
+  const std::vector<std::string> bad = {"",           "relative/x", "/",          "/a/../b",     "/a/./b",
+                                        "/..",        "/a//b",      "/a/",        "/a\0b",       "/a\nb",
+                                        "/a<b",       "/a>b",       "/c:",        "/a\"b",       "/a|b",
+                                        "/a?",        "/a*",        "/a\\b",      "/\xff\xfe",   deep,
+                                        "/" + std::string(4096, 'x')};
+  for (std::string path : bad) {
+    if (path == "/a\0b") path = std::string("/a\0b", 4);
+    SCOPED_TRACE(::testing::PrintToString(path));
+    EXPECT_TRUE(s.PutFile("t", {path, "x", ""}).IsInvalidArgument());
+    EXPECT_TRUE(s.GetFile("t", path).status().IsInvalidArgument());
+    EXPECT_TRUE(s.DeleteFile("t", path).IsInvalidArgument());
+    EXPECT_TRUE(s.SaveExecution("t", 0, StateWrite{}, {{path, "x", ""}}, {}).status().IsInvalidArgument());
+    EXPECT_TRUE(s.SaveExecution("t", 0, StateWrite{}, {}, {path}).status().IsInvalidArgument());
+  }
+  EXPECT_TRUE(s.ListFiles("t").value().empty());
+  EXPECT_FALSE(s.GetState("t").value().has_value());
+}
+
+TYPED_TEST(StoreConformance, CleanupDeletesExpiredSessionsAndOrphans) {
+  Store& s = *this->store_;
+  this->Create("expired1", 50 * kDay);
+  this->Create("expired2", 99 * kDay);
+  this->Create("alive", 500 * kDay);
+  ASSERT_TRUE(s.SaveExecution("expired1", 0, StateWrite{std::string(100, 's'), "f", "b"},
+                              {{"/a", std::string(10, 'a'), ""}, {"/b", std::string(20, 'b'), ""}}, {})
+                  .ok());
+  ASSERT_TRUE(s.PutFile("expired2", {"/c", std::string(30, 'c'), ""}).ok());
+  ASSERT_TRUE(s.SaveExecution("alive", 0, StateWrite{"live", "f", "b"}, {{"/keep", "kk", ""}}, {}).ok());
+  // An orphan, as a client without foreign keys could leave.
+  ASSERT_TRUE(TypeParam::InsertRawFile(this->url_, "vanished", "/o", 7, /*orphan=*/true).ok());
+
+  StatusOr<CleanupStats> dry = s.Cleanup(100 * kDay, /*dry_run=*/true);
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  EXPECT_EQ(dry.value().sessions_deleted, 2);
+  EXPECT_EQ(dry.value().files_deleted, 4);
+  EXPECT_EQ(dry.value().bytes_freed, 10 + 20 + 30 + 7 + 100);
+  EXPECT_EQ(s.ListSessions().value().size(), 3u);  // dry run changed nothing
+  EXPECT_EQ(s.GetFileUsage("expired1").value().file_count, 2);
+
+  StatusOr<CleanupStats> done = s.Cleanup(100 * kDay, /*dry_run=*/false);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done.value().sessions_deleted, 2);
+  EXPECT_EQ(done.value().files_deleted, 4);
+  EXPECT_EQ(done.value().bytes_freed, 167);
+  EXPECT_FALSE(s.SessionExists("expired1").value());
+  EXPECT_FALSE(s.SessionExists("expired2").value());
+  EXPECT_EQ(this->Content("alive", "/keep"), "kk");
+  EXPECT_EQ(s.GetState("alive").value()->snapshot, "live");
+
+  StatusOr<CleanupStats> again = s.Cleanup(100 * kDay, false);
+  EXPECT_EQ(again.value().sessions_deleted, 0);
+  EXPECT_EQ(again.value().files_deleted, 0);
+  EXPECT_EQ(again.value().bytes_freed, 0);
+}
+
+TYPED_TEST(StoreConformance, ConcurrentSavesWithOneVersionExactlyOneWins) {
+  this->Create("t");
+  std::unique_ptr<Store> a = this->Open();
+  std::unique_ptr<Store> b = this->Open();
+  ASSERT_TRUE(a && b);
+  int64_t version = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::barrier sync(2);
+    StatusOr<int64_t> ra = Status::Internal("unset"), rb = Status::Internal("unset");
+    auto save = [&](Store* store, const std::string& who, StatusOr<int64_t>* out) {
+      sync.arrive_and_wait();
+      *out = store->SaveExecution("t", version, StateWrite{who + std::to_string(round), "f", "b"},
+                                  {{"/by", who + std::to_string(round), ""}}, {});
+    };
+    std::thread ta(save, a.get(), "a", &ra);
+    std::thread tb(save, b.get(), "b", &rb);
+    ta.join();
+    tb.join();
+    ASSERT_NE(ra.ok(), rb.ok()) << "round " << round << ": " << ra.status().ToString() << " / "
+                                << rb.status().ToString();
+    const bool a_won = ra.ok();
+    EXPECT_TRUE((a_won ? rb : ra).status().IsConflict()) << (a_won ? rb : ra).status().ToString();
+    ++version;
+    EXPECT_EQ((a_won ? ra : rb).value(), version);
+    const std::string winner = std::string(a_won ? "a" : "b") + std::to_string(round);
+    // State and file come from the same winner.
+    EXPECT_EQ(this->store_->GetState("t").value()->snapshot, winner);
+    EXPECT_EQ(this->Content("t", "/by"), winner);
+  }
+}
+
+TYPED_TEST(StoreConformance, SessionLockExcludesOtherHolders) {
+  Store& s = *this->store_;
+  StatusOr<std::unique_ptr<SessionLock>> first = s.LockSession("t");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  // Another holder (even in this process, even through another Store) waits and times out.
+  std::unique_ptr<Store> other = this->Open();
+  StatusOr<std::unique_ptr<SessionLock>> second = other->LockSession("t", std::chrono::milliseconds(100));
+  EXPECT_TRUE(second.status().IsDeadlineExceeded()) << second.status().ToString();
+  EXPECT_TRUE(s.LockSession("t", std::chrono::milliseconds(50)).status().IsDeadlineExceeded());
+  // A different session is independent.
+  EXPECT_TRUE(other->LockSession("u", std::chrono::milliseconds(100)).ok());
+  // A waiter gets the lock once it is released.
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    first.value().reset();
+  });
+  second = other->LockSession("t", std::chrono::milliseconds(5000));
+  release.join();
+  EXPECT_TRUE(second.ok()) << second.status().ToString();
+}
+
+TYPED_TEST(StoreConformance, SessionLockDiesWithItsProcess) {
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Only async-signal-safe-ish work and _exit: the child must not run gtest.
+    close(ready[0]);
+    StatusOr<std::unique_ptr<Store>> st = OpenStore(this->url_, this->options_);
+    if (!st.ok()) _exit(2);
+    StatusOr<std::unique_ptr<SessionLock>> lock = st.value()->LockSession("t");
+    if (!lock.ok()) _exit(3);
+    (void)!write(ready[1], "L", 1);
+    while (true) pause();
+  }
+  close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1) << "child could not take the lock";
+  close(ready[0]);
+  EXPECT_TRUE(this->store_->LockSession("t", std::chrono::milliseconds(200)).status().IsDeadlineExceeded());
+  kill(child, SIGKILL);
+  int status;
+  waitpid(child, &status, 0);
+  StatusOr<std::unique_ptr<SessionLock>> lock = this->store_->LockSession("t", std::chrono::milliseconds(10'000));
+  EXPECT_TRUE(lock.ok()) << lock.status().ToString();
+}
+
+}  // namespace
+}  // namespace brig::store

@@ -1,0 +1,235 @@
+// Faults: a writer killed with SIGKILL in the middle of saving, and stores that cannot be
+// reached or opened. Nothing may be half-written, nothing may crash.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "backends.h"
+#include "store/store.h"
+
+namespace brig::store {
+namespace {
+
+using testing::BackendNames;
+using testing::PostgresBackend;
+using testing::SqliteBackend;
+
+constexpr int kFiles = 4;
+
+// What save number n writes: a state and files that all say n, in sizes that change with n
+// so that a torn write could not pass for a whole one.
+std::string StateFor(int64_t n) {
+  return "N=" + std::to_string(n) + ";" + std::string(static_cast<size_t>((n * 7919) % (512 * 1024)), 's');
+}
+std::string FileFor(int i, int64_t n) {
+  std::string unit = "file" + std::to_string(i) + ":" + std::to_string(n) + ";";
+  std::string out;
+  const size_t size = 16 + static_cast<size_t>((n * 104'729 + i * 7'777) % (256 * 1024));
+  while (out.size() < size) out += unit;
+  return out;
+}
+std::string FilePath(int i) { return "/home/user/f" + std::to_string(i) + ".txt"; }
+
+// The writer: saves n = version + 1, forever, until killed. Writes one byte to `ready`
+// once the store is open, so the kill lands among saves rather than during the open.
+[[noreturn]] void WriterLoop(const std::string& url, const std::string& tid, int ready) {
+  StatusOr<std::unique_ptr<Store>> st = OpenStore(url);
+  if (!st.ok()) _exit(2);
+  if (write(ready, "R", 1) != 1) _exit(5);
+  Store& s = *st.value();
+  while (true) {
+    StatusOr<std::optional<SessionState>> state = s.GetState(tid);
+    if (!state.ok()) _exit(3);
+    const int64_t v = state.value() ? state.value()->version : 0;
+    const int64_t n = v + 1;
+    std::vector<FileWrite> files;
+    for (int i = 0; i < kFiles; ++i) files.push_back({FilePath(i), FileFor(i, n), ""});
+    std::vector<std::string> deleted;
+    // "/odd" exists exactly when the saved n is odd: deletes must be atomic too.
+    if (n % 2 == 1) {
+      files.push_back({"/odd", std::to_string(n), ""});
+    } else {
+      deleted.push_back("/odd");
+    }
+    StatusOr<int64_t> r = s.SaveExecution(tid, v, StateWrite{StateFor(n), "test", "build"}, files, deleted);
+    if (!r.ok() || r.value() != n) _exit(4);
+  }
+}
+
+template <typename Backend>
+class StoreFaults : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Backend::Skip()) GTEST_SKIP() << "BRIG_SKIP_POSTGRES=1";
+    StatusOr<std::string> url = backend_.NewUrl();
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    url_ = url.value();
+  }
+  Backend backend_;
+  std::string url_;
+};
+
+using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
+TYPED_TEST_SUITE(StoreFaults, Backends, BackendNames);
+
+TYPED_TEST(StoreFaults, KillNineDuringSaveLeavesOldOrNewNeverAMix) {
+  const std::string tid = "victim";
+  {
+    StatusOr<std::unique_ptr<Store>> st = OpenStore(this->url_);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    ASSERT_TRUE(st.value()->CreateSession(tid, NowMicros() + 3'600'000'000, {}).ok());
+  }  // closed: the children open their own connections
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> delay_us(1'000, 80'000);
+  int64_t last = 0;
+  int advanced = 0;
+  for (int round = 0; round < 20; ++round) {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) WriterLoop(this->url_, tid, ready[1]);
+    close(ready[1]);
+    char byte;
+    const bool opened = read(ready[0], &byte, 1) == 1;
+    close(ready[0]);
+    if (opened) std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "round " << round << ": the writer stopped by itself (exit " << WEXITSTATUS(status) << ")";
+
+    StatusOr<std::unique_ptr<Store>> st = OpenStore(this->url_);
+    ASSERT_TRUE(st.ok()) << "round " << round << ": " << st.status().ToString();
+    Store& s = *st.value();
+    StatusOr<std::optional<SessionState>> state = s.GetState(tid);
+    ASSERT_TRUE(state.ok()) << state.status().ToString();
+    const int64_t n = state.value() ? state.value()->version : 0;
+    SCOPED_TRACE("round " + std::to_string(round) + ", saved version " + std::to_string(n));
+    ASSERT_GE(n, last) << "a committed save was lost";
+    if (n > last) ++advanced;
+    last = n;
+    if (n == 0) {
+      EXPECT_TRUE(s.ListFiles(tid).value().empty());
+      continue;
+    }
+    EXPECT_TRUE(state.value()->snapshot == StateFor(n))
+        << "the state is not from save " << n << "; it begins " << state.value()->snapshot.substr(0, 24);
+    for (int i = 0; i < kFiles; ++i) {
+      StatusOr<FileData> f = s.GetFile(tid, FilePath(i));
+      ASSERT_TRUE(f.ok()) << FilePath(i) << ": " << f.status().ToString();
+      // Not EXPECT_EQ: a mismatch would print hundreds of KiB.
+      EXPECT_TRUE(f.value().content == FileFor(i, n))
+          << FilePath(i) << " is not from save " << n << "; it begins " << f.value().content.substr(0, 24);
+    }
+    StatusOr<FileData> odd = s.GetFile(tid, "/odd");
+    if (n % 2 == 1) {
+      ASSERT_TRUE(odd.ok()) << odd.status().ToString();
+      EXPECT_EQ(odd.value().content, std::to_string(n));
+    } else {
+      EXPECT_TRUE(odd.status().IsNotFound());
+    }
+    EXPECT_EQ(s.GetFileUsage(tid).value().file_count, kFiles + (n % 2));
+  }
+  // The test only means something if the writer got saves in between the kills.
+  EXPECT_GE(advanced, 5) << "the writer rarely committed; the kills did not land during saves";
+}
+
+TEST(StoreUnavailable, UnknownSchemeAndEmptyPath) {
+  StatusOr<std::unique_ptr<Store>> s = OpenStore("mysql://localhost/db");
+  EXPECT_TRUE(s.status().IsInvalidArgument());
+  EXPECT_NE(s.status().message().find("mysql"), std::string::npos) << s.status().message();
+  EXPECT_TRUE(OpenStore("").status().IsInvalidArgument());
+  EXPECT_TRUE(OpenStore("sqlite:").status().IsInvalidArgument());
+}
+
+TEST(StoreUnavailable, PostgresOnAClosedPortIsAClearError) {
+  // Port 1 on loopback: nothing listens there; the connection is refused at once.
+  const auto start = std::chrono::steady_clock::now();
+  StatusOr<std::unique_ptr<Store>> s = OpenStore("postgresql://brig@127.0.0.1:1/brig");
+  EXPECT_TRUE(s.status().IsUnavailable()) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("cannot connect to the PostgreSQL store"), std::string::npos);
+  EXPECT_NE(s.status().message().find("127.0.0.1"), std::string::npos) << s.status().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST(StoreUnavailable, PostgresUnreachableHostTimesOut) {
+  // A socket directory with no server in it.
+  StatusOr<std::unique_ptr<Store>> s = OpenStore("postgresql:///brig?host=/nonexistent-brig-dir&port=5432");
+  EXPECT_TRUE(s.status().IsUnavailable()) << s.status().ToString();
+}
+
+TEST(StoreUnavailable, PostgresMissingDatabaseIsAClearError) {
+  if (testing::SkipPostgres()) GTEST_SKIP() << "BRIG_SKIP_POSTGRES=1";
+  StatusOr<std::string> url = testing::PgServer::Get().NewUrl();
+  ASSERT_TRUE(url.ok()) << url.status().ToString();
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(testing::PgServer::Get().Url("no_such_db"));
+  EXPECT_TRUE(s.status().IsUnavailable()) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("no_such_db"), std::string::npos) << s.status().message();
+}
+
+TEST(StoreUnavailable, SqliteInAMissingDirectory) {
+  StatusOr<std::unique_ptr<Store>> s = OpenStore("sqlite:/nonexistent-brig-dir/sub/brig.db");
+  EXPECT_TRUE(s.status().IsUnavailable()) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("/nonexistent-brig-dir/sub/brig.db"), std::string::npos);
+}
+
+TEST(StoreUnavailable, SqliteWhereNothingCanBeCreated) {
+  // /proc refuses new files even to root (plain permissions would not stop root).
+  StatusOr<std::unique_ptr<Store>> s = OpenStore("sqlite:/proc/brig-test.db");
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(s.status().IsUnavailable()) << s.status().ToString();
+}
+
+TEST(StoreUnavailable, SqliteOnAFileThatIsNotADatabase) {
+  char tmpl[] = "/tmp/brig-store-bad-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/brig.db";
+  {
+    std::ofstream f(path);
+    f << std::string(8192, 'G') << "this is not a database";
+  }
+  StatusOr<std::unique_ptr<Store>> s = OpenStore("sqlite:" + path);
+  EXPECT_TRUE(s.status().IsFailedPrecondition()) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("not a database"), std::string::npos) << s.status().message();
+  // And the file is left as it was.
+  std::ifstream f(path);
+  std::string content((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content.size(), 8192u + 22u);
+  std::filesystem::remove_all(tmpl);
+}
+
+TEST(StoreUnavailable, SqliteOnADirectory) {
+  char tmpl[] = "/tmp/brig-store-dir-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(std::string("sqlite:") + tmpl);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(s.status().IsInternal()) << s.status().ToString();
+  std::filesystem::remove_all(tmpl);
+}
+
+TEST(StoreUnavailable, SqliteSchemaFromTheFutureIsRefused) {
+  char tmpl[] = "/tmp/brig-store-future-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string url = std::string("sqlite:") + tmpl + "/brig.db";
+  ASSERT_TRUE(OpenStore(url).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((std::string(tmpl) + "/brig.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO brig_schema_version VALUES (999, 0)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url);
+  EXPECT_TRUE(s.status().IsFailedPrecondition()) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("999"), std::string::npos);
+  std::filesystem::remove_all(tmpl);
+}
+
+}  // namespace
+}  // namespace brig::store
