@@ -21,6 +21,9 @@ class SqliteBackend {
  public:
   static constexpr const char* kName = "SQLite";
   static bool Skip() { return false; }
+  // Writer processes use the URL as is; once killed, nothing of theirs lives on.
+  static std::string WriterUrl(const std::string& url) { return url; }
+  static Status WaitForKilledWriters(const std::string&) { return Status::Ok(); }
 
   ~SqliteBackend() {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
@@ -74,6 +77,21 @@ class PostgresBackend {
 
   // A new database on the harness's server.
   StatusOr<std::string> NewUrl() { return PgServer::Get().NewUrl(); }
+
+  // Writer processes name their connections, so that the test can wait for the server
+  // side of a killed writer: its backend may still be finishing a COMMIT that the client
+  // sent just before it died (the commit is then whole, but lands a moment later).
+  static std::string WriterUrl(const std::string& url) { return url + "&application_name=brig_writer"; }
+  static Status WaitForKilledWriters(const std::string& url) {
+    for (int i = 0; i < 1000; ++i) {
+      StatusOr<int64_t> n =
+          PgServer::QueryInt(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'brig_writer'");
+      if (!n.ok()) return n.status();
+      if (n.value() == 0) return Status::Ok();
+      usleep(10'000);
+    }
+    return Status::DeadlineExceeded("a killed writer's server backend is still running after 10 s");
+  }
 
   // As SqliteBackend::InsertRawFile; `orphan` turns off foreign-key triggers for the
   // connection (session_replication_role = replica; the harness connects as superuser).

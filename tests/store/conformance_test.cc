@@ -98,6 +98,30 @@ TYPED_TEST(StoreConformance, ConcurrentFirstOpensMigrateOnce) {
   EXPECT_EQ(ok.load(), kOpeners) << errors[0] << errors[1] << errors[2] << errors[3];
 }
 
+TYPED_TEST(StoreConformance, ConcurrentFirstOpensFromProcesses) {
+  StatusOr<std::string> fresh = this->backend_.NewUrl();  // never opened yet
+  ASSERT_TRUE(fresh.ok());
+  std::vector<pid_t> children;
+  for (int i = 0; i < 4; ++i) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      StatusOr<std::unique_ptr<Store>> s = OpenStore(fresh.value());
+      const bool ok = s.ok() && s.value()->CreateSession("p" + std::to_string(i), 0, {}).ok();
+      _exit(ok ? 0 : 1);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "an opener process failed";
+  }
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(fresh.value());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s.value()->ListSessions().value().size(), 4u);
+}
+
 TYPED_TEST(StoreConformance, SessionLifecycle) {
   Store& s = *this->store_;
   EXPECT_FALSE(s.SessionExists("t1").value());

@@ -84,6 +84,21 @@ class PgServer {
     }
   }
 
+  // The first column of the first row of a parameterless query, as an integer.
+  static StatusOr<int64_t> QueryInt(const std::string& url, const std::string& sql) {
+    PGconn* c = PQconnectdb(url.c_str());
+    if (PQstatus(c) != CONNECTION_OK) {
+      PQfinish(c);
+      return Status::Unavailable("cannot connect to the test server");
+    }
+    PGresult* r = PQexec(c, sql.c_str());
+    StatusOr<int64_t> out = Status::Internal(sql + ": " + PQresultErrorMessage(r));
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = std::atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return out;
+  }
+
   // Runs one parameterless SQL statement as the superuser (test setup only).
   static Status Exec(const std::string& url, const std::string& sql) {
     PGconn* c = PQconnectdb(url.c_str());
