@@ -1,4 +1,5 @@
-"""Training run for profile-guided optimisation of the generated guest C.
+"""Training run for profile-guided optimisation of the generated guest C (see
+bench/RESULTS.md for how it is used and what it measured).
 
 Typical agent code, deliberately not the benchmark's own functions: imports, classes and
 method calls, closures and generators, exceptions, string formatting, containers, json, re,
