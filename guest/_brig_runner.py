@@ -80,7 +80,41 @@ def _describe(exc):
     return {"type": type(exc).__name__, "message": _clean(message), "traceback": _clean(text)}
 
 
+# Modules an image has imported already, so that sandboxes start with them warm.
+IMAGE_MODULES = (
+    "json", "re", "datetime", "collections", "math", "itertools", "functools", "dataclasses",
+    "typing", "pickle", "io", "os", "sys", "random", "decimal", "statistics", "csv", "base64",
+    "hashlib", "textwrap", "pathlib", "asyncio", "traceback", "linecache", "ast",
+)
+
+# True in an image: the first execution of each sandbox made from it reseeds what the
+# interpreter seeded once at start-up (the image holds one state for all its clones).
+_needs_reseed = False
+
+
+def prepare_image():
+    """Called once in the interpreter that becomes an image (see src/sandbox/image.cc)."""
+    global _needs_reseed
+    import gc
+    for name in IMAGE_MODULES:
+        __import__(name)
+    for name in [n for n in linecache.cache if n.startswith("<")]:
+        del linecache.cache[name]  # the preparing code's own lines
+    gc.collect()
+    gc.freeze()  # keeps later collections from touching (and so copying) the image's objects
+    _needs_reseed = True
+
+
+def _reseed():
+    global _needs_reseed
+    _needs_reseed = False
+    import random
+    random.seed()  # from os.urandom, i.e. the host's random_get: differs per sandbox
+
+
 def execute(source_bytes, filename_bytes):
+    if _needs_reseed:
+        _reseed()
     outcome = {"ok": True, "result": None, "error": None, "exit_code": None}
     filename = filename_bytes.decode("utf-8", "replace") or "<exec>"
     try:

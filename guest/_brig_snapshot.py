@@ -20,7 +20,9 @@ Format (all integers big-endian)
     component. Names whose values share a mutable object (a list, an instance, a class or a
     function saved by value, ...) are in the same component, so the sharing survives; names that
     share nothing are in separate components, so one that fails to load (say, its module is
-    gone) does not take the others with it.
+    gone) does not take the others with it (the names of a failed component all get its
+    reason). Two persistent ids appear in blobs: "namespace" (the dict being loaded into)
+    and ("module", name) (that module's __dict__).
     Blobs refer by name to the helpers of this module (_make_function, _make_class, ...), so
     those names are part of the format: change them only with the version.
 
@@ -48,11 +50,15 @@ tracebacks, open files (other than in-memory StringIO/BytesIO; sys.stdout and fr
 saved by reference), sockets, and anything whose pickling raises (locks, ...). A name is
 skipped whole if anything it refers to cannot be saved.
 
-Known limits: caches of functools.lru_cache functions start empty; class keyword arguments
-(``class A(B, flag=1)``) and ABC virtual subclass registrations are not replayed; objects
-reached through an importable module but stored by value (``a = some_module.some_list``) come
-back as copies; source lines of by-value code are not saved (tracebacks show no source); very
-deep structures may exceed the recursion limit of pickle and are skipped.
+Known limits: caches of functools.lru_cache functions start empty; class creation hooks are
+not replayed faithfully (a metaclass runs again on a skeleton; __init_subclass__ runs again
+without the class keywords, or not at all if it needs them); ABC virtual subclass
+registrations are lost; functools.singledispatch functions and weak references cannot be
+saved; objects reached through an importable module but stored by value
+(``a = some_module.some_list``) come back as copies; source lines of by-value code are not
+saved (tracebacks show no source); very deep structures exceed pickle's recursion limit and
+are skipped. Loading costs about what pickle.loads of the same objects costs; saving pickles
+each name once to find what is shared (plus once more per multi-name component).
 """
 import binascii
 import importlib
@@ -101,6 +107,7 @@ _VALUE_TYPES = frozenset({
 _SINGLETON_NAMES = {
     "dataclasses": ("MISSING", "KW_ONLY", "_FIELD", "_FIELD_CLASSVAR", "_FIELD_INITVAR",
                     "_HAS_DEFAULT_FACTORY", "_EMPTY_METADATA"),
+    "os": ("environ", "environb"),
 }
 
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: the class was made at run time, not in C
@@ -133,8 +140,25 @@ def _set_function_state(func, state):
 
 
 def _make_class(metaclass, name, bases, skeleton):
-    return types.new_class(name, bases, {"metaclass": metaclass},
-                           lambda ns: ns.update(skeleton))
+    def create():
+        return types.new_class(name, bases, {"metaclass": metaclass},
+                               lambda ns: ns.update(skeleton))
+    try:
+        return create()
+    except TypeError:
+        # Most likely a base's __init_subclass__ wanting the class keywords
+        # (class A(Base, flag=1)), which Python does not keep. What it did is in the saved
+        # __dict__ anyway, so create the class once more without calling it.
+        owner = next((c for base in bases if isinstance(base, type) for c in base.__mro__
+                      if "__init_subclass__" in c.__dict__), None)
+        if owner is None or owner is object:
+            raise
+        original = owner.__dict__["__init_subclass__"]
+        type.__setattr__(owner, "__init_subclass__", classmethod(lambda cls, **kwds: None))
+        try:
+            return create()
+        finally:
+            type.__setattr__(owner, "__init_subclass__", original)
 
 
 def _set_class_state(cls, state):
@@ -240,21 +264,13 @@ class _Pickler(pickle.Pickler):
         """The handler for objects of type t, decided once per type."""
         if t in self._ctx.singleton_types:
             return _Pickler._singleton
+        return self._classify_by_type(t)
+
+    def _classify_by_type(self, t):
         if issubclass(t, type):
             return _Pickler._class
-        simple = {
-            types.FunctionType: _Pickler._function,
-            types.ModuleType: _Pickler._module,
-            types.CodeType: _Pickler._code,
-            types.CellType: _Pickler._cell,
-            types.MethodType: _Pickler._method,
-            types.MappingProxyType: _Pickler._mappingproxy,
-            property: _Pickler._property,
-            staticmethod: _Pickler._staticmethod,
-            classmethod: _Pickler._classmethod,
-        }
-        if t in simple:
-            return simple[t]
+        if t in _Pickler._BY_TYPE:
+            return _Pickler._BY_TYPE[t]
         if issubclass(t, types.ModuleType):
             return _Pickler._module
         functools = sys.modules.get("functools")
@@ -296,24 +312,14 @@ class _Pickler(pickle.Pickler):
                 target = getattr(target, part, None)
         except Exception:
             return False
-        if target is obj:
-            return True
-        return False
+        return target is obj
 
     def _singleton(self, obj):
         ref = self._ctx.singletons.get(id(obj))
         if ref is not None:
             return getattr, ref
-        handler = self._classify_plain(type(obj))
+        handler = self._classify_by_type(type(obj))
         return NotImplemented if handler is None else handler(self, obj)
-
-    def _classify_plain(self, t):
-        saved = self._ctx.singleton_types
-        self._ctx.singleton_types = ()
-        try:
-            return self._classify(t)
-        finally:
-            self._ctx.singleton_types = saved
 
     def _module(self, module):
         name = getattr(module, "__name__", None)
@@ -378,12 +384,15 @@ class _Pickler(pickle.Pickler):
             return self._enum(cls)
         skeleton = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
         own = cls.__dict__
-        if "__slots__" in own:
-            skeleton["__slots__"] = own["__slots__"]  # slots exist only if given at creation
+        for key in ("__slots__", "__class__", "__name__"):
+            # Slots exist only if given at creation; setattr on a class would take the other
+            # two as the class's own class and name, not as attributes for its instances.
+            if key in own:
+                skeleton[key] = own[key]
         state = {}
         for key, value in own.items():
-            if key in ("__dict__", "__weakref__", "__slots__", "_abc_impl"):
-                continue  # made by type() itself (or by ABCMeta) for the new class
+            if key in skeleton or key in ("__dict__", "__weakref__", "_abc_impl"):
+                continue  # given at creation, or made by type() (or ABCMeta) for the new class
             if type(value) is types.MemberDescriptorType and value.__objclass__ is cls:
                 continue  # a slot's descriptor: made again from __slots__
             state[key] = value
@@ -460,6 +469,18 @@ class _Pickler(pickle.Pickler):
                 return getattr, (sys, name)
         raise _Unportable(_FILE_REASON)
 
+    _BY_TYPE = {
+        types.FunctionType: _function,
+        types.ModuleType: _module,
+        types.CodeType: _code,
+        types.CellType: _cell,
+        types.MethodType: _method,
+        types.MappingProxyType: _mappingproxy,
+        property: _property,
+        staticmethod: _staticmethod,
+        classmethod: _classmethod,
+    }
+
 
 def _reason(exc):
     if isinstance(exc, _Unportable):
@@ -487,9 +508,12 @@ def dumps(namespace):
     saved = []  # (name, value, blob, shared ids, objects kept alive)
     for name, value in list(namespace.items()):
         if not isinstance(name, str):
-            skipped[repr(name)] = "names that are not strings are not saved"
+            try:
+                skipped[repr(name)] = "names that are not strings are not saved"
+            except Exception:
+                pass
             continue
-        if name in _PYTHON_OWNED or (name == "__annotations__" and not value):
+        if name in _PYTHON_OWNED or (name == "__annotations__" and value == {}):
             continue
         try:
             blob, shared, kept = _pickle_names(context, {name: value})
@@ -563,7 +587,10 @@ def _parse(data):
     off."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ValueError("a brig snapshot is bytes, not %s" % type(data).__name__)
-    view = memoryview(data).cast("B")
+    try:
+        view = memoryview(data).cast("B")
+    except TypeError as exc:
+        raise ValueError("not a brig namespace snapshot (%s)" % exc) from None
     if len(view) < _HEADER.size or bytes(view[:len(MAGIC)]) != MAGIC:
         raise ValueError("not a brig namespace snapshot (bad magic)")
     _, version, major, minor, length, crc = _HEADER.unpack_from(view)

@@ -96,8 +96,9 @@ class Sandbox {
   // The guest build this sandbox runs ("cpython-<debian revision>-<hash>").
   static std::string_view GuestBuildId();
 
+  struct Impl;  // defined in src/sandbox/sandbox.cc
+
  private:
-  struct Impl;
   explicit Sandbox(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

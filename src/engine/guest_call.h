@@ -58,6 +58,12 @@ brig_call_outcome brig_guest_call(wasm_rt_memory_t* memory, void (*fn)(void*), v
 brig_call_outcome brig_guest_call_controlled(wasm_rt_memory_t* memory, void (*fn)(void*), void* arg,
                                             brig_call_control* control);
 
+/* Sets up `memory` as a copy-on-write view of an image: a new reservation (like
+ * wasm_rt_allocate_memory) whose first `bytes` map `fd` privately, so pages are shared with
+ * the image until written. `pages` = bytes / 64 KiB; growth up to `max_pages` as usual.
+ * Returns 0 on success, -1 (nothing allocated) if the kernel refuses. */
+int brig_rt_map_memory_image(wasm_rt_memory_t* memory, int fd, uint32_t bytes, uint32_t max_pages);
+
 /* The largest memory (in 64 KiB pages) that instances created on this thread from now on may
  * grow to; 0 means the module's own maximum. Applied by wasm_rt_allocate_memory. */
 void brig_rt_set_memory_limit_pages(uint32_t pages);

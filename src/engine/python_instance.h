@@ -25,6 +25,26 @@ typedef struct brig_python_instance brig_python_instance;
 brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t memory_limit_pages);
 void brig_python_instance_destroy(brig_python_instance*);
 
+/* An image: an instance's state (memory, globals, table) captured once so that new
+ * instances start from it in microseconds, sharing its memory copy-on-write instead of
+ * starting CPython. The image's memory lives in a sealed memfd; zero pages cost nothing.
+ * Immutable once made: clones may be made from several threads at once. */
+typedef struct brig_python_image brig_python_image;
+
+/* Captures `p` as it is now. REQUIRES: no guest call in progress on `p`. NULL if the host
+ * is out of memory or file descriptors. `p` may be destroyed afterwards. */
+brig_python_image* brig_python_image_capture(brig_python_instance* p);
+void brig_python_image_destroy(brig_python_image* image);
+/* Bytes of linear memory in the image (the least memory a clone needs). */
+uint64_t brig_python_image_memory_bytes(const brig_python_image* image);
+
+/* A new instance in exactly the captured state, its memory a private copy-on-write mapping
+ * of the image, its table its own (entries point at the clone). It needs no initialisation.
+ * `wasi_context` must present the same descriptors the captured instance had. NULL on
+ * failure. */
+brig_python_instance* brig_python_instance_clone(const brig_python_image* image, void* wasi_context,
+                                                 uint32_t memory_limit_pages);
+
 /* Every later call on this instance runs under `control` (NULL: none), so that another
  * thread can interrupt it (brig_call_interrupt). `control` must outlive its use here. */
 void brig_python_instance_set_control(brig_python_instance*, brig_call_control* control);

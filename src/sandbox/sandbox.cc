@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -206,7 +207,9 @@ Sandbox::~Sandbox() = default;
 
 std::string_view Sandbox::GuestBuildId() { return brig_python_build_id(); }
 
-StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
+namespace {
+
+Status ValidateLimits(const Limits& limits) {
   if (limits.memory_bytes < kMinMemory || limits.memory_bytes > kMaxMemory) {
     return Status::InvalidArgument("memory limit must be between 16 MiB and 4096 MiB");
   }
@@ -214,12 +217,15 @@ StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
     return Status::InvalidArgument("timeout must be positive and at most 1e6 seconds");
   }
   if (limits.output_bytes == 0) return Status::InvalidArgument("output limit must be positive");
+  return Status::Ok();
+}
 
+// A sandbox's host side (file system, WASI) without its guest instance yet.
+StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits) {
   std::string pack_error;
   const auto& stdlib = Stdlib(&pack_error);
   if (!stdlib) return Status::Internal("the embedded stdlib is damaged: " + pack_error);
-
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<Sandbox::Impl>();
   impl->limits = limits;
   vfs::FileSystem::Options fs_options;
   fs_options.stdlib = stdlib;
@@ -231,15 +237,18 @@ StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
   wasi_options.env = {"HOME=/home/user", "USER=user", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin"};
   wasi_options.stdout_cap = limits.output_bytes;
   wasi_options.stderr_cap = limits.output_bytes;
-  Impl* raw = impl.get();
+  Sandbox::Impl* raw = impl.get();
   wasi_options.sleep = [raw](uint64_t ns) { raw->SleepInterruptibly(ns); };
   impl->wasi = std::make_unique<wasi::WasiContext>(*impl->fs, std::move(wasi_options));
+  return impl;
+}
 
-  uint32_t pages = static_cast<uint32_t>(limits.memory_bytes / kWasmPage);
+// Starts CPython from scratch in `impl` (~25 ms).
+Status StartCold(Sandbox::Impl* impl) {
+  uint32_t pages = static_cast<uint32_t>(impl->limits.memory_bytes / kWasmPage);
   impl->instance = brig_python_instance_create(impl->wasi.get(), pages);
   if (!impl->instance) return Status::ResourceExhausted("cannot create a guest instance");
   brig_python_instance_set_control(impl->instance, &impl->control);
-
   int32_t status = -1;
   ExecutionResult r;
   if (!impl->Returned(brig_python_initialize(impl->instance, &status), &r) || status != 0) {
@@ -247,6 +256,61 @@ StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
     return Status::Internal("the Python interpreter failed to start: " + detail);
   }
   impl->wasi->ClearOutput();
+  return Status::Ok();
+}
+
+// Descriptors a fresh interpreter holds: stdin, stdout, stderr and the preopened "/". A clone
+// gets a new WasiContext with exactly these, so the image must hold no others.
+constexpr size_t kImageFds = 4;
+
+// The process's image of a ready interpreter (CPython started, the common modules imported,
+// the heap frozen), made on first use. Null if it could not be made; *why says why.
+const brig_python_image* ProcessImage(std::string* why) {
+  static std::once_flag once;
+  static brig_python_image* image = nullptr;
+  static std::string error;
+  std::call_once(once, [] {
+    Limits limits;
+    limits.memory_bytes = kMaxMemory;  // clones apply their own limit
+    auto impl = NewImpl(limits);
+    if (!impl.ok()) return void(error = impl.status().message());
+    Status started = StartCold(impl.value().get());
+    if (!started.ok()) return void(error = started.message());
+    ExecutionResult r;
+    impl.value()->Run("import _brig_runner as _b\n_b.prepare_image()\ndel _b\n", "<brig-image>", &r);
+    if (!r.ok || r.failure != Failure::kNone) return void(error = "preparing the image failed: " + r.stderr_text + r.failure_message + impl.value()->wasi->stderr_data());
+    if (impl.value()->wasi->open_fd_count() != kImageFds) return void(error = "the image would hold open files");
+    image = brig_python_image_capture(impl.value()->instance);
+    if (!image) error = "cannot capture the image (out of memory or descriptors)";
+  });
+  if (!image) *why = error;
+  return image;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
+  if (Status valid = ValidateLimits(limits); !valid.ok()) return valid;
+  auto made = NewImpl(limits);
+  if (!made.ok()) return made.status();
+  std::unique_ptr<Impl> impl = std::move(made.value());
+
+  // BRIG_NO_IMAGE=1 starts every sandbox from scratch (for comparisons and debugging).
+  const char* no_image = std::getenv("BRIG_NO_IMAGE");
+  std::string why;
+  const brig_python_image* image = (no_image && *no_image == '1') ? nullptr : ProcessImage(&why);
+  if (image) {
+    uint64_t needed = brig_python_image_memory_bytes(image);
+    if (limits.memory_bytes < needed) {
+      return Status::InvalidArgument("memory limit below the interpreter's own " + std::to_string(needed >> 20) + " MiB");
+    }
+    impl->instance = brig_python_instance_clone(image, impl->wasi.get(),
+                                                static_cast<uint32_t>(limits.memory_bytes / kWasmPage));
+    if (!impl->instance) return Status::ResourceExhausted("cannot map a new sandbox");
+    brig_python_instance_set_control(impl->instance, &impl->control);
+  } else if (Status started = StartCold(impl.get()); !started.ok()) {
+    return started;
+  }
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
 }
 
