@@ -5,3 +5,4 @@ set -euo pipefail
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 /usr/bin/python3.11 "$here/cpu_vs_native.py" "$build/brig"
+"$build/bench/sandbox_bench" --benchmark_repetitions=10 --benchmark_report_aggregates_only=true

@@ -78,11 +78,22 @@ struct ExecutionResult {
 
 std::string_view FailureName(Failure failure);  // "trap", "exit", "timeout", ...
 
+// How a new sandbox gets its interpreter.
+enum class Start {
+  // A copy-on-write clone of the process's image (CPython started, common modules imported):
+  // ~1 ms. The first sandbox of a process pays for making the image (~60 ms).
+  kFromImage,
+  // CPython starts from scratch (~25 ms, fewer modules imported). Cheaper for a process that
+  // runs a single sandbox, until images are cached on disk.
+  kCold,
+};
+
 class Sandbox {
  public:
   // Starts a fresh interpreter. Fails (with a message) if the limits are invalid or the
-  // interpreter cannot start within them.
-  static StatusOr<std::unique_ptr<Sandbox>> Create(const Limits& limits = {});
+  // interpreter cannot start within them. The environment variable BRIG_NO_IMAGE=1 turns
+  // kFromImage into kCold.
+  static StatusOr<std::unique_ptr<Sandbox>> Create(const Limits& limits = {}, Start start = Start::kFromImage);
   ~Sandbox();
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;

@@ -102,7 +102,8 @@ int RunExec(const ExecOptions& opt) {
   brig::Limits limits;
   limits.timeout_seconds = opt.timeout_seconds;
   limits.memory_bytes = opt.memory_mb << 20;
-  auto sandbox = brig::Sandbox::Create(limits);
+  // One execution per process: making the process image would cost more than it saves.
+  auto sandbox = brig::Sandbox::Create(limits, brig::Start::kCold);
   if (!sandbox.ok()) {
     std::cerr << "brig: " << sandbox.status().message() << "\n";
     return kExitUsage;

@@ -289,16 +289,16 @@ const brig_python_image* ProcessImage(std::string* why) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits) {
+StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits, Start start) {
   if (Status valid = ValidateLimits(limits); !valid.ok()) return valid;
   auto made = NewImpl(limits);
   if (!made.ok()) return made.status();
   std::unique_ptr<Impl> impl = std::move(made.value());
 
-  // BRIG_NO_IMAGE=1 starts every sandbox from scratch (for comparisons and debugging).
   const char* no_image = std::getenv("BRIG_NO_IMAGE");
+  bool cold = start == Start::kCold || (no_image && *no_image == '1');
   std::string why;
-  const brig_python_image* image = (no_image && *no_image == '1') ? nullptr : ProcessImage(&why);
+  const brig_python_image* image = cold ? nullptr : ProcessImage(&why);
   if (image) {
     uint64_t needed = brig_python_image_memory_bytes(image);
     if (limits.memory_bytes < needed) {

@@ -1,0 +1,63 @@
+// Sandboxes are copy-on-write clones of one process image: each must still be its own world.
+#include <gtest/gtest.h>
+
+#include "brig/sandbox.h"
+
+namespace {
+
+std::unique_ptr<brig::Sandbox> New(const brig::Limits& limits = {}) {
+  auto s = brig::Sandbox::Create(limits);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  return s.ok() ? std::move(s.value()) : nullptr;
+}
+
+std::string Eval(brig::Sandbox& s, const std::string& code) {
+  brig::ExecutionResult r = s.Execute(code);
+  EXPECT_TRUE(r.ok) << code << "\n" << r.stderr_text << r.failure_message;
+  return r.result.value_or("<none>");
+}
+
+TEST(Image, FreshSandboxesHaveDifferentRandomStreams) {
+  auto a = New(), b = New();
+  ASSERT_TRUE(a && b);
+  std::string code = "import random, os\n(random.random(), random.getrandbits(64), os.urandom(8).hex())";
+  EXPECT_NE(Eval(*a, code), Eval(*b, code));
+}
+
+TEST(Image, VariablesAndFilesDoNotLeakBetweenSandboxes) {
+  auto a = New(), b = New();
+  ASSERT_TRUE(a && b);
+  Eval(*a, "secret = 'a-only'\nopen('/home/user/a.txt', 'w').write('mine')\nopen('/tmp/t', 'w').write('x')");
+  EXPECT_EQ(Eval(*b, "'secret' in globals()"), "False");
+  EXPECT_EQ(Eval(*b, "import os\nos.path.exists('/home/user/a.txt'), os.path.exists('/tmp/t')"), "(False, False)");
+  EXPECT_EQ(Eval(*a, "secret"), "'a-only'");
+}
+
+TEST(Image, StartsWarmAndClean) {
+  auto s = New();
+  ASSERT_TRUE(s);
+  // The common modules are imported already, __main__ holds nothing but Python's own names.
+  EXPECT_EQ(Eval(*s, "sorted(k for k in globals() if not k.startswith('__'))"), "[]");
+  EXPECT_EQ(Eval(*s, "import sys\nall(m in sys.modules for m in ('json', 're', 'decimal', 'asyncio', 'pathlib'))"), "True");
+  EXPECT_EQ(Eval(*s, "import os\nos.getcwd()"), "'/home/user'");
+}
+
+TEST(Image, MemoryLimitAppliesToClones) {
+  brig::Limits limits;
+  limits.memory_bytes = 48ull << 20;
+  auto s = New(limits);
+  ASSERT_TRUE(s);
+  brig::ExecutionResult r = s->Execute("bytearray(64 << 20)");
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "MemoryError");
+}
+
+TEST(Image, ManyClonesOneAfterAnother) {
+  for (int i = 0; i < 300; ++i) {
+    auto s = New();
+    ASSERT_TRUE(s);
+    ASSERT_EQ(Eval(*s, "n = " + std::to_string(i) + "\nn * 2"), std::to_string(i * 2));
+  }
+}
+
+}  // namespace
