@@ -627,15 +627,21 @@ WasiContext::u32 WasiContext::PathFilestatSetTimes(GuestMemory& m, u32 fd, u32, 
   });
 }
 
+WasiContext::u32 WasiContext::TwoPaths(GuestMemory& m, u32 fd_a, u32 ptr_a, u32 len_a, u32 fd_b, u32 ptr_b,
+                                       u32 len_b, vfs::NodeRef* dir_a, std::string* path_a, vfs::NodeRef* dir_b,
+                                       std::string* path_b) {
+  if (u32 e = DirFd(fd_a, dir_a)) return e;
+  if (u32 e = DirFd(fd_b, dir_b)) return e;
+  if (u32 e = ReadPath(m, ptr_a, len_a, path_a)) return e;
+  return ReadPath(m, ptr_b, len_b, path_b);
+}
+
 WasiContext::u32 WasiContext::PathLink(GuestMemory& m, u32 old_fd, u32, u32 old_path, u32 old_len, u32 new_fd,
                                        u32 new_path, u32 new_len) {
   return Guarded([&]() -> u32 {
     vfs::NodeRef from, to;
     std::string a, b;
-    if (u32 e = DirFd(old_fd, &from)) return e;
-    if (u32 e = DirFd(new_fd, &to)) return e;
-    if (u32 e = ReadPath(m, old_path, old_len, &a)) return e;
-    if (u32 e = ReadPath(m, new_path, new_len, &b)) return e;
+    if (u32 e = TwoPaths(m, old_fd, old_path, old_len, new_fd, new_path, new_len, &from, &a, &to, &b)) return e;
     return ToWasiErrno(fs_.Link(from, a, to, b));
   });
 }
@@ -702,10 +708,7 @@ WasiContext::u32 WasiContext::PathRename(GuestMemory& m, u32 fd, u32 old_path, u
   return Guarded([&]() -> u32 {
     vfs::NodeRef from, to;
     std::string a, b;
-    if (u32 e = DirFd(fd, &from)) return e;
-    if (u32 e = DirFd(new_fd, &to)) return e;
-    if (u32 e = ReadPath(m, old_path, old_len, &a)) return e;
-    if (u32 e = ReadPath(m, new_path, new_len, &b)) return e;
+    if (u32 e = TwoPaths(m, fd, old_path, old_len, new_fd, new_path, new_len, &from, &a, &to, &b)) return e;
     return ToWasiErrno(fs_.Rename(from, a, to, b));
   });
 }

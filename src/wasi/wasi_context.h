@@ -140,6 +140,9 @@ class WasiContext {
   u32 AllocateFd(std::unique_ptr<Fd> entry, u32* out);
   u32 ReadPath(GuestMemory& m, u32 ptr, u32 len, std::string* out);
   u32 DirFd(u32 fd, vfs::NodeRef* dir);
+  // The two (directory, path) pairs of path_link and path_rename.
+  u32 TwoPaths(GuestMemory& m, u32 fd_a, u32 ptr_a, u32 len_a, u32 fd_b, u32 ptr_b, u32 len_b,
+               vfs::NodeRef* dir_a, std::string* path_a, vfs::NodeRef* dir_b, std::string* path_b);
   u32 ReadIovecs(GuestMemory& m, u32 iovs, u32 iovs_len, std::vector<Iovec>* out);
   u32 DoRead(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset, u32 nread_out);
   u32 DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset, u32 nwritten_out);
