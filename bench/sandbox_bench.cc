@@ -16,6 +16,13 @@ void BM_FreshSandboxPassDestroy(benchmark::State& state) {
 }
 BENCHMARK(BM_FreshSandboxPassDestroy)->Unit(benchmark::kMicrosecond);
 
+// The parts of the above: creation and destruction alone.
+void BM_FreshSandboxCreateDestroy(benchmark::State& state) {
+  brig::Sandbox::Create().value().reset();
+  for (auto _ : state) benchmark::DoNotOptimize(brig::Sandbox::Create());
+}
+BENCHMARK(BM_FreshSandboxCreateDestroy)->Unit(benchmark::kMicrosecond);
+
 void BM_LiveSessionAssign(benchmark::State& state) {
   auto sandbox = brig::Sandbox::Create();
   sandbox.value()->Execute("x = 0");

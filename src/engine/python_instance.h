@@ -38,6 +38,13 @@ void brig_python_image_destroy(brig_python_image* image);
 /* Bytes of linear memory in the image (the least memory a clone needs). */
 uint64_t brig_python_image_memory_bytes(const brig_python_image* image);
 
+/* Learns which pages a typical execution writes, from `probe` (a clone of `image` that has
+ * just run one): those pages are the image's warm set, which later clones fault in with one
+ * madvise(MADV_POPULATE_WRITE) per range instead of one page fault each. Call before the
+ * image is shared. Returns the number of warm pages, or -1 if /proc/self/pagemap cannot be
+ * read (the image then simply has no warm set). */
+int brig_python_image_learn_warm_pages(brig_python_image* image, brig_python_instance* probe);
+
 /* A new instance in exactly the captured state, its memory a private copy-on-write mapping
  * of the image, its table its own (entries point at the clone). It needs no initialisation.
  * `wasi_context` must present the same descriptors the captured instance had. NULL on

@@ -281,7 +281,19 @@ const brig_python_image* ProcessImage(std::string* why) {
     if (!r.ok || r.failure != Failure::kNone) return void(error = "preparing the image failed: " + r.stderr_text + r.failure_message + impl.value()->wasi->stderr_data());
     if (impl.value()->wasi->open_fd_count() != kImageFds) return void(error = "the image would hold open files");
     image = brig_python_image_capture(impl.value()->instance);
-    if (!image) error = "cannot capture the image (out of memory or descriptors)";
+    if (!image) return void(error = "cannot capture the image (out of memory or descriptors)");
+    // A probe clone runs one execution so the image learns which pages executions write.
+    auto probe = NewImpl(limits);
+    if (!probe.ok()) return;
+    probe.value()->instance = brig_python_instance_clone(image, probe.value()->wasi.get(), 0);
+    if (!probe.value()->instance) return;
+    brig_python_instance_set_control(probe.value()->instance, &probe.value()->control);
+    ExecutionResult warm;
+    probe.value()->Run("pass\n", "<exec>", &warm);
+    if (warm.ok) {
+      int n = brig_python_image_learn_warm_pages(image, probe.value()->instance);
+      if (std::getenv("BRIG_DEBUG_IMAGE")) std::fprintf(stderr, "brig: image %llu bytes, %d warm pages\n", (unsigned long long)brig_python_image_memory_bytes(image), n);
+    }
   });
   if (!image) *why = error;
   return image;
