@@ -104,6 +104,11 @@ class Sandbox {
   // mid-way): every later call returns the same failure without running anything.
   ExecutionResult Execute(std::string_view code, std::string_view filename = "<exec>");
 
+  // Returns the sandbox to a fresh interpreter: no user variables, modules or files, and a
+  // sandbox that had died (trap, timeout, exit) runs again. Keeps the limits. Fails only if
+  // a new interpreter cannot be made (the sandbox is then unchanged).
+  Status Reset();
+
   // The guest build this sandbox runs ("cpython-<debian revision>-<hash>").
   static std::string_view GuestBuildId();
 

@@ -93,6 +93,7 @@ struct Sandbox::Impl {
   std::unique_ptr<wasi::WasiContext> wasi;
   brig_python_instance* instance = nullptr;
   // Set once the interpreter is gone (trap, exit): later executions report this.
+  Start start = Start::kFromImage;  // how this sandbox (and so its Reset) gets a guest
   Failure dead = Failure::kNone;
   std::string dead_message;
   std::optional<int> dead_exit_code;
@@ -301,29 +302,47 @@ const brig_python_image* ProcessImage(std::string* why) {
 
 }  // namespace
 
+namespace {
+
+// Gives `impl` its guest: a clone of the process image, or (cold) a new interpreter.
+Status StartGuest(Sandbox::Impl* impl, Start start) {
+  const char* no_image = std::getenv("BRIG_NO_IMAGE");
+  bool cold = start == Start::kCold || (no_image && *no_image == '1');
+  std::string why;
+  const brig_python_image* image = cold ? nullptr : ProcessImage(&why);
+  if (!image) return StartCold(impl);  // an image that cannot be made falls back to cold
+  const Limits& limits = impl->limits;
+  uint64_t needed = brig_python_image_memory_bytes(image);
+  if (limits.memory_bytes < needed) {
+    return Status::InvalidArgument("memory limit below the interpreter's own " + std::to_string(needed >> 20) + " MiB");
+  }
+  impl->instance = brig_python_instance_clone(image, impl->wasi.get(),
+                                              static_cast<uint32_t>(limits.memory_bytes / kWasmPage));
+  if (!impl->instance) return Status::ResourceExhausted("cannot map a new sandbox");
+  brig_python_instance_set_control(impl->instance, &impl->control);
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits, Start start) {
   if (Status valid = ValidateLimits(limits); !valid.ok()) return valid;
   auto made = NewImpl(limits);
   if (!made.ok()) return made.status();
   std::unique_ptr<Impl> impl = std::move(made.value());
-
-  const char* no_image = std::getenv("BRIG_NO_IMAGE");
-  bool cold = start == Start::kCold || (no_image && *no_image == '1');
-  std::string why;
-  const brig_python_image* image = cold ? nullptr : ProcessImage(&why);
-  if (image) {
-    uint64_t needed = brig_python_image_memory_bytes(image);
-    if (limits.memory_bytes < needed) {
-      return Status::InvalidArgument("memory limit below the interpreter's own " + std::to_string(needed >> 20) + " MiB");
-    }
-    impl->instance = brig_python_instance_clone(image, impl->wasi.get(),
-                                                static_cast<uint32_t>(limits.memory_bytes / kWasmPage));
-    if (!impl->instance) return Status::ResourceExhausted("cannot map a new sandbox");
-    brig_python_instance_set_control(impl->instance, &impl->control);
-  } else if (Status started = StartCold(impl.get()); !started.ok()) {
-    return started;
-  }
+  impl->start = start;
+  if (Status started = StartGuest(impl.get(), start); !started.ok()) return started;
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(impl)));
+}
+
+Status Sandbox::Reset() {
+  auto made = NewImpl(impl_->limits);
+  if (!made.ok()) return made.status();
+  std::unique_ptr<Impl> fresh = std::move(made.value());
+  fresh->start = impl_->start;
+  if (Status started = StartGuest(fresh.get(), fresh->start); !started.ok()) return started;
+  impl_ = std::move(fresh);
+  return Status::Ok();
 }
 
 ExecutionResult Sandbox::Execute(std::string_view code, std::string_view filename) {

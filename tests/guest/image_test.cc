@@ -61,3 +61,29 @@ TEST(Image, ManyClonesOneAfterAnother) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Reset, ClearsVariablesModulesAndFiles) {
+  auto s = New();
+  ASSERT_TRUE(s);
+  Eval(*s, "x = 42\nimport xml.dom\nopen('/home/user/f.txt', 'w').write('data')");
+  ASSERT_TRUE(s->Reset().ok());
+  brig::ExecutionResult r = s->Execute("print(x)");
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_EQ(r.error->type, "NameError");
+  EXPECT_EQ(Eval(*s, "import sys, os\n('xml.dom' in sys.modules, os.path.exists('/home/user/f.txt'))"),
+            "(False, False)");
+}
+
+TEST(Reset, RevivesASandboxThatTimedOut) {
+  brig::Limits limits;
+  limits.timeout_seconds = 0.3;
+  auto s = New(limits);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->Execute("while True: pass").failure, brig::Failure::kTimeout);
+  ASSERT_TRUE(s->Reset().ok());
+  EXPECT_EQ(Eval(*s, "6 * 7"), "42");
+}
+
+}  // namespace
