@@ -36,12 +36,16 @@ config_id="v4 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^
 # configure:begin
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   rm -rf "$bld" && mkdir -p "$bld"   # a changed configuration starts from a clean tree
+  # The source is named relative to the build dir and __FILE__ is mapped, so no path of
+  # this tree ends up in the guest: two checkouts build the same module, and ccache can
+  # reuse the ~3 minute compile of its C translation.
+  rel_src=$(realpath --relative-to="$bld" "$src")
   (cd "$bld" &&
-   CONFIG_SITE="$src/Tools/wasm/config.site-wasm32-wasi" \
+   CONFIG_SITE="$rel_src/Tools/wasm/config.site-wasm32-wasi" \
    PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
    CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
-   CFLAGS="${GUEST_CFLAGS:--O2} -Wno-error=int-conversion -Wno-int-conversion" \
-   "$src/configure" -C \
+   CFLAGS="${GUEST_CFLAGS:--O2} -ffile-prefix-map=$out=/brig -Wno-error=int-conversion -Wno-int-conversion" \
+   "$rel_src/configure" -C \
      --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
      --with-build-python=/usr/bin/python3.11 \
      --prefix=/usr/local --disable-ipv6 --disable-test-modules \

@@ -7,7 +7,8 @@ cpy=$(cd "$1" && pwd); guest_src=$2; out=$3
 src=$(cat "$cpy/source-dir.txt")
 cc=(clang-19 --target=wasm32-wasi --sysroot="$cpy/sysroot")
 obj="$out.entry.o"
-"${cc[@]}" -O2 -I "$cpy/build" -I "$src/Include" -c "$guest_src" -o "$obj"
+"${cc[@]}" -O2 -ffile-prefix-map="$cpy"=/brig -ffile-prefix-map="$(dirname "$guest_src")"=/brig/guest \
+  -I "$cpy/build" -I "$src/Include" -c "$guest_src" -o "$obj"
 # shellcheck disable=SC2046 # the files list word-splits by design
 (cd "$cpy/build" && "${cc[@]}" -mexec-model=reactor -O2 "$obj" $(cat "$cpy/link-inputs.txt") \
    $(cat "$cpy/link-flags.txt") -o "$out.tmp")
