@@ -34,6 +34,10 @@ mkdir -p "$bld"
 stamp=$bld/.brig-configured
 config_id="v4 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16)"
 # configure:begin
+# __DATE__/__TIME__ (CPython's build info) from Debian's changelog, not the clock: the same
+# inputs make the same guest.
+SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$src/debian/changelog" -STimestamp)
+export SOURCE_DATE_EPOCH
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   rm -rf "$bld" && mkdir -p "$bld"   # a changed configuration starts from a clean tree
   # The source is named relative to the build dir and __FILE__ is mapped, so no path of
