@@ -13,9 +13,8 @@ Watchdog::Watchdog() : thread_([this] { Loop(); }) { thread_.detach(); }
 Watchdog::Id Watchdog::Arm(Clock::time_point deadline, std::function<void()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
   Id id = next_id_++;
-  bool earliest = pending_.empty() || deadline < pending_.begin()->first.first;
   pending_.emplace(std::make_pair(deadline, id), std::move(fn));
-  if (earliest) wake_.notify_one();
+  if (deadline < sleeping_until_) wake_.notify_one();
   return id;
 }
 
@@ -34,14 +33,17 @@ void Watchdog::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     if (pending_.empty()) {
+      sleeping_until_ = Clock::time_point::max();
       wake_.wait(lock);
       continue;
     }
     auto first = pending_.begin();
     if (Clock::now() < first->first.first) {
-      wake_.wait_until(lock, first->first.first);
+      sleeping_until_ = first->first.first;
+      wake_.wait_until(lock, sleeping_until_);
       continue;
     }
+    sleeping_until_ = Clock::time_point::min();  // busy: it will look again before sleeping
     Id id = first->first.second;
     std::function<void()> fn = std::move(first->second);
     pending_.erase(first);

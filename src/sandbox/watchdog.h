@@ -40,6 +40,10 @@ class Watchdog {
   std::map<std::pair<Clock::time_point, Id>, std::function<void()>> pending_;  // GUARDED_BY(mu_)
   Id next_id_ = 1;       // GUARDED_BY(mu_)
   Id running_ = 0;       // id whose callback runs now, 0 if none. GUARDED_BY(mu_)
+  // When the timer thread will next look at pending_ by itself (max: not before a notify).
+  // Arm wakes it only for an earlier deadline: most executions end long before theirs, and
+  // a wake-up per execution would cost a thread switch. GUARDED_BY(mu_)
+  Clock::time_point sleeping_until_ = Clock::time_point::max();
   std::thread thread_;
 };
 
