@@ -332,11 +332,10 @@ class PostgresStore final : public Store {
                                   const std::optional<StateWrite>& state,
                                   const std::vector<FileWrite>& files_upserted,
                                   const std::vector<std::string>& files_deleted) override {
-    if (Status s = internal::CheckSave(thread_id, expected_version, files_upserted, files_deleted); !s.ok()) {
-      return s;
-    }
-    std::vector<std::string> types;
-    for (const FileWrite& f : files_upserted) types.push_back(internal::ContentTypeOf(f));
+    StatusOr<std::vector<std::string>> checked =
+        internal::CheckSave(thread_id, expected_version, files_upserted, files_deleted);
+    if (!checked.ok()) return checked.status();
+    const std::vector<std::string>& types = checked.value();
     StatusOr<PooledConn> c = pool_.Checkout();
     if (!c.ok()) return c.status();
     pg::Conn& conn = *c.value();

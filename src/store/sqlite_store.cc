@@ -272,9 +272,7 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     Txn txn(db_, "BEGIN IMMEDIATE");
     if (Status s = txn.Begun(); !s.ok()) return s;
-    StatusOr<bool> exists = ExistsLocked(thread_id);
-    if (!exists.ok()) return exists.status();
-    if (!exists.value()) return SessionNotFound(thread_id);
+    if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
     if (Status s = UpsertFileLocked(thread_id, file, type, clock_()); !s.ok()) return s;
     return txn.Commit();
   }
@@ -318,9 +316,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<FileInfo>> ListFiles(std::string_view thread_id, std::string_view prefix) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(mu_);
-    StatusOr<bool> exists = ExistsLocked(thread_id);
-    if (!exists.ok()) return exists.status();
-    if (!exists.value()) return SessionNotFound(thread_id);
+    if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
     // A byte-wise prefix test: LIKE and GLOB would give meaning to '%', '_', '*' in paths.
     Stmt st(db_,
             "SELECT path, content_type, size, created_at, modified_at FROM brig_files"
@@ -339,9 +335,7 @@ class SqliteStore final : public Store {
   StatusOr<FileUsage> GetFileUsage(std::string_view thread_id) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(mu_);
-    StatusOr<bool> exists = ExistsLocked(thread_id);
-    if (!exists.ok()) return exists.status();
-    if (!exists.value()) return SessionNotFound(thread_id);
+    if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
     Stmt st(db_, "SELECT count(*), coalesce(sum(size), 0) FROM brig_files WHERE thread_id = ?1");
     st.Text(1, thread_id);
     const int rc = st.Step();
@@ -370,17 +364,14 @@ class SqliteStore final : public Store {
                                   const std::optional<StateWrite>& state,
                                   const std::vector<FileWrite>& files_upserted,
                                   const std::vector<std::string>& files_deleted) override {
-    if (Status s = internal::CheckSave(thread_id, expected_version, files_upserted, files_deleted); !s.ok()) {
-      return s;
-    }
-    std::vector<std::string> types;
-    for (const FileWrite& f : files_upserted) types.push_back(internal::ContentTypeOf(f));
+    StatusOr<std::vector<std::string>> checked =
+        internal::CheckSave(thread_id, expected_version, files_upserted, files_deleted);
+    if (!checked.ok()) return checked.status();
+    const std::vector<std::string>& types = checked.value();
     std::lock_guard<std::mutex> lock(mu_);
     Txn txn(db_, "BEGIN IMMEDIATE");
     if (Status s = txn.Begun(); !s.ok()) return s;
-    StatusOr<bool> exists = ExistsLocked(thread_id);
-    if (!exists.ok()) return exists.status();
-    if (!exists.value()) return SessionNotFound(thread_id);
+    if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
     int64_t stored = 0;
     {
       Stmt st(db_, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
@@ -517,6 +508,13 @@ class SqliteStore final : public Store {
   }
 
   // REQUIRES: mu_ held.
+  // OK if the session exists; NotFound if not; the read's error otherwise. REQUIRES: mu_ held.
+  Status RequireSessionLocked(std::string_view thread_id) {
+    StatusOr<bool> exists = ExistsLocked(thread_id);
+    if (!exists.ok()) return exists.status();
+    return exists.value() ? Status::Ok() : SessionNotFound(thread_id);
+  }
+
   StatusOr<bool> ExistsLocked(std::string_view thread_id) {
     Stmt st(db_, "SELECT 1 FROM brig_sessions WHERE thread_id = ?1");
     st.Text(1, thread_id);

@@ -58,9 +58,9 @@ Status CheckFileWrite(const FileWrite& file) {
   return Status::Ok();
 }
 
-Status CheckSave(std::string_view thread_id, int64_t expected_version,
-                 const std::vector<FileWrite>& files_upserted,
-                 const std::vector<std::string>& files_deleted) {
+StatusOr<std::vector<std::string>> CheckSave(std::string_view thread_id, int64_t expected_version,
+                                             const std::vector<FileWrite>& files_upserted,
+                                             const std::vector<std::string>& files_deleted) {
   if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
   if (expected_version < 0) return Status::InvalidArgument("expected_version is negative");
   std::set<std::string_view> seen;
@@ -76,7 +76,10 @@ Status CheckSave(std::string_view thread_id, int64_t expected_version,
       return Status::InvalidArgument("file '" + p + "' appears twice in one save");
     }
   }
-  return Status::Ok();
+  std::vector<std::string> types;
+  types.reserve(files_upserted.size());
+  for (const FileWrite& f : files_upserted) types.push_back(ContentTypeOf(f));
+  return types;
 }
 
 std::string ContentTypeOf(const FileWrite& file) {

@@ -18,10 +18,11 @@ Status CheckMetadata(const nlohmann::json& metadata);
 std::string MetadataText(const nlohmann::json& metadata);
 // Path, size and content_type checks of one file to write.
 Status CheckFileWrite(const FileWrite& file);
-// Everything SaveExecution refuses before touching the database.
-Status CheckSave(std::string_view thread_id, int64_t expected_version,
-                 const std::vector<FileWrite>& files_upserted,
-                 const std::vector<std::string>& files_deleted);
+// Everything SaveExecution refuses before touching the database. On success, the content
+// type of each upserted file (ContentTypeOf), in order.
+StatusOr<std::vector<std::string>> CheckSave(std::string_view thread_id, int64_t expected_version,
+                                             const std::vector<FileWrite>& files_upserted,
+                                             const std::vector<std::string>& files_deleted);
 // file.content_type, or the detected type when it is empty.
 std::string ContentTypeOf(const FileWrite& file);
 // The message for a version mismatch.

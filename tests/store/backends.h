@@ -8,6 +8,8 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -123,6 +125,21 @@ struct BackendNames {
   static std::string GetName(int) {
     return T::kName;
   }
+};
+
+// A typed test fixture with one backend and a fresh store URL per test (skipped when the
+// backend is, e.g. BRIG_SKIP_POSTGRES=1).
+template <typename Backend>
+class BackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (Backend::Skip()) GTEST_SKIP() << "BRIG_SKIP_POSTGRES=1";
+    StatusOr<std::string> url = backend_.NewUrl();
+    ASSERT_TRUE(url.ok()) << url.status().ToString();
+    url_ = url.value();
+  }
+  Backend backend_;
+  std::string url_;
 };
 
 }  // namespace brig::store::testing

@@ -24,13 +24,12 @@ using testing::SqliteBackend;
 constexpr int64_t kDay = int64_t{86'400} * 1'000'000;
 
 template <typename Backend>
-class StoreConformance : public ::testing::Test {
+class StoreConformance : public testing::BackendTest<Backend> {
  protected:
+  using testing::BackendTest<Backend>::url_;
   void SetUp() override {
-    if (Backend::Skip()) GTEST_SKIP() << "BRIG_SKIP_POSTGRES=1";
-    StatusOr<std::string> url = backend_.NewUrl();
-    ASSERT_TRUE(url.ok()) << url.status().ToString();
-    url_ = url.value();
+    testing::BackendTest<Backend>::SetUp();
+    if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
     options_.clock = [this] { return now_.load(); };
     store_ = Open();
     ASSERT_NE(store_, nullptr);
@@ -53,8 +52,6 @@ class StoreConformance : public ::testing::Test {
     return f.ok() ? f.value().content : "<missing>";
   }
 
-  Backend backend_;
-  std::string url_;
   StoreOptions options_;
   std::atomic<int64_t> now_{100 * kDay};
   std::unique_ptr<Store> store_;

@@ -66,17 +66,7 @@ std::string FilePath(int i) { return "/home/user/f" + std::to_string(i) + ".txt"
 }
 
 template <typename Backend>
-class StoreFaults : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (Backend::Skip()) GTEST_SKIP() << "BRIG_SKIP_POSTGRES=1";
-    StatusOr<std::string> url = backend_.NewUrl();
-    ASSERT_TRUE(url.ok()) << url.status().ToString();
-    url_ = url.value();
-  }
-  Backend backend_;
-  std::string url_;
-};
+class StoreFaults : public testing::BackendTest<Backend> {};
 
 using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
 TYPED_TEST_SUITE(StoreFaults, Backends, BackendNames);
