@@ -1,153 +1,26 @@
-// The brig command line: a thin shell over the C++ API in include/brig/.
-//
-//   brig exec -c CODE | FILE | -   [--json] [--timeout S] [--memory MB]
-//
-// Exit status of `brig exec`: 0 success; 1 the code raised a Python exception; N when the
-// code called sys.exit(N); 124 timeout; 125 the sandbox failed (trap, guest error);
-// 2 bad command line or unreadable input.
-#include <unistd.h>
-
+// The brig command line: a thin shell over the C++ API in include/brig/. Each subcommand
+// lives in its own *_command.cc; see commands.h.
 #include <CLI/CLI.hpp>
-#include <cstdio>
-#include <fstream>
-#include <iostream>
-#include <iterator>
-#include <nlohmann/json.hpp>
-#include <sstream>
-#include <string>
+#include <vector>
 
-#include "brig/sandbox.h"
-
-namespace {
-
-constexpr int kExitUsage = 2;
-constexpr int kExitTimeout = 124;
-constexpr int kExitSandboxFailure = 125;
-
-struct ExecOptions {
-  std::string code;
-  bool has_code = false;
-  std::string file;
-  bool json = false;
-  double timeout_seconds = 30;
-  uint64_t memory_mb = 256;
-};
-
-int ExitStatusOf(const brig::ExecutionResult& r) {
-  switch (r.failure) {
-    case brig::Failure::kNone: break;
-    case brig::Failure::kTimeout: return kExitTimeout;
-    case brig::Failure::kExit: return r.exit_code.value_or(kExitSandboxFailure) & 0xff;
-    case brig::Failure::kTrap:
-    case brig::Failure::kGuestError: return kExitSandboxFailure;
-  }
-  if (r.exit_code) return *r.exit_code & 0xff;
-  return r.ok ? 0 : 1;
-}
-
-nlohmann::json ToJson(const brig::ExecutionResult& r) {
-  nlohmann::json j;
-  j["ok"] = r.ok;
-  j["stdout"] = r.stdout_text;
-  j["stderr"] = r.stderr_text;
-  j["stdout_truncated"] = r.stdout_truncated;
-  j["stderr_truncated"] = r.stderr_truncated;
-  j["result"] = r.result ? nlohmann::json(*r.result) : nlohmann::json(nullptr);
-  if (r.error) {
-    j["error"] = {{"type", r.error->type}, {"message", r.error->message}, {"traceback", r.error->traceback}};
-  } else {
-    j["error"] = nullptr;
-  }
-  j["exit_code"] = r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr);
-  if (r.failure != brig::Failure::kNone) {
-    j["failure"] = {{"kind", std::string(brig::FailureName(r.failure))}, {"message", r.failure_message}};
-  } else {
-    j["failure"] = nullptr;
-  }
-  j["duration_ms"] = r.duration_ms;
-  return j;
-}
-
-bool ReadAll(std::istream& in, std::string* out) {
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  return !in.bad();
-}
-
-int RunExec(const ExecOptions& opt) {
-  std::string code;
-  std::string filename;
-  if (opt.has_code) {
-    code = opt.code;
-    filename = "<string>";
-  } else if (opt.file == "-") {
-    if (!ReadAll(std::cin, &code)) {
-      std::cerr << "brig: cannot read code from stdin\n";
-      return kExitUsage;
-    }
-    filename = "<stdin>";
-  } else if (!opt.file.empty()) {
-    std::ifstream in(opt.file, std::ios::binary);
-    if (!in || !ReadAll(in, &code)) {
-      std::cerr << "brig: cannot read " << opt.file << "\n";
-      return kExitUsage;
-    }
-    filename = opt.file;
-  } else {
-    std::cerr << "brig exec: give -c CODE, a FILE, or - to read the code from stdin\n";
-    return kExitUsage;
-  }
-
-  brig::Limits limits;
-  limits.timeout_seconds = opt.timeout_seconds;
-  limits.memory_bytes = opt.memory_mb << 20;
-  // One execution per process: making the process image would cost more than it saves.
-  auto sandbox = brig::Sandbox::Create(limits, brig::Start::kCold);
-  if (!sandbox.ok()) {
-    std::cerr << "brig: " << sandbox.status().message() << "\n";
-    return kExitUsage;
-  }
-  brig::ExecutionResult r = sandbox.value()->Execute(code, filename);
-
-  if (opt.json) {
-    std::cout << ToJson(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  } else {
-    std::fwrite(r.stdout_text.data(), 1, r.stdout_text.size(), stdout);
-    std::fflush(stdout);
-    std::fwrite(r.stderr_text.data(), 1, r.stderr_text.size(), stderr);
-    if (r.failure != brig::Failure::kNone && r.failure != brig::Failure::kExit) {
-      std::fprintf(stderr, "brig: %s: %s\n", std::string(brig::FailureName(r.failure)).c_str(),
-                   r.failure_message.c_str());
-    }
-  }
-  return ExitStatusOf(r);
-}
-
-}  // namespace
+#include "cli/commands.h"
 
 int main(int argc, char** argv) {
+  using namespace brig::cli;
   CLI::App app{"brig: run untrusted Python inside WebAssembly"};
   app.require_subcommand(1);
-
-  ExecOptions exec;
-  CLI::App* exec_cmd = app.add_subcommand("exec", "Run Python code in a fresh sandbox");
-  auto* code_opt = exec_cmd->add_option("-c,--code", exec.code, "Python code to run");
-  auto* file_opt = exec_cmd->add_option("file", exec.file, "File with the code, or - for stdin");
-  code_opt->excludes(file_opt);
-  exec_cmd->add_flag("--json", exec.json, "Print one JSON object describing the outcome");
-  exec_cmd->add_option("--timeout", exec.timeout_seconds, "Wall-clock limit in seconds (default 30)")
-      ->check(CLI::PositiveNumber);
-  exec_cmd->add_option("--memory", exec.memory_mb, "Guest memory limit in MB (default 256)")
-      ->check(CLI::Range(16, 4095));
-  exec_cmd->callback([&] { exec.has_code = code_opt->count() > 0; });
-
+  // Registration: one line per subcommand. A runner returns -1 when its command was not the
+  // one given.
+  std::vector<Runner> runners;
+  runners.push_back(AddExecCommand(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
   }
-  if (exec_cmd->parsed()) return RunExec(exec);
+  for (const Runner& run : runners) {
+    if (int rc = run(); rc >= 0) return rc;
+  }
   return kExitUsage;
 }

@@ -1,0 +1,44 @@
+// The subcommands of the `brig` binary. Each Add*Command registers its options on `app` and
+// returns the function that runs it once the command line has been parsed; that function
+// returns the process's exit status.
+#ifndef BRIG_CLI_COMMANDS_H_
+#define BRIG_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "brig/status.h"
+
+namespace brig::store {
+class Store;
+}
+
+namespace brig::cli {
+
+// Exit statuses shared by every command.
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;      // the operation failed (not found, conflict, ...)
+constexpr int kExitUsage = 2;        // bad command line or unreadable input
+constexpr int kExitTimeout = 124;    // brig exec: the code ran past --timeout
+constexpr int kExitSandbox = 125;    // brig exec: the sandbox failed (trap, guest error)
+
+using Runner = std::function<int()>;
+
+Runner AddExecCommand(CLI::App& app);
+Runner AddSessionsCommand(CLI::App& app);
+Runner AddFilesCommand(CLI::App& app);
+Runner AddCleanupCommand(CLI::App& app);
+
+// Where the store is: `--db URL` if given, else $BRIG_DB, else sqlite:$BRIG_HOME/brig.db
+// ($BRIG_HOME defaults to ~/.local/share/brig and is created if missing).
+std::string ResolveStoreUrl(const std::string& db_flag);
+// Adds `--db URL` to `cmd`, stored in *url.
+void AddStoreOption(CLI::App* cmd, std::string* url);
+// Opens the store that ResolveStoreUrl names; on failure prints "brig: ..." to stderr.
+StatusOr<std::unique_ptr<store::Store>> OpenConfiguredStore(const std::string& db_flag);
+
+}  // namespace brig::cli
+
+#endif  // BRIG_CLI_COMMANDS_H_
