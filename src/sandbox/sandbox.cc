@@ -9,12 +9,9 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "engine/python_instance.h"
+#include "sandbox/sandbox_impl.h"
 #include "sandbox/watchdog.h"
-#include "vfs/file_system.h"
 #include "vfs/pack.h"
-#include "wasi/guest_memory.h"
-#include "wasi/wasi_context.h"
 
 extern "C" const char brig_stdlib_pack_begin[];
 extern "C" const char brig_stdlib_pack_end[];
@@ -87,128 +84,66 @@ std::string_view FailureName(Failure failure) {
   return "unknown";
 }
 
-struct Sandbox::Impl {
-  Limits limits;
-  std::unique_ptr<vfs::FileSystem> fs;
-  std::unique_ptr<wasi::WasiContext> wasi;
-  brig_python_instance* instance = nullptr;
-  // Set once the interpreter is gone (trap, exit): later executions report this.
-  Start start = Start::kFromImage;  // how this sandbox (and so its Reset) gets a guest
-  Failure dead = Failure::kNone;
-  std::string dead_message;
-  std::optional<int> dead_exit_code;
-
-  // Timeouts: the watchdog interrupts guest code through `control` and wakes host sleeps
-  // (time.sleep reaches poll_oneoff) through `sleep_cv`.
-  brig_call_control control{};
-  std::mutex sleep_mu;
-  std::condition_variable sleep_cv;
-
-  ~Impl() { brig_python_instance_destroy(instance); }
-
-  void SleepInterruptibly(uint64_t ns) {
-    std::unique_lock<std::mutex> lock(sleep_mu);
-    sleep_cv.wait_for(lock, std::chrono::nanoseconds(ns), [&] { return control.interrupted != 0; });
+void Sandbox::Impl::Run(std::string_view code, std::string_view filename, ExecutionResult* r) {
+  // Code and file name go into one guest buffer; its address comes from the guest.
+  uint64_t total = code.size() + filename.size();
+  if (total > UINT32_MAX / 2) {
+    r->failure = Failure::kGuestError;
+    r->failure_message = "code too large";
+    return;
   }
-
-  void Interrupt() {
-    brig_call_interrupt(&control);
-    std::lock_guard<std::mutex> lock(sleep_mu);
-    sleep_cv.notify_all();
+  uint32_t buf = 0;
+  if (!Returned(brig_python_alloc(instance, static_cast<uint32_t>(total), &buf), r)) return;
+  wasi::GuestMemory mem = Memory();
+  if (buf == 0 || !mem.InBounds(buf, total)) {
+    r->error = PythonError{"MemoryError", "no guest memory for the code", ""};
+    r->ok = false;
+    return;
   }
-
-  wasi::GuestMemory Memory() {
-    wasm_rt_memory_t* m = brig_python_instance_memory(instance);
-    return wasi::GuestMemory(m->data, m->size);
+  if (!mem.CopyOut(buf, code.data(), code.size()) ||
+      !mem.CopyOut(buf + code.size(), filename.data(), filename.size())) {
+    r->failure = Failure::kGuestError;
+    r->failure_message = "guest buffer out of bounds";
+    return;
   }
-
-  // Turns a guest call that did not return into the sandbox's death. False if it did not return.
-  bool Returned(const brig_call_outcome& o, ExecutionResult* r) {
-    if (o.status == BRIG_CALL_RETURNED) return true;
-    if (o.status == BRIG_CALL_TRAPPED) {
-      dead = Failure::kTrap;
-      dead_message = std::string("WebAssembly trap: ") + wasm_rt_strerror(o.trap);
-    } else if (o.status == BRIG_CALL_INTERRUPTED) {
-      // Stopped mid-way, the interpreter's own state may be half-updated: not reused.
-      dead = Failure::kTimeout;
-      char text[96];
-      std::snprintf(text, sizeof text, "the execution exceeded the %.3g s timeout", limits.timeout_seconds);
-      dead_message = text;
-    } else {
-      dead = Failure::kExit;
-      dead_message = "the guest exited with code " + std::to_string(o.exit_code);
-      dead_exit_code = static_cast<int>(o.exit_code);
-    }
-    r->failure = dead;
-    r->failure_message = dead_message;
-    r->exit_code = dead_exit_code;
-    r->ok = dead == Failure::kExit && o.exit_code == 0;
-    return false;
+  int32_t len = -1;
+  brig_call_outcome o = brig_python_execute(instance, buf, static_cast<uint32_t>(code.size()),
+                                            buf + static_cast<uint32_t>(code.size()),
+                                            static_cast<uint32_t>(filename.size()), &len);
+  if (!Returned(o, r)) return;
+  if (!Returned(brig_python_free(instance, buf), r)) return;
+  if (len < 0) {
+    r->failure = Failure::kGuestError;
+    r->failure_message = "the guest runner failed (see stderr)";
+    return;
   }
-
-  void Run(std::string_view code, std::string_view filename, ExecutionResult* r) {
-    // Code and file name go into one guest buffer; its address comes from the guest.
-    uint64_t total = code.size() + filename.size();
-    if (total > UINT32_MAX / 2) {
-      r->failure = Failure::kGuestError;
-      r->failure_message = "code too large";
-      return;
-    }
-    uint32_t buf = 0;
-    if (!Returned(brig_python_alloc(instance, static_cast<uint32_t>(total), &buf), r)) return;
-    wasi::GuestMemory mem = Memory();
-    if (buf == 0 || !mem.InBounds(buf, total)) {
-      r->error = PythonError{"MemoryError", "no guest memory for the code", ""};
-      r->ok = false;
-      return;
-    }
-    if (!mem.CopyOut(buf, code.data(), code.size()) ||
-        !mem.CopyOut(buf + code.size(), filename.data(), filename.size())) {
-      r->failure = Failure::kGuestError;
-      r->failure_message = "guest buffer out of bounds";
-      return;
-    }
-    int32_t len = -1;
-    brig_call_outcome o = brig_python_execute(instance, buf, static_cast<uint32_t>(code.size()),
-                                              buf + static_cast<uint32_t>(code.size()),
-                                              static_cast<uint32_t>(filename.size()), &len);
-    if (!Returned(o, r)) return;
-    if (!Returned(brig_python_free(instance, buf), r)) return;
-    if (len < 0) {
-      r->failure = Failure::kGuestError;
-      r->failure_message = "the guest runner failed (see stderr)";
-      return;
-    }
-    uint32_t result_ptr = 0;
-    if (!Returned(brig_python_result(instance, &result_ptr), r)) return;
-    mem = Memory();
-    std::string text;
-    if (static_cast<uint64_t>(len) > kMaxResultBytes || !mem.InBounds(result_ptr, static_cast<uint64_t>(len))) {
-      r->failure = Failure::kGuestError;
-      r->failure_message = "the guest's result is out of bounds";
-      return;
-    }
-    text.resize(static_cast<size_t>(len));
-    if (!mem.CopyIn(result_ptr, text.data(), text.size())) {
-      r->failure = Failure::kGuestError;
-      r->failure_message = "the guest's result is out of bounds";
-      return;
-    }
-    std::string why;
-    if (!ParseGuestResult(text, r, &why)) {
-      r->ok = false;
-      r->failure = Failure::kGuestError;
-      r->failure_message = "malformed result from the guest: " + why;
-    }
+  uint32_t result_ptr = 0;
+  if (!Returned(brig_python_result(instance, &result_ptr), r)) return;
+  mem = Memory();
+  std::string text;
+  if (static_cast<uint64_t>(len) > kMaxResultBytes || !mem.InBounds(result_ptr, static_cast<uint64_t>(len))) {
+    r->failure = Failure::kGuestError;
+    r->failure_message = "the guest's result is out of bounds";
+    return;
   }
-};
+  text.resize(static_cast<size_t>(len));
+  if (!mem.CopyIn(result_ptr, text.data(), text.size())) {
+    r->failure = Failure::kGuestError;
+    r->failure_message = "the guest's result is out of bounds";
+    return;
+  }
+  std::string why;
+  if (!ParseGuestResult(text, r, &why)) {
+    r->ok = false;
+    r->failure = Failure::kGuestError;
+    r->failure_message = "malformed result from the guest: " + why;
+  }
+}
 
 Sandbox::Sandbox(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Sandbox::~Sandbox() = default;
 
 std::string_view Sandbox::GuestBuildId() { return brig_python_build_id(); }
-
-namespace {
 
 Status ValidateLimits(const Limits& limits) {
   if (limits.memory_bytes < kMinMemory || limits.memory_bytes > kMaxMemory) {
@@ -245,6 +180,8 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits) {
 }
 
 // Starts CPython from scratch in `impl` (~25 ms).
+namespace {
+
 Status StartCold(Sandbox::Impl* impl) {
   uint32_t pages = static_cast<uint32_t>(impl->limits.memory_bytes / kWasmPage);
   impl->instance = brig_python_instance_create(impl->wasi.get(), pages);
@@ -264,8 +201,9 @@ Status StartCold(Sandbox::Impl* impl) {
 // gets a new WasiContext with exactly these, so the image must hold no others.
 constexpr size_t kImageFds = 4;
 
-// The process's image of a ready interpreter (CPython started, the common modules imported,
-// the heap frozen), made on first use. Null if it could not be made; *why says why.
+}  // namespace
+
+// The image holds CPython started, the common modules imported, the heap frozen.
 const brig_python_image* ProcessImage(std::string* why) {
   static std::once_flag once;
   static brig_python_image* image = nullptr;
@@ -300,10 +238,6 @@ const brig_python_image* ProcessImage(std::string* why) {
   return image;
 }
 
-}  // namespace
-
-namespace {
-
 // Gives `impl` its guest: a clone of the process image, or (cold) a new interpreter.
 Status StartGuest(Sandbox::Impl* impl, Start start) {
   const char* no_image = std::getenv("BRIG_NO_IMAGE");
@@ -322,8 +256,6 @@ Status StartGuest(Sandbox::Impl* impl, Start start) {
   brig_python_instance_set_control(impl->instance, &impl->control);
   return Status::Ok();
 }
-
-}  // namespace
 
 StatusOr<std::unique_ptr<Sandbox>> Sandbox::Create(const Limits& limits, Start start) {
   if (Status valid = ValidateLimits(limits); !valid.ok()) return valid;

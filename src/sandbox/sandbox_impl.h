@@ -1,0 +1,98 @@
+// The inside of a Sandbox (include/brig/sandbox.h): its guest instance, WASI context and
+// file system, and the call protocol. Shared by the files that implement Sandbox's methods;
+// nothing outside src/sandbox/ includes it.
+#ifndef BRIG_SANDBOX_SANDBOX_IMPL_H_
+#define BRIG_SANDBOX_SANDBOX_IMPL_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "brig/sandbox.h"
+#include "engine/python_instance.h"
+#include "vfs/file_system.h"
+#include "wasi/guest_memory.h"
+#include "wasi/wasi_context.h"
+
+namespace brig {
+
+struct Sandbox::Impl {
+  Limits limits;
+  std::unique_ptr<vfs::FileSystem> fs;
+  std::unique_ptr<wasi::WasiContext> wasi;
+  brig_python_instance* instance = nullptr;
+  // Set once the interpreter is gone (trap, exit): later executions report this.
+  Start start = Start::kFromImage;  // how this sandbox (and so its Reset) gets a guest
+  Failure dead = Failure::kNone;
+  std::string dead_message;
+  std::optional<int> dead_exit_code;
+
+  // Timeouts: the watchdog interrupts guest code through `control` and wakes host sleeps
+  // (time.sleep reaches poll_oneoff) through `sleep_cv`.
+  brig_call_control control{};
+  std::mutex sleep_mu;
+  std::condition_variable sleep_cv;
+
+  ~Impl() { brig_python_instance_destroy(instance); }
+
+  void SleepInterruptibly(uint64_t ns) {
+    std::unique_lock<std::mutex> lock(sleep_mu);
+    sleep_cv.wait_for(lock, std::chrono::nanoseconds(ns), [&] { return control.interrupted != 0; });
+  }
+
+  void Interrupt() {
+    brig_call_interrupt(&control);
+    std::lock_guard<std::mutex> lock(sleep_mu);
+    sleep_cv.notify_all();
+  }
+
+  wasi::GuestMemory Memory() {
+    wasm_rt_memory_t* m = brig_python_instance_memory(instance);
+    return wasi::GuestMemory(m->data, m->size);
+  }
+
+  // Turns a guest call that did not return into the sandbox's death. False if it did not return.
+  bool Returned(const brig_call_outcome& o, ExecutionResult* r) {
+    if (o.status == BRIG_CALL_RETURNED) return true;
+    if (o.status == BRIG_CALL_TRAPPED) {
+      dead = Failure::kTrap;
+      dead_message = std::string("WebAssembly trap: ") + wasm_rt_strerror(o.trap);
+    } else if (o.status == BRIG_CALL_INTERRUPTED) {
+      // Stopped mid-way, the interpreter's own state may be half-updated: not reused.
+      dead = Failure::kTimeout;
+      char text[96];
+      std::snprintf(text, sizeof text, "the execution exceeded the %.3g s timeout", limits.timeout_seconds);
+      dead_message = text;
+    } else {
+      dead = Failure::kExit;
+      dead_message = "the guest exited with code " + std::to_string(o.exit_code);
+      dead_exit_code = static_cast<int>(o.exit_code);
+    }
+    r->failure = dead;
+    r->failure_message = dead_message;
+    r->exit_code = dead_exit_code;
+    r->ok = dead == Failure::kExit && o.exit_code == 0;
+    return false;
+  }
+
+  // Hands `code` to the guest and reads its result document into *r.
+  void Run(std::string_view code, std::string_view filename, ExecutionResult* r);
+};
+
+// Checks limits that Create and friends accept.
+Status ValidateLimits(const Limits& limits);
+// A sandbox's host side (file system, WASI) without its guest instance yet.
+StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits);
+// The process's image of a ready interpreter, made on first use; null (and *why) if it
+// cannot be made.
+const brig_python_image* ProcessImage(std::string* why);
+// Gives `impl` its guest: a clone of the process image, or (kCold) a new interpreter.
+Status StartGuest(Sandbox::Impl* impl, Start start);
+
+}  // namespace brig
+
+#endif  // BRIG_SANDBOX_SANDBOX_IMPL_H_
