@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "engine/page_snapshot.h"
 #include "sandbox/sandbox_impl.h"
 #include "sandbox/watchdog.h"
 #include "vfs/pack.h"
@@ -157,7 +158,7 @@ Status ValidateLimits(const Limits& limits) {
 }
 
 // A sandbox's host side (file system, WASI) without its guest instance yet.
-StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits) {
+StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, bool for_image) {
   std::string pack_error;
   const auto& stdlib = Stdlib(&pack_error);
   if (!stdlib) return Status::Internal("the embedded stdlib is damaged: " + pack_error);
@@ -173,6 +174,7 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits) {
   wasi_options.env = {"HOME=/home/user", "USER=user", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin"};
   wasi_options.stdout_cap = limits.output_bytes;
   wasi_options.stderr_cap = limits.output_bytes;
+  wasi_options.deterministic = for_image;
   Sandbox::Impl* raw = impl.get();
   wasi_options.sleep = [raw](uint64_t ns) { raw->SleepInterruptibly(ns); };
   impl->wasi = std::make_unique<wasi::WasiContext>(*impl->fs, std::move(wasi_options));
@@ -211,7 +213,7 @@ const brig_python_image* ProcessImage(std::string* why) {
   std::call_once(once, [] {
     Limits limits;
     limits.memory_bytes = kMaxMemory;  // clones apply their own limit
-    auto impl = NewImpl(limits);
+    auto impl = NewImpl(limits, /*for_image=*/true);
     if (!impl.ok()) return void(error = impl.status().message());
     Status started = StartCold(impl.value().get());
     if (!started.ok()) return void(error = started.message());
@@ -231,7 +233,11 @@ const brig_python_image* ProcessImage(std::string* why) {
     probe.value()->Run("pass\n", "<exec>", &warm);
     if (warm.ok) {
       int n = brig_python_image_learn_warm_pages(image, probe.value()->instance);
-      if (std::getenv("BRIG_DEBUG_IMAGE")) std::fprintf(stderr, "brig: image %llu bytes, %d warm pages\n", (unsigned long long)brig_python_image_memory_bytes(image), n);
+      if (std::getenv("BRIG_DEBUG_IMAGE")) {
+        std::fprintf(stderr, "brig: image %llu bytes, %d warm pages, digest %016llx\n",
+                     (unsigned long long)brig_python_image_memory_bytes(image), n,
+                     (unsigned long long)brig_python_image_digest(image));
+      }
     }
   });
   if (!image) *why = error;

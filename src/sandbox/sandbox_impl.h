@@ -86,7 +86,9 @@ struct Sandbox::Impl {
 // Checks limits that Create and friends accept.
 Status ValidateLimits(const Limits& limits);
 // A sandbox's host side (file system, WASI) without its guest instance yet.
-StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits);
+// `for_image`: the guest sees deterministic clocks and random numbers (see
+// WasiContext::Options::deterministic), so that every process makes the same image.
+StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, bool for_image = false);
 // The process's image of a ready interpreter, made on first use; null (and *why) if it
 // cannot be made.
 const brig_python_image* ProcessImage(std::string* why);

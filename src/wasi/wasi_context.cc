@@ -126,6 +126,19 @@ WasiContext::Fd* WasiContext::GetFd(u32 fd) { return fd < fds_.size() ? fds_[fd]
 
 uint64_t WasiContext::MonotonicNs() const { return ClockNs(CLOCK_MONOTONIC); }
 
+uint64_t WasiContext::ClockNow(u32 id) {
+  if (options_.deterministic) {
+    constexpr uint64_t kFixedEpochNs = 1'700'000'000'000'000'000ull;  // 2023-11-14
+    fake_clock_ns_ += 1000;
+    return id == kClockRealtime ? kFixedEpochNs + fake_clock_ns_ : fake_clock_ns_;
+  }
+  switch (id) {
+    case kClockRealtime: return ClockNs(CLOCK_REALTIME);
+    case kClockMonotonic: return ClockNs(CLOCK_MONOTONIC);
+    default: return MonotonicNs() - created_ns_;  // process and thread CPU time
+  }
+}
+
 WasiContext::u32 WasiContext::AllocateFd(std::unique_ptr<Fd> entry, u32* out) {
   for (u32 i = 0; i < fds_.size(); ++i) {
     if (!fds_[i]) {
@@ -223,15 +236,11 @@ WasiContext::u32 WasiContext::ClockResGet(GuestMemory& m, u32 id, u32 res_out) {
 
 WasiContext::u32 WasiContext::ClockTimeGet(GuestMemory& m, u32 id, u64 /*precision*/, u32 time_out) {
   return Guarded([&]() -> u32 {
-    uint64_t t;
-    switch (id) {
-      case kClockRealtime: t = ClockNs(CLOCK_REALTIME); break;
-      case kClockMonotonic: t = ClockNs(CLOCK_MONOTONIC); break;
-      case kClockProcessCputime:
-      case kClockThreadCputime: t = MonotonicNs() - created_ns_; break;
-      default: return err::kInval;
+    if (id != kClockRealtime && id != kClockMonotonic && id != kClockProcessCputime &&
+        id != kClockThreadCputime) {
+      return err::kInval;
     }
-    return m.Write<uint64_t>(time_out, t) ? err::kSuccess : err::kFault;
+    return m.Write<uint64_t>(time_out, ClockNow(id)) ? err::kSuccess : err::kFault;
   });
 }
 
@@ -240,6 +249,15 @@ WasiContext::u32 WasiContext::RandomGet(GuestMemory& m, u32 buf, u32 buf_len) {
     if (buf_len > options_.max_random_per_call) return err::kInval;
     auto view = m.View(buf, buf_len);
     if (!view) return err::kFault;
+    if (options_.deterministic) {
+      for (size_t i = 0; i < view->size(); i++) {  // splitmix64, one byte per step
+        uint64_t z = (fake_random_ += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        view->data()[i] = static_cast<uint8_t>(z ^ (z >> 31));
+      }
+      return err::kSuccess;
+    }
     size_t done = 0;
     while (done < view->size()) {
       ssize_t r = getrandom(view->data() + done, view->size() - done, 0);
@@ -755,17 +773,13 @@ WasiContext::u32 WasiContext::PollOneoff(GuestMemory& m, u32 in, u32 out, u32 ns
       ev.type = s.tag;
       if (s.tag == kEventtypeClock) {
         const SubscriptionClock& c = s.u.clock;
-        uint64_t now;
-        switch (c.id) {
-          case kClockRealtime: now = ClockNs(CLOCK_REALTIME); break;
-          case kClockMonotonic: now = ClockNs(CLOCK_MONOTONIC); break;
-          case kClockProcessCputime:
-          case kClockThreadCputime: now = MonotonicNs() - created_ns_; break;
-          default:
-            ev.error = static_cast<uint16_t>(err::kInval);
-            ready.push_back(ev);
-            continue;
+        if (c.id != kClockRealtime && c.id != kClockMonotonic && c.id != kClockProcessCputime &&
+            c.id != kClockThreadCputime) {
+          ev.error = static_cast<uint16_t>(err::kInval);
+          ready.push_back(ev);
+          continue;
         }
+        uint64_t now = ClockNow(c.id);
         uint64_t rel = c.timeout;
         if (c.flags & kSubclockflagAbstime) rel = c.timeout > now ? c.timeout - now : 0;
         clocks.emplace_back(i, rel);

@@ -48,6 +48,10 @@ class WasiContext {
     std::function<void(uint64_t ns)> sleep;
     uint32_t max_fds = 1024;  // descriptor numbers 0 .. max_fds-1
     uint32_t max_random_per_call = 1 << 20;  // random_get longer than this: EINVAL
+    // For making images: every clock reads a fixed start plus 1 µs per reading, and
+    // random_get returns a fixed pseudo-random stream, so that the same guest build started
+    // in two processes ends in the same memory (page snapshots are diffs against it).
+    bool deterministic = false;
   };
 
   WasiContext(vfs::FileSystem& fs, Options options);
@@ -149,6 +153,8 @@ class WasiContext {
   u32 SetTimes(const vfs::NodeRef& node, u64 atim, u64 mtim, u32 fst_flags);
   u32 WriteFilestat(GuestMemory& m, const Fd* f, const vfs::NodeRef& node, u32 out);
   uint64_t MonotonicNs() const;
+  // A clock reading: the host's, or the fixed sequence of Options::deterministic.
+  uint64_t ClockNow(u32 id);
 
   vfs::FileSystem& fs_;
   Options options_;
@@ -156,6 +162,8 @@ class WasiContext {
   std::vector<std::unique_ptr<Fd>> fds_;  // index = descriptor number; null = free
   uint64_t created_ns_;                    // MONOTONIC at construction (CPU-time clocks)
   std::optional<uint32_t> exit_code_;
+  uint64_t fake_clock_ns_ = 0;  // Options::deterministic: readings so far, in ns
+  uint64_t fake_random_ = 0;    // Options::deterministic: splitmix64 state
 };
 
 // The WASI errno for a VFS error.

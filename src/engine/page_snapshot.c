@@ -1,0 +1,185 @@
+#define _GNU_SOURCE
+#include "engine/page_snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine/python_instance_internal.h"
+
+/* What diffs need of an image, made once per image: a read-only view of its memory, which
+ * of its pages hold data (the rest are holes: zeros), and its digest. Images live as long
+ * as the process in practice, so these are never freed. */
+typedef struct image_view {
+  const brig_python_image* image;
+  const uint8_t* bytes;  /* MAP_SHARED, PROT_READ of the image's memfd; read only at data pages */
+  uint8_t* has_data;     /* one byte per page: 1 = data, 0 = hole */
+  uint32_t pages;
+  uint64_t digest;
+  struct image_view* next;
+} image_view;
+
+static pthread_mutex_t g_views_mu = PTHREAD_MUTEX_INITIALIZER;
+static image_view* g_views;
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h * 0xff51afd7ed558ccdull;
+}
+
+/* Four independent lanes so the multiply chains overlap. */
+static uint64_t hash_page(uint64_t seed, const uint8_t* page) {
+  uint64_t a = seed, b = ~seed, c = seed * 3, d = seed ^ 0x5bd1e995u;
+  const uint64_t* w = (const uint64_t*)page;
+  for (unsigned i = 0; i < BRIG_HOST_PAGE / 8; i += 4) {
+    a = (a ^ w[i]) * 0x9e3779b97f4a7c15ull;
+    b = (b ^ w[i + 1]) * 0xc2b2ae3d27d4eb4full;
+    c = (c ^ w[i + 2]) * 0x165667b19e3779f9ull;
+    d = (d ^ w[i + 3]) * 0x27d4eb2f165667c5ull;
+  }
+  return mix(mix(mix(mix(seed, a), b), c), d);
+}
+
+static image_view* make_view(const brig_python_image* img) {
+  image_view* v = calloc(1, sizeof *v);
+  if (!v) return NULL;
+  v->image = img;
+  v->pages = img->memory_bytes / BRIG_HOST_PAGE;
+  v->has_data = calloc(v->pages ? v->pages : 1, 1);
+  if (!v->has_data) goto fail;
+  if (img->memory_bytes) {
+    void* m = mmap(NULL, img->memory_bytes, PROT_READ, MAP_SHARED, img->memfd, 0);
+    if (m == MAP_FAILED) goto fail;
+    v->bytes = m;
+  }
+  /* Data extents of the memfd; holes read as zeros without costing a page each. */
+  off_t at = 0;
+  while (at < (off_t)img->memory_bytes) {
+    off_t data = lseek(img->memfd, at, SEEK_DATA);
+    if (data < 0) break; /* ENXIO: no data past `at` */
+    off_t hole = lseek(img->memfd, data, SEEK_HOLE);
+    if (hole < 0 || hole > (off_t)img->memory_bytes) hole = (off_t)img->memory_bytes;
+    for (off_t p = data / BRIG_HOST_PAGE; p < (hole + BRIG_HOST_PAGE - 1) / BRIG_HOST_PAGE; p++) v->has_data[p] = 1;
+    at = hole;
+  }
+  uint64_t h = mix(0x62726967ull /* "brig" */, img->memory_bytes);
+  for (uint32_t p = 0; p < v->pages; p++) {
+    if (!v->has_data[p]) continue;
+    const uint8_t* page = v->bytes + (size_t)p * BRIG_HOST_PAGE;
+    const uint64_t* w = (const uint64_t*)page;
+    int zero = 1;
+    for (unsigned i = 0; i < BRIG_HOST_PAGE / 8 && zero; i++) zero = w[i] == 0;
+    if (zero) {
+      v->has_data[p] = 0; /* an allocated page of zeros is a hole to everyone else */
+      continue;
+    }
+    h = hash_page(mix(h, p), page);
+  }
+  v->digest = h;
+  return v;
+fail:
+  free(v->has_data);
+  free(v);
+  return NULL;
+}
+
+static image_view* view_of(const brig_python_image* img) {
+  pthread_mutex_lock(&g_views_mu);
+  image_view* v = g_views;
+  while (v && v->image != img) v = v->next;
+  if (!v && (v = make_view(img)) != NULL) {
+    v->next = g_views;
+    g_views = v;
+  }
+  pthread_mutex_unlock(&g_views_mu);
+  return v;
+}
+
+uint64_t brig_python_image_digest(const brig_python_image* img) {
+  image_view* v = view_of(img);
+  return v ? v->digest : 0;
+}
+
+static int is_zero_page(const uint8_t* page) {
+  const uint64_t* w = (const uint64_t*)page;
+  for (unsigned i = 0; i < BRIG_HOST_PAGE / 8; i++) {
+    if (w[i]) return 0;
+  }
+  return 1;
+}
+
+int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_instance* p,
+                                  brig_page_visitor visit, void* ctx) {
+  image_view* v = view_of(img);
+  if (!v) return -1;
+  const wasm_rt_memory_t* mem = &p->module.w2c_memory;
+  uint64_t pages = mem->size / BRIG_HOST_PAGE;
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  enum { kBatch = 4096 };
+  uint64_t* entries = malloc(kBatch * sizeof *entries);
+  if (!entries) {
+    close(fd);
+    return -1;
+  }
+  int64_t count = 0;
+  uintptr_t base = (uintptr_t)mem->data;
+  for (uint64_t first = 0; first < pages && count >= 0; first += kBatch) {
+    uint64_t n = pages - first < kBatch ? pages - first : kBatch;
+    off_t at = (off_t)((base / BRIG_HOST_PAGE + first) * sizeof(uint64_t));
+    if (pread(fd, entries, n * sizeof *entries, at) != (ssize_t)(n * sizeof *entries)) {
+      count = -1;
+      break;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+      uint64_t page = first + i;
+      int present = (int)(entries[i] >> 63 & 1);
+      int file_page = (int)(entries[i] >> 61 & 1);
+      /* Inside the image, a page still mapped from the memfd is the image's page. Outside
+       * it, any present page may hold data. (Not present = never touched = unchanged.) */
+      if (!present || (page < v->pages && file_page)) continue;
+      const uint8_t* data = mem->data + page * BRIG_HOST_PAGE;
+      const uint8_t* image_page =
+          page < v->pages && v->has_data[page] ? v->bytes + page * BRIG_HOST_PAGE : NULL;
+      if (image_page ? memcmp(data, image_page, BRIG_HOST_PAGE) == 0 : is_zero_page(data)) continue;
+      if (visit(ctx, (uint32_t)page, data, image_page) != 0) {
+        count = -2;
+        break;
+      }
+      count++;
+    }
+  }
+  free(entries);
+  close(fd);
+  return count;
+}
+
+int brig_python_instance_table_matches(const brig_python_image* img, brig_python_instance* p) {
+  const wasm_rt_funcref_table_t* t = &p->module.w2c_T0;
+  if (t->size != img->table_size) return 0;
+  for (uint32_t i = 0; i < t->size; i++) {
+    if (t->data[i].func != img->table[i].func || t->data[i].func_type != img->table[i].func_type) return 0;
+  }
+  return 1;
+}
+
+uint32_t brig_python_instance_get_globals(brig_python_instance* p, uint64_t* out, uint32_t max) {
+  if (max >= 1) out[0] = p->module.w2c_g0;
+  return 1;
+}
+
+int brig_python_instance_set_globals(brig_python_instance* p, const uint64_t* values, uint32_t count) {
+  if (count != 1 || values[0] > UINT32_MAX) return -1;
+  p->module.w2c_g0 = (uint32_t)values[0];
+  return 0;
+}
+
+int brig_python_instance_grow_to(brig_python_instance* p, uint32_t pages) {
+  wasm_rt_memory_t* mem = &p->module.w2c_memory;
+  if (pages <= mem->pages) return 0;
+  return wasm_rt_grow_memory(mem, pages - mem->pages) == UINT32_MAX ? -1 : 0;
+}
