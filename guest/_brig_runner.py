@@ -112,6 +112,29 @@ def _reseed():
     random.seed()  # from os.urandom, i.e. the host's random_get: differs per sandbox
 
 
+def _host_reply(value):
+    """What the host reads back from a host-only call: base64 of JSON, so repr adds nothing."""
+    import base64
+    return base64.b64encode(json.dumps(value).encode()).decode("ascii")
+
+
+def dump_portable():
+    """For the host: a portable snapshot of __main__ (see _brig_snapshot), and what it skipped."""
+    import base64
+    import _brig_snapshot
+    data, skipped = _brig_snapshot.dumps(_main.__dict__)
+    return _host_reply({"data": base64.b64encode(data).decode("ascii"),
+                        "skipped": {str(k): str(v) for k, v in skipped.items()}})
+
+
+def load_portable(text):
+    """For the host: loads a portable snapshot into __main__; returns the names that failed."""
+    import base64
+    import _brig_snapshot
+    failed = _brig_snapshot.loads(base64.b64decode(text, validate=True), _main.__dict__)
+    return _host_reply({str(k): str(v) for k, v in failed.items()})
+
+
 def execute(source_bytes, filename_bytes):
     if _needs_reseed:
         _reseed()

@@ -17,10 +17,13 @@
 #define BRIG_SANDBOX_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "brig/status.h"
 
@@ -39,6 +42,10 @@ struct Limits {
   uint64_t output_bytes = 1ull << 20;
   // Bytes the files written in the workspace and /tmp may hold in total.
   uint64_t file_bytes = 256ull << 20;
+  // Files and directories the workspace and /tmp may hold, and the size of one file.
+  // Past either, the guest's write fails with OSError (ENOSPC, EFBIG).
+  uint64_t max_files = 10000;
+  uint64_t max_file_bytes = 100ull << 20;
 };
 
 // A Python exception raised by the user's code.
@@ -111,6 +118,50 @@ class Sandbox {
 
   // The guest build this sandbox runs ("cpython-<debian revision>-<hash>").
   static std::string_view GuestBuildId();
+
+  // ---- Saved state: what persistent sessions (brig/session.h) store between processes.
+  // Files are not part of either snapshot; they are read and written with the file calls
+  // below. REQUIRES for all: the sandbox is not executing.
+
+  // The interpreter's state as a page snapshot: the 4 KiB pages of guest memory that differ
+  // from the process image (XOR against it, zstd-compressed), the guest's globals and memory
+  // size, and its open descriptors (by path). It restores only onto the same image: same
+  // guest build, and an image made the same way (ImageDigest). FailedPrecondition for a
+  // cold-started or dead sandbox, or a guest that changed its function table.
+  StatusOr<std::string> SavePages();
+  // Puts this sandbox in the state `snapshot` holds, with its limits unchanged.
+  // REQUIRES: made from the image (Start::kFromImage), no files open, and the workspace
+  // files the snapshot's descriptors name already written (WriteFile). FailedPrecondition if
+  // the snapshot was made for another image; InvalidArgument if it is damaged, or needs
+  // more memory than the limit. On error the sandbox is unchanged.
+  Status RestorePages(std::string_view snapshot);
+  // The digest of the process image that page snapshots are tied to (hex).
+  static StatusOr<std::string> ImageDigest();
+
+  // A portable snapshot of the user's namespace (guest/_brig_snapshot.py): restores in any
+  // build of CPython 3.11. Functions and classes defined by the user are saved by value.
+  struct PortableSnapshot {
+    std::string data;
+    std::map<std::string, std::string> skipped;  // names not saved -> why
+  };
+  StatusOr<PortableSnapshot> SavePortable();
+  // Loads a portable snapshot into __main__; returns the names that failed to load, with
+  // why. InvalidArgument if `data` is not a readable snapshot.
+  StatusOr<std::map<std::string, std::string>> LoadPortable(std::string_view data);
+
+  // ---- Files of the writable mounts (/home/user, /tmp), from the host side.
+  struct FileEntry {
+    std::string path;
+    uint64_t size = 0;
+    // Changes whenever the file's contents may have changed (inode and ctime).
+    std::pair<uint64_t, uint64_t> version;
+  };
+  // Every regular file under /home/user and /tmp, ordered by path.
+  std::vector<FileEntry> ListFiles() const;
+  std::optional<std::string> ReadFile(std::string_view path) const;
+  // Creates or replaces a file, with its parent directories. InvalidArgument for a path
+  // outside the writable mounts; ResourceExhausted over the file limits.
+  Status WriteFile(std::string_view path, std::string_view content);
 
   struct Impl;  // defined in src/sandbox/sandbox.cc
 

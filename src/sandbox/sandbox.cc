@@ -167,6 +167,8 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, bool for_
   vfs::FileSystem::Options fs_options;
   fs_options.stdlib = stdlib;
   fs_options.limits.max_total_bytes = limits.file_bytes;
+  fs_options.limits.max_nodes = limits.max_files;
+  fs_options.limits.max_file_size = limits.max_file_bytes;
   impl->fs = std::make_unique<vfs::FileSystem>(std::move(fs_options));
 
   wasi::WasiContext::Options wasi_options;
@@ -259,6 +261,7 @@ Status StartGuest(Sandbox::Impl* impl, Start start) {
   impl->instance = brig_python_instance_clone(image, impl->wasi.get(),
                                               static_cast<uint32_t>(limits.memory_bytes / kWasmPage));
   if (!impl->instance) return Status::ResourceExhausted("cannot map a new sandbox");
+  impl->base_image = image;
   brig_python_instance_set_control(impl->instance, &impl->control);
   return Status::Ok();
 }

@@ -25,6 +25,9 @@ struct Sandbox::Impl {
   std::unique_ptr<vfs::FileSystem> fs;
   std::unique_ptr<wasi::WasiContext> wasi;
   brig_python_instance* instance = nullptr;
+  // The process image `instance` was cloned from (page snapshots diff against it); null for
+  // a cold-started instance.
+  const brig_python_image* base_image = nullptr;
   // Set once the interpreter is gone (trap, exit): later executions report this.
   Start start = Start::kFromImage;  // how this sandbox (and so its Reset) gets a guest
   Failure dead = Failure::kNone;

@@ -845,4 +845,64 @@ WasiContext::u32 WasiContext::SockRecv(GuestMemory&, u32, u32, u32, u32, u32, u3
 WasiContext::u32 WasiContext::SockSend(GuestMemory&, u32, u32, u32, u32, u32) { return err::kNotSup; }
 WasiContext::u32 WasiContext::SockShutdown(GuestMemory&, u32, u32) { return err::kNotSup; }
 
+// ---- Saved state ----
+
+std::vector<WasiContext::SavedFd> WasiContext::SaveFds() const {
+  std::vector<SavedFd> saved;
+  for (u32 i = 0; i < fds_.size(); ++i) {
+    const Fd* f = fds_[i].get();
+    if (!f || f->stdio() || f->preopen || !f->node) continue;
+    const vfs::Node* n = f->node.get();
+    if (n->mount_id != vfs::kHomeMount && n->mount_id != vfs::kTmpMount) continue;
+    // The path, from the names under which each ancestor holds the next.
+    std::vector<std::string_view> names;
+    bool named = n->linked;
+    for (const vfs::Node* c = n; named && c->parent; c = c->parent) {
+      named = false;
+      for (const auto& [name, child] : c->parent->children) {
+        if (child.get() == c) {
+          names.push_back(name);
+          named = true;
+          break;
+        }
+      }
+    }
+    if (!named || names.empty()) continue;
+    SavedFd s;
+    s.fd = i;
+    s.directory = f->kind == Fd::Kind::kDir;
+    for (auto it = names.rbegin(); it != names.rend(); ++it) s.path += "/" + std::string(*it);
+    s.offset = f->offset;
+    s.fdflags = f->fdflags;
+    s.rights_base = f->rights_base;
+    s.rights_inheriting = f->rights_inheriting;
+    saved.push_back(std::move(s));
+  }
+  return saved;
+}
+
+std::vector<WasiContext::u32> WasiContext::RestoreFds(const std::vector<SavedFd>& saved) {
+  std::vector<u32> failed;
+  for (const SavedFd& s : saved) {
+    auto node = fs_.Lookup(fs_.root(), s.path);
+    bool ok = s.fd >= 4 && s.fd < options_.max_fds && node.ok() &&
+              (s.fd >= fds_.size() || !fds_[s.fd]) && node.value()->is_dir() == s.directory;
+    if (!ok) {
+      failed.push_back(s.fd);
+      continue;
+    }
+    auto f = std::make_unique<Fd>();
+    f->kind = s.directory ? Fd::Kind::kDir : Fd::Kind::kFile;
+    f->node = node.value();
+    f->offset = s.offset;
+    f->fdflags = s.fdflags;
+    // Never more than a descriptor of this kind could have been granted.
+    f->rights_base = s.rights_base & rights::kAll;
+    f->rights_inheriting = s.rights_inheriting & rights::kAll;
+    if (fds_.size() <= s.fd) fds_.resize(s.fd + 1);
+    fds_[s.fd] = std::move(f);
+  }
+  return failed;
+}
+
 }  // namespace brig::wasi

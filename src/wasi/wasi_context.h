@@ -138,6 +138,24 @@ class WasiContext {
   size_t open_fd_count() const;
   vfs::FileSystem& fs() { return fs_; }
 
+  // ---- Saved state: the descriptors a guest holds open (open file objects), so that a
+  // session restored in another process finds them as it left them. Only files and
+  // directories under the writable mounts are described, by path; others (stdio, the
+  // preopen, stdlib files, unlinked files) are not.
+  struct SavedFd {
+    u32 fd = 0;
+    bool directory = false;
+    std::string path;
+    u64 offset = 0;
+    uint16_t fdflags = 0;
+    u64 rights_base = 0;
+    u64 rights_inheriting = 0;
+  };
+  std::vector<SavedFd> SaveFds() const;
+  // Opens each saved descriptor again at its number. REQUIRES: no descriptors above the
+  // preopen are open. Returns those that could not be reopened (path gone, bad number).
+  std::vector<u32> RestoreFds(const std::vector<SavedFd>& saved);
+
  private:
   struct Fd;
   Fd* GetFd(u32 fd);

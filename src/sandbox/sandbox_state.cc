@@ -1,0 +1,364 @@
+// Sandbox's saved state: page snapshots (diffs against the process image), portable
+// snapshots (guest/_brig_snapshot.py, run inside the guest) and host-side file access.
+//
+// Page snapshot format ("BRIGPG01"), integers little-endian:
+//   magic "BRIGPG01" | u32 header length | header (JSON) | u64 body length | body
+//   header: {"guest_build_id", "image_digest" (hex), "memory_pages" (64 KiB pages),
+//            "globals": [u64...], "page_count", "fds": [{fd, directory, path, offset,
+//            fdflags, rights_base, rights_inheriting}...]}
+//   body:   zstd frame of page_count u32 page indices (ascending), then page_count pages of
+//           4096 bytes, each XORed with the image's page (zeros where the image has none),
+//           so that the bytes a page kept from the image compress to nothing.
+// A snapshot comes back from the store: it is untrusted input and checked field by field.
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "engine/page_snapshot.h"
+#include "sandbox/sandbox_impl.h"
+
+namespace brig {
+namespace {
+
+constexpr char kPagesMagic[8] = {'B', 'R', 'I', 'G', 'P', 'G', '0', '1'};
+constexpr uint64_t kWasmPage = 65536;
+constexpr uint32_t kMaxGlobals = 16;
+constexpr uint32_t kMaxHeaderBytes = 16u << 20;
+
+std::string Hex(uint64_t v) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+template <typename T>
+void Append(std::string* out, T v) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &v, sizeof v);
+  out->append(bytes, sizeof v);
+}
+
+template <typename T>
+bool Take(std::string_view* in, T* v) {
+  if (in->size() < sizeof(T)) return false;
+  std::memcpy(v, in->data(), sizeof(T));
+  in->remove_prefix(sizeof(T));
+  return true;
+}
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string Base64Encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8 | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += kB64[v >> s & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = uint8_t(in[i]) << 16 | (i + 1 < in.size() ? uint8_t(in[i + 1]) << 8 : 0);
+    out += kB64[v >> 18 & 63];
+    out += kB64[v >> 12 & 63];
+    out += i + 1 < in.size() ? kB64[v >> 6 & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  for (size_t i = 0; i < in.size(); i += 4) {
+    uint32_t v = 0;
+    int pad = 0;
+    for (int k = 0; k < 4; k++) {
+      char c = in[i + k];
+      const char* at = c ? std::strchr(kB64, c) : nullptr;
+      if (c == '=' && i + 4 == in.size() && k >= 2) {
+        pad++;
+        v <<= 6;
+        continue;
+      }
+      if (!at || pad) return std::nullopt;
+      v = v << 6 | static_cast<uint32_t>(at - kB64);
+    }
+    out += static_cast<char>(v >> 16);
+    if (pad < 2) out += static_cast<char>(v >> 8 & 0xff);
+    if (pad < 1) out += static_cast<char>(v & 0xff);
+  }
+  return out;
+}
+
+// The value of an execution whose last expression is a call returning base64 text: the
+// runner hands back its repr, '...'. Guest output: checked, never trusted.
+std::optional<std::string> DecodeHostReply(const ExecutionResult& r) {
+  if (!r.ok || r.failure != Failure::kNone || !r.result) return std::nullopt;
+  const std::string& text = *r.result;
+  if (text.size() < 2 || text.front() != '\'' || text.back() != '\'') return std::nullopt;
+  return Base64Decode(std::string_view(text).substr(1, text.size() - 2));
+}
+
+struct DiffCollector {
+  std::vector<uint32_t> pages;
+  std::string data;
+};
+
+int CollectPage(void* ctx, uint32_t page, const uint8_t* bytes, const uint8_t* base) {
+  auto* c = static_cast<DiffCollector*>(ctx);
+  c->pages.push_back(page);
+  size_t at = c->data.size();
+  c->data.append(reinterpret_cast<const char*>(bytes), BRIG_HOST_PAGE);
+  if (base) {
+    for (size_t i = 0; i < BRIG_HOST_PAGE; i++) c->data[at + i] ^= static_cast<char>(base[i]);
+  }
+  return 0;
+}
+
+Status StateError(const std::string& why) { return Status::FailedPrecondition(why); }
+
+}  // namespace
+
+StatusOr<std::string> Sandbox::ImageDigest() {
+  std::string why;
+  const brig_python_image* image = ProcessImage(&why);
+  if (!image) return Status::Unavailable("no process image: " + why);
+  return Hex(brig_python_image_digest(image));
+}
+
+StatusOr<std::string> Sandbox::SavePages() {
+  Impl& impl = *impl_;
+  if (impl.dead != Failure::kNone) return StateError("the sandbox no longer runs code");
+  if (!impl.base_image) return StateError("a cold-started sandbox has no image to diff against");
+  if (!brig_python_instance_table_matches(impl.base_image, impl.instance)) {
+    return StateError("the guest changed its function table");
+  }
+  DiffCollector diff;
+  int64_t n = brig_python_instance_diff(impl.base_image, impl.instance, CollectPage, &diff);
+  if (n < 0) return Status::Internal("cannot read this process's page map");
+
+  nlohmann::json header;
+  header["guest_build_id"] = std::string(GuestBuildId());
+  header["image_digest"] = Hex(brig_python_image_digest(impl.base_image));
+  header["memory_pages"] = brig_python_instance_memory(impl.instance)->pages;
+  uint64_t globals[kMaxGlobals];
+  uint32_t count = brig_python_instance_get_globals(impl.instance, globals, kMaxGlobals);
+  header["globals"] = std::vector<uint64_t>(globals, globals + std::min(count, kMaxGlobals));
+  header["page_count"] = diff.pages.size();
+  nlohmann::json fds = nlohmann::json::array();
+  for (const auto& f : impl.wasi->SaveFds()) {
+    fds.push_back({{"fd", f.fd}, {"directory", f.directory}, {"path", f.path}, {"offset", f.offset},
+                   {"fdflags", f.fdflags}, {"rights_base", f.rights_base},
+                   {"rights_inheriting", f.rights_inheriting}});
+  }
+  header["fds"] = std::move(fds);
+
+  std::string body(reinterpret_cast<const char*>(diff.pages.data()), diff.pages.size() * sizeof(uint32_t));
+  body += diff.data;
+  std::string compressed(ZSTD_compressBound(body.size()), '\0');
+  size_t size = ZSTD_compress(compressed.data(), compressed.size(), body.data(), body.size(), 3);
+  if (ZSTD_isError(size)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(size));
+  compressed.resize(size);
+
+  std::string text = header.dump();
+  std::string out(kPagesMagic, sizeof kPagesMagic);
+  Append<uint32_t>(&out, static_cast<uint32_t>(text.size()));
+  out += text;
+  Append<uint64_t>(&out, compressed.size());
+  out += compressed;
+  return out;
+}
+
+Status Sandbox::RestorePages(std::string_view snapshot) {
+  Impl& impl = *impl_;
+  if (!impl.base_image) return StateError("a cold-started sandbox cannot take a page snapshot");
+  if (impl.wasi->open_fd_count() != 4) return StateError("the sandbox has files open");
+  auto damaged = [](const std::string& why) { return Status::InvalidArgument("damaged page snapshot: " + why); };
+
+  std::string_view in = snapshot;
+  if (in.size() < sizeof kPagesMagic || std::memcmp(in.data(), kPagesMagic, sizeof kPagesMagic) != 0) {
+    return damaged("not a page snapshot");
+  }
+  in.remove_prefix(sizeof kPagesMagic);
+  uint32_t header_len = 0;
+  if (!Take(&in, &header_len) || header_len > kMaxHeaderBytes || header_len > in.size()) return damaged("header");
+  nlohmann::json h = nlohmann::json::parse(in.substr(0, header_len), nullptr, false);
+  in.remove_prefix(header_len);
+  if (!h.is_object()) return damaged("header is not JSON");
+  auto str = [&](const char* key) -> std::optional<std::string> {
+    auto it = h.find(key);
+    if (it == h.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  auto num = [&](const char* key) -> std::optional<uint64_t> {
+    auto it = h.find(key);
+    if (it == h.end() || !it->is_number_unsigned()) return std::nullopt;
+    return it->get<uint64_t>();
+  };
+  auto build = str("guest_build_id");
+  auto digest = str("image_digest");
+  auto memory_pages = num("memory_pages");
+  auto page_count = num("page_count");
+  auto globals_it = h.find("globals");
+  auto fds_it = h.find("fds");
+  if (!build || !digest || !memory_pages || !page_count || globals_it == h.end() ||
+      !globals_it->is_array() || fds_it == h.end() || !fds_it->is_array()) {
+    return damaged("header fields");
+  }
+  if (*build != GuestBuildId()) return StateError("the snapshot is from guest build " + *build);
+  if (*digest != Hex(brig_python_image_digest(impl.base_image))) {
+    return StateError("the snapshot is from another image (" + *digest + ")");
+  }
+  uint64_t image_pages = brig_python_image_memory_bytes(impl.base_image) / kWasmPage;
+  uint64_t limit_pages = impl.limits.memory_bytes / kWasmPage;
+  if (*memory_pages < image_pages || *memory_pages > 65536) return damaged("memory size");
+  if (*memory_pages > limit_pages) {
+    return Status::InvalidArgument("the session needs " + std::to_string(*memory_pages * kWasmPage >> 20) +
+                                   " MiB of memory, more than the limit");
+  }
+  uint64_t host_pages = *memory_pages * (kWasmPage / BRIG_HOST_PAGE);
+  if (*page_count > host_pages) return damaged("page count");
+  std::vector<uint64_t> globals;
+  for (const auto& g : *globals_it) {
+    if (!g.is_number_unsigned() || globals.size() >= kMaxGlobals) return damaged("globals");
+    globals.push_back(g.get<uint64_t>());
+  }
+  std::vector<wasi::WasiContext::SavedFd> fds;
+  for (const auto& f : *fds_it) {
+    if (!f.is_object()) return damaged("fds");
+    wasi::WasiContext::SavedFd s;
+    try {
+      s.fd = f.at("fd").get<uint32_t>();
+      s.directory = f.at("directory").get<bool>();
+      s.path = f.at("path").get<std::string>();
+      s.offset = f.at("offset").get<uint64_t>();
+      s.fdflags = f.at("fdflags").get<uint16_t>();
+      s.rights_base = f.at("rights_base").get<uint64_t>();
+      s.rights_inheriting = f.at("rights_inheriting").get<uint64_t>();
+    } catch (const nlohmann::json::exception&) {
+      return damaged("fds");
+    }
+    fds.push_back(std::move(s));
+  }
+
+  uint64_t body_len = 0;
+  if (!Take(&in, &body_len) || body_len != in.size()) return damaged("body length");
+  uint64_t expected = *page_count * (sizeof(uint32_t) + BRIG_HOST_PAGE);
+  unsigned long long framed = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (framed != expected) return damaged("body size");
+  std::string body(expected, '\0');
+  size_t got = ZSTD_decompress(body.data(), body.size(), in.data(), in.size());
+  if (ZSTD_isError(got) || got != expected) return damaged("body does not decompress");
+  std::vector<uint32_t> pages(*page_count);
+  std::memcpy(pages.data(), body.data(), pages.size() * sizeof(uint32_t));
+  for (size_t i = 0; i < pages.size(); i++) {
+    if (pages[i] >= host_pages || (i > 0 && pages[i] <= pages[i - 1])) return damaged("page index");
+  }
+
+  // Everything checked: build the restored instance beside the current one, then swap.
+  brig_python_instance* restored = brig_python_instance_clone(
+      impl.base_image, impl.wasi.get(), static_cast<uint32_t>(limit_pages));
+  if (!restored) return Status::ResourceExhausted("cannot map a new sandbox");
+  if (brig_python_instance_grow_to(restored, static_cast<uint32_t>(*memory_pages)) != 0 ||
+      brig_python_instance_set_globals(restored, globals.data(), static_cast<uint32_t>(globals.size())) != 0) {
+    brig_python_instance_destroy(restored);
+    return damaged("memory size or globals do not fit this guest");
+  }
+  uint8_t* memory = brig_python_instance_memory(restored)->data;
+  const char* data = body.data() + pages.size() * sizeof(uint32_t);
+  for (size_t i = 0; i < pages.size(); i++) {
+    uint8_t* page = memory + static_cast<uint64_t>(pages[i]) * BRIG_HOST_PAGE;
+    const char* delta = data + i * BRIG_HOST_PAGE;
+    // page holds the image's bytes (or zeros): XOR turns them into the saved ones.
+    for (size_t k = 0; k < BRIG_HOST_PAGE; k++) page[k] ^= static_cast<uint8_t>(delta[k]);
+  }
+  brig_python_instance_set_control(restored, &impl.control);
+  brig_python_instance_destroy(impl.instance);
+  impl.instance = restored;
+  impl.wasi->RestoreFds(fds);  // a descriptor whose file is gone stays closed (EBADF)
+  return Status::Ok();
+}
+
+StatusOr<Sandbox::PortableSnapshot> Sandbox::SavePortable() {
+  ExecutionResult r = Execute("__import__('_brig_runner').dump_portable()\n", "<brig>");
+  auto reply = DecodeHostReply(r);
+  if (!reply) {
+    std::string why = r.error ? r.error->type + ": " + r.error->message : r.failure_message;
+    return Status::Internal("the portable snapshot failed in the guest: " + why);
+  }
+  nlohmann::json j = nlohmann::json::parse(*reply, nullptr, false);
+  auto data_it = j.is_object() ? j.find("data") : j.end();
+  auto skipped_it = j.is_object() ? j.find("skipped") : j.end();
+  if (data_it == j.end() || !data_it->is_string() || skipped_it == j.end() || !skipped_it->is_object()) {
+    return Status::Internal("malformed portable snapshot from the guest");
+  }
+  auto data = Base64Decode(data_it->get<std::string>());
+  if (!data) return Status::Internal("malformed portable snapshot from the guest");
+  PortableSnapshot snapshot;
+  snapshot.data = std::move(*data);
+  for (const auto& [name, why] : skipped_it->items()) {
+    snapshot.skipped[name] = why.is_string() ? why.get<std::string>() : "unknown";
+  }
+  return snapshot;
+}
+
+StatusOr<std::map<std::string, std::string>> Sandbox::LoadPortable(std::string_view data) {
+  ExecutionResult r = Execute("__import__('_brig_runner').load_portable('" + Base64Encode(data) + "')\n", "<brig>");
+  if (r.error && r.error->type == "ValueError") {
+    return Status::InvalidArgument("not a readable portable snapshot: " + r.error->message);
+  }
+  auto reply = DecodeHostReply(r);
+  nlohmann::json j = reply ? nlohmann::json::parse(*reply, nullptr, false) : nlohmann::json();
+  if (!j.is_object()) {
+    std::string why = r.error ? r.error->type + ": " + r.error->message : r.failure_message;
+    return Status::Internal("loading the portable snapshot failed in the guest: " + why);
+  }
+  std::map<std::string, std::string> failed;
+  for (const auto& [name, why] : j.items()) failed[name] = why.is_string() ? why.get<std::string>() : "unknown";
+  return failed;
+}
+
+std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
+  std::vector<FileEntry> files;
+  vfs::FileSystem& fs = *impl_->fs;
+  std::vector<std::string> dirs = {"/home/user", "/tmp"};
+  while (!dirs.empty()) {
+    std::string dir = std::move(dirs.back());
+    dirs.pop_back();
+    auto entries = fs.List(dir);
+    if (!entries) continue;
+    for (const vfs::DirEntry& e : *entries) {
+      std::string path = dir + "/" + e.name;
+      if (e.type == vfs::NodeType::kDirectory) {
+        dirs.push_back(std::move(path));
+        continue;
+      }
+      auto st = fs.StatPath(path);
+      if (!st.ok()) continue;
+      files.push_back({path, st.value().size, {st.value().ino, st.value().ctime_ns}});
+    }
+  }
+  std::sort(files.begin(), files.end(), [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
+  return files;
+}
+
+std::optional<std::string> Sandbox::ReadFile(std::string_view path) const { return impl_->fs->ReadFile(path); }
+
+Status Sandbox::WriteFile(std::string_view path, std::string_view content) {
+  bool writable = (path.starts_with("/home/user/") || path.starts_with("/tmp/")) &&
+                  path.find("/../") == std::string_view::npos && !path.ends_with("/..") &&
+                  path.find("/./") == std::string_view::npos && path.find("//") == std::string_view::npos;
+  if (!writable) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
+  vfs::Error e = impl_->fs->WriteFile(path, content);
+  switch (e) {
+    case vfs::Error::kOk: return Status::Ok();
+    case vfs::Error::kNoSpc:
+    case vfs::Error::kFBig: return Status::ResourceExhausted("no room for " + std::string(path) + " in the sandbox");
+    default: return Status::InvalidArgument("cannot write " + std::string(path) + ": " + std::string(vfs::ErrorName(e)));
+  }
+}
+
+}  // namespace brig
