@@ -1,13 +1,19 @@
 // `brig exec`: run Python code once in a fresh sandbox and report what it did.
 //
-//   brig exec -c CODE | FILE | -   [--json] [--timeout S] [--memory MB]
+//   brig exec -c CODE | FILE | -   [--session ID [--db URL]] [--json] [--timeout S] [--memory MB]
+//
+// Without --session the code runs in a fresh sandbox that is thrown away. With --session it
+// runs in that session (created if missing): its variables, functions and files from earlier
+// executions are there, and what this one leaves is saved to the store (brig/sessions.h).
 //
 // Exit status: 0 success; 1 the code raised a Python exception; N when the code called
 // sys.exit(N); 124 timeout; 125 the sandbox failed (trap, guest error); 2 bad command line
-// or unreadable input.
+// or unreadable input; 3 the session could not be used or saved (expired, store
+// unavailable, quota).
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -16,7 +22,9 @@
 #include <string>
 
 #include "brig/sandbox.h"
+#include "brig/sessions.h"
 #include "cli/commands.h"
+#include "store/store.h"
 
 namespace brig::cli {
 namespace {
@@ -28,7 +36,11 @@ struct ExecOptions {
   bool json = false;
   double timeout_seconds = 30;
   uint64_t memory_mb = 256;
+  std::string session;
+  std::string db;
 };
+
+constexpr int kExitSession = 3;
 
 int ExitStatusOf(const brig::ExecutionResult& r) {
   switch (r.failure) {
@@ -72,6 +84,13 @@ bool ReadAll(std::istream& in, std::string* out) {
   return !in.bad();
 }
 
+nlohmann::json SessionJson(const std::string& thread_id, const brig::SessionResult& s) {
+  return {{"thread_id", thread_id},       {"version", s.version},
+          {"saved", s.saved},             {"restored_from", s.restored_from},
+          {"not_portable", s.not_portable}, {"not_restored", s.not_restored},
+          {"files_saved", s.files_saved}, {"files_deleted", s.files_deleted}};
+}
+
 int RunExec(const ExecOptions& opt) {
   std::string code;
   std::string filename;
@@ -99,16 +118,49 @@ int RunExec(const ExecOptions& opt) {
   brig::Limits limits;
   limits.timeout_seconds = opt.timeout_seconds;
   limits.memory_bytes = opt.memory_mb << 20;
-  // One execution per process: making the process image would cost more than it saves.
-  auto sandbox = brig::Sandbox::Create(limits, brig::Start::kCold);
-  if (!sandbox.ok()) {
-    std::cerr << "brig: " << sandbox.status().message() << "\n";
-    return kExitUsage;
+  brig::ExecutionResult r;
+  nlohmann::json session_json;
+  if (!opt.session.empty()) {
+    brig::Sessions::Options options;
+    options.store_url = ResolveStoreUrl(opt.db);
+    options.limits = limits;
+    options.max_live = 0;  // one execution per process
+    if (opt.db.empty() && !std::getenv("BRIG_DB")) {
+      // The default SQLite file lives in $BRIG_HOME, created on first use.
+      auto opened = OpenConfiguredStore(opt.db);
+      if (!opened.ok()) return kExitSession;
+    }
+    auto sessions = brig::Sessions::Open(options);
+    if (!sessions.ok()) {
+      std::cerr << "brig: " << sessions.status().message() << "\n";
+      return kExitSession;
+    }
+    auto ran = sessions.value()->Execute(opt.session, code, filename);
+    if (!ran.ok()) {
+      std::cerr << "brig: session " << opt.session << ": " << ran.status().message() << "\n";
+      return kExitSession;
+    }
+    r = std::move(ran.value().execution);
+    session_json = SessionJson(opt.session, ran.value());
+    if (!opt.json) {
+      for (const auto& [name, why] : ran.value().not_restored) {
+        std::cerr << "brig: warning: " << name << " was not restored: " << why << "\n";
+      }
+    }
+  } else {
+    // One execution per process: making the process image would cost more than it saves.
+    auto sandbox = brig::Sandbox::Create(limits, brig::Start::kCold);
+    if (!sandbox.ok()) {
+      std::cerr << "brig: " << sandbox.status().message() << "\n";
+      return kExitUsage;
+    }
+    r = sandbox.value()->Execute(code, filename);
   }
-  brig::ExecutionResult r = sandbox.value()->Execute(code, filename);
 
   if (opt.json) {
-    std::cout << ToJson(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    nlohmann::json j = ToJson(r);
+    if (!session_json.is_null()) j["session"] = std::move(session_json);
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::fwrite(r.stdout_text.data(), 1, r.stdout_text.size(), stdout);
     std::fflush(stdout);
@@ -131,6 +183,9 @@ Runner AddExecCommand(CLI::App& app) {
   auto* file_opt = cmd->add_option("file", exec->file, "File with the code, or - for stdin");
   code_opt->excludes(file_opt);
   cmd->add_flag("--json", exec->json, "Print one JSON object describing the outcome");
+  cmd->add_option("--session", exec->session,
+                  "Run in this session (a thread_id): state and files persist in the store");
+  AddStoreOption(cmd, &exec->db);
   cmd->add_option("--timeout", exec->timeout_seconds, "Wall-clock limit in seconds (default 30)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--memory", exec->memory_mb, "Guest memory limit in MB (default 256)")

@@ -1,0 +1,112 @@
+// brig::Sessions: executions in sessions that survive restarts of brig.
+//
+// A session is named by a thread_id (1..255 bytes, see store/validation.h). Each Execute
+// loads the session (its interpreter state and its files) from the store, runs the code,
+// and saves the new state and the files the code changed, in one transaction, so that the
+// next Execute (in this process or in another one, later) continues where it left off:
+//
+//   auto sessions = brig::Sessions::Open({.store_url = "sqlite:/tmp/brig.db"});
+//   sessions.value()->Execute("agent-7", "x = 42; y = 100\ndef calculate(): return x + y");
+//   // ... a new process ...
+//   sessions.value()->Execute("agent-7", "calculate()");   // result "142"
+//
+// State. The interpreter is saved as a page snapshot (the guest memory pages that differ
+// from the process image, compressed) plus, as a fallback, a portable snapshot of the
+// user's namespace (functions and classes by value). The page snapshot restores everything
+// exactly (generators, open files, imported modules) in any process running the same guest
+// build; after an upgrade of brig the portable one is used, and names it could not save
+// (or load) are reported in the result. A process keeps recently used sessions live in
+// memory and reuses them without restoring, unless another process saved a newer version.
+//
+// Files. Files under /home/user and /tmp in the guest are the session's files: those the
+// code created, changed or removed are written to (or deleted from) the store with the
+// state; the store's files appear in the guest at the same paths. Per file at most 20 MiB
+// and per session the quotas of Options (defaults 1000 files, 200 MiB): a write past them
+// fails in the guest with OSError (ENOSPC / EFBIG) and nothing else is lost.
+//
+// Failures. An execution that times out, traps or exits the interpreter saves nothing: the
+// session stays as it was before it. An ordinary Python exception saves what the code did
+// before raising (as a REPL keeps it).
+//
+// Concurrency: executions in one session are serialised across threads and processes (the
+// store's session lock); different sessions run in parallel. Thread-safe.
+#ifndef BRIG_SESSIONS_H_
+#define BRIG_SESSIONS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brig/sandbox.h"
+#include "brig/status.h"
+
+namespace brig {
+
+struct SessionResult {
+  ExecutionResult execution;
+  // The state version after this execution (0: never saved). Unchanged when nothing was
+  // saved (timeout, trap, exit).
+  int64_t version = 0;
+  // Where the interpreter came from: "new" (no saved state), "live" (kept in this process),
+  // "pages" (page snapshot) or "portable" (portable snapshot).
+  std::string restored_from;
+  // Names the portable snapshot could not save, with why (the page snapshot has them; they
+  // would be lost only if a different brig build restores the session).
+  std::map<std::string, std::string> not_portable;
+  // When restored from a portable snapshot: names that could not be restored, with why.
+  std::map<std::string, std::string> not_restored;
+  // Files written to / deleted from the store by this execution.
+  std::vector<std::string> files_saved;
+  std::vector<std::string> files_deleted;
+  bool saved = false;  // whether state and files were saved
+};
+
+class Sessions {
+ public:
+  struct Options {
+    // sqlite:PATH or postgresql://... (see store/store.h OpenStore).
+    std::string store_url;
+    // Limits of each execution. Its file limits are replaced by the session quotas below.
+    Limits limits;
+    int64_t default_expiry_days = 180;
+    int64_t max_files_per_session = 1000;
+    int64_t max_bytes_per_session = int64_t{200} << 20;
+    // Sessions kept live in this process between executions (0: restore every time).
+    size_t max_live = 64;
+    // Also save the portable fallback snapshot. Costs a pickling pass per execution.
+    bool portable_snapshots = true;
+    // How long an execution waits for another one in the same session.
+    std::chrono::milliseconds lock_timeout{60'000};
+  };
+
+  // Opens the store (applying migrations). Unavailable / InvalidArgument as OpenStore.
+  static StatusOr<std::unique_ptr<Sessions>> Open(const Options& options);
+  ~Sessions();
+  Sessions(const Sessions&) = delete;
+  Sessions& operator=(const Sessions&) = delete;
+
+  // Runs `code` in the session, creating it (default expiry) if missing. Errors (nothing
+  // ran, nothing changed): InvalidArgument for a bad thread_id, FailedPrecondition for an
+  // expired session, DeadlineExceeded if the session stayed locked, Unavailable when the
+  // store cannot be reached. If saving fails after the code ran, the error says so and the
+  // session stays as it was before this execution.
+  StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
+                                  std::string_view filename = "<exec>");
+
+  // Clears the session's interpreter state, keeping its files.
+  Status Reset(std::string_view thread_id);
+
+  struct Impl;
+
+ private:
+  explicit Sessions(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace brig
+
+#endif  // BRIG_SESSIONS_H_

@@ -1,0 +1,289 @@
+// brig::Sessions: load a session into a sandbox, execute, save state and changed files.
+//
+// Stored state format "brig-session/1" (integers little-endian):
+//   u64 page snapshot length | page snapshot (Sandbox::SavePages)
+//   | u64 portable length | portable snapshot (may be empty)
+//   | JSON {"not_portable": {name: why}}
+#include "brig/sessions.h"
+
+#include <algorithm>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "session/session_manager.h"
+#include "store/store.h"
+
+namespace brig {
+namespace {
+
+constexpr std::string_view kStateFormat = "brig-session/1";
+
+using FileVersions = std::map<std::string, std::pair<uint64_t, uint64_t>>;
+
+// A session's interpreter held between executions, with what the store had when it was
+// last loaded or saved.
+struct LiveSession {
+  std::unique_ptr<Sandbox> sandbox;
+  int64_t version = 0;
+  FileVersions files;
+};
+
+struct SessionState {
+  std::string pages;
+  std::string portable;
+  std::map<std::string, std::string> not_portable;
+};
+
+std::string EncodeState(const SessionState& s) {
+  std::string out;
+  auto put = [&out](std::string_view bytes) {
+    uint64_t n = bytes.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out.append(bytes);
+  };
+  put(s.pages);
+  put(s.portable);
+  out += nlohmann::json({{"not_portable", s.not_portable}}).dump();
+  return out;
+}
+
+// Stored bytes are untrusted: every length is checked.
+std::optional<SessionState> DecodeState(std::string_view in) {
+  SessionState s;
+  for (std::string* part : {&s.pages, &s.portable}) {
+    uint64_t n = 0;
+    if (in.size() < sizeof n) return std::nullopt;
+    std::memcpy(&n, in.data(), sizeof n);
+    in.remove_prefix(sizeof n);
+    if (n > in.size()) return std::nullopt;
+    part->assign(in.substr(0, n));
+    in.remove_prefix(n);
+  }
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_object() && j.contains("not_portable") && j["not_portable"].is_object()) {
+    for (const auto& [name, why] : j["not_portable"].items()) {
+      if (why.is_string()) s.not_portable[name] = why.get<std::string>();
+    }
+  }
+  return s;
+}
+
+bool GuestVisible(std::string_view path) { return path.starts_with("/home/user/") || path.starts_with("/tmp/"); }
+
+FileVersions VersionsOf(const Sandbox& sandbox) {
+  FileVersions v;
+  for (const auto& f : sandbox.ListFiles()) v[f.path] = f.version;
+  return v;
+}
+
+}  // namespace
+
+struct Sessions::Impl {
+  Options options;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<session::SessionManager> manager;
+
+  // Live sessions, most recently used first. `mu` guards the map and list, not the
+  // sandboxes: a sandbox taken out is owned by the one execution that took it.
+  std::mutex mu;
+  std::list<std::pair<std::string, LiveSession>> live;
+
+  std::optional<LiveSession> TakeLive(std::string_view thread_id) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto it = live.begin(); it != live.end(); ++it) {
+      if (it->first == thread_id) {
+        LiveSession s = std::move(it->second);
+        live.erase(it);
+        return s;
+      }
+    }
+    return std::nullopt;
+  }
+
+  void PutLive(std::string_view thread_id, LiveSession s) {
+    if (options.max_live == 0) return;
+    std::lock_guard<std::mutex> lock(mu);
+    live.emplace_front(std::string(thread_id), std::move(s));
+    while (live.size() > options.max_live) live.pop_back();
+  }
+
+  void DropLive(std::string_view thread_id) { TakeLive(thread_id); }
+
+  Limits SandboxLimits() const {
+    Limits l = options.limits;
+    l.file_bytes = static_cast<uint64_t>(options.max_bytes_per_session);
+    l.max_file_bytes = static_cast<uint64_t>(store::kMaxFileBytes);
+    // The guest's file system counts directories too; the exact file count is checked
+    // against the quota before saving.
+    l.max_files = static_cast<uint64_t>(options.max_files_per_session) + 1000;
+    return l;
+  }
+
+  // A sandbox holding the session's stored files and state (version `stored`).
+  StatusOr<LiveSession> Load(std::string_view thread_id, const std::optional<store::SessionState>& stored,
+                             SessionResult* result) {
+    auto made = Sandbox::Create(SandboxLimits());
+    if (!made.ok()) return made.status();
+    LiveSession s;
+    s.sandbox = std::move(made.value());
+    s.version = stored ? stored->version : 0;
+    auto files = store->ListFiles(thread_id);
+    if (!files.ok()) return files.status();
+    for (const store::FileInfo& f : files.value()) {
+      if (!GuestVisible(f.path)) continue;  // kept in the store, not mounted in the guest
+      auto data = store->GetFile(thread_id, f.path);
+      if (!data.ok()) return data.status();
+      if (Status w = s.sandbox->WriteFile(f.path, data.value().content); !w.ok()) {
+        return Status::ResourceExhausted("cannot load " + f.path + " into the sandbox: " + w.message());
+      }
+    }
+    result->restored_from = "new";
+    if (stored && !stored->cleared()) {
+      std::optional<SessionState> state;
+      if (stored->format == kStateFormat) state = DecodeState(stored->snapshot);
+      if (!state) return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + stored->format + "')");
+      Status pages = s.sandbox->RestorePages(state->pages);
+      if (pages.ok()) {
+        result->restored_from = "pages";
+        result->not_portable = state->not_portable;
+      } else if (!state->portable.empty()) {
+        // Another guest build (or a damaged page snapshot): the portable namespace.
+        auto failed = s.sandbox->LoadPortable(state->portable);
+        if (!failed.ok()) return Status::Internal("cannot restore the session: " + pages.message() + "; portable: " + failed.status().message());
+        result->restored_from = "portable";
+        result->not_restored = failed.value();
+        for (const auto& [name, why] : state->not_portable) result->not_restored.emplace(name, "not saved portably: " + why);
+      } else {
+        return Status::FailedPrecondition("cannot restore the session: " + pages.message() + " (and it has no portable snapshot)");
+      }
+    }
+    s.files = VersionsOf(*s.sandbox);
+    return s;
+  }
+
+  // Saves what the execution changed. On error nothing is saved.
+  Status Save(std::string_view thread_id, LiveSession& s, SessionResult* result) {
+    Sandbox& sandbox = *s.sandbox;
+    FileVersions now = VersionsOf(sandbox);
+    std::vector<store::FileWrite> upserts;
+    std::vector<std::string> deletes;
+    store::FileUsage usage;
+    for (const auto& [path, version] : now) {
+      auto content = sandbox.ReadFile(path);
+      if (!content) continue;
+      usage.file_count++;
+      usage.total_bytes += static_cast<int64_t>(content->size());
+      auto before = s.files.find(path);
+      if (before != s.files.end() && before->second == version) continue;
+      upserts.push_back({path, std::move(*content), ""});
+    }
+    for (const auto& [path, version] : s.files) {
+      if (!now.count(path)) deletes.push_back(path);
+    }
+    // Files the store holds outside the guest's view count towards the quota too.
+    auto stored = store->ListFiles(thread_id);
+    if (!stored.ok()) return stored.status();
+    for (const auto& f : stored.value()) {
+      if (!GuestVisible(f.path)) {
+        usage.file_count++;
+        usage.total_bytes += f.size;
+      }
+    }
+    if (Status q = manager->CheckQuota(thread_id, usage); !q.ok()) return q;
+
+    SessionState state;
+    auto pages = sandbox.SavePages();
+    if (!pages.ok()) return pages.status();
+    state.pages = std::move(pages.value());
+    if (options.portable_snapshots) {
+      auto portable = sandbox.SavePortable();
+      if (portable.ok()) {
+        state.portable = std::move(portable.value().data);
+        state.not_portable = std::move(portable.value().skipped);
+      } else {
+        state.not_portable["*"] = portable.status().message();
+      }
+    }
+    store::StateWrite write{EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
+    auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
+    if (!version.ok()) return version.status();
+    s.version = version.value();
+    s.files = std::move(now);
+    result->version = s.version;
+    result->saved = true;
+    result->not_portable = std::move(state.not_portable);
+    for (const auto& f : upserts) result->files_saved.push_back(f.path);
+    result->files_deleted = std::move(deletes);
+    return Status::Ok();
+  }
+};
+
+Sessions::Sessions(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Sessions::~Sessions() = default;
+
+StatusOr<std::unique_ptr<Sessions>> Sessions::Open(const Options& options) {
+  if (options.max_files_per_session < 1 || options.max_bytes_per_session < 1) {
+    return Status::InvalidArgument("session quotas must be positive");
+  }
+  auto store = store::OpenStore(options.store_url);
+  if (!store.ok()) return store.status();
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->store = std::move(store.value());
+  session::SessionOptions so;
+  so.default_expiry_days = options.default_expiry_days;
+  so.max_files_per_session = options.max_files_per_session;
+  so.max_bytes_per_session = options.max_bytes_per_session;
+  so.lock_timeout = options.lock_timeout;
+  so.clock = store::NowMicros;
+  impl->manager = std::make_unique<session::SessionManager>(*impl->store, so);
+  return std::unique_ptr<Sessions>(new Sessions(std::move(impl)));
+}
+
+StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::string_view code,
+                                          std::string_view filename) {
+  Impl& impl = *impl_;
+  if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
+  auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
+  if (!lock.ok()) return lock.status();
+  auto info = impl.manager->GetOrCreate(thread_id);
+  if (!info.ok()) return info.status();
+  auto stored = impl.store->GetState(thread_id);
+  if (!stored.ok()) return stored.status();
+  int64_t stored_version = stored.value() ? stored.value()->version : 0;
+
+  SessionResult result;
+  std::optional<LiveSession> live = impl.TakeLive(thread_id);
+  if (live && live->version == stored_version) {
+    result.restored_from = "live";
+  } else {
+    // Absent, or another process saved a newer version since: restore from the store.
+    auto loaded = impl.Load(thread_id, stored.value(), &result);
+    if (!loaded.ok()) return loaded.status();
+    live = std::move(loaded.value());
+  }
+  result.version = live->version;
+  result.execution = live->sandbox->Execute(code, filename);
+  const Failure failure = result.execution.failure;
+  if (failure != Failure::kNone) {
+    // Timeout, trap, exit or a broken guest: nothing is saved, and the interpreter (which
+    // stopped part-way) is not kept: the next execution restores the saved state.
+    return result;
+  }
+  if (Status saved = impl.Save(thread_id, *live, &result); !saved.ok()) {
+    return saved.WithPrefix("the code ran but its session could not be saved (the session is unchanged): ");
+  }
+  impl.PutLive(thread_id, std::move(*live));
+  return result;
+}
+
+Status Sessions::Reset(std::string_view thread_id) {
+  Status s = impl_->manager->Reset(thread_id);
+  impl_->DropLive(thread_id);
+  return s;
+}
+
+}  // namespace brig
