@@ -1,0 +1,178 @@
+"""`brig exec --session`: state and files that survive across separate brig processes, on
+the embedded SQLite store and on a real PostgreSQL server (started here, stopped after).
+
+Every test runs each step in a NEW brig process: nothing may survive in memory.
+"""
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import pg_server
+
+BRIG = os.environ.get("BRIG_BIN", os.path.join(os.path.dirname(__file__), "../../build/brig"))
+
+_pg = None
+
+
+def setUpModule():
+    global _pg
+    _pg = pg_server.start()
+
+
+def tearDownModule():
+    if _pg is not None:
+        _pg.stop()
+
+
+class SessionExecMixin:
+    """The suite; subclasses say which store (self.db)."""
+
+    def setUp(self):
+        self.home = tempfile.TemporaryDirectory(prefix="brig-home-")
+        self.env = dict(os.environ, BRIG_HOME=self.home.name)
+        self.env.pop("BRIG_DB", None)
+
+    def tearDown(self):
+        self.home.cleanup()
+
+    def brig(self, *args, stdin=None, timeout=120):
+        argv = [BRIG] + list(args)
+        if args and args[0] in ("exec", "sessions", "files", "cleanup") and self.db:
+            argv += ["--db", self.db]
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=self.env, timeout=timeout)
+
+    def run_json(self, session, code, *extra):
+        p = self.brig("exec", "--session", session, "--json", *extra, "-c", code)
+        self.assertNotEqual(p.stdout, "", p.stderr)
+        return p, json.loads(p.stdout)
+
+    def test_seed_example_across_three_processes(self):
+        first = self.brig("exec", "--session", "seed", "-c",
+                          "x = 42; y = 100\ndef calculate(): return x + y\nprint(f'Sum: {calculate()}')")
+        self.assertEqual((first.returncode, first.stdout), (0, "Sum: 142\n"), first.stderr)
+        second = self.brig("exec", "--session", "seed", "-c", "print(calculate())\nx = 50")
+        self.assertEqual((second.returncode, second.stdout), (0, "142\n"), second.stderr)
+        p, third = self.run_json("seed", "calculate()")
+        self.assertEqual(third["result"], "150")
+        self.assertEqual(third["session"]["restored_from"], "pages")
+        self.assertEqual(third["session"]["version"], 3)
+
+    def test_everything_the_user_defined_survives(self):
+        self.brig("exec", "--session", "all", "-c", """
+import json, collections as col
+class Point:
+    def __init__(self, x, y): self.x, self.y = x, y
+    def norm2(self): return self.x ** 2 + self.y ** 2
+p = Point(3, 4)
+square = lambda v: v * v
+def counter():
+    n = 0
+    def step():
+        nonlocal n
+        n += 1
+        return n
+    return step
+tick = counter(); tick()
+gen = (i * 10 for i in range(5)); next(gen)
+log = open('/tmp/log.txt', 'w'); log.write('one\\n'); log.flush()
+""")
+        p, out = self.run_json("all", "log.write('two\\n'); log.close()\n"
+                               "(p.norm2(), square(6), tick(), next(gen), json.dumps(col.Counter('aab')), open('/tmp/log.txt').read())")
+        self.assertTrue(out["ok"], out)
+        self.assertEqual(out["result"], "(25, 36, 2, 10, '{\"a\": 2, \"b\": 1}', 'one\\ntwo\\n')")
+
+    def test_files_persist_and_deletions_too(self):
+        p, out = self.run_json("files", "import os\nos.makedirs('out', exist_ok=True)\n"
+                               "open('/tmp/data.csv', 'w').write('a,b\\n1,2\\n')\n"
+                               "open('/home/user/out/report.md', 'w').write('# Report')")
+        self.assertEqual(sorted(out["session"]["files_saved"]), ["/home/user/out/report.md", "/tmp/data.csv"])
+        p, out = self.run_json("files", "(open('/tmp/data.csv').read(), open('out/report.md').read())")
+        self.assertEqual(out["result"], "('a,b\\n1,2\\n', '# Report')")
+        self.assertEqual(out["session"]["files_saved"], [])  # nothing changed
+        p, out = self.run_json("files", "import os\nos.remove('/tmp/data.csv')")
+        self.assertEqual(out["session"]["files_deleted"], ["/tmp/data.csv"])
+        p, out = self.run_json("files", "import os\n(os.path.exists('/tmp/data.csv'), os.listdir('out'))")
+        self.assertEqual(out["result"], "(False, ['report.md'])")
+
+    def test_timeout_and_trap_save_nothing(self):
+        self.run_json("fail", "x = 1\nopen('/tmp/keep.txt', 'w').write('kept')")
+        p, out = self.run_json("fail", "x = 2\nopen('/tmp/lost.txt', 'w').write('x')\nwhile True: pass", "--timeout", "1")
+        self.assertEqual(p.returncode, 124)
+        self.assertFalse(out["session"]["saved"])
+        p, out = self.run_json("fail", "import os\n(x, open('/tmp/keep.txt').read(), os.path.exists('/tmp/lost.txt'))")
+        self.assertEqual(out["result"], "(1, 'kept', False)")
+
+    def test_exception_keeps_what_ran_before_it(self):
+        p, out = self.run_json("exc", "x = 5\n1/0")
+        self.assertEqual(p.returncode, 1)
+        self.assertTrue(out["session"]["saved"])
+        p, out = self.run_json("exc", "x")
+        self.assertEqual(out["result"], "5")
+
+    def test_file_over_20_mib_fails_in_the_guest_and_nothing_else_is_lost(self):
+        p, out = self.run_json("big", "x = 1\nopen('/tmp/small.txt', 'w').write('s')\n"
+                               "try:\n    open('/tmp/big.bin', 'wb').write(b'0' * (20 * 1024 * 1024 + 1))\n"
+                               "except OSError as e:\n    err = type(e).__name__ + ' ' + str(e.errno)\nerr")
+        self.assertTrue(out["ok"], out)
+        self.assertIn("OSError", out["result"])
+        p, out = self.run_json("big", "import os\n(x, open('/tmp/small.txt').read(), os.path.getsize('/tmp/big.bin'))")
+        self.assertEqual(out["result"], "(1, 's', 0)")
+
+    def test_bad_thread_ids_are_refused(self):
+        for bad in ["x" * 256, "a\x01b"]:
+            p = self.brig("exec", "--session", bad, "-c", "1")
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assertIn("thread_id", p.stderr)
+
+    def test_two_processes_in_one_session_lose_no_update(self):
+        self.run_json("race", "n = 0")
+        errors = []
+
+        def bump():
+            for _ in range(5):
+                p = self.brig("exec", "--session", "race", "-c", "n += 1")
+                if p.returncode != 0:
+                    errors.append(p.stderr)
+
+        threads = [threading.Thread(target=bump) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        p, out = self.run_json("race", "n")
+        self.assertEqual(out["result"], "10")
+
+
+class SqliteSessionExecTest(SessionExecMixin, unittest.TestCase):
+    db = None  # the default: sqlite in $BRIG_HOME
+
+    def test_another_guest_build_falls_back_to_the_portable_snapshot(self):
+        self.run_json("port", "x = 42\ndef calculate(): return x + 100\ngen = (i for i in range(3))")
+        # Make the page snapshot look as if another image made it (as after an upgrade).
+        db = sqlite3.connect(os.path.join(self.home.name, "brig.db"))
+        (blob,) = db.execute("SELECT snapshot FROM brig_session_state WHERE thread_id='port'").fetchone()
+        at = blob.index(b'"image_digest":"') + len(b'"image_digest":"')
+        blob = blob[:at] + (b"0" if blob[at:at + 1] != b"0" else b"1") + blob[at + 1:]
+        db.execute("UPDATE brig_session_state SET snapshot=? WHERE thread_id='port'", (blob,))
+        db.commit()
+        db.close()
+        p, out = self.run_json("port", "calculate()")
+        self.assertEqual(out["result"], "142")
+        self.assertEqual(out["session"]["restored_from"], "portable")
+        self.assertIn("gen", out["session"]["not_restored"])
+
+
+@unittest.skipIf(os.environ.get("BRIG_SKIP_POSTGRES") == "1", "BRIG_SKIP_POSTGRES=1")
+class PostgresSessionExecTest(SessionExecMixin, unittest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.db = _pg.database()
+
+
+if __name__ == "__main__":
+    unittest.main()
