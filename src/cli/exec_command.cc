@@ -148,8 +148,11 @@ int RunExec(const ExecOptions& opt) {
       }
     }
   } else {
-    // One execution per process: making the process image would cost more than it saves.
-    auto sandbox = brig::Sandbox::Create(limits, brig::Start::kCold);
+    // The process image is cached on disk, so after the first run a clone of it is much
+    // cheaper than starting CPython; without the cache, making it would cost more than it saves.
+    const char* cache = std::getenv("BRIG_IMAGE_CACHE");
+    bool cached = !(cache && std::string_view(cache) == "off");
+    auto sandbox = brig::Sandbox::Create(limits, cached ? brig::Start::kFromImage : brig::Start::kCold);
     if (!sandbox.ok()) {
       std::cerr << "brig: " << sandbox.status().message() << "\n";
       return kExitUsage;

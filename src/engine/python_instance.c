@@ -127,6 +127,7 @@ void brig_python_image_destroy(brig_python_image* img) {
 
 brig_python_instance* brig_python_instance_clone(const brig_python_image* img, void* wasi_context,
                                                  uint32_t memory_limit_pages) {
+  pthread_once(&g_module_once, init_module); /* an image loaded from disk made no instance */
   brig_python_instance* p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->module = img->module;

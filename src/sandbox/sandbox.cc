@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/page_snapshot.h"
+#include "sandbox/image_cache.h"
 #include "sandbox/sandbox_impl.h"
 #include "sandbox/watchdog.h"
 #include "vfs/pack.h"
@@ -213,6 +214,7 @@ const brig_python_image* ProcessImage(std::string* why) {
   static brig_python_image* image = nullptr;
   static std::string error;
   std::call_once(once, [] {
+    if ((image = image_cache::Load()) != nullptr) return;  // made by an earlier process
     Limits limits;
     limits.memory_bytes = kMaxMemory;  // clones apply their own limit
     auto impl = NewImpl(limits, /*for_image=*/true);
@@ -240,6 +242,7 @@ const brig_python_image* ProcessImage(std::string* why) {
                      (unsigned long long)brig_python_image_memory_bytes(image), n,
                      (unsigned long long)brig_python_image_digest(image));
       }
+      image_cache::Save(image);
     }
   });
   if (!image) *why = error;
