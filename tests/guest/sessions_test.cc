@@ -1,0 +1,149 @@
+// brig::Sessions in one process: live reuse versus another writer's newer version, reset,
+// expiry, quotas and an unreachable store. (Across processes: tests/e2e/test_session_exec.py.)
+#include "brig/sessions.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "store/store.h"
+
+namespace brig {
+namespace {
+
+class SessionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/brig-sessions-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    options_.store_url = "sqlite:" + dir_ + "/brig.db";
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+
+  std::unique_ptr<Sessions> Open(Sessions::Options o) {
+    auto s = Sessions::Open(o);
+    EXPECT_TRUE(s.ok()) << s.status().message();
+    return std::move(s.value());
+  }
+  std::unique_ptr<Sessions> Open() { return Open(options_); }
+
+  static SessionResult Run(Sessions& s, std::string_view id, std::string_view code) {
+    auto r = s.Execute(id, code);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    if (!r.ok()) return {};
+    EXPECT_TRUE(r.value().execution.ok) << code << ": " << r.value().execution.stderr_text;
+    return r.value();
+  }
+
+  std::string dir_;
+  Sessions::Options options_;
+};
+
+TEST_F(SessionsTest, LiveUntilAnotherWriterSavesANewerVersion) {
+  auto a = Open();
+  auto b = Open();
+  EXPECT_EQ(Run(*a, "t", "x = 1").restored_from, "new");
+  EXPECT_EQ(Run(*a, "t", "x += 1").restored_from, "live");
+  SessionResult other = Run(*b, "t", "x = 100");  // b restores version 2, saves 3
+  EXPECT_EQ(other.restored_from, "pages");
+  EXPECT_EQ(other.version, 3);
+  SessionResult back = Run(*a, "t", "x");
+  EXPECT_EQ(back.restored_from, "pages");  // a's live copy is stale: not used
+  EXPECT_EQ(back.execution.result, "100");
+  EXPECT_EQ(Run(*a, "t", "x").restored_from, "live");
+}
+
+TEST_F(SessionsTest, ResetClearsStateAndKeepsFiles) {
+  auto s = Open();
+  Run(*s, "r", "x = 1\nopen('/tmp/keep.txt', 'w').write('kept')");
+  ASSERT_TRUE(s->Reset("r").ok());
+  auto r = s->Execute("r", "print(x)");
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r.value().execution.error.has_value());
+  EXPECT_EQ(r.value().execution.error->type, "NameError");
+  EXPECT_EQ(Run(*s, "r", "open('/tmp/keep.txt').read()").execution.result, "'kept'");
+}
+
+TEST_F(SessionsTest, ExpiredSessionIsAClearError) {
+  auto store = store::OpenStore(options_.store_url);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(store.value()->CreateSession("old", store::NowMicros() - 1000, nullptr).ok());
+  auto s = Open();
+  auto r = s->Execute("old", "1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsFailedPrecondition()) << r.status().message();
+  EXPECT_NE(r.status().message().find("expired"), std::string::npos) << r.status().message();
+}
+
+TEST_F(SessionsTest, BadThreadIdsAreRefused) {
+  auto s = Open();
+  for (std::string bad : {std::string(), std::string(256, 'x'), std::string("a\nb")}) {
+    auto r = s->Execute(bad, "1");
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << bad;
+  }
+}
+
+TEST_F(SessionsTest, ByteQuotaFailsTheWriteInTheGuestAndKeepsTheRest) {
+  Sessions::Options o = options_;
+  o.max_bytes_per_session = 1 << 20;
+  auto s = Open(o);
+  SessionResult r = Run(*s, "q",
+                        "x = 7\nopen('/tmp/a.bin', 'wb').write(b'a' * 1000)\n"
+                        "try:\n    open('/tmp/b.bin', 'wb').write(b'b' * (2 << 20))\n"
+                        "except OSError as e:\n    import errno\n    err = (e.errno == errno.ENOSPC, e.strerror)\nerr");
+  EXPECT_EQ(r.execution.result, "(True, 'No space left on device')");
+  EXPECT_TRUE(r.saved);
+  auto s2 = Open(o);
+  EXPECT_EQ(Run(*s2, "q", "(x, len(open('/tmp/a.bin','rb').read()))").execution.result, "(7, 1000)");
+}
+
+TEST_F(SessionsTest, FileCountQuotaRefusesTheSaveWithAClearError) {
+  Sessions::Options o = options_;
+  o.max_files_per_session = 3;
+  auto s = Open(o);
+  Run(*s, "n", "x = 1");
+  auto r = s->Execute("n", "x = 2\nfor i in range(5): open(f'/tmp/f{i}', 'w').write('.')");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsResourceExhausted()) << r.status().message();
+  EXPECT_EQ(Run(*s, "n", "import os\n(x, len(os.listdir('/tmp')))").execution.result, "(1, 0)");
+}
+
+TEST_F(SessionsTest, TimeoutSavesNothingAndTheSessionGoesOn) {
+  Sessions::Options o = options_;
+  o.limits.timeout_seconds = 0.5;
+  auto s = Open(o);
+  Run(*s, "t", "x = 1");
+  auto r = s->Execute("t", "x = 2\nwhile True: pass");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().execution.failure, Failure::kTimeout);
+  EXPECT_FALSE(r.value().saved);
+  EXPECT_EQ(Run(*s, "t", "x").execution.result, "1");
+}
+
+TEST_F(SessionsTest, ExecutionsInOneSessionAreSerialised) {
+  auto s = Open();
+  Run(*s, "c", "n = 0");
+  auto bump = [&] {
+    auto mine = Open();
+    for (int i = 0; i < 10; i++) ASSERT_TRUE(mine->Execute("c", "n += 1").ok());
+  };
+  std::thread t1(bump), t2(bump);
+  t1.join();
+  t2.join();
+  EXPECT_EQ(Run(*s, "c", "n").execution.result, "20");
+}
+
+TEST_F(SessionsTest, UnreachableStoreIsUnavailable) {
+  Sessions::Options o;
+  o.store_url = "postgresql:///nope?host=/nonexistent-dir&connect_timeout=1";
+  auto s = Sessions::Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.status().IsUnavailable()) << s.status().message();
+}
+
+}  // namespace
+}  // namespace brig
