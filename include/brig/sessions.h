@@ -81,6 +81,9 @@ class Sessions {
     bool portable_snapshots = true;
     // How long an execution waits for another one in the same session.
     std::chrono::milliseconds lock_timeout{60'000};
+    // PostgreSQL: connections kept in the pool, and the statement_timeout of each.
+    int pool_size = 4;
+    std::chrono::milliseconds statement_timeout{30'000};
   };
 
   // Opens the store (applying migrations). Unavailable / InvalidArgument as OpenStore.

@@ -228,7 +228,11 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(const Options& options) {
   if (options.max_files_per_session < 1 || options.max_bytes_per_session < 1) {
     return Status::InvalidArgument("session quotas must be positive");
   }
-  auto store = store::OpenStore(options.store_url);
+  if (options.pool_size < 1) return Status::InvalidArgument("pool_size must be at least 1");
+  store::StoreOptions store_options;
+  store_options.pool_size = options.pool_size;
+  store_options.statement_timeout = options.statement_timeout;
+  auto store = store::OpenStore(options.store_url, store_options);
   if (!store.ok()) return store.status();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
