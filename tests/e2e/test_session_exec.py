@@ -5,10 +5,12 @@ Every test runs each step in a NEW brig process: nothing may survive in memory.
 """
 import json
 import os
+import random
 import sqlite3
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 import pg_server
@@ -127,6 +129,28 @@ log = open('/tmp/log.txt', 'w'); log.write('one\\n'); log.flush()
             p = self.brig("exec", "--session", bad, "-c", "1")
             self.assertEqual(p.returncode, 3, p.stderr)
             self.assertIn("thread_id", p.stderr)
+
+    def test_kill_9_at_random_moments_leaves_state_and_files_consistent(self):
+        self.run_json("kill", "n = 0\nopen('/tmp/n.txt', 'w').write('0')\nblob = ''")
+        rng = random.Random(1234)
+        argv = [BRIG, "exec", "--session", "kill", "-c",
+                "n += 1\nopen('/tmp/n.txt', 'w').write(str(n))\nblob = 'x' * (n * 1000)"]
+        if self.db:
+            argv += ["--db", self.db]
+        finished = 0
+        for _ in range(25):
+            p = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0, 0.12))  # a whole run takes ~20-60 ms
+            p.kill()  # SIGKILL: no clean-up of any kind
+            if p.wait() == 0:
+                finished += 1
+        p, out = self.run_json("kill", "(n, int(open('/tmp/n.txt').read()), len(blob) == n * 1000)")
+        self.assertTrue(out["ok"], out)
+        n, in_file, blob_ok = eval(out["result"])
+        self.assertEqual(n, in_file, "state and file from different executions")
+        self.assertTrue(blob_ok)
+        self.assertGreaterEqual(n, finished)
+        self.assertLessEqual(n, 25)
 
     def test_two_processes_in_one_session_lose_no_update(self):
         self.run_json("race", "n = 0")
