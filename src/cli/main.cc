@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
   // one given.
   std::vector<Runner> runners;
   runners.push_back(AddExecCommand(app));
+  runners.push_back(AddSessionsCommand(app));
+  runners.push_back(AddFilesCommand(app));
+  runners.push_back(AddCleanupCommand(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,11 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/page_snapshot.h"
 #include "engine/python_instance_internal.h"
 
 extern const char brig_guest_build_id[];
 
-#define TRAILER_MAGIC 0x31474d4947495242ull /* "BRIGIMG1" little-endian */
+#define TRAILER_MAGIC 0x32474d4947495242ull /* "BRIGIMG2" little-endian */
 #define NULL_FUNC INT64_MIN
 /* Bounds that no real image comes near; a trailer past them is damaged. */
 #define MAX_TABLE (1u << 24)
@@ -162,6 +163,8 @@ int brig_python_image_save(const brig_python_image* img, const char* path) {
   for (uint32_t i = 0; i < img->warm_count; i++) {
     if (PUT(&b, img->warm[i][0]) || PUT(&b, img->warm[i][1])) goto done;
   }
+  uint64_t digest = brig_python_image_digest(img);
+  if (PUT(&b, digest)) goto done;
   uint64_t trailer_at = img->memory_bytes;
   if (PUT(&b, trailer_at) || PUT(&b, magic)) goto done;
   if (pwrite(fd, b.data, b.size, (off_t)img->memory_bytes) != (ssize_t)b.size) goto done;
@@ -271,8 +274,11 @@ brig_python_image* brig_python_image_load(const char* path) {
       goto fail;
     }
   }
-  if (r.left != 0) goto fail;
+  uint64_t digest;
+  if (TAKE(&r, digest) || r.left != 0) goto fail;
   img->memfd = fd; /* clones map the file itself, copy-on-write */
+  /* The saving process hashed this memory; hashing it again would read every page. */
+  if (brig_python_image_set_digest(img, digest) != 0) goto fail;
   free(trailer);
   errno = 0;
   return img;

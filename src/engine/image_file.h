@@ -4,7 +4,8 @@
  * File layout: the image's linear memory at offset 0 (sparse: zero pages are holes), so that
  * clones map the file itself copy-on-write exactly as they map a memfd; then a trailer with
  * what else the image holds (globals, memory and table sizes, the function table as offsets
- * from an anchor function of this binary, the warm pages), then the trailer's offset and a
+ * from an anchor function of this binary, the warm pages, the image digest that page
+ * snapshots are checked against), then the trailer's offset and a
  * magic number in the file's last 16 bytes.
  *
  * A saved image is only valid for the binary that saved it: function addresses are stored

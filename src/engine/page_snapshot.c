@@ -44,7 +44,8 @@ static uint64_t hash_page(uint64_t seed, const uint8_t* page) {
   return mix(mix(mix(mix(seed, a), b), c), d);
 }
 
-static image_view* make_view(const brig_python_image* img) {
+/* `digest`: the known digest, or NULL to compute it. */
+static image_view* make_view(const brig_python_image* img, const uint64_t* digest) {
   image_view* v = calloc(1, sizeof *v);
   if (!v) return NULL;
   v->image = img;
@@ -65,6 +66,10 @@ static image_view* make_view(const brig_python_image* img) {
     if (hole < 0 || hole > (off_t)img->memory_bytes) hole = (off_t)img->memory_bytes;
     for (off_t p = data / BRIG_HOST_PAGE; p < (hole + BRIG_HOST_PAGE - 1) / BRIG_HOST_PAGE; p++) v->has_data[p] = 1;
     at = hole;
+  }
+  if (digest) {
+    v->digest = *digest; /* data pages of zeros stay marked: they compare equal all the same */
+    return v;
   }
   uint64_t h = mix(0x62726967ull /* "brig" */, img->memory_bytes);
   for (uint32_t p = 0; p < v->pages; p++) {
@@ -87,11 +92,11 @@ fail:
   return NULL;
 }
 
-static image_view* view_of(const brig_python_image* img) {
+static image_view* view_of(const brig_python_image* img, const uint64_t* digest) {
   pthread_mutex_lock(&g_views_mu);
   image_view* v = g_views;
   while (v && v->image != img) v = v->next;
-  if (!v && (v = make_view(img)) != NULL) {
+  if (!v && (v = make_view(img, digest)) != NULL) {
     v->next = g_views;
     g_views = v;
   }
@@ -100,8 +105,12 @@ static image_view* view_of(const brig_python_image* img) {
 }
 
 uint64_t brig_python_image_digest(const brig_python_image* img) {
-  image_view* v = view_of(img);
+  image_view* v = view_of(img, NULL);
   return v ? v->digest : 0;
+}
+
+int brig_python_image_set_digest(const brig_python_image* img, uint64_t digest) {
+  return view_of(img, &digest) ? 0 : -1;
 }
 
 static int is_zero_page(const uint8_t* page) {
@@ -114,7 +123,7 @@ static int is_zero_page(const uint8_t* page) {
 
 int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_instance* p,
                                   brig_page_visitor visit, void* ctx) {
-  image_view* v = view_of(img);
+  image_view* v = view_of(img, NULL);
   if (!v) return -1;
   const wasm_rt_memory_t* mem = &p->module.w2c_memory;
   uint64_t pages = mem->size / BRIG_HOST_PAGE;

@@ -7,7 +7,9 @@
  * clocks and random numbers), so a snapshot taken in one process restores in another.
  *
  * Thread-safety: the functions on an image may run on several threads at once; those on an
- * instance need the instance's owner thread (no guest call in progress). */
+ * instance need the instance's owner thread (no guest call in progress).
+ * What these functions learn about an image (a read-only view of it, its digest) is kept
+ * until the process exits: use them only on images that live as long (the process image). */
 #ifndef BRIG_ENGINE_PAGE_SNAPSHOT_H_
 #define BRIG_ENGINE_PAGE_SNAPSHOT_H_
 
@@ -24,6 +26,10 @@ extern "C" {
 /* A 64-bit hash of the image's memory size and contents. The first call costs a pass over
  * the image's non-zero pages (a few ms); later calls return the cached value. */
 uint64_t brig_python_image_digest(const brig_python_image* image);
+/* Records the digest of an image whose digest is already known (loaded from the image cache,
+ * which saved it), so that the first call above does not hash the whole image. Call before
+ * sharing the image. Returns -1 if the host is out of memory. */
+int brig_python_image_set_digest(const brig_python_image* image, uint64_t digest);
 
 /* Called for each page that differs: `page` is its index (byte offset / 4096), `data` its
  * 4096 bytes in the instance, `base` the image's bytes at that page or NULL where the image

@@ -1,0 +1,162 @@
+#include "session/session_manager.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+
+namespace brig::session {
+namespace {
+
+SessionOptions WithDefaults(SessionOptions options) {
+  if (!options.clock) options.clock = store::NowMicros;
+  return options;
+}
+
+std::string Quoted(std::string_view thread_id) { return "'" + std::string(thread_id) + "'"; }
+
+}  // namespace
+
+std::string FormatTimestamp(int64_t micros) {
+  // Floor division: a negative stamp (before 1970) still names the right second.
+  int64_t seconds = micros / 1'000'000;
+  if (micros % 1'000'000 < 0) --seconds;
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  char buf[64];
+  if (gmtime_r(&t, &tm) == nullptr || std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+    return std::to_string(micros) + "us";
+  }
+  return buf;
+}
+
+std::string FormatBytes(int64_t bytes) {
+  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  double v = static_cast<double>(bytes);
+  int unit = -1;
+  while (v >= 1024 && unit < 3) {
+    v /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
+  return buf;
+}
+
+SessionManager::SessionManager(store::Store& store, SessionOptions options)
+    : store_(store), options_(WithDefaults(std::move(options))) {}
+
+Status SessionManager::CheckDays(int64_t days) const {
+  if (days < 1 || days > kMaxExpiryDays) {
+    return Status::InvalidArgument("expiry must be 1 to " + std::to_string(kMaxExpiryDays) + " days, not " +
+                                   std::to_string(days));
+  }
+  return Status::Ok();
+}
+
+Status SessionManager::CheckNotExpired(const store::SessionInfo& session) const {
+  if (!IsExpired(session)) return Status::Ok();
+  return Status::FailedPrecondition("session " + Quoted(session.thread_id) + " expired at " +
+                                    FormatTimestamp(session.expires_at) + "; extend it (brig sessions extend " +
+                                    session.thread_id + " DAYS) to use it again, or run brig cleanup to delete it");
+}
+
+StatusOr<store::SessionInfo> SessionManager::GetOrCreate(std::string_view thread_id) {
+  // Two tries: a concurrent creator may win the insert between our read and our create, and
+  // a concurrent cleanup may delete an expired session between our read and our touch.
+  for (int attempt = 0;; ++attempt) {
+    StatusOr<store::SessionInfo> got = store_.GetSession(thread_id);
+    if (got.ok()) {
+      if (Status s = CheckNotExpired(got.value()); !s.ok()) return s;
+      Status touched = store_.TouchSession(thread_id);
+      if (touched.ok()) {
+        got.value().last_accessed = Now();
+        return got;
+      }
+      if (!touched.IsNotFound() || attempt > 0) return touched;
+      continue;
+    }
+    if (!got.status().IsNotFound()) return got.status();
+    StatusOr<store::SessionInfo> created = Create(thread_id);
+    if (created.ok() || !created.status().IsAlreadyExists() || attempt > 0) return created;
+  }
+}
+
+StatusOr<store::SessionInfo> SessionManager::Use(std::string_view thread_id) {
+  StatusOr<store::SessionInfo> got = store_.GetSession(thread_id);
+  if (!got.ok()) return got;
+  if (Status s = CheckNotExpired(got.value()); !s.ok()) return s;
+  if (Status s = store_.TouchSession(thread_id); !s.ok()) return s;
+  got.value().last_accessed = Now();
+  return got;
+}
+
+StatusOr<store::SessionInfo> SessionManager::Create(std::string_view thread_id, std::optional<int64_t> expiry_days,
+                                                    const nlohmann::json& metadata) {
+  const int64_t days = expiry_days.value_or(options_.default_expiry_days);
+  if (Status s = CheckDays(days); !s.ok()) return s;
+  if (Status s = store_.CreateSession(thread_id, Now() + days * kMicrosPerDay, metadata); !s.ok()) return s;
+  return store_.GetSession(thread_id);
+}
+
+StatusOr<bool> SessionManager::Exists(std::string_view thread_id) { return store_.SessionExists(thread_id); }
+
+StatusOr<store::SessionInfo> SessionManager::Get(std::string_view thread_id) { return store_.GetSession(thread_id); }
+
+StatusOr<store::SessionInfo> SessionManager::Extend(std::string_view thread_id, int64_t days) {
+  if (Status s = CheckDays(days); !s.ok()) return s;
+  StatusOr<store::SessionInfo> got = store_.GetSession(thread_id);
+  if (!got.ok()) return got;
+  const int64_t expires_at = std::max(Now(), got.value().expires_at) + days * kMicrosPerDay;
+  if (Status s = store_.SetSessionExpiry(thread_id, expires_at); !s.ok()) return s;
+  got.value().expires_at = expires_at;
+  return got;
+}
+
+Status SessionManager::Delete(std::string_view thread_id) { return store_.DeleteSession(thread_id); }
+
+StatusOr<std::vector<store::SessionInfo>> SessionManager::List() { return store_.ListSessions(); }
+
+Status SessionManager::Reset(std::string_view thread_id) {
+  if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
+  StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(thread_id, options_.lock_timeout);
+  if (!lock.ok()) return lock.status();
+  // Under the lock no execution saves in between; a writer that does not take the lock
+  // could, hence one retry on Conflict with the version read again.
+  for (int attempt = 0;; ++attempt) {
+    StatusOr<store::SessionInfo> session = Use(thread_id);
+    if (!session.ok()) return session.status();
+    StatusOr<std::optional<store::SessionState>> state = store_.GetState(thread_id);
+    if (!state.ok()) return state.status();
+    const int64_t version = state.value() ? state.value()->version : 0;
+    StatusOr<int64_t> saved = store_.SaveExecution(thread_id, version, store::StateWrite{}, {}, {});
+    if (saved.ok()) return Status::Ok();
+    if (!saved.status().IsConflict() || attempt > 0) return saved.status();
+  }
+}
+
+StatusOr<store::CleanupStats> SessionManager::Cleanup(bool dry_run) { return store_.Cleanup(Now(), dry_run); }
+
+Status SessionManager::CheckQuota(std::string_view thread_id, const store::FileUsage& after) const {
+  return CheckQuota(thread_id, store::FileUsage{0, 0}, after);
+}
+
+Status SessionManager::CheckQuota(std::string_view thread_id, const store::FileUsage& before,
+                                  const store::FileUsage& after) const {
+  if (after.file_count > options_.max_files_per_session && after.file_count > before.file_count) {
+    return Status::ResourceExhausted("session " + Quoted(thread_id) + " would hold " +
+                                     std::to_string(after.file_count) + " files, over its quota of " +
+                                     std::to_string(options_.max_files_per_session) + " files");
+  }
+  if (after.total_bytes > options_.max_bytes_per_session && after.total_bytes > before.total_bytes) {
+    return Status::ResourceExhausted("session " + Quoted(thread_id) + " would hold " +
+                                     std::to_string(after.total_bytes) + " bytes (" + FormatBytes(after.total_bytes) +
+                                     ") of files, over its quota of " +
+                                     std::to_string(options_.max_bytes_per_session) + " bytes (" +
+                                     FormatBytes(options_.max_bytes_per_session) + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace brig::session

@@ -1,0 +1,150 @@
+// brig::session::SessionManager: the policy over the store's sessions. The store keeps rows;
+// this class decides what a session's life means: when it expires, how it is extended, what
+// using an expired one does, how much it may hold (quotas), how it is reset and cleaned up.
+// The CLI (`brig sessions`, `brig cleanup`), the file operations (files/file_service.h) and
+// stateful execution all go through it, so the rules are the same wherever a session is used.
+//
+// Expiry. A session expires at expires_at (a session with expires_at <= now is expired).
+// An expired session still exists (show, list, extend and delete work on it) but cannot be
+// used: GetOrCreate, Use and everything built on them return FailedPrecondition saying when
+// it expired and what to do, until it is extended (then it is usable again, with its state
+// and files) or cleaned up (then it is gone, and GetOrCreate makes a fresh one).
+//
+// Extending adds N days to max(now, expires_at): extending a live session lengthens what it
+// has left, extending an expired one gives it N days from now. Either way the session is
+// then good for at least N days.
+//
+// Quotas. Per session at most `max_files_per_session` files holding at most
+// `max_bytes_per_session` bytes (each file also <= store::kMaxFileBytes). The store does not
+// enforce these; every writer asks CheckQuota before saving (the file operations do it under
+// the session's lock, so their count is exact).
+//
+// Thread-safety: a SessionManager is safe for concurrent use from multiple threads (it holds
+// no mutable state; the store is thread-safe). It borrows `store`, which must outlive it.
+//
+// Errors: every call returns a Status; none throws. InvalidArgument for a bad thread_id or
+// argument, NotFound for a missing session, FailedPrecondition for an expired one,
+// AlreadyExists from Create, ResourceExhausted from CheckQuota, and whatever the store
+// reports (Unavailable, Internal). A failed call changes nothing (beyond, at most, the
+// session's last_accessed).
+#ifndef BRIG_SESSION_SESSION_MANAGER_H_
+#define BRIG_SESSION_SESSION_MANAGER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "brig/status.h"
+#include "store/store.h"
+
+namespace brig::session {
+
+inline constexpr int64_t kMicrosPerDay = int64_t{86'400} * 1'000'000;
+// Longest expiry that Create and Extend accept, in days (100 years): keeps every timestamp
+// far from int64 overflow.
+inline constexpr int64_t kMaxExpiryDays = 36'500;
+
+struct SessionOptions {
+  // Expiry of a session made by GetOrCreate, or by Create without an explicit one. Default
+  // 180 days. REQUIRES: 1..kMaxExpiryDays.
+  int64_t default_expiry_days = 180;
+  // Files one session may hold. Default 1000.
+  int64_t max_files_per_session = 1000;
+  // Sum of the sizes of one session's files. Default 200 MiB.
+  int64_t max_bytes_per_session = int64_t{200} << 20;
+  // How long Reset and the file operations wait for the session's lock while an execution
+  // (or another writer) holds it; then DeadlineExceeded. Default 60 s.
+  std::chrono::milliseconds lock_timeout{60'000};
+  // Microseconds since the Unix epoch; decides what is expired. Default store::NowMicros.
+  // Tests inject a fake clock (give the store the same one).
+  std::function<int64_t()> clock;
+};
+
+class SessionManager {
+ public:
+  // Borrows `store` for the manager's lifetime.
+  explicit SessionManager(store::Store& store, SessionOptions options = {});
+
+  const SessionOptions& options() const { return options_; }
+  store::Store& store() const { return store_; }
+  // The clock's now, in microseconds.
+  int64_t Now() const { return options_.clock(); }
+
+  // The session, created with the default expiry and empty metadata if it does not exist;
+  // its last_accessed is set to now. FailedPrecondition if it exists and is expired. Safe
+  // when several processes create the same session at once (one creates, all get it).
+  StatusOr<store::SessionInfo> GetOrCreate(std::string_view thread_id);
+
+  // The existing, unexpired session, with last_accessed set to now: for operations that
+  // must not create one (reading files). NotFound if missing, FailedPrecondition if expired.
+  StatusOr<store::SessionInfo> Use(std::string_view thread_id);
+
+  // Creates a session expiring `expiry_days` from now (nullopt: the default). `metadata`:
+  // a JSON object (null means {}). AlreadyExists if the thread_id is taken; InvalidArgument
+  // for days outside 1..kMaxExpiryDays or metadata that is not an object.
+  StatusOr<store::SessionInfo> Create(std::string_view thread_id, std::optional<int64_t> expiry_days = std::nullopt,
+                                      const nlohmann::json& metadata = nlohmann::json::object());
+
+  StatusOr<bool> Exists(std::string_view thread_id);
+
+  // The session as stored (expired or not; last_accessed unchanged). NotFound if missing.
+  StatusOr<store::SessionInfo> Get(std::string_view thread_id);
+
+  // Moves expires_at to max(now, expires_at) + days and returns the updated session.
+  // InvalidArgument for days outside 1..kMaxExpiryDays; NotFound if missing.
+  StatusOr<store::SessionInfo> Extend(std::string_view thread_id, int64_t days);
+
+  // Deletes the session with its state and files. NotFound if missing.
+  Status Delete(std::string_view thread_id);
+
+  // Every session (expired ones too), ordered by thread_id.
+  StatusOr<std::vector<store::SessionInfo>> List();
+
+  // Clears the session's interpreter state and keeps its files: the next execution starts
+  // from a fresh interpreter. Saves a cleared state with store.SaveExecution (so a process
+  // holding the session live notices the new version and drops its interpreter), under the
+  // session's lock. NotFound if missing, FailedPrecondition if expired, DeadlineExceeded if
+  // an execution holds the lock past options().lock_timeout.
+  // REQUIRES: the calling thread does not hold the session's lock.
+  Status Reset(std::string_view thread_id);
+
+  // Deletes the sessions expired at now (with their state and files) and orphaned files and
+  // states. With dry_run changes nothing and returns what would be deleted.
+  StatusOr<store::CleanupStats> Cleanup(bool dry_run);
+
+  // True iff `session` is expired at now.
+  bool IsExpired(const store::SessionInfo& session) const { return session.expires_at <= Now(); }
+  // OK if `session` is usable now, else FailedPrecondition saying when it expired and how to
+  // revive it (brig sessions extend) or drop it (brig cleanup).
+  Status CheckNotExpired(const store::SessionInfo& session) const;
+
+  // OK iff a session whose files would total `after` is within the quotas; else
+  // ResourceExhausted naming the quota, the numbers and the thread_id.
+  Status CheckQuota(std::string_view thread_id, const store::FileUsage& after) const;
+  // As above, but only growth is refused: a count (or byte total) that is over its quota but
+  // not larger than `before` passes, so deleting or shrinking files in a session that is
+  // over a (since lowered) quota still works.
+  Status CheckQuota(std::string_view thread_id, const store::FileUsage& before,
+                    const store::FileUsage& after) const;
+
+ private:
+  Status CheckDays(int64_t days) const;
+
+  store::Store& store_;
+  const SessionOptions options_;
+};
+
+// "2026-05-21T10:00:00Z": a timestamp (microseconds since the epoch) in UTC, to the second.
+std::string FormatTimestamp(int64_t micros);
+// "12.5 MiB", "512 B": a byte count for people.
+std::string FormatBytes(int64_t bytes);
+
+}  // namespace brig::session
+
+#endif  // BRIG_SESSION_SESSION_MANAGER_H_

@@ -1,0 +1,295 @@
+"""End-to-end tests of `brig sessions`, `brig files` and `brig cleanup` (BRIG_BIN, set by ctest).
+
+Every test runs twice: on the embedded SQLite store (its own BRIG_HOME temp dir) and on a
+real PostgreSQL server that this module starts once (pg_server.py) with a fresh database per
+test. BRIG_SKIP_POSTGRES=1 skips the PostgreSQL half.
+"""
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+
+import pg_server
+
+BRIG = os.environ.get("BRIG_BIN", os.path.join(os.path.dirname(__file__), "../../build/brig"))
+MAX_FILE = 20 << 20
+
+
+_pg = None
+
+
+def setUpModule():
+    global _pg
+    _pg = pg_server.start()
+
+
+def tearDownModule():
+    if _pg is not None:
+        _pg.stop()
+
+
+class CliCases:
+    """The cases; a subclass says which store the brig processes use (self.env)."""
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="brig-e2e-home-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.env = dict(os.environ, BRIG_HOME=self.home)
+        self.env.pop("BRIG_DB", None)
+
+    def brig(self, *args, stdin=None, timeout=120):
+        return subprocess.run([BRIG, *args], input=stdin, capture_output=True, timeout=timeout, env=self.env)
+
+    def ok(self, *args, stdin=None):
+        p = self.brig(*args, stdin=stdin)
+        self.assertEqual(p.returncode, 0, "%s: %s" % (args, p.stderr.decode(errors="replace")))
+        return p
+
+    def json(self, *args, stdin=None):
+        return json.loads(self.ok(*args, "--json", stdin=stdin).stdout)
+
+    def fails(self, code, *args, stdin=None, says=None):
+        p = self.brig(*args, stdin=stdin)
+        err = p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, code, "%s: stdout %r stderr %r" % (args, p.stdout[:200], err))
+        self.assertTrue(err.startswith("brig: "), err)
+        self.assertEqual(err.count("\n"), 1, "one line: %r" % err)
+        if says:
+            self.assertIn(says, err)
+        return err
+
+    def usage_error(self, *args, stdin=None):
+        """A command line the parser itself refuses: exit 2 (its message is CLI11's)."""
+        p = self.brig(*args, stdin=stdin)
+        self.assertEqual(p.returncode, 2, "%s: %r" % (args, p.stderr))
+        self.assertEqual(p.stdout, b"")
+
+    # ---- files ----
+
+    def test_put_cat_ls_round_trip(self):
+        p = self.ok("files", "put", "--session", "s1", "/home/user/data.csv", stdin=b"a,b\n1,2\n")
+        self.assertIn(b"/home/user/data.csv: 8 bytes, text/csv", p.stdout)
+        self.assertEqual(self.ok("files", "cat", "--session", "s1", "/home/user/data.csv").stdout, b"a,b\n1,2\n")
+        # Relative paths are under /home/user, the sandbox's working directory.
+        self.assertEqual(self.ok("files", "cat", "--session", "s1", "data.csv").stdout, b"a,b\n1,2\n")
+        with tempfile.NamedTemporaryFile(delete=False) as f:
+            f.write(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")
+        self.addCleanup(os.unlink, f.name)
+        info = self.json("files", "put", "--session", "s1", "/tmp/pic.dat", f.name)
+        self.assertEqual(info["content_type"], "image/png")
+        self.assertEqual(info["size"], 16)
+        listing = self.json("files", "ls", "--session", "s1")
+        self.assertEqual([x["path"] for x in listing], ["/home/user/data.csv", "/tmp/pic.dat"])
+        self.assertEqual([x["path"] for x in self.json("files", "ls", "--session", "s1", "/tmp/")], ["/tmp/pic.dat"])
+        text = self.ok("files", "ls", "--session", "s1").stdout.decode()
+        self.assertIn("text/csv  /home/user/data.csv", text)
+
+    def test_cat_offset_limit_and_json_encodings(self):
+        self.ok("files", "put", "--session", "s", "/tmp/d", stdin=b"0123456789")
+        self.assertEqual(self.ok("files", "cat", "--session", "s", "/tmp/d", "--offset", "3", "--limit", "4").stdout,
+                         b"3456")
+        self.assertEqual(self.ok("files", "cat", "--session", "s", "/tmp/d", "--offset", "8").stdout, b"89")
+        j = self.json("files", "cat", "--session", "s", "/tmp/d", "--limit", "2")
+        self.assertEqual((j["content"], j["encoding"], j["size"]), ("01", "utf-8", 10))
+        self.ok("files", "put", "--session", "s", "/tmp/bin", stdin=b"\xff\x00\xfe")
+        j = self.json("files", "cat", "--session", "s", "/tmp/bin")
+        self.assertEqual((j["content"], j["encoding"]), ("/wD+", "base64"))
+        self.usage_error("files", "cat", "--session", "s", "/tmp/d", "--offset", "-1")
+
+    def test_edit_unique_ambiguous_absent_all(self):
+        self.ok("files", "put", "--session", "s", "/home/user/a.py", stdin=b"x = 1\ny = 2\nx = 1\n")
+        self.fails(1, "files", "edit", "--session", "s", "a.py", "x = 1", "x = 3", says="occurs 2 times")
+        self.fails(1, "files", "edit", "--session", "s", "a.py", "nope", "z", says="does not occur")
+        self.assertEqual(self.ok("files", "cat", "--session", "s", "a.py").stdout, b"x = 1\ny = 2\nx = 1\n")
+        self.assertEqual(self.json("files", "edit", "--session", "s", "a.py", "y = 2", "y = 5")["replacements"], 1)
+        p = self.ok("files", "edit", "--session", "s", "a.py", "x = 1", "x = 0", "--all")
+        self.assertIn(b"2 replacements", p.stdout)
+        self.assertEqual(self.ok("files", "cat", "--session", "s", "a.py").stdout, b"x = 0\ny = 5\nx = 0\n")
+        self.fails(2, "files", "edit", "--session", "s", "a.py", "", "q", says="empty")
+
+    def test_rm(self):
+        self.ok("files", "put", "--session", "s", "/tmp/a", stdin=b"1")
+        self.ok("files", "put", "--session", "s", "/tmp/b", stdin=b"2")
+        self.ok("files", "rm", "--session", "s", "/tmp/a")
+        self.fails(1, "files", "cat", "--session", "s", "/tmp/a", says="does not exist")
+        self.fails(1, "files", "rm", "--session", "s", "/tmp/a", says="does not exist")
+        self.assertEqual(self.ok("files", "cat", "--session", "s", "/tmp/b").stdout, b"2")
+
+    def test_glob_and_grep(self):
+        files = {"/home/user/a.py": b"import os\n# TODO one\n", "/home/user/lib/b.py": b"def f():\n    return 1\n",
+                 "/home/user/notes.md": b"todo: TODO\nTODO twice\n", "/tmp/x.csv": b"1,2\n"}
+        for path, content in files.items():
+            self.ok("files", "put", "--session", "g", path, stdin=content)
+        out = self.ok("files", "glob", "--session", "g", "/home/user/**/*.py").stdout.decode().split()
+        self.assertEqual(out, ["/home/user/a.py", "/home/user/lib/b.py"])
+        self.assertEqual(self.ok("files", "glob", "--session", "g", "*.md").stdout, b"/home/user/notes.md\n")
+        self.assertEqual(self.ok("files", "glob", "--session", "g", "/nothing/*").stdout, b"")
+        self.assertEqual(self.ok("files", "grep", "--session", "g", "TODO").stdout.decode().splitlines(),
+                         ["/home/user/a.py:2:# TODO one", "/home/user/notes.md:1:todo: TODO",
+                          "/home/user/notes.md:2:TODO twice"])
+        self.assertEqual(self.ok("files", "grep", "--session", "g", "-l", "TODO").stdout.decode().split(),
+                         ["/home/user/a.py", "/home/user/notes.md"])
+        self.assertEqual(self.ok("files", "grep", "--session", "g", "-c", "-i", "todo").stdout.decode().split(),
+                         ["/home/user/a.py:1", "/home/user/notes.md:2"])
+        self.assertEqual(self.ok("files", "grep", "--session", "g", r"^\s+return\b", "/home/user/**/*.py").stdout,
+                         b"/home/user/lib/b.py:2:    return 1\n")
+        j = self.json("files", "grep", "--session", "g", "TODO", "*.md")
+        self.assertEqual(j["files_searched"], 1)
+        self.assertEqual(j["files"][0]["lines"][1], {"line": 2, "text": "TODO twice", "text_truncated": False})
+        self.assertIs(j["truncated"], False)
+        self.assertEqual(self.ok("files", "grep", "--session", "g", "absent").stdout, b"")
+        self.fails(2, "files", "grep", "--session", "g", "(a", says="missing ')'")
+        self.fails(2, "files", "grep", "--session", "g", r"(a)\1", says="back-references")
+        self.usage_error("files", "grep", "--session", "g", "-l", "-c", "x")
+        self.usage_error("files", "grep", "g", "x")  # no --session
+
+    def test_pathological_regex_does_not_hang(self):
+        self.ok("files", "put", "--session", "r", "/tmp/a", stdin=b"a" * 100000 + b"!\n")
+        start = time.monotonic()
+        self.assertEqual(self.ok("files", "grep", "--session", "r", "(a+)+$").stdout, b"")
+        self.assertLess(time.monotonic() - start, 20)
+
+    def test_file_of_20_mib_and_one_byte_more(self):
+        self.ok("files", "put", "--session", "big", "/tmp/keep", stdin=b"previous")
+        self.ok("files", "put", "--session", "big", "/tmp/max", stdin=b"z" * MAX_FILE)
+        self.assertEqual(self.json("files", "ls", "--session", "big", "/tmp/max")[0]["size"], MAX_FILE)
+        self.fails(1, "files", "put", "--session", "big", "/tmp/keep", stdin=b"y" * (MAX_FILE + 1),
+                   says="larger than")
+        self.assertEqual(self.ok("files", "cat", "--session", "big", "/tmp/keep").stdout, b"previous")
+
+    def test_bad_paths_and_thread_ids_are_usage_errors(self):
+        for path in ["/tmp/../etc/passwd", "/tmp/a:b", "/tmp/a*b", "/tmp/x/", "/tmp/a\x01b", "/" + "a" * 5000]:
+            self.fails(2, "files", "put", "--session", "s", path, stdin=b"x")
+        for tid in ["", "x" * 256, "a\nb"]:
+            self.fails(2, "files", "put", "--session", tid, "/tmp/a", stdin=b"x")
+            self.fails(2, "sessions", "show", tid)
+        self.assertEqual(self.json("sessions", "list"), [])  # nothing was created
+
+    def test_missing_session_is_an_error_except_for_put(self):
+        self.fails(1, "files", "ls", "--session", "ghost", says="session 'ghost' does not exist")
+        self.fails(1, "files", "cat", "--session", "ghost", "/tmp/a", says="does not exist")
+        self.fails(1, "sessions", "show", "ghost", says="does not exist")
+        self.fails(1, "sessions", "extend", "ghost", "3")
+        self.fails(1, "sessions", "delete", "ghost")
+        self.fails(1, "sessions", "reset", "ghost")
+        self.ok("files", "put", "--session", "ghost", "/tmp/a", stdin=b"x")
+        self.assertEqual(self.json("sessions", "show", "ghost")["file_count"], 1)
+
+    def test_file_and_directory_cannot_share_a_path(self):
+        self.ok("files", "put", "--session", "s", "/home/user/out/r.md", stdin=b"r")
+        self.fails(1, "files", "put", "--session", "s", "/home/user/out", stdin=b"x", says="is a directory")
+
+    # ---- sessions ----
+
+    def test_sessions_create_show_list_extend_delete(self):
+        j = self.json("sessions", "create", "agent-1", "--expires-days", "3", "--metadata", '{"owner": "ada"}')
+        self.assertEqual(j["metadata"], {"owner": "ada"})
+        self.assertIs(j["expired"], False)
+        self.fails(1, "sessions", "create", "agent-1", says="already exists")
+        self.fails(2, "sessions", "create", "agent-2", "--metadata", "[1]", says="JSON object")
+        self.fails(2, "sessions", "create", "agent-2", "--expires-days", "0")
+        self.ok("files", "put", "--session", "agent-2", "/tmp/f", stdin=b"12345")
+        shown = self.json("sessions", "show", "agent-2")
+        self.assertEqual((shown["file_count"], shown["total_bytes"]), (1, 5))
+        created = shown["created_at"]
+        expires = shown["expires_at"]
+        self.assertGreater(expires, created)
+        listed = self.json("sessions", "list")
+        self.assertEqual([s["thread_id"] for s in listed], ["agent-1", "agent-2"])
+        text = self.ok("sessions", "list").stdout.decode()
+        self.assertIn("THREAD_ID", text)
+        self.assertIn("agent-2", text)
+        extended = self.json("sessions", "extend", "agent-1", "10")
+        self.assertGreater(extended["expires_at"], j["expires_at"])
+        self.fails(2, "sessions", "extend", "agent-1", "0")
+        self.usage_error("sessions", "extend", "agent-1", "abc")
+        self.assertEqual(self.json("sessions", "delete", "agent-2"), {"thread_id": "agent-2", "deleted": True})
+        self.fails(1, "files", "cat", "--session", "agent-2", "/tmp/f")
+        self.assertEqual([s["thread_id"] for s in self.json("sessions", "list")], ["agent-1"])
+
+    def test_expired_session_is_refused_until_extended_and_cleanup_counts(self):
+        self.ok("files", "put", "--session", "old", "/tmp/a", stdin=b"x" * 10)
+        self.ok("files", "put", "--session", "old", "/tmp/b", stdin=b"y" * 20)
+        self.ok("files", "put", "--session", "young", "/tmp/c", stdin=b"z" * 7)
+        self.expire("old")
+        err = self.fails(1, "files", "cat", "--session", "old", "/tmp/a", says="expired at")
+        self.assertIn("brig sessions extend old", err)
+        self.fails(1, "files", "put", "--session", "old", "/tmp/n", stdin=b"n", says="expired")
+        self.assertIs(self.json("sessions", "show", "old")["expired"], True)
+        self.assertIn("expired", self.ok("sessions", "list").stdout.decode())
+        # Extending makes it usable again, with its files.
+        self.ok("sessions", "extend", "old", "1")
+        self.assertEqual(self.ok("files", "cat", "--session", "old", "/tmp/a").stdout, b"x" * 10)
+        # Expire again; cleanup: a dry run counts and keeps, a real run deletes.
+        self.expire("old")
+        dry = self.json("cleanup", "--dry-run")
+        self.assertEqual(dry, {"dry_run": True, "sessions_deleted": 1, "files_deleted": 2, "bytes_freed": 30})
+        self.assertEqual(len(self.json("sessions", "list")), 2)
+        self.assertIn(b"would delete 1 expired session(s), 2 file(s), freeing 30 bytes",
+                      self.ok("cleanup", "--dry-run").stdout)
+        real = self.json("cleanup")
+        self.assertEqual(real, {"dry_run": False, "sessions_deleted": 1, "files_deleted": 2, "bytes_freed": 30})
+        self.assertEqual([s["thread_id"] for s in self.json("sessions", "list")], ["young"])
+        self.assertEqual(self.ok("files", "cat", "--session", "young", "/tmp/c").stdout, b"z" * 7)
+        self.assertEqual(self.json("cleanup")["sessions_deleted"], 0)
+
+    def test_reset_keeps_files(self):
+        self.ok("files", "put", "--session", "r", "/tmp/a", stdin=b"kept")
+        self.assertEqual(self.json("sessions", "reset", "r"), {"thread_id": "r", "reset": True})
+        self.assertEqual(self.ok("files", "cat", "--session", "r", "/tmp/a").stdout, b"kept")
+
+    def test_files_meet_stateful_execution(self):
+        if b"--session" not in self.brig("exec", "--help").stdout:
+            self.skipTest("this brig has no `exec --session`")
+        self.ok("files", "put", "--session", "x", "data.csv", stdin=b"a,b\n")
+        p = self.ok("exec", "--session", "x", "-c",
+                    "x = 42\nprint(open('data.csv').read().strip())\nopen('/tmp/out.txt', 'w').write('from guest')")
+        self.assertEqual(p.stdout, b"a,b\n")
+        self.assertEqual(self.ok("files", "cat", "--session", "x", "/tmp/out.txt").stdout, b"from guest")
+        self.ok("files", "edit", "--session", "x", "data.csv", "a,b", "c,d")
+        self.assertEqual(self.ok("exec", "--session", "x", "-c", "print(open('data.csv').read(), x)").stdout,
+                         b"c,d\n 42\n")
+        self.ok("sessions", "reset", "x")
+        p = self.brig("exec", "--session", "x", "-c", "print(open('/tmp/out.txt').read())\nprint(x)")
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stdout, b"from guest\n")
+        self.assertIn(b"NameError", p.stderr)
+
+    def test_db_flag_overrides_the_environment(self):
+        self.env["BRIG_DB"] = "nosuchscheme:x"
+        self.fails(2, "sessions", "list", says="unknown store URL scheme")
+        other = tempfile.mkdtemp(prefix="brig-e2e-db-")
+        self.addCleanup(shutil.rmtree, other, True)
+        self.ok("files", "put", "--session", "s", "/tmp/a", "--db", "sqlite:" + other + "/x.db", stdin=b"1")
+        self.assertEqual(self.ok("sessions", "list", "--db", "sqlite:" + other + "/x.db").stdout.count(b"\n"), 2)
+
+
+class SqliteCliTest(CliCases, unittest.TestCase):
+    def expire(self, thread_id):
+        db = sqlite3.connect(os.path.join(self.home, "brig.db"))
+        with db:
+            db.execute("UPDATE brig_sessions SET expires_at = 0 WHERE thread_id = ?", (thread_id,))
+        db.close()
+
+
+class PostgresCliTest(CliCases, unittest.TestCase):
+    def setUp(self):
+        if _pg is None:
+            self.skipTest("BRIG_SKIP_POSTGRES=1")
+        super().setUp()
+        self.env["BRIG_DB"] = _pg.database()
+
+    def expire(self, thread_id):
+        db = self.env["BRIG_DB"].split("///", 1)[1].split("?", 1)[0]
+        subprocess.run([_pg.bin + "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", _pg.dir, "-p", "5432",
+                        "-U", "postgres", "-d", db, "-c",
+                        "UPDATE brig_sessions SET expires_at = 0 WHERE thread_id = '%s'" % thread_id],
+                       check=True, capture_output=True, timeout=60)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,334 @@
+// SessionManager on every backend: expiry, extend, quotas, reset, cleanup. Each TYPED_TEST
+// runs once on SQLite and once on a real PostgreSQL (tests/store/pg_harness.h), with one
+// fake clock shared by the manager and the store.
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "../store/backends.h"
+#include "session/session_manager.h"
+#include "store/store.h"
+
+namespace brig::session {
+namespace {
+
+using store::testing::BackendNames;
+using store::testing::PostgresBackend;
+using store::testing::SqliteBackend;
+
+constexpr int64_t kDay = kMicrosPerDay;
+
+template <typename Backend>
+class SessionManagerTest : public store::testing::BackendTest<Backend> {
+ protected:
+  using store::testing::BackendTest<Backend>::url_;
+  void SetUp() override {
+    store::testing::BackendTest<Backend>::SetUp();
+    if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
+    store::StoreOptions so;
+    so.clock = [this] { return now_.load(); };
+    StatusOr<std::unique_ptr<store::Store>> s = store::OpenStore(url_, so);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s.value());
+    options_.clock = [this] { return now_.load(); };
+    options_.max_files_per_session = 3;
+    options_.max_bytes_per_session = 100;
+    manager_ = std::make_unique<SessionManager>(*store_, options_);
+  }
+
+  void Put(const std::string& id, const std::string& path, const std::string& content) {
+    ASSERT_TRUE(store_->PutFile(id, {path, content, ""}).ok()) << path;
+  }
+
+  std::atomic<int64_t> now_{1000 * kDay};
+  SessionOptions options_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<SessionManager> manager_;
+};
+
+using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
+TYPED_TEST_SUITE(SessionManagerTest, Backends, BackendNames);
+
+TYPED_TEST(SessionManagerTest, GetOrCreateCreatesWithDefaultExpiryThenReturnsTheSame) {
+  auto& m = *this->manager_;
+  EXPECT_FALSE(m.Exists("s1").value());
+  StatusOr<store::SessionInfo> a = m.GetOrCreate("s1");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a.value().thread_id, "s1");
+  EXPECT_EQ(a.value().created_at, 1000 * kDay);
+  EXPECT_EQ(a.value().expires_at, (1000 + 180) * kDay);
+  EXPECT_TRUE(m.Exists("s1").value());
+
+  this->now_ += 5 * kDay;
+  StatusOr<store::SessionInfo> b = m.GetOrCreate("s1");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b.value().created_at, 1000 * kDay);  // the same session, not a new one
+  EXPECT_EQ(b.value().expires_at, (1000 + 180) * kDay);
+  EXPECT_EQ(b.value().last_accessed, 1005 * kDay);
+  EXPECT_EQ(m.Get("s1").value().last_accessed, 1005 * kDay);
+}
+
+TYPED_TEST(SessionManagerTest, DefaultExpiryIsConfigurable) {
+  this->options_.default_expiry_days = 7;
+  SessionManager m(*this->store_, this->options_);
+  ASSERT_TRUE(m.GetOrCreate("short").ok());
+  EXPECT_EQ(m.Get("short").value().expires_at, (1000 + 7) * kDay);
+}
+
+TYPED_TEST(SessionManagerTest, ConcurrentGetOrCreateMakesOneSession) {
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      if (this->manager_->GetOrCreate("race").ok()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(this->manager_->List().value().size(), 1u);
+}
+
+TYPED_TEST(SessionManagerTest, CreateWithCustomExpiryAndMetadata) {
+  auto& m = *this->manager_;
+  StatusOr<store::SessionInfo> s = m.Create("c", 3, {{"owner", "ada"}, {"n", 2}});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value().expires_at, 1003 * kDay);
+  EXPECT_EQ(s.value().metadata["owner"], "ada");
+  EXPECT_EQ(m.Get("c").value().metadata["n"], 2);
+
+  EXPECT_TRUE(m.Create("c").status().IsAlreadyExists());
+  EXPECT_TRUE(m.Create("d", 0).status().IsInvalidArgument());
+  EXPECT_TRUE(m.Create("d", -1).status().IsInvalidArgument());
+  EXPECT_TRUE(m.Create("d", kMaxExpiryDays + 1).status().IsInvalidArgument());
+  EXPECT_TRUE(m.Create("d", 1, nlohmann::json::array()).status().IsInvalidArgument());
+  EXPECT_FALSE(m.Exists("d").value());  // nothing made by the failed calls
+}
+
+TYPED_TEST(SessionManagerTest, BadThreadIdsAreInvalidArgumentEverywhere) {
+  auto& m = *this->manager_;
+  for (const std::string& bad : {std::string(), std::string(256, 'x'), std::string("a\nb"), std::string("a\0b", 3),
+                                 std::string("\xff\xfe")}) {
+    EXPECT_TRUE(m.GetOrCreate(bad).status().IsInvalidArgument());
+    EXPECT_TRUE(m.Create(bad).status().IsInvalidArgument());
+    EXPECT_TRUE(m.Get(bad).status().IsInvalidArgument());
+    EXPECT_TRUE(m.Exists(bad).status().IsInvalidArgument());
+    EXPECT_TRUE(m.Extend(bad, 1).status().IsInvalidArgument());
+    EXPECT_TRUE(m.Delete(bad).IsInvalidArgument());
+    EXPECT_TRUE(m.Reset(bad).IsInvalidArgument());
+  }
+  EXPECT_TRUE(m.List().value().empty());
+  // The longest valid id works.
+  EXPECT_TRUE(m.GetOrCreate(std::string(255, 'y')).ok());
+}
+
+TYPED_TEST(SessionManagerTest, MissingSessionIsNotFound) {
+  auto& m = *this->manager_;
+  EXPECT_TRUE(m.Get("nope").status().IsNotFound());
+  EXPECT_TRUE(m.Use("nope").status().IsNotFound());
+  EXPECT_TRUE(m.Extend("nope", 1).status().IsNotFound());
+  EXPECT_TRUE(m.Delete("nope").IsNotFound());
+  EXPECT_TRUE(m.Reset("nope").IsNotFound());
+  EXPECT_FALSE(m.Exists("nope").value());
+}
+
+TYPED_TEST(SessionManagerTest, ExpiredSessionIsAClearErrorUntilExtended) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.Create("old", 2).ok());
+  this->Put("old", "/tmp/keep.txt", "kept");
+  this->now_ += 2 * kDay;  // expires_at == now: expired
+  const Status s = m.GetOrCreate("old").status();
+  ASSERT_TRUE(s.IsFailedPrecondition()) << s.ToString();
+  EXPECT_NE(s.message().find("expired at " + FormatTimestamp(1002 * kDay)), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("brig sessions extend old"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("brig cleanup"), std::string::npos) << s.message();
+  EXPECT_TRUE(m.Use("old").status().IsFailedPrecondition());
+  EXPECT_TRUE(m.Reset("old").IsFailedPrecondition());
+  // Still visible to inspection.
+  StatusOr<store::SessionInfo> info = m.Get("old");
+  ASSERT_TRUE(info.ok());
+  EXPECT_TRUE(m.IsExpired(info.value()));
+
+  // Extending an expired session counts from now (not from when it expired), and it is
+  // usable again with its files.
+  this->now_ += 5 * kDay;
+  StatusOr<store::SessionInfo> ext = m.Extend("old", 10);
+  ASSERT_TRUE(ext.ok()) << ext.status().ToString();
+  EXPECT_EQ(ext.value().expires_at, this->now_.load() + 10 * kDay);
+  EXPECT_TRUE(m.GetOrCreate("old").ok());
+  EXPECT_EQ(this->store_->GetFile("old", "/tmp/keep.txt").value().content, "kept");
+}
+
+TYPED_TEST(SessionManagerTest, ExtendLiveSessionAddsToWhatIsLeft) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.Create("live", 30).ok());
+  this->now_ += 10 * kDay;
+  StatusOr<store::SessionInfo> ext = m.Extend("live", 5);
+  ASSERT_TRUE(ext.ok());
+  EXPECT_EQ(ext.value().expires_at, 1035 * kDay);
+  EXPECT_EQ(m.Get("live").value().expires_at, 1035 * kDay);
+  EXPECT_TRUE(m.Extend("live", 0).status().IsInvalidArgument());
+  EXPECT_TRUE(m.Extend("live", kMaxExpiryDays + 1).status().IsInvalidArgument());
+  EXPECT_EQ(m.Get("live").value().expires_at, 1035 * kDay);  // failed calls change nothing
+}
+
+TYPED_TEST(SessionManagerTest, GetReportsFileCountAndBytes) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.GetOrCreate("f").ok());
+  this->Put("f", "/tmp/a", "12345");
+  this->Put("f", "/home/user/b", "xy");
+  StatusOr<store::SessionInfo> s = m.Get("f");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s.value().file_count, 2);
+  EXPECT_EQ(s.value().total_bytes, 7);
+  StatusOr<std::vector<store::SessionInfo>> list = m.List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list.value().size(), 1u);
+  EXPECT_EQ(list.value()[0].total_bytes, 7);
+}
+
+TYPED_TEST(SessionManagerTest, DeleteRemovesStateAndFiles) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.GetOrCreate("del").ok());
+  this->Put("del", "/tmp/x", "data");
+  ASSERT_TRUE(this->store_->SaveExecution("del", 0, store::StateWrite{"snap", "fmt", "build"}, {}, {}).ok());
+  ASSERT_TRUE(m.Delete("del").ok());
+  EXPECT_FALSE(m.Exists("del").value());
+  EXPECT_TRUE(this->store_->GetFile("del", "/tmp/x").status().IsNotFound());
+  // A new session of the same name starts empty.
+  ASSERT_TRUE(m.GetOrCreate("del").ok());
+  EXPECT_FALSE(this->store_->GetState("del").value().has_value());
+  EXPECT_EQ(m.Get("del").value().file_count, 0);
+}
+
+TYPED_TEST(SessionManagerTest, ListIsOrderedAndIncludesExpired) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.Create("b", 1).ok());
+  ASSERT_TRUE(m.Create("a", 100).ok());
+  this->now_ += 2 * kDay;
+  StatusOr<std::vector<store::SessionInfo>> list = m.List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list.value().size(), 2u);
+  EXPECT_EQ(list.value()[0].thread_id, "a");
+  EXPECT_FALSE(m.IsExpired(list.value()[0]));
+  EXPECT_EQ(list.value()[1].thread_id, "b");
+  EXPECT_TRUE(m.IsExpired(list.value()[1]));
+}
+
+TYPED_TEST(SessionManagerTest, ResetClearsStateKeepsFilesAndBumpsVersion) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.GetOrCreate("r").ok());
+  StatusOr<int64_t> v = this->store_->SaveExecution("r", 0, store::StateWrite{"snapshot-bytes", "pages", "b1"},
+                                                    {{"/home/user/data.csv", "a,b\n", ""}}, {});
+  ASSERT_TRUE(v.ok());
+  ASSERT_TRUE(m.Reset("r").ok());
+  std::optional<store::SessionState> st = this->store_->GetState("r").value();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(st->cleared());
+  EXPECT_EQ(st->version, v.value() + 1);  // a live holder notices
+  EXPECT_EQ(this->store_->GetFile("r", "/home/user/data.csv").value().content, "a,b\n");
+  // Reset of a session never saved also works (version 0 -> 1).
+  ASSERT_TRUE(m.GetOrCreate("fresh").ok());
+  ASSERT_TRUE(m.Reset("fresh").ok());
+  EXPECT_EQ(this->store_->GetState("fresh").value()->version, 1);
+}
+
+TYPED_TEST(SessionManagerTest, ResetWaitsForTheSessionLockThenTimesOut) {
+  this->options_.lock_timeout = std::chrono::milliseconds(200);
+  SessionManager m(*this->store_, this->options_);
+  ASSERT_TRUE(m.GetOrCreate("busy").ok());
+  StatusOr<std::unique_ptr<store::SessionLock>> held = this->store_->LockSession("busy");
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(m.Reset("busy").IsDeadlineExceeded());
+  EXPECT_FALSE(this->store_->GetState("busy").value().has_value());  // nothing saved
+  held.value().reset();
+  EXPECT_TRUE(m.Reset("busy").ok());
+}
+
+TYPED_TEST(SessionManagerTest, CleanupDryRunThenReal) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.Create("gone1", 1).ok());
+  ASSERT_TRUE(m.Create("gone2", 2).ok());
+  ASSERT_TRUE(m.Create("stays", 10).ok());
+  this->Put("gone1", "/tmp/a", std::string(10, 'a'));
+  this->Put("gone1", "/tmp/b", std::string(20, 'b'));
+  this->Put("gone2", "/tmp/c", std::string(5, 'c'));
+  this->Put("stays", "/tmp/d", std::string(7, 'd'));
+  ASSERT_TRUE(this->store_->SaveExecution("gone2", 0, store::StateWrite{"12345678", "f", "b"}, {}, {}).ok());
+  this->now_ += 3 * kDay;
+
+  StatusOr<store::CleanupStats> dry = m.Cleanup(true);
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  EXPECT_EQ(dry.value().sessions_deleted, 2);
+  EXPECT_EQ(dry.value().files_deleted, 3);
+  EXPECT_EQ(dry.value().bytes_freed, 10 + 20 + 5 + 8);
+  EXPECT_EQ(m.List().value().size(), 3u);  // a dry run deletes nothing
+  EXPECT_TRUE(this->store_->GetFile("gone1", "/tmp/a").ok());
+
+  StatusOr<store::CleanupStats> real = m.Cleanup(false);
+  ASSERT_TRUE(real.ok());
+  EXPECT_EQ(real.value().sessions_deleted, dry.value().sessions_deleted);
+  EXPECT_EQ(real.value().files_deleted, dry.value().files_deleted);
+  EXPECT_EQ(real.value().bytes_freed, dry.value().bytes_freed);
+  StatusOr<std::vector<store::SessionInfo>> left = m.List();
+  ASSERT_EQ(left.value().size(), 1u);
+  EXPECT_EQ(left.value()[0].thread_id, "stays");
+  EXPECT_EQ(this->store_->GetFile("stays", "/tmp/d").value().content, std::string(7, 'd'));
+
+  StatusOr<store::CleanupStats> again = m.Cleanup(false);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value().sessions_deleted, 0);
+  EXPECT_EQ(again.value().files_deleted, 0);
+  EXPECT_EQ(again.value().bytes_freed, 0);
+  // A cleaned-up session can be started afresh.
+  EXPECT_TRUE(m.GetOrCreate("gone1").ok());
+  EXPECT_EQ(m.Get("gone1").value().file_count, 0);
+}
+
+TYPED_TEST(SessionManagerTest, CleanupRemovesOrphanedFiles) {
+  ASSERT_TRUE(TypeParam::InsertRawFile(this->url_, "ghost", "/tmp/orphan", 11, /*orphan=*/true).ok());
+  StatusOr<store::CleanupStats> dry = this->manager_->Cleanup(true);
+  ASSERT_TRUE(dry.ok());
+  EXPECT_EQ(dry.value().sessions_deleted, 0);
+  EXPECT_EQ(dry.value().files_deleted, 1);
+  EXPECT_EQ(dry.value().bytes_freed, 11);
+  ASSERT_TRUE(this->manager_->Cleanup(false).ok());
+  EXPECT_EQ(this->manager_->Cleanup(true).value().files_deleted, 0);
+}
+
+TYPED_TEST(SessionManagerTest, CheckQuotaNamesTheQuotaAndTheNumbers) {
+  const SessionManager& m = *this->manager_;
+  EXPECT_TRUE(m.CheckQuota("q", {3, 100}).ok());  // at the limits is fine
+  Status count = m.CheckQuota("q", {4, 10});
+  ASSERT_TRUE(count.IsResourceExhausted());
+  EXPECT_NE(count.message().find("4 files"), std::string::npos) << count.message();
+  EXPECT_NE(count.message().find("quota of 3 files"), std::string::npos) << count.message();
+  EXPECT_NE(count.message().find("'q'"), std::string::npos) << count.message();
+  Status bytes = m.CheckQuota("q", {1, 101});
+  ASSERT_TRUE(bytes.IsResourceExhausted());
+  EXPECT_NE(bytes.message().find("101 bytes"), std::string::npos) << bytes.message();
+  EXPECT_NE(bytes.message().find("quota of 100 bytes"), std::string::npos) << bytes.message();
+  // Only growth is refused when the usage before is known.
+  EXPECT_TRUE(m.CheckQuota("q", {5, 500}, {5, 400}).ok());
+  EXPECT_TRUE(m.CheckQuota("q", {5, 500}, {4, 500}).ok());
+  EXPECT_TRUE(m.CheckQuota("q", {5, 500}, {6, 400}).IsResourceExhausted());
+  EXPECT_TRUE(m.CheckQuota("q", {2, 500}, {2, 501}).IsResourceExhausted());
+  // The defaults are the issue's: 1000 files, 200 MiB.
+  SessionOptions defaults;
+  EXPECT_EQ(defaults.max_files_per_session, 1000);
+  EXPECT_EQ(defaults.max_bytes_per_session, 200 << 20);
+  EXPECT_EQ(defaults.default_expiry_days, 180);
+}
+
+TEST(FormatTest, TimestampsAndBytes) {
+  EXPECT_EQ(FormatTimestamp(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatTimestamp(int64_t{1'700'000'000} * 1'000'000 + 999'999), "2023-11-14T22:13:20Z");
+  EXPECT_EQ(FormatTimestamp(-1), "1969-12-31T23:59:59Z");
+  EXPECT_EQ(FormatBytes(0), "0 B");
+  EXPECT_EQ(FormatBytes(1023), "1023 B");
+  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
+  EXPECT_EQ(FormatBytes(int64_t{200} << 20), "200.0 MiB");
+}
+
+}  // namespace
+}  // namespace brig::session
