@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "session/session_manager.h"
 #include "store/store.h"
 
@@ -28,21 +29,14 @@ int RunCleanup(const CleanupOptions& opt) {
   if (!store.ok()) return store.status().IsInvalidArgument() ? kExitUsage : kExitFailure;
   session::SessionManager manager(*store.value());
   StatusOr<store::CleanupStats> stats = manager.Cleanup(opt.dry_run);
-  if (!stats.ok()) {
-    std::string msg = stats.status().message();
-    for (char& c : msg) {
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';  // one line, no terminal codes
-    }
-    std::cerr << "brig: " << msg << "\n";
-    return kExitFailure;
-  }
+  if (!stats.ok()) return ReportFailure(stats.status());
   const store::CleanupStats& s = stats.value();
   if (opt.json) {
     const nlohmann::json j = {{"dry_run", opt.dry_run},
                               {"sessions_deleted", s.sessions_deleted},
                               {"files_deleted", s.files_deleted},
                               {"bytes_freed", s.bytes_freed}};
-    std::cout << j.dump() << "\n";
+    PrintJson(j);
   } else {
     std::cout << (opt.dry_run ? "would delete " : "deleted ") << s.sessions_deleted << " expired session(s), "
               << s.files_deleted << " file(s), freeing " << s.bytes_freed << " bytes"

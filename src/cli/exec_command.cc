@@ -24,6 +24,7 @@
 #include "brig/sandbox.h"
 #include "brig/sessions.h"
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "store/store.h"
 
 namespace brig::cli {
@@ -99,19 +100,19 @@ int RunExec(const ExecOptions& opt) {
     filename = "<string>";
   } else if (opt.file == "-") {
     if (!ReadAll(std::cin, &code)) {
-      std::cerr << "brig: cannot read code from stdin\n";
+      PrintError("cannot read code from stdin");
       return kExitUsage;
     }
     filename = "<stdin>";
   } else if (!opt.file.empty()) {
     std::ifstream in(opt.file, std::ios::binary);
     if (!in || !ReadAll(in, &code)) {
-      std::cerr << "brig: cannot read " << opt.file << "\n";
+      PrintError("cannot read " + opt.file);
       return kExitUsage;
     }
     filename = opt.file;
   } else {
-    std::cerr << "brig exec: give -c CODE, a FILE, or - to read the code from stdin\n";
+    PrintError("exec: give -c CODE, a FILE, or - to read the code from stdin");
     return kExitUsage;
   }
 
@@ -132,19 +133,19 @@ int RunExec(const ExecOptions& opt) {
     }
     auto sessions = brig::Sessions::Open(options);
     if (!sessions.ok()) {
-      std::cerr << "brig: " << sessions.status().message() << "\n";
+      PrintError(sessions.status().message());
       return kExitSession;
     }
     auto ran = sessions.value()->Execute(opt.session, code, filename);
     if (!ran.ok()) {
-      std::cerr << "brig: session " << opt.session << ": " << ran.status().message() << "\n";
+      PrintError("session " + opt.session + ": " + ran.status().message());
       return kExitSession;
     }
     r = std::move(ran.value().execution);
     session_json = SessionJson(opt.session, ran.value());
     if (!opt.json) {
       for (const auto& [name, why] : ran.value().not_restored) {
-        std::cerr << "brig: warning: " << name << " was not restored: " << why << "\n";
+        PrintError("warning: " + name + " was not restored: " + why);
       }
     }
   } else {
@@ -154,7 +155,7 @@ int RunExec(const ExecOptions& opt) {
     bool cached = !(cache && std::string_view(cache) == "off");
     auto sandbox = brig::Sandbox::Create(limits, cached ? brig::Start::kFromImage : brig::Start::kCold);
     if (!sandbox.ok()) {
-      std::cerr << "brig: " << sandbox.status().message() << "\n";
+      PrintError(sandbox.status().message());
       return kExitUsage;
     }
     r = sandbox.value()->Execute(code, filename);
@@ -163,7 +164,7 @@ int RunExec(const ExecOptions& opt) {
   if (opt.json) {
     nlohmann::json j = ToJson(r);
     if (!session_json.is_null()) j["session"] = std::move(session_json);
-    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    PrintJson(j);
   } else {
     std::fwrite(r.stdout_text.data(), 1, r.stdout_text.size(), stdout);
     std::fflush(stdout);

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "files/file_service.h"
 #include "session/session_manager.h"
 #include "store/store.h"
@@ -45,19 +46,6 @@ struct FilesOptions {
   std::string regex, glob;
   bool files_only = false, count = false, ignore_case = false;
 };
-
-int Fail(const Status& s) {
-  std::string msg = s.message();
-  for (char& c : msg) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';  // one line, no terminal codes
-  }
-  std::cerr << "brig: " << msg << "\n";
-  return s.IsInvalidArgument() ? kExitUsage : kExitFailure;
-}
-
-void PrintJson(const nlohmann::json& j) {
-  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-}
 
 // Relative paths name files under the sandbox's working directory.
 std::string GuestPath(const std::string& p) {
@@ -129,15 +117,15 @@ void PrintFileList(const std::vector<store::FileInfo>& files, bool json, bool pa
 
 int RunLs(files::FileService& fs, const FilesOptions& opt) {
   StatusOr<std::vector<store::FileInfo>> files = fs.List(opt.session, GuestPath(opt.path));
-  if (!files.ok()) return Fail(files.status());
+  if (!files.ok()) return ReportFailure(files.status());
   PrintFileList(files.value(), opt.json, false);
   return kExitOk;
 }
 
 int RunCat(files::FileService& fs, const FilesOptions& opt) {
-  if (opt.limit < -1) return Fail(Status::InvalidArgument("--limit must be >= 0"));
+  if (opt.limit < -1) return ReportFailure(Status::InvalidArgument("--limit must be >= 0"));
   StatusOr<store::FileData> data = fs.Read(opt.session, GuestPath(opt.path), opt.offset, opt.limit);
-  if (!data.ok()) return Fail(data.status());
+  if (!data.ok()) return ReportFailure(data.status());
   const std::string& content = data.value().content;
   if (opt.json) {
     nlohmann::json j = ToJson(data.value().info);
@@ -155,14 +143,14 @@ int RunCat(files::FileService& fs, const FilesOptions& opt) {
 int RunPut(files::FileService& fs, const FilesOptions& opt) {
   std::string content;
   if (opt.source.empty() || opt.source == "-") {
-    if (Status s = ReadBounded(std::cin, "stdin", &content); !s.ok()) return Fail(s);
+    if (Status s = ReadBounded(std::cin, "stdin", &content); !s.ok()) return ReportFailure(s);
   } else {
     std::ifstream in(opt.source, std::ios::binary);
-    if (!in) return Fail(Status::InvalidArgument("cannot open " + opt.source));
-    if (Status s = ReadBounded(in, opt.source, &content); !s.ok()) return Fail(s);
+    if (!in) return ReportFailure(Status::InvalidArgument("cannot open " + opt.source));
+    if (Status s = ReadBounded(in, opt.source, &content); !s.ok()) return ReportFailure(s);
   }
   StatusOr<store::FileInfo> info = fs.Write(opt.session, GuestPath(opt.path), std::move(content), opt.content_type);
-  if (!info.ok()) return Fail(info.status());
+  if (!info.ok()) return ReportFailure(info.status());
   if (opt.json) {
     PrintJson(ToJson(info.value()));
   } else {
@@ -175,7 +163,7 @@ int RunPut(files::FileService& fs, const FilesOptions& opt) {
 int RunEdit(files::FileService& fs, const FilesOptions& opt) {
   const std::string path = GuestPath(opt.path);
   StatusOr<int64_t> n = fs.Edit(opt.session, path, opt.old_text, opt.new_text, opt.replace_all);
-  if (!n.ok()) return Fail(n.status());
+  if (!n.ok()) return ReportFailure(n.status());
   if (opt.json) {
     PrintJson({{"path", path}, {"replacements", n.value()}});
   } else {
@@ -186,14 +174,14 @@ int RunEdit(files::FileService& fs, const FilesOptions& opt) {
 
 int RunRm(files::FileService& fs, const FilesOptions& opt) {
   const std::string path = GuestPath(opt.path);
-  if (Status s = fs.Delete(opt.session, path); !s.ok()) return Fail(s);
+  if (Status s = fs.Delete(opt.session, path); !s.ok()) return ReportFailure(s);
   if (opt.json) PrintJson({{"path", path}, {"deleted", true}});
   return kExitOk;
 }
 
 int RunGlob(files::FileService& fs, const FilesOptions& opt) {
   StatusOr<std::vector<store::FileInfo>> files = fs.Glob(opt.session, GuestPath(opt.path));
-  if (!files.ok()) return Fail(files.status());
+  if (!files.ok()) return ReportFailure(files.status());
   PrintFileList(files.value(), opt.json, true);
   return kExitOk;
 }
@@ -206,7 +194,7 @@ int RunGrep(files::FileService& fs, const FilesOptions& opt) {
   g.case_insensitive = opt.ignore_case;
   g.path_glob = GuestPath(opt.glob);
   StatusOr<files::GrepResult> r = fs.Grep(opt.session, opt.regex, g);
-  if (!r.ok()) return Fail(r.status());
+  if (!r.ok()) return ReportFailure(r.status());
   const files::GrepResult& result = r.value();
   if (opt.json) {
     nlohmann::json files = nlohmann::json::array();

@@ -1,9 +1,11 @@
 // The brig command line: a thin shell over the C++ API in include/brig/. Each subcommand
 // lives in its own *_command.cc; see commands.h.
 #include <CLI/CLI.hpp>
+#include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 
 int main(int argc, char** argv) {
   using namespace brig::cli;
@@ -19,8 +21,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    PrintError(std::string(e.what()) + " (see brig --help)");
+    return kExitUsage;
   }
   for (const Runner& run : runners) {
     if (int rc = run(); rc >= 0) return rc;

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "session/session_manager.h"
 #include "store/store.h"
 
@@ -34,18 +35,6 @@ struct SessionsOptions {
 };
 
 // Prints the error as one line; a malformed argument is a usage error.
-int Fail(const Status& s) {
-  std::string msg = s.message();
-  for (char& c : msg) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';  // one line, no terminal codes
-  }
-  std::cerr << "brig: " << msg << "\n";
-  return s.IsInvalidArgument() ? kExitUsage : kExitFailure;
-}
-
-void PrintJson(const nlohmann::json& j) {
-  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-}
 
 nlohmann::json ToJson(const session::SessionManager& m, const store::SessionInfo& s) {
   return {{"thread_id", s.thread_id},
@@ -80,7 +69,7 @@ void PrintSession(const session::SessionManager& m, const store::SessionInfo& s)
 
 int RunList(session::SessionManager& m, const SessionsOptions& opt) {
   StatusOr<std::vector<store::SessionInfo>> list = m.List();
-  if (!list.ok()) return Fail(list.status());
+  if (!list.ok()) return ReportFailure(list.status());
   if (opt.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const store::SessionInfo& s : list.value()) out.push_back(ToJson(m, s));
@@ -105,7 +94,7 @@ int RunList(session::SessionManager& m, const SessionsOptions& opt) {
 }
 
 int Show(session::SessionManager& m, const SessionsOptions& opt, const StatusOr<store::SessionInfo>& s) {
-  if (!s.ok()) return Fail(s.status());
+  if (!s.ok()) return ReportFailure(s.status());
   if (opt.json) {
     PrintJson(ToJson(m, s.value()));
   } else {
@@ -119,7 +108,7 @@ int RunCreate(session::SessionManager& m, const SessionsOptions& opt) {
   if (!opt.metadata.empty()) {
     metadata = nlohmann::json::parse(opt.metadata, nullptr, /*allow_exceptions=*/false);
     if (metadata.is_discarded() || !metadata.is_object()) {
-      return Fail(Status::InvalidArgument("--metadata must be a JSON object, e.g. '{\"owner\": \"me\"}'"));
+      return ReportFailure(Status::InvalidArgument("--metadata must be a JSON object, e.g. '{\"owner\": \"me\"}'"));
     }
   }
   const std::optional<int64_t> days = opt.has_expires_days ? std::optional<int64_t>(opt.expires_days) : std::nullopt;
@@ -128,7 +117,7 @@ int RunCreate(session::SessionManager& m, const SessionsOptions& opt) {
 
 int RunExtend(session::SessionManager& m, const SessionsOptions& opt) {
   StatusOr<store::SessionInfo> s = m.Extend(opt.thread_id, opt.days);
-  if (!s.ok()) return Fail(s.status());
+  if (!s.ok()) return ReportFailure(s.status());
   if (opt.json) {
     PrintJson(ToJson(m, s.value()));
   } else {
@@ -138,7 +127,7 @@ int RunExtend(session::SessionManager& m, const SessionsOptions& opt) {
 }
 
 int RunDelete(session::SessionManager& m, const SessionsOptions& opt) {
-  if (Status s = m.Delete(opt.thread_id); !s.ok()) return Fail(s);
+  if (Status s = m.Delete(opt.thread_id); !s.ok()) return ReportFailure(s);
   if (opt.json) {
     PrintJson({{"thread_id", opt.thread_id}, {"deleted", true}});
   } else {
@@ -148,7 +137,7 @@ int RunDelete(session::SessionManager& m, const SessionsOptions& opt) {
 }
 
 int RunReset(session::SessionManager& m, const SessionsOptions& opt) {
-  if (Status s = m.Reset(opt.thread_id); !s.ok()) return Fail(s);
+  if (Status s = m.Reset(opt.thread_id); !s.ok()) return ReportFailure(s);
   if (opt.json) {
     PrintJson({{"thread_id", opt.thread_id}, {"reset", true}});
   } else {

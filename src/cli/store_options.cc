@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/output.h"
 #include "store/store.h"
 
 namespace brig::cli {
@@ -49,12 +50,12 @@ StatusOr<std::unique_ptr<store::Store>> OpenConfiguredStore(const std::string& d
     std::string home = BrigHome();
     if (!MakeDirs(home)) {
       Status s = Status::Unavailable("cannot create " + home + ": " + std::strerror(errno));
-      std::cerr << "brig: " << s.message() << "\n";
+      PrintError(s.message());
       return s;
     }
   }
   auto opened = store::OpenStore(url);
-  if (!opened.ok()) std::cerr << "brig: " << opened.status().message() << "\n";
+  if (!opened.ok()) PrintError(opened.status().message());
   return opened;
 }
 
