@@ -3,7 +3,7 @@
 inside brig. Prints each part's ratio brig/native and their geometric mean, plus the median
 wall time of `brig exec -c pass` against `python3.11 -c pass`.
 
-Usage: cpu_vs_native.py BRIG_BINARY [RUNS_FOR_STARTUP]"""
+Usage: cpu_vs_native.py BRIG_BINARY [RUNS_FOR_STARTUP]   (BRIG_BENCH_ROUNDS=N rounds, default 5)"""
 import json
 import math
 import os
@@ -15,7 +15,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "cpu_workload.py")
 NATIVE = "/usr/bin/python3.11"
-ROUNDS = 3
+# Interleaved rounds (the machine is shared: more rounds, steadier best-of figures).
+ROUNDS = int(os.environ.get("BRIG_BENCH_ROUNDS", "5"))
 
 
 def run_native():

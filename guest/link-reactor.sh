@@ -3,6 +3,9 @@
 # Compiles brig's guest entry points against the wasm32-wasi CPython build and links them
 # with the interpreter as a WASI reactor (no main; exports brig_* and _initialize).
 set -euo pipefail
+# clang runs wasm-opt -O2 on the link when wasm-opt is on PATH: that decides the generated C
+# (and so whether guest/pgo's profile applies), so it must be there, not just sometimes.
+command -v wasm-opt >/dev/null || { echo "link-reactor: wasm-opt (binaryen) is missing: run scripts/install-deps.sh" >&2; exit 1; }
 cpy=$(cd "$1" && pwd); guest_src=$2; out=$3
 src=$(cat "$cpy/source-dir.txt")
 cc=(clang-19 --target=wasm32-wasi --sysroot="$cpy/sysroot")

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Usage: compile-guest-c.sh PYTHON.c OUT.o PROFILE_DIR SOURCE_DIR [instrument] -- COMPILER_FLAGS...
+# Compiles the generated guest C (wasm2c's output after wasm2c_post.py) with clang-19.
+#
+# Profile-guided: PROFILE_DIR/python.profdata.xz is a clang instrumentation profile of this
+# code (xz: 3.7 MB -> 0.2 MB in git), PROFILE_DIR/python.key the sha256 of the exact python.c
+# it was made from (clang keys its
+# profile by function name, and wasm2c names functions by index: a profile of another guest
+# would be applied to the wrong functions or dropped). When the key matches, the profile is
+# used; otherwise the guest is compiled without one and a warning says how to make a new
+# profile (scripts/pgo-profile.sh). `instrument` compiles the instrumented variant instead
+# (used by scripts/pgo-profile.sh).
+#
+# ccache: the profile's content is part of ccache's hash, so an unchanged guest and profile
+# recompile in seconds from a fresh clone, and a new profile is never served a stale object.
+set -euo pipefail
+src=$1; out=$2; prof_dir=$3; source_dir=$4; shift 4
+mode=use
+if [[ "${1:-}" == instrument ]]; then mode=instrument; shift; fi
+[[ "${1:-}" == -- ]] && shift
+
+cc=(clang-19)
+command -v ccache >/dev/null && cc=(ccache clang-19)
+export CCACHE_BASEDIR="$source_dir" CCACHE_NOHASHDIR=1
+
+pgo=()
+if [[ $mode == instrument ]]; then
+  pgo=(-fprofile-instr-generate)
+elif [[ "${BRIG_GUEST_PGO:-ON}" =~ ^(OFF|off|0|NO|no|FALSE|false)$ ]]; then
+  echo "compile-guest-c: profile-guided optimisation switched off (BRIG_GUEST_PGO)" >&2
+elif [[ -f "$prof_dir/python.profdata.xz" && -f "$prof_dir/python.key" ]] &&
+     [[ "$(sha256sum < "$src" | cut -c1-64)" == "$(cut -c1-64 "$prof_dir/python.key")" ]]; then
+  /usr/bin/python3.11 -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.open(sys.argv[1]).read())' \
+    "$prof_dir/python.profdata.xz" "$out.profdata"
+  pgo=(-fprofile-instr-use="$out.profdata" -Wno-profile-instr-unprofiled)
+  echo "compile-guest-c: profile-guided ($prof_dir/python.profdata.xz)" >&2
+else
+  why="was made for another guest (python.key does not match this python.c)"
+  [[ -f "$prof_dir/python.profdata.xz" ]] || why="does not exist"
+  cat >&2 <<EOF
+compile-guest-c: WARNING: the guest's profile ($prof_dir/python.profdata.xz) $why:
+  compiling WITHOUT profile-guided
+  optimisation, CPU-bound Python will run ~15% slower. Make a new profile with
+  scripts/pgo-profile.sh and commit guest/pgo/.
+EOF
+fi
+"${cc[@]}" "$@" "${pgo[@]}" -c "$src" -o "$out.tmp"
+mv "$out.tmp" "$out"

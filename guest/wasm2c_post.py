@@ -1,0 +1,113 @@
+#!/usr/bin/python3.11
+"""Rewrites the C that wasm2c 1.0.32 generated for the guest, so that gcc makes faster code of it.
+
+Usage: wasm2c_post.py IN.c OUT.c
+
+wasm2c addresses linear memory as `i32_load(&instance->w2c_memory, addr)`, which reads the
+memory's base pointer out of the instance at every access. Every store into guest memory is a
+byte store as far as C is concerned, so it may alias that base pointer, and gcc reloads the
+base after each store: pointer-chasing interpreter code pays two dependent loads per access.
+
+brig's memories never move (wasm-rt.h: `data` is fixed for the memory's lifetime, growth only
+changes page protection), so each function reads the base once, into a local whose address
+is never taken, and the accesses go through it:
+
+    static u32 w2c_f1(Z_python_instance_t* instance, u32 w2c_p0) {
+      u8* const brig_mb = instance->w2c_memory.data;
+      ... brig_i32_load(brig_mb, (u64)(w2c_p0) + 8u) ...
+
+The loads also drop wasm2c's `__asm__("" :: "r"(result))`, which forces every loaded value
+through a register (no load folded into an arithmetic instruction) and, being an implicitly
+volatile asm, pins the order of all loads in a function. It exists so that a load whose value
+is unused still faults when out of bounds. Without it gcc may delete such a dead load: the
+guest then does not trap where the wasm specification says it should, but nothing outside
+the guest's reservation is ever read or written (every address is still base + 32-bit
+address + 32-bit offset, inside the 8 GiB reservation), so isolation is unchanged.
+
+The transformation is textual and checked: the script fails (and the build with it) if the
+generated code does not look as expected, e.g. after a wabt upgrade.
+"""
+import re
+import sys
+
+HELPERS = r"""
+/* brig (guest/wasm2c_post.py): memory accesses through a base pointer cached per function. */
+#define BRIG_DEFINE_LOAD(name, t1, t2, t3)                        \
+  static inline t3 brig_##name(u8* mb, u64 addr) {                \
+    t1 result;                                                    \
+    wasm_rt_memcpy(&result, mb + addr, sizeof(t1));               \
+    return (t3)(t2)result;                                        \
+  }
+#define BRIG_DEFINE_STORE(name, t1, t2)                           \
+  static inline void brig_##name(u8* mb, u64 addr, t2 value) {    \
+    t1 wrapped = (t1)value;                                       \
+    wasm_rt_memcpy(mb + addr, &wrapped, sizeof(t1));              \
+  }
+BRIG_DEFINE_LOAD(i32_load, u32, u32, u32)
+BRIG_DEFINE_LOAD(i64_load, u64, u64, u64)
+BRIG_DEFINE_LOAD(f32_load, f32, f32, f32)
+BRIG_DEFINE_LOAD(f64_load, f64, f64, f64)
+BRIG_DEFINE_LOAD(i32_load8_s, s8, s32, u32)
+BRIG_DEFINE_LOAD(i64_load8_s, s8, s64, u64)
+BRIG_DEFINE_LOAD(i32_load8_u, u8, u32, u32)
+BRIG_DEFINE_LOAD(i64_load8_u, u8, u64, u64)
+BRIG_DEFINE_LOAD(i32_load16_s, s16, s32, u32)
+BRIG_DEFINE_LOAD(i64_load16_s, s16, s64, u64)
+BRIG_DEFINE_LOAD(i32_load16_u, u16, u32, u32)
+BRIG_DEFINE_LOAD(i64_load16_u, u16, u64, u64)
+BRIG_DEFINE_LOAD(i64_load32_s, s32, s64, u64)
+BRIG_DEFINE_LOAD(i64_load32_u, u32, u64, u64)
+BRIG_DEFINE_STORE(i32_store, u32, u32)
+BRIG_DEFINE_STORE(i64_store, u64, u64)
+BRIG_DEFINE_STORE(f32_store, f32, f32)
+BRIG_DEFINE_STORE(f64_store, f64, f64)
+BRIG_DEFINE_STORE(i32_store8, u8, u32)
+BRIG_DEFINE_STORE(i32_store16, u16, u32)
+BRIG_DEFINE_STORE(i64_store8, u8, u64)
+BRIG_DEFINE_STORE(i64_store16, u16, u64)
+BRIG_DEFINE_STORE(i64_store32, u32, u64)
+"""
+
+ACCESS = re.compile(r"\b((?:i32|i64|f32|f64)_(?:load|store)\w*)\(&instance->w2c_memory, ")
+# A function of the module (w2c_*: not the instantiation code, which runs before the memory
+# exists): takes the instance first, body on the following lines.
+FUNC_DEF = re.compile(r"^static \w+ w2c_\w+\(Z_python_instance_t\* instance\b[^;{]*\) \{$",
+                      re.M)
+ANCHOR = "DEFINE_STORE(i64_store32, u32, u64)\n"
+
+
+def fail(msg):
+    sys.exit("wasm2c_post.py: " + msg + " (has wasm2c's output changed?)")
+
+
+def main():
+    src, dst = sys.argv[1], sys.argv[2]
+    text = open(src, encoding="utf-8").read()
+    if text.count(ANCHOR) != 1:
+        fail("load/store definitions not found")
+    end = text.index(ANCHOR) + len(ANCHOR)
+    text = text[:end] + HELPERS + text[end:]
+
+    text, accesses = ACCESS.subn(r"brig_\1(brig_mb, ", text)
+    if accesses < 1000:
+        fail("only %d memory accesses rewritten" % accesses)
+    if "&instance->w2c_memory, (u64)" in text:
+        fail("a memory access was left unrewritten")
+
+    funcs = 0
+
+    def add_base(m):
+        nonlocal funcs
+        funcs += 1
+        return m.group(0) + "\n  u8* const brig_mb = instance->w2c_memory.data; (void)brig_mb;"
+
+    text = FUNC_DEF.sub(add_base, text)
+    if funcs < 1000:
+        fail("only %d functions found" % funcs)
+    with open(dst, "w", encoding="utf-8") as f:
+        f.write(text)
+    print("wasm2c_post.py: %d accesses in %d functions" % (accesses, funcs))
+
+
+if __name__ == "__main__":
+    main()
