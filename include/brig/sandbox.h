@@ -107,8 +107,19 @@ class Sandbox {
 
   // Runs `code` (Python source, UTF-8) in the interpreter's __main__, which keeps its
   // variables between calls. `filename` is what tracebacks call the code.
-  // After a failure of kind kTrap, kExit or kTimeout the interpreter is gone (it stopped
-  // mid-way): every later call returns the same failure without running anything.
+  //
+  // Executions are transactional. One that fails as a sandbox failure -- kTrap, kTimeout or
+  // kExit (os._exit, which ends the guest process, counts: sys.exit() is an ordinary result)
+  // -- leaves the sandbox exactly as it was before it started: guest memory (contents and
+  // size), globals, open descriptors and files (a file written during it is gone, one removed
+  // is back). The result still reports the failure (failure, failure_message, exit_code) and
+  // the output printed before it; the next execution runs in the old state. An execution that
+  // raises an ordinary Python exception keeps what it did before the exception, as a REPL
+  // does. Cost: nothing is copied per execution; a rollback takes ~1-10 ms (it re-runs the
+  // executions since the sandbox's last checkpoint, bench/RESULTS.md).
+  // Only if a rollback cannot be made (host out of memory, or the re-run does not reproduce
+  // the recorded results) is the sandbox dead: every later call then returns the failure
+  // without running anything, until Reset().
   ExecutionResult Execute(std::string_view code, std::string_view filename = "<exec>");
 
   // Returns the sandbox to a fresh interpreter: no user variables, modules or files, and a
@@ -118,6 +129,32 @@ class Sandbox {
 
   // The guest build this sandbox runs ("cpython-<debian revision>-<hash>").
   static std::string_view GuestBuildId();
+
+  // ---- Forks and idle sandboxes.
+
+  // A new sandbox in this one's current state: the same variables, modules, files and open
+  // descriptors, and the same limits; the two then diverge (what one does, the other does not
+  // see). `random` is reseeded in the fork before its first execution, so the two draw
+  // different numbers; os.urandom differs anyway. This sandbox is not changed.
+  // Cost: the first fork of a given state copies the memory pages this sandbox changed in its
+  // image range once (memory it grew into is shared in place: a session holding 50 MB of
+  // objects forks in a few ms); later forks of the same state (no execution in between) cost
+  // tens of microseconds. Forks share unchanged pages and file contents copy-on-write.
+  // Thread-safety: several threads may fork one sandbox at once; not while it executes.
+  // Fails (FailedPrecondition) for a dead sandbox; ResourceExhausted if the host cannot map
+  // the new one.
+  StatusOr<std::unique_ptr<Sandbox>> Fork();
+
+  // Gives back the memory of an idle sandbox: its state is kept as its differences from the
+  // image (typically tens of KiB for a small session; the memory it grew into stays, shared)
+  // and the interpreter is remade from them by the next call that needs it (~0.5 ms for a
+  // small session). For sandboxes that wait for their next execution a long time. The
+  // sandbox behaves exactly the same afterwards. FailedPrecondition for a dead sandbox.
+  Status Compact();
+
+  // Size of the guest's linear memory in bytes: it grows as Python needs more and never
+  // shrinks, except back to its old size when a failed execution is rolled back.
+  uint64_t GuestMemoryBytes() const;
 
   // ---- Saved state: what persistent sessions (brig/session.h) store between processes.
   // Files are not part of either snapshot; they are read and written with the file calls

@@ -64,6 +64,33 @@ brig_call_outcome brig_guest_call_controlled(wasm_rt_memory_t* memory, void (*fn
  * Returns 0 on success, -1 (nothing allocated) if the kernel refuses. */
 int brig_rt_map_memory_image(wasm_rt_memory_t* memory, int fd, uint32_t bytes, uint32_t max_pages);
 
+/* One file mapping of brig_rt_map_memory_layers: `length` bytes at `offset` in the memory come
+ * (copy-on-write) from `fd` at `file_offset`. Offsets and lengths are multiples of 4 KiB. */
+typedef struct {
+  uint64_t offset, length;
+  int fd;
+  uint64_t file_offset;
+} brig_rt_mapping;
+
+/* Like brig_rt_map_memory_image, from several files: each mapping, in order (later ones over
+ * earlier ones), privately over a new reservation whose first `bytes` are accessible. Every
+ * byte of [0, bytes) must be covered by some mapping. 0, or -1 (nothing allocated). */
+int brig_rt_map_memory_layers(wasm_rt_memory_t* memory, const brig_rt_mapping* maps, uint32_t count,
+                              uint32_t bytes, uint32_t max_pages);
+
+/* Growth files. A memory made from an image grows into a file of its own (a memfd mapped
+ * shared past its current end, created on the first growth) instead of anonymous memory, so
+ * that what it grew into can later be frozen and shared copy-on-write without a copy.
+ * Registers `memory` (its current end is where the file will start). 0, or -1 (no memory). */
+int brig_rt_memory_use_growth_file(wasm_rt_memory_t* memory);
+/* Freezes what the memory grew into since the file started: that range becomes a private
+ * (copy-on-write) mapping of the file, the file is sealed and returned (the caller owns the
+ * reference), *start is where it begins in the memory, and a later growth starts a new file.
+ * NULL when there is nothing to freeze (*error = 0) or on failure (*error = 1: the memory's
+ * mapping may be damaged and must be discarded). REQUIRES: no guest call on the memory. */
+struct brig_mem_file;
+struct brig_mem_file* brig_rt_memory_freeze_growth(wasm_rt_memory_t* memory, uint64_t* start, int* error);
+
 /* The largest memory (in 64 KiB pages) that instances created on this thread from now on may
  * grow to; 0 means the module's own maximum. Applied by wasm_rt_allocate_memory. */
 void brig_rt_set_memory_limit_pages(uint32_t pages);

@@ -8,9 +8,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "engine/memory_files.h"
 #include "engine/python_instance_internal.h"
 
 extern const char brig_guest_build_id[];
+
+static uint64_t g_next_instance_id = 1;
+static uint64_t next_instance_id(void) { return __atomic_fetch_add(&g_next_instance_id, 1, __ATOMIC_RELAXED); }
+
+static void backing_release(brig_python_backing* b);
 
 static pthread_once_t g_module_once = PTHREAD_ONCE_INIT;
 static void init_module(void) {
@@ -22,6 +28,7 @@ brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t m
   pthread_once(&g_module_once, init_module);
   brig_python_instance* p = calloc(1, sizeof *p);
   if (!p) return NULL;
+  p->id = next_instance_id();
   p->wasi.context = wasi_context;
   brig_rt_set_memory_limit_pages(memory_limit_pages);
   Z_python_instantiate(&p->module, &p->wasi);
@@ -33,7 +40,18 @@ brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t m
 void brig_python_instance_destroy(brig_python_instance* p) {
   if (!p) return;
   Z_python_free(&p->module);
+  backing_release(&p->backing);
   free(p);
+}
+
+uint64_t brig_python_instance_id(const brig_python_instance* p) { return p->id; }
+
+int brig_python_instance_layered(const brig_python_instance* p) {
+  if (p->backing.layer) return 1;
+  for (uint32_t i = 0; i < p->backing.segment_count; i++) {
+    if (!p->backing.segments[i].populated) return 1;
+  }
+  return 0;
 }
 
 void brig_python_instance_set_control(brig_python_instance* p, brig_call_control* control) {
@@ -73,6 +91,11 @@ brig_python_image* brig_python_image_capture(brig_python_instance* p) {
     if (pwrite(img->memfd, data + off, 4096, (off_t)off) != 4096) goto fail;
   }
   if (fcntl(img->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) goto fail;
+  img->file = brig_mem_file_adopt(img->memfd, img->memory_bytes);
+  if (!img->file) {
+    img->memfd = -1; /* adopt closed it */
+    goto fail;
+  }
   return img;
 fail:
   brig_python_image_destroy(img);
@@ -120,9 +143,29 @@ int brig_python_image_learn_warm_pages(brig_python_image* img, brig_python_insta
 void brig_python_image_destroy(brig_python_image* img) {
   if (!img) return;
   free(img->warm);
-  if (img->memfd >= 0) close(img->memfd);
+  if (img->file) brig_mem_file_unref(img->file); /* closes memfd */
+  else if (img->memfd >= 0) close(img->memfd);
   free(img->table);
   free(img);
+}
+
+/* Gives `p` its own copy of the image's table. 1, or 0 (out of memory; p->module's table is
+ * then empty, so Z_python_free stays valid). */
+static int copy_table(brig_python_instance* p, const brig_python_image* img) {
+  wasm_rt_funcref_table_t* table = &p->module.w2c_T0;
+  table->data = malloc((img->table_size ? img->table_size : 1) * sizeof *table->data);
+  if (!table->data) {
+    table->size = 0;
+    return 0;
+  }
+  /* wasm2c 1.0.32 runs an indirect callee with the instance stored in the table entry: each
+   * clone's entries must name the clone, or calls would run on the template's memory. */
+  for (uint32_t i = 0; i < img->table_size; i++) {
+    table->data[i] = img->table[i];
+    if (table->data[i].module_instance) table->data[i].module_instance = &p->module;
+  }
+  table->size = img->table_size;
+  return 1;
 }
 
 brig_python_instance* brig_python_instance_clone(const brig_python_image* img, void* wasi_context,
@@ -131,6 +174,7 @@ brig_python_instance* brig_python_instance_clone(const brig_python_image* img, v
   brig_python_instance* p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->module = img->module;
+  p->id = next_instance_id();
   p->wasi.context = wasi_context;
   p->module.Z_wasi_snapshot_preview1_instance = &p->wasi;
   wasm_rt_memory_t* mem = &p->module.w2c_memory;
@@ -141,19 +185,12 @@ brig_python_instance* brig_python_instance_clone(const brig_python_image* img, v
     free(p);
     return NULL;
   }
-  wasm_rt_funcref_table_t* table = &p->module.w2c_T0;
-  table->data = malloc((img->table_size ? img->table_size : 1) * sizeof *table->data);
-  if (!table->data) {
-    wasm_rt_free_memory(mem);
+  if (!copy_table(p, img) || brig_rt_memory_use_growth_file(mem) != 0) {
+    Z_python_free(&p->module);
     free(p);
     return NULL;
   }
-  /* wasm2c 1.0.32 runs an indirect callee with the instance stored in the table entry: each
-   * clone's entries must name the clone, or calls would run on the template's memory. */
-  for (uint32_t i = 0; i < img->table_size; i++) {
-    table->data[i] = img->table[i];
-    if (table->data[i].module_instance) table->data[i].module_instance = &p->module;
-  }
+  p->backing.image = img;
   p->wasi.memory = mem;
   /* Best effort: a kernel without MADV_POPULATE_WRITE just takes the faults later. */
   for (uint32_t i = 0; i < img->warm_count; i++) {
@@ -161,6 +198,559 @@ brig_python_instance* brig_python_instance_clone(const brig_python_image* img, v
             MADV_POPULATE_WRITE);
   }
   return p;
+}
+
+/* ---- states: checkpoints and shared (forkable) states ---- */
+
+/* The image's memory as a brig_mem_file (a view that reads holes as zeros without allocating).
+ * Images captured in this process have one; an image loaded from disk gets one on first use. */
+static pthread_mutex_t g_image_file_mu = PTHREAD_MUTEX_INITIALIZER;
+static brig_mem_file* image_file(const brig_python_image* img) {
+  pthread_mutex_lock(&g_image_file_mu);
+  brig_python_image* mutable_img = (brig_python_image*)img; /* the view is a cache */
+  if (!mutable_img->file) {
+    int fd = dup(img->memfd);
+    if (fd >= 0) mutable_img->file = brig_mem_file_adopt(fd, img->memory_bytes);
+  }
+  brig_mem_file* f = mutable_img->file;
+  pthread_mutex_unlock(&g_image_file_mu);
+  return f;
+}
+
+static brig_python_layer* layer_ref(brig_python_layer* l) {
+  if (l) __atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+  return l;
+}
+
+static void layer_unref(brig_python_layer* l) {
+  if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  brig_mem_file_unref(l->file);
+  free(l->runs);
+  free(l);
+}
+
+static int layer_has(const brig_python_layer* l, uint64_t page) {
+  uint32_t lo = 0, hi = l->run_count;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if ((uint64_t)l->runs[mid][0] + l->runs[mid][1] <= page) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < l->run_count && l->runs[lo][0] <= page;
+}
+
+static void backing_release(brig_python_backing* b) {
+  layer_unref(b->layer);
+  for (uint32_t i = 0; i < b->segment_count; i++) brig_mem_file_unref(b->segments[i].file);
+  free(b->segments);
+  memset(b, 0, sizeof *b);
+}
+
+/* *dst = a new reference to *src. 0, or -1 (out of memory; *dst empty). */
+static int backing_copy(brig_python_backing* dst, const brig_python_backing* src) {
+  memset(dst, 0, sizeof *dst);
+  if (src->segment_count) {
+    dst->segments = malloc(src->segment_count * sizeof *dst->segments);
+    if (!dst->segments) return -1;
+    for (uint32_t i = 0; i < src->segment_count; i++) {
+      dst->segments[i] = src->segments[i];
+      brig_mem_file_ref(dst->segments[i].file);
+    }
+    dst->segment_count = src->segment_count;
+  }
+  dst->image = src->image;
+  dst->layer = layer_ref(src->layer);
+  return 0;
+}
+
+/* The bytes page `page` has in `b` (what the memory shows there before any change of its
+ * own), or NULL for zeros. */
+static const uint8_t* backing_page(const brig_python_backing* b, uint64_t page) {
+  if (b->layer && layer_has(b->layer, page)) return brig_mem_file_page(b->layer->file, page);
+  uint64_t at = page * HOST_PAGE;
+  if (at < b->image->memory_bytes) {
+    brig_mem_file* f = image_file(b->image);
+    return f ? brig_mem_file_page(f, page) : NULL;
+  }
+  for (uint32_t i = 0; i < b->segment_count; i++) {
+    const brig_python_segment* s = &b->segments[i];
+    if (at >= s->start && at < s->end) return brig_mem_file_page(s->file, (at - s->start) / HOST_PAGE);
+  }
+  return NULL;
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+
+/* Maps a segment's data pages now (read-only, shared with the file): /proc/self/pagemap then
+ * shows every page that holds data as present, which page snapshots (page_snapshot.c) rely
+ * on to find the pages past the image that differ from zeros. Best effort. */
+static void populate_segment(brig_python_instance* p, brig_python_segment* g) {
+  uint8_t* base = p->module.w2c_memory.data + g->start;
+  int ok = 1;
+  for (uint32_t e = 0; e < brig_mem_file_extent_count(g->file); e++) {
+    uint64_t first, end;
+    brig_mem_file_extent(g->file, e, &first, &end);
+    ok &= madvise(base + first * HOST_PAGE, (end - first) * HOST_PAGE, MADV_POPULATE_READ) == 0;
+  }
+  g->populated = ok;
+}
+
+void brig_python_instance_populate(brig_python_instance* p) {
+  if (p->backing.layer) return; /* a fork is not page-snapshotted by a pagemap walk anyway */
+  for (uint32_t i = 0; i < p->backing.segment_count; i++) {
+    if (!p->backing.segments[i].populated) populate_segment(p, &p->backing.segments[i]);
+  }
+}
+
+/* Freezes what `p` grew into (see brig_rt_memory_freeze_growth) as a new segment, mapped
+ * now if `populate`. 0, or -1 (*damaged says whether `p`'s mapping is still sound). */
+static int freeze_growth(brig_python_instance* p, int* damaged, int populate) {
+  uint64_t start = 0;
+  int error = 0;
+  brig_mem_file* f = brig_rt_memory_freeze_growth(&p->module.w2c_memory, &start, &error);
+  if (!f) {
+    *damaged = error;
+    return error ? -1 : 0;
+  }
+  brig_python_segment* grown =
+      realloc(p->backing.segments, (p->backing.segment_count + 1) * sizeof *grown);
+  if (!grown) {
+    /* The pages stay mapped from the file; without its record they would be taken for the
+     * image's. The instance cannot describe itself any more. */
+    brig_mem_file_unref(f);
+    *damaged = 1;
+    return -1;
+  }
+  p->backing.segments = grown;
+  grown[p->backing.segment_count].start = start;
+  grown[p->backing.segment_count].end = start + brig_mem_file_bytes(f);
+  grown[p->backing.segment_count].file = f;
+  grown[p->backing.segment_count].populated = 0;
+  p->backing.segment_count++;
+  if (populate) populate_segment(p, &grown[p->backing.segment_count - 1]);
+  return 0;
+}
+
+static brig_python_state* new_state(brig_python_instance* p) {
+  brig_python_state* s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->refs = 1;
+  s->memory_bytes = p->module.w2c_memory.size;
+  s->g0 = p->module.w2c_g0;
+  if (backing_copy(&s->backing, &p->backing) != 0) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+brig_python_state* brig_python_instance_base_state(brig_python_instance* p) {
+  if (!p->backing.image) return NULL;
+  return new_state(p);
+}
+
+int brig_python_instance_has_image(const brig_python_instance* p) { return p->backing.image != NULL; }
+
+/* ---- recorded differences ("delta"): for each page, in ascending order,
+ *   u32 page; u32 word count n; u64 mask[8] (bit w: 8-byte word w differs); u64 xor[n]
+ * where xor = the page's word ^ the backing's word. */
+
+typedef struct {
+  uint8_t* data;
+  size_t size, cap;
+  uint32_t pages;
+  const brig_python_backing* backing;
+  const uint8_t* memory;
+  int failed;
+} delta_writer;
+
+static int delta_reserve(delta_writer* w, size_t more) {
+  if (w->size + more <= w->cap) return 0;
+  size_t cap = w->cap ? w->cap * 2 : 16384;
+  while (cap < w->size + more) cap *= 2;
+  uint8_t* grown = realloc(w->data, cap);
+  if (!grown) return -1;
+  w->data = grown;
+  w->cap = cap;
+  return 0;
+}
+
+static int encode_run(void* ctx, uint64_t first, uint64_t count) {
+  delta_writer* w = ctx;
+  static const uint64_t kZero[HOST_PAGE / 8];
+  for (uint64_t page = first; page < first + count; page++) {
+    const uint64_t* now = (const uint64_t*)(w->memory + page * HOST_PAGE);
+    const uint8_t* base_bytes = backing_page(w->backing, page);
+    const uint64_t* base = base_bytes ? (const uint64_t*)base_bytes : kZero;
+    uint64_t mask[8] = {0};
+    uint32_t n = 0;
+    for (unsigned i = 0; i < HOST_PAGE / 8; i++) {
+      if (now[i] != base[i]) {
+        mask[i / 64] |= 1ull << (i % 64);
+        n++;
+      }
+    }
+    if (!n) continue; /* the same as below it: nothing to record */
+    if (delta_reserve(w, 8 + sizeof mask + (size_t)n * 8) != 0) {
+      w->failed = 1;
+      return 1;
+    }
+    uint32_t header[2] = {(uint32_t)page, n};
+    memcpy(w->data + w->size, header, sizeof header);
+    memcpy(w->data + w->size + 8, mask, sizeof mask);
+    uint64_t* out = (uint64_t*)(w->data + w->size + 8 + sizeof mask);
+    for (unsigned i = 0; i < HOST_PAGE / 8; i++) {
+      if (now[i] != base[i]) *out++ = now[i] ^ base[i];
+    }
+    w->size += 8 + sizeof mask + (size_t)n * 8;
+    w->pages++;
+  }
+  return 0;
+}
+
+/* Applies a delta made by encode_run to memory that holds the backing's bytes. 0, or -1 if
+ * it does not fit the memory (never for deltas this file made). */
+static int apply_delta(const uint8_t* d, size_t size, uint8_t* memory, uint64_t memory_bytes) {
+  size_t at = 0;
+  while (at < size) {
+    uint32_t header[2];
+    uint64_t mask[8];
+    if (size - at < 8 + sizeof mask) return -1;
+    memcpy(header, d + at, sizeof header);
+    memcpy(mask, d + at + 8, sizeof mask);
+    at += 8 + sizeof mask;
+    uint32_t n = header[1];
+    if ((uint64_t)header[0] * HOST_PAGE + HOST_PAGE > memory_bytes || n > HOST_PAGE / 8 ||
+        (size - at) / 8 < n) {
+      return -1;
+    }
+    uint64_t* page = (uint64_t*)(memory + (uint64_t)header[0] * HOST_PAGE);
+    const uint8_t* x = d + at;
+    uint32_t k = 0;
+    for (unsigned i = 0; i < HOST_PAGE / 8 && k < n; i++) {
+      if (mask[i / 64] >> (i % 64) & 1) {
+        uint64_t v;
+        memcpy(&v, x + (size_t)k * 8, 8);
+        page[i] ^= v;
+        k++;
+      }
+    }
+    if (k != n) return -1;
+    at += (size_t)n * 8;
+  }
+  return 0;
+}
+
+brig_python_state* brig_python_instance_checkpoint(brig_python_instance* p, int* damaged) {
+  *damaged = 0;
+  if (!p->backing.image) return NULL;
+  if (freeze_growth(p, damaged, 1) != 0) return NULL;
+  if (!p->backing.layer) brig_python_instance_populate(p); /* (see populate_segment) */
+  brig_python_state* s = new_state(p);
+  if (!s) return NULL;
+  const wasm_rt_memory_t* mem = &p->module.w2c_memory;
+  delta_writer w = {.backing = &s->backing, .memory = mem->data};
+  int r = brig_written_pages(mem->data, mem->size / HOST_PAGE, encode_run, &w);
+  if (r != 0 || w.failed) {
+    free(w.data);
+    brig_python_state_release(s);
+    return NULL;
+  }
+  s->delta = w.data;
+  s->delta_bytes = w.size;
+  s->delta_pages = w.pages;
+  return s;
+}
+
+/* ---- shared states: the changed pages copied into a layer ---- */
+
+typedef struct {
+  uint32_t (*runs)[2];
+  uint32_t count, cap;
+  int failed;
+} run_list;
+
+static int run_add(run_list* l, uint64_t first, uint64_t count) {
+  if (l->count && (uint64_t)l->runs[l->count - 1][0] + l->runs[l->count - 1][1] >= first) {
+    uint64_t end = first + count, last_end = (uint64_t)l->runs[l->count - 1][0] + l->runs[l->count - 1][1];
+    if (end > last_end) l->runs[l->count - 1][1] = (uint32_t)(end - l->runs[l->count - 1][0]);
+    return 0;
+  }
+  if (l->count == l->cap) {
+    uint32_t cap = l->cap ? l->cap * 2 : 64;
+    uint32_t (*grown)[2] = realloc(l->runs, cap * sizeof *grown);
+    if (!grown) {
+      l->failed = 1;
+      return 1;
+    }
+    l->runs = grown;
+    l->cap = cap;
+  }
+  l->runs[l->count][0] = (uint32_t)first;
+  l->runs[l->count][1] = (uint32_t)count;
+  l->count++;
+  return 0;
+}
+
+static int collect_run(void* ctx, uint64_t first, uint64_t count) { return run_add(ctx, first, count); }
+
+/* Appends a run without merging (runs may then be unsorted). 0, or 1 (out of memory). */
+static int run_push(run_list* l, uint64_t first, uint64_t count) {
+  if (l->count == l->cap) {
+    uint32_t cap = l->cap ? l->cap * 2 : 64;
+    uint32_t (*grown)[2] = realloc(l->runs, cap * sizeof *grown);
+    if (!grown) {
+      l->failed = 1;
+      return 1;
+    }
+    l->runs = grown;
+    l->cap = cap;
+  }
+  l->runs[l->count][0] = (uint32_t)first;
+  l->runs[l->count][1] = (uint32_t)count;
+  l->count++;
+  return 0;
+}
+
+static int cmp_u32(const void* a, const void* b) {
+  uint32_t x = *(const uint32_t*)a, y = *(const uint32_t*)b;
+  return x < y ? -1 : x > y;
+}
+
+/* A layer's runs become mappings: merge the runs separated by the smallest gaps until at
+ * most `max_runs` remain (the gap pages are then copied too: their bytes are the backing's,
+ * unchanged). Fewer mappings make instances cheaper to create; each merge costs the gap's
+ * pages once, in the layer. */
+static void merge_runs(run_list* l, uint32_t max_runs) {
+  if (l->count <= max_runs) return;
+  uint32_t gaps_n = l->count - 1;
+  uint32_t* gaps = malloc(gaps_n * sizeof *gaps);
+  if (!gaps) return; /* more mappings, still correct */
+  for (uint32_t i = 0; i < gaps_n; i++) gaps[i] = l->runs[i + 1][0] - (l->runs[i][0] + l->runs[i][1]);
+  qsort(gaps, gaps_n, sizeof *gaps, cmp_u32);
+  uint32_t merges = l->count - max_runs;
+  uint32_t threshold = gaps[merges - 1];
+  uint32_t at_threshold = 0; /* how many gaps equal to the threshold may still merge */
+  for (uint32_t i = 0; i < merges; i++) at_threshold += gaps[i] == threshold;
+  free(gaps);
+  uint32_t out = 0;
+  for (uint32_t i = 1; i < l->count; i++) {
+    uint32_t gap = l->runs[i][0] - (l->runs[out][0] + l->runs[out][1]);
+    int merge = gap < threshold || (gap == threshold && at_threshold > 0);
+    if (merge) {
+      if (gap == threshold) at_threshold--;
+      l->runs[out][1] = l->runs[i][0] + l->runs[i][1] - l->runs[out][0];
+    } else {
+      l->runs[++out][0] = l->runs[i][0];
+      l->runs[out][1] = l->runs[i][1];
+    }
+  }
+  l->count = out + 1;
+}
+
+enum { kMaxLayerRuns = 6 };
+
+brig_python_state* brig_python_instance_share(brig_python_instance* p, int* damaged) {
+  *damaged = 0;
+  if (!p->backing.image) return NULL;
+  /* Not populated: forks are made often; page snapshots wait for brig_python_instance_populate. */
+  if (freeze_growth(p, damaged, 0) != 0) return NULL;
+  const wasm_rt_memory_t* mem = &p->module.w2c_memory;
+  /* Pages that differ from the image and segments: those `p` wrote, and those of its own
+   * layer (a fork of a fork copies them again, so that no instance maps two layers). */
+  run_list written = {0};
+  if (brig_written_pages(mem->data, mem->size / HOST_PAGE, collect_run, &written) != 0 || written.failed) {
+    free(written.runs);
+    return NULL;
+  }
+  run_list all = {0};
+  const brig_python_layer* old = p->backing.layer;
+  uint32_t i = 0, j = 0;
+  while (!all.failed && (i < written.count || (old && j < old->run_count))) {
+    int take_written = i < written.count && (!old || j >= old->run_count || written.runs[i][0] <= old->runs[j][0]);
+    if (take_written) {
+      run_add(&all, written.runs[i][0], written.runs[i][1]);
+      i++;
+    } else {
+      uint64_t end = (uint64_t)old->runs[j][0] + old->runs[j][1];
+      if (end * HOST_PAGE > mem->size) end = mem->size / HOST_PAGE;
+      if (end > old->runs[j][0]) run_add(&all, old->runs[j][0], end - old->runs[j][0]);
+      j++;
+    }
+  }
+  free(written.runs);
+  if (all.failed) {
+    free(all.runs);
+    return NULL;
+  }
+  merge_runs(&all, kMaxLayerRuns);
+
+  brig_python_layer* layer = calloc(1, sizeof *layer);
+  int fd = memfd_create("brig-layer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int ok = layer && fd >= 0 && ftruncate(fd, mem->size) == 0;
+  for (uint32_t k = 0; ok && k < all.count; k++) {
+    uint64_t at = (uint64_t)all.runs[k][0] * HOST_PAGE, len = (uint64_t)all.runs[k][1] * HOST_PAGE;
+    while (ok && len) {
+      ssize_t n = pwrite(fd, mem->data + at, len, (off_t)at);
+      if (n <= 0) ok = 0;
+      else {
+        at += (uint64_t)n;
+        len -= (uint64_t)n;
+      }
+    }
+  }
+  ok = ok && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0;
+  if (ok) {
+    layer->file = brig_mem_file_adopt(fd, mem->size);
+    fd = -1;
+    ok = layer->file != NULL;
+  }
+  if (!ok) {
+    if (fd >= 0) close(fd);
+    if (layer) brig_mem_file_unref(layer->file);
+    free(layer);
+    free(all.runs);
+    return NULL;
+  }
+  layer->refs = 1;
+  layer->runs = all.runs;
+  layer->run_count = all.count;
+
+  brig_python_state* s = calloc(1, sizeof *s);
+  if (!s || backing_copy(&s->backing, &p->backing) != 0) {
+    free(s);
+    layer_unref(layer);
+    return NULL;
+  }
+  layer_unref(s->backing.layer);
+  s->backing.layer = layer;
+  s->own_layer = 1;
+  s->refs = 1;
+  s->memory_bytes = mem->size;
+  s->g0 = p->module.w2c_g0;
+  return s;
+}
+
+static int cmp_run(const void* a, const void* b) {
+  const uint32_t* x = a;
+  const uint32_t* y = b;
+  return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+int brig_python_instance_changed_pages(brig_python_instance* p, brig_page_run_visitor visit, void* ctx) {
+  const wasm_rt_memory_t* mem = &p->module.w2c_memory;
+  uint64_t pages = mem->size / HOST_PAGE;
+  run_list l = {0};
+  if (brig_written_pages(mem->data, pages, collect_run, &l) != 0) l.failed = 1;
+  const brig_python_layer* layer = p->backing.layer;
+  for (uint32_t i = 0; layer && i < layer->run_count && !l.failed; i++) {
+    run_push(&l, layer->runs[i][0], layer->runs[i][1]);
+  }
+  for (uint32_t i = 0; i < p->backing.segment_count && !l.failed; i++) {
+    const brig_python_segment* g = &p->backing.segments[i];
+    for (uint32_t e = 0; e < brig_mem_file_extent_count(g->file) && !l.failed; e++) {
+      uint64_t first, end;
+      brig_mem_file_extent(g->file, e, &first, &end);
+      run_push(&l, g->start / HOST_PAGE + first, end - first);
+    }
+  }
+  int result = l.failed ? -1 : 0;
+  if (!result) {
+    qsort(l.runs, l.count, sizeof *l.runs, cmp_run);
+    uint64_t at = 0; /* pages before `at` were visited */
+    for (uint32_t i = 0; i < l.count && !result; i++) {
+      uint64_t first = l.runs[i][0], end = first + l.runs[i][1];
+      if (end > pages) end = pages;
+      if (first < at) first = at;
+      if (first >= end) continue;
+      /* extend over overlapping runs that follow */
+      while (i + 1 < l.count && l.runs[i + 1][0] <= end) {
+        uint64_t e = (uint64_t)l.runs[i + 1][0] + l.runs[i + 1][1];
+        if (e > end) end = e > pages ? pages : e;
+        i++;
+      }
+      result = visit(ctx, first, end - first);
+      at = end;
+    }
+  }
+  free(l.runs);
+  return result;
+}
+
+brig_python_instance* brig_python_instance_from_state(const brig_python_state* s, void* wasi_context,
+                                                      uint32_t memory_limit_pages) {
+  const brig_python_image* img = s->backing.image;
+  pthread_once(&g_module_once, init_module);
+  uint32_t count = 1 + s->backing.segment_count + (s->backing.layer ? s->backing.layer->run_count : 0);
+  brig_rt_mapping* maps = calloc(count, sizeof *maps);
+  brig_python_instance* p = calloc(1, sizeof *p);
+  if (!maps || !p) goto fail_early;
+  uint32_t n = 0;
+  maps[n++] = (brig_rt_mapping){0, img->memory_bytes, img->memfd, 0};
+  for (uint32_t i = 0; i < s->backing.segment_count; i++) {
+    const brig_python_segment* g = &s->backing.segments[i];
+    maps[n++] = (brig_rt_mapping){g->start, g->end - g->start, brig_mem_file_fd(g->file), 0};
+  }
+  const brig_python_layer* l = s->backing.layer;
+  for (uint32_t i = 0; l && i < l->run_count; i++) {
+    uint64_t at = (uint64_t)l->runs[i][0] * HOST_PAGE;
+    maps[n++] = (brig_rt_mapping){at, (uint64_t)l->runs[i][1] * HOST_PAGE, brig_mem_file_fd(l->file), at};
+  }
+  p->module = img->module;
+  p->module.w2c_g0 = s->g0;
+  p->id = next_instance_id();
+  p->wasi.context = wasi_context;
+  p->module.Z_wasi_snapshot_preview1_instance = &p->wasi;
+  wasm_rt_memory_t* mem = &p->module.w2c_memory;
+  uint32_t max = img->module.w2c_memory.max_pages;
+  if (memory_limit_pages && memory_limit_pages < max) max = memory_limit_pages;
+  if (brig_rt_map_memory_layers(mem, maps, n, s->memory_bytes, max) != 0) goto fail_early;
+  free(maps);
+  maps = NULL;
+  p->wasi.memory = mem;
+  if (!copy_table(p, img) || brig_rt_memory_use_growth_file(mem) != 0 ||
+      backing_copy(&p->backing, &s->backing) != 0 ||
+      apply_delta(s->delta, s->delta_bytes, mem->data, mem->size) != 0) {
+    brig_python_instance_destroy(p);
+    return NULL;
+  }
+  /* A fork (a state with a layer) is never page-snapshotted against the image: it maps its
+   * segments lazily, which keeps making forks cheap. */
+  for (uint32_t i = 0; i < p->backing.segment_count; i++) p->backing.segments[i].populated = 0;
+  if (!s->backing.layer) brig_python_instance_populate(p);
+  return p;
+fail_early:
+  free(maps);
+  free(p);
+  return NULL;
+}
+
+brig_python_state* brig_python_state_ref(brig_python_state* s) {
+  if (s) __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+  return s;
+}
+
+void brig_python_state_release(brig_python_state* s) {
+  if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  backing_release(&s->backing);
+  free(s->delta);
+  free(s);
+}
+
+uint64_t brig_python_state_memory_bytes(const brig_python_state* s) { return s->memory_bytes; }
+
+uint32_t brig_python_state_delta_pages(const brig_python_state* s) { return s->delta_pages; }
+
+uint64_t brig_python_state_private_bytes(const brig_python_state* s) {
+  uint64_t n = s->delta_bytes;
+  if (s->own_layer) n += brig_mem_file_data_bytes(s->backing.layer->file);
+  return n;
+}
+
+uint32_t brig_python_state_mapping_count(const brig_python_state* s) {
+  return 1 + s->backing.segment_count + (s->backing.layer ? s->backing.layer->run_count : 0);
 }
 
 /* Trampolines: brig_guest_call runs a void(void*) function; each packs its arguments and

@@ -52,6 +52,76 @@ int brig_python_image_learn_warm_pages(brig_python_image* image, brig_python_ins
 brig_python_instance* brig_python_instance_clone(const brig_python_image* image, void* wasi_context,
                                                  uint32_t memory_limit_pages);
 
+/* ---- States: an instance's memory and globals frozen, to go back to or to fork from ----
+ *
+ * A state is immutable and reference-counted; instances made from it share its pages
+ * copy-on-write. Only instances that started from an image (clones, and instances made from
+ * states) have states. Thread-safety: a state may be used by several threads at once. */
+typedef struct brig_python_state brig_python_state;
+
+/* A checkpoint of `p`: cheap to take and small to keep. What `p` grew into is frozen in
+ * place (no copy; `p` goes on with its own copy-on-write copies of those pages), and the
+ * pages `p` changed in its image range or over earlier frozen growth are recorded as their
+ * differences from those (typically tens of bytes per page). NULL if `p` did not start from an
+ * image, memory is short, or /proc/self/pagemap cannot be read; if *damaged is set too, `p`'s
+ * mapping may be broken and `p` must not be run again. REQUIRES: no guest call on `p`. */
+brig_python_state* brig_python_instance_checkpoint(brig_python_instance* p, int* damaged);
+
+/* A state of `p` that other instances map directly: like a checkpoint, but the pages `p`
+ * changed are copied once into a new sealed memfd (a layer; runs of changed pages a few
+ * unchanged pages apart are merged, so that an instance maps at most a few dozen files).
+ * Making one costs a copy of those pages; making instances from it costs a few mmap calls.
+ * NULL as for brig_python_instance_checkpoint. REQUIRES: no guest call on `p`. */
+brig_python_state* brig_python_instance_share(brig_python_instance* p, int* damaged);
+
+/* A new instance in exactly the state `s` holds (memory contents and size, globals; its
+ * table is the image's). `wasi_context` must present the descriptors the state's instance
+ * had. It may grow up to `memory_limit_pages` (at least the state's size). NULL on failure. */
+brig_python_instance* brig_python_instance_from_state(const brig_python_state* s, void* wasi_context,
+                                                      uint32_t memory_limit_pages);
+
+/* The state `p` was made in, for free: its backing (image, layer, segments), size and globals
+ * with no recorded differences. Valid only while `p` has changed nothing (a fresh clone whose
+ * pre-faulted pages still hold the image's bytes). NULL for an instance without an image. */
+brig_python_state* brig_python_instance_base_state(brig_python_instance* p);
+/* 1 if `p` started from an image (it can have states), 0 if it was created cold. */
+int brig_python_instance_has_image(const brig_python_instance* p);
+
+brig_python_state* brig_python_state_ref(brig_python_state* s);
+void brig_python_state_release(brig_python_state* s);
+/* Memory size of the state, in bytes. */
+uint64_t brig_python_state_memory_bytes(const brig_python_state* s);
+/* Pages an instance made from the state writes when it is made (its recorded differences). */
+uint32_t brig_python_state_delta_pages(const brig_python_state* s);
+/* Host memory the state alone keeps alive: its recorded differences plus the pages of the
+ * layer it made (0 for a layer shared with the instance it came from). */
+uint64_t brig_python_state_private_bytes(const brig_python_state* s);
+/* Files the state maps (image, growth segments, layer runs): an instance made from it has
+ * about this many mappings. */
+uint32_t brig_python_state_mapping_count(const brig_python_state* s);
+
+/* A number that identifies `p` in this process: never reused by a later instance. */
+uint64_t brig_python_instance_id(const brig_python_instance* p);
+/* 1 if a walk of /proc/self/pagemap would miss pages of `p` that differ from the image: `p`
+ * maps a fork's layer (its pages in the image range are file pages that are not the image's),
+ * or memory it grew into was frozen (brig_python_instance_share) and is not yet mapped in the
+ * page tables (brig_python_instance_populate maps it). brig_python_instance_changed_pages
+ * lists every such page either way. */
+int brig_python_instance_layered(const brig_python_instance* p);
+/* Maps the data pages of `p`'s frozen growth files into its page tables (read-only, shared
+ * with the files), so that /proc/self/pagemap shows them as present. Checkpoints do this;
+ * forks leave it to the next checkpoint or to this call (it costs ~0.5 µs a page). Does
+ * nothing for an instance made from a fork's layer. */
+void brig_python_instance_populate(brig_python_instance* p);
+
+/* Calls visit(ctx, first, count) for each run of pages of `p`'s memory that may differ from
+ * the image, in ascending order: the pages `p` wrote, and the pages mapped from a layer or
+ * from a frozen growth file (these hold data even where not yet present in the page tables).
+ * For page snapshots of layered instances. Returns 0, -1 (pagemap unreadable, out of memory)
+ * or the visitor's non-zero value. REQUIRES: no guest call on `p`. */
+typedef int (*brig_python_page_runs)(void* ctx, uint64_t first, uint64_t count);
+int brig_python_instance_changed_pages(brig_python_instance* p, brig_python_page_runs visit, void* ctx);
+
 /* Every later call on this instance runs under `control` (NULL: none), so that another
  * thread can interrupt it (brig_call_interrupt). `control` must outlive its use here. */
 void brig_python_instance_set_control(brig_python_instance*, brig_call_control* control);

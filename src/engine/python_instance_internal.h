@@ -11,10 +11,42 @@
 
 #define HOST_PAGE 4096u
 
+struct brig_mem_file;
+
+/* A layer: pages of a memory, at their own offsets in a sealed memfd, that replace the image's
+ * (or a growth segment's) pages there. Made by brig_python_instance_share; immutable and
+ * shared (reference-counted) by every state and instance that maps it. */
+typedef struct brig_python_layer {
+  int refs; /* atomic */
+  struct brig_mem_file* file;
+  uint32_t (*runs)[2]; /* [first host page, count], ascending: the pages it holds */
+  uint32_t run_count;
+} brig_python_layer;
+
+/* A frozen growth file: memory bytes [start, end) come from `file` (file offset 0 at start).
+ * `populated`: its data pages are mapped (present in the page tables), see populate_segment. */
+typedef struct {
+  uint64_t start, end;
+  struct brig_mem_file* file;
+  int populated;
+} brig_python_segment;
+
+/* What a memory is mapped from, below the pages the instance itself changed: the image's
+ * memfd for its first image->memory_bytes, frozen growth segments after it, and a layer
+ * over both. Each field holds a reference. */
+typedef struct {
+  const struct brig_python_image* image; /* NULL: a cold instance (plain anonymous memory) */
+  brig_python_layer* layer;             /* NULL: none */
+  brig_python_segment* segments;
+  uint32_t segment_count;
+} brig_python_backing;
+
 struct brig_python_instance {
   Z_python_instance_t module;
   struct Z_wasi_snapshot_preview1_instance_t wasi;
   brig_call_control* control;
+  uint64_t id; /* unique in the process (never reused) */
+  brig_python_backing backing;
 };
 
 struct brig_python_image {
@@ -28,6 +60,19 @@ struct brig_python_image {
    * slower than taking those faults.) */
   uint32_t (*warm)[2];
   uint32_t warm_count;
+  struct brig_mem_file* file; /* owns `memfd`: a read-only view of it, its data extents */
+};
+
+/* A frozen instance state (brig_python_state in python_instance.h). */
+struct brig_python_state {
+  int refs; /* atomic */
+  brig_python_backing backing;
+  uint32_t memory_bytes;
+  uint32_t g0;
+  int own_layer;  /* the layer was made for this state (brig_python_instance_share) */
+  uint8_t* delta; /* encoded pages that differ from the backing (see python_instance.c) */
+  size_t delta_bytes;
+  uint32_t delta_pages;
 };
 
 #endif

@@ -6,6 +6,7 @@
  * not running guest code) get the default action: brig must crash loudly, not hide a bug. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 
 #include "engine/guest_call.h"
 #include "engine/guest_exit.h"
+#include "engine/memory_files.h"
 #include "engine/wasm-rt.h"
 
 #define WASM_PAGE 65536u
@@ -329,11 +331,141 @@ int brig_rt_map_memory_image(wasm_rt_memory_t* memory, int fd, uint32_t bytes, u
   return 0;
 }
 
+/* ---- growth files: where image-backed memories grow (see guest_call.h) ---- */
+
+typedef struct growth_file {
+  const wasm_rt_memory_t* memory;
+  int fd;              /* -1 until the memory first grows past live_start */
+  uint64_t live_start; /* bytes: the file's first byte is mapped here */
+  uint64_t mapped;     /* bytes of the file mapping (up to the memory's maximum) */
+  struct growth_file* next;
+} growth_file;
+
+static pthread_mutex_t g_growth_mu = PTHREAD_MUTEX_INITIALIZER;
+static growth_file* g_growth;
+
+static growth_file* find_growth(const wasm_rt_memory_t* memory) {
+  growth_file* g = g_growth;
+  while (g && g->memory != memory) g = g->next;
+  return g;
+}
+
+int brig_rt_memory_use_growth_file(wasm_rt_memory_t* memory) {
+  growth_file* g = calloc(1, sizeof *g);
+  if (!g) return -1;
+  g->memory = memory;
+  g->fd = -1;
+  g->live_start = memory->size;
+  pthread_mutex_lock(&g_growth_mu);
+  g->next = g_growth;
+  g_growth = g;
+  pthread_mutex_unlock(&g_growth_mu);
+  return 0;
+}
+
+static growth_file* take_growth(const wasm_rt_memory_t* memory) {
+  pthread_mutex_lock(&g_growth_mu);
+  growth_file** at = &g_growth;
+  while (*at && (*at)->memory != memory) at = &(*at)->next;
+  growth_file* g = *at;
+  if (g) *at = g->next;
+  pthread_mutex_unlock(&g_growth_mu);
+  return g;
+}
+
+/* Maps the memory's growth file over [live_start, maximum), inaccessible until grown into. */
+static int open_growth_file(wasm_rt_memory_t* memory, growth_file* g) {
+  uint64_t max_bytes = (uint64_t)memory->max_pages * WASM_PAGE;
+  if (max_bytes <= g->live_start) return -1;
+  int fd = memfd_create("brig-growth", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -1;
+  uint64_t bytes = max_bytes - g->live_start;
+  if (ftruncate(fd, (off_t)bytes) != 0 ||
+      mmap(memory->data + g->live_start, bytes, PROT_NONE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+    close(fd);
+    return -1;
+  }
+  g->fd = fd;
+  g->mapped = bytes;
+  return 0;
+}
+
+brig_mem_file* brig_rt_memory_freeze_growth(wasm_rt_memory_t* memory, uint64_t* start, int* error) {
+  *error = 0;
+  pthread_mutex_lock(&g_growth_mu);
+  growth_file* g = find_growth(memory);
+  if (!g || g->fd < 0 || g->live_start >= memory->size) {
+    pthread_mutex_unlock(&g_growth_mu);
+    return NULL;
+  }
+  uint8_t* at = memory->data + g->live_start;
+  uint64_t used = memory->size - g->live_start;
+  /* From now on the memory changes its own copies of these pages, never the file. */
+  void* remapped = mmap(at, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, g->fd, 0);
+  void* tail = remapped == MAP_FAILED ? MAP_FAILED
+                                      : mmap(at + used, g->mapped - used, PROT_NONE,
+                                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  if (remapped == MAP_FAILED || tail == MAP_FAILED) {
+    /* The mapping is now in an unknown state: the memory must not be used again. */
+    pthread_mutex_unlock(&g_growth_mu);
+    *error = 1;
+    return NULL;
+  }
+  int fd = g->fd;
+  *start = g->live_start;
+  g->fd = -1;
+  g->live_start = memory->size;
+  g->mapped = 0;
+  pthread_mutex_unlock(&g_growth_mu);
+  if (ftruncate(fd, (off_t)used) != 0) { /* nothing was written past it: only frees the tail */
+    close(fd);
+    *error = 1;
+    return NULL;
+  }
+  (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  brig_mem_file* f = brig_mem_file_adopt(fd, used);
+  if (!f) *error = 1;
+  return f;
+}
+
+static void forget_growth(wasm_rt_memory_t* memory) {
+  growth_file* g = take_growth(memory);
+  if (!g) return;
+  if (g->fd >= 0) close(g->fd);
+  free(g);
+}
+
+int brig_rt_map_memory_layers(wasm_rt_memory_t* memory, const brig_rt_mapping* maps, uint32_t count,
+                              uint32_t bytes, uint32_t max_pages) {
+  uint8_t* addr = mmap(NULL, RESERVATION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (addr == MAP_FAILED) return -1;
+  for (uint32_t i = 0; i < count; i++) {
+    const brig_rt_mapping* m = &maps[i];
+    if (m->length == 0) continue;
+    if (m->offset + m->length > bytes ||
+        mmap(addr + m->offset, m->length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, m->fd,
+             (off_t)m->file_offset) == MAP_FAILED) {
+      munmap(addr, RESERVATION);
+      return -1;
+    }
+  }
+  memory->data = addr;
+  memory->pages = bytes / WASM_PAGE;
+  memory->max_pages = max_pages < memory->pages ? memory->pages : max_pages;
+  memory->size = bytes;
+  return 0;
+}
+
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* memory, uint32_t delta) {
   uint32_t old_pages = memory->pages;
   uint64_t new_pages = (uint64_t)old_pages + delta;
   if (new_pages > memory->max_pages) return UINT32_MAX;
   if (delta == 0) return old_pages;
+  pthread_mutex_lock(&g_growth_mu);
+  growth_file* g = find_growth(memory);
+  int failed = g && g->fd < 0 && new_pages * WASM_PAGE > g->live_start && open_growth_file(memory, g) != 0;
+  pthread_mutex_unlock(&g_growth_mu);
+  if (failed) return UINT32_MAX;
   if (mprotect(memory->data + (size_t)old_pages * WASM_PAGE, (size_t)delta * WASM_PAGE,
                PROT_READ | PROT_WRITE) != 0) {
     return UINT32_MAX;
@@ -345,6 +477,7 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t* memory, uint32_t delta) {
 }
 
 void wasm_rt_free_memory(wasm_rt_memory_t* memory) {
+  forget_growth(memory);
   if (memory->data) munmap(memory->data, RESERVATION);
   memory->data = NULL;
   memory->size = 0;

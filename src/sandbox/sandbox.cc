@@ -266,6 +266,7 @@ Status StartGuest(Sandbox::Impl* impl, Start start) {
   if (!impl->instance) return Status::ResourceExhausted("cannot map a new sandbox");
   impl->base_image = image;
   brig_python_instance_set_control(impl->instance, &impl->control);
+  impl->SetPristine(nullptr);  // nothing changed yet: its first checkpoint is free
   return Status::Ok();
 }
 
@@ -298,15 +299,12 @@ ExecutionResult Sandbox::Execute(std::string_view code, std::string_view filenam
     r.exit_code = impl_->dead_exit_code;
     return r;
   }
-  impl_->wasi->ClearOutput();
-  brig_call_control_reset(&impl_->control);
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                      std::chrono::duration<double>(impl_->limits.timeout_seconds));
-  Impl* impl = impl_.get();
-  Watchdog::Id alarm = Watchdog::Instance().Arm(deadline, [impl] { impl->Interrupt(); });
-  impl_->Run(code, filename, &r);
-  Watchdog::Instance().Cancel(alarm);
+  if (Status ready = impl_->PrepareRun(); !ready.ok() || impl_->dead != Failure::kNone) {
+    r.failure = impl_->dead != Failure::kNone ? impl_->dead : Failure::kGuestError;
+    r.failure_message = impl_->dead != Failure::kNone ? impl_->dead_message : ready.message();
+    return r;
+  }
+  impl_->RunRecorded(code, filename, &r);  // under the watchdog; recorded for rollbacks
 
   const wasi::WasiContext& w = *impl_->wasi;
   r.stdout_text = w.stdout_data();
@@ -316,8 +314,24 @@ ExecutionResult Sandbox::Execute(std::string_view code, std::string_view filenam
   if (r.stdout_truncated) r.stdout_text += TruncationMarker(w.stdout_dropped());
   if (r.stderr_truncated) r.stderr_text += TruncationMarker(w.stderr_dropped());
   impl_->wasi->ClearOutput();
+  // A trap, timeout or exit: back to the state before this execution (the result still says
+  // what happened, and keeps the output up to it).
+  if (impl_->dead != Failure::kNone) impl_->RollBack(&r);
   r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return r;
+}
+
+StatusOr<std::unique_ptr<Sandbox>> Sandbox::Fork() {
+  auto child = impl_->Fork();
+  if (!child.ok()) return child.status();
+  return std::unique_ptr<Sandbox>(new Sandbox(std::move(child.value())));
+}
+
+Status Sandbox::Compact() { return impl_->Compact(); }
+
+uint64_t Sandbox::GuestMemoryBytes() const {
+  if (impl_->instance) return brig_python_instance_memory(impl_->instance)->size;
+  return impl_->tx.checkpoint ? brig_python_state_memory_bytes(impl_->tx.checkpoint->memory) : 0;
 }
 
 ExecutionResult ExecuteOnce(std::string_view code, const Limits& limits, std::string_view filename) {

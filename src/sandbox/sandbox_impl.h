@@ -14,6 +14,7 @@
 
 #include "brig/sandbox.h"
 #include "engine/python_instance.h"
+#include "sandbox/transaction.h"
 #include "vfs/file_system.h"
 #include "wasi/guest_memory.h"
 #include "wasi/wasi_context.h"
@@ -26,13 +27,22 @@ struct Sandbox::Impl {
   std::unique_ptr<wasi::WasiContext> wasi;
   brig_python_instance* instance = nullptr;
   // The process image `instance` was cloned from (page snapshots diff against it); null for
-  // a cold-started instance.
+  // a cold-started instance, and while `instance` is layered (a fork, or memory it grew into is
+  // frozen: brig_python_instance_layered) or gone (compacted): page snapshots refuse those.
   const brig_python_image* base_image = nullptr;
-  // Set once the interpreter is gone (trap, exit): later executions report this.
+  // Set when a guest call traps, times out or exits; cleared by RollBack. Stays set (later
+  // executions report it) only if the sandbox could not be rolled back.
   Start start = Start::kFromImage;  // how this sandbox (and so its Reset) gets a guest
   Failure dead = Failure::kNone;
   std::string dead_message;
   std::optional<int> dead_exit_code;
+
+  // ---- Transactions, forks, compaction (src/sandbox/transaction.cc, transaction.h).
+  // `instance` is null while compacted: Wake() (or PrepareRun) brings it back.
+  TxState tx;
+  // The image a cold-started sandbox made of itself to become transactional (held by its forks
+  // too); null otherwise.
+  std::shared_ptr<brig_python_image> own_image;
 
   // Timeouts: the watchdog interrupts guest code through `control` and wakes host sleeps
   // (time.sleep reaches poll_oneoff) through `sleep_cv`.
@@ -43,8 +53,11 @@ struct Sandbox::Impl {
   ~Impl() { brig_python_instance_destroy(instance); }
 
   void SleepInterruptibly(uint64_t ns) {
+    if (tx.tape.replaying()) return;  // a replay reads the clocks the sleep left behind
+    auto start = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> lock(sleep_mu);
     sleep_cv.wait_for(lock, std::chrono::nanoseconds(ns), [&] { return control.interrupted != 0; });
+    tx.slept_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
   }
 
   void Interrupt() {
@@ -84,6 +97,28 @@ struct Sandbox::Impl {
 
   // Hands `code` to the guest and reads its result document into *r.
   void Run(std::string_view code, std::string_view filename, ExecutionResult* r);
+
+  // ---- Transactions (transaction.cc).
+  // Before an execution: wakes a compacted sandbox, takes a checkpoint if one is due, and
+  // reseeds a fork's `random`. Not Ok if the sandbox cannot be brought back.
+  Status PrepareRun();
+  // Runs `code` as one recorded execution under the watchdog (Run plus the bookkeeping that
+  // lets it be replayed). A failure (trap, timeout, exit) leaves `dead` set: see RollBack.
+  void RunRecorded(std::string_view code, std::string_view filename, ExecutionResult* r);
+  // After a failed execution (dead != kNone): puts the sandbox back in the state before it
+  // and clears `dead`. If that is impossible, the sandbox stays dead and *r says why.
+  void RollBack(ExecutionResult* r);
+  // A new checkpoint of the current state; the log empties.
+  Status TakeCheckpoint();
+  // Gives the instance's memory back (the checkpoint keeps the state). Ok if already done.
+  Status Compact();
+  // Makes the instance again after Compact. Ok if it exists.
+  Status Wake();
+  // A new sandbox host side plus instance in the current state (see Sandbox::Fork).
+  StatusOr<std::unique_ptr<Impl>> Fork();
+  // Marks `instance` (just made, in the state `state`, or its backing's if null) as having
+  // changed nothing: its checkpoint is free. Takes a reference to `state`.
+  void SetPristine(brig_python_state* state);
 };
 
 // Checks limits that Create and friends accept.

@@ -165,7 +165,7 @@ Error FileSystem::CheckCanCreate(const Node* dir, std::string_view name) const {
 
 NodeRef FileSystem::NewNode(NodeType type, Node* dir, std::string_view name) {
   auto n = std::make_shared<Node>(type, /*writable=*/true, dir->mount_id, next_ino_++);
-  const uint64_t now = NowNs();
+  const uint64_t now = ChangeTime();
   n->atime_ns = n->mtime_ns = n->ctime_ns = now;
   n->parent = dir;
   dir->children.emplace(std::string(name), n);  // may throw: nothing charged yet
@@ -231,7 +231,7 @@ Error FileSystem::Rmdir(const NodeRef& base, std::string_view path) {
   n->linked = false;
   n->parent = nullptr;
   w->dir->children.erase(it);
-  w->dir->mtime_ns = w->dir->ctime_ns = NowNs();
+  w->dir->mtime_ns = w->dir->ctime_ns = ChangeTime();
   return Error::kOk;
 }
 
@@ -245,7 +245,7 @@ Error FileSystem::Unlink(const NodeRef& base, std::string_view path) {
   if (n->is_dir()) return Error::kIsDir;
   if (w->trailing_slash) return Error::kNotDir;
   if (!w->dir->writable) return Error::kRoFs;
-  const uint64_t now = NowNs();
+  const uint64_t now = ChangeTime();
   n->linked = false;
   n->parent = nullptr;
   n->ctime_ns = now;
@@ -311,7 +311,7 @@ Error FileSystem::Rename(const NodeRef& old_base, std::string_view old_path, con
   // target replaced an entry it was a different one.
   from->dir->children.erase(src_it);
   src->parent = to->dir.get();
-  const uint64_t now = NowNs();
+  const uint64_t now = ChangeTime();
   src->ctime_ns = now;
   from->dir->mtime_ns = from->dir->ctime_ns = now;
   to->dir->mtime_ns = to->dir->ctime_ns = now;
@@ -361,7 +361,7 @@ Error FileSystem::SetTimes(const NodeRef& node, std::optional<uint64_t> atime_ns
   if (!node->writable) return Error::kRoFs;
   if (atime_ns) node->atime_ns = *atime_ns;
   if (mtime_ns) node->mtime_ns = *mtime_ns;
-  node->ctime_ns = NowNs();
+  node->ctime_ns = ChangeTime();
   return Error::kOk;
 }
 
@@ -382,10 +382,11 @@ Error FileSystem::Resize(Node* node, uint64_t size) {
   const uint64_t old = node->data.size();
   if (size > old && size - old > limits_.max_total_bytes - std::min(quota_->bytes, limits_.max_total_bytes))
     return Error::kNoSpc;
-  node->data.resize(size);
-  if (size < old / 2) node->data.shrink_to_fit();
+  std::string& bytes = node->data.Mutable();
+  bytes.resize(size);
+  if (size < old / 2) bytes.shrink_to_fit();
   quota_->bytes = quota_->bytes - old + size;
-  node->mtime_ns = node->ctime_ns = NowNs();
+  node->mtime_ns = node->ctime_ns = ChangeTime();
   return Error::kOk;
 }
 
@@ -398,8 +399,8 @@ Result<uint64_t> FileSystem::Write(const NodeRef& node, uint64_t offset, std::sp
   if (end > node->data.size()) {
     if (Error e = Resize(node.get(), end); e != Error::kOk) return e;
   }
-  std::memcpy(node->data.data() + offset, in.data(), in.size());
-  node->mtime_ns = node->ctime_ns = NowNs();
+  std::memcpy(node->data.Mutable().data() + offset, in.data(), in.size());
+  node->mtime_ns = node->ctime_ns = ChangeTime();
   return static_cast<uint64_t>(in.size());
 }
 
@@ -436,9 +437,9 @@ Error FileSystem::SetContents(Node* node, std::string_view bytes) {
   if (bytes.size() > old &&
       bytes.size() - old > limits_.max_total_bytes - std::min(quota_->bytes, limits_.max_total_bytes))
     return Error::kNoSpc;
-  node->data.assign(bytes);
+  node->data.Assign(bytes);
   quota_->bytes = quota_->bytes - old + bytes.size();
-  node->mtime_ns = node->ctime_ns = NowNs();
+  node->mtime_ns = node->ctime_ns = ChangeTime();
   return Error::kOk;
 }
 
@@ -501,6 +502,72 @@ Error FileSystem::Remove(std::string_view path) {
   auto n = Lookup(root_, path);
   if (!n) return n.error();
   return n.value()->is_dir() ? Rmdir(root_, path) : Unlink(root_, path);
+}
+
+uint64_t FileSystem::ChangeTime() {
+  ++generation_;
+  return clock_ ? clock_() : NowNs();
+}
+
+void FileSystem::set_clock(std::function<uint64_t()> clock) { clock_ = std::move(clock); }
+
+// ---- Copies.
+
+NodeRef FileSystem::CopyNode(const Node& src, Node* parent, NodeMap* map) {
+  auto n = std::make_shared<Node>(src.type, /*writable=*/true, src.mount_id, src.ino);
+  n->linked = src.linked;
+  n->parent = parent;
+  n->atime_ns = src.atime_ns;
+  n->mtime_ns = src.mtime_ns;
+  n->ctime_ns = src.ctime_ns;
+  n->data = src.data;  // shared until one side writes
+  n->quota = quota_;
+  ++quota_->nodes;
+  quota_->bytes += n->data.size();
+  (*map)[&src] = n;
+  for (const auto& [name, child] : src.children) n->children.emplace(name, CopyNode(*child, n.get(), map));
+  return n;
+}
+
+// Copies what `src` (a node of another file system) holds below it into `dst`, the node at
+// the same place here: synthetic directories and mount roots exist in both (the constructor
+// makes the same ones), writable entries are copied, the shared stdlib is shared.
+void FileSystem::CopyInto(const Node& src, Node* dst, NodeMap* map) {
+  dst->atime_ns = src.atime_ns;
+  dst->mtime_ns = src.mtime_ns;
+  dst->ctime_ns = src.ctime_ns;
+  (*map)[&src] = dst->shared_from_this();
+  for (const auto& [name, child] : src.children) {
+    auto here = dst->children.find(name);
+    if (here != dst->children.end()) {
+      if (here->second.get() == child.get()) {
+        (*map)[child.get()] = child;  // the stdlib pack: one tree for every file system
+      } else {
+        CopyInto(*child, here->second.get(), map);
+      }
+    } else if (child->writable) {
+      dst->children.emplace(name, CopyNode(*child, dst, map));
+    }
+  }
+}
+
+std::unique_ptr<FileSystem> FileSystem::Clone(NodeMap* map) const {
+  Options options;
+  options.limits = limits_;
+  options.stdlib = stdlib_tree_;
+  auto copy = std::make_unique<FileSystem>(std::move(options));
+  copy->CopyInto(*root_, copy->root_.get(), map);
+  copy->next_ino_ = next_ino_;
+  copy->generation_ = generation_;
+  return copy;
+}
+
+NodeRef FileSystem::CopyOf(const NodeRef& node, NodeMap* map) {
+  if (!node) return node;
+  auto it = map->find(node.get());
+  if (it != map->end()) return it->second;
+  if (!node->writable) return node;  // the stdlib pack, shared
+  return CopyNode(*node, nullptr, map);  // removed from the tree but still open
 }
 
 }  // namespace brig::vfs

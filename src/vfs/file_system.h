@@ -19,11 +19,13 @@
 #define BRIG_VFS_FILE_SYSTEM_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "vfs/error.h"
@@ -142,6 +144,23 @@ class FileSystem {
   // Removes a file or an empty directory.
   Error Remove(std::string_view path);
 
+  // ---- Copies (checkpoints, forks). A copy has the same tree, inode numbers, times and
+  // quota use; file contents are shared copy-on-write (FileData), so a copy costs its nodes,
+  // not its bytes; the stdlib pack is shared as ever. Nodes map from this file system's to the
+  // copy's, for whoever holds nodes (open descriptors).
+  using NodeMap = std::unordered_map<const Node*, NodeRef>;
+  std::unique_ptr<FileSystem> Clone(NodeMap* map) const;
+  // In a copy: the node `map` says `node` became; for a node of the source no longer in its
+  // tree (removed while open), a copy of it, added to `map`; stdlib nodes are themselves.
+  NodeRef CopyOf(const NodeRef& node, NodeMap* map);
+
+  // Counts every change (a new value after any mutation): lets an owner notice changes made
+  // behind its back.
+  uint64_t generation() const { return generation_; }
+  // Where file times come from (default: the wall clock, NowNs). For recording and replaying
+  // executions exactly.
+  void set_clock(std::function<uint64_t()> clock);
+
   const Limits& limits() const { return limits_; }
   // Bytes and nodes currently charged to the writable mounts.
   uint64_t bytes_used() const { return quota_->bytes; }
@@ -156,6 +175,10 @@ class FileSystem {
   NodeRef NewNode(NodeType type, Node* dir, std::string_view name);
   Error Resize(Node* node, uint64_t size);
   Error SetContents(Node* node, std::string_view bytes);
+  // The time of a change being made now (the clock); counts the change in generation_.
+  uint64_t ChangeTime();
+  NodeRef CopyNode(const Node& src, Node* parent, NodeMap* map);
+  void CopyInto(const Node& src, Node* dst, NodeMap* map);
 
   Limits limits_;
   std::shared_ptr<const PackTree> stdlib_tree_;
@@ -164,6 +187,8 @@ class FileSystem {
   NodeRef root_;
   NodeRef stdlib_root_;    // pack root (parent == nullptr) or an empty read-only dir
   Node* stdlib_parent_;    // /usr/local/lib
+  uint64_t generation_ = 0;
+  std::function<uint64_t()> clock_;  // empty: NowNs
 };
 
 // Current wall-clock time in ns since the epoch (used for file times).

@@ -13,6 +13,7 @@
 #ifndef BRIG_VFS_NODE_H_
 #define BRIG_VFS_NODE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -20,6 +21,34 @@
 #include <string_view>
 
 namespace brig::vfs {
+
+// A writable file's bytes, shared copy-on-write between copies of a file system (checkpoints,
+// forks): copying a FileData shares the bytes; Mutable() gives this copy its own bytes first if
+// another still shares them. Shared bytes are never changed, so copies may live on different
+// threads.
+class FileData {
+ public:
+  size_t size() const { return bytes_ ? bytes_->size() : 0; }
+  std::string_view view() const { return bytes_ ? std::string_view(*bytes_) : std::string_view(); }
+  // The bytes, for changing. May throw std::bad_alloc (then nothing changed).
+  std::string& Mutable() {
+    if (!bytes_) {
+      bytes_ = std::make_shared<std::string>();
+    } else if (bytes_.use_count() > 1) {
+      bytes_ = std::make_shared<std::string>(*bytes_);
+    } else {
+      std::atomic_thread_fence(std::memory_order_acquire);  // the last other owner is done reading
+    }
+    return *bytes_;
+  }
+  // Replaces the bytes without copying the old ones. May throw std::bad_alloc.
+  void Assign(std::string_view bytes) { bytes_ = std::make_shared<std::string>(bytes); }
+  // True if another FileData shares these bytes.
+  bool shared() const { return bytes_ && bytes_.use_count() > 1; }
+
+ private:
+  std::shared_ptr<std::string> bytes_;
+};
 
 enum class NodeType : uint8_t { kDirectory, kFile };
 
@@ -49,7 +78,7 @@ struct Node : std::enable_shared_from_this<Node> {
 
   bool is_dir() const { return type == NodeType::kDirectory; }
   uint64_t size() const { return writable ? data.size() : ro_data.size(); }
-  std::string_view contents() const { return writable ? std::string_view(data) : ro_data; }
+  std::string_view contents() const { return writable ? data.view() : ro_data; }
 
   const NodeType type;
   const bool writable;
@@ -65,8 +94,8 @@ struct Node : std::enable_shared_from_this<Node> {
   uint64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;
   // Directories: entries by name, sorted (readdir order).
   std::map<std::string, std::shared_ptr<Node>, std::less<>> children;
-  // Writable files: the bytes (size charged to `quota`).
-  std::string data;
+  // Writable files: the bytes (size charged to `quota`), shared with copies of this node.
+  FileData data;
   // Read-only pack files: the bytes inside the pack buffer (not copied).
   std::string_view ro_data;
   // Non-null for writable nodes other than mount roots.

@@ -127,16 +127,38 @@ WasiContext::Fd* WasiContext::GetFd(u32 fd) { return fd < fds_.size() ? fds_[fd]
 uint64_t WasiContext::MonotonicNs() const { return ClockNs(CLOCK_MONOTONIC); }
 
 uint64_t WasiContext::ClockNow(u32 id) {
+  uint64_t now;
   if (options_.deterministic) {
     constexpr uint64_t kFixedEpochNs = 1'700'000'000'000'000'000ull;  // 2023-11-14
     fake_clock_ns_ += 1000;
-    return id == kClockRealtime ? kFixedEpochNs + fake_clock_ns_ : fake_clock_ns_;
+    now = id == kClockRealtime ? kFixedEpochNs + fake_clock_ns_ : fake_clock_ns_;
+  } else {
+    switch (id) {
+      case kClockRealtime: now = ClockNs(CLOCK_REALTIME); break;
+      case kClockMonotonic: now = ClockNs(CLOCK_MONOTONIC); break;
+      default: now = MonotonicNs() - created_ns_;  // process and thread CPU time
+    }
   }
-  switch (id) {
-    case kClockRealtime: return ClockNs(CLOCK_REALTIME);
-    case kClockMonotonic: return ClockNs(CLOCK_MONOTONIC);
-    default: return MonotonicNs() - created_ns_;  // process and thread CPU time
+  return tape_ ? tape_->Value(now) : now;
+}
+
+void WasiContext::CopyStateFrom(const WasiContext& other, vfs::FileSystem::NodeMap* map) {
+  std::vector<std::unique_ptr<Fd>> fds;
+  fds.reserve(other.fds_.size());
+  for (const auto& f : other.fds_) {
+    if (!f) {
+      fds.push_back(nullptr);
+      continue;
+    }
+    auto copy = std::make_unique<Fd>(*f);
+    copy->node = fs_.CopyOf(f->node, map);
+    fds.push_back(std::move(copy));
   }
+  fds_ = std::move(fds);
+  created_ns_ = other.created_ns_;
+  exit_code_ = other.exit_code_;
+  fake_clock_ns_ = other.fake_clock_ns_;
+  fake_random_ = other.fake_random_;
 }
 
 WasiContext::u32 WasiContext::AllocateFd(std::unique_ptr<Fd> entry, u32* out) {
@@ -256,6 +278,7 @@ WasiContext::u32 WasiContext::RandomGet(GuestMemory& m, u32 buf, u32 buf_len) {
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
         view->data()[i] = static_cast<uint8_t>(z ^ (z >> 31));
       }
+      if (tape_) tape_->Bytes(view->data(), view->size());
       return err::kSuccess;
     }
     size_t done = 0;
@@ -267,6 +290,7 @@ WasiContext::u32 WasiContext::RandomGet(GuestMemory& m, u32 buf, u32 buf_len) {
       }
       done += static_cast<size_t>(r);
     }
+    if (tape_) tape_->Bytes(view->data(), view->size());
     return err::kSuccess;
   });
 }
@@ -388,7 +412,7 @@ WasiContext::u32 WasiContext::SetTimes(const vfs::NodeRef& node, u64 atim, u64 m
   if (fst & ~u32{kFstflagsAll}) return err::kInval;
   if (((fst & kFstflagAtim) && (fst & kFstflagAtimNow)) || ((fst & kFstflagMtim) && (fst & kFstflagMtimNow)))
     return err::kInval;
-  const uint64_t now = vfs::NowNs();
+  const uint64_t now = tape_ ? tape_->Value(vfs::NowNs()) : vfs::NowNs();
   std::optional<uint64_t> a, mt;
   if (fst & kFstflagAtimNow) a = now;
   if (fst & kFstflagAtim) a = atim;

@@ -31,6 +31,7 @@
 #include "vfs/file_system.h"
 #include "wasi/guest_memory.h"
 #include "wasi/output_capture.h"
+#include "wasi/tape.h"
 
 namespace brig::wasi {
 
@@ -137,6 +138,16 @@ class WasiContext {
   // Number of open descriptors (stdio and the preopen included).
   size_t open_fd_count() const;
   vfs::FileSystem& fs() { return fs_; }
+  const Options& options() const { return options_; }
+
+  // ---- Copies and replays (checkpoints, forks, rollback: src/sandbox/transaction.cc).
+
+  // Makes this context's descriptors, clocks and exit code those of `other`, whose file system
+  // was copied into this context's by FileSystem::Clone(map): each descriptor's node becomes
+  // its copy. Captured output is not copied. REQUIRES: fs() is that copy.
+  void CopyStateFrom(const WasiContext& other, vfs::FileSystem::NodeMap* map);
+  // Clock readings and random bytes go through `tape` (null: none): see wasi/tape.h.
+  void set_tape(Tape* tape) { tape_ = tape; }
 
   // ---- Saved state: the descriptors a guest holds open (open file objects), so that a
   // session restored in another process finds them as it left them. Only files and
@@ -182,6 +193,7 @@ class WasiContext {
   std::optional<uint32_t> exit_code_;
   uint64_t fake_clock_ns_ = 0;  // Options::deterministic: readings so far, in ns
   uint64_t fake_random_ = 0;    // Options::deterministic: splitmix64 state
+  Tape* tape_ = nullptr;        // records or replays readings from outside; null: none
 };
 
 // The WASI errno for a VFS error.
