@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 
-import ast
+import _brig
 
 _main = sys.modules["__main__"]
 _RUNNER_FILE = __file__
@@ -87,6 +87,8 @@ IMAGE_MODULES = (
     "hashlib", "textwrap", "pathlib", "asyncio", "traceback", "linecache", "ast",
 )
 
+_RESULT_NAME = _brig.RESULT_NAME
+
 # True in an image: the first execution of each sandbox made from it reseeds what the
 # interpreter seeded once at start-up (the image holds one state for all its clones).
 _needs_reseed = False
@@ -136,21 +138,21 @@ def load_portable(text):
 
 
 def execute(source_bytes, filename_bytes):
+    """Returns the outcome as JSON, or "" for the common case (no error, no value to show)."""
     if _needs_reseed:
         _reseed()
     outcome = {"ok": True, "result": None, "error": None, "exit_code": None}
     filename = filename_bytes.decode("utf-8", "replace") or "<exec>"
+    namespace = _main.__dict__
     try:
         source = source_bytes.decode("utf-8")
         # Lets tracebacks show the user's lines, as they do for a file.
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST)
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
-        exec(compile(tree, filename, "exec"), _main.__dict__)
-        if last is not None:
-            value = eval(compile(last, filename, "eval"), _main.__dict__)
+        # A final expression's value lands in namespace[_RESULT_NAME] (see brig_guest.c).
+        code, has_value = _brig.compile_repl(source, filename)
+        exec(code, namespace)
+        if has_value:
+            value = namespace.pop(_RESULT_NAME, None)
             if value is not None:
                 outcome["result"] = _clean(repr(value))
     except SystemExit as exc:
@@ -171,5 +173,8 @@ def execute(source_bytes, filename_bytes):
         except BaseException:
             pass
     finally:
+        namespace.pop(_RESULT_NAME, None)  # also when the code failed after storing it
         _flush()
+    if outcome["ok"] and outcome["result"] is None and outcome["exit_code"] is None:
+        return ""
     return json.dumps(outcome)
