@@ -42,8 +42,10 @@ struct Limits {
   uint64_t output_bytes = 1ull << 20;
   // Bytes the files written in the workspace and /tmp may hold in total.
   uint64_t file_bytes = 256ull << 20;
-  // Files and directories the workspace and /tmp may hold, and the size of one file.
-  // Past either, the guest's write fails with OSError (ENOSPC, EFBIG).
+  // Regular files the workspace and /tmp may hold (directories are limited apart, to as
+  // many again and at least 1000), and the size of one file. Creating a file past the count,
+  // or writing past the size, fails in the guest with OSError: errno.ENOSPC ("No space left
+  // on device"), errno.EFBIG ("File too large"). Deleting a file frees its place.
   uint64_t max_files = 10000;
   uint64_t max_file_bytes = 100ull << 20;
 };

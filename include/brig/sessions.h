@@ -21,8 +21,14 @@
 // Files. Files under /home/user and /tmp in the guest are the session's files: those the
 // code created, changed or removed are written to (or deleted from) the store with the
 // state; the store's files appear in the guest at the same paths. Per file at most 20 MiB
-// and per session the quotas of Options (defaults 1000 files, 200 MiB): a write past them
-// fails in the guest with OSError (ENOSPC / EFBIG) and nothing else is lost.
+// and per session the quotas of Options (defaults 1000 files, 200 MiB; directories do not
+// count, the session's files outside /home/user and /tmp do). They are the limits of the
+// guest's file system: writing a file past 20 MiB fails in the guest with OSError EFBIG,
+// creating a file past the file count or writing past the bytes with OSError ENOSPC ("No
+// space left on device": the guest gets only the errno). The code may catch it; the rest of
+// the execution (variables, other files) is saved. Deleting a file makes room. A session
+// already over a quota when loaded (quotas lowered since) still loads, but its save is
+// refused (ResourceExhausted, naming the quota) until files are deleted to bring it under.
 //
 // Failures. An execution that times out, traps or exits the interpreter saves nothing: the
 // session stays as it was before it. An ordinary Python exception saves what the code did
@@ -70,9 +76,11 @@ class Sessions {
   struct Options {
     // sqlite:PATH or postgresql://... (see store/store.h OpenStore).
     std::string store_url;
-    // Limits of each execution. Its file limits are replaced by the session quotas below.
+    // Limits of each execution. Its file limits (file_bytes, max_files, max_file_bytes) are
+    // replaced by the session quotas below and the store's 20 MiB per file.
     Limits limits;
     int64_t default_expiry_days = 180;
+    // Quotas of each session's files (see Files above). At least 1.
     int64_t max_files_per_session = 1000;
     int64_t max_bytes_per_session = int64_t{200} << 20;
     // Sessions kept live in this process between executions (0: restore every time).

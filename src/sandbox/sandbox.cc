@@ -172,7 +172,7 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, bool for_
   vfs::FileSystem::Options fs_options;
   fs_options.stdlib = stdlib;
   fs_options.limits.max_total_bytes = limits.file_bytes;
-  fs_options.limits.max_nodes = limits.max_files;
+  fs_options.limits.SetFileLimit(limits.max_files);  // and room for as many directories
   fs_options.limits.max_file_size = limits.max_file_bytes;
   impl->fs = std::make_unique<vfs::FileSystem>(std::move(fs_options));
 

@@ -17,7 +17,8 @@
 // Quotas. Per session at most `max_files_per_session` files holding at most
 // `max_bytes_per_session` bytes (each file also <= store::kMaxFileBytes). The store does not
 // enforce these; every writer asks CheckQuota before saving (the file operations do it under
-// the session's lock, so their count is exact).
+// the session's lock, so their count is exact). Executions (brig::Sessions) also make them
+// the limits of the guest's file system, so that the guest's write fails, not the save.
 //
 // Thread-safety: a SessionManager is safe for concurrent use from multiple threads (it holds
 // no mutable state; the store is thread-safe). It borrows `store`, which must outlive it.

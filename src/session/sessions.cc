@@ -29,6 +29,9 @@ struct LiveSession {
   std::unique_ptr<Sandbox> sandbox;
   int64_t version = 0;
   FileVersions files;
+  // Loaded while the session held more than its quotas allow: the sandbox's file limits are
+  // what was loaded (see SandboxLimits), not the quotas, so it is not kept live.
+  bool over_quota = false;
 };
 
 struct SessionState {
@@ -112,26 +115,42 @@ struct Sessions::Impl {
 
   void DropLive(std::string_view thread_id) { TakeLive(thread_id); }
 
-  Limits SandboxLimits() const {
+  // The limits of a sandbox for a session whose store holds `visible` (files the guest sees,
+  // all loaded into its file system, which counts them) and `outside` (files kept in the
+  // store only). The session quotas become the guest's file limits, less what the files
+  // outside take, so that creating a file or writing past a quota fails that write in the
+  // guest (OSError ENOSPC) instead of the save. Never below what is loaded, so that a session
+  // already over a quota (quotas lowered since) still loads; the save-time check refuses it.
+  Limits SandboxLimits(const store::FileUsage& visible, const store::FileUsage& outside) const {
+    auto room = [](int64_t quota, int64_t taken, int64_t loaded) {
+      return static_cast<uint64_t>(std::max({quota - taken, loaded, int64_t{0}}));
+    };
     Limits l = options.limits;
-    l.file_bytes = static_cast<uint64_t>(options.max_bytes_per_session);
+    l.file_bytes = room(options.max_bytes_per_session, outside.total_bytes, visible.total_bytes);
     l.max_file_bytes = static_cast<uint64_t>(store::kMaxFileBytes);
-    // The guest's file system counts directories too; the exact file count is checked
-    // against the quota before saving.
-    l.max_files = static_cast<uint64_t>(options.max_files_per_session) + 1000;
+    // Regular files only: directories have their own allowance in the sandbox.
+    l.max_files = room(options.max_files_per_session, outside.file_count, visible.file_count);
     return l;
   }
 
   // A sandbox holding the session's stored files and state (version `stored`).
   StatusOr<LiveSession> Load(std::string_view thread_id, const std::optional<store::SessionState>& stored,
                              SessionResult* result) {
-    auto made = Sandbox::Create(SandboxLimits());
-    if (!made.ok()) return made.status();
-    LiveSession s;
-    s.sandbox = std::move(made.value());
-    s.version = stored ? stored->version : 0;
     auto files = store->ListFiles(thread_id);
     if (!files.ok()) return files.status();
+    store::FileUsage visible, outside;
+    for (const store::FileInfo& f : files.value()) {
+      store::FileUsage& u = GuestVisible(f.path) ? visible : outside;
+      u.file_count++;
+      u.total_bytes += f.size;
+    }
+    auto made = Sandbox::Create(SandboxLimits(visible, outside));
+    if (!made.ok()) return made.status();
+    LiveSession s;
+    s.over_quota = visible.file_count + outside.file_count > options.max_files_per_session ||
+                   visible.total_bytes + outside.total_bytes > options.max_bytes_per_session;
+    s.sandbox = std::move(made.value());
+    s.version = stored ? stored->version : 0;
     for (const store::FileInfo& f : files.value()) {
       if (!GuestVisible(f.path)) continue;  // kept in the store, not mounted in the guest
       auto data = store->GetFile(thread_id, f.path);
@@ -183,7 +202,9 @@ struct Sessions::Impl {
     for (const auto& [path, version] : s.files) {
       if (!now.count(path)) deletes.push_back(path);
     }
-    // Files the store holds outside the guest's view count towards the quota too.
+    // Files the store holds outside the guest's view count towards the quota too. The guest's
+    // file system was given the quotas as limits (SandboxLimits), so this is a backstop: it
+    // refuses the save of a session that was already over a quota when it was loaded.
     auto stored = store->ListFiles(thread_id);
     if (!stored.ok()) return stored.status();
     for (const auto& f : stored.value()) {
@@ -280,7 +301,9 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   if (Status saved = impl.Save(thread_id, *live, &result); !saved.ok()) {
     return saved.WithPrefix("the code ran but its session could not be saved (the session is unchanged): ");
   }
-  impl.PutLive(thread_id, std::move(*live));
+  // A session loaded over its quotas (and now back under them, or the save would have been
+  // refused) is loaded again next time, with the quotas as its limits.
+  if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
   return result;
 }
 

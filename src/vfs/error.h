@@ -17,7 +17,7 @@ enum class Error : uint8_t {
   kRoFs,         // the node or its directory lies in a read-only part of the tree
   kXDev,         // rename across mounts
   kInval,        // bad argument (rename into own subtree, NUL in a name, rmdir ".")
-  kNoSpc,        // the byte or node quota of the writable mounts is used up
+  kNoSpc,        // the byte, file or node quota of the writable mounts is used up
   kFBig,         // the file would pass the single-file size limit
   kNameTooLong,  // path or component longer than the limits allow, or a node too deep
   kPerm,         // never allowed in this VFS (hard links, symlinks)

@@ -154,13 +154,20 @@ Result<NodeRef> FileSystem::Parent(const NodeRef& node) const {
   return p->shared_from_this();
 }
 
-Error FileSystem::CheckCanCreate(const Node* dir, std::string_view name) const {
+Error FileSystem::CheckCanCreate(const Node* dir, std::string_view name, NodeType type) const {
   if (!dir->writable) return Error::kRoFs;
   if (!dir->linked) return Error::kNoEnt;
   if (name.size() > limits_.max_name_length) return Error::kNameTooLong;
   if (Depth(dir) + 1 > limits_.max_depth) return Error::kNameTooLong;
   if (quota_->nodes >= limits_.max_nodes) return Error::kNoSpc;
+  if (type == NodeType::kFile && quota_->files >= limits_.max_files) return Error::kNoSpc;
   return Error::kOk;
+}
+
+void FileSystem::Detach(Node* n) {
+  if (n->counts_as_file()) --quota_->files;
+  n->linked = false;
+  n->parent = nullptr;
 }
 
 NodeRef FileSystem::NewNode(NodeType type, Node* dir, std::string_view name) {
@@ -171,6 +178,7 @@ NodeRef FileSystem::NewNode(NodeType type, Node* dir, std::string_view name) {
   dir->children.emplace(std::string(name), n);  // may throw: nothing charged yet
   n->quota = quota_;
   ++quota_->nodes;
+  if (n->counts_as_file()) ++quota_->files;
   dir->mtime_ns = dir->ctime_ns = now;
   return n;
 }
@@ -188,7 +196,7 @@ Result<NodeRef> FileSystem::Open(const NodeRef& base, std::string_view path, con
       if (!flags.create) return Error::kNoEnt;
       if (w->trailing_slash) return Error::kIsDir;
       if (flags.directory) return Error::kInval;
-      if (Error e = CheckCanCreate(w->dir.get(), w->name); e != Error::kOk) return e;
+      if (Error e = CheckCanCreate(w->dir.get(), w->name, NodeType::kFile); e != Error::kOk) return e;
       return NewNode(NodeType::kFile, w->dir.get(), w->name);
     }
     if (flags.create && flags.exclusive) return Error::kExist;
@@ -212,7 +220,7 @@ Error FileSystem::Mkdir(const NodeRef& base, std::string_view path) {
   auto w = WalkToParent(base, path);
   if (!w) return w.error();
   if (w->name.empty() || w->dir->children.count(w->name)) return Error::kExist;
-  if (Error e = CheckCanCreate(w->dir.get(), w->name); e != Error::kOk) return e;
+  if (Error e = CheckCanCreate(w->dir.get(), w->name, NodeType::kDirectory); e != Error::kOk) return e;
   NewNode(NodeType::kDirectory, w->dir.get(), w->name);
   return Error::kOk;
 }
@@ -228,8 +236,7 @@ Error FileSystem::Rmdir(const NodeRef& base, std::string_view path) {
   if (!w->dir->writable) return Error::kRoFs;
   if (n->mount_root) return Error::kBusy;
   if (!n->children.empty()) return Error::kNotEmpty;
-  n->linked = false;
-  n->parent = nullptr;
+  Detach(n);
   w->dir->children.erase(it);
   w->dir->mtime_ns = w->dir->ctime_ns = ChangeTime();
   return Error::kOk;
@@ -246,8 +253,7 @@ Error FileSystem::Unlink(const NodeRef& base, std::string_view path) {
   if (w->trailing_slash) return Error::kNotDir;
   if (!w->dir->writable) return Error::kRoFs;
   const uint64_t now = ChangeTime();
-  n->linked = false;
-  n->parent = nullptr;
+  Detach(n);  // gives back the file count at once, even if the file stays open
   n->ctime_ns = now;
   // May destroy the node (n dangles after this); while open elsewhere it lives on and its
   // bytes stay charged.
@@ -301,8 +307,7 @@ Error FileSystem::Rename(const NodeRef& old_base, std::string_view old_path, con
 
   // Insert first (the only step that can throw), then detach: never half-done.
   if (dst) {
-    dst->linked = false;
-    dst->parent = nullptr;
+    Detach(dst.get());  // a file renamed over gives back its file count
     dst_it->second = src;
   } else {
     to->dir->children.emplace(std::string(to->name), src);
@@ -523,6 +528,7 @@ NodeRef FileSystem::CopyNode(const Node& src, Node* parent, NodeMap* map) {
   n->data = src.data;  // shared until one side writes
   n->quota = quota_;
   ++quota_->nodes;
+  if (n->counts_as_file()) ++quota_->files;  // removed files still open are not counted
   quota_->bytes += n->data.size();
   (*map)[&src] = n;
   for (const auto& [name, child] : src.children) n->children.emplace(name, CopyNode(*child, n.get(), map));

@@ -9,8 +9,8 @@
 // Writes to read-only parts fail with kRoFs. There are no symbolic or hard links: Symlink
 // and Link always fail (kPerm after the usual existence checks), ReadLink of an existing
 // path fails with kInval. ".." never goes above "/". Renames stay within one mount (kXDev).
-// The writable mounts share one set of Limits (bytes, nodes); a failed operation changes
-// nothing.
+// The writable mounts share one set of Limits (bytes, regular files, nodes); a failed
+// operation changes nothing.
 //
 // Thread-safety: a FileSystem is not thread-safe; one sandbox uses it at a time. The stdlib
 // PackTree it mounts is immutable and may be shared by many FileSystems on many threads.
@@ -85,7 +85,7 @@ class FileSystem {
   // The node `path` names. Errors: kNoEnt, kNotDir, kNameTooLong, kInval.
   Result<NodeRef> Lookup(const NodeRef& base, std::string_view path) const;
   // Opens (and per `flags` creates / truncates) the node `path` names. Creating needs a
-  // writable, existing directory (kRoFs, kNoEnt) and quota (kNoSpc).
+  // writable, existing directory (kRoFs, kNoEnt) and quota (kNoSpc: the file or node limit).
   Result<NodeRef> Open(const NodeRef& base, std::string_view path, const OpenFlags& flags);
   // The directory containing `node` ("/" for "/"). kNoEnt if `node` was removed.
   Result<NodeRef> Parent(const NodeRef& node) const;
@@ -162,16 +162,21 @@ class FileSystem {
   void set_clock(std::function<uint64_t()> clock);
 
   const Limits& limits() const { return limits_; }
-  // Bytes and nodes currently charged to the writable mounts.
+  // Bytes, nodes and (linked) regular files currently charged to the writable mounts.
   uint64_t bytes_used() const { return quota_->bytes; }
   uint64_t nodes_used() const { return quota_->nodes; }
+  uint64_t files_used() const { return quota_->files; }
 
  private:
   struct Walked;
   Result<Walked> WalkToParent(const NodeRef& base, std::string_view path) const;
   Node* ParentOf(const Node* n) const;
   uint32_t Depth(const Node* n) const;
-  Error CheckCanCreate(const Node* dir, std::string_view name) const;
+  // kNoSpc when `type` would pass the node quota, or (files) the file quota.
+  Error CheckCanCreate(const Node* dir, std::string_view name, NodeType type) const;
+  // Takes `n` out of the tree's bookkeeping (linked = false, no parent) and gives back its
+  // file count. The caller erases the directory entry.
+  void Detach(Node* n);
   NodeRef NewNode(NodeType type, Node* dir, std::string_view name);
   Error Resize(Node* node, uint64_t size);
   Error SetContents(Node* node, std::string_view bytes);

@@ -3,6 +3,7 @@
 #ifndef BRIG_VFS_LIMITS_H_
 #define BRIG_VFS_LIMITS_H_
 
+#include <algorithm>
 #include <cstdint>
 
 namespace brig::vfs {
@@ -11,8 +12,13 @@ struct Limits {
   // Sum of the sizes of all writable files, including removed files still held open.
   // Exceeding it: Error::kNoSpc.
   uint64_t max_total_bytes = 256ull << 20;
-  // Number of writable files and directories (mount roots not counted). Error::kNoSpc.
-  uint64_t max_nodes = 10000;
+  // Number of regular files in the writable mounts (a file counts from its creation until
+  // it is unlinked or renamed over; a removed file still held open does not count). Creating
+  // one more: Error::kNoSpc.
+  uint64_t max_files = 10000;
+  // Number of writable nodes: files (also removed ones still held open) and directories
+  // (mount roots not counted). Bounds the memory the tree takes. Error::kNoSpc.
+  uint64_t max_nodes = NodesFor(10000);
   // Size of one file. Exceeding it: Error::kFBig.
   uint64_t max_file_size = 100ull << 20;
   // Length in bytes of a path handed to any operation. Error::kNameTooLong.
@@ -22,6 +28,19 @@ struct Limits {
   // Components in the absolute path of any node that gets created, or that a rename moves
   // a subtree to. Error::kNameTooLong.
   uint32_t max_depth = 64;
+
+  // The node limit that goes with a file limit: the files plus as many directories (at
+  // least kMinDirectories), so that directories never keep the file limit from being reached.
+  static constexpr uint64_t kMinDirectories = 1000;
+  static constexpr uint64_t NodesFor(uint64_t files) {
+    const uint64_t dirs = std::max(files, kMinDirectories);
+    return files > UINT64_MAX - dirs ? UINT64_MAX : files + dirs;
+  }
+  // Sets max_files to `files` and max_nodes to NodesFor(files).
+  void SetFileLimit(uint64_t files) {
+    max_files = files;
+    max_nodes = NodesFor(files);
+  }
 };
 
 }  // namespace brig::vfs

@@ -6,7 +6,8 @@
 //     immutable PackTree and are never modified after parsing; every mutating path in
 //     FileSystem checks `writable` first, which is what makes that sharing thread-safe.
 //   - writable nodes: owned by one FileSystem; file bytes live in `data` and are charged
-//     to a QuotaUsage for as long as the node exists (also while unlinked but open).
+//     to a QuotaUsage for as long as the node exists (also while unlinked but open), as is
+//     the node itself; a regular file also counts as a file while it is linked.
 //
 // Nodes are held by std::shared_ptr: a directory's children map owns its entries and an
 // open descriptor shares ownership, so an unlinked file stays readable while open.
@@ -52,11 +53,15 @@ class FileData {
 
 enum class NodeType : uint8_t { kDirectory, kFile };
 
-// Bytes and nodes charged against a FileSystem's Limits. Shared by the FileSystem and its
-// writable nodes so a node can give back its share when it is destroyed.
+// Bytes, nodes and files charged against a FileSystem's Limits. Shared by the FileSystem and
+// its writable nodes so a node can give back its share when it is destroyed. `bytes` and
+// `nodes` are charged for as long as a node exists; `files` counts the writable regular
+// files that are linked into the tree (a file gives it back when unlinked or renamed over,
+// even while still open).
 struct QuotaUsage {
   uint64_t bytes = 0;
   uint64_t nodes = 0;
+  uint64_t files = 0;
 };
 
 // Mount identifiers; reported to the guest as st_dev.
@@ -71,12 +76,15 @@ struct Node : std::enable_shared_from_this<Node> {
     if (quota) {
       quota->bytes -= data.size();
       quota->nodes -= 1;
+      if (counts_as_file()) quota->files -= 1;
     }
   }
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
   bool is_dir() const { return type == NodeType::kDirectory; }
+  // Whether this node is charged to quota->files: a writable regular file still linked.
+  bool counts_as_file() const { return quota && type == NodeType::kFile && linked; }
   uint64_t size() const { return writable ? data.size() : ro_data.size(); }
   std::string_view contents() const { return writable ? data.view() : ro_data; }
 
@@ -86,7 +94,8 @@ struct Node : std::enable_shared_from_this<Node> {
   const uint64_t ino;
   // True for the root directory of a mount (and "/"): cannot be removed or renamed.
   bool mount_root = false;
-  // False once unlinked / removed; a removed directory accepts no new entries.
+  // False once unlinked / removed; a removed directory accepts no new entries. Only
+  // FileSystem::Detach clears it for a charged node (it gives back the file count).
   bool linked = true;
   // Containing directory; nullptr for "/", for a pack tree's root (the FileSystem knows
   // where it is mounted) and for removed nodes. Not owning: the parent owns us.

@@ -1,5 +1,6 @@
 // Hard limits seen through the public API: the timeout stops pure-Python loops, C-level loops
-// and sleeps, promptly; the memory cap gives MemoryError; bad limits are refused.
+// and sleeps, promptly; the memory cap gives MemoryError; the file count gives ENOSPC; bad
+// limits are refused.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -104,6 +105,30 @@ TEST(Limits, MemoryCapGivesMemoryErrorAndTheSandboxGoesOn) {
   brig::ExecutionResult after = sandbox.value()->Execute("del blocks\nlen(bytearray(10 << 20))");
   EXPECT_TRUE(after.ok) << after.stderr_text;
   EXPECT_EQ(after.result.value_or(""), std::to_string(10 << 20));
+}
+
+TEST(Limits, FileCountFailsTheCreationWithENOSPCAndDirectoriesDoNotCount) {
+  brig::Limits limits;
+  limits.max_files = 3;
+  auto sandbox = brig::Sandbox::Create(limits);
+  ASSERT_TRUE(sandbox.ok());
+  brig::ExecutionResult r = sandbox.value()->Execute(R"(import errno, os
+for i in range(20):
+    os.makedirs(f'/tmp/d{i}/e')
+made, err = [], None
+for i in range(5):
+    try:
+        open(f'/tmp/d{i}/e/f', 'w').close()
+        made.append(i)
+    except OSError as e:
+        err = (e.errno == errno.ENOSPC, str(e))
+        break
+os.remove('/tmp/d0/e/f')
+open('/tmp/again', 'w').close()
+(made, err))");
+  EXPECT_TRUE(r.ok) << r.stderr_text;
+  EXPECT_EQ(r.result.value_or(""),
+            "([0, 1, 2], (True, \"[Errno 51] No space left on device: '/tmp/d3/e/f'\"))");
 }
 
 }  // namespace

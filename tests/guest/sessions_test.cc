@@ -101,15 +101,78 @@ TEST_F(SessionsTest, ByteQuotaFailsTheWriteInTheGuestAndKeepsTheRest) {
   EXPECT_EQ(Run(*s2, "q", "(x, len(open('/tmp/a.bin','rb').read()))").execution.result, "(7, 1000)");
 }
 
-TEST_F(SessionsTest, FileCountQuotaRefusesTheSaveWithAClearError) {
+// Creates /home/user/d/e/n0, n1, ... until the guest refuses one; prints the refusal.
+constexpr std::string_view kCreateUntilRefused = R"(import errno
+made, err = [], None
+for i in range(10):
+    try:
+        with open(f'/home/user/d/e/n{i}', 'w') as f:
+            f.write(str(i))
+    except OSError as e:
+        print('refused:', e)
+        err = (e.errno == errno.ENOSPC, e.strerror)
+        break
+    made.append(i)
+(made, err))";
+
+TEST_F(SessionsTest, FileCountQuotaFailsTheCreationInTheGuestAndKeepsTheRest) {
   Sessions::Options o = options_;
-  o.max_files_per_session = 3;
+  o.max_files_per_session = 5;
+  {
+    auto store = store::OpenStore(options_.store_url);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(store.value()->CreateSession("n", store::NowMicros() + 86'400'000'000LL, nullptr).ok());
+    // A file the guest does not see counts towards the quota too.
+    ASSERT_TRUE(store.value()->PutFile("n", {"/data/outside.txt", "o", ""}).ok());
+  }
   auto s = Open(o);
-  Run(*s, "n", "x = 1");
-  auto r = s->Execute("n", "x = 2\nfor i in range(5): open(f'/tmp/f{i}', 'w').write('.')");
+  // Directories do not count: 1 + 2 of 5 files used.
+  Run(*s, "n", "import os\nos.makedirs('/home/user/d/e/f/g')\nopen('/tmp/old0', 'w').write('0')\n"
+               "open('/tmp/old1', 'w').write('1')\nx = 1");
+  SessionResult r = Run(*s, "n", std::string("x = 2\n") + std::string(kCreateUntilRefused));
+  EXPECT_EQ(r.execution.result, "([0, 1], (True, 'No space left on device'))");
+  EXPECT_NE(r.execution.stdout_text.find("refused: [Errno "), std::string::npos) << r.execution.stdout_text;
+  EXPECT_NE(r.execution.stdout_text.find("No space left on device: '/home/user/d/e/n2'"), std::string::npos)
+      << r.execution.stdout_text;
+  EXPECT_TRUE(r.saved);
+  EXPECT_EQ(r.files_saved, (std::vector<std::string>{"/home/user/d/e/n0", "/home/user/d/e/n1"}));
+
+  // As a new process would see it: the variables and the files made before the refusal (the
+  // store keeps files, not empty directories).
+  auto s2 = Open(o);
+  SessionResult back = Run(*s2, "n", "import os\n(x, made, sorted(os.listdir('/home/user/d/e')), "
+                                     "open('/home/user/d/e/n1').read(), sorted(os.listdir('/tmp')))");
+  EXPECT_NE(back.restored_from, "live");
+  EXPECT_EQ(back.execution.result, "(2, [0, 1], ['n0', 'n1'], '1', ['old0', 'old1'])");
+  // Deleting a file makes room for exactly one more (rewriting n0 and n1 needs none).
+  r = Run(*s2, "n", "import os\nos.remove('/tmp/old0')\n" + std::string(kCreateUntilRefused));
+  EXPECT_EQ(r.execution.result, "([0, 1, 2], (True, 'No space left on device'))");
+  EXPECT_TRUE(r.saved);
+  EXPECT_EQ(r.files_deleted, (std::vector<std::string>{"/tmp/old0"}));
+  EXPECT_EQ(r.files_saved, (std::vector<std::string>{"/home/user/d/e/n0", "/home/user/d/e/n1", "/home/user/d/e/n2"}));
+}
+
+TEST_F(SessionsTest, SessionOverALoweredQuotaLoadsButItsSaveIsRefused) {
+  Sessions::Options o = options_;
+  o.max_files_per_session = 4;
+  auto s = Open(o);
+  Run(*s, "m", "x = 1\nfor i in range(4): open(f'/tmp/f{i}', 'w').write('.')");
+  o.max_files_per_session = 2;
+  auto lowered = Open(o);
+  // It loads (its files fill its limit), and the save-time check refuses the save.
+  auto r = lowered->Execute("m", "x = 2\ntry:\n    open('/tmp/new', 'w')\nexcept OSError as e:\n    err = e.strerror\nerr");
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsResourceExhausted()) << r.status().message();
-  EXPECT_EQ(Run(*s, "n", "import os\n(x, len(os.listdir('/tmp')))").execution.result, "(1, 0)");
+  EXPECT_NE(r.status().message().find("over its quota of 2 files"), std::string::npos) << r.status().message();
+  // Back under the quota, it saves again; then, loaded anew, the quota is its limit.
+  SessionResult ok = Run(*lowered, "m", "import os\nx = 3\nfor i in range(2): os.remove(f'/tmp/f{i}')");
+  EXPECT_TRUE(ok.saved);
+  EXPECT_EQ(ok.files_deleted, (std::vector<std::string>{"/tmp/f0", "/tmp/f1"}));
+  SessionResult full = Run(*lowered, "m", "try:\n    open('/tmp/new', 'w')\nexcept OSError as e:\n    err = e.strerror\n(x, err)");
+  EXPECT_NE(full.restored_from, "live");
+  EXPECT_EQ(full.execution.result, "(3, 'No space left on device')");
+  EXPECT_TRUE(full.saved);
+  EXPECT_EQ(Run(*s, "m", "import os\n(x, sorted(os.listdir('/tmp')))").execution.result, "(3, ['f2', 'f3'])");
 }
 
 TEST_F(SessionsTest, TimeoutSavesNothingAndTheSessionGoesOn) {

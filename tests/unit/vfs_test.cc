@@ -315,6 +315,161 @@ TEST(FileSystemTest, NodeQuota) {
   EXPECT_EQ(fs->WriteFile("/tmp/c", "c"), Error::kOk);
 }
 
+TEST(FileSystemTest, FileQuotaCountsRegularFilesOnly) {
+  Limits l;
+  l.max_files = 2;
+  auto fs = MakeFs(l);
+  const auto& root = fs->root();
+  // Directories do not count as files (only as nodes).
+  for (std::string d : {"/tmp/a", "/tmp/a/b", "/home/user/c", "/home/user/c/d"}) {
+    ASSERT_EQ(fs->Mkdir(root, d), Error::kOk) << d;
+  }
+  EXPECT_EQ(fs->files_used(), 0u);
+  EXPECT_EQ(fs->nodes_used(), 4u);
+  ASSERT_EQ(fs->WriteFile("/tmp/a/b/f1", "1"), Error::kOk);
+  ASSERT_EQ(fs->WriteFile("/home/user/f2", "2"), Error::kOk);  // one quota for both mounts
+  EXPECT_EQ(fs->files_used(), 2u);
+  EXPECT_EQ(fs->nodes_used(), 6u);
+  // A third file fails, through the guest's open and the host's WriteFile alike, and leaves
+  // nothing behind.
+  OpenFlags c;
+  c.create = true;
+  c.write = true;
+  EXPECT_EQ(fs->Open(root, "/tmp/f3", c).error(), Error::kNoSpc);
+  EXPECT_EQ(fs->WriteFile("/home/user/c/f3", "3"), Error::kNoSpc);
+  EXPECT_FALSE(fs->Lookup(root, "/tmp/f3").ok());
+  EXPECT_FALSE(fs->Lookup(root, "/home/user/c/f3").ok());
+  EXPECT_EQ(fs->files_used(), 2u);
+  EXPECT_EQ(fs->nodes_used(), 6u);
+  // Directories can still be made; existing files can still be opened, truncated, rewritten.
+  EXPECT_EQ(fs->Mkdir(root, "/tmp/more"), Error::kOk);
+  OpenFlags trunc = c;
+  trunc.truncate = true;
+  ASSERT_TRUE(fs->Open(root, "/home/user/f2", trunc));
+  EXPECT_EQ(fs->WriteFile("/tmp/a/b/f1", "rewritten"), Error::kOk);
+  EXPECT_EQ(fs->ReadFile("/tmp/a/b/f1"), "rewritten");
+  EXPECT_EQ(fs->files_used(), 2u);
+}
+
+TEST(FileSystemTest, UnlinkGivesTheFileCountBackEvenWhileOpen) {
+  Limits l;
+  l.max_files = 2;
+  auto fs = MakeFs(l);
+  const auto& root = fs->root();
+  ASSERT_EQ(fs->WriteFile("/tmp/a", "a"), Error::kOk);
+  ASSERT_EQ(fs->WriteFile("/tmp/b", "b"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/c", "c"), Error::kNoSpc);
+  EXPECT_EQ(fs->Unlink(root, "/tmp/a"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 1u);
+  EXPECT_EQ(fs->WriteFile("/tmp/c", "c"), Error::kOk);
+  // An open file removed gives its count back at once; its node and bytes stay charged
+  // until it is closed.
+  NodeRef held = fs->Lookup(root, "/tmp/b").value();
+  EXPECT_EQ(fs->Remove("/tmp/b"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 1u);
+  EXPECT_EQ(fs->nodes_used(), 2u);
+  EXPECT_EQ(fs->bytes_used(), 2u);
+  EXPECT_EQ(fs->WriteFile("/tmp/d", "d"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 2u);
+  held.reset();
+  EXPECT_EQ(fs->files_used(), 2u);  // not given back twice
+  EXPECT_EQ(fs->nodes_used(), 2u);
+  // Removing an empty directory changes no file count.
+  ASSERT_EQ(fs->Mkdir(root, "/tmp/dir"), Error::kOk);
+  EXPECT_EQ(fs->Rmdir(root, "/tmp/dir"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 2u);
+}
+
+TEST(FileSystemTest, RenameOverAFileGivesTheFileCountBack) {
+  Limits l;
+  l.max_files = 3;
+  auto fs = MakeFs(l);
+  const auto& root = fs->root();
+  ASSERT_EQ(fs->WriteFile("/home/user/a", "A"), Error::kOk);
+  ASSERT_EQ(fs->WriteFile("/home/user/b", "B"), Error::kOk);
+  ASSERT_EQ(fs->WriteFile("/home/user/d/c", "C"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 3u);
+  // Moving a file (or a directory holding one) to a new name changes no count.
+  EXPECT_EQ(fs->Rename(root, "/home/user/a", root, "/home/user/a2"), Error::kOk);
+  EXPECT_EQ(fs->Rename(root, "/home/user/d", root, "/home/user/d2"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 3u);
+  EXPECT_EQ(fs->WriteFile("/home/user/x", "X"), Error::kNoSpc);
+  // Over an existing file, held open: the replaced file's count comes back at once.
+  NodeRef held = fs->Lookup(root, "/home/user/b").value();
+  EXPECT_EQ(fs->Rename(root, "/home/user/a2", root, "/home/user/b"), Error::kOk);
+  EXPECT_EQ(fs->ReadFile("/home/user/b"), "A");
+  EXPECT_EQ(fs->files_used(), 2u);
+  EXPECT_EQ(fs->WriteFile("/home/user/x", "X"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 3u);
+  held.reset();
+  EXPECT_EQ(fs->files_used(), 3u);
+  // A file renamed onto itself changes nothing.
+  EXPECT_EQ(fs->Rename(root, "/home/user/x", root, "/home/user/./x"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 3u);
+}
+
+TEST(FileSystemTest, CopiesKeepTheFileCount) {
+  Limits l;
+  l.max_files = 3;
+  auto fs = MakeFs(l);
+  const auto& root = fs->root();
+  ASSERT_EQ(fs->WriteFile("/home/user/d/a", "A"), Error::kOk);
+  ASSERT_EQ(fs->WriteFile("/tmp/b", "B"), Error::kOk);
+  ASSERT_EQ(fs->WriteFile("/tmp/gone", "G"), Error::kOk);
+  NodeRef open_removed = fs->Lookup(root, "/tmp/gone").value();
+  ASSERT_EQ(fs->Unlink(root, "/tmp/gone"), Error::kOk);  // removed, still open
+  ASSERT_EQ(fs->files_used(), 2u);
+
+  FileSystem::NodeMap map;
+  auto copy = fs->Clone(&map);
+  EXPECT_EQ(copy->limits().max_files, 3u);
+  EXPECT_EQ(copy->files_used(), 2u);
+  // The removed file comes along as a node (for its descriptor), not as a file.
+  NodeRef copied = copy->CopyOf(open_removed, &map);
+  ASSERT_TRUE(copied);
+  EXPECT_FALSE(copied->linked);
+  EXPECT_EQ(copy->files_used(), 2u);
+  EXPECT_EQ(copy->nodes_used(), fs->nodes_used());
+  // Each side counts on its own.
+  EXPECT_EQ(copy->WriteFile("/tmp/c", "C"), Error::kOk);
+  EXPECT_EQ(copy->WriteFile("/tmp/c2", "C"), Error::kNoSpc);
+  EXPECT_EQ(copy->files_used(), 3u);
+  EXPECT_EQ(fs->files_used(), 2u);
+  EXPECT_EQ(fs->Unlink(root, "/tmp/b"), Error::kOk);
+  EXPECT_EQ(fs->files_used(), 1u);
+  EXPECT_EQ(copy->files_used(), 3u);
+  EXPECT_EQ(copy->Remove("/home/user/d/a"), Error::kOk);
+  EXPECT_EQ(copy->files_used(), 2u);
+  EXPECT_EQ(fs->ReadFile("/home/user/d/a"), "A");
+  // A copy of a copy too; dropping the held removed node gives back no file.
+  copied.reset();
+  FileSystem::NodeMap map2;
+  auto copy2 = copy->Clone(&map2);
+  EXPECT_EQ(copy2->files_used(), 2u);
+  EXPECT_EQ(copy2->WriteFile("/tmp/e", "E"), Error::kOk);
+  EXPECT_EQ(copy2->WriteFile("/tmp/f", "F"), Error::kNoSpc);
+}
+
+TEST(FileSystemTest, FileLimitComesWithRoomForDirectories) {
+  EXPECT_EQ(Limits::NodesFor(5), 1005u);
+  EXPECT_EQ(Limits::NodesFor(10000), 20000u);
+  EXPECT_EQ(Limits::NodesFor(~0ull), ~0ull);
+  Limits l;
+  EXPECT_EQ(l.max_nodes, Limits::NodesFor(l.max_files));
+  l.SetFileLimit(2);
+  EXPECT_EQ(l.max_files, 2u);
+  EXPECT_EQ(l.max_nodes, 1002u);
+  auto fs = MakeFs(l);
+  for (int i = 0; i < 999; i++) ASSERT_EQ(fs->Mkdir(fs->root(), "/tmp/d" + std::to_string(i)), Error::kOk) << i;
+  EXPECT_EQ(fs->WriteFile("/tmp/d0/a", "a"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/d1/b", "b"), Error::kOk);
+  EXPECT_EQ(fs->nodes_used(), 1001u);
+  EXPECT_EQ(fs->WriteFile("/tmp/d2/c", "c"), Error::kNoSpc);  // the file limit (a node is left)
+  EXPECT_EQ(fs->Mkdir(fs->root(), "/tmp/x"), Error::kOk);
+  EXPECT_EQ(fs->Mkdir(fs->root(), "/tmp/y"), Error::kNoSpc);  // the node limit
+  EXPECT_EQ(fs->files_used(), 2u);
+}
+
 TEST(FileSystemTest, DepthLimit) {
   Limits l;
   l.max_depth = 5;  // "/tmp" is depth 1
