@@ -237,6 +237,46 @@ class CliCases:
         self.assertEqual(self.ok("files", "cat", "--session", "young", "/tmp/c").stdout, b"z" * 7)
         self.assertEqual(self.json("cleanup")["sessions_deleted"], 0)
 
+    def test_cleanup_every_runs_rounds_until_signalled(self):
+        self.ok("files", "put", "--session", "first", "/tmp/a", stdin=b"a" * 5)
+        self.ok("files", "put", "--session", "second", "/tmp/b", stdin=b"b" * 9)
+        self.ok("files", "put", "--session", "kept", "/tmp/c", stdin=b"c")
+        self.expire("first")
+        job = subprocess.Popen([BRIG, "cleanup", "--every", "0.1", "--json"], env=self.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            first = json.loads(job.stdout.readline())  # the first round runs at once
+            self.assertEqual(first, {"dry_run": False, "sessions_deleted": 1, "files_deleted": 1, "bytes_freed": 5})
+            # What expires while the job runs goes in a later round, without asking.
+            self.expire("second")
+            deadline = time.monotonic() + 60
+            while True:
+                line = job.stdout.readline()
+                if not line:
+                    self.fail("the job stopped: %r" % job.stderr.read())
+                if json.loads(line)["sessions_deleted"]:
+                    self.assertEqual(json.loads(line)["bytes_freed"], 9)
+                    break
+                self.assertLess(time.monotonic(), deadline)
+            job.terminate()  # SIGTERM: stops after the round in progress, exit 0
+            self.assertEqual(job.wait(timeout=60), 0)
+        finally:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+            job.stdout.close()
+            job.stderr.close()
+        self.assertEqual([s["thread_id"] for s in self.json("sessions", "list")], ["kept"])
+        # --rounds ends it by itself; --dry-run rounds delete nothing.
+        self.expire("kept")
+        p = self.ok("cleanup", "--every", "0.05", "--rounds", "3", "--dry-run")
+        self.assertEqual(p.stdout.decode().splitlines(),
+                         ["would delete 1 expired session(s), 1 file(s), freeing 1 bytes"] * 3)
+        self.assertEqual(len(self.json("sessions", "list")), 1)
+        self.usage_error("cleanup", "--rounds", "2")
+        self.usage_error("cleanup", "--every", "0")
+        self.usage_error("cleanup", "--every", "soon")
+
     def test_reset_keeps_files(self):
         self.ok("files", "put", "--session", "r", "/tmp/a", stdin=b"kept")
         self.assertEqual(self.json("sessions", "reset", "r"), {"thread_id": "r", "reset": True})
