@@ -13,6 +13,7 @@
 
 namespace brig::store {
 class Store;
+struct StoreOptions;
 }
 
 namespace brig::cli {
@@ -36,7 +37,12 @@ Runner AddCleanupCommand(CLI::App& app);
 std::string ResolveStoreUrl(const std::string& db_flag);
 // Adds `--db URL` to `cmd`, stored in *url.
 void AddStoreOption(CLI::App* cmd, std::string* url);
-// Opens the store that ResolveStoreUrl names; on failure prints "brig: ..." to stderr.
+// PostgreSQL tuning from the environment: BRIG_DB_POOL_SIZE (connections, 1-256) and
+// BRIG_DB_STATEMENT_TIMEOUT (seconds, 0 = none, at most a day) into *options; unset ones
+// keep *options' values. InvalidArgument (naming the variable) for a malformed value.
+Status StoreTuningFromEnv(store::StoreOptions* options);
+// Opens the store that ResolveStoreUrl names, tuned by StoreTuningFromEnv; on failure
+// prints "brig: ..." to stderr (InvalidArgument: a bad URL or tuning value).
 StatusOr<std::unique_ptr<store::Store>> OpenConfiguredStore(const std::string& db_flag);
 
 }  // namespace brig::cli

@@ -39,6 +39,10 @@ struct ExecOptions {
   uint64_t memory_mb = 256;
   std::string session;
   std::string db;
+  // Session quotas and the expiry of a session this execution creates (0: the defaults).
+  int64_t max_files = 0;
+  int64_t max_mib = 0;
+  int64_t expires_days = 0;
 };
 
 constexpr int kExitSession = 3;
@@ -126,6 +130,16 @@ int RunExec(const ExecOptions& opt) {
     options.store_url = ResolveStoreUrl(opt.db);
     options.limits = limits;
     options.max_live = 0;  // one execution per process
+    if (opt.max_files > 0) options.max_files_per_session = opt.max_files;
+    if (opt.max_mib > 0) options.max_bytes_per_session = opt.max_mib << 20;
+    if (opt.expires_days > 0) options.default_expiry_days = opt.expires_days;
+    store::StoreOptions tuning;
+    if (Status tuned = StoreTuningFromEnv(&tuning); !tuned.ok()) {
+      PrintError(tuned.message());
+      return kExitUsage;
+    }
+    options.pool_size = tuning.pool_size;
+    options.statement_timeout = tuning.statement_timeout;
     if (opt.db.empty() && !std::getenv("BRIG_DB")) {
       // The default SQLite file lives in $BRIG_HOME, created on first use.
       auto opened = OpenConfiguredStore(opt.db);
@@ -190,6 +204,17 @@ Runner AddExecCommand(CLI::App& app) {
   cmd->add_option("--session", exec->session,
                   "Run in this session (a thread_id): state and files persist in the store");
   AddStoreOption(cmd, &exec->db);
+  auto* session_opt = cmd->get_option("--session");
+  cmd->add_option("--max-files", exec->max_files, "With --session: the session's file-count quota (default 1000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->needs(session_opt);
+  cmd->add_option("--max-mib", exec->max_mib, "With --session: the session's total file size quota in MiB (default 200)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->needs(session_opt);
+  cmd->add_option("--expires-days", exec->expires_days,
+                  "With --session: expiry of the session if this execution creates it (default 180)")
+      ->check(CLI::Range(int64_t{1}, int64_t{36500}))
+      ->needs(session_opt);
   cmd->add_option("--timeout", exec->timeout_seconds, "Wall-clock limit in seconds (default 30)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--memory", exec->memory_mb, "Guest memory limit in MB (default 256)")

@@ -2,9 +2,14 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <cstdio>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -30,7 +35,40 @@ std::string BrigHome() {
   return std::string(user_home && *user_home ? user_home : ".") + "/.local/share/brig";
 }
 
+// The number in environment variable `name`, if set: InvalidArgument unless all of it is a
+// number within [min, max].
+StatusOr<std::optional<double>> EnvNumber(const char* name, double min, double max) {
+  const char* text = std::getenv(name);
+  if (!text || !*text) return std::optional<double>();
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text, &end);
+  if (errno != 0 || end == text || *end != '\0' || !std::isfinite(v) || v < min || v > max) {
+    char range[96];
+    std::snprintf(range, sizeof range, "a number from %g to %g", min, max);
+    return Status::InvalidArgument(std::string(name) + "='" + text + "' is not " + range);
+  }
+  return std::optional<double>(v);
+}
+
 }  // namespace
+
+Status StoreTuningFromEnv(store::StoreOptions* options) {
+  auto pool = EnvNumber("BRIG_DB_POOL_SIZE", 1, 256);
+  if (!pool.ok()) return pool.status();
+  if (pool.value()) {
+    if (*pool.value() != std::floor(*pool.value())) {
+      return Status::InvalidArgument("BRIG_DB_POOL_SIZE must be a whole number of connections");
+    }
+    options->pool_size = static_cast<int>(*pool.value());
+  }
+  auto timeout = EnvNumber("BRIG_DB_STATEMENT_TIMEOUT", 0, 86400);
+  if (!timeout.ok()) return timeout.status();
+  if (timeout.value()) {
+    options->statement_timeout = std::chrono::milliseconds(std::llround(*timeout.value() * 1000));
+  }
+  return Status::Ok();
+}
 
 std::string ResolveStoreUrl(const std::string& db_flag) {
   if (!db_flag.empty()) return db_flag;
@@ -54,7 +92,12 @@ StatusOr<std::unique_ptr<store::Store>> OpenConfiguredStore(const std::string& d
       return s;
     }
   }
-  auto opened = store::OpenStore(url);
+  store::StoreOptions options;
+  if (Status tuned = StoreTuningFromEnv(&options); !tuned.ok()) {
+    PrintError(tuned.message());
+    return tuned;
+  }
+  auto opened = store::OpenStore(url, options);
   if (!opened.ok()) PrintError(opened.status().message());
   return opened;
 }

@@ -124,6 +124,45 @@ log = open('/tmp/log.txt', 'w'); log.write('one\\n'); log.flush()
         p, out = self.run_json("big", "import os\n(x, open('/tmp/small.txt').read(), os.path.getsize('/tmp/big.bin'))")
         self.assertEqual(out["result"], "(1, 's', 0)")
 
+    def test_quota_flags_fail_the_write_in_the_guest_and_keep_the_rest(self):
+        code = ("import errno\nmade = []\nfor i in range(4):\n    try:\n"
+                "        open(f'/tmp/q{i}', 'w').write('x' * 600)\n        made.append(i)\n"
+                "    except OSError as e:\n        made.append(errno.errorcode[e.errno])\nmade")
+        p, out = self.run_json("quota", code, "--max-files", "2", "--expires-days", "2")
+        self.assertEqual(out["result"], "[0, 1, 'ENOSPC', 'ENOSPC']", out)
+        self.assertEqual(sorted(out["session"]["files_saved"]), ["/tmp/q0", "/tmp/q1"])
+        shown = json.loads(self.brig("sessions", "show", "quota", "--json").stdout)
+        self.assertEqual(shown["file_count"], 2)
+        days = (time.mktime(time.strptime(shown["expires_at"], "%Y-%m-%dT%H:%M:%SZ")) -
+                time.mktime(time.strptime(shown["created_at"], "%Y-%m-%dT%H:%M:%SZ"))) / 86400
+        self.assertAlmostEqual(days, 2, places=3)
+        # A byte quota of 1 MiB: the third 400 KiB file does not fit; the state still saves.
+        p, out = self.run_json("bytes", "x = 7\nfor i in range(3):\n    try:\n"
+                               "        open(f'/tmp/b{i}', 'wb').write(b'0' * (400 << 10))\n"
+                               "    except OSError as e:\n        err = errno_name = e.errno\n"
+                               "import errno\nerrno.errorcode[err]", "--max-mib", "1")
+        self.assertEqual(out["result"], "'ENOSPC'", out)
+        p, out = self.run_json("bytes", "import os\n(x, sorted(os.listdir('/tmp')))", "--max-mib", "1")
+        self.assertEqual(out["result"], "(7, ['b0', 'b1', 'b2'])", out)  # b2 exists, cut short
+        for bad in (["--max-files", "0"], ["--max-mib", "-1"], ["--expires-days", "0"]):
+            p = self.brig("exec", "--session", "quota", *bad, "-c", "1")
+            self.assertEqual(p.returncode, 2, (bad, p.stderr))
+        self.assertEqual(self.brig("exec", "--max-files", "3", "-c", "1").returncode, 2)
+
+    def test_store_tuning_from_the_environment(self):
+        env = dict(self.env, BRIG_DB_POOL_SIZE="2", BRIG_DB_STATEMENT_TIMEOUT="5")
+        p = subprocess.run([BRIG, "exec", "--session", "tuned", "-c", "print(6 * 7)"] +
+                           (["--db", self.db] if self.db else []),
+                           capture_output=True, text=True, env=env, timeout=120)
+        self.assertEqual((p.returncode, p.stdout), (0, "42\n"), p.stderr)
+        for name, value in [("BRIG_DB_POOL_SIZE", "0"), ("BRIG_DB_POOL_SIZE", "2.5"),
+                            ("BRIG_DB_STATEMENT_TIMEOUT", "soon"), ("BRIG_DB_STATEMENT_TIMEOUT", "-1")]:
+            for args in (["exec", "--session", "tuned", "-c", "1"], ["sessions", "list"]):
+                p = subprocess.run([BRIG] + args + (["--db", self.db] if self.db else []), capture_output=True,
+                                   text=True, env=dict(self.env, **{name: value}), timeout=120)
+                self.assertEqual(p.returncode, 2, (name, value, args, p.stderr))
+                self.assertIn(name, p.stderr)
+
     def test_bad_thread_ids_are_refused(self):
         for bad in ["x" * 256, "a\x01b"]:
             p = self.brig("exec", "--session", bad, "-c", "1")
