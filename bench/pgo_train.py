@@ -112,7 +112,25 @@ def data():
     return len(text) + len(heap) + len(by_day)
 
 
-for fn in (accounts, generators, closures, text, numbers, data):
+def small_executions():
+    """What an agent's session mostly is: many small executions, each parsed, compiled and
+    run by brig's runner (compile_repl, the result's repr and JSON, a traceback now and then)."""
+    import contextlib
+    import _brig_runner
+    snippets = [b"x = 1", b"y = x + 2\ny", b"def f(a, b=2):\n    return a * b\nf(3)",
+                b"import json\njson.dumps({'a': [1, 2], 'b': None})", b"[i * i for i in range(10)]",
+                b"for i in range(3):\n    y += i\nprint(y)", b"class P:\n    def __init__(self, v):\n"
+                b"        self.v = v\nP(1).v", b"s = 'hello world'\ns.split()", b"d = {'k': 1}\nd.get('k')",
+                b"import math\nround(math.pi, 3)", b"total = sum(range(100))\ntotal"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for _ in range(400):
+            for code in snippets:
+                _brig_runner.execute(code, b"<exec>")
+        for _ in range(20):
+            _brig_runner.execute(b"def g():\n    return 1 / 0\ng()", b"<exec>")
+
+
+for fn in (accounts, generators, closures, text, numbers, data, small_executions):
     for _ in range(3):
         fn()
 print("trained")

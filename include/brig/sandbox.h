@@ -154,6 +154,10 @@ class Sandbox {
   // sandbox behaves exactly the same afterwards. FailedPrecondition for a dead sandbox.
   Status Compact();
 
+  // False once a failed execution could not be rolled back (see Execute): the sandbox then
+  // only reports that failure, until Reset().
+  bool usable() const;
+
   // Size of the guest's linear memory in bytes: it grows as Python needs more and never
   // shrinks, except back to its old size when a failed execution is rolled back.
   uint64_t GuestMemoryBytes() const;

@@ -121,17 +121,46 @@ static int is_zero_page(const uint8_t* page) {
   return 1;
 }
 
+/* Marks the pages of a run in a bitmap (brig_python_instance_changed_pages' visitor). */
+typedef struct {
+  uint64_t* bits;
+  uint64_t pages;
+} page_bitmap;
+
+static int mark_run(void* ctx, uint64_t first, uint64_t count) {
+  page_bitmap* b = ctx;
+  for (uint64_t i = first; i < first + count && i < b->pages; i++) b->bits[i / 64] |= 1ull << (i % 64);
+  return 0;
+}
+
 int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_instance* p,
                                   brig_page_visitor visit, void* ctx) {
   image_view* v = view_of(img, NULL);
   if (!v) return -1;
   const wasm_rt_memory_t* mem = &p->module.w2c_memory;
   uint64_t pages = mem->size / BRIG_HOST_PAGE;
+  /* A layered instance (a fork, a sandbox rolled back or woken from compaction) maps pages
+   * that differ from the image from files of its own: in the image range they look like
+   * file pages, and frozen growth may not be in the page tables at all. Those pages are
+   * candidates too (compared below like the rest). */
+  page_bitmap extra = {NULL, pages};
+  if (brig_python_instance_layered(p)) {
+    extra.bits = calloc(pages / 64 + 1, sizeof *extra.bits);
+    if (!extra.bits) return -1;
+    if (brig_python_instance_changed_pages(p, mark_run, &extra) != 0) {
+      free(extra.bits);
+      return -1;
+    }
+  }
   int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0) {
+    free(extra.bits);
+    return -1;
+  }
   enum { kBatch = 4096 };
   uint64_t* entries = malloc(kBatch * sizeof *entries);
   if (!entries) {
+    free(extra.bits);
     close(fd);
     return -1;
   }
@@ -150,7 +179,8 @@ int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_inst
       int file_page = (int)(entries[i] >> 61 & 1);
       /* Inside the image, a page still mapped from the memfd is the image's page. Outside
        * it, any present page may hold data. (Not present = never touched = unchanged.) */
-      if (!present || (page < v->pages && file_page)) continue;
+      int listed = extra.bits && (extra.bits[page / 64] >> (page % 64) & 1);
+      if (!listed && (!present || (page < v->pages && file_page))) continue;
       const uint8_t* data = mem->data + page * BRIG_HOST_PAGE;
       const uint8_t* image_page =
           page < v->pages && v->has_data[page] ? v->bytes + page * BRIG_HOST_PAGE : NULL;
@@ -163,6 +193,7 @@ int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_inst
     }
   }
   free(entries);
+  free(extra.bits);
   close(fd);
   return count;
 }

@@ -151,6 +151,8 @@ Sandbox::~Sandbox() = default;
 
 std::string_view Sandbox::GuestBuildId() { return brig_python_build_id(); }
 
+bool Sandbox::usable() const { return impl_->dead == Failure::kNone; }
+
 Status ValidateLimits(const Limits& limits) {
   if (limits.memory_bytes < kMinMemory || limits.memory_bytes > kMaxMemory) {
     return Status::InvalidArgument("memory limit must be between 16 MiB and 4096 MiB");

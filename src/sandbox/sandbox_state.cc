@@ -132,17 +132,21 @@ StatusOr<std::string> Sandbox::ImageDigest() {
 StatusOr<std::string> Sandbox::SavePages() {
   Impl& impl = *impl_;
   if (impl.dead != Failure::kNone) return StateError("the sandbox no longer runs code");
-  if (!impl.base_image) return StateError("a cold-started sandbox has no image to diff against");
-  if (!brig_python_instance_table_matches(impl.base_image, impl.instance)) {
+  // Forked, rolled back or compacted sandboxes still descend from the process image (tx.image);
+  // only a cold-started one (own_image) has nothing to diff against.
+  const brig_python_image* image = impl.base_image ? impl.base_image : impl.own_image ? nullptr : impl.tx.image;
+  if (!image) return StateError("a cold-started sandbox has no image to diff against");
+  if (Status awake = impl.Wake(); !awake.ok()) return awake;
+  if (!brig_python_instance_table_matches(image, impl.instance)) {
     return StateError("the guest changed its function table");
   }
   DiffCollector diff;
-  int64_t n = brig_python_instance_diff(impl.base_image, impl.instance, CollectPage, &diff);
+  int64_t n = brig_python_instance_diff(image, impl.instance, CollectPage, &diff);
   if (n < 0) return Status::Internal("cannot read this process's page map");
 
   nlohmann::json header;
   header["guest_build_id"] = std::string(GuestBuildId());
-  header["image_digest"] = Hex(brig_python_image_digest(impl.base_image));
+  header["image_digest"] = Hex(brig_python_image_digest(image));
   header["memory_pages"] = brig_python_instance_memory(impl.instance)->pages;
   uint64_t globals[kMaxGlobals];
   uint32_t count = brig_python_instance_get_globals(impl.instance, globals, kMaxGlobals);

@@ -294,8 +294,10 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   result.execution = live->sandbox->Execute(code, filename);
   const Failure failure = result.execution.failure;
   if (failure != Failure::kNone) {
-    // Timeout, trap, exit or a broken guest: nothing is saved, and the interpreter (which
-    // stopped part-way) is not kept: the next execution restores the saved state.
+    // Timeout, trap, exit or a broken guest: nothing is saved. The sandbox was rolled back to
+    // the state it had before (the saved version), so it stays live; one that could not be
+    // rolled back is dropped, and the next execution restores the saved state.
+    if (live->sandbox->usable() && !live->over_quota) impl.PutLive(thread_id, std::move(*live));
     return result;
   }
   if (Status saved = impl.Save(thread_id, *live, &result); !saved.ok()) {

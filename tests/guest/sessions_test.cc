@@ -57,6 +57,25 @@ TEST_F(SessionsTest, LiveUntilAnotherWriterSavesANewerVersion) {
   EXPECT_EQ(Run(*a, "t", "x").restored_from, "live");
 }
 
+// A live session whose execution timed out is rolled back (its instance remade from a
+// checkpoint): it must go on saving page snapshots, not fail every later save.
+TEST_F(SessionsTest, LiveSessionKeepsSavingAfterARolledBackExecution) {
+  options_.limits.timeout_seconds = 0.5;
+  auto a = Open();
+  Run(*a, "rb", "x = 1\nimport json\njson.marker = 'kept'");
+  auto timed_out = a->Execute("rb", "x = 99\nwhile True: pass");
+  ASSERT_TRUE(timed_out.ok()) << timed_out.status().message();
+  EXPECT_EQ(timed_out.value().execution.failure, Failure::kTimeout);
+  SessionResult next = Run(*a, "rb", "x += 1\nx");
+  EXPECT_EQ(next.restored_from, "live");
+  EXPECT_EQ(next.execution.result, "2");
+  EXPECT_TRUE(next.saved);
+  auto b = Open();  // another process: restores what a saved
+  SessionResult back = Run(*b, "rb", "import json\n(x, json.marker)");
+  EXPECT_EQ(back.restored_from, "pages");
+  EXPECT_EQ(back.execution.result, "(2, 'kept')");
+}
+
 TEST_F(SessionsTest, ResetClearsStateAndKeepsFiles) {
   auto s = Open();
   Run(*s, "r", "x = 1\nopen('/tmp/keep.txt', 'w').write('kept')");

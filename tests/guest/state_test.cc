@@ -41,6 +41,34 @@ TEST(PageSnapshot, SeedExampleRoundTrip) {
   EXPECT_EQ(Exec(*a, "calculate()"), "142");
 }
 
+// Compacting an idle sandbox, forking it and rolling back a failed execution all change how
+// its memory is mapped; none may cost it its page snapshot.
+TEST(PageSnapshot, AfterCompactForkAndRollback) {
+  auto a = NewSandbox();
+  Exec(*a, "x = 42\nbig = list(range(300000))");  // grows memory past the image
+  // Changes inside the image's own objects (module dicts made at image time): after a fork
+  // these pages come from the fork's layer, not from the image nor written by the child.
+  Exec(*a, "import json, re, decimal, textwrap\njson.marker, re.marker = 'j', 'r'\n"
+           "decimal.marker, textwrap.marker = 'd', 't'");
+  ASSERT_TRUE(a->Compact().ok());
+  Exec(*a, "y = 8");
+  ExecutionResult trap = a->Execute("import os\nx = 0\nos.abort()");
+  EXPECT_EQ(trap.failure, Failure::kTrap);
+  auto fork = a->Fork();
+  ASSERT_TRUE(fork.ok()) << fork.status().message();
+  Exec(*fork.value(), "z = x + y");
+  for (Sandbox* s : {a.get(), fork.value().get()}) {
+    auto saved = s->SavePages();
+    ASSERT_TRUE(saved.ok()) << saved.status().message();
+    auto b = NewSandbox();
+    ASSERT_TRUE(b->RestorePages(saved.value()).ok());
+    EXPECT_EQ(Exec(*b, "x + y + len(big)"), "300050");
+    EXPECT_EQ(Exec(*b, "import json, re, decimal, textwrap\njson.marker + re.marker + decimal.marker + textwrap.marker"),
+              "'jrdt'");
+    EXPECT_EQ(Exec(*b, "'z' in globals()"), s == a.get() ? "False" : "True");
+  }
+}
+
 TEST(PageSnapshot, EverythingTheUserDefinedComesBack) {
   auto a = NewSandbox();
   Exec(*a, R"(
