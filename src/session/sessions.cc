@@ -7,6 +7,9 @@
 #include "brig/sessions.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <iterator>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -32,6 +35,9 @@ struct LiveSession {
   // Loaded while the session held more than its quotas allow: the sandbox's file limits are
   // what was loaded (see SandboxLimits), not the quotas, so it is not kept live.
   bool over_quota = false;
+  // When it was last put back live, and whether it was compacted since.
+  std::chrono::steady_clock::time_point idle_since{};
+  bool compacted = false;
 };
 
 struct SessionState {
@@ -108,9 +114,39 @@ struct Sessions::Impl {
 
   void PutLive(std::string_view thread_id, LiveSession s) {
     if (options.max_live == 0) return;
+    s.idle_since = std::chrono::steady_clock::now();
+    s.compacted = false;
     std::lock_guard<std::mutex> lock(mu);
     live.emplace_front(std::string(thread_id), std::move(s));
     while (live.size() > options.max_live) live.pop_back();
+    CompactIdleLocked(kCompactionsPerExecution);
+  }
+
+  // After an execution, at most this many idle sessions are compacted (~0.3 ms each), so that
+  // no execution pays for many.
+  static constexpr size_t kCompactionsPerExecution = 4;
+
+  // Compacts up to `budget` live sessions idle for compact_idle_after; the least recently
+  // used first. A sandbox that cannot compact (dead) is dropped. REQUIRES: mu held.
+  size_t CompactIdleLocked(size_t budget) {
+    const auto now = std::chrono::steady_clock::now();
+    size_t done = 0;
+    for (auto it = live.rbegin(); it != live.rend() && done < budget;) {
+      LiveSession& s = it->second;
+      if (now - s.idle_since < options.compact_idle_after) break;  // newer ones are less idle
+      if (s.compacted) {
+        ++it;
+        continue;
+      }
+      if (!s.sandbox->Compact().ok()) {
+        it = std::make_reverse_iterator(live.erase(std::next(it).base()));
+        continue;
+      }
+      s.compacted = true;
+      ++done;
+      ++it;
+    }
+    return done;
   }
 
   void DropLive(std::string_view thread_id) { TakeLive(thread_id); }
@@ -307,6 +343,11 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   // refused) is loaded again next time, with the quotas as its limits.
   if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
   return result;
+}
+
+size_t Sessions::CompactIdle() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->CompactIdleLocked(SIZE_MAX);
 }
 
 Status Sessions::Reset(std::string_view thread_id) {

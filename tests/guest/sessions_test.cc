@@ -3,6 +3,8 @@
 #include "brig/sessions.h"
 
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -74,6 +76,32 @@ TEST_F(SessionsTest, LiveSessionKeepsSavingAfterARolledBackExecution) {
   SessionResult back = Run(*b, "rb", "import json\n(x, json.marker)");
   EXPECT_EQ(back.restored_from, "pages");
   EXPECT_EQ(back.execution.result, "(2, 'kept')");
+}
+
+TEST_F(SessionsTest, IdleLiveSessionsAreCompactedAndStayLive) {
+  options_.compact_idle_after = std::chrono::milliseconds(200);
+  auto s = Open();
+  Run(*s, "a", "import json\nd = {'k': list(range(100))}\njson.marker = 'a'");
+  Run(*s, "b", "x = 5");
+  EXPECT_EQ(s->CompactIdle(), 0u);  // not idle long enough yet
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  EXPECT_EQ(s->CompactIdle(), 2u);
+  EXPECT_EQ(s->CompactIdle(), 0u);  // nothing left to do
+  SessionResult a = Run(*s, "a", "import json\n(sum(d['k']), json.marker)");
+  EXPECT_EQ(a.restored_from, "live");  // woken in place, not restored from the store
+  EXPECT_EQ(a.execution.result, "(4950, 'a')");
+  EXPECT_TRUE(a.saved);
+  auto other = Open();  // what was saved after the wake-up is complete
+  EXPECT_EQ(Run(*other, "a", "json.marker + str(len(d['k']))").execution.result, "'a100'");
+
+  // With no delay, each execution compacts the sessions it leaves idle (itself included).
+  options_.compact_idle_after = std::chrono::milliseconds(0);
+  auto eager = Open();
+  Run(*eager, "c", "y = 1");
+  EXPECT_EQ(eager->CompactIdle(), 0u);
+  SessionResult c = Run(*eager, "c", "y + 1");
+  EXPECT_EQ(c.restored_from, "live");
+  EXPECT_EQ(c.execution.result, "2");
 }
 
 TEST_F(SessionsTest, ResetClearsStateAndKeepsFiles) {
