@@ -47,6 +47,15 @@ class Server:
                    "-c", "CREATE DATABASE " + name, "postgres"])
         return self.url(name)
 
+    def pause(self):
+        """Stops the server, keeping its data: clients now find nothing listening."""
+        self._run([self.bin + "/pg_ctl", "-D", self.dir + "/data", "-m", "fast", "-w", "stop"])
+
+    def resume(self):
+        """Starts the server paused by pause() again, with its data."""
+        self._run([self.bin + "/pg_ctl", "-D", self.dir + "/data", "-l", self.dir + "/postgres.log",
+                   "-w", "-t", "60", "-o", "-k %s -c listen_addresses= -p 5432 -c fsync=on" % self.dir, "start"])
+
     def stop(self):
         try:
             self._run([self.bin + "/pg_ctl", "-D", self.dir + "/data", "-m", "fast", "-w", "stop"])
@@ -72,9 +81,7 @@ def start():
     try:
         server._run([bin_dir + "/initdb", "-D", directory + "/data", "-U", "postgres",
                      "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
-        server._run([bin_dir + "/pg_ctl", "-D", directory + "/data", "-l", directory + "/postgres.log",
-                     "-w", "-t", "60", "-o",
-                     "-k %s -c listen_addresses= -p 5432 -c fsync=on" % directory, "start"])
+        server.resume()
     except Exception:
         server.stop()
         raise

@@ -236,6 +236,27 @@ class PostgresSessionExecTest(SessionExecMixin, unittest.TestCase):
         super().setUp()
         self.db = _pg.database()
 
+    def test_server_down_is_a_clear_error_and_loses_nothing(self):
+        self.run_json("down", "x = 42; y = 100\ndef calculate(): return x + y\n"
+                      "open('/tmp/d.txt', 'w').write('before')")
+        _pg.pause()
+        try:
+            p = self.brig("exec", "--session", "down", "-c", "x = 0\nopen('/tmp/d.txt', 'w').write('lost')",
+                          timeout=120)
+            self.assertEqual(p.returncode, 3, p.stderr)
+            self.assertEqual(p.stdout, "")
+            self.assertTrue(p.stderr.startswith("brig: ") and p.stderr.count("\n") == 1, p.stderr)
+            self.assertIn("connect", p.stderr.lower())
+            for args in (["files", "cat", "--session", "down", "/tmp/d.txt"], ["sessions", "list"], ["cleanup"]):
+                p = self.brig(*args)
+                self.assertEqual(p.returncode, 1, (args, p.stderr))
+                self.assertTrue(p.stderr.startswith("brig: "), p.stderr)
+        finally:
+            _pg.resume()
+        p, out = self.run_json("down", "(calculate(), open('/tmp/d.txt').read())")
+        self.assertEqual(out["result"], "(142, 'before')")
+        self.assertEqual(out["session"]["version"], 2)
+
 
 if __name__ == "__main__":
     unittest.main()
