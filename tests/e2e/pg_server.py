@@ -6,6 +6,7 @@ As root (the CI case) initdb and pg_ctl run as the `postgres` user, since Postgr
 to run as root. Binaries: the newest /usr/lib/postgresql/*/bin, or BRIG_PG_BIN.
 BRIG_SKIP_POSTGRES=1 makes `start()` return None (tests then skip their PostgreSQL half).
 """
+import atexit
 import glob
 import os
 import pwd
@@ -86,3 +87,16 @@ def start():
         server.stop()
         raise
     return server
+
+
+_shared = None
+
+
+def shared():
+    """The one server of this process, for every test module: started on first use (None when
+    BRIG_SKIP_POSTGRES=1), stopped when the process exits. Tests take a database() each."""
+    global _shared
+    if _shared is None and os.environ.get("BRIG_SKIP_POSTGRES") != "1":
+        _shared = start()
+        atexit.register(_shared.stop)
+    return _shared

@@ -22,12 +22,7 @@ _pg = None
 
 def setUpModule():
     global _pg
-    _pg = pg_server.start()
-
-
-def tearDownModule():
-    if _pg is not None:
-        _pg.stop()
+    _pg = pg_server.shared()
 
 
 class SessionExecMixin:

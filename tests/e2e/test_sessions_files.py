@@ -1,7 +1,7 @@
 """End-to-end tests of `brig sessions`, `brig files` and `brig cleanup` (BRIG_BIN, set by ctest).
 
 Every test runs twice: on the embedded SQLite store (its own BRIG_HOME temp dir) and on a
-real PostgreSQL server that this module starts once (pg_server.py) with a fresh database per
+real PostgreSQL server (pg_server.shared(): one per test process) with a fresh database per
 test. BRIG_SKIP_POSTGRES=1 skips the PostgreSQL half.
 """
 import json
@@ -24,12 +24,7 @@ _pg = None
 
 def setUpModule():
     global _pg
-    _pg = pg_server.start()
-
-
-def tearDownModule():
-    if _pg is not None:
-        _pg.stop()
+    _pg = pg_server.shared()
 
 
 class CliCases:

@@ -19,18 +19,12 @@ using store::testing::SqliteBackend;
 constexpr int64_t kDay = session::kMicrosPerDay;
 
 template <typename Backend>
-class FileServiceTest : public store::testing::BackendTest<Backend> {
+class FileServiceTest : public store::testing::ClockedBackendTest<Backend> {
  protected:
-  using store::testing::BackendTest<Backend>::url_;
   void SetUp() override {
-    store::testing::BackendTest<Backend>::SetUp();
+    store::testing::ClockedBackendTest<Backend>::SetUp();
     if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
-    store::StoreOptions so;
-    so.clock = [this] { return now_.load(); };
-    StatusOr<std::unique_ptr<store::Store>> s = store::OpenStore(url_, so);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    store_ = std::move(s.value());
-    options_.clock = [this] { return now_.load(); };
+    options_.clock = this->Clock();
     options_.max_files_per_session = 4;
     options_.max_bytes_per_session = 64;
     options_.lock_timeout = std::chrono::milliseconds(300);
@@ -38,7 +32,7 @@ class FileServiceTest : public store::testing::BackendTest<Backend> {
   }
 
   void Remake() {
-    manager_ = std::make_unique<session::SessionManager>(*store_, options_);
+    manager_ = std::make_unique<session::SessionManager>(*this->store_, options_);
     fs_ = std::make_unique<FileService>(*manager_);
   }
 
@@ -62,14 +56,12 @@ class FileServiceTest : public store::testing::BackendTest<Backend> {
   }
 
   int64_t Version(const std::string& id = "t") {
-    auto st = store_->GetState(id);
+    auto st = this->store_->GetState(id);
     EXPECT_TRUE(st.ok());
     return st.ok() && st.value() ? st.value()->version : 0;
   }
 
-  std::atomic<int64_t> now_{1000 * kDay};
   session::SessionOptions options_;
-  std::unique_ptr<store::Store> store_;
   std::unique_ptr<session::SessionManager> manager_;
   std::unique_ptr<FileService> fs_;
 };

@@ -24,20 +24,14 @@ using store::testing::SqliteBackend;
 constexpr int64_t kDay = kMicrosPerDay;
 
 template <typename Backend>
-class PeriodicCleanupTest : public store::testing::BackendTest<Backend> {
+class PeriodicCleanupTest : public store::testing::ClockedBackendTest<Backend> {
  protected:
-  using store::testing::BackendTest<Backend>::url_;
   void SetUp() override {
-    store::testing::BackendTest<Backend>::SetUp();
+    store::testing::ClockedBackendTest<Backend>::SetUp();
     if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
-    store::StoreOptions so;
-    so.clock = [this] { return now_.load(); };
-    StatusOr<std::unique_ptr<store::Store>> s = store::OpenStore(url_, so);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    store_ = std::move(s.value());
     SessionOptions options;
-    options.clock = [this] { return now_.load(); };
-    manager_ = std::make_unique<SessionManager>(*store_, options);
+    options.clock = this->Clock();
+    manager_ = std::make_unique<SessionManager>(*this->store_, options);
   }
 
   PeriodicCleanup::Report Recorder() {
@@ -61,8 +55,6 @@ class PeriodicCleanupTest : public store::testing::BackendTest<Backend> {
 
   bool Exists(const std::string& id) { return this->manager_->Exists(id).value(); }
 
-  std::atomic<int64_t> now_{1000 * kDay};
-  std::unique_ptr<store::Store> store_;
   std::unique_ptr<SessionManager> manager_;
   std::mutex mu_;
   std::vector<uint64_t> rounds_;

@@ -20,30 +20,22 @@ using store::testing::SqliteBackend;
 constexpr int64_t kDay = kMicrosPerDay;
 
 template <typename Backend>
-class SessionManagerTest : public store::testing::BackendTest<Backend> {
+class SessionManagerTest : public store::testing::ClockedBackendTest<Backend> {
  protected:
-  using store::testing::BackendTest<Backend>::url_;
   void SetUp() override {
-    store::testing::BackendTest<Backend>::SetUp();
+    store::testing::ClockedBackendTest<Backend>::SetUp();
     if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
-    store::StoreOptions so;
-    so.clock = [this] { return now_.load(); };
-    StatusOr<std::unique_ptr<store::Store>> s = store::OpenStore(url_, so);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    store_ = std::move(s.value());
-    options_.clock = [this] { return now_.load(); };
+    options_.clock = this->Clock();
     options_.max_files_per_session = 3;
     options_.max_bytes_per_session = 100;
-    manager_ = std::make_unique<SessionManager>(*store_, options_);
+    manager_ = std::make_unique<SessionManager>(*this->store_, options_);
   }
 
   void Put(const std::string& id, const std::string& path, const std::string& content) {
-    ASSERT_TRUE(store_->PutFile(id, {path, content, ""}).ok()) << path;
+    ASSERT_TRUE(this->store_->PutFile(id, {path, content, ""}).ok()) << path;
   }
 
-  std::atomic<int64_t> now_{1000 * kDay};
   SessionOptions options_;
-  std::unique_ptr<store::Store> store_;
   std::unique_ptr<SessionManager> manager_;
 };
 

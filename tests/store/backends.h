@@ -10,11 +10,15 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "brig/status.h"
+#include "store/store.h"
 #include "pg_harness.h"
 
 namespace brig::store::testing {
@@ -140,6 +144,27 @@ class BackendTest : public ::testing::Test {
   }
   Backend backend_;
   std::string url_;
+};
+
+// A BackendTest whose store (store_) reads a fake clock (now_, microseconds) that the test
+// moves; policies above the store (session expiry, cleanup) are given the same clock.
+template <typename Backend>
+class ClockedBackendTest : public BackendTest<Backend> {
+ protected:
+  void SetUp() override {
+    BackendTest<Backend>::SetUp();
+    if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
+    StoreOptions so;
+    so.clock = Clock();
+    StatusOr<std::unique_ptr<Store>> s = OpenStore(this->url_, so);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s.value());
+  }
+  std::function<int64_t()> Clock() {
+    return [this] { return now_.load(); };
+  }
+  std::atomic<int64_t> now_{int64_t{1000} * 86'400'000'000};  // day 1000
+  std::unique_ptr<Store> store_;
 };
 
 }  // namespace brig::store::testing
