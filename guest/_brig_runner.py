@@ -114,27 +114,29 @@ def _reseed():
     random.seed()  # from os.urandom, i.e. the host's random_get: differs per sandbox
 
 
-def _host_reply(value):
-    """What the host reads back from a host-only call: base64 of JSON, so repr adds nothing."""
-    import base64
-    return base64.b64encode(json.dumps(value).encode()).decode("ascii")
+# Code the host runs for itself (src/sandbox/sandbox_state.cc) under this file name gets
+# its final value back as it is, when that is a str: "H" + the text instead of a JSON outcome
+# with the value's repr (a large reply would be escaped, copied and parsed twice).
+HOST_FILENAME = "<brig-host>"
 
 
 def dump_portable():
-    """For the host: a portable snapshot of __main__ (see _brig_snapshot), and what it skipped."""
+    """For the host: a portable snapshot of __main__ (see _brig_snapshot) as base64, a newline,
+    then JSON of the names it skipped and why."""
     import base64
     import _brig_snapshot
     data, skipped = _brig_snapshot.dumps(_main.__dict__)
-    return _host_reply({"data": base64.b64encode(data).decode("ascii"),
-                        "skipped": {str(k): str(v) for k, v in skipped.items()}})
+    return (base64.b64encode(data).decode("ascii") + "\n" +
+            json.dumps({str(k): str(v) for k, v in skipped.items()}))
 
 
 def load_portable(text):
-    """For the host: loads a portable snapshot into __main__; returns the names that failed."""
+    """For the host: loads a portable snapshot into __main__; returns JSON of the names that
+    failed and why."""
     import base64
     import _brig_snapshot
     failed = _brig_snapshot.loads(base64.b64decode(text, validate=True), _main.__dict__)
-    return _host_reply({str(k): str(v) for k, v in failed.items()})
+    return json.dumps({str(k): str(v) for k, v in failed.items()})
 
 
 def execute(source_bytes, filename_bytes):
@@ -144,6 +146,7 @@ def execute(source_bytes, filename_bytes):
     outcome = {"ok": True, "result": None, "error": None, "exit_code": None}
     filename = filename_bytes.decode("utf-8", "replace") or "<exec>"
     namespace = _main.__dict__
+    host_reply = None
     try:
         source = source_bytes.decode("utf-8")
         # Lets tracebacks show the user's lines, as they do for a file.
@@ -153,7 +156,9 @@ def execute(source_bytes, filename_bytes):
         exec(code, namespace)
         if has_value:
             value = namespace.pop(_RESULT_NAME, None)
-            if value is not None:
+            if filename == HOST_FILENAME and type(value) is str:
+                host_reply = value
+            elif value is not None:
                 outcome["result"] = _clean(repr(value))
     except SystemExit as exc:
         code = exc.code
@@ -176,5 +181,5 @@ def execute(source_bytes, filename_bytes):
         namespace.pop(_RESULT_NAME, None)  # also when the code failed after storing it
         _flush()
     if outcome["ok"] and outcome["result"] is None and outcome["exit_code"] is None:
-        return ""
+        return "" if host_reply is None else "H" + _clean(host_reply)
     return json.dumps(outcome)

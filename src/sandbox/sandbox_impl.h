@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "brig/sandbox.h"
 #include "engine/python_instance.h"
@@ -20,6 +21,10 @@
 #include "wasi/wasi_context.h"
 
 namespace brig {
+
+// The file name of code the host runs for itself (portable snapshots): its final value, if a
+// str, comes back as it is (guest/_brig_runner.py HOST_FILENAME). Still untrusted.
+inline constexpr std::string_view kHostFilename = "<brig-host>";
 
 struct Sandbox::Impl {
   Limits limits;

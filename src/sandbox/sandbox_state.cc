@@ -93,13 +93,11 @@ std::optional<std::string> Base64Decode(std::string_view in) {
   return out;
 }
 
-// The value of an execution whose last expression is a call returning base64 text: the
-// runner hands back its repr, '...'. Guest output: checked, never trusted.
-std::optional<std::string> DecodeHostReply(const ExecutionResult& r) {
+// The reply of a host call (Execute under kHostFilename whose code ends with a call that
+// returns a str): the text itself. Guest output: checked by the caller, never trusted.
+std::optional<std::string> HostReply(const ExecutionResult& r) {
   if (!r.ok || r.failure != Failure::kNone || !r.result) return std::nullopt;
-  const std::string& text = *r.result;
-  if (text.size() < 2 || text.front() != '\'' || text.back() != '\'') return std::nullopt;
-  return Base64Decode(std::string_view(text).substr(1, text.size() - 2));
+  return *r.result;
 }
 
 struct DiffCollector {
@@ -287,34 +285,34 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
 }
 
 StatusOr<Sandbox::PortableSnapshot> Sandbox::SavePortable() {
-  ExecutionResult r = Execute("__import__('_brig_runner').dump_portable()\n", "<brig>");
-  auto reply = DecodeHostReply(r);
+  ExecutionResult r = Execute("__import__('_brig_runner').dump_portable()\n", kHostFilename);
+  auto reply = HostReply(r);
   if (!reply) {
     std::string why = r.error ? r.error->type + ": " + r.error->message : r.failure_message;
     return Status::Internal("the portable snapshot failed in the guest: " + why);
   }
-  nlohmann::json j = nlohmann::json::parse(*reply, nullptr, false);
-  auto data_it = j.is_object() ? j.find("data") : j.end();
-  auto skipped_it = j.is_object() ? j.find("skipped") : j.end();
-  if (data_it == j.end() || !data_it->is_string() || skipped_it == j.end() || !skipped_it->is_object()) {
-    return Status::Internal("malformed portable snapshot from the guest");
-  }
-  auto data = Base64Decode(data_it->get<std::string>());
-  if (!data) return Status::Internal("malformed portable snapshot from the guest");
+  // base64 of the snapshot, "\n", JSON {name: why skipped}.
+  const size_t newline = reply->find('\n');
+  if (newline == std::string::npos) return Status::Internal("malformed portable snapshot from the guest");
+  auto data = Base64Decode(std::string_view(*reply).substr(0, newline));
+  nlohmann::json skipped = nlohmann::json::parse(reply->begin() + static_cast<std::ptrdiff_t>(newline) + 1,
+                                                 reply->end(), nullptr, false);
+  if (!data || !skipped.is_object()) return Status::Internal("malformed portable snapshot from the guest");
   PortableSnapshot snapshot;
   snapshot.data = std::move(*data);
-  for (const auto& [name, why] : skipped_it->items()) {
+  for (const auto& [name, why] : skipped.items()) {
     snapshot.skipped[name] = why.is_string() ? why.get<std::string>() : "unknown";
   }
   return snapshot;
 }
 
 StatusOr<std::map<std::string, std::string>> Sandbox::LoadPortable(std::string_view data) {
-  ExecutionResult r = Execute("__import__('_brig_runner').load_portable('" + Base64Encode(data) + "')\n", "<brig>");
+  ExecutionResult r =
+      Execute("__import__('_brig_runner').load_portable('" + Base64Encode(data) + "')\n", kHostFilename);
   if (r.error && r.error->type == "ValueError") {
     return Status::InvalidArgument("not a readable portable snapshot: " + r.error->message);
   }
-  auto reply = DecodeHostReply(r);
+  auto reply = HostReply(r);
   nlohmann::json j = reply ? nlohmann::json::parse(*reply, nullptr, false) : nlohmann::json();
   if (!j.is_object()) {
     std::string why = r.error ? r.error->type + ": " + r.error->message : r.failure_message;
