@@ -67,20 +67,21 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
   tree->root_->mount_root = true;
 
   for (uint32_t i = 0; i < count; ++i) {
-    const std::string where = "entry " + std::to_string(i);
+    // Error texts are made only on failure: this loop runs for every stdlib file at start-up.
+    auto where = [i] { return "entry " + std::to_string(i); };
     uint32_t path_len = 0;
     std::string_view path;
     uint64_t data_len = 0;
     std::string_view data;
-    if (!r.U32(&path_len)) return fail(where + ": truncated path length");
-    if (path_len == 0) return fail(where + ": empty path");
-    if (path_len > kMaxPathLength) return fail(where + ": path longer than 4096 bytes");
-    if (!r.Bytes(path_len, &path)) return fail(where + ": truncated path");
-    const std::string shown(path);
-    if (!r.U64(&data_len)) return fail(where + " (" + shown + "): truncated data length");
-    if (!r.Bytes(data_len, &data)) return fail(where + " (" + shown + "): truncated data");
-    if (path.find('\0') != std::string_view::npos) return fail(where + ": NUL byte in path");
-    if (path.front() == '/') return fail(where + " (" + shown + "): absolute path");
+    if (!r.U32(&path_len)) return fail(where() + ": truncated path length");
+    if (path_len == 0) return fail(where() + ": empty path");
+    if (path_len > kMaxPathLength) return fail(where() + ": path longer than 4096 bytes");
+    if (!r.Bytes(path_len, &path)) return fail(where() + ": truncated path");
+    auto shown = [&path] { return std::string(path); };
+    if (!r.U64(&data_len)) return fail(where() + " (" + shown() + "): truncated data length");
+    if (!r.Bytes(data_len, &data)) return fail(where() + " (" + shown() + "): truncated data");
+    if (path.find('\0') != std::string_view::npos) return fail(where() + ": NUL byte in path");
+    if (path.front() == '/') return fail(where() + " (" + shown() + "): absolute path");
 
     Node* dir = tree->root_.get();
     uint32_t depth = 0;
@@ -88,14 +89,14 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
     while (true) {
       size_t slash = path.find('/', start);
       std::string_view name = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-      if (name.empty()) return fail(where + " (" + shown + "): empty path component");
-      if (name == "." || name == "..") return fail(where + " (" + shown + "): '.' or '..' component");
-      if (name.size() > kMaxNameLength) return fail(where + ": component longer than 255 bytes");
-      if (++depth > kMaxPackDepth) return fail(where + ": path too deep");
+      if (name.empty()) return fail(where() + " (" + shown() + "): empty path component");
+      if (name == "." || name == "..") return fail(where() + " (" + shown() + "): '.' or '..' component");
+      if (name.size() > kMaxNameLength) return fail(where() + ": component longer than 255 bytes");
+      if (++depth > kMaxPackDepth) return fail(where() + ": path too deep");
       const bool last = slash == std::string_view::npos;
       auto it = dir->children.find(name);
       if (last) {
-        if (it != dir->children.end()) return fail(where + " (" + shown + "): duplicate path");
+        if (it != dir->children.end()) return fail(where() + " (" + shown() + "): duplicate path");
         auto f = new_node(NodeType::kFile);
         f->ro_data = data;
         f->parent = dir;
@@ -108,7 +109,7 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
         d->parent = dir;
         it = dir->children.emplace(std::string(name), std::move(d)).first;
       } else if (!it->second->is_dir()) {
-        return fail(where + " (" + shown + "): a file is used as a directory");
+        return fail(where() + " (" + shown() + "): a file is used as a directory");
       }
       dir = it->second.get();
       start = slash + 1;
