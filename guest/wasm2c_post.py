@@ -80,6 +80,25 @@ def fail(msg):
     sys.exit("wasm2c_post.py: " + msg + " (has wasm2c's output changed?)")
 
 
+TABLE_WRITES = re.compile(r"\b(funcref_table_(set|fill|copy)|wasm_rt_grow_funcref_table|externref_table_\w+)\(&instance")
+TABLE_SETUP = ("wasm_rt_allocate_funcref_table(&instance->w2c_T0", "funcref_table_init(&instance->w2c_T0",
+               "wasm_rt_free_funcref_table(&instance->w2c_T0")
+
+
+def check_tables_are_constant(text):
+    """Instances reused for new sandboxes keep their function table as it is
+    (src/engine/python_instance.c keep_memory): that is only right while the guest has no
+    instruction that changes a table after instantiation."""
+    if TABLE_WRITES.search(text):
+        fail("the guest changes a table at run time (table.set/grow/fill/copy): reused "
+             "instances would keep a changed table; see keep_memory in python_instance.c")
+    for line in text.splitlines():
+        if "w2c_T0" in line and "CALL_INDIRECT" not in line and not any(s in line for s in TABLE_SETUP):
+            fail("unexpected use of the function table: " + line.strip()[:120])
+    if text.count("funcref_table_init(&instance->w2c_T0") != 1:
+        fail("the function table is initialised more than once (table.init at run time?)")
+
+
 def main():
     src, dst = sys.argv[1], sys.argv[2]
     text = open(src, encoding="utf-8").read()
@@ -93,6 +112,8 @@ def main():
         fail("only %d memory accesses rewritten" % accesses)
     if "&instance->w2c_memory, (u64)" in text:
         fail("a memory access was left unrewritten")
+
+    check_tables_are_constant(text)
 
     funcs = 0
 

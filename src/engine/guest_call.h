@@ -91,6 +91,12 @@ int brig_rt_memory_use_growth_file(wasm_rt_memory_t* memory);
 struct brig_mem_file;
 struct brig_mem_file* brig_rt_memory_freeze_growth(wasm_rt_memory_t* memory, uint64_t* start, int* error);
 
+/* Shrinks an image-backed memory back to its first `bytes` (a multiple of 64 KiB): its growth
+ * file is dropped and every address past `bytes` is unallocated again (inaccessible, zeros
+ * once grown into), as in a new reservation. The first `bytes` are untouched. 0, or -1 (the
+ * mapping may be broken: free the memory). */
+int brig_rt_memory_reset(wasm_rt_memory_t* memory, uint32_t bytes);
+
 /* The largest memory (in 64 KiB pages) that instances created on this thread from now on may
  * grow to; 0 means the module's own maximum. Applied by wasm_rt_allocate_memory. */
 void brig_rt_set_memory_limit_pages(uint32_t pages);

@@ -279,6 +279,7 @@ brig_python_image* brig_python_image_load(const char* path) {
   img->memfd = fd; /* clones map the file itself, copy-on-write */
   /* The saving process hashed this memory; hashing it again would read every page. */
   if (brig_python_image_set_digest(img, digest) != 0) goto fail;
+  img->keep_memories = 1; /* as brig_python_image_learn_warm_pages does */
   free(trailer);
   errno = 0;
   return img;

@@ -24,6 +24,9 @@ struct pm_scan_arg {
 #define PAGE_IS_PRESENT (1 << 3)
 #define PAGE_IS_PFNZERO (1 << 5)
 #endif
+#ifndef PAGE_IS_SWAPPED
+#define PAGE_IS_SWAPPED (1 << 4)
+#endif
 
 struct brig_mem_file {
   int refs; /* atomic */
@@ -120,7 +123,9 @@ static void open_pagemap(void) {
   g_have_scan = ioctl(g_pagemap_fd, PAGEMAP_SCAN, &probe) >= 0;
 }
 
-static int scan_with_ioctl(const uint8_t* addr, uint64_t pages, brig_page_run_visitor visit, void* ctx) {
+/* Visits the runs of pages that have any of the categories `anyof` and none of `none`. */
+static int scan_with_ioctl(const uint8_t* addr, uint64_t pages, uint64_t anyof, uint64_t none,
+                           brig_page_run_visitor visit, void* ctx) {
   enum { kRegions = 512 };
   struct page_region regions[kRegions];
   uint64_t start = (uintptr_t)addr, end = start + pages * BRIG_PAGE;
@@ -131,10 +136,10 @@ static int scan_with_ioctl(const uint8_t* addr, uint64_t pages, brig_page_run_vi
         .end = end,
         .vec = (uintptr_t)regions,
         .vec_len = kRegions,
-        /* present, and neither the file's page nor the shared zero page */
-        .category_mask = PAGE_IS_PRESENT | PAGE_IS_FILE | PAGE_IS_PFNZERO,
-        .category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
-        .return_mask = PAGE_IS_PRESENT,
+        .category_mask = none,
+        .category_inverted = none,
+        .category_anyof_mask = anyof,
+        .return_mask = anyof,
     };
     long n = ioctl(g_pagemap_fd, PAGEMAP_SCAN, &arg);
     if (n < 0) return -1;
@@ -182,6 +187,14 @@ static int scan_with_read(const uint8_t* addr, uint64_t pages, brig_page_run_vis
 int brig_written_pages(const uint8_t* addr, uint64_t pages, brig_page_run_visitor visit, void* ctx) {
   pthread_once(&g_pagemap_once, open_pagemap);
   if (g_pagemap_fd < 0) return -1;
-  if (g_have_scan) return scan_with_ioctl(addr, pages, visit, ctx);
+  /* present, and neither the file's page nor the shared zero page */
+  if (g_have_scan) return scan_with_ioctl(addr, pages, PAGE_IS_PRESENT, PAGE_IS_FILE | PAGE_IS_PFNZERO, visit, ctx);
   return scan_with_read(addr, pages, visit, ctx);
+}
+
+int brig_private_pages(const uint8_t* addr, uint64_t pages, brig_page_run_visitor visit, void* ctx) {
+  pthread_once(&g_pagemap_once, open_pagemap);
+  if (g_pagemap_fd < 0 || !g_have_scan) return -1;
+  /* swapped-out private pages too (a file page is never swapped in a process's page table) */
+  return scan_with_ioctl(addr, pages, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, PAGE_IS_FILE | PAGE_IS_PFNZERO, visit, ctx);
 }

@@ -46,6 +46,10 @@ uint64_t brig_mem_file_data_bytes(const brig_mem_file* f);
  * non-zero value. */
 typedef int (*brig_page_run_visitor)(void* ctx, uint64_t first, uint64_t count);
 int brig_written_pages(const uint8_t* addr, uint64_t pages, brig_page_run_visitor visit, void* ctx);
+/* Like brig_written_pages, but also the private pages that are swapped out: every page of the
+ * range whose bytes may not be the file's. Needs PAGEMAP_SCAN (-1 without it), so that callers
+ * that must not miss a page fall back to treating the whole range as written. */
+int brig_private_pages(const uint8_t* addr, uint64_t pages, brig_page_run_visitor visit, void* ctx);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/memory_files.h"
+#include "engine/memory_slots.h"
 #include "engine/python_instance_internal.h"
 
 extern const char brig_guest_build_id[];
@@ -17,6 +18,8 @@ static uint64_t g_next_instance_id = 1;
 static uint64_t next_instance_id(void) { return __atomic_fetch_add(&g_next_instance_id, 1, __ATOMIC_RELAXED); }
 
 static void backing_release(brig_python_backing* b);
+static int keep_memory(brig_python_instance* p);
+static brig_mem_file* image_file(const struct brig_python_image* img);
 
 static pthread_once_t g_module_once = PTHREAD_ONCE_INIT;
 static void init_module(void) {
@@ -37,11 +40,15 @@ brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t m
   return p;
 }
 
-void brig_python_instance_destroy(brig_python_instance* p) {
-  if (!p) return;
+static void free_instance(brig_python_instance* p) {
   Z_python_free(&p->module);
   backing_release(&p->backing);
   free(p);
+}
+
+void brig_python_instance_destroy(brig_python_instance* p) {
+  if (!p || keep_memory(p)) return;
+  free_instance(p);
 }
 
 uint64_t brig_python_instance_id(const brig_python_instance* p) { return p->id; }
@@ -137,11 +144,15 @@ int brig_python_image_learn_warm_pages(brig_python_image* img, brig_python_insta
     img->warm_count++;
   }
   free(entries);
+  img->keep_memories = 1;
   return count;
 }
 
+static void free_kept(void* p) { free_instance(p); }
+
 void brig_python_image_destroy(brig_python_image* img) {
   if (!img) return;
+  if (img->keep_memories) brig_memory_slots_drain(img, free_kept);
   free(img->warm);
   if (img->file) brig_mem_file_unref(img->file); /* closes memfd */
   else if (img->memfd >= 0) close(img->memfd);
@@ -168,9 +179,104 @@ static int copy_table(brig_python_instance* p, const brig_python_image* img) {
   return 1;
 }
 
+/* ---- kept memories: destroyed clones reset to the image and reused (memory_slots.h) ---- */
+
+uint32_t brig_python_image_kept_memories(const brig_python_image* img) { return brig_memory_slots_count(img); }
+
+/* Puts pages [first, end) of `data` back to the image's bytes: warm pages (the next user
+ * writes them) are compared and copied back, staying private and present; the others are
+ * dropped, so that they read the image's file again. `*warm_at`: the first warm run that may
+ * reach `first` (calls come in ascending order). Every page of the range is either dropped or
+ * compared, whatever the warm runs are. */
+static int reset_pages(const brig_python_image* img, brig_mem_file* f, uint8_t* data, uint32_t first,
+                       uint32_t end, uint32_t* warm_at) {
+  static const uint8_t kZero[HOST_PAGE];
+  uint32_t at = first;
+  while (at < end) {
+    uint32_t i = *warm_at;
+    uint32_t ws = i < img->warm_count ? img->warm[i][0] : end;
+    uint32_t we = i < img->warm_count ? img->warm[i][0] + img->warm[i][1] : end;
+    if (we <= at) { /* behind us */
+      ++*warm_at;
+      continue;
+    }
+    if (ws > end) ws = end;
+    if (we > end) we = end;
+    if (ws > at && madvise(data + (size_t)at * HOST_PAGE, (size_t)(ws - at) * HOST_PAGE, MADV_DONTNEED) != 0) {
+      return -1;
+    }
+    if (at < ws) at = ws;
+    for (; at < we; at++) {
+      uint8_t* page = data + (size_t)at * HOST_PAGE;
+      const uint8_t* want = brig_mem_file_page(f, at);
+      if (!want) want = kZero;
+      if (memcmp(page, want, HOST_PAGE) != 0) memcpy(page, want, HOST_PAGE);
+    }
+  }
+  return 0;
+}
+
+typedef struct {
+  const brig_python_image* img;
+  brig_mem_file* f;
+  uint8_t* data;
+  uint32_t warm_at;
+} reset_ctx;
+
+static int reset_run(void* v, uint64_t first, uint64_t count) {
+  reset_ctx* c = v;
+  return reset_pages(c->img, c->f, c->data, (uint32_t)first, (uint32_t)(first + count), &c->warm_at) != 0;
+}
+
+/* If `p` is a clone of an image that keeps memories and a slot is free: resets its memory to
+ * the image's (every page: the warm set compared, the rest dropped; nothing past the image is
+ * accessible), its globals to the image's, and keeps it. Its table is kept as it is: the guest
+ * has no instruction that changes a table (no table.set/grow/copy/fill in python.c), so it
+ * still holds the image's entries, pointing at this same instance. 1 if kept. */
+static int keep_memory(brig_python_instance* p) {
+  const brig_python_image* img = p->backing.image;
+  if (!p->plain_clone || !img || !img->keep_memories || p->backing.layer) return 0;
+  if (brig_memory_slots_full()) return 0; /* do not reset for nothing */
+  brig_mem_file* f = image_file(img);
+  wasm_rt_memory_t* mem = &p->module.w2c_memory;
+  if (!f || brig_rt_memory_reset(mem, img->memory_bytes) != 0) return 0;
+  /* Only pages with private data (present or swapped out) can differ from the image; the
+   * file pages stay mapped for the next user. Without PAGEMAP_SCAN: every page. */
+  reset_ctx c = {img, f, mem->data, 0};
+  uint32_t pages = img->memory_bytes / HOST_PAGE;
+  int r = brig_private_pages(mem->data, pages, reset_run, &c);
+  if (r == -1) {
+    c.warm_at = 0;
+    r = reset_pages(img, f, mem->data, 0, pages, &c.warm_at);
+  }
+  if (r != 0) return 0;
+  backing_release(&p->backing); /* its growth segments were unmapped with the rest */
+  p->module.w2c_g0 = img->module.w2c_g0;
+  p->control = NULL;
+  p->wasi.context = NULL;
+  if (!brig_memory_slots_put(img, p)) return 0; /* (a race for the last slot) */
+  return 1;
+}
+
 brig_python_instance* brig_python_instance_clone(const brig_python_image* img, void* wasi_context,
                                                  uint32_t memory_limit_pages) {
   pthread_once(&g_module_once, init_module); /* an image loaded from disk made no instance */
+  uint32_t max = img->module.w2c_memory.max_pages;
+  if (memory_limit_pages && memory_limit_pages < max) max = memory_limit_pages;
+  if (max < img->module.w2c_memory.pages) max = img->module.w2c_memory.pages;
+  brig_python_instance* kept = img->keep_memories ? brig_memory_slots_take(img) : NULL;
+  if (kept) {
+    kept->id = next_instance_id();
+    kept->wasi.context = wasi_context;
+    kept->module.w2c_memory.max_pages = max;
+    kept->backing.image = img;
+    kept->plain_clone = 1;
+    if (brig_rt_memory_use_growth_file(&kept->module.w2c_memory) != 0) {
+      free_instance(kept);
+      return NULL;
+    }
+    return kept; /* its warm pages are private and present already */
+  }
   brig_python_instance* p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->module = img->module;
@@ -178,9 +284,6 @@ brig_python_instance* brig_python_instance_clone(const brig_python_image* img, v
   p->wasi.context = wasi_context;
   p->module.Z_wasi_snapshot_preview1_instance = &p->wasi;
   wasm_rt_memory_t* mem = &p->module.w2c_memory;
-  uint32_t max = img->module.w2c_memory.max_pages;
-  if (memory_limit_pages && memory_limit_pages < max) max = memory_limit_pages;
-  if (max < mem->pages) max = mem->pages;
   if (brig_rt_map_memory_image(mem, img->memfd, img->memory_bytes, max) != 0) {
     free(p);
     return NULL;
@@ -191,6 +294,7 @@ brig_python_instance* brig_python_instance_clone(const brig_python_image* img, v
     return NULL;
   }
   p->backing.image = img;
+  p->plain_clone = 1;
   p->wasi.memory = mem;
   /* Best effort: a kernel without MADV_POPULATE_WRITE just takes the faults later. */
   for (uint32_t i = 0; i < img->warm_count; i++) {

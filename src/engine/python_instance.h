@@ -42,8 +42,17 @@ uint64_t brig_python_image_memory_bytes(const brig_python_image* image);
  * just run one): those pages are the image's warm set, which later clones fault in with one
  * madvise(MADV_POPULATE_WRITE) per range instead of one page fault each. Call before the
  * image is shared. Returns the number of warm pages, or -1 if /proc/self/pagemap cannot be
- * read (the image then simply has no warm set). */
+ * read (the image then simply has no warm set).
+ * From then on (and for an image loaded from the image cache) destroying a clone of `image`
+ * does not unmap its memory: it is reset to the image (warm pages copied back and kept
+ * private, the others dropped, what it grew into unmapped) and kept, a few at most, for the
+ * next clones, which then skip the mapping and the page faults. REQUIRES: the image outlives
+ * its clones; brig_python_image_destroy frees what it kept. */
 int brig_python_image_learn_warm_pages(brig_python_image* image, brig_python_instance* probe);
+
+/* How many reset memories are kept for `image` now (see brig_python_image_learn_warm_pages;
+ * for tests). */
+uint32_t brig_python_image_kept_memories(const brig_python_image* image);
 
 /* A new instance in exactly the captured state, its memory a private copy-on-write mapping
  * of the image, its table its own (entries point at the clone). It needs no initialisation.

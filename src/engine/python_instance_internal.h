@@ -47,6 +47,9 @@ struct brig_python_instance {
   brig_call_control* control;
   uint64_t id; /* unique in the process (never reused) */
   brig_python_backing backing;
+  /* Made by brig_python_instance_clone: its image range is the image's memfd plus pages it
+   * wrote, so destroying it may reset it and keep it for the next clone (memory_slots.h). */
+  int plain_clone;
 };
 
 struct brig_python_image {
@@ -61,6 +64,7 @@ struct brig_python_image {
   uint32_t (*warm)[2];
   uint32_t warm_count;
   struct brig_mem_file* file; /* owns `memfd`: a read-only view of it, its data extents */
+  int keep_memories; /* reset destroyed clones and keep them (memory_slots.h) */
 };
 
 /* A frozen instance state (brig_python_state in python_instance.h). */

@@ -428,11 +428,30 @@ brig_mem_file* brig_rt_memory_freeze_growth(wasm_rt_memory_t* memory, uint64_t* 
   return f;
 }
 
-static void forget_growth(wasm_rt_memory_t* memory) {
+/* 1 if the memory had a growth file mapped. */
+static int forget_growth(wasm_rt_memory_t* memory) {
   growth_file* g = take_growth(memory);
-  if (!g) return;
-  if (g->fd >= 0) close(g->fd);
+  if (!g) return 0;
+  int mapped = g->fd >= 0;
+  if (mapped) close(g->fd);
   free(g);
+  return mapped;
+}
+
+int brig_rt_memory_reset(wasm_rt_memory_t* memory, uint32_t bytes) {
+  int mapped = forget_growth(memory);
+  uint32_t pages = bytes / WASM_PAGE;
+  /* A memory that never grew (and never mapped a growth file) is PROT_NONE and untouched
+   * past `bytes`: nothing to do. Otherwise one mapping replaces the growth file, the frozen
+   * segments and whatever was grown into. */
+  if ((mapped || memory->pages > pages) &&
+      mmap(memory->data + bytes, RESERVATION - bytes, PROT_NONE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED) {
+    return -1;
+  }
+  memory->pages = pages;
+  memory->size = bytes;
+  return 0;
 }
 
 int brig_rt_map_memory_layers(wasm_rt_memory_t* memory, const brig_rt_mapping* maps, uint32_t count,
