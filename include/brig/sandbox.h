@@ -90,7 +90,8 @@ std::string_view FailureName(Failure failure);  // "trap", "exit", "timeout", ..
 // How a new sandbox gets its interpreter.
 enum class Start {
   // A copy-on-write clone of the process's image (CPython started, common modules imported):
-  // ~1 ms. The first sandbox of a process pays for making the image (~60 ms).
+  // ~25 µs, reusing the memory of a destroyed sandbox when there is one. The first sandbox
+  // of a process maps the image from the on-disk cache or makes it (~60 ms).
   kFromImage,
   // CPython starts from scratch (~25 ms, fewer modules imported). Cheaper for a process that
   // runs a single sandbox, until images are cached on disk.
