@@ -100,7 +100,10 @@ static void init_once(void) {
   }
   struct sigaction si;
   memset(&si, 0, sizeof si);
-  si.sa_flags = SA_ONSTACK | SA_RESTART;
+  /* SA_NODEFER, as for faults: the handler leaves by siglongjmp, and the jump target does not
+   * save the signal mask (that costs a syscall per guest call), so the handler must not run
+   * with its own signal blocked. It re-checks everything, so a second delivery is harmless. */
+  si.sa_flags = SA_ONSTACK | SA_RESTART | SA_NODEFER;
   sigemptyset(&si.sa_mask);
   si.sa_handler = interrupt_handler;
   if (sigaction(INTERRUPT_SIGNAL, &si, NULL) != 0) {
@@ -154,7 +157,9 @@ brig_call_outcome brig_guest_call_controlled(wasm_rt_memory_t* memory, void (*fn
     __atomic_store_n(&control->running, 1, __ATOMIC_SEQ_CST);
   }
   t->control = control;
-  int jumped = sigsetjmp(t->jump, 1);
+  /* No saved mask (0): both handlers that jump here run with the thread's own mask
+   * (SA_NODEFER, empty sa_mask), and saving it costs a sigprocmask syscall per call. */
+  int jumped = sigsetjmp(t->jump, 0);
   if (jumped == 0) {
     t->active = 1;
     if (!control || !__atomic_load_n(&control->interrupted, __ATOMIC_SEQ_CST)) {
