@@ -57,8 +57,16 @@ def _clean(text):
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# The interpreter's own stdout and stderr write through to the host (brig_guest.c sets
+# buffered_stdio = 0: a TextIOWrapper with write_through over an unbuffered FileIO), so they
+# never hold anything to flush; streams the user put in their place may.
+_STDOUT, _STDERR = sys.stdout, sys.stderr
+
+
 def _flush():
     for stream in (sys.stdout, sys.stderr):
+        if stream is _STDOUT or stream is _STDERR:
+            continue
         try:
             stream.flush()
         except Exception:
@@ -145,10 +153,9 @@ def execute(source_bytes, filename_bytes):
     """Returns the outcome as JSON, or "" for the common case (no error, no value to show)."""
     if _needs_reseed:
         _reseed()
-    outcome = {"ok": True, "result": None, "error": None, "exit_code": None}
     filename = filename_bytes.decode("utf-8", "replace") or "<exec>"
     namespace = _main.__dict__
-    host_reply = None
+    outcome = None  # made only when there is something to report
     try:
         source = source_bytes.decode("utf-8")
         # Lets tracebacks show the user's lines, as they do for a file.
@@ -159,10 +166,11 @@ def execute(source_bytes, filename_bytes):
         if has_value:
             value = namespace.pop(_RESULT_NAME, None)
             if filename == HOST_FILENAME and type(value) is str:
-                host_reply = value
-            elif value is not None:
-                outcome["result"] = _clean(repr(value))
+                return "H" + _clean(value)
+            if value is not None:
+                outcome = {"ok": True, "result": _clean(repr(value)), "error": None, "exit_code": None}
     except SystemExit as exc:
+        outcome = {"ok": True, "result": None, "error": None, "exit_code": None}
         code = exc.code
         if code is None or code is True or code is False or isinstance(code, int):
             outcome["exit_code"] = int(code or 0)
@@ -173,8 +181,7 @@ def execute(source_bytes, filename_bytes):
             outcome["ok"] = False
             outcome["error"] = _describe(exc)
     except BaseException as exc:
-        outcome["ok"] = False
-        outcome["error"] = _describe(exc)
+        outcome = {"ok": False, "result": None, "error": _describe(exc), "exit_code": None}
         try:
             sys.stderr.write(outcome["error"]["traceback"])
         except BaseException:
@@ -182,6 +189,4 @@ def execute(source_bytes, filename_bytes):
     finally:
         namespace.pop(_RESULT_NAME, None)  # also when the code failed after storing it
         _flush()
-    if outcome["ok"] and outcome["result"] is None and outcome["exit_code"] is None:
-        return "" if host_reply is None else "H" + _clean(host_reply)
-    return json.dumps(outcome)
+    return "" if outcome is None else json.dumps(outcome)
