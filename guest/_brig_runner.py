@@ -153,7 +153,7 @@ def execute(source_bytes, filename_bytes):
     """Returns the outcome as JSON, or "" for the common case (no error, no value to show)."""
     if _needs_reseed:
         _reseed()
-    filename = filename_bytes.decode("utf-8", "replace") or "<exec>"
+    filename = "<exec>" if filename_bytes == b"<exec>" else (filename_bytes.decode("utf-8", "replace") or "<exec>")
     namespace = _main.__dict__
     outcome = None  # made only when there is something to report
     try:
@@ -188,5 +188,6 @@ def execute(source_bytes, filename_bytes):
             pass
     finally:
         namespace.pop(_RESULT_NAME, None)  # also when the code failed after storing it
-        _flush()
+        if sys.stdout is not _STDOUT or sys.stderr is not _STDERR:
+            _flush()
     return "" if outcome is None else json.dumps(outcome)
