@@ -576,30 +576,6 @@ typedef struct {
   int failed;
 } run_list;
 
-static int run_add(run_list* l, uint64_t first, uint64_t count) {
-  if (l->count && (uint64_t)l->runs[l->count - 1][0] + l->runs[l->count - 1][1] >= first) {
-    uint64_t end = first + count, last_end = (uint64_t)l->runs[l->count - 1][0] + l->runs[l->count - 1][1];
-    if (end > last_end) l->runs[l->count - 1][1] = (uint32_t)(end - l->runs[l->count - 1][0]);
-    return 0;
-  }
-  if (l->count == l->cap) {
-    uint32_t cap = l->cap ? l->cap * 2 : 64;
-    uint32_t (*grown)[2] = realloc(l->runs, cap * sizeof *grown);
-    if (!grown) {
-      l->failed = 1;
-      return 1;
-    }
-    l->runs = grown;
-    l->cap = cap;
-  }
-  l->runs[l->count][0] = (uint32_t)first;
-  l->runs[l->count][1] = (uint32_t)count;
-  l->count++;
-  return 0;
-}
-
-static int collect_run(void* ctx, uint64_t first, uint64_t count) { return run_add(ctx, first, count); }
-
 /* Appends a run without merging (runs may then be unsorted). 0, or 1 (out of memory). */
 static int run_push(run_list* l, uint64_t first, uint64_t count) {
   if (l->count == l->cap) {
@@ -617,6 +593,19 @@ static int run_push(run_list* l, uint64_t first, uint64_t count) {
   l->count++;
   return 0;
 }
+
+/* Appends a run, merged into the last one where they touch (runs come in ascending order).
+ * 0, or 1 (out of memory). */
+static int run_add(run_list* l, uint64_t first, uint64_t count) {
+  if (l->count && (uint64_t)l->runs[l->count - 1][0] + l->runs[l->count - 1][1] >= first) {
+    uint64_t end = first + count, last_end = (uint64_t)l->runs[l->count - 1][0] + l->runs[l->count - 1][1];
+    if (end > last_end) l->runs[l->count - 1][1] = (uint32_t)(end - l->runs[l->count - 1][0]);
+    return 0;
+  }
+  return run_push(l, first, count);
+}
+
+static int collect_run(void* ctx, uint64_t first, uint64_t count) { return run_add(ctx, first, count); }
 
 static int cmp_u32(const void* a, const void* b) {
   uint32_t x = *(const uint32_t*)a, y = *(const uint32_t*)b;
