@@ -99,6 +99,30 @@ def check_tables_are_constant(text):
         fail("the function table is initialised more than once (table.init at run time?)")
 
 
+ENTRY_INSTANCE = re.compile(r"instance->w2c_T0\.data\[(\w+)\]\.module_instance")
+ELEM_ENTRY = re.compile(r"  \{\d+, \(wasm_rt_function_ptr_t\)&w2c_\w+, 0\},")
+
+
+def call_with_own_instance(text):
+    """An indirect call runs its callee with the caller's own instance, not the instance
+    stored in the table entry, so that every instance of an image can share one read-only
+    table (src/engine/python_instance.c share_table). Right only while every table entry is
+    a function of this module (offset 0 from the instance): checked here, since an imported
+    function would need its own instance."""
+    start = text.find("elem_segment_exprs_w2c_e0[] = {\n")
+    if start < 0 or text.count("elem_segment_exprs_") != 2:
+        fail("expected exactly one element segment")
+    block = text[start:text.index("\n};", start)].split("\n")[1:]
+    if len(block) < 1000 or not all(ELEM_ENTRY.fullmatch(line) for line in block):
+        fail("a table entry is not a function of this module: the table cannot be shared")
+    text, calls = ENTRY_INSTANCE.subn("instance", text)
+    if calls < 100:
+        fail("only %d indirect calls rewritten" % calls)
+    if ".module_instance" in text:
+        fail("the table's instance pointer is still read somewhere")
+    return text
+
+
 def main():
     src, dst = sys.argv[1], sys.argv[2]
     text = open(src, encoding="utf-8").read()
@@ -114,6 +138,7 @@ def main():
         fail("a memory access was left unrewritten")
 
     check_tables_are_constant(text)
+    text = call_with_own_instance(text)
 
     funcs = 0
 

@@ -40,8 +40,17 @@ brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t m
   return p;
 }
 
-static void free_instance(brig_python_instance* p) {
+/* Z_python_free for an instance whose table may be its image's. */
+static void free_module(brig_python_instance* p) {
+  if (p->shared_table) {
+    p->module.w2c_T0.data = NULL;  /* the image's, not ours */
+    p->module.w2c_T0.size = 0;
+  }
   Z_python_free(&p->module);
+}
+
+static void free_instance(brig_python_instance* p) {
+  free_module(p);
   backing_release(&p->backing);
   free(p);
 }
@@ -160,23 +169,14 @@ void brig_python_image_destroy(brig_python_image* img) {
   free(img);
 }
 
-/* Gives `p` its own copy of the image's table. 1, or 0 (out of memory; p->module's table is
- * then empty, so Z_python_free stays valid). */
-static int copy_table(brig_python_instance* p, const brig_python_image* img) {
-  wasm_rt_funcref_table_t* table = &p->module.w2c_T0;
-  table->data = malloc((img->table_size ? img->table_size : 1) * sizeof *table->data);
-  if (!table->data) {
-    table->size = 0;
-    return 0;
-  }
-  /* wasm2c 1.0.32 runs an indirect callee with the instance stored in the table entry: each
-   * clone's entries must name the clone, or calls would run on the template's memory. */
-  for (uint32_t i = 0; i < img->table_size; i++) {
-    table->data[i] = img->table[i];
-    if (table->data[i].module_instance) table->data[i].module_instance = &p->module;
-  }
-  table->size = img->table_size;
-  return 1;
+/* Gives `p` the image's table. Shared by all its instances, read-only: the guest has no
+ * instruction that changes a table, and an indirect call runs its callee with the caller's
+ * own instance rather than the one stored in the entry (both checked or rewritten by
+ * guest/wasm2c_post.py), so one table serves every instance. */
+static void share_table(brig_python_instance* p, const brig_python_image* img) {
+  p->module.w2c_T0.data = img->table;
+  p->module.w2c_T0.size = img->table_size;
+  p->shared_table = 1;
 }
 
 /* ---- kept memories: destroyed clones reset to the image and reused (memory_slots.h) ---- */
@@ -230,9 +230,8 @@ static int reset_run(void* v, uint64_t first, uint64_t count) {
 
 /* If `p` is a clone of an image that keeps memories and a slot is free: resets its memory to
  * the image's (every page: the warm set compared, the rest dropped; nothing past the image is
- * accessible), its globals to the image's, and keeps it. Its table is kept as it is: the guest
- * has no instruction that changes a table (no table.set/grow/copy/fill in python.c), so it
- * still holds the image's entries, pointing at this same instance. 1 if kept. */
+ * accessible), its globals to the image's, and keeps it. Its table is the image's (shared,
+ * never changed: share_table). 1 if kept. */
 static int keep_memory(brig_python_instance* p) {
   const brig_python_image* img = p->backing.image;
   if (!p->plain_clone || !img || !img->keep_memories || p->backing.layer) return 0;
@@ -288,8 +287,9 @@ brig_python_instance* brig_python_instance_clone(const brig_python_image* img, v
     free(p);
     return NULL;
   }
-  if (!copy_table(p, img) || brig_rt_memory_use_growth_file(mem) != 0) {
-    Z_python_free(&p->module);
+  share_table(p, img);
+  if (brig_rt_memory_use_growth_file(mem) != 0) {
+    free_module(p);
     free(p);
     return NULL;
   }
@@ -803,7 +803,8 @@ brig_python_instance* brig_python_instance_from_state(const brig_python_state* s
   free(maps);
   maps = NULL;
   p->wasi.memory = mem;
-  if (!copy_table(p, img) || brig_rt_memory_use_growth_file(mem) != 0 ||
+  share_table(p, img);
+  if (brig_rt_memory_use_growth_file(mem) != 0 ||
       backing_copy(&p->backing, &s->backing) != 0 ||
       apply_delta(s->delta, s->delta_bytes, mem->data, mem->size) != 0) {
     brig_python_instance_destroy(p);

@@ -50,6 +50,9 @@ struct brig_python_instance {
   /* Made by brig_python_instance_clone: its image range is the image's memfd plus pages it
    * wrote, so destroying it may reset it and keep it for the next clone (memory_slots.h). */
   int plain_clone;
+  /* Its table is its image's (brig_python_image.table), shared by every instance of the
+   * image: not its own to free. */
+  int shared_table;
 };
 
 struct brig_python_image {
