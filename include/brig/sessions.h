@@ -86,7 +86,7 @@ class Sessions {
     // Sessions kept live in this process between executions (0: restore every time).
     size_t max_live = 64;
     // A live session unused this long is compacted (Sandbox::Compact: its memory shrinks to
-    // its differences from the image, ~0.1 MiB for a small session instead of ~0.65; its next
+    // its differences from the image, ~40 KiB for a small session instead of ~540; its next
     // execution pays ~0.5 ms to remake the interpreter). Checked after each execution (a
     // few sessions at a time) and by CompactIdle().
     std::chrono::milliseconds compact_idle_after{10'000};
