@@ -262,7 +262,7 @@ brig_python_image* brig_python_image_load(const char* path) {
     if (func < g_text_lo || func >= g_text_hi) goto fail;
     img->table[i].func_type = func_type;
     img->table[i].func = (wasm_rt_function_ptr_t)func;
-    img->table[i].module_instance = has_instance ? (void*)m : NULL; /* rewritten per clone */
+    img->table[i].module_instance = has_instance ? (void*)m : NULL; /* never read: calls pass their own */
   }
   if (TAKE(&r, img->warm_count) || img->warm_count > MAX_WARM) goto fail;
   img->warm = calloc(img->warm_count ? img->warm_count : 1, sizeof *img->warm);
