@@ -155,6 +155,13 @@ class Sandbox {
   // sandbox behaves exactly the same afterwards. FailedPrecondition for a dead sandbox.
   Status Compact();
 
+  // Gives back the guest pages that executions wrote but that hold the image's bytes again
+  // (reference counts that went up and back down): about a third of a small session's private
+  // memory. Cheaper than Compact (tens of µs; the interpreter stays), and the next execution
+  // takes a page fault for each such page it writes again (~1 µs). Nothing else changes.
+  // Returns the bytes given back; FailedPrecondition for a dead sandbox.
+  StatusOr<uint64_t> Trim();
+
   // False once a failed execution could not be rolled back (see Execute): the sandbox then
   // only reports that failure, until Reset().
   bool usable() const;

@@ -401,6 +401,44 @@ static void populate_segment(brig_python_instance* p, brig_python_segment* g) {
   g->populated = ok;
 }
 
+typedef struct {
+  brig_mem_file* image;
+  uint8_t* data;
+  int64_t dropped;
+} trim_ctx;
+
+/* For each page of the run: the image's bytes again? Runs of such pages are dropped. */
+static int trim_run(void* v, uint64_t first, uint64_t count) {
+  static const uint8_t kZero[HOST_PAGE];
+  trim_ctx* c = v;
+  uint64_t same_from = first + count; /* start of the current run of equal pages, if any */
+  for (uint64_t page = first; page <= first + count; page++) {
+    int same = 0;
+    if (page < first + count) {
+      const uint8_t* want = brig_mem_file_page(c->image, page);
+      same = memcmp(c->data + page * HOST_PAGE, want ? want : kZero, HOST_PAGE) == 0;
+    }
+    if (same && same_from == first + count) same_from = page;
+    if (!same && same_from < page) {
+      if (madvise(c->data + same_from * HOST_PAGE, (page - same_from) * HOST_PAGE, MADV_DONTNEED) != 0) return 1;
+      c->dropped += (int64_t)(page - same_from);
+      same_from = first + count;
+    }
+  }
+  return 0;
+}
+
+int64_t brig_python_instance_trim(brig_python_instance* p) {
+  const brig_python_image* img = p->backing.image;
+  if (!img || brig_python_instance_layered(p)) return 0;
+  brig_mem_file* f = image_file(img);
+  if (!f) return -1;
+  trim_ctx c = {f, p->module.w2c_memory.data, 0};
+  /* The image range only: past it there is no file to go back to. */
+  if (brig_written_pages(c.data, img->memory_bytes / HOST_PAGE, trim_run, &c) != 0) return -1;
+  return c.dropped;
+}
+
 void brig_python_instance_populate(brig_python_instance* p) {
   if (p->backing.layer) return; /* a fork is not page-snapshotted by a pagemap walk anyway */
   for (uint32_t i = 0; i < p->backing.segment_count; i++) {

@@ -123,6 +123,13 @@ int brig_python_instance_layered(const brig_python_instance* p);
  * nothing for an instance made from a fork's layer. */
 void brig_python_instance_populate(brig_python_instance* p);
 
+/* Gives back the pages of `p`'s image range that it wrote but that hold the image's bytes
+ * again (reference counts that went up and back down, ...): they become the image's file
+ * pages once more. The memory's contents do not change. Does nothing for a layered instance.
+ * Returns the number of pages given back, or -1 (pagemap unreadable). REQUIRES: no guest call
+ * on `p`. */
+int64_t brig_python_instance_trim(brig_python_instance* p);
+
 /* Calls visit(ctx, first, count) for each run of pages of `p`'s memory that may differ from
  * the image, in ascending order: the pages `p` wrote, and the pages mapped from a layer or
  * from a frozen growth file (these hold data even where not yet present in the page tables).

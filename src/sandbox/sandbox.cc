@@ -343,6 +343,14 @@ StatusOr<std::unique_ptr<Sandbox>> Sandbox::Fork() {
 
 Status Sandbox::Compact() { return impl_->Compact(); }
 
+StatusOr<uint64_t> Sandbox::Trim() {
+  if (impl_->dead != Failure::kNone) return Status::FailedPrecondition("the sandbox no longer runs code");
+  if (!impl_->instance) return uint64_t{0};  // compacted: nothing private left to give back
+  int64_t pages = brig_python_instance_trim(impl_->instance);
+  if (pages < 0) return Status::Internal("cannot read which pages the sandbox wrote");
+  return static_cast<uint64_t>(pages) * 4096;
+}
+
 uint64_t Sandbox::GuestMemoryBytes() const {
   if (impl_->instance) return brig_python_instance_memory(impl_->instance)->size;
   return impl_->tx.checkpoint ? brig_python_state_memory_bytes(impl_->tx.checkpoint->memory) : 0;

@@ -341,7 +341,12 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   }
   // A session loaded over its quotas (and now back under them, or the save would have been
   // refused) is loaded again next time, with the quotas as its limits.
-  if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
+  if (!live->over_quota) {
+    // Kept live: give back the pages that hold the image's bytes again (~a third of a small
+    // session's; tens of µs, against the milliseconds of the save just done).
+    (void)live->sandbox->Trim();
+    impl.PutLive(thread_id, std::move(*live));
+  }
   return result;
 }
 

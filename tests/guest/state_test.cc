@@ -69,6 +69,32 @@ TEST(PageSnapshot, AfterCompactForkAndRollback) {
   }
 }
 
+// Trim gives back the pages that hold the image's bytes again; nothing the guest sees changes.
+TEST(Trim, GivesBackUnchangedPagesAndChangesNothing) {
+  auto a = NewSandbox();
+  Exec(*a, "import json\nd = {'id': 1, 'items': list(range(50))}\nx = 1");
+  for (int i = 0; i < 5; i++) Exec(*a, "x += 1");
+  auto before = a->SavePages();
+  ASSERT_TRUE(before.ok()) << before.status().message();
+  auto trimmed = a->Trim();
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status().message();
+  EXPECT_GT(trimmed.value(), 4096u * 8) << "a small session has pages that came back to the image's bytes";
+  EXPECT_EQ(a->Trim().value(), 0u);  // nothing new since
+  auto after = a->SavePages();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after.value(), before.value());  // the very same differences from the image
+  EXPECT_EQ(Exec(*a, "x, sum(d['items']), json.dumps(d)[:9]"), "(6, 1225, '{\"id\": 1,')");
+  ExecutionResult trap = a->Execute("import os\nx = 100\nos.abort()");
+  EXPECT_EQ(trap.failure, Failure::kTrap);
+  EXPECT_EQ(Exec(*a, "x"), "6");  // rolled back across the trim
+  auto fork = a->Fork();
+  ASSERT_TRUE(fork.ok()) << fork.status().message();
+  EXPECT_EQ(Exec(*fork.value(), "x + 1"), "7");
+  auto b = NewSandbox();
+  ASSERT_TRUE(b->RestorePages(after.value()).ok());
+  EXPECT_EQ(Exec(*b, "x, len(d['items'])"), "(6, 50)");
+}
+
 TEST(PageSnapshot, EverythingTheUserDefinedComesBack) {
   auto a = NewSandbox();
   Exec(*a, R"(
