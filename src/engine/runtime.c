@@ -323,17 +323,8 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t* memory, uint32_t initial_pages, u
 }
 
 int brig_rt_map_memory_image(wasm_rt_memory_t* memory, int fd, uint32_t bytes, uint32_t max_pages) {
-  void* addr = mmap(NULL, RESERVATION, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (addr == MAP_FAILED) return -1;
-  if (bytes && mmap(addr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED) {
-    munmap(addr, RESERVATION);
-    return -1;
-  }
-  memory->data = addr;
-  memory->pages = bytes / WASM_PAGE;
-  memory->max_pages = max_pages < memory->pages ? memory->pages : max_pages;
-  memory->size = bytes;
-  return 0;
+  const brig_rt_mapping whole = {0, bytes, fd, 0};
+  return brig_rt_map_memory_layers(memory, &whole, 1, bytes, max_pages);
 }
 
 /* ---- growth files: where image-backed memories grow (see guest_call.h) ---- */

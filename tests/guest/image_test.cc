@@ -2,20 +2,12 @@
 #include <gtest/gtest.h>
 
 #include "brig/sandbox.h"
+#include "test_sandbox.h"
 
 namespace {
 
-std::unique_ptr<brig::Sandbox> New(const brig::Limits& limits = {}) {
-  auto s = brig::Sandbox::Create(limits);
-  EXPECT_TRUE(s.ok()) << s.status().message();
-  return s.ok() ? std::move(s.value()) : nullptr;
-}
-
-std::string Eval(brig::Sandbox& s, const std::string& code) {
-  brig::ExecutionResult r = s.Execute(code);
-  EXPECT_TRUE(r.ok) << code << "\n" << r.stderr_text << r.failure_message;
-  return r.result.value_or("<none>");
-}
+using brig::testing::Eval;
+using brig::testing::New;
 
 TEST(Image, FreshSandboxesHaveDifferentRandomStreams) {
   auto a = New(), b = New();

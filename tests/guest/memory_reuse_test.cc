@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "brig/sandbox.h"
+#include "test_sandbox.h"
 #include "engine/guest_call.h"
 #include "engine/page_snapshot.h"
 #include "engine/python_instance.h"
@@ -136,17 +137,8 @@ TEST(MemoryReuse, MemoryLimitIsTheNewSandboxes) {
   brig_python_instance_destroy(large);
 }
 
-std::unique_ptr<brig::Sandbox> New() {
-  auto s = brig::Sandbox::Create(brig::Limits{});
-  EXPECT_TRUE(s.ok()) << s.status().message();
-  return s.ok() ? std::move(s.value()) : nullptr;
-}
-
-std::string Eval(brig::Sandbox& s, const std::string& code) {
-  brig::ExecutionResult r = s.Execute(code);
-  EXPECT_TRUE(r.ok) << code << "\n" << r.stderr_text << r.failure_message;
-  return r.result.value_or("<none>");
-}
+using brig::testing::Eval;
+using brig::testing::New;
 
 // What a sandbox leaves behind, and the check that the next one sees none of it.
 const char kDirty[] =
