@@ -40,12 +40,12 @@ inline bool LenientPathRules() {
   return lenient;
 }
 
-inline void PathRuleBroken(const std::string& what) {
-  static int reported = 0;
-  FUZZ_CHECK(LenientPathRules(), "%s", what.c_str());
-  if (reported < 20) {
-    ++reported;
-    std::fprintf(stderr, "path rules: %s\n", what.c_str());
+// `kind` says which rule, `detail` the case; in lenient mode each kind is printed once.
+inline void PathRuleBroken(const std::string& kind, const std::string& detail = "") {
+  static std::set<std::string>* seen = new std::set<std::string>;
+  FUZZ_CHECK(LenientPathRules(), "%s %s", kind.c_str(), detail.c_str());
+  if (seen->size() < 100 && seen->insert(kind).second) {
+    std::fprintf(stderr, "path rules: %s %s\n", kind.c_str(), detail.c_str());
   }
 }
 
@@ -66,7 +66,7 @@ inline TreeCount CountTree(const vfs::FileSystem& fs, bool with_listing = false)
     dirs.pop_back();
     auto entries = fs.List(dir);
     if (!entries && dir.size() > fs.limits().max_path_length) {
-      PathRuleBroken("the VFS made a directory the host cannot name (" + std::to_string(dir.size()) + " bytes)");
+      PathRuleBroken("the VFS made a directory the host cannot name", "(" + std::to_string(dir.size()) + " bytes)");
       c.unlistable = true;
       continue;
     }
@@ -75,7 +75,7 @@ inline TreeCount CountTree(const vfs::FileSystem& fs, bool with_listing = false)
       std::string path = dir + "/" + e.name;
       auto st = fs.StatPath(path);
       if (!st.ok() && path.size() > fs.limits().max_path_length) {
-        PathRuleBroken("the VFS made a file the host cannot name (" + std::to_string(path.size()) + " bytes)");
+        PathRuleBroken("the VFS made a file the host cannot name", "(" + std::to_string(path.size()) + " bytes)");
         c.unlistable = true;
         continue;
       }

@@ -6,7 +6,7 @@
 // "." / ".." / "//" as path syntax; the converse is only asked of canonical paths (no such
 // component, no trailing '/'), the names a file really gets.
 //
-// BRIG_FUZZ_LENIENT_PATH_RULES=1 reports each disagreement (its first 20) on stderr instead
+// BRIG_FUZZ_LENIENT_PATH_RULES=1 reports each kind of disagreement once on stderr instead
 // of aborting (fuzz_vfs_check.h): for looking at the differences while the rules differ.
 // ValidateThreadId gets the same input: it must accept only 1..255 bytes.
 #include <cstdio>
@@ -42,8 +42,7 @@ void Disagree(const char* what, const std::string& path, const std::string& why)
       shown += buf;
     }
   }
-  brig::fuzz::PathRuleBroken(std::string(what) + ": \"" + shown + "\" (" + std::to_string(path.size()) +
-                             " bytes): " + why);
+  brig::fuzz::PathRuleBroken(std::string(what) + ": " + why, "\"" + shown + "\" (" + std::to_string(path.size()) + " bytes)");
 }
 
 }  // namespace
