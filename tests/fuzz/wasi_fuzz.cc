@@ -79,11 +79,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fo.limits.max_depth = 8;
   }
   fo.stdlib = Stdlib();
-  brig::vfs::FileSystem fs(fo);
+  auto fs_owner = std::make_unique<brig::vfs::FileSystem>(fo);
   uint64_t fake_now = 1;
-  fs.set_clock([&fake_now] { return fake_now++; });
-  FUZZ_CHECK(fs.WriteFile("/home/user/f", "contents") == brig::vfs::Error::kOk);
-  FUZZ_CHECK(fs.MakeDirs("/tmp/d/e") == brig::vfs::Error::kOk);
+  fs_owner->set_clock([&fake_now] { return fake_now++; });
+  FUZZ_CHECK(fs_owner->WriteFile("/home/user/f", "contents") == brig::vfs::Error::kOk);
+  FUZZ_CHECK(fs_owner->MakeDirs("/tmp/d/e") == brig::vfs::Error::kOk);
 
   WasiContext::Options o;
   o.args = {"python", "-c", "pass"};
@@ -94,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.max_fds = in.ConsumeBool() ? 16 : 1024;
   o.max_random_per_call = 1 << 12;
   o.deterministic = true;  // no host clock or entropy: runs replay exactly
-  WasiContext ctx(fs, o);
+  auto ctx_owner = std::make_unique<WasiContext>(*fs_owner, o);
 
   // Memory: 0..64 KiB, mostly whole pages; its start is filled from the input.
   u32 mem_size = in.ConsumeIntegralInRange<u32>(0, 16) * 4096;
@@ -106,8 +106,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (mem_size >= 64) {
     std::memcpy(backing.get(), "home/user/f\0tmp/d", 17);
     u32 out = 32;
-    (void)ctx.PathOpen(mem, 3, 0, 0, 11, 0, ~u64{0}, ~u64{0}, 0, out);
-    (void)ctx.PathOpen(mem, 3, 0, 12, 5, brig::wasi::kOflagDirectory, ~u64{0}, ~u64{0}, 0, out);
+    (void)ctx_owner->PathOpen(mem, 3, 0, 0, 11, 0, ~u64{0}, ~u64{0}, 0, out);
+    (void)ctx_owner->PathOpen(mem, 3, 0, 12, 5, brig::wasi::kOflagDirectory, ~u64{0}, ~u64{0}, 0, out);
   }
   {
     std::vector<uint8_t> init = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, mem_size));
@@ -116,8 +116,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   Args a{in, mem_size};
   for (int step = 0; step < 48 && in.remaining_bytes() > 0; ++step) {
+    brig::vfs::FileSystem& fs = *fs_owner;
+    WasiContext& ctx = *ctx_owner;
     u32 r = 0;
-    switch (in.ConsumeIntegralInRange(0, 47)) {
+    switch (in.ConsumeIntegralInRange(0, 48)) {
       case 0: r = ctx.ArgsGet(mem, a.Ptr(), a.Ptr()); break;
       case 1: r = ctx.ArgsSizesGet(mem, a.Ptr(), a.Ptr()); break;
       case 2: r = ctx.EnvironGet(mem, a.Ptr(), a.Ptr()); break;
@@ -206,18 +208,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case 47: ctx.ClearOutput(); break;
+      case 48: {  // a checkpoint: go on in a copy of the file system and the descriptors
+        brig::vfs::FileSystem::NodeMap map;
+        std::unique_ptr<brig::vfs::FileSystem> copy = fs.Clone(&map);
+        copy->set_clock([&fake_now] { return fake_now++; });
+        auto copy_ctx = std::make_unique<WasiContext>(*copy, o);
+        copy_ctx->CopyStateFrom(ctx, &map);
+        FUZZ_CHECK(copy_ctx->open_fd_count() == ctx.open_fd_count());
+        ctx_owner = std::move(copy_ctx);  // the old context goes before its file system
+        fs_owner = std::move(copy);
+        break;
+      }
     }
+    brig::vfs::FileSystem& fs_now = *fs_owner;
+    WasiContext& ctx_now = *ctx_owner;
     FUZZ_CHECK(IsWasiErrno(r), "errno %u", r);
-    FUZZ_CHECK(ctx.stdout_data().size() <= o.stdout_cap && ctx.stderr_data().size() <= o.stderr_cap);
-    FUZZ_CHECK(ctx.open_fd_count() <= ctx.options().max_fds);
+    FUZZ_CHECK(ctx_now.stdout_data().size() <= o.stdout_cap && ctx_now.stderr_data().size() <= o.stderr_cap);
+    FUZZ_CHECK(ctx_now.open_fd_count() <= ctx_now.options().max_fds);
     // Removed files still open are charged too: only lower bounds hold while any may be.
-    const brig::fuzz::TreeCount c = brig::fuzz::CountTree(fs);
+    const brig::fuzz::TreeCount c = brig::fuzz::CountTree(fs_now);
     if (!c.unlistable) {
-      FUZZ_CHECK(fs.files_used() == c.files);
-      FUZZ_CHECK(fs.nodes_used() >= c.nodes && fs.bytes_used() >= c.bytes);
+      FUZZ_CHECK(fs_now.files_used() == c.files);
+      FUZZ_CHECK(fs_now.nodes_used() >= c.nodes && fs_now.bytes_used() >= c.bytes);
     }
-    FUZZ_CHECK(fs.nodes_used() <= fs.limits().max_nodes && fs.bytes_used() <= fs.limits().max_total_bytes);
+    FUZZ_CHECK(fs_now.nodes_used() <= fs_now.limits().max_nodes && fs_now.bytes_used() <= fs_now.limits().max_total_bytes);
   }
+  brig::vfs::FileSystem& fs = *fs_owner;
+  WasiContext& ctx = *ctx_owner;
   // Saved descriptors describe open files by path; restoring them must be safe too.
   std::vector<WasiContext::SavedFd> saved = ctx.SaveFds();
   for (u32 fd = 0; fd < ctx.options().max_fds; ++fd) (void)ctx.FdClose(mem, fd);
