@@ -165,7 +165,8 @@ StatusOr<std::string> Sandbox::SavePages() {
   if (ZSTD_isError(size)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(size));
   compressed.resize(size);
 
-  std::string text = header.dump();
+  // Descriptor paths are the guest's bytes, not always UTF-8: dump() would throw on them.
+  std::string text = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string out(kPagesMagic, sizeof kPagesMagic);
   Append<uint32_t>(&out, static_cast<uint32_t>(text.size()));
   out += text;
@@ -255,7 +256,7 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   size_t got = ZSTD_decompress(body.data(), body.size(), in.data(), in.size());
   if (ZSTD_isError(got) || got != expected) return damaged("body does not decompress");
   std::vector<uint32_t> pages(*page_count);
-  std::memcpy(pages.data(), body.data(), pages.size() * sizeof(uint32_t));
+  if (!pages.empty()) std::memcpy(pages.data(), body.data(), pages.size() * sizeof(uint32_t));
   for (size_t i = 0; i < pages.size(); i++) {
     if (pages[i] >= host_pages || (i > 0 && pages[i] <= pages[i - 1])) return damaged("page index");
   }

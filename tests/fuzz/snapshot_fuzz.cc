@@ -135,7 +135,7 @@ std::string Built(FuzzedDataProvider& in, const Base& base) {
   z.resize(zn);
   if (flags & 64 && !z.empty()) z[in.ConsumeIntegralInRange<size_t>(0, z.size() - 1)] ^= 1 + in.ConsumeIntegral<uint8_t>() % 255;
 
-  const std::string text = h.dump();
+  const std::string text = h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string out(kMagic, 8);
   Append<uint32_t>(&out, static_cast<uint32_t>(text.size()));
   out += text;
