@@ -31,7 +31,9 @@ for name in "${targets[@]}"; do
   [[ -f $dict ]] && args+=(-dict="$dict")
   echo "fuzz: $name for ${seconds}s" >&2
   start=$(date -u +%Y-%m-%dT%H:%MZ)
-  "$bin" "${args[@]}" "$corpus" "$seeds" >"$log" 2>&1
+  # A host fault that brig's own signal handler ends the process on is not saved by
+  # libFuzzer: the snapshot target keeps the input being run here (BRIG_FUZZ_SAVE_INPUT).
+  BRIG_FUZZ_SAVE_INPUT="${artifacts}last-input" "$bin" "${args[@]}" "$corpus" "$seeds" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)

@@ -15,8 +15,10 @@
 // the guest do (trap, loop until the timeout, exit, print garbage, break brig's reply
 // protocol), the host must report it and stay well.
 #include <fuzzer/FuzzedDataProvider.h>
+#include <signal.h>
 #include <zstd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -54,6 +56,7 @@ const Base& GetBase() {
   static const Base* base = [] {
     auto* b = new Base;
     b->limits.timeout_seconds = 0.25;  // restored garbage may loop forever
+    if (const char* t = std::getenv("BRIG_FUZZ_TIMEOUT")) b->limits.timeout_seconds = std::atof(t);
     b->limits.memory_bytes = 64ull << 20;
     b->limits.output_bytes = 4096;
     auto fresh = NewSandbox(b->limits);
@@ -170,6 +173,29 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // A fault outside guest memory ends the process through brig's own handler (the default
+  // action, not libFuzzer's), so libFuzzer saves no input: BRIG_FUZZ_SAVE_INPUT=FILE keeps
+  // the one being run.
+  static const char* save = std::getenv("BRIG_FUZZ_SAVE_INPUT");
+  if (save) {
+    if (FILE* f = std::fopen(save, "wb")) {
+      std::fwrite(data, 1, size, f);
+      std::fclose(f);
+    }
+  }
+  // libFuzzer installs its SIGSEGV handler after brig's (which it then calls first) without
+  // SA_NODEFER: once a guest trap longjmps out of it, SIGSEGV stays blocked and the next
+  // trap kills the process. brig's own handler has SA_NODEFER; give libFuzzer's the same.
+  static const bool nodefer = [] {
+    for (int sig : {SIGSEGV, SIGBUS}) {
+      struct sigaction sa;
+      FUZZ_CHECK(sigaction(sig, nullptr, &sa) == 0);
+      sa.sa_flags |= SA_NODEFER;
+      FUZZ_CHECK(sigaction(sig, &sa, nullptr) == 0);
+    }
+    return true;
+  }();
+  (void)nodefer;
   if (size < 1) return 0;
   const Base& base = GetBase();
   const uint8_t mode = data[0] % 4;
