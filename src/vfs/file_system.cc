@@ -374,7 +374,7 @@ size_t FileSystem::Read(const Node& node, uint64_t offset, std::span<uint8_t> ou
   std::string_view c = node.contents();
   if (offset >= c.size()) return 0;
   size_t n = std::min<uint64_t>(out.size(), c.size() - offset);
-  std::memcpy(out.data(), c.data() + offset, n);
+  if (n) std::memcpy(out.data(), c.data() + offset, n);  // out.data() may be null when empty
   return n;
 }
 
