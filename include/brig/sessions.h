@@ -60,6 +60,11 @@ struct SessionResult {
   // Where the interpreter came from: "new" (no saved state), "live" (kept in this process),
   // "pages" (page snapshot) or "portable" (portable snapshot).
   std::string restored_from;
+  // What the save stored the interpreter as: "pages" (a page snapshot, with the portable one
+  // beside it) or "portable" (the portable snapshot alone: this sandbox could make no page
+  // snapshot, pages_unavailable says why). Empty when nothing was saved.
+  std::string snapshot;
+  std::string pages_unavailable;
   // Names the portable snapshot could not save, with why (the page snapshot has them; they
   // would be lost only if a different brig build restores the session).
   std::map<std::string, std::string> not_portable;

@@ -23,6 +23,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "files/file_service.h"
+#include "names/utf8.h"
 #include "session/session_manager.h"
 #include "store/store.h"
 #include "store/validation.h"
@@ -130,7 +131,7 @@ int RunCat(files::FileService& fs, const FilesOptions& opt) {
   if (opt.json) {
     nlohmann::json j = ToJson(data.value().info);
     j["offset"] = opt.offset;
-    const bool text = store::IsValidUtf8(content);
+    const bool text = utf8::IsValid(content);
     j["encoding"] = text ? "utf-8" : "base64";
     j["content"] = text ? content : Base64(content);
     PrintJson(j);

@@ -7,8 +7,10 @@
 // otherwise). Any operation on an expired session is FailedPrecondition (see
 // session_manager.h); each successful one sets the session's last_accessed.
 //
-// Paths are checked with store::ValidateFilePath (absolute, no "." or "..", no control
-// characters, none of < > : " | ? * \, bounded length and depth): InvalidArgument otherwise.
+// Paths are checked with store::ValidateFilePath (names/path_rules.h, the rules the guest's
+// file system applies too): InvalidArgument otherwise. An empty directory the guest left is
+// a row of type store::kDirectoryType: listed, not readable (FailedPrecondition), removed by
+// Delete or by writing a file into it.
 // The store is a flat map of paths, but the sandbox sees a directory tree, so a write may
 // not turn a directory into a file or a file into a directory: writing /a/b while the file
 // /a exists, or /a while /a/b exists, is FailedPrecondition.

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "files/utf8.h"
+#include "names/utf8.h"
 #include "store/validation.h"
 
 namespace brig::files {
@@ -61,7 +61,7 @@ Ranges Complement(Ranges r) {
     if (lo > next) out.push_back({next, lo - 1});
     next = hi + 1;
   }
-  if (next <= kMaxDecoded) out.push_back({next, kMaxDecoded});
+  if (next <= utf8::kMaxDecoded) out.push_back({next, utf8::kMaxDecoded});
   return out;
 }
 
@@ -107,14 +107,14 @@ class RegexCompiler {
       bool plain = true;
       std::string lit;
       if (r.kind == Node::kChar) {
-        AppendUtf8(&lit, r.c);
+        utf8::Append(&lit, r.c);
       } else {
         for (int k : r.kids) {
           if (nodes_[k].kind != Node::kChar) {
             plain = false;
             break;
           }
-          AppendUtf8(&lit, nodes_[k].c);
+          utf8::Append(&lit, nodes_[k].c);
         }
       }
       if (plain) {
@@ -154,7 +154,7 @@ class RegexCompiler {
         case Op::kChar: {
           if (re_.case_insensitive_ && inst.c >= 0x80) return;  // folding beyond ASCII
           std::string utf8;
-          AppendUtf8(&utf8, inst.c);
+          utf8::Append(&utf8, inst.c);
           bytes[static_cast<unsigned char>(utf8[0])] = true;
           if (re_.case_insensitive_) bytes[static_cast<unsigned char>(FoldUpper(inst.c))] = true;
           break;
@@ -510,7 +510,7 @@ class RegexCompiler {
 
   static std::string Narrow(const std::u32string& s) {
     std::string out;
-    for (char32_t c : s) AppendUtf8(&out, c <= 0x10FFFF ? c : U'?');
+    for (char32_t c : s) utf8::Append(&out, c <= 0x10FFFF ? c : U'?');
     return out;
   }
 
@@ -656,9 +656,9 @@ StatusOr<LineRegex> LineRegex::Compile(std::string_view pattern, bool case_insen
     return Status::InvalidArgument("regular expression is longer than " + std::to_string(kMaxPatternBytes) +
                                    " bytes");
   }
-  if (!store::IsValidUtf8(pattern)) return Status::InvalidArgument("regular expression is not valid UTF-8");
+  if (!utf8::IsValid(pattern)) return Status::InvalidArgument("regular expression is not valid UTF-8");
   std::u32string cps;
-  for (size_t i = 0; i < pattern.size();) cps.push_back(DecodeUtf8(pattern, &i));
+  for (size_t i = 0; i < pattern.size();) cps.push_back(utf8::Decode(pattern, &i));
   return RegexCompiler(std::move(cps), case_insensitive).Run();
 }
 
@@ -745,7 +745,7 @@ LineRegex::Outcome LineRegex::Search(std::string_view line, int64_t* budget) con
   while (!matched && pos < line.size()) {
     if (--*budget < 0) return Outcome::kOutOfBudget;
     size_t next = pos;
-    const char32_t c = DecodeUtf8(line, &next);
+    const char32_t c = utf8::Decode(line, &next);
     nlist_.clear();
     next_generation();
     for (const int32_t pc : clist_) {

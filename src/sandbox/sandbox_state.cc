@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/page_snapshot.h"
+#include "names/path_rules.h"
 #include "sandbox/sandbox_impl.h"
 
 namespace brig {
@@ -349,18 +350,62 @@ std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
 
 std::optional<std::string> Sandbox::ReadFile(std::string_view path) const { return impl_->fs->ReadFile(path); }
 
-Status Sandbox::WriteFile(std::string_view path, std::string_view content) {
-  bool writable = (path.starts_with("/home/user/") || path.starts_with("/tmp/")) &&
-                  path.find("/../") == std::string_view::npos && !path.ends_with("/..") &&
-                  path.find("/./") == std::string_view::npos && path.find("//") == std::string_view::npos;
-  if (!writable) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
-  vfs::Error e = impl_->fs->WriteFile(path, content);
+namespace {
+
+bool InWritableMount(std::string_view path) {
+  return (path.starts_with("/home/user/") || path.starts_with("/tmp/")) && path.find("/../") == std::string_view::npos &&
+         !path.ends_with("/..") && path.find("/./") == std::string_view::npos &&
+         path.find("//") == std::string_view::npos;
+}
+
+Status WriteError(vfs::Error e, std::string_view path) {
   switch (e) {
     case vfs::Error::kOk: return Status::Ok();
     case vfs::Error::kNoSpc:
     case vfs::Error::kFBig: return Status::ResourceExhausted("no room for " + std::string(path) + " in the sandbox");
-    default: return Status::InvalidArgument("cannot write " + std::string(path) + ": " + std::string(vfs::ErrorName(e)));
+    default: {
+      std::string why = vfs::ErrorName(e);
+      if (const char* fault = names::CheckPath(path)) why += std::string(" (") + fault + ")";
+      return Status::InvalidArgument("cannot write " + std::string(path) + ": " + why);
+    }
   }
+}
+
+}  // namespace
+
+Status Sandbox::WriteFile(std::string_view path, std::string_view content) {
+  if (!InWritableMount(path)) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
+  return WriteError(impl_->fs->WriteFile(path, content), path);
+}
+
+Status Sandbox::MakeDirectory(std::string_view path) {
+  if (!InWritableMount(path)) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
+  return WriteError(impl_->fs->MakeDirs(path), path);
+}
+
+std::vector<std::string> Sandbox::ListEmptyDirectories() const {
+  std::vector<std::string> empty;
+  vfs::FileSystem& fs = *impl_->fs;
+  std::vector<std::string> dirs = {"/home/user", "/tmp"};
+  while (!dirs.empty()) {
+    std::string dir = std::move(dirs.back());
+    dirs.pop_back();
+    auto entries = fs.List(dir);
+    if (!entries) continue;
+    for (const vfs::DirEntry& e : *entries) {
+      if (e.type != vfs::NodeType::kDirectory) continue;
+      std::string path = dir + "/" + e.name;
+      auto below = fs.List(path);
+      if (below && below->empty()) empty.push_back(path);
+      dirs.push_back(std::move(path));
+    }
+  }
+  std::sort(empty.begin(), empty.end());
+  return empty;
+}
+
+Sandbox::FileUsage Sandbox::GetFileUsage() const {
+  return FileUsage{impl_->fs->files_used(), impl_->fs->bytes_used()};
 }
 
 }  // namespace brig

@@ -101,6 +101,10 @@ struct Node : std::enable_shared_from_this<Node> {
   // where it is mounted) and for removed nodes. Not owning: the parent owns us.
   Node* parent = nullptr;
   uint64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;
+  // Bytes in this node's absolute path ("/home/user" 10, "/" 0), so that the path-length rule
+  // is checked without walking names. Kept for nodes of the writable mounts and their
+  // ancestors; not meaningful for the stdlib pack.
+  uint32_t path_bytes = 0;
   // Directories: entries by name, sorted (readdir order).
   std::map<std::string, std::shared_ptr<Node>, std::less<>> children;
   // Writable files: the bytes (size charged to `quota`), shared with copies of this node.

@@ -62,6 +62,7 @@ uint32_t ToWasiErrno(vfs::Error e) {
     case Error::kBusy: return err::kBusy;
     case Error::kBadF: return err::kBadF;
     case Error::kNoMem: return err::kNoMem;
+    case Error::kIlSeq: return err::kIlSeq;
   }
   return err::kIo;
 }

@@ -483,6 +483,48 @@ TEST(FileSystemTest, DepthLimit) {
   EXPECT_EQ(fs->Rename(fs->root(), "/tmp/x", fs->root(), "/tmp/a/b/x"), Error::kOk);
 }
 
+// New names follow names/path_rules.h, the store's rules: what the guest makes can be saved.
+TEST(FileSystemTest, NewNamesFollowTheStoresRules) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  EXPECT_EQ(fs->WriteFile("/tmp/12:00.log", "x"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/a<b>|c?*\\\"", "x"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/a\xff", "x"), Error::kIlSeq);
+  EXPECT_EQ(fs->Mkdir(root, "/tmp/\xed\xa0\x80"), Error::kIlSeq);
+  EXPECT_EQ(fs->WriteFile("/tmp/a\nb", "x"), Error::kInval);
+  EXPECT_EQ(fs->Mkdir(root, "/tmp/\xc2\x9b"), Error::kInval);
+  EXPECT_EQ(fs->Rename(root, "/tmp/12:00.log", root, "/tmp/\x01"), Error::kInval);
+  EXPECT_EQ(fs->Rename(root, "/tmp/12:00.log", root, "/tmp/\xfe"), Error::kIlSeq);
+  // Existing names are still found whatever they hold (lookups are not refused).
+  EXPECT_EQ(fs->Lookup(root, "/tmp/a\xff").error(), Error::kNoEnt);
+}
+
+TEST(FileSystemTest, AbsolutePathLengthLimit) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  // "/tmp" is 4 bytes; 15 components of 1 + 255 bytes bring it to 3844.
+  std::string dir = "/tmp";
+  for (int i = 0; i < 15; ++i) dir += "/" + std::string(255, 'a' + i);
+  ASSERT_EQ(fs->MakeDirs(dir), Error::kOk);
+  EXPECT_EQ(fs->WriteFile(dir + "/" + std::string(4096 - 3844 - 1, 'z'), "x"), Error::kOk);  // 4096 bytes
+  EXPECT_EQ(fs->WriteFile(dir + "/" + std::string(4096 - 3844, 'z'), "x"), Error::kNameTooLong);
+  // A relative path from deep inside is short; the node it would make is not.
+  auto deep = fs->Lookup(root, dir);
+  ASSERT_TRUE(deep);
+  OpenFlags create;
+  create.create = true;
+  EXPECT_EQ(fs->Open(deep.value(), std::string(253, 'q'), create).error(), Error::kNameTooLong);
+  EXPECT_EQ(fs->Mkdir(deep.value(), std::string(253, 'q')), Error::kNameTooLong);
+  // A directory moved under a long name takes its longest path along.
+  ASSERT_EQ(fs->MakeDirs("/tmp/m/" + std::string(255, 'k')), Error::kOk);
+  const std::string under = "/tmp/" + std::string(255, 'a') + "/" + std::string(255, 'b');  // 516 bytes
+  ASSERT_EQ(fs->MakeDirs(under), Error::kOk);
+  EXPECT_EQ(fs->Rename(root, "/tmp/m", root, dir + "/m"), Error::kNameTooLong);
+  EXPECT_EQ(fs->Rename(root, "/tmp/m", root, under + "/m"), Error::kOk);
+  // The moved nodes know their new length: growing them checks it.
+  EXPECT_EQ(fs->WriteFile(under + "/m/" + std::string(255, 'k') + "/" + std::string(255, 'f'), "x"), Error::kOk);
+}
+
 TEST(FileSystemTest, RmdirUnlinkRules) {
   auto fs = MakeFs();
   const auto& root = fs->root();
