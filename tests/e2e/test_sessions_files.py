@@ -287,8 +287,6 @@ class CliCases:
         self.assertEqual(self.ok("files", "cat", "--session", "r", "/tmp/a").stdout, b"kept")
 
     def test_files_meet_stateful_execution(self):
-        if b"--session" not in self.brig("exec", "--help").stdout:
-            self.skipTest("this brig has no `exec --session`")
         self.ok("files", "put", "--session", "x", "data.csv", stdin=b"a,b\n")
         p = self.ok("exec", "--session", "x", "-c",
                     "x = 42\nprint(open('data.csv').read().strip())\nopen('/tmp/out.txt', 'w').write('from guest')")
