@@ -69,6 +69,8 @@ struct SessionResult {
   // would be lost only if a different brig build restores the session).
   std::map<std::string, std::string> not_portable;
   // When restored from a portable snapshot: names that could not be restored, with why.
+  // Also stored files the sandbox could not hold (keyed by their path, which starts with '/':
+  // a name an older brig accepted); they stay in the store, outside the guest's view.
   std::map<std::string, std::string> not_restored;
   // Files written to / deleted from the store by this execution.
   std::vector<std::string> files_saved;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "names/path_rules.h"
 #include "session/session_manager.h"
 #include "store/store.h"
 
@@ -193,18 +194,20 @@ struct Sessions::Impl {
     s.version = stored ? stored->version : 0;
     for (const store::FileInfo& f : files.value()) {
       if (!GuestVisible(f.path)) continue;  // kept in the store, not mounted in the guest
-      if (f.is_directory()) {
-        if (Status d = s.sandbox->MakeDirectory(f.path); !d.ok()) {
-          return Status::ResourceExhausted("cannot load " + f.path + " into the sandbox: " + d.message());
-        }
-        s.dirs.insert(f.path);
-        continue;
+      // A row the sandbox cannot hold (a name an older brig accepted, a file where a
+      // directory should be) stays in the store and is reported; the session still loads.
+      Status loaded;
+      if (const char* fault = names::CheckPath(f.path)) {
+        loaded = Status::InvalidArgument(fault);
+      } else if (f.is_directory()) {
+        loaded = s.sandbox->MakeDirectory(f.path);
+        if (loaded.ok()) s.dirs.insert(f.path);
+      } else {
+        auto data = store->GetFile(thread_id, f.path);
+        if (!data.ok()) return data.status();
+        loaded = s.sandbox->WriteFile(f.path, data.value().content);
       }
-      auto data = store->GetFile(thread_id, f.path);
-      if (!data.ok()) return data.status();
-      if (Status w = s.sandbox->WriteFile(f.path, data.value().content); !w.ok()) {
-        return Status::ResourceExhausted("cannot load " + f.path + " into the sandbox: " + w.message());
-      }
+      if (!loaded.ok()) result->not_restored[f.path] = "file not loaded into the sandbox: " + loaded.message();
     }
     result->restored_from = "new";
     if (stored && !stored->cleared()) {
@@ -222,7 +225,7 @@ struct Sessions::Impl {
         auto failed = s.sandbox->LoadPortable(state->portable);
         if (!failed.ok()) return Status::Internal("cannot restore the session: " + pages.message() + "; portable: " + failed.status().message());
         result->restored_from = "portable";
-        result->not_restored = failed.value();
+        result->not_restored.merge(failed.value());
         for (const auto& [name, why] : state->not_portable) result->not_restored.emplace(name, "not saved portably: " + why);
       } else {
         return Status::FailedPrecondition("cannot restore the session: " + pages.message() + " (and it has no portable snapshot)");

@@ -279,6 +279,20 @@ log = open('/tmp/log.txt', 'w'); log.write('one\\n'); log.flush()
 class SqliteSessionExecTest(SessionExecMixin, unittest.TestCase):
     db = None  # the default: sqlite in $BRIG_HOME
 
+    def test_a_row_an_older_brig_accepted_never_stops_the_session_loading(self):
+        self.run_json("old", "x = 1\nopen('/tmp/ok', 'w').write('ok')")
+        # A name an older brig's store took but the sandbox cannot hold (a 300-byte component).
+        bad = "/tmp/" + "a" * 300
+        db = sqlite3.connect(os.path.join(self.home.name, "brig.db"))
+        db.execute("INSERT INTO brig_files VALUES ('old', ?, x'6869', 'text/plain', 2, 0, 0)", (bad,))
+        db.commit()
+        db.close()
+        p, out = self.run_json("old", "import os; print(x, open('/tmp/ok').read(), os.listdir('/tmp'))")
+        self.assertEqual(out["stdout"], "1 ok ['ok']\n", p.stderr)
+        self.assertIn(bad, out["session"]["not_restored"])
+        self.assertIn("255", out["session"]["not_restored"][bad])
+        self.assertTrue(out["session"]["saved"])
+
     def test_another_guest_build_falls_back_to_the_portable_snapshot(self):
         self.run_json("port", "x = 42\ndef calculate(): return x + 100\ngen = (i for i in range(3))")
         # Make the page snapshot look as if another image made it (as after an upgrade).
