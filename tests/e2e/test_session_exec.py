@@ -284,7 +284,8 @@ class SqliteSessionExecTest(SessionExecMixin, unittest.TestCase):
         # A name an older brig's store took but the sandbox cannot hold (a 300-byte component).
         bad = "/tmp/" + "a" * 300
         db = sqlite3.connect(os.path.join(self.home.name, "brig.db"))
-        db.execute("INSERT INTO brig_files VALUES ('old', ?, x'6869', 'text/plain', 2, 0, 0)", (bad,))
+        db.execute("INSERT INTO brig_files (thread_id, path, content, content_type, size, created_at, modified_at)"
+                   " VALUES ('old', ?, x'6869', 'text/plain', 2, 0, 0)", (bad,))
         db.commit()
         db.close()
         p, out = self.run_json("old", "import os; print(x, open('/tmp/ok').read(), os.listdir('/tmp'))")
