@@ -119,9 +119,8 @@ log = open('/tmp/log.txt', 'w'); log.write('one\\n'); log.flush()
 
     def test_a_cold_start_saves_the_portable_snapshot_and_says_so(self):
         env = dict(self.env, BRIG_NO_IMAGE="1")
-        argv = [BRIG, "exec", "--session", "s3", "--json", "-c", "x = 1\ndef f(): return x + 41"]
-        if self.db:
-            argv += ["--db", self.db]
+        argv = [BRIG, "exec", "--session", "s3", "--json"] + (["--db", self.db] if self.db else [])
+        argv += ["-c", "x = 1\ndef f(): return x + 41"]
         p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
         out = json.loads(p.stdout)
