@@ -251,7 +251,7 @@ Runner AddFilesCommand(CLI::App& app) {
   CLI::App* glob = leaf("glob", "List files matching a shell pattern (*, ?, [...], ** across directories)");
   glob->add_option("pattern", opt->path, "Pattern, e.g. '/home/user/**/*.py'")->required();
   CLI::App* grep = leaf("grep", "Search file contents with a regular expression");
-  grep->add_option("pattern", opt->regex, "Regular expression (ECMAScript syntax, no back-references)")
+  grep->add_option("pattern", opt->regex, "Regular expression (RE2: Python re syntax, no back-references or lookaround)")
       ->required();
   grep->add_option("glob", opt->glob, "Only files matching this shell pattern");
   auto* l = grep->add_flag("-l,--files-with-matches", opt->files_only, "Print only the names of matching files");
