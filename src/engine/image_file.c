@@ -15,6 +15,7 @@
 
 #include "engine/page_snapshot.h"
 #include "engine/python_instance_internal.h"
+#include "util/little_endian.h"
 
 extern const char brig_guest_build_id[];
 
@@ -91,22 +92,16 @@ static int put(buffer* b, const void* p, size_t n) {
   return 0;
 }
 
-#define PUT(b, v) put((b), &(v), sizeof(v))
-
-typedef struct {
-  const char* p;
-  size_t left;
-} reader;
-
-static int take(reader* r, void* out, size_t n) {
-  if (r->left < n) return -1;
-  memcpy(out, r->p, n);
-  r->p += n;
-  r->left -= n;
-  return 0;
+/* An integer, little-endian. */
+static int put_int(buffer* b, const void* v, size_t n) {
+  char le[8];
+  return brig_le_store_int(le, v, n) != 0 ? -1 : put(b, le, n);
 }
 
-#define TAKE(r, v) take((r), &(v), sizeof(v))
+#define PUT(b, v) put_int((b), &(v), sizeof(v))
+
+typedef brig_le_reader reader;
+#define TAKE(r, v) BRIG_LE_READ((r), (v))
 
 static int copy_memory(int from, int to, uint32_t bytes) {
   off_t at = 0;
@@ -227,7 +222,7 @@ brig_python_image* brig_python_image_load(const char* path) {
   uint32_t key_len;
   char saved_key[256];
   if (TAKE(&r, magic) || magic != TRAILER_MAGIC || TAKE(&r, key_len) || key_len >= sizeof saved_key ||
-      take(&r, saved_key, key_len)) {
+      brig_le_read_bytes(&r, saved_key, key_len)) {
     goto fail;
   }
   saved_key[key_len] = '\0';

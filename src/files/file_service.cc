@@ -237,7 +237,7 @@ StatusOr<std::vector<store::FileInfo>> FileService::Glob(std::string_view thread
 StatusOr<GrepResult> FileService::Grep(std::string_view thread_id, std::string_view pattern,
                                        const GrepOptions& options) {
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
-  StatusOr<LineRegex> re = LineRegex::Compile(pattern, options.case_insensitive);
+  StatusOr<GrepPattern> re = GrepPattern::Compile(pattern, options.case_insensitive);
   if (!re.ok()) return re.status();
   std::optional<GlobPattern> glob;
   if (!options.path_glob.empty()) {
@@ -249,15 +249,14 @@ StatusOr<GrepResult> FileService::Grep(std::string_view thread_id, std::string_v
   StatusOr<std::vector<store::FileInfo>> listed = store_.ListFiles(thread_id, glob ? glob->literal_prefix() : "");
   if (!listed.ok()) return listed.status();
   GrepResult result;
-  int64_t steps = options.max_steps;
-  int64_t lines_left = options.max_lines;
+  GrepBudget budget(options);
   for (const store::FileInfo& f : listed.value()) {
     if (f.is_directory() || (glob && !glob->Matches(f.path))) continue;
     StatusOr<store::FileData> data = store_.GetFile(thread_id, f.path);
     if (data.status().IsNotFound()) continue;  // deleted since the listing
     if (!data.ok()) return data.status();
     ++result.files_searched;
-    if (!GrepContent(re.value(), f.path, data.value().content, options, &steps, &lines_left, &result)) break;
+    if (!GrepContent(re.value(), f.path, data.value().content, options, &budget, &result)) break;
   }
   return result;
 }

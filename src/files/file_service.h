@@ -82,8 +82,8 @@ class FileService {
   StatusOr<std::vector<store::FileInfo>> Glob(std::string_view thread_id, std::string_view pattern);
 
   // Lines of the session's files (those matching options.path_glob, if given) that match
-  // the regular expression `pattern` (line_regex.h), reported per options.mode. Work is
-  // bounded (grep.h): a search that hits a bound returns what it found, marked truncated.
+  // the regular expression `pattern` (GrepPattern, grep.h), reported per options.mode. Work
+  // is bounded (grep.h): a search that hits a bound returns what it found, marked truncated.
   // InvalidArgument for a bad pattern or glob.
   StatusOr<GrepResult> Grep(std::string_view thread_id, std::string_view pattern, const GrepOptions& options = {});
 

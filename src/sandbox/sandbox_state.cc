@@ -19,6 +19,8 @@
 #include "engine/page_snapshot.h"
 #include "names/path_rules.h"
 #include "sandbox/sandbox_impl.h"
+#include "util/base64.h"
+#include "util/little_endian.h"
 
 namespace brig {
 namespace {
@@ -32,66 +34,6 @@ std::string Hex(uint64_t v) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(v));
   return text;
-}
-
-template <typename T>
-void Append(std::string* out, T v) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &v, sizeof v);
-  out->append(bytes, sizeof v);
-}
-
-template <typename T>
-bool Take(std::string_view* in, T* v) {
-  if (in->size() < sizeof(T)) return false;
-  std::memcpy(v, in->data(), sizeof(T));
-  in->remove_prefix(sizeof(T));
-  return true;
-}
-
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string Base64Encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8 | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kB64[v >> s & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16 | (i + 1 < in.size() ? uint8_t(in[i + 1]) << 8 : 0);
-    out += kB64[v >> 18 & 63];
-    out += kB64[v >> 12 & 63];
-    out += i + 1 < in.size() ? kB64[v >> 6 & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> Base64Decode(std::string_view in) {
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (size_t i = 0; i < in.size(); i += 4) {
-    uint32_t v = 0;
-    int pad = 0;
-    for (int k = 0; k < 4; k++) {
-      char c = in[i + k];
-      const char* at = c ? std::strchr(kB64, c) : nullptr;
-      if (c == '=' && i + 4 == in.size() && k >= 2) {
-        pad++;
-        v <<= 6;
-        continue;
-      }
-      if (!at || pad) return std::nullopt;
-      v = v << 6 | static_cast<uint32_t>(at - kB64);
-    }
-    out += static_cast<char>(v >> 16);
-    if (pad < 2) out += static_cast<char>(v >> 8 & 0xff);
-    if (pad < 1) out += static_cast<char>(v & 0xff);
-  }
-  return out;
 }
 
 // The reply of a host call (Execute under kHostFilename whose code ends with a call that
@@ -159,7 +101,9 @@ StatusOr<std::string> Sandbox::SavePages() {
   }
   header["fds"] = std::move(fds);
 
-  std::string body(reinterpret_cast<const char*>(diff.pages.data()), diff.pages.size() * sizeof(uint32_t));
+  std::string body;
+  body.reserve(diff.pages.size() * sizeof(uint32_t) + diff.data.size());
+  for (uint32_t page : diff.pages) AppendLe32(&body, page);
   body += diff.data;
   std::string compressed(ZSTD_compressBound(body.size()), '\0');
   size_t size = ZSTD_compress(compressed.data(), compressed.size(), body.data(), body.size(), 3);
@@ -168,9 +112,9 @@ StatusOr<std::string> Sandbox::SavePages() {
 
   std::string text = header.dump();
   std::string out(kPagesMagic, sizeof kPagesMagic);
-  Append<uint32_t>(&out, static_cast<uint32_t>(text.size()));
+  AppendLe32(&out, static_cast<uint32_t>(text.size()));
   out += text;
-  Append<uint64_t>(&out, compressed.size());
+  AppendLe64(&out, compressed.size());
   out += compressed;
   return out;
 }
@@ -181,15 +125,16 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   if (impl.wasi->open_fd_count() != 4) return StateError("the sandbox has files open");
   auto damaged = [](const std::string& why) { return Status::InvalidArgument("damaged page snapshot: " + why); };
 
-  std::string_view in = snapshot;
-  if (in.size() < sizeof kPagesMagic || std::memcmp(in.data(), kPagesMagic, sizeof kPagesMagic) != 0) {
+  LeReader r(snapshot);
+  std::string_view magic, header_text;
+  if (!r.Bytes(sizeof kPagesMagic, &magic) || magic != std::string_view(kPagesMagic, sizeof kPagesMagic)) {
     return damaged("not a page snapshot");
   }
-  in.remove_prefix(sizeof kPagesMagic);
   uint32_t header_len = 0;
-  if (!Take(&in, &header_len) || header_len > kMaxHeaderBytes || header_len > in.size()) return damaged("header");
-  nlohmann::json h = nlohmann::json::parse(in.substr(0, header_len), nullptr, false);
-  in.remove_prefix(header_len);
+  if (!r.U32(&header_len) || header_len > kMaxHeaderBytes || !r.Bytes(header_len, &header_text)) {
+    return damaged("header");
+  }
+  nlohmann::json h = nlohmann::json::parse(header_text, nullptr, false);
   if (!h.is_object()) return damaged("header is not JSON");
   auto str = [&](const char* key) -> std::optional<std::string> {
     auto it = h.find(key);
@@ -248,7 +193,8 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   }
 
   uint64_t body_len = 0;
-  if (!Take(&in, &body_len) || body_len != in.size()) return damaged("body length");
+  if (!r.U64(&body_len) || body_len != r.remaining()) return damaged("body length");
+  const std::string_view in = r.rest();
   uint64_t expected = *page_count * (sizeof(uint32_t) + BRIG_HOST_PAGE);
   unsigned long long framed = ZSTD_getFrameContentSize(in.data(), in.size());
   if (framed != expected) return damaged("body size");
@@ -256,7 +202,7 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   size_t got = ZSTD_decompress(body.data(), body.size(), in.data(), in.size());
   if (ZSTD_isError(got) || got != expected) return damaged("body does not decompress");
   std::vector<uint32_t> pages(*page_count);
-  std::memcpy(pages.data(), body.data(), pages.size() * sizeof(uint32_t));
+  for (size_t i = 0; i < pages.size(); i++) pages[i] = brig_le_load32(body.data() + i * sizeof(uint32_t));
   for (size_t i = 0; i < pages.size(); i++) {
     if (pages[i] >= host_pages || (i > 0 && pages[i] <= pages[i - 1])) return damaged("page index");
   }

@@ -20,6 +20,7 @@
 #include "names/path_rules.h"
 #include "session/session_manager.h"
 #include "store/store.h"
+#include "util/little_endian.h"
 
 namespace brig {
 namespace {
@@ -53,8 +54,7 @@ struct SessionState {
 std::string EncodeState(const SessionState& s) {
   std::string out;
   auto put = [&out](std::string_view bytes) {
-    uint64_t n = bytes.size();
-    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    AppendLe64(&out, bytes.size());
     out.append(bytes);
   };
   put(s.pages);
@@ -66,16 +66,14 @@ std::string EncodeState(const SessionState& s) {
 // Stored bytes are untrusted: every length is checked.
 std::optional<SessionState> DecodeState(std::string_view in) {
   SessionState s;
+  LeReader r(in);
   for (std::string* part : {&s.pages, &s.portable}) {
     uint64_t n = 0;
-    if (in.size() < sizeof n) return std::nullopt;
-    std::memcpy(&n, in.data(), sizeof n);
-    in.remove_prefix(sizeof n);
-    if (n > in.size()) return std::nullopt;
-    part->assign(in.substr(0, n));
-    in.remove_prefix(n);
+    std::string_view bytes;
+    if (!r.U64(&n) || !r.Bytes(n, &bytes)) return std::nullopt;
+    part->assign(bytes);
   }
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json j = nlohmann::json::parse(r.rest(), nullptr, false);
   if (j.is_object() && j.contains("not_portable") && j["not_portable"].is_object()) {
     for (const auto& [name, why] : j["not_portable"].items()) {
       if (why.is_string()) s.not_portable[name] = why.get<std::string>();

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "util/little_endian.h"
+
 namespace brig::vfs {
 namespace {
 
@@ -10,35 +12,6 @@ constexpr uint32_t kMaxNameLength = 255;
 constexpr uint32_t kMaxPathLength = 4096;
 // Leaves room for the mount prefix (usr/local/lib/python3.11) under the VFS depth limit.
 constexpr uint32_t kMaxPackDepth = 60;
-
-// Reads little-endian integers off the front of a buffer, refusing to read past its end.
-class Reader {
- public:
-  explicit Reader(std::string_view b) : b_(b) {}
-  bool U32(uint32_t* v) { return Int(v, 4); }
-  bool U64(uint64_t* v) { return Int(v, 8); }
-  bool Bytes(uint64_t n, std::string_view* out) {
-    if (n > b_.size() - pos_) return false;
-    *out = b_.substr(pos_, n);
-    pos_ += n;
-    return true;
-  }
-  size_t remaining() const { return b_.size() - pos_; }
-  size_t pos() const { return pos_; }
-
- private:
-  template <typename T>
-  bool Int(T* v, size_t n) {
-    if (n > b_.size() - pos_) return false;
-    T r = 0;
-    for (size_t i = 0; i < n; ++i) r |= static_cast<T>(static_cast<uint8_t>(b_[pos_ + i])) << (8 * i);
-    pos_ += n;
-    *v = r;
-    return true;
-  }
-  std::string_view b_;
-  size_t pos_ = 0;
-};
 
 }  // namespace
 
@@ -50,7 +23,7 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
   };
   if (bytes.size() < kMagic.size() || bytes.substr(0, kMagic.size()) != kMagic)
     return fail("missing BRIGPK01 magic");
-  Reader r(bytes.substr(kMagic.size()));
+  LeReader r(bytes.substr(kMagic.size()));
   uint32_t count = 0;
   if (!r.U32(&count)) return fail("truncated entry count");
   // Each entry takes at least 13 bytes: a count larger than that is a lie, fail early.
@@ -122,14 +95,11 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
 
 std::string BuildPack(const std::map<std::string, std::string>& files) {
   std::string out(kMagic);
-  auto put = [&out](uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  };
-  put(files.size(), 4);
+  AppendLe32(&out, static_cast<uint32_t>(files.size()));
   for (const auto& [path, data] : files) {
-    put(path.size(), 4);
+    AppendLe32(&out, static_cast<uint32_t>(path.size()));
     out += path;
-    put(data.size(), 8);
+    AppendLe64(&out, data.size());
     out += data;
   }
   return out;
