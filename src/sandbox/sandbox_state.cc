@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "engine/page_snapshot.h"
@@ -270,9 +271,11 @@ StatusOr<std::map<std::string, std::string>> Sandbox::LoadPortable(std::string_v
   return failed;
 }
 
-std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
-  std::vector<FileEntry> files;
-  vfs::FileSystem& fs = *impl_->fs;
+namespace {
+
+// Calls visit(path, entry) for every node under /home/user and /tmp.
+void ForEachWritableNode(const vfs::FileSystem& fs,
+                         const std::function<void(const std::string&, const vfs::DirEntry&)>& visit) {
   std::vector<std::string> dirs = {"/home/user", "/tmp"};
   while (!dirs.empty()) {
     std::string dir = std::move(dirs.back());
@@ -281,15 +284,22 @@ std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
     if (!entries) continue;
     for (const vfs::DirEntry& e : *entries) {
       std::string path = dir + "/" + e.name;
-      if (e.type == vfs::NodeType::kDirectory) {
-        dirs.push_back(std::move(path));
-        continue;
-      }
-      auto st = fs.StatPath(path);
-      if (!st.ok()) continue;
-      files.push_back({path, st.value().size, {st.value().ino, st.value().ctime_ns}});
+      visit(path, e);
+      if (e.type == vfs::NodeType::kDirectory) dirs.push_back(std::move(path));
     }
   }
+}
+
+}  // namespace
+
+std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
+  std::vector<FileEntry> files;
+  const vfs::FileSystem& fs = *impl_->fs;
+  ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
+    if (e.type == vfs::NodeType::kDirectory) return;
+    auto st = fs.StatPath(path);
+    if (st.ok()) files.push_back({path, st.value().size, {st.value().ino, st.value().ctime_ns}});
+  });
   std::sort(files.begin(), files.end(), [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
   return files;
 }
@@ -331,21 +341,12 @@ Status Sandbox::MakeDirectory(std::string_view path) {
 
 std::vector<std::string> Sandbox::ListEmptyDirectories() const {
   std::vector<std::string> empty;
-  vfs::FileSystem& fs = *impl_->fs;
-  std::vector<std::string> dirs = {"/home/user", "/tmp"};
-  while (!dirs.empty()) {
-    std::string dir = std::move(dirs.back());
-    dirs.pop_back();
-    auto entries = fs.List(dir);
-    if (!entries) continue;
-    for (const vfs::DirEntry& e : *entries) {
-      if (e.type != vfs::NodeType::kDirectory) continue;
-      std::string path = dir + "/" + e.name;
-      auto below = fs.List(path);
-      if (below && below->empty()) empty.push_back(path);
-      dirs.push_back(std::move(path));
-    }
-  }
+  const vfs::FileSystem& fs = *impl_->fs;
+  ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
+    if (e.type != vfs::NodeType::kDirectory) return;
+    auto below = fs.List(path);
+    if (below && below->empty()) empty.push_back(path);
+  });
   std::sort(empty.begin(), empty.end());
   return empty;
 }
