@@ -176,8 +176,9 @@ class Sandbox {
 
   // The interpreter's state as a page snapshot: the 4 KiB pages of guest memory that differ
   // from the process image (XOR against it, zstd-compressed), the guest's globals and memory
-  // size, and its open descriptors (by path). It restores only onto the same image: same
-  // guest build, and an image made the same way (ImageDigest). FailedPrecondition for a
+  // size, and its open descriptors (by path). It restores only onto the same image
+  // (ImageDigest): each image is made with its own hash secret, so in another process only
+  // if that process loaded the same image from the image cache. FailedPrecondition for a
   // cold-started or dead sandbox, or a guest that changed its function table.
   StatusOr<std::string> SavePages();
   // Puts this sandbox in the state `snapshot` holds, with its limits unchanged.

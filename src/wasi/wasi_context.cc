@@ -92,6 +92,7 @@ WasiContext::WasiContext(vfs::FileSystem& fs, Options options)
       stderr_(options_.stderr_cap),
       created_ns_(ClockNs(CLOCK_MONOTONIC)) {
   if (options_.max_fds < 4) options_.max_fds = 4;
+  fake_random_ = options_.random_seed;
   auto stdio = [](Fd::Kind k, uint64_t r) {
     auto f = std::make_unique<Fd>();
     f->kind = k;
