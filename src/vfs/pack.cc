@@ -1,5 +1,7 @@
 #include "vfs/pack.h"
 
+#include <bit>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -15,12 +17,13 @@ constexpr uint32_t kMaxNameLength = 255;
 // Leaves room for the mount prefix (usr/local/lib/python3.11) under the VFS depth limit.
 constexpr uint32_t kMaxPackDepth = 60;
 
-// A little-endian integer from the pack (kept local: the pack needs only this, without bounds
-// checks, since the callers check the ranges first). Compilers make it one load.
+// A little-endian integer from the pack, read in place (kept local: the pack needs only this,
+// without bounds checks, since the callers check the ranges first).
+static_assert(std::endian::native == std::endian::little, "the pack is read in place: little-endian hosts only");
 template <typename T>
 T Load(const char* p) {
-  T v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<uint8_t>(p[i])) << (8 * i);
+  T v;
+  std::memcpy(&v, p, sizeof v);
   return v;
 }
 
@@ -110,11 +113,16 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
   const uint64_t data_at = names_at + names_size;
   if (data_at > bytes.size()) return fail("node count " + std::to_string(n) + " or name table size exceeds the data");
 
+  // No name holds a '/' or NUL: checked once for the whole table (names have no separators).
+  const char* names = bytes.data() + names_at;
+  if (std::memchr(names, '/', names_size) || std::memchr(names, '\0', names_size))
+    return fail("'/' or NUL in the name table");
+
   auto index = std::make_shared<PackIndex>();
   index->bytes = bytes;
   index->node_count = n;
   index->records = bytes.data() + kHeaderSize;
-  index->names = bytes.data() + names_at;
+  index->names = names;
   index->mtime_ns = mtime_ns;
 
   // One pass over the records, in order. `next` is where the next directory's entries must
@@ -134,9 +142,6 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
       if (name.empty()) return fail(where() + ": empty name");
       if (name.size() > kMaxNameLength) return fail(where() + ": name longer than 255 bytes");
       if (name == "." || name == "..") return fail(where() + ": '.' or '..' as a name");
-      // A plain loop: find_first_of with two characters calls memchr per byte.
-      for (char c : name)
-        if (c == '/' || c == '\0') return fail(where() + ": '/' or NUL in a name");
     }
     if (r.kind == kKindFile) {
       if (r.first < data_at || r.first > bytes.size() || r.count > bytes.size() - r.first)

@@ -26,7 +26,7 @@
 // Validation: Parse checks the whole index once (about 27 KiB of records and 18 KiB of names
 // for the stdlib, not the 20 MiB of contents): every offset and length within its table or
 // the data area, the breadth-first layout, names (non-empty, at most 255 bytes, no '/' or NUL,
-// not "." or ".."), strictly increasing names within each directory (so no duplicates), the
+// not "." or ".."; the name table holds no '/' or NUL at all), strictly increasing names within each directory (so no duplicates), the
 // depth. After that no access checks anything again.
 //
 // Thread-safety: a PackTree is immutable once made (directories fill in their entries on

@@ -276,7 +276,7 @@ TEST(PackTest, RejectsBadNames) {
   // A '/' inside a name (written by hand: BuildPack splits on it).
   std::string p = SmallPack();
   p[Rec(7) + Get(p, Rec(3) + kNameOffset, 4) + 4] = '/';  // "os.p/": still in order
-  EXPECT_NE(ParseError(p).find("'/' or NUL"), std::string::npos);
+  EXPECT_NE(ParseError(p).find("'/' or NUL in the name table"), std::string::npos);
 }
 
 TEST(PackTest, RejectsDuplicatesUnsortedEntriesAndFileDirectoryConflicts) {
