@@ -9,9 +9,11 @@ Prints medians, then the start-up ratio of issue #9 (target <= 0.5): `brig exec 
 (image cached) over `python3.11 -S -c pass`, as the median of the per-round ratios (each
 round runs every command once, one after another) and as the ratio of the medians.
 
-Usage: bench/startup.py BUILD/brig [runs] [--startup-only]
+Usage: bench/startup.py BUILD/brig [runs] [--startup-only] [--baseline=OTHER/brig]
   --startup-only: only `brig exec -c pass` (image cached) and `python3.11 -S -c pass`,
                   alternating (quicker, for measuring start-up changes).
+  --baseline=B:   also runs B (e.g. a build of the previous commit) in the same rounds, and
+                  prints its ratio: before/after figures from one run.
 """
 import os
 import statistics
@@ -23,6 +25,7 @@ import time
 NATIVE = "/usr/bin/python3.11"
 BRIG = "brig exec -c pass (image cached)"
 REFERENCE = "native python3.11 -S -c pass"
+BASELINE = "baseline brig exec -c pass (image cached)"
 
 
 def wall(argv, env):
@@ -34,6 +37,7 @@ def wall(argv, env):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     startup_only = "--startup-only" in sys.argv[1:]
+    baseline = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--baseline=")), None)
     brig = args[0]
     runs = int(args[1]) if len(args) > 1 else 30
     with tempfile.TemporaryDirectory() as home:
@@ -47,6 +51,9 @@ def main():
             REFERENCE: ([NATIVE, "-S", "-c", "pass"], env),
             BRIG: ([brig, "exec", "-c", "pass"], env),
         }
+        if baseline:
+            subprocess.run([baseline, "exec", "-c", "pass"], env=env, check=True)  # its own image
+            commands[BASELINE] = ([baseline, "exec", "-c", "pass"], env)
         if not startup_only:
             subprocess.run([brig, "exec", "--session", "bench", "-c", seed], env=env, check=True,
                            stdout=subprocess.DEVNULL)
@@ -63,11 +70,14 @@ def main():
                 times[name].append(wall(argv, e))
         for name, t in times.items():
             print("%-45s median %7.2f ms  (min %.2f, %d runs)" % (name, statistics.median(t) * 1e3, min(t) * 1e3, runs))
-        ratios = [b / r for b, r in zip(times[BRIG], times[REFERENCE])]
-        brig_ms, ref_ms = statistics.median(times[BRIG]) * 1e3, statistics.median(times[REFERENCE]) * 1e3
-        print("start-up ratio, brig exec -c pass / python3.11 -S -c pass: %.2fx median of %d alternating rounds "
-              "(ratio of medians %.2fx: %.2f ms / %.2f ms; target <= 0.5x)"
-              % (statistics.median(ratios), runs, brig_ms / ref_ms, brig_ms, ref_ms))
+        for name, label in ((BASELINE, "baseline "), (BRIG, "")):
+            if name not in times:
+                continue
+            ratios = [b / r for b, r in zip(times[name], times[REFERENCE])]
+            brig_ms, ref_ms = statistics.median(times[name]) * 1e3, statistics.median(times[REFERENCE]) * 1e3
+            print("%sstart-up ratio, brig exec -c pass / python3.11 -S -c pass: %.2fx median of %d alternating "
+                  "rounds (ratio of medians %.2fx: %.2f ms / %.2f ms; target <= 0.5x)"
+                  % (label, statistics.median(ratios), runs, brig_ms / ref_ms, brig_ms, ref_ms))
 
 
 if __name__ == "__main__":
