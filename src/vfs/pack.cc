@@ -151,8 +151,8 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
     }
     if (r.kind != kKindDirectory) return fail(where() + ": unknown kind " + std::to_string(r.kind));
     if (r.count == 0) continue;
-    // Breadth-first: this directory's entries are the next records not yet claimed. They come
-    // after i itself (next > i always holds here: record i was claimed by an earlier one).
+    // Breadth-first: this directory's entries are the next records not yet claimed, and they
+    // come after i itself (which also refuses a directory that no earlier one claimed).
     if (r.first != next || r.first <= i) return fail(where() + ": entries not where the layout puts them");
     if (r.count > n - r.first) return fail(where() + ": entries out of bounds");
     if (depth[i] + 1u > kMaxPackDepth) return fail(where() + ": too deep");
