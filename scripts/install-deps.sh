@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs, through apt, whatever the build (and, with --test, the tests) need and is missing.
+# Installs, through apt, whatever the build (and, with --test, the tests; with --sanitize, the
+# sanitizer and fuzzing runtimes) need and is missing.
 # Idempotent: with everything present it runs no apt command at all.
 set -euo pipefail
 
@@ -10,9 +11,18 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 test_pkgs=(postgresql)
+# --sanitize: AddressSanitizer, UBSan and libFuzzer runtimes for clang-19 (`make test-sanitize`,
+# `make fuzz`; scripts/pgo-profile.sh's profiling runtime is in the same package).
+sanitize_pkgs=(libclang-rt-19-dev)
 
 want=("${build_pkgs[@]}")
-[[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
+for arg in "$@"; do
+  case $arg in
+    --test) want+=("${test_pkgs[@]}") ;;
+    --sanitize) want+=("${sanitize_pkgs[@]}") ;;
+    *) echo "usage: install-deps.sh [--test] [--sanitize]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${want[@]}"; do

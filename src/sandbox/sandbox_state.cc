@@ -111,7 +111,8 @@ StatusOr<std::string> Sandbox::SavePages() {
   if (ZSTD_isError(size)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(size));
   compressed.resize(size);
 
-  std::string text = header.dump();
+  // Descriptor paths are the guest's bytes, not always UTF-8: dump() would throw on them.
+  std::string text = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string out(kPagesMagic, sizeof kPagesMagic);
   AppendLe32(&out, static_cast<uint32_t>(text.size()));
   out += text;

@@ -416,7 +416,7 @@ size_t FileSystem::Read(const Node& node, uint64_t offset, std::span<uint8_t> ou
   std::string_view c = node.contents();
   if (offset >= c.size()) return 0;
   size_t n = std::min<uint64_t>(out.size(), c.size() - offset);
-  std::memcpy(out.data(), c.data() + offset, n);
+  if (n) std::memcpy(out.data(), c.data() + offset, n);  // out.data() may be null when empty
   return n;
 }
 
@@ -490,9 +490,16 @@ Error FileSystem::SetContents(Node* node, std::string_view bytes) {
   return Error::kOk;
 }
 
-Error FileSystem::MakeDirs(std::string_view path) {
-  if (path.empty() || path.front() != '/') return Error::kInval;
-  if (path.size() > limits_.max_path_length) return Error::kNameTooLong;
+namespace {
+
+// Removes, deepest first, the directories a failed MakeDirs or WriteFile made: a failed
+// operation changes nothing.
+void RemoveMade(FileSystem& fs, const std::vector<std::string_view>& made) {
+  for (auto it = made.rbegin(); it != made.rend(); ++it) (void)fs.Rmdir(fs.root(), *it);
+}
+
+// mkdir -p; *made gets the directories it made, shallowest first.
+Error MakeParents(FileSystem& fs, std::string_view path, std::vector<std::string_view>* made) {
   size_t pos = 1;
   while (pos <= path.size()) {
     size_t slash = path.find('/', pos);
@@ -500,31 +507,50 @@ Error FileSystem::MakeDirs(std::string_view path) {
     std::string_view prefix = path.substr(0, slash);
     pos = slash + 1;
     if (prefix.empty() || prefix.back() == '/') continue;
-    auto n = Lookup(root_, prefix);
+    auto n = fs.Lookup(fs.root(), prefix);
     if (n) {
       if (!n.value()->is_dir()) return Error::kExist;
       continue;
     }
     if (n.error() != Error::kNoEnt) return n.error();
-    if (Error e = Mkdir(root_, prefix); e != Error::kOk) return e;
+    if (Error e = fs.Mkdir(fs.root(), prefix); e != Error::kOk) return e;
+    made->push_back(prefix);
   }
   return Error::kOk;
 }
 
+}  // namespace
+
+Error FileSystem::MakeDirs(std::string_view path) {
+  if (path.empty() || path.front() != '/') return Error::kInval;
+  if (path.size() > limits_.max_path_length) return Error::kNameTooLong;
+  std::vector<std::string_view> made;
+  Error e = MakeParents(*this, path, &made);
+  if (e != Error::kOk) RemoveMade(*this, made);
+  return e;
+}
+
 Error FileSystem::WriteFile(std::string_view path, std::string_view bytes) {
   if (path.empty() || path.front() != '/') return Error::kInval;
+  if (path.size() > limits_.max_path_length) return Error::kNameTooLong;
+  std::vector<std::string_view> made;
   size_t slash = path.find_last_of('/');
   if (slash > 0) {
-    if (Error e = MakeDirs(path.substr(0, slash)); e != Error::kOk) return e;
+    if (Error e = MakeParents(*this, path.substr(0, slash), &made); e != Error::kOk) {
+      RemoveMade(*this, made);
+      return e;
+    }
   }
   const bool existed = Lookup(root_, path).ok();
   OpenFlags f;
   f.create = true;
   f.write = true;
   auto n = Open(root_, path, f);
-  if (!n) return n.error();
-  Error e = SetContents(n.value().get(), bytes);
-  if (e != Error::kOk && !existed) (void)Unlink(root_, path);  // leave no empty file behind
+  Error e = n ? SetContents(n.value().get(), bytes) : n.error();
+  if (e != Error::kOk) {
+    if (n && !existed) (void)Unlink(root_, path);  // leave no empty file behind
+    RemoveMade(*this, made);
+  }
   return e;
 }
 

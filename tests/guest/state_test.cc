@@ -147,6 +147,15 @@ TEST(PageSnapshot, RestoreRefusesASandboxWithOpenFiles) {
   EXPECT_TRUE(s.IsFailedPrecondition()) << s.message();
 }
 
+// Found by tests/fuzz/snapshot_fuzz: a descriptor whose path is not UTF-8 made SavePages
+// throw from nlohmann::json::dump, which aborted brig.
+TEST(PageSnapshot, OpenFileWithANonUtf8NameDoesNotAbort) {
+  auto a = NewSandbox();
+  Exec(*a, "f = open(b'/tmp/\\xff', 'w')");
+  auto saved = a->SavePages();
+  EXPECT_TRUE(saved.ok()) << saved.status().message();
+}
+
 TEST(PageSnapshot, ColdSandboxesHaveNoPageSnapshot) {
   auto cold = Sandbox::Create({}, Start::kCold);
   ASSERT_TRUE(cold.ok());

@@ -560,5 +560,21 @@ TEST(FileSystemTest, OnePackSharedByManyFileSystemsOnThreads) {
   EXPECT_EQ(tree.use_count(), 1);
 }
 
+// Found by tests/fuzz/vfs_fuzz: WriteFile made the missing parents, then failed (the name
+// was a directory, or over a quota) and left them behind.
+TEST(FileSystemTest, FailedWriteFileOrMakeDirsLeavesNoDirectories) {
+  FileSystem fs;
+  EXPECT_EQ(fs.WriteFile("/home/user/a/b/", "x"), Error::kIsDir);
+  EXPECT_FALSE(fs.StatPath("/home/user/a").ok());
+  Limits small;
+  small.max_nodes = 2;
+  FileSystem tight(FileSystem::Options{small, nullptr});
+  EXPECT_EQ(tight.WriteFile("/tmp/a/b/c", "x"), Error::kNoSpc);
+  EXPECT_EQ(tight.MakeDirs("/tmp/a/b/c"), Error::kNoSpc);
+  EXPECT_FALSE(tight.StatPath("/tmp/a").ok());
+  EXPECT_EQ(tight.nodes_used(), 0u);
+  EXPECT_EQ(tight.WriteFile("/tmp/a/c", "x"), Error::kOk);
+}
+
 }  // namespace
 }  // namespace brig::vfs
