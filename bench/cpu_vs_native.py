@@ -19,23 +19,38 @@ NATIVE = "/usr/bin/python3.11"
 ROUNDS = int(os.environ.get("BRIG_BENCH_ROUNDS", "5"))
 
 
+PARTS = {"dict_str", "fib", "json", "regex", "sort"}
+
+
+def timings(argv):
+    """The workload's seconds per part. It checks each part's result itself and exits non-zero
+    on a wrong one: that, or any other failure, stops the benchmark here."""
+    out = subprocess.run(argv, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit("cpu_vs_native: %s failed (%d):\n%s" % (argv, out.returncode, out.stderr))
+    parts = json.loads(out.stdout)
+    if set(parts) != PARTS or not all(isinstance(v, float) and v > 0 for v in parts.values()):
+        sys.exit("cpu_vs_native: %s printed %r" % (argv, out.stdout))
+    return parts
+
+
 def run_native():
-    out = subprocess.run([NATIVE, "-S", WORKLOAD], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+    return timings([NATIVE, "-S", WORKLOAD])
 
 
 def run_brig(brig):
-    out = subprocess.run([brig, "exec", "--timeout", "600", WORKLOAD], check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout)
+    return timings([brig, "exec", "--timeout", "600", WORKLOAD])
 
 
 def median_wall(cmd, runs):
+    """Median wall time of `cmd` (a `-c pass`: it must succeed and print nothing)."""
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
+        p = subprocess.run(cmd, capture_output=True)
         times.append(time.perf_counter() - t)
+        if p.returncode != 0 or p.stdout or p.stderr:
+            sys.exit("cpu_vs_native: %s: exit %d, stdout %r, stderr %r" % (cmd, p.returncode, p.stdout, p.stderr))
     return statistics.median(times)
 
 

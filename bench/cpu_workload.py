@@ -1,8 +1,11 @@
 """CPU workload run both by native python3.11 and inside brig; prints one JSON line with the
-best-of-N seconds per part (timed inside the interpreter, so start-up is not counted)."""
+best-of-N seconds per part (timed inside the interpreter, so start-up is not counted). Every
+run of every part must return its known result, or the script exits with an error: a part
+that went wrong fast would otherwise pass for a speed-up."""
 import json
 import random
 import re
+import sys
 import time
 
 
@@ -45,6 +48,8 @@ def sort():
 
 PARTS = {"dict_str": dict_str, "fib": lambda: fib(25), "json": json_roundtrip,
          "regex": regex, "sort": sort}
+# What each part returns (the same under native python3.11 and in brig).
+EXPECTED = {"dict_str": 33890, "fib": 75025, "json": 2000, "regex": 1099995, "sort": 300000}
 
 
 def main(repeat=5):
@@ -53,8 +58,10 @@ def main(repeat=5):
         best = float("inf")
         for _ in range(repeat):
             t = time.perf_counter()
-            fn()
+            got = fn()
             best = min(best, time.perf_counter() - t)
+            if got != EXPECTED[name]:
+                sys.exit("cpu_workload: %s returned %r, expected %r" % (name, got, EXPECTED[name]))
         out[name] = best
     print(json.dumps(out))
 

@@ -1,32 +1,67 @@
 // Sandbox micro-benchmarks (issue #3's figures): a fresh sandbox from the image plus one
-// `pass` plus destruction, and `x = 1` in a live sandbox. Medians over repetitions.
+// `pass` plus destruction, and `x = 1` in a live sandbox. Medians over repetitions. Every
+// timed call is checked (a few ns): one that fails stops the program with exit status 1.
 //   build/bench/sandbox_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <utility>
 
 #include "brig/sandbox.h"
 
 namespace {
 
+std::unique_ptr<brig::Sandbox> MustCreate() {
+  auto sandbox = brig::Sandbox::Create();
+  if (!sandbox.ok()) {
+    std::fprintf(stderr, "sandbox_bench: Sandbox::Create failed: %s\n", sandbox.status().message().c_str());
+    std::exit(1);
+  }
+  return std::move(sandbox.value());
+}
+
+// A statement's execution: ok, no value, no output.
+void MustRunQuietly(const brig::ExecutionResult& r, const char* code) {
+  if (!r.ok || r.error || r.failure != brig::Failure::kNone || r.result || !r.stdout_text.empty() ||
+      !r.stderr_text.empty()) {
+    std::fprintf(stderr, "sandbox_bench: '%s' did not run cleanly: %s%s\n", code, r.stderr_text.c_str(),
+                 r.failure_message.c_str());
+    std::exit(1);
+  }
+}
+
 void BM_FreshSandboxPassDestroy(benchmark::State& state) {
-  brig::Sandbox::Create().value().reset();  // the process image is made once, outside timing
+  MustCreate().reset();  // the process image is made once, outside timing
   for (auto _ : state) {
-    auto sandbox = brig::Sandbox::Create();
-    benchmark::DoNotOptimize(sandbox.value()->Execute("pass"));
+    auto sandbox = MustCreate();
+    brig::ExecutionResult r = sandbox->Execute("pass");
+    MustRunQuietly(r, "pass");
   }
 }
 BENCHMARK(BM_FreshSandboxPassDestroy)->Unit(benchmark::kMicrosecond);
 
 // The parts of the above: creation and destruction alone.
 void BM_FreshSandboxCreateDestroy(benchmark::State& state) {
-  brig::Sandbox::Create().value().reset();
-  for (auto _ : state) benchmark::DoNotOptimize(brig::Sandbox::Create());
+  MustCreate().reset();
+  for (auto _ : state) MustCreate().reset();
 }
 BENCHMARK(BM_FreshSandboxCreateDestroy)->Unit(benchmark::kMicrosecond);
 
 void BM_LiveSessionAssign(benchmark::State& state) {
-  auto sandbox = brig::Sandbox::Create();
-  sandbox.value()->Execute("x = 0");
-  for (auto _ : state) benchmark::DoNotOptimize(sandbox.value()->Execute("x = 1"));
+  auto sandbox = MustCreate();
+  MustRunQuietly(sandbox->Execute("x = 0"), "x = 0");
+  for (auto _ : state) {
+    brig::ExecutionResult r = sandbox->Execute("x = 1");
+    MustRunQuietly(r, "x = 1");
+  }
+  // The assignments happened (in the sandbox that was timed).
+  brig::ExecutionResult r = sandbox->Execute("x");
+  if (!r.ok || r.result != "1") {
+    std::fprintf(stderr, "sandbox_bench: x is %s after the timed x = 1\n", r.result.value_or("<none>").c_str());
+    std::exit(1);
+  }
 }
 BENCHMARK(BM_LiveSessionAssign)->Unit(benchmark::kMicrosecond);
 

@@ -1,6 +1,8 @@
 // Session benchmarks (issue #3, items 4-6): the cost of transactional executions, rollback,
 // fork, idle sessions' memory, and how creating fresh sandboxes scales on 2 cores with threads
 // and with worker processes. Prints medians; the machine is shared, so run it more than once.
+// Every timed execution is checked (ok, and values where the code has one): a benchmark that
+// timed failures would report them as speed, so any failure exits with status 1.
 //   build/bench/session_bench                 everything
 //   build/bench/session_bench x1 fork idle    some parts: x1 rollback fork idle scaling
 #include <sys/wait.h>
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -48,10 +51,23 @@ std::unique_ptr<brig::Sandbox> Make(double timeout = 30) {
   return std::move(s.value());
 }
 
-void Must(brig::Sandbox& s, const std::string& code) {
-  brig::ExecutionResult r = s.Execute(code);
+// Exits unless `r`, the outcome of `code`, ran ok.
+void MustBeOk(const brig::ExecutionResult& r, std::string_view code) {
   if (!r.ok) {
-    std::fprintf(stderr, "failed: %s\n%s%s\n", code.c_str(), r.stderr_text.c_str(), r.failure_message.c_str());
+    std::fprintf(stderr, "failed: %.*s\n%s%s\n", static_cast<int>(code.size()), code.data(), r.stderr_text.c_str(),
+                 r.failure_message.c_str());
+    std::exit(1);
+  }
+}
+
+void Must(brig::Sandbox& s, const std::string& code) { MustBeOk(s.Execute(code), code); }
+
+// Exits unless `code` runs ok in `s` and its value's repr is `want`.
+void MustEqual(brig::Sandbox& s, const std::string& code, const std::string& want) {
+  brig::ExecutionResult r = s.Execute(code);
+  MustBeOk(r, code);
+  if (r.result.value_or("<none>") != want) {
+    std::fprintf(stderr, "%s is %s, expected %s\n", code.c_str(), r.result.value_or("<none>").c_str(), want.c_str());
     std::exit(1);
   }
 }
@@ -63,7 +79,9 @@ constexpr const char* kFiftyMegabytes =
 // ---- x = 1: the old execution path (Run under the watchdog) against the transactional one.
 
 // What Sandbox::Execute did before executions were transactional.
+// (The two below do not check the outcome: their callers do, outside the timed part.)
 void PlainExecute(brig::Sandbox::Impl* impl, std::string_view code, brig::ExecutionResult* r) {
+  *r = brig::ExecutionResult{};  // as Sandbox::Execute: nothing left from an earlier call
   impl->wasi->ClearOutput();
   brig_call_control_reset(&impl->control);
   auto deadline = Clock::now() + std::chrono::seconds(30);
@@ -77,6 +95,9 @@ void PlainExecute(brig::Sandbox::Impl* impl, std::string_view code, brig::Execut
 
 // What Sandbox::Execute does now (minus the rollback, which a success never reaches).
 void TransactionalExecute(brig::Sandbox::Impl* impl, std::string_view code, brig::ExecutionResult* r) {
+  // A fresh result, as Sandbox::Execute's: the log's digest of a run covers its result, so one
+  // left from an earlier call would make the run look different when a rollback replays it.
+  *r = brig::ExecutionResult{};
   if (!impl->PrepareRun().ok()) std::exit(1);
   impl->RunRecorded(code, "<exec>", r);
   r->stdout_text = impl->wasi->stdout_data();
@@ -97,8 +118,11 @@ void BenchX1() {
   auto big = MakeImpl();
   brig::ExecutionResult r;
   PlainExecute(plain.get(), "x = 0", &r);
+  MustBeOk(r, "x = 0");
   TransactionalExecute(tx.get(), "x = 0", &r);
+  MustBeOk(r, "x = 0");
   TransactionalExecute(big.get(), kFiftyMegabytes, &r);
+  MustBeOk(r, kFiftyMegabytes);
   auto api = brig::Sandbox::Create();
   if (!api.ok() || !api.value()->Execute("x = 0").ok) std::exit(1);
   std::vector<double> p, t, b, a;
@@ -108,6 +132,7 @@ void BenchX1() {
       auto start = Clock::now();
       brig::ExecutionResult rr = api.value()->Execute("x = 1");
       one.push_back(Us(start, Clock::now()));
+      MustBeOk(rr, "x = 1");
     }
     a.push_back(Median(one));
     for (auto [impl, out, transactional] : {std::tuple{plain.get(), &p, false}, {tx.get(), &t, true}, {big.get(), &b, true}}) {
@@ -118,10 +143,22 @@ void BenchX1() {
         if (transactional) TransactionalExecute(impl, "x = 1", &rr);
         else PlainExecute(impl, "x = 1", &rr);
         one.push_back(Us(a, Clock::now()));
+        MustBeOk(rr, "x = 1");
       }
       out->push_back(Median(one));
     }
   }
+  for (auto* impl : {plain.get(), tx.get(), big.get()}) {  // the timed assignments happened
+    brig::ExecutionResult x;
+    if (impl == plain.get()) PlainExecute(impl, "x", &x);
+    else TransactionalExecute(impl, "x", &x);
+    MustBeOk(x, "x");
+    if (x.result != "1") {
+      std::fprintf(stderr, "x is %s after the timed x = 1\n", x.result.value_or("<none>").c_str());
+      std::exit(1);
+    }
+  }
+  MustEqual(*api.value(), "x", "1");
   std::printf("  before (plain Run under the watchdog):        %6.1f us\n", Median(p));
   std::printf("  transactional (recorded, checkpoints):        %6.1f us\n", Median(t));
   std::printf("  transactional, session holding ~50 MB:        %6.1f us\n", Median(b));
@@ -139,10 +176,13 @@ void BenchRollback() {
     auto impl = MakeImpl();
     brig::ExecutionResult r;
     TransactionalExecute(impl.get(), large ? kFiftyMegabytes : "d = {'a': 1, 'b': [1, 2, 3]}", &r);
+    MustBeOk(r, "the session's data");
     TransactionalExecute(impl.get(), "x = 0", &r);
+    MustBeOk(r, "x = 0");
     std::vector<double> cp;
     for (int i = 0; i < 9; i++) {
       TransactionalExecute(impl.get(), "x = 1", &r);
+      MustBeOk(r, "x = 1");
       auto a = Clock::now();
       if (!impl->TakeCheckpoint().ok()) std::exit(1);
       cp.push_back(Us(a, Clock::now()));
@@ -150,18 +190,34 @@ void BenchRollback() {
     size_t delta = brig_python_state_private_bytes(impl->tx.checkpoint->memory);
     std::printf("  %s: checkpoint %.0f us (keeps %zu KiB of differences)\n", large ? "session holding ~50 MB" : "small session",
                 Median(cp), delta >> 10);
+    int x = 1;
     for (int runs : {0, 10, 40}) {
       std::vector<double> rb;
       for (int i = 0; i < 7; i++) {
         if (!impl->TakeCheckpoint().ok()) std::exit(1);
-        for (int k = 0; k < runs; k++) TransactionalExecute(impl.get(), "x = x + 1", &r);
+        for (int k = 0; k < runs; k++) {
+          TransactionalExecute(impl.get(), "x = x + 1", &r);
+          MustBeOk(r, "x = x + 1");
+        }
+        x += runs;
         brig::ExecutionResult fail;
         TransactionalExecute(impl.get(), "import os\nos.abort()", &fail);
+        if (fail.failure != brig::Failure::kTrap) {
+          std::fprintf(stderr, "os.abort() did not trap: %s\n", fail.failure_message.c_str());
+          std::exit(1);
+        }
         auto a = Clock::now();
         impl->RollBack(&fail);
         rb.push_back(Us(a, Clock::now()));
         if (impl->dead != brig::Failure::kNone) {
           std::fprintf(stderr, "rollback failed: %s\n", fail.failure_message.c_str());
+          std::exit(1);
+        }
+        // Rolled back to just before the failed execution.
+        TransactionalExecute(impl.get(), "x", &r);
+        MustBeOk(r, "x");
+        if (r.result != std::to_string(x)) {
+          std::fprintf(stderr, "after the rollback x is %s, expected %d\n", r.result.value_or("<none>").c_str(), x);
           std::exit(1);
         }
       }
@@ -179,6 +235,7 @@ void BenchRollback() {
     whole.push_back(Us(a, Clock::now()));
     if (r.failure != brig::Failure::kTrap) std::exit(1);
   }
+  MustEqual(*s, "d['a']", std::to_string(1 + 7 * 30));  // every rollback kept what came before
   std::printf("  Execute of a trapping call, rollback included (public API): %.0f us\n", Median(whole));
 }
 
@@ -207,6 +264,10 @@ void BenchFork() {
         auto e = Clock::now();
         Must(*s, "y = 1");
         parent_exec.push_back(Us(e, Clock::now()));
+        // Both forks hold the parent's data.
+        for (auto* f : {f1.value().get(), f2.value().get()}) {
+          MustEqual(*f, large ? "len(rows), rows[-1]['name']" : "d['b'][2]", large ? "(190000, 'name-189999')" : "3");
+        }
       }
       std::printf("  %-24s %-27s first %6.0f  second %4.0f  next execution: fork's %5.0f, parent's %5.0f\n",
                   large ? "session holding ~50 MB," : "small session,",
@@ -282,7 +343,7 @@ void BenchIdle() {
   std::vector<double> wake;
   for (int i = 0; i < 50; i++) {
     auto b = Clock::now();
-    Must(*sessions[i], "d['id']");
+    MustEqual(*sessions[i], "d['id']", std::to_string(i));
     wake.push_back(Us(b, Clock::now()));
   }
   std::printf("  Trim: %.0f us per session (median); Compact: %.0f us per session; first execution after it: %.0f us (median)\n",
@@ -354,8 +415,14 @@ double Processes(const char* self, int n, double seconds) {
     char buf[64] = {0};
     ssize_t got = read(fd, buf, sizeof buf - 1);
     close(fd);
-    waitpid(pid, nullptr, 0);
-    if (got > 0) rate += std::atof(buf);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    double one = got > 0 ? std::atof(buf) : 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !(one > 0)) {
+      std::fprintf(stderr, "a worker process failed (status %d, printed '%s')\n", status, buf);
+      std::exit(1);
+    }
+    rate += one;
   }
   return rate;
 }
@@ -404,7 +471,10 @@ int main(int argc, char** argv) {
     else if (part == "fork") BenchFork();
     else if (part == "idle") BenchIdle();
     else if (part == "scaling") BenchScaling(argv[0]);
-    else std::fprintf(stderr, "unknown part %s\n", part.c_str());
+    else {
+      std::fprintf(stderr, "unknown part %s (x1 rollback fork idle scaling)\n", part.c_str());
+      return 2;
+    }
   }
   return 0;
 }

@@ -73,7 +73,48 @@ def _flush():
             pass
 
 
+# The file-name rules of brig's file system and store (src/names/path_rules.h). The guest only
+# gets an errno when a name breaks one; _explain_name says which, under the traceback.
+
+
+def _name_fault(name):
+    try:
+        raw = os.fsencode(name)
+        path = os.path.normpath(os.path.join(os.fsencode(os.getcwd()), raw))
+    except Exception:
+        return None
+    for part in raw.split(b"/"):
+        if len(part) > 255:
+            return "a path component is longer than 255 bytes"
+        try:
+            text = part.decode("utf-8")
+        except UnicodeDecodeError:
+            return "a path component is not valid UTF-8"
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+            return "a path component contains a control character"
+    if len(path) > 4096:
+        return "the path is longer than 4096 bytes"
+    if path.count(b"/") > 64:
+        return "the path is deeper than 64 components"
+    return None
+
+
+def _explain_name(exc):
+    """Adds a note naming the file-name rule an OSError's file name broke, if it broke one."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EILSEQ, errno.EINVAL, errno.ENAMETOOLONG):
+        return
+    for name in (exc.filename, exc.filename2):
+        why = None if name is None else _name_fault(name)
+        if why:
+            exc.add_note("brig: %s; file names in the sandbox are UTF-8 without control characters, at most "
+                         "255 bytes per component, 64 components and 4096 bytes in all" % why)
+            return
+
+
 def _describe(exc):
+    _explain_name(exc)
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename == _RUNNER_FILE:
         tb = tb.tb_next  # the user sees their own frames, not the runner's

@@ -11,6 +11,11 @@
 # profile (scripts/pgo-profile.sh). `instrument` compiles the instrumented variant instead
 # (used by scripts/pgo-profile.sh).
 #
+# The element segment and the function type ids are static in the generated C; the engine
+# rebuilds the function table from them (src/engine/python_instance.c, module_table), so the
+# object exports them as brig_w2c_elem_segment and brig_w2c_func_types (python.c itself is
+# left as wasm2c_post.py made it: the profile's key is its hash).
+#
 # ccache: the profile's content is part of ccache's hash, so an unchanged guest and profile
 # recompile in seconds from a fresh clone, and a new profile is never served a stale object.
 set -euo pipefail
@@ -45,4 +50,14 @@ compile-guest-c: WARNING: the guest's profile ($prof_dir/python.profdata.xz) $wh
 EOF
 fi
 "${cc[@]}" "$@" "${pgo[@]}" -c "$src" -o "$out.tmp"
+objcopy --redefine-sym elem_segment_exprs_w2c_e0=brig_w2c_elem_segment \
+        --redefine-sym func_types=brig_w2c_func_types \
+        --globalize-symbol=brig_w2c_elem_segment --globalize-symbol=brig_w2c_func_types "$out.tmp"
+syms=$(nm "$out.tmp")
+for sym in brig_w2c_elem_segment brig_w2c_func_types; do
+  if ! grep -Eq "^[0-9a-f]+ [DRB] $sym\$" <<<"$syms"; then
+    echo "compile-guest-c: $sym is not in the object (has wasm2c's output changed?)" >&2
+    exit 1
+  fi
+done
 mv "$out.tmp" "$out"

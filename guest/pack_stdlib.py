@@ -10,8 +10,11 @@ goes in as source plus an unchecked-hash .pyc in __pycache__, so imports never c
 stat-compare, and tracebacks still show source lines. EXTRA_FILEs are added at the top level.
 Must run under Debian's python3.11 (the same 3.11 bytecode as the guest).
 
-Pack format (read by src/vfs/): b"BRIGPK01", u32 LE count, then per entry
-u32 LE path length, path (UTF-8, relative, '/'-separated), u64 LE data length, data.
+Pack format "BRIGPK02" (read in place by src/vfs/pack.cc; described in src/vfs/pack.h): a
+header, a pre-built index (node records in breadth-first order, each directory's entries
+sorted by name, and a name table) and then the file contents. The index lets brig look files
+up by binary search over the mapped bytes, without parsing the pack or touching the
+contents. write_pack() writes the same bytes as brig::vfs::BuildPack for the same files.
 """
 import concurrent.futures
 import importlib.util
@@ -88,15 +91,48 @@ def main():
 
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(b"BRIGPK01")
-        f.write(struct.pack("<I", len(entries)))
-        for rel in sorted(entries):
-            path = rel.encode("utf-8")
-            f.write(struct.pack("<I", len(path)))
-            f.write(path)
-            f.write(struct.pack("<Q", len(entries[rel])))
-            f.write(entries[rel])
+        write_pack({rel.encode("utf-8"): data for rel, data in entries.items()}, f)
     os.replace(tmp, out_path)
+
+
+HEADER_SIZE = 16
+RECORD = struct.Struct("<IHHQQ")  # name offset, name length, kind, first, count
+KIND_DIRECTORY, KIND_FILE = 0, 1
+
+
+def write_pack(files, f):
+    """Writes files ({b"dir/name": bytes}) to f in the BRIGPK02 format."""
+    root = {}  # name -> dict (directory) or bytes (file)
+    for path, data in files.items():
+        *dirs, name = path.split(b"/")
+        d = root
+        for part in dirs:
+            d = d.setdefault(part, {})
+        d[name] = data
+    # Breadth-first, each directory's entries in byte order of their names.
+    order = [(b"", root)]
+    i = 0
+    while i < len(order):
+        node = order[i][1]
+        if isinstance(node, dict):
+            order.extend(sorted(node.items()))
+        i += 1
+    names = b"".join(name for name, _ in order)
+    data_at = HEADER_SIZE + RECORD.size * len(order) + len(names)
+    f.write(b"BRIGPK02" + struct.pack("<II", len(order), len(names)))
+    name_at, data, next_entry = 0, data_at, 1
+    for name, node in order:
+        if isinstance(node, dict):
+            f.write(RECORD.pack(name_at, len(name), KIND_DIRECTORY, next_entry if node else 0, len(node)))
+            next_entry += len(node)
+        else:
+            f.write(RECORD.pack(name_at, len(name), KIND_FILE, data, len(node)))
+            data += len(node)
+        name_at += len(name)
+    f.write(names)
+    for _, node in order:
+        if not isinstance(node, dict):
+            f.write(node)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake ccache pkg-config dpkg-dev python3.11
   clang-19 lld-19 llvm-19 wasi-libc libclang-rt-19-dev-wasm32 wabt binaryen
-  libsqlite3-dev libpq-dev nlohmann-json3-dev libcli11-dev libzstd-dev libboost-dev
+  libsqlite3-dev libpq-dev nlohmann-json3-dev libcli11-dev libzstd-dev libboost-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 test_pkgs=(postgresql)

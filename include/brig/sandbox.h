@@ -176,8 +176,9 @@ class Sandbox {
 
   // The interpreter's state as a page snapshot: the 4 KiB pages of guest memory that differ
   // from the process image (XOR against it, zstd-compressed), the guest's globals and memory
-  // size, and its open descriptors (by path). It restores only onto the same image: same
-  // guest build, and an image made the same way (ImageDigest). FailedPrecondition for a
+  // size, and its open descriptors (by path). It restores only onto the same image
+  // (ImageDigest): each image is made with its own hash secret, so in another process only
+  // if that process loaded the same image from the image cache. FailedPrecondition for a
   // cold-started or dead sandbox, or a guest that changed its function table.
   StatusOr<std::string> SavePages();
   // Puts this sandbox in the state `snapshot` holds, with its limits unchanged.
@@ -211,8 +212,22 @@ class Sandbox {
   std::vector<FileEntry> ListFiles() const;
   std::optional<std::string> ReadFile(std::string_view path) const;
   // Creates or replaces a file, with its parent directories. InvalidArgument for a path
-  // outside the writable mounts; ResourceExhausted over the file limits.
+  // outside the writable mounts or one that breaks the name rules (the store's: UTF-8, no
+  // control characters, components <= 255 bytes, <= 64 deep, <= 4096 bytes); ResourceExhausted
+  // over the file limits.
   Status WriteFile(std::string_view path, std::string_view content);
+  // Every empty directory under /home/user and /tmp, ordered by path. Sessions save them
+  // like files, so that a directory made and left empty is there after a restart.
+  std::vector<std::string> ListEmptyDirectories() const;
+  // Creates a directory and its missing parents (mkdir -p). Errors as WriteFile.
+  Status MakeDirectory(std::string_view path);
+  // What the files under /home/user and /tmp take, as the file limits count it (regular
+  // files; bytes include removed files still open). Kept by the file system: no file is read.
+  struct FileUsage {
+    uint64_t files = 0;
+    uint64_t bytes = 0;
+  };
+  FileUsage GetFileUsage() const;
 
   struct Impl;  // defined in src/sandbox/sandbox.cc
 

@@ -60,10 +60,17 @@ struct SessionResult {
   // Where the interpreter came from: "new" (no saved state), "live" (kept in this process),
   // "pages" (page snapshot) or "portable" (portable snapshot).
   std::string restored_from;
+  // What the save stored the interpreter as: "pages" (a page snapshot, with the portable one
+  // beside it) or "portable" (the portable snapshot alone: this sandbox could make no page
+  // snapshot, pages_unavailable says why). Empty when nothing was saved.
+  std::string snapshot;
+  std::string pages_unavailable;
   // Names the portable snapshot could not save, with why (the page snapshot has them; they
   // would be lost only if a different brig build restores the session).
   std::map<std::string, std::string> not_portable;
   // When restored from a portable snapshot: names that could not be restored, with why.
+  // Also stored files the sandbox could not hold (keyed by their path, which starts with '/':
+  // a name an older brig accepted); they stay in the store, outside the guest's view.
   std::map<std::string, std::string> not_restored;
   // Files written to / deleted from the store by this execution.
   std::vector<std::string> files_saved;

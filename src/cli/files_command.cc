@@ -23,9 +23,11 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "files/file_service.h"
+#include "names/utf8.h"
 #include "session/session_manager.h"
 #include "store/store.h"
 #include "store/validation.h"
+#include "util/base64.h"
 
 namespace brig::cli {
 namespace {
@@ -59,27 +61,6 @@ nlohmann::json ToJson(const store::FileInfo& f) {
           {"content_type", f.content_type},
           {"created_at", session::FormatTimestamp(f.created_at)},
           {"modified_at", session::FormatTimestamp(f.modified_at)}};
-}
-
-std::string Base64(std::string_view in) {
-  static const char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    for (int k = 18; k >= 0; k -= 6) out += kChars[(v >> k) & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kChars[(v >> 18) & 63];
-    out += kChars[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kChars[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
 }
 
 // Reads all of `in`, refusing more than a stored file may hold (without reading it all).
@@ -130,9 +111,9 @@ int RunCat(files::FileService& fs, const FilesOptions& opt) {
   if (opt.json) {
     nlohmann::json j = ToJson(data.value().info);
     j["offset"] = opt.offset;
-    const bool text = store::IsValidUtf8(content);
+    const bool text = utf8::IsValid(content);
     j["encoding"] = text ? "utf-8" : "base64";
-    j["content"] = text ? content : Base64(content);
+    j["content"] = text ? content : Base64Encode(content);
     PrintJson(j);
   } else {
     std::fwrite(content.data(), 1, content.size(), stdout);
@@ -271,7 +252,7 @@ Runner AddFilesCommand(CLI::App& app) {
   CLI::App* glob = leaf("glob", "List files matching a shell pattern (*, ?, [...], ** across directories)");
   glob->add_option("pattern", opt->path, "Pattern, e.g. '/home/user/**/*.py'")->required();
   CLI::App* grep = leaf("grep", "Search file contents with a regular expression");
-  grep->add_option("pattern", opt->regex, "Regular expression (ECMAScript syntax, no back-references)")
+  grep->add_option("pattern", opt->regex, "Regular expression (RE2: Python re syntax, no back-references or lookaround)")
       ->required();
   grep->add_option("glob", opt->glob, "Only files matching this shell pattern");
   auto* l = grep->add_flag("-l,--files-with-matches", opt->files_only, "Print only the names of matching files");

@@ -15,19 +15,18 @@
 
 #include "engine/page_snapshot.h"
 #include "engine/python_instance_internal.h"
+#include "util/little_endian.h"
 
 extern const char brig_guest_build_id[];
 
-#define TRAILER_MAGIC 0x32474d4947495242ull /* "BRIGIMG2" little-endian */
-#define NULL_FUNC INT64_MIN
-/* Bounds that no real image comes near; a trailer past them is damaged. */
-#define MAX_TABLE (1u << 24)
-#define MAX_WARM (1u << 24)
+#define TRAILER_MAGIC 0x33474d4947495242ull /* "BRIGIMG3" little-endian */
+/* Bounds no real image comes near; a trailer past them is damaged. */
+#define MAX_TRAILER (16u << 20)
+#define MAX_KEY 255u
 
-/* ---- this executable: its ELF build id and the extent of its code ---- */
+/* ---- this executable's ELF build id ---- */
 
-static char g_key[256];
-static uintptr_t g_text_lo = UINTPTR_MAX, g_text_hi = 0;
+static char g_key[MAX_KEY + 1];
 static pthread_once_t g_exe_once = PTHREAD_ONCE_INIT;
 
 static int find_exe(struct dl_phdr_info* info, size_t size, void* data) {
@@ -37,11 +36,6 @@ static int find_exe(struct dl_phdr_info* info, size_t size, void* data) {
   char id_hex[2 * 64 + 1] = "";
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr)* ph = &info->dlpi_phdr[i];
-    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-      uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-      if (lo < g_text_lo) g_text_lo = lo;
-      if (lo + ph->p_memsz > g_text_hi) g_text_hi = lo + ph->p_memsz;
-    }
     if (ph->p_type != PT_NOTE) continue;
     const uint8_t* p = (const uint8_t*)(info->dlpi_addr + ph->p_vaddr);
     const uint8_t* end = p + ph->p_memsz;
@@ -67,10 +61,15 @@ const char* brig_python_image_file_key(void) {
   return g_key;
 }
 
-/* Table entries are stored relative to this function of the same binary. */
-static uintptr_t anchor(void) { return (uintptr_t)&brig_python_image_load; }
+/* ---- the trailer: host byte order (little-endian here); the key ties it to this binary ---- */
 
-/* ---- the trailer ---- */
+/* FNV-1a, 64 bits: detects a damaged trailer (tests recompute it to reach the field checks). */
+static uint64_t checksum(const void* p, size_t n) {
+  const uint8_t* b = p;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
 
 typedef struct {
   char* data;
@@ -91,22 +90,39 @@ static int put(buffer* b, const void* p, size_t n) {
   return 0;
 }
 
-#define PUT(b, v) put((b), &(v), sizeof(v))
-
-typedef struct {
-  const char* p;
-  size_t left;
-} reader;
-
-static int take(reader* r, void* out, size_t n) {
-  if (r->left < n) return -1;
-  memcpy(out, r->p, n);
-  r->p += n;
-  r->left -= n;
-  return 0;
+/* An integer, little-endian. */
+static int put_int(buffer* b, const void* v, size_t n) {
+  char le[8];
+  return brig_le_store_int(le, v, n) != 0 ? -1 : put(b, le, n);
 }
 
-#define TAKE(r, v) take((r), &(v), sizeof(v))
+#define PUT(b, v) put_int((b), &(v), sizeof(v))
+
+typedef brig_le_reader reader;
+#define TAKE(r, v) BRIG_LE_READ((r), (v))
+
+/* Why an image with these fields must not be run, or NULL. Checked before saving too, so
+ * that no process writes a file it would refuse. Every field that reaches a clone's memory,
+ * globals or table is here; the table itself is never in the file (brig_python_module_table). */
+static const char* check_fields(uint32_t memory_bytes, uint32_t max_pages, uint32_t g0, uint32_t table_size,
+                                uint32_t (*warm)[2], uint32_t warm_count, uint64_t digest) {
+  uint32_t module_max = BRIG_W2C_MEMORY_MAX_PAGES < 65536u ? BRIG_W2C_MEMORY_MAX_PAGES : 65536u;
+  if (memory_bytes % 65536u != 0 || memory_bytes / 65536u < BRIG_W2C_MEMORY_PAGES ||
+      max_pages < memory_bytes / 65536u || max_pages > module_max) {
+    return "memory size or maximum outside the module's";
+  }
+  if (g0 != BRIG_W2C_G0_INITIAL) return "stack pointer is not the module's";
+  if (table_size != BRIG_W2C_TABLE_SIZE) return "function table size is not the module's";
+  uint32_t pages = memory_bytes / HOST_PAGE, next = 0;
+  for (uint32_t i = 0; i < warm_count; i++) {
+    if (warm[i][0] < next || warm[i][1] == 0 || warm[i][0] > pages || warm[i][1] > pages - warm[i][0]) {
+      return "warm pages outside the memory or out of order";
+    }
+    next = warm[i][0] + warm[i][1];
+  }
+  if (digest == 0) return "no digest";
+  return NULL;
+}
 
 static int copy_memory(int from, int to, uint32_t bytes) {
   off_t at = 0;
@@ -134,6 +150,13 @@ int brig_python_image_save(const brig_python_image* img, const char* path) {
     errno = ENOTSUP;
     return -1;
   }
+  const Z_python_instance_t* m = &img->module;
+  uint64_t digest = brig_python_image_digest(img);
+  if (check_fields(img->memory_bytes, m->w2c_memory.max_pages, m->w2c_g0, img->table_size, img->warm,
+                   img->warm_count, digest) != NULL) {
+    errno = EINVAL; /* a later process would refuse it */
+    return -1;
+  }
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp) {
     errno = ENAMETOOLONG;
@@ -146,27 +169,19 @@ int brig_python_image_save(const brig_python_image* img, const char* path) {
   if (ftruncate(fd, img->memory_bytes) != 0 || copy_memory(img->memfd, fd, img->memory_bytes) != 0) goto done;
 
   uint32_t key_len = (uint32_t)strlen(key);
-  const Z_python_instance_t* m = &img->module;
   uint64_t magic = TRAILER_MAGIC;
   if (PUT(&b, magic) || PUT(&b, key_len) || put(&b, key, key_len) || PUT(&b, img->memory_bytes) ||
       PUT(&b, m->w2c_memory.max_pages) || PUT(&b, m->w2c_g0) || PUT(&b, img->table_size) ||
-      PUT(&b, m->w2c_T0.max_size)) {
+      PUT(&b, img->random_seed) || PUT(&b, img->warm_count)) {
     goto done;
   }
-  for (uint32_t i = 0; i < img->table_size; i++) {
-    const wasm_rt_funcref_t* e = &img->table[i];
-    int64_t offset = e->func ? (int64_t)((uintptr_t)e->func - anchor()) : NULL_FUNC;
-    uint8_t has_instance = e->module_instance != NULL;
-    if (PUT(&b, e->func_type) || PUT(&b, offset) || PUT(&b, has_instance)) goto done;
-  }
-  if (PUT(&b, img->warm_count)) goto done;
   for (uint32_t i = 0; i < img->warm_count; i++) {
     if (PUT(&b, img->warm[i][0]) || PUT(&b, img->warm[i][1])) goto done;
   }
-  uint64_t digest = brig_python_image_digest(img);
   if (PUT(&b, digest)) goto done;
+  uint64_t sum = checksum(b.data, b.size);
   uint64_t trailer_at = img->memory_bytes;
-  if (PUT(&b, trailer_at) || PUT(&b, magic)) goto done;
+  if (PUT(&b, sum) || PUT(&b, trailer_at) || PUT(&b, magic)) goto done;
   if (pwrite(fd, b.data, b.size, (off_t)img->memory_bytes) != (ssize_t)b.size) goto done;
   if (fchmod(fd, 0600) != 0 || fsync(fd) != 0) goto done;
   if (rename(tmp, path) != 0) goto done;
@@ -182,117 +197,104 @@ done:
   return rc;
 }
 
-/* Owned by us and writable by no one else: the file and its directory. */
-static int safely_owned(int fd, const char* path) {
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) return 0;
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof dir, "%s", path);
-  char* slash = strrchr(dir, '/');
-  if (slash == dir) slash[1] = '\0';
-  else if (slash) *slash = '\0';
-  else snprintf(dir, sizeof dir, ".");
-  struct stat ds;
-  return stat(dir, &ds) == 0 && ds.st_uid == geteuid() && !(ds.st_mode & 022);
-}
-
-brig_python_image* brig_python_image_load(const char* path) {
+brig_python_image* brig_python_image_load(const char* path, const char** why) {
   const char* key = brig_python_image_file_key();
+  *why = NULL;
   if (!key[0]) {
     errno = ENOTSUP;
     return NULL;
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno != ENOENT) *why = errno == ELOOP ? "a symbolic link" : "cannot be opened";
+    return NULL;
+  }
   brig_python_image* img = NULL;
   char* trailer = NULL;
-  if (!safely_owned(fd, path)) {
-    errno = EPERM;
-    goto fail;
-  }
-  errno = EINVAL; /* what every check below that fails means */
+  const char* bad = NULL;
   struct stat st;
   uint64_t tail[2];
-  if (fstat(fd, &st) != 0 || st.st_size < 16 || pread(fd, tail, sizeof tail, st.st_size - 16) != 16 ||
-      tail[1] != TRAILER_MAGIC || tail[0] >= (uint64_t)st.st_size - 16 || tail[0] % HOST_PAGE != 0 ||
-      st.st_size - 16 - tail[0] > (64u << 20)) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    bad = "not a regular file";
+    goto fail;
+  }
+  /* As ssh treats its keys: only this user may have written it. */
+  if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+    bad = "not owned by this user, or writable by others";
+    goto fail;
+  }
+  bad = "damaged (no trailer)";
+  if (st.st_size < 16 || pread(fd, tail, sizeof tail, st.st_size - 16) != 16 || tail[1] != TRAILER_MAGIC ||
+      tail[0] >= (uint64_t)st.st_size - 16 || tail[0] % 65536u != 0 || tail[0] > UINT32_MAX ||
+      st.st_size - 16 - tail[0] > MAX_TRAILER || st.st_size - 16 - tail[0] < 8 + sizeof(uint64_t)) {
     goto fail;
   }
   size_t trailer_size = (size_t)(st.st_size - 16 - tail[0]);
-  trailer = malloc(trailer_size ? trailer_size : 1);
+  trailer = malloc(trailer_size);
   if (!trailer || pread(fd, trailer, trailer_size, (off_t)tail[0]) != (ssize_t)trailer_size) goto fail;
-  reader r = {trailer, trailer_size};
+  uint64_t sum;
+  memcpy(&sum, trailer + trailer_size - sizeof sum, sizeof sum);
+  bad = "damaged (checksum)";
+  if (checksum(trailer, trailer_size - sizeof sum) != sum) goto fail;
+  reader r = {trailer, trailer_size - sizeof sum};
 
   uint64_t magic;
   uint32_t key_len;
-  char saved_key[256];
-  if (TAKE(&r, magic) || magic != TRAILER_MAGIC || TAKE(&r, key_len) || key_len >= sizeof saved_key ||
-      take(&r, saved_key, key_len)) {
+  char saved_key[MAX_KEY + 1];
+  bad = "damaged (fields)";
+  if (TAKE(&r, magic) || magic != TRAILER_MAGIC || TAKE(&r, key_len) || key_len > MAX_KEY ||
+      brig_le_read_bytes(&r, saved_key, key_len)) {
     goto fail;
   }
   saved_key[key_len] = '\0';
-  if (strcmp(saved_key, key) != 0) goto fail; /* another binary's image */
+  if (strcmp(saved_key, key) != 0) {
+    bad = "made by another build of brig";
+    goto fail;
+  }
 
   img = calloc(1, sizeof *img);
   if (!img) goto fail;
   img->memfd = -1;
   Z_python_instance_t* m = &img->module;
-  if (TAKE(&r, img->memory_bytes) || img->memory_bytes != tail[0] || img->memory_bytes % 65536 != 0 ||
-      TAKE(&r, m->w2c_memory.max_pages) || TAKE(&r, m->w2c_g0) || TAKE(&r, img->table_size) ||
-      img->table_size > MAX_TABLE || TAKE(&r, m->w2c_T0.max_size) || m->w2c_T0.max_size < img->table_size) {
+  uint32_t table_size;
+  if (TAKE(&r, img->memory_bytes) || img->memory_bytes != tail[0] || TAKE(&r, m->w2c_memory.max_pages) ||
+      TAKE(&r, m->w2c_g0) || TAKE(&r, table_size) || TAKE(&r, img->random_seed) || TAKE(&r, img->warm_count) ||
+      img->warm_count > img->memory_bytes / HOST_PAGE) {
     goto fail;
   }
-  m->w2c_memory.pages = img->memory_bytes / 65536;
-  m->w2c_memory.size = img->memory_bytes;
-  if (m->w2c_memory.max_pages < m->w2c_memory.pages) goto fail;
-  m->w2c_T0.size = img->table_size;
-  img->table = calloc(img->table_size ? img->table_size : 1, sizeof *img->table);
-  if (!img->table) goto fail;
-  for (uint32_t i = 0; i < img->table_size; i++) {
-    uint32_t func_type;
-    int64_t offset;
-    uint8_t has_instance;
-    if (TAKE(&r, func_type) || TAKE(&r, offset) || TAKE(&r, has_instance) || has_instance > 1) goto fail;
-    if (offset == NULL_FUNC) {
-      if (has_instance) goto fail;
-      continue;
-    }
-    uintptr_t func = anchor() + (uintptr_t)offset;
-    /* Host code addresses: only ever into this executable's code. */
-    if (func < g_text_lo || func >= g_text_hi) goto fail;
-    img->table[i].func_type = func_type;
-    img->table[i].func = (wasm_rt_function_ptr_t)func;
-    img->table[i].module_instance = has_instance ? (void*)m : NULL; /* never read: calls pass their own */
-  }
-  if (TAKE(&r, img->warm_count) || img->warm_count > MAX_WARM) goto fail;
   img->warm = calloc(img->warm_count ? img->warm_count : 1, sizeof *img->warm);
   if (!img->warm) goto fail;
-  uint32_t pages = img->memory_bytes / HOST_PAGE;
   for (uint32_t i = 0; i < img->warm_count; i++) {
-    if (TAKE(&r, img->warm[i][0]) || TAKE(&r, img->warm[i][1]) || img->warm[i][0] > pages ||
-        img->warm[i][1] > pages - img->warm[i][0]) {
-      goto fail;
-    }
+    if (TAKE(&r, img->warm[i][0]) || TAKE(&r, img->warm[i][1])) goto fail;
   }
   uint64_t digest;
   if (TAKE(&r, digest) || r.left != 0) goto fail;
+  bad = check_fields(img->memory_bytes, m->w2c_memory.max_pages, m->w2c_g0, table_size, img->warm,
+                     img->warm_count, digest);
+  if (bad) goto fail;
+
+  m->w2c_memory.pages = img->memory_bytes / 65536u;
+  m->w2c_memory.size = img->memory_bytes;
+  /* The table is the module's own, rebuilt from its element segment: nothing of the file. */
+  img->table = brig_python_module_table();
+  img->table_size = BRIG_W2C_TABLE_SIZE;
+  m->w2c_T0.max_size = BRIG_W2C_TABLE_SIZE;
   img->memfd = fd; /* clones map the file itself, copy-on-write */
   /* The saving process hashed this memory; hashing it again would read every page. */
+  bad = "out of memory";
   if (brig_python_image_set_digest(img, digest) != 0) goto fail;
   img->keep_memories = 1; /* as brig_python_image_learn_warm_pages does */
   free(trailer);
   errno = 0;
   return img;
 fail:
-  {
-    int saved = errno;
-    free(trailer);
-    if (img) {
-      img->memfd = -1;
-      brig_python_image_destroy(img);
-    }
-    close(fd);
-    errno = saved;
+  free(trailer);
+  if (img) {
+    img->memfd = -1;
+    brig_python_image_destroy(img);
   }
+  close(fd);
+  *why = bad;
+  errno = EINVAL;
   return NULL;
 }

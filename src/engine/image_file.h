@@ -2,17 +2,21 @@
  * `brig exec`) maps it instead of starting CPython (~1 ms instead of ~100 ms).
  *
  * File layout: the image's linear memory at offset 0 (sparse: zero pages are holes), so that
- * clones map the file itself copy-on-write exactly as they map a memfd; then a trailer with
- * what else the image holds (globals, memory and table sizes, the function table as offsets
- * from an anchor function of this binary, the warm pages, the image digest that page
- * snapshots are checked against), then the trailer's offset and a
- * magic number in the file's last 16 bytes.
+ * clones map the file itself copy-on-write exactly as they map a memfd; then a trailer: a
+ * magic number, the key of the binary that wrote it, the memory's size and maximum, the
+ * stack pointer, the function table's size, the seed of the random stream the image was made
+ * with, the warm pages, the image digest that page snapshots are checked against, and an
+ * FNV-1a checksum of all that; then the trailer's offset and the magic number again in the
+ * file's last 16 bytes.
  *
- * A saved image is only valid for the binary that saved it: function addresses are stored
- * relative to this binary's code, and the file is keyed by the guest build id and the
- * executable's ELF build id. Since it holds host code addresses, a file is used only if it
- * is owned by this user and writable by nobody else (as ssh treats its keys), and every
- * table entry must point into this executable's code.
+ * The file holds no code address and no table: a loaded image's function table is the
+ * module's own, rebuilt from the module's element segment (brig_python_module_table). Every
+ * field that reaches a clone's memory or globals is checked against the module before use
+ * (the memory's size between the module's initial and maximum pages, the stack pointer the
+ * module's, the table size the module's, the warm pages inside the memory, ascending), and a
+ * file is used only if it is a regular file owned by this user and writable by nobody else
+ * (the directories above it are image_cache.cc's business), was written by this very binary
+ * (its key: guest build id and the executable's ELF build id) and its checksum holds.
  *
  * Thread-safety: save and load may run on any thread; they share nothing. */
 #ifndef BRIG_ENGINE_IMAGE_FILE_H_
@@ -32,9 +36,11 @@ const char* brig_python_image_file_key(void);
  * `path`, so readers see the old file or the new one whole. 0, or -1 with errno set. */
 int brig_python_image_save(const brig_python_image* image, const char* path);
 
-/* The image saved at `path` by this binary; NULL if there is none, or it is another
- * binary's, damaged, or not safely owned (errno says which, best effort). */
-brig_python_image* brig_python_image_load(const char* path);
+/* The image saved at `path` by this binary, or NULL: then *why is NULL if there is no file
+ * (or it cannot be cached at all: no build id), else a short reason (static storage) why the
+ * file there was refused: another binary's, damaged, not safely owned, a field that does not
+ * fit the module. A refused file is never mapped for a guest. */
+brig_python_image* brig_python_image_load(const char* path, const char** why);
 
 #ifdef __cplusplus
 }

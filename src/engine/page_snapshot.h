@@ -2,9 +2,10 @@
  * snapshot holds (the pages that differ, the globals, the memory size) and what restoring
  * one needs. Pages are 4 KiB host pages.
  *
- * An image is identified by its digest, a hash of its memory: two processes that make the
- * image from the same guest build get the same digest (the image is made with deterministic
- * clocks and random numbers), so a snapshot taken in one process restores in another.
+ * An image is identified by its digest, a hash of its memory. Each image is made with its own
+ * random seed (its string-hash secret), so two images made separately differ; processes that
+ * load the same image from the image cache share its digest, so a snapshot taken in one
+ * process restores in another that uses the same image file.
  *
  * Thread-safety: the functions on an image may run on several threads at once; those on an
  * instance need the instance's owner thread (no guest call in progress).

@@ -21,10 +21,41 @@ static void backing_release(brig_python_backing* b);
 static int keep_memory(brig_python_instance* p);
 static brig_mem_file* image_file(const struct brig_python_image* img);
 
+/* wasm2c 1.0.32's element segment entry (its wasm_elem_segment_expr_t: guest/wasm2c_post.py
+ * checks that the generated code declares exactly this), and the generated static arrays
+ * guest/compile-guest-c.sh exports under these names: the element segment, and the ids
+ * Z_python_init_module registered for the module's function types. */
+typedef struct {
+  uint32_t func_type_index;
+  wasm_rt_function_ptr_t func;
+  size_t module_offset;
+} brig_w2c_elem;
+extern const brig_w2c_elem brig_w2c_elem_segment[BRIG_W2C_ELEM_COUNT];
+extern uint32_t brig_w2c_func_types[BRIG_W2C_FUNC_TYPE_COUNT];
+
+static wasm_rt_funcref_t g_module_table[BRIG_W2C_TABLE_SIZE];
+
+/* What the generated init_tables does (funcref_table_init over the element segment), into
+ * g_module_table. ~10 µs. */
+static void build_module_table(void) {
+  for (uint32_t i = 0; i < BRIG_W2C_ELEM_COUNT; i++) {
+    const brig_w2c_elem* e = &brig_w2c_elem_segment[i];
+    if (e->func_type_index >= BRIG_W2C_FUNC_TYPE_COUNT) abort(); /* not this module's segment */
+    g_module_table[BRIG_W2C_ELEM_DEST + i] =
+        (wasm_rt_funcref_t){brig_w2c_func_types[e->func_type_index], e->func, NULL};
+  }
+}
+
 static pthread_once_t g_module_once = PTHREAD_ONCE_INIT;
 static void init_module(void) {
   wasm_rt_init();
   Z_python_init_module(); /* registers function types: process-wide, once */
+  build_module_table();
+}
+
+const wasm_rt_funcref_t* brig_python_module_table(void) {
+  pthread_once(&g_module_once, init_module);
+  return g_module_table;
 }
 
 brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t memory_limit_pages) {
@@ -86,17 +117,31 @@ const char* brig_python_build_id(void) { return brig_guest_build_id; }
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
+/* 1 if `t` holds the functions of the module's table, slot for slot (the table an image's
+ * clones get instead of it). */
+static int is_module_table(const wasm_rt_funcref_table_t* t) {
+  const wasm_rt_funcref_t* m = brig_python_module_table();
+  if (t->size != BRIG_W2C_TABLE_SIZE) return 0;
+  for (uint32_t i = 0; i < BRIG_W2C_TABLE_SIZE; i++) {
+    if (t->data[i].func != m[i].func || t->data[i].func_type != m[i].func_type) return 0;
+  }
+  return 1;
+}
+
 brig_python_image* brig_python_image_capture(brig_python_instance* p) {
+  /* Clones get the module's table: it must be the one `p` runs with (it always is: the
+   * guest cannot change its table, and the element segment is the module's). */
+  if (!is_module_table(&p->module.w2c_T0)) return NULL;
   brig_python_image* img = calloc(1, sizeof *img);
   if (!img) return NULL;
   img->memfd = -1;
   img->module = p->module;
   img->memory_bytes = p->module.w2c_memory.size;
-  img->table_size = p->module.w2c_T0.size;
-  img->table = malloc((img->table_size ? img->table_size : 1) * sizeof *img->table);
+  img->table = brig_python_module_table();
+  img->table_size = BRIG_W2C_TABLE_SIZE;
+  img->module.w2c_T0.data = NULL; /* `p`'s own: clones get img->table (share_table) */
   img->memfd = memfd_create("brig-image", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (!img->table || img->memfd < 0 || ftruncate(img->memfd, img->memory_bytes) != 0) goto fail;
-  memcpy(img->table, p->module.w2c_T0.data, img->table_size * sizeof *img->table);
+  if (img->memfd < 0 || ftruncate(img->memfd, img->memory_bytes) != 0) goto fail;
   /* Zero pages stay holes in the memfd: they cost nothing to store or to map. */
   const uint8_t* data = p->module.w2c_memory.data;
   for (uint64_t off = 0; off < img->memory_bytes; off += 4096) {
@@ -119,6 +164,9 @@ fail:
 }
 
 uint64_t brig_python_image_memory_bytes(const brig_python_image* img) { return img->memory_bytes; }
+
+void brig_python_image_set_random_seed(brig_python_image* img, uint64_t seed) { img->random_seed = seed; }
+uint64_t brig_python_image_random_seed(const brig_python_image* img) { return img->random_seed; }
 
 int brig_python_image_learn_warm_pages(brig_python_image* img, brig_python_instance* probe) {
   uint32_t pages = img->memory_bytes / HOST_PAGE;
@@ -165,7 +213,6 @@ void brig_python_image_destroy(brig_python_image* img) {
   free(img->warm);
   if (img->file) brig_mem_file_unref(img->file); /* closes memfd */
   else if (img->memfd >= 0) close(img->memfd);
-  free(img->table);
   free(img);
 }
 
@@ -174,7 +221,7 @@ void brig_python_image_destroy(brig_python_image* img) {
  * own instance rather than the one stored in the entry (both checked or rewritten by
  * guest/wasm2c_post.py), so one table serves every instance. */
 static void share_table(brig_python_instance* p, const brig_python_image* img) {
-  p->module.w2c_T0.data = img->table;
+  p->module.w2c_T0.data = (wasm_rt_funcref_t*)img->table; /* never written */
   p->module.w2c_T0.size = img->table_size;
   p->shared_table = 1;
 }

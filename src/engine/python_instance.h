@@ -31,12 +31,20 @@ void brig_python_instance_destroy(brig_python_instance*);
  * Immutable once made: clones may be made from several threads at once. */
 typedef struct brig_python_image brig_python_image;
 
-/* Captures `p` as it is now. REQUIRES: no guest call in progress on `p`. NULL if the host
- * is out of memory or file descriptors. `p` may be destroyed afterwards. */
+/* Captures `p` as it is now: its memory and globals. Its function table is not copied: every
+ * image's clones use the module's own (rebuilt from the module's element segment once per
+ * process), and capture checks that `p`'s is exactly that. REQUIRES: no guest call in
+ * progress on `p`. NULL if the host is out of memory or file descriptors, or `p`'s table is
+ * not the module's. `p` may be destroyed afterwards. */
 brig_python_image* brig_python_image_capture(brig_python_instance* p);
 void brig_python_image_destroy(brig_python_image* image);
 /* Bytes of linear memory in the image (the least memory a clone needs). */
 uint64_t brig_python_image_memory_bytes(const brig_python_image* image);
+/* The seed of the random stream the guest read while the image was made (its string-hash
+ * secret, and anything else it drew at start-up, derive from it): recorded with the image
+ * (the image cache saves it), for the record. 0 until set. */
+void brig_python_image_set_random_seed(brig_python_image* image, uint64_t seed);
+uint64_t brig_python_image_random_seed(const brig_python_image* image);
 
 /* Learns which pages a typical execution writes, from `probe` (a clone of `image` that has
  * just run one): those pages are the image's warm set, which later clones fault in with one
@@ -55,7 +63,7 @@ int brig_python_image_learn_warm_pages(brig_python_image* image, brig_python_ins
 uint32_t brig_python_image_kept_memories(const brig_python_image* image);
 
 /* A new instance in exactly the captured state, its memory a private copy-on-write mapping
- * of the image, its table its own (entries point at the clone). It needs no initialisation.
+ * of the image, its table the module's (shared, read-only). It needs no initialisation.
  * `wasi_context` must present the same descriptors the captured instance had. NULL on
  * failure. */
 brig_python_instance* brig_python_instance_clone(const brig_python_image* image, void* wasi_context,

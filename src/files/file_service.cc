@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "files/glob.h"
+#include "names/utf8.h"
 #include "store/validation.h"
 
 namespace brig::files {
@@ -83,6 +84,7 @@ Status FileService::SaveUnderLock(std::string_view thread_id, const store::FileW
   const std::vector<store::FileInfo>& files = listed.value();
   store::FileUsage before;
   for (const store::FileInfo& f : files) {
+    if (f.is_directory()) continue;  // an empty directory of the guest, not a file
     before.file_count++;
     before.total_bytes += f.size;
   }
@@ -90,18 +92,18 @@ Status FileService::SaveUnderLock(std::string_view thread_id, const store::FileW
   std::vector<std::string> deletes;
   if (file != nullptr) {
     const std::string& path = file->path;
-    std::unordered_set<std::string_view> paths;
+    std::unordered_set<std::string_view> paths, dirs;
     int64_t old_size = -1;
     const std::string as_dir = path + "/";
     int64_t beneath = 0;
     for (const store::FileInfo& f : files) {
-      paths.insert(f.path);
-      if (f.path == path) old_size = f.size;
+      (f.is_directory() ? dirs : paths).insert(f.path);
+      if (f.path == path && !f.is_directory()) old_size = f.size;
       if (f.path.compare(0, as_dir.size(), as_dir) == 0) ++beneath;
     }
-    if (beneath > 0) {
-      return Status::FailedPrecondition("cannot write " + path + ": it is a directory holding " +
-                                        std::to_string(beneath) + " file(s)");
+    if (beneath > 0 || dirs.count(path) > 0) {
+      return Status::FailedPrecondition("cannot write " + path + ": it is a directory" +
+                                        (beneath > 0 ? " holding " + std::to_string(beneath) + " entries" : ""));
     }
     for (size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
       const std::string_view parent = std::string_view(path).substr(0, slash);
@@ -109,6 +111,8 @@ Status FileService::SaveUnderLock(std::string_view thread_id, const store::FileW
         return Status::FailedPrecondition("cannot write " + path + ": " + std::string(parent) +
                                           " is a file, not a directory");
       }
+      // An empty directory that now holds this file: its row goes.
+      if (dirs.count(parent) > 0) deletes.emplace_back(parent);
     }
     store::FileUsage after = before;
     if (old_size < 0) {
@@ -136,7 +140,11 @@ StatusOr<store::FileData> FileService::Read(std::string_view thread_id, std::str
   if (Status s = CheckIds(thread_id, path); !s.ok()) return s;
   if (offset < 0) return Status::InvalidArgument("offset must not be negative");
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
-  return store_.GetFile(thread_id, path, offset, limit);
+  StatusOr<store::FileData> data = store_.GetFile(thread_id, path, offset, limit);
+  if (data.ok() && data.value().info.is_directory()) {
+    return Status::FailedPrecondition(std::string(path) + " is a directory");
+  }
+  return data;
 }
 
 StatusOr<store::FileInfo> FileService::Write(std::string_view thread_id, std::string_view path, std::string content,
@@ -204,7 +212,7 @@ StatusOr<std::vector<store::FileInfo>> FileService::List(std::string_view thread
   if (!prefix.empty() && prefix[0] != '/') {
     return Status::InvalidArgument("a path prefix must start with '/' (got '" + Printable(prefix) + "')");
   }
-  if (prefix.size() > store::kMaxPathBytes || !store::IsValidUtf8(prefix)) {
+  if (prefix.size() > store::kMaxPathBytes || !utf8::IsValid(prefix)) {
     return Status::InvalidArgument("a path prefix must be valid UTF-8 of at most " +
                                    std::to_string(store::kMaxPathBytes) + " bytes");
   }
@@ -229,7 +237,7 @@ StatusOr<std::vector<store::FileInfo>> FileService::Glob(std::string_view thread
 StatusOr<GrepResult> FileService::Grep(std::string_view thread_id, std::string_view pattern,
                                        const GrepOptions& options) {
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
-  StatusOr<LineRegex> re = LineRegex::Compile(pattern, options.case_insensitive);
+  StatusOr<GrepPattern> re = GrepPattern::Compile(pattern, options.case_insensitive);
   if (!re.ok()) return re.status();
   std::optional<GlobPattern> glob;
   if (!options.path_glob.empty()) {
@@ -241,15 +249,14 @@ StatusOr<GrepResult> FileService::Grep(std::string_view thread_id, std::string_v
   StatusOr<std::vector<store::FileInfo>> listed = store_.ListFiles(thread_id, glob ? glob->literal_prefix() : "");
   if (!listed.ok()) return listed.status();
   GrepResult result;
-  int64_t steps = options.max_steps;
-  int64_t lines_left = options.max_lines;
+  GrepBudget budget(options);
   for (const store::FileInfo& f : listed.value()) {
-    if (glob && !glob->Matches(f.path)) continue;
+    if (f.is_directory() || (glob && !glob->Matches(f.path))) continue;
     StatusOr<store::FileData> data = store_.GetFile(thread_id, f.path);
     if (data.status().IsNotFound()) continue;  // deleted since the listing
     if (!data.ok()) return data.status();
     ++result.files_searched;
-    if (!GrepContent(re.value(), f.path, data.value().content, options, &steps, &lines_left, &result)) break;
+    if (!GrepContent(re.value(), f.path, data.value().content, options, &budget, &result)) break;
   }
   return result;
 }

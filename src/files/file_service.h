@@ -7,8 +7,10 @@
 // otherwise). Any operation on an expired session is FailedPrecondition (see
 // session_manager.h); each successful one sets the session's last_accessed.
 //
-// Paths are checked with store::ValidateFilePath (absolute, no "." or "..", no control
-// characters, none of < > : " | ? * \, bounded length and depth): InvalidArgument otherwise.
+// Paths are checked with store::ValidateFilePath (names/path_rules.h, the rules the guest's
+// file system applies too): InvalidArgument otherwise. An empty directory the guest left is
+// a row of type store::kDirectoryType: listed, not readable (FailedPrecondition), removed by
+// Delete or by writing a file into it.
 // The store is a flat map of paths, but the sandbox sees a directory tree, so a write may
 // not turn a directory into a file or a file into a directory: writing /a/b while the file
 // /a exists, or /a while /a/b exists, is FailedPrecondition.
@@ -80,8 +82,8 @@ class FileService {
   StatusOr<std::vector<store::FileInfo>> Glob(std::string_view thread_id, std::string_view pattern);
 
   // Lines of the session's files (those matching options.path_glob, if given) that match
-  // the regular expression `pattern` (line_regex.h), reported per options.mode. Work is
-  // bounded (grep.h): a search that hits a bound returns what it found, marked truncated.
+  // the regular expression `pattern` (GrepPattern, grep.h), reported per options.mode. Work
+  // is bounded (grep.h): a search that hits a bound returns what it found, marked truncated.
   // InvalidArgument for a bad pattern or glob.
   StatusOr<GrepResult> Grep(std::string_view thread_id, std::string_view pattern, const GrepOptions& options = {});
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "files/utf8.h"
+#include "names/utf8.h"
 #include "store/validation.h"
 
 namespace brig::files {
@@ -20,11 +20,11 @@ StatusOr<GlobPattern> GlobPattern::Compile(std::string_view pattern) {
   if (pattern.size() > store::kMaxPathBytes) {
     return Status::InvalidArgument("glob pattern is longer than " + std::to_string(store::kMaxPathBytes) + " bytes");
   }
-  if (!store::IsValidUtf8(pattern)) return Status::InvalidArgument("glob pattern is not valid UTF-8");
+  if (!utf8::IsValid(pattern)) return Status::InvalidArgument("glob pattern is not valid UTF-8");
   if (pattern.empty() || pattern[0] != '/') return Bad(pattern, "it must be absolute (start with '/')");
   std::u32string cps;
   for (size_t i = 0; i < pattern.size();) {
-    const char32_t c = DecodeUtf8(pattern, &i);
+    const char32_t c = utf8::Decode(pattern, &i);
     if (IsControl(c)) return Bad(pattern, "it holds a control character");
     cps.push_back(c);
   }
@@ -101,7 +101,7 @@ StatusOr<GlobPattern> GlobPattern::Compile(std::string_view pattern) {
     const bool literal = !seg.globstar && std::all_of(seg.tokens.begin(), seg.tokens.end(),
                                                       [](const Token& t) { return t.kind == Token::kLiteral; });
     if (!literal) break;
-    for (const Token& t : seg.tokens) AppendUtf8(&g.literal_prefix_, t.c);
+    for (const Token& t : seg.tokens) utf8::Append(&g.literal_prefix_, t.c);
     if (s + 1 < g.segments_.size()) g.literal_prefix_ += '/';
   }
   return g;
@@ -153,7 +153,7 @@ bool GlobPattern::Matches(std::string_view path) const {
       ++i;
       continue;
     }
-    comps.back().push_back(DecodeUtf8(path, &i));
+    comps.back().push_back(utf8::Decode(path, &i));
   }
   // ok[p][c]: segments p.. match components c..; filled from the end.
   const size_t P = segments_.size(), C = comps.size();

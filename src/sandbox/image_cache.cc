@@ -1,14 +1,18 @@
 #include "sandbox/image_cache.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <utility>
 #include <vector>
 
@@ -19,14 +23,29 @@ namespace {
 
 bool Debug() { return std::getenv("BRIG_DEBUG_IMAGE") != nullptr; }
 
-std::string Directory() {
+void Warn(const std::string& what) { std::fprintf(stderr, "brig: warning: %s\n", what.c_str()); }
+
+// The cache directory and the directory brig owns there (empty dir: the cache is off).
+struct Location {
+  std::string dir, root;
+};
+
+Location Where() {
   if (const char* dir = std::getenv("BRIG_IMAGE_CACHE")) {
-    return std::strcmp(dir, "off") == 0 ? std::string() : std::string(dir);
+    if (std::strcmp(dir, "off") == 0 || !*dir) return {};
+    return {dir, dir};
   }
-  if (const char* home = std::getenv("BRIG_HOME"); home && *home) return std::string(home) + "/images";
+  if (const char* home = std::getenv("BRIG_HOME"); home && *home) return {std::string(home) + "/images", home};
   const char* user_home = std::getenv("HOME");
   if (!user_home || !*user_home) return {};
-  return std::string(user_home) + "/.local/share/brig/images";
+  std::string root = std::string(user_home) + "/.local/share/brig";
+  return {root + "/images", root};
+}
+
+std::string FileIn(const std::string& dir) {
+  const char* key = brig_python_image_file_key();
+  if (dir.empty() || !*key) return {};
+  return dir + "/" + key + ".img";
 }
 
 // mkdir -p with private permissions for what it creates.
@@ -36,6 +55,27 @@ bool MakeDirs(const std::string& dir) {
     if (mkdir(dir.substr(0, i).c_str(), 0700) != 0 && errno != EEXIST) return false;
   }
   return true;
+}
+
+std::string Parent(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+// Why the directory (or symbolic link) at `path`, with `st` its lstat, lets someone else than
+// this user change what is under it; empty if nobody can. `strict`: it must be ours; else it
+// may be root's, and writable by others if sticky (they cannot then rename what is ours).
+std::string Unsafe(const std::string& path, const struct stat& st, bool strict) {
+  uid_t me = geteuid();
+  if (S_ISLNK(st.st_mode)) {
+    return st.st_uid == me || st.st_uid == 0 ? "" : "symbolic link " + path + " belongs to another user";
+  }
+  if (!S_ISDIR(st.st_mode)) return path + " is not a directory";
+  if (st.st_uid != me && (strict || st.st_uid != 0)) return "directory " + path + " belongs to another user";
+  if ((st.st_mode & 022) && (strict || !(st.st_mode & S_ISVTX))) {
+    return "directory " + path + " is writable by its group or others";
+  }
+  return "";
 }
 
 // Each build of brig (and each test binary) saves its own file: keep the most recently
@@ -59,32 +99,106 @@ void Prune(const std::string& dir) {
   for (size_t i = kKeepFiles; i < images.size(); i++) unlink(images[i].second.c_str());
 }
 
-}  // namespace
-
-std::string Path() {
-  std::string dir = Directory();
-  const char* key = brig_python_image_file_key();
-  if (dir.empty() || !*key) return {};
-  return dir + "/" + key + ".img";
-}
-
-brig_python_image* Load() {
-  std::string path = Path();
-  if (path.empty()) return nullptr;
-  brig_python_image* image = brig_python_image_load(path.c_str());
-  if (Debug()) {
-    std::fprintf(stderr, "brig: image cache %s: %s\n", path.c_str(), image ? "loaded" : std::strerror(errno));
+// An exclusive lock on the cache directory while this process makes the image, so that
+// processes starting together make it once. Waits at most kLockWait for another process
+// (making an image takes well under a second), then goes on without.
+class MakingLock {
+ public:
+  explicit MakingLock(const std::string& dir) : fd_(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ < 0) return;
+    const timespec pause = {0, 5'000'000};
+    for (int waited_ms = 0; flock(fd_, LOCK_EX | LOCK_NB) != 0; waited_ms += 5) {
+      if ((errno != EWOULDBLOCK && errno != EINTR) || waited_ms >= kLockWaitMs) {
+        close(fd_);
+        fd_ = -1;
+        return;
+      }
+      nanosleep(&pause, nullptr);
+    }
   }
+  ~MakingLock() {
+    if (fd_ >= 0) close(fd_);  // releases the lock
+  }
+  MakingLock(const MakingLock&) = delete;
+  MakingLock& operator=(const MakingLock&) = delete;
+
+ private:
+  static constexpr int kLockWaitMs = 20'000;
+  int fd_;
+};
+
+// The image in `path`, or null; a file there that is refused is reported (one line).
+brig_python_image* LoadFile(const std::string& path, bool* refused) {
+  const char* why = nullptr;
+  brig_python_image* image = brig_python_image_load(path.c_str(), &why);
+  *refused = !image && why;
+  if (*refused) Warn("cached image " + path + " ignored (" + why + "); making a new one");
+  if (image && Debug()) std::fprintf(stderr, "brig: image cache %s: loaded\n", path.c_str());
   return image;
 }
 
-void Save(const brig_python_image* image) {
-  std::string path = Path();
-  if (path.empty()) return;
-  std::string dir = path.substr(0, path.rfind('/'));
-  bool saved = MakeDirs(dir) && brig_python_image_save(image, path.c_str()) == 0;
-  if (saved) Prune(dir);
+}  // namespace
+
+std::string Path() { return FileIn(Where().dir); }
+
+std::string UnsafeDirectory(const std::string& dir, const std::string& root) {
+  // The path as written: a directory or link on it that someone else controls could be
+  // swapped for another.
+  std::string path = dir;
+  if (path.empty() || path[0] != '/') {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return "the current directory cannot be read";
+    path = std::string(cwd) + "/" + path;
+  }
+  for (size_t i = 1; i <= path.size(); i++) {
+    if (i < path.size() && path[i] != '/') continue;
+    std::string prefix = path.substr(0, i);
+    struct stat st;
+    if (lstat(prefix.c_str(), &st) != 0) return prefix + ": " + std::strerror(errno);
+    if (std::string why = Unsafe(prefix, st, /*strict=*/false); !why.empty()) return why;
+  }
+  // The directories it really is: brig's own (up to `root`) strictly, the rest as above.
+  char real_dir[PATH_MAX], real_root[PATH_MAX];
+  if (!realpath(dir.c_str(), real_dir) || !realpath(root.c_str(), real_root)) {
+    return dir + ": " + std::strerror(errno);
+  }
+  std::string owned = real_root;
+  for (std::string d = real_dir;; d = Parent(d)) {
+    struct stat st;
+    if (lstat(d.c_str(), &st) != 0) return d + ": " + std::strerror(errno);
+    bool strict = d == owned || (d.size() > owned.size() && d.compare(0, owned.size(), owned) == 0 &&
+                                 (owned == "/" || d[owned.size()] == '/'));
+    if (std::string why = Unsafe(d, st, strict); !why.empty()) return why;
+    if (d == "/") break;
+  }
+  return "";
+}
+
+brig_python_image* LoadOrMake(const MakeFn& make) {
+  bool save = false;
+  Location where = Where();
+  std::string path = FileIn(where.dir);
+  if (path.empty()) return make(&save);
+  if (!MakeDirs(where.dir)) {  // e.g. a read-only home: no cache, nothing to warn about
+    if (Debug()) std::fprintf(stderr, "brig: image cache %s: %s\n", where.dir.c_str(), std::strerror(errno));
+    return make(&save);
+  }
+  if (std::string unsafe = UnsafeDirectory(where.dir, where.root); !unsafe.empty()) {
+    Warn("image cache " + where.dir + " not used (" + unsafe + ")");
+    return make(&save);
+  }
+  bool refused = false;
+  if (brig_python_image* image = LoadFile(path, &refused)) return image;
+  MakingLock lock(where.dir);
+  if (!refused) {  // another process may have saved it while this one waited
+    if (brig_python_image* image = LoadFile(path, &refused)) return image;
+  }
+  brig_python_image* image = make(&save);
+  if (!image || !save) return image;
+  bool saved = brig_python_image_save(image, path.c_str()) == 0;
+  if (saved) Prune(where.dir);
   if (Debug()) std::fprintf(stderr, "brig: image cache %s: %s\n", path.c_str(), saved ? "saved" : std::strerror(errno));
+  return image;
 }
 
 }  // namespace brig::image_cache

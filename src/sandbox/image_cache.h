@@ -1,21 +1,37 @@
 // Where the process image is kept on disk between processes (engine/image_file.h has the
 // format): $BRIG_IMAGE_CACHE if set ("off" disables the cache), else $BRIG_HOME/images,
 // else ~/.local/share/brig/images. One file per binary and guest build.
+//
+// Trust: the directory is used only if it, and every directory from it up to the one brig
+// owns there ($BRIG_HOME, ~/.local/share/brig, or $BRIG_IMAGE_CACHE itself), is owned by this
+// user and writable by nobody else, and every directory above that belongs to this user or
+// root and is writable by others only with the sticky bit (as /tmp). A file or a directory
+// that fails a check is reported in exactly one warning line on stderr and ignored: the
+// image is then made afresh (and, if the directory is sound, saved over the bad file).
 #ifndef BRIG_SANDBOX_IMAGE_CACHE_H_
 #define BRIG_SANDBOX_IMAGE_CACHE_H_
 
+#include <functional>
 #include <string>
 
 #include "engine/python_instance.h"
 
 namespace brig::image_cache {
 
-// The cached image for this binary, or null (none yet, cache off, unusable file).
-brig_python_image* Load();
-// Saves `image` for later processes; best effort (a failure only costs them time).
-void Save(const brig_python_image* image);
-// The file Load and Save use; empty when the cache is off.
+// Makes an image; sets *save when it is worth keeping for later processes. Null on failure.
+using MakeFn = std::function<brig_python_image*(bool* save)>;
+
+// The cached image for this binary, or else the one `make` returns, which is then saved.
+// Processes that start together with no image in the cache make it once: the others wait
+// (a lock on the directory, bounded) and load what the first saved.
+brig_python_image* LoadOrMake(const MakeFn& make);
+
+// The file LoadOrMake uses; empty when the cache is off.
 std::string Path();
+
+// Why brig must not keep images in `dir`, or empty if it may: the checks above, with
+// `root` the directory brig owns (`dir` itself or an ancestor of it). For tests.
+std::string UnsafeDirectory(const std::string& dir, const std::string& root);
 
 }  // namespace brig::image_cache
 

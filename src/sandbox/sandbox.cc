@@ -2,8 +2,12 @@
 // hands code in and reads the outcome back (guest/brig_guest.c is the other side).
 #include "brig/sandbox.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -173,7 +177,7 @@ Status ValidateLimits(const Limits& limits) {
 }
 
 // A sandbox's host side (file system, WASI) without its guest instance yet.
-StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, bool for_image) {
+StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, std::optional<uint64_t> image_seed) {
   std::string pack_error;
   const auto& stdlib = Stdlib(&pack_error);
   if (!stdlib) return Status::Internal("the embedded stdlib is damaged: " + pack_error);
@@ -191,7 +195,8 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, bool for_
   wasi_options.env = {"HOME=/home/user", "USER=user", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin"};
   wasi_options.stdout_cap = limits.output_bytes;
   wasi_options.stderr_cap = limits.output_bytes;
-  wasi_options.deterministic = for_image;
+  wasi_options.deterministic = image_seed.has_value();
+  wasi_options.random_seed = image_seed.value_or(0);
   Sandbox::Impl* raw = impl.get();
   wasi_options.sleep = [raw](uint64_t ns) { raw->SleepInterruptibly(ns); };
   impl->wasi = std::make_unique<wasi::WasiContext>(*impl->fs, std::move(wasi_options));
@@ -220,45 +225,63 @@ Status StartCold(Sandbox::Impl* impl) {
 // gets a new WasiContext with exactly these, so the image must hold no others.
 constexpr size_t kImageFds = 4;
 
+// A fresh seed for an image's random stream: each image gets its own string-hash secret.
+uint64_t NewImageSeed() {
+  uint64_t seed = 0;
+  while (getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+    if (errno != EINTR) break;
+  }
+  return seed;
+}
+
+// Makes the process image: CPython started, the common modules imported, the heap frozen.
+// *save: whether it is worth keeping for later processes.
+brig_python_image* MakeImage(std::string* error, bool* save) {
+  Limits limits;
+  limits.memory_bytes = kMaxMemory;  // clones apply their own limit
+  uint64_t seed = NewImageSeed();
+  auto impl = NewImpl(limits, seed);
+  if (!impl.ok()) return *error = impl.status().message(), nullptr;
+  Status started = StartCold(impl.value().get());
+  if (!started.ok()) return *error = started.message(), nullptr;
+  ExecutionResult r;
+  impl.value()->Run("import _brig_runner as _b\n_b.prepare_image()\ndel _b\n", "<brig-image>", &r);
+  if (!r.ok || r.failure != Failure::kNone) {
+    *error = "preparing the image failed: " + r.stderr_text + r.failure_message + impl.value()->wasi->stderr_data();
+    return nullptr;
+  }
+  if (impl.value()->wasi->open_fd_count() != kImageFds) return *error = "the image would hold open files", nullptr;
+  brig_python_image* image = brig_python_image_capture(impl.value()->instance);
+  if (!image) return *error = "cannot capture the image (out of memory or descriptors)", nullptr;
+  brig_python_image_set_random_seed(image, seed);
+  // A probe clone runs one execution so the image learns which pages executions write.
+  auto probe = NewImpl(limits);
+  if (!probe.ok()) return image;
+  probe.value()->instance = brig_python_instance_clone(image, probe.value()->wasi.get(), 0);
+  if (!probe.value()->instance) return image;
+  brig_python_instance_set_control(probe.value()->instance, &probe.value()->control);
+  ExecutionResult warm;
+  probe.value()->Run("pass\n", "<exec>", &warm);
+  if (warm.ok) {
+    int n = brig_python_image_learn_warm_pages(image, probe.value()->instance);
+    if (std::getenv("BRIG_DEBUG_IMAGE")) {
+      std::fprintf(stderr, "brig: image %llu bytes, %d warm pages, digest %016llx\n",
+                   (unsigned long long)brig_python_image_memory_bytes(image), n,
+                   (unsigned long long)brig_python_image_digest(image));
+    }
+    *save = true;
+  }
+  return image;
+}
+
 }  // namespace
 
-// The image holds CPython started, the common modules imported, the heap frozen.
+// The image from the cache (made by an earlier process) or made now.
 const brig_python_image* ProcessImage(std::string* why) {
   static std::once_flag once;
   static brig_python_image* image = nullptr;
   static std::string error;
-  std::call_once(once, [] {
-    if ((image = image_cache::Load()) != nullptr) return;  // made by an earlier process
-    Limits limits;
-    limits.memory_bytes = kMaxMemory;  // clones apply their own limit
-    auto impl = NewImpl(limits, /*for_image=*/true);
-    if (!impl.ok()) return void(error = impl.status().message());
-    Status started = StartCold(impl.value().get());
-    if (!started.ok()) return void(error = started.message());
-    ExecutionResult r;
-    impl.value()->Run("import _brig_runner as _b\n_b.prepare_image()\ndel _b\n", "<brig-image>", &r);
-    if (!r.ok || r.failure != Failure::kNone) return void(error = "preparing the image failed: " + r.stderr_text + r.failure_message + impl.value()->wasi->stderr_data());
-    if (impl.value()->wasi->open_fd_count() != kImageFds) return void(error = "the image would hold open files");
-    image = brig_python_image_capture(impl.value()->instance);
-    if (!image) return void(error = "cannot capture the image (out of memory or descriptors)");
-    // A probe clone runs one execution so the image learns which pages executions write.
-    auto probe = NewImpl(limits);
-    if (!probe.ok()) return;
-    probe.value()->instance = brig_python_instance_clone(image, probe.value()->wasi.get(), 0);
-    if (!probe.value()->instance) return;
-    brig_python_instance_set_control(probe.value()->instance, &probe.value()->control);
-    ExecutionResult warm;
-    probe.value()->Run("pass\n", "<exec>", &warm);
-    if (warm.ok) {
-      int n = brig_python_image_learn_warm_pages(image, probe.value()->instance);
-      if (std::getenv("BRIG_DEBUG_IMAGE")) {
-        std::fprintf(stderr, "brig: image %llu bytes, %d warm pages, digest %016llx\n",
-                     (unsigned long long)brig_python_image_memory_bytes(image), n,
-                     (unsigned long long)brig_python_image_digest(image));
-      }
-      image_cache::Save(image);
-    }
-  });
+  std::call_once(once, [] { image = image_cache::LoadOrMake([](bool* save) { return MakeImage(&error, save); }); });
   if (!image) *why = error;
   return image;
 }

@@ -129,9 +129,11 @@ struct Sandbox::Impl {
 // Checks limits that Create and friends accept.
 Status ValidateLimits(const Limits& limits);
 // A sandbox's host side (file system, WASI) without its guest instance yet.
-// `for_image`: the guest sees deterministic clocks and random numbers (see
-// WasiContext::Options::deterministic), so that every process makes the same image.
-StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, bool for_image = false);
+// `image_seed`: for making an image: the guest sees fixed clocks and a random stream that only
+// the seed decides (WasiContext::Options::deterministic), so that the image is a function
+// of the guest build and the seed.
+StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits,
+                                                 std::optional<uint64_t> image_seed = std::nullopt);
 // The process's image of a ready interpreter, made on first use; null (and *why) if it
 // cannot be made.
 const brig_python_image* ProcessImage(std::string* why);

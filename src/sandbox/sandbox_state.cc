@@ -14,10 +14,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "engine/page_snapshot.h"
+#include "names/path_rules.h"
 #include "sandbox/sandbox_impl.h"
+#include "util/base64.h"
+#include "util/little_endian.h"
 
 namespace brig {
 namespace {
@@ -31,66 +35,6 @@ std::string Hex(uint64_t v) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(v));
   return text;
-}
-
-template <typename T>
-void Append(std::string* out, T v) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &v, sizeof v);
-  out->append(bytes, sizeof v);
-}
-
-template <typename T>
-bool Take(std::string_view* in, T* v) {
-  if (in->size() < sizeof(T)) return false;
-  std::memcpy(v, in->data(), sizeof(T));
-  in->remove_prefix(sizeof(T));
-  return true;
-}
-
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string Base64Encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8 | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kB64[v >> s & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16 | (i + 1 < in.size() ? uint8_t(in[i + 1]) << 8 : 0);
-    out += kB64[v >> 18 & 63];
-    out += kB64[v >> 12 & 63];
-    out += i + 1 < in.size() ? kB64[v >> 6 & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> Base64Decode(std::string_view in) {
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (size_t i = 0; i < in.size(); i += 4) {
-    uint32_t v = 0;
-    int pad = 0;
-    for (int k = 0; k < 4; k++) {
-      char c = in[i + k];
-      const char* at = c ? std::strchr(kB64, c) : nullptr;
-      if (c == '=' && i + 4 == in.size() && k >= 2) {
-        pad++;
-        v <<= 6;
-        continue;
-      }
-      if (!at || pad) return std::nullopt;
-      v = v << 6 | static_cast<uint32_t>(at - kB64);
-    }
-    out += static_cast<char>(v >> 16);
-    if (pad < 2) out += static_cast<char>(v >> 8 & 0xff);
-    if (pad < 1) out += static_cast<char>(v & 0xff);
-  }
-  return out;
 }
 
 // The reply of a host call (Execute under kHostFilename whose code ends with a call that
@@ -158,7 +102,9 @@ StatusOr<std::string> Sandbox::SavePages() {
   }
   header["fds"] = std::move(fds);
 
-  std::string body(reinterpret_cast<const char*>(diff.pages.data()), diff.pages.size() * sizeof(uint32_t));
+  std::string body;
+  body.reserve(diff.pages.size() * sizeof(uint32_t) + diff.data.size());
+  for (uint32_t page : diff.pages) AppendLe32(&body, page);
   body += diff.data;
   std::string compressed(ZSTD_compressBound(body.size()), '\0');
   size_t size = ZSTD_compress(compressed.data(), compressed.size(), body.data(), body.size(), 3);
@@ -168,9 +114,9 @@ StatusOr<std::string> Sandbox::SavePages() {
   // Descriptor paths are the guest's bytes, not always UTF-8: dump() would throw on them.
   std::string text = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string out(kPagesMagic, sizeof kPagesMagic);
-  Append<uint32_t>(&out, static_cast<uint32_t>(text.size()));
+  AppendLe32(&out, static_cast<uint32_t>(text.size()));
   out += text;
-  Append<uint64_t>(&out, compressed.size());
+  AppendLe64(&out, compressed.size());
   out += compressed;
   return out;
 }
@@ -181,15 +127,16 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   if (impl.wasi->open_fd_count() != 4) return StateError("the sandbox has files open");
   auto damaged = [](const std::string& why) { return Status::InvalidArgument("damaged page snapshot: " + why); };
 
-  std::string_view in = snapshot;
-  if (in.size() < sizeof kPagesMagic || std::memcmp(in.data(), kPagesMagic, sizeof kPagesMagic) != 0) {
+  LeReader r(snapshot);
+  std::string_view magic, header_text;
+  if (!r.Bytes(sizeof kPagesMagic, &magic) || magic != std::string_view(kPagesMagic, sizeof kPagesMagic)) {
     return damaged("not a page snapshot");
   }
-  in.remove_prefix(sizeof kPagesMagic);
   uint32_t header_len = 0;
-  if (!Take(&in, &header_len) || header_len > kMaxHeaderBytes || header_len > in.size()) return damaged("header");
-  nlohmann::json h = nlohmann::json::parse(in.substr(0, header_len), nullptr, false);
-  in.remove_prefix(header_len);
+  if (!r.U32(&header_len) || header_len > kMaxHeaderBytes || !r.Bytes(header_len, &header_text)) {
+    return damaged("header");
+  }
+  nlohmann::json h = nlohmann::json::parse(header_text, nullptr, false);
   if (!h.is_object()) return damaged("header is not JSON");
   auto str = [&](const char* key) -> std::optional<std::string> {
     auto it = h.find(key);
@@ -248,7 +195,8 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   }
 
   uint64_t body_len = 0;
-  if (!Take(&in, &body_len) || body_len != in.size()) return damaged("body length");
+  if (!r.U64(&body_len) || body_len != r.remaining()) return damaged("body length");
+  const std::string_view in = r.rest();
   uint64_t expected = *page_count * (sizeof(uint32_t) + BRIG_HOST_PAGE);
   unsigned long long framed = ZSTD_getFrameContentSize(in.data(), in.size());
   if (framed != expected) return damaged("body size");
@@ -256,7 +204,7 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   size_t got = ZSTD_decompress(body.data(), body.size(), in.data(), in.size());
   if (ZSTD_isError(got) || got != expected) return damaged("body does not decompress");
   std::vector<uint32_t> pages(*page_count);
-  if (!pages.empty()) std::memcpy(pages.data(), body.data(), pages.size() * sizeof(uint32_t));
+  for (size_t i = 0; i < pages.size(); i++) pages[i] = brig_le_load32(body.data() + i * sizeof(uint32_t));
   for (size_t i = 0; i < pages.size(); i++) {
     if (pages[i] >= host_pages || (i > 0 && pages[i] <= pages[i - 1])) return damaged("page index");
   }
@@ -324,9 +272,11 @@ StatusOr<std::map<std::string, std::string>> Sandbox::LoadPortable(std::string_v
   return failed;
 }
 
-std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
-  std::vector<FileEntry> files;
-  vfs::FileSystem& fs = *impl_->fs;
+namespace {
+
+// Calls visit(path, entry) for every node under /home/user and /tmp.
+void ForEachWritableNode(const vfs::FileSystem& fs,
+                         const std::function<void(const std::string&, const vfs::DirEntry&)>& visit) {
   std::vector<std::string> dirs = {"/home/user", "/tmp"};
   while (!dirs.empty()) {
     std::string dir = std::move(dirs.back());
@@ -335,33 +285,75 @@ std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
     if (!entries) continue;
     for (const vfs::DirEntry& e : *entries) {
       std::string path = dir + "/" + e.name;
-      if (e.type == vfs::NodeType::kDirectory) {
-        dirs.push_back(std::move(path));
-        continue;
-      }
-      auto st = fs.StatPath(path);
-      if (!st.ok()) continue;
-      files.push_back({path, st.value().size, {st.value().ino, st.value().ctime_ns}});
+      visit(path, e);
+      if (e.type == vfs::NodeType::kDirectory) dirs.push_back(std::move(path));
     }
   }
+}
+
+}  // namespace
+
+std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
+  std::vector<FileEntry> files;
+  const vfs::FileSystem& fs = *impl_->fs;
+  ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
+    if (e.type == vfs::NodeType::kDirectory) return;
+    auto st = fs.StatPath(path);
+    if (st.ok()) files.push_back({path, st.value().size, {st.value().ino, st.value().ctime_ns}});
+  });
   std::sort(files.begin(), files.end(), [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
   return files;
 }
 
 std::optional<std::string> Sandbox::ReadFile(std::string_view path) const { return impl_->fs->ReadFile(path); }
 
-Status Sandbox::WriteFile(std::string_view path, std::string_view content) {
-  bool writable = (path.starts_with("/home/user/") || path.starts_with("/tmp/")) &&
-                  path.find("/../") == std::string_view::npos && !path.ends_with("/..") &&
-                  path.find("/./") == std::string_view::npos && path.find("//") == std::string_view::npos;
-  if (!writable) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
-  vfs::Error e = impl_->fs->WriteFile(path, content);
+namespace {
+
+bool InWritableMount(std::string_view path) {
+  return (path.starts_with("/home/user/") || path.starts_with("/tmp/")) && path.find("/../") == std::string_view::npos &&
+         !path.ends_with("/..") && path.find("/./") == std::string_view::npos &&
+         path.find("//") == std::string_view::npos;
+}
+
+Status WriteError(vfs::Error e, std::string_view path) {
   switch (e) {
     case vfs::Error::kOk: return Status::Ok();
     case vfs::Error::kNoSpc:
     case vfs::Error::kFBig: return Status::ResourceExhausted("no room for " + std::string(path) + " in the sandbox");
-    default: return Status::InvalidArgument("cannot write " + std::string(path) + ": " + std::string(vfs::ErrorName(e)));
+    default: {
+      std::string why = vfs::ErrorName(e);
+      if (const char* fault = names::CheckPath(path)) why += std::string(" (") + fault + ")";
+      return Status::InvalidArgument("cannot write " + std::string(path) + ": " + why);
+    }
   }
+}
+
+}  // namespace
+
+Status Sandbox::WriteFile(std::string_view path, std::string_view content) {
+  if (!InWritableMount(path)) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
+  return WriteError(impl_->fs->WriteFile(path, content), path);
+}
+
+Status Sandbox::MakeDirectory(std::string_view path) {
+  if (!InWritableMount(path)) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
+  return WriteError(impl_->fs->MakeDirs(path), path);
+}
+
+std::vector<std::string> Sandbox::ListEmptyDirectories() const {
+  std::vector<std::string> empty;
+  const vfs::FileSystem& fs = *impl_->fs;
+  ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
+    if (e.type != vfs::NodeType::kDirectory) return;
+    auto below = fs.List(path);
+    if (below && below->empty()) empty.push_back(path);
+  });
+  std::sort(empty.begin(), empty.end());
+  return empty;
+}
+
+Sandbox::FileUsage Sandbox::GetFileUsage() const {
+  return FileUsage{impl_->fs->files_used(), impl_->fs->bytes_used()};
 }
 
 }  // namespace brig

@@ -106,11 +106,12 @@ StatusOr<store::SessionInfo> SessionManager::Get(std::string_view thread_id) { r
 
 StatusOr<store::SessionInfo> SessionManager::Extend(std::string_view thread_id, int64_t days) {
   if (Status s = CheckDays(days); !s.ok()) return s;
+  // One store statement adds the days, so that concurrent extensions add up; the session
+  // read back after it may already show a later one.
+  StatusOr<int64_t> expires_at = store_.ExtendSessionExpiry(thread_id, Now(), days * kMicrosPerDay);
+  if (!expires_at.ok()) return expires_at.status();
   StatusOr<store::SessionInfo> got = store_.GetSession(thread_id);
   if (!got.ok()) return got;
-  const int64_t expires_at = std::max(Now(), got.value().expires_at) + days * kMicrosPerDay;
-  if (Status s = store_.SetSessionExpiry(thread_id, expires_at); !s.ok()) return s;
-  got.value().expires_at = expires_at;
   return got;
 }
 

@@ -12,12 +12,15 @@
 #include <iterator>
 #include <cstring>
 #include <list>
+#include <set>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "names/path_rules.h"
 #include "session/session_manager.h"
 #include "store/store.h"
+#include "util/little_endian.h"
 
 namespace brig {
 namespace {
@@ -32,6 +35,8 @@ struct LiveSession {
   std::unique_ptr<Sandbox> sandbox;
   int64_t version = 0;
   FileVersions files;
+  // The empty directories the store holds for it (rows of store::kDirectoryType).
+  std::set<std::string> dirs;
   // Loaded while the session held more than its quotas allow: the sandbox's file limits are
   // what was loaded (see SandboxLimits), not the quotas, so it is not kept live.
   bool over_quota = false;
@@ -49,8 +54,7 @@ struct SessionState {
 std::string EncodeState(const SessionState& s) {
   std::string out;
   auto put = [&out](std::string_view bytes) {
-    uint64_t n = bytes.size();
-    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    AppendLe64(&out, bytes.size());
     out.append(bytes);
   };
   put(s.pages);
@@ -62,16 +66,14 @@ std::string EncodeState(const SessionState& s) {
 // Stored bytes are untrusted: every length is checked.
 std::optional<SessionState> DecodeState(std::string_view in) {
   SessionState s;
+  LeReader r(in);
   for (std::string* part : {&s.pages, &s.portable}) {
     uint64_t n = 0;
-    if (in.size() < sizeof n) return std::nullopt;
-    std::memcpy(&n, in.data(), sizeof n);
-    in.remove_prefix(sizeof n);
-    if (n > in.size()) return std::nullopt;
-    part->assign(in.substr(0, n));
-    in.remove_prefix(n);
+    std::string_view bytes;
+    if (!r.U64(&n) || !r.Bytes(n, &bytes)) return std::nullopt;
+    part->assign(bytes);
   }
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json j = nlohmann::json::parse(r.rest(), nullptr, false);
   if (j.is_object() && j.contains("not_portable") && j["not_portable"].is_object()) {
     for (const auto& [name, why] : j["not_portable"].items()) {
       if (why.is_string()) s.not_portable[name] = why.get<std::string>();
@@ -176,6 +178,7 @@ struct Sessions::Impl {
     if (!files.ok()) return files.status();
     store::FileUsage visible, outside;
     for (const store::FileInfo& f : files.value()) {
+      if (f.is_directory()) continue;
       store::FileUsage& u = GuestVisible(f.path) ? visible : outside;
       u.file_count++;
       u.total_bytes += f.size;
@@ -189,18 +192,29 @@ struct Sessions::Impl {
     s.version = stored ? stored->version : 0;
     for (const store::FileInfo& f : files.value()) {
       if (!GuestVisible(f.path)) continue;  // kept in the store, not mounted in the guest
-      auto data = store->GetFile(thread_id, f.path);
-      if (!data.ok()) return data.status();
-      if (Status w = s.sandbox->WriteFile(f.path, data.value().content); !w.ok()) {
-        return Status::ResourceExhausted("cannot load " + f.path + " into the sandbox: " + w.message());
+      // A row the sandbox cannot hold (a name an older brig accepted, a file where a
+      // directory should be) stays in the store and is reported; the session still loads.
+      Status loaded;
+      if (const char* fault = names::CheckPath(f.path)) {
+        loaded = Status::InvalidArgument(fault);
+      } else if (f.is_directory()) {
+        loaded = s.sandbox->MakeDirectory(f.path);
+        if (loaded.ok()) s.dirs.insert(f.path);
+      } else {
+        auto data = store->GetFile(thread_id, f.path);
+        if (!data.ok()) return data.status();
+        loaded = s.sandbox->WriteFile(f.path, data.value().content);
       }
+      if (!loaded.ok()) result->not_restored[f.path] = "file not loaded into the sandbox: " + loaded.message();
     }
     result->restored_from = "new";
     if (stored && !stored->cleared()) {
       std::optional<SessionState> state;
       if (stored->format == kStateFormat) state = DecodeState(stored->snapshot);
       if (!state) return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + stored->format + "')");
-      Status pages = s.sandbox->RestorePages(state->pages);
+      Status pages = state->pages.empty()
+                         ? Status::FailedPrecondition("the session was saved without a page snapshot")
+                         : s.sandbox->RestorePages(state->pages);
       if (pages.ok()) {
         result->restored_from = "pages";
         result->not_portable = state->not_portable;
@@ -209,7 +223,7 @@ struct Sessions::Impl {
         auto failed = s.sandbox->LoadPortable(state->portable);
         if (!failed.ok()) return Status::Internal("cannot restore the session: " + pages.message() + "; portable: " + failed.status().message());
         result->restored_from = "portable";
-        result->not_restored = failed.value();
+        result->not_restored.merge(failed.value());
         for (const auto& [name, why] : state->not_portable) result->not_restored.emplace(name, "not saved portably: " + why);
       } else {
         return Status::FailedPrecondition("cannot restore the session: " + pages.message() + " (and it has no portable snapshot)");
@@ -223,28 +237,38 @@ struct Sessions::Impl {
   Status Save(std::string_view thread_id, LiveSession& s, SessionResult* result) {
     Sandbox& sandbox = *s.sandbox;
     FileVersions now = VersionsOf(sandbox);
+    const std::vector<std::string> empty_dirs = sandbox.ListEmptyDirectories();
+    std::set<std::string> dirs_now(empty_dirs.begin(), empty_dirs.end());
     std::vector<store::FileWrite> upserts;
     std::vector<std::string> deletes;
-    store::FileUsage usage;
+    // Only the files the execution changed are read; what all of them take comes from the
+    // file system's own counters.
     for (const auto& [path, version] : now) {
-      auto content = sandbox.ReadFile(path);
-      if (!content) continue;
-      usage.file_count++;
-      usage.total_bytes += static_cast<int64_t>(content->size());
       auto before = s.files.find(path);
       if (before != s.files.end() && before->second == version) continue;
+      auto content = sandbox.ReadFile(path);
+      if (!content) continue;
       upserts.push_back({path, std::move(*content), ""});
     }
-    for (const auto& [path, version] : s.files) {
-      if (!now.count(path)) deletes.push_back(path);
+    for (const std::string& dir : dirs_now) {
+      if (!s.dirs.count(dir)) upserts.push_back({dir, "", std::string(store::kDirectoryType)});
     }
+    // A path that changed kind (file <-> empty directory) is upserted, not deleted.
+    for (const auto& [path, version] : s.files) {
+      if (!now.count(path) && !dirs_now.count(path)) deletes.push_back(path);
+    }
+    for (const std::string& dir : s.dirs) {
+      if (!dirs_now.count(dir) && !now.count(dir)) deletes.push_back(dir);
+    }
+    const Sandbox::FileUsage in_guest = sandbox.GetFileUsage();
+    store::FileUsage usage{static_cast<int64_t>(in_guest.files), static_cast<int64_t>(in_guest.bytes)};
     // Files the store holds outside the guest's view count towards the quota too. The guest's
     // file system was given the quotas as limits (SandboxLimits), so this is a backstop: it
     // refuses the save of a session that was already over a quota when it was loaded.
     auto stored = store->ListFiles(thread_id);
     if (!stored.ok()) return stored.status();
     for (const auto& f : stored.value()) {
-      if (!GuestVisible(f.path)) {
+      if (!GuestVisible(f.path) && !f.is_directory()) {
         usage.file_count++;
         usage.total_bytes += f.size;
       }
@@ -252,28 +276,52 @@ struct Sessions::Impl {
     if (Status q = manager->CheckQuota(thread_id, usage); !q.ok()) return q;
 
     SessionState state;
-    auto pages = sandbox.SavePages();
-    if (!pages.ok()) return pages.status();
-    state.pages = std::move(pages.value());
-    if (options.portable_snapshots) {
-      auto portable = sandbox.SavePortable();
-      if (portable.ok()) {
-        state.portable = std::move(portable.value().data);
-        state.not_portable = std::move(portable.value().skipped);
-      } else {
-        state.not_portable["*"] = portable.status().message();
-      }
-    }
+    if (Status kept = Snapshot(sandbox, &state, result); !kept.ok()) return kept;
     store::StateWrite write{EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
     auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
     if (!version.ok()) return version.status();
     s.version = version.value();
     s.files = std::move(now);
+    s.dirs = std::move(dirs_now);
     result->version = s.version;
     result->saved = true;
     result->not_portable = std::move(state.not_portable);
     for (const auto& f : upserts) result->files_saved.push_back(f.path);
     result->files_deleted = std::move(deletes);
+    return Status::Ok();
+  }
+
+  // The interpreter's state into `state`: a page snapshot when the sandbox can make one, and
+  // the portable snapshot beside it (as a fallback for other builds). A sandbox that can make
+  // no page snapshot (cold-started, no image, an image that could not be read) is saved by
+  // its portable snapshot alone, and result->snapshot says so. Refused (nothing saved) only
+  // when neither can hold the state: then the error names what could not be saved.
+  Status Snapshot(Sandbox& sandbox, SessionState* state, SessionResult* result) {
+    auto pages = sandbox.SavePages();
+    if (pages.ok()) {
+      state->pages = std::move(pages.value());
+      result->snapshot = "pages";
+    } else {
+      result->snapshot = "portable";
+      result->pages_unavailable = pages.status().message();
+    }
+    if (!options.portable_snapshots && pages.ok()) return Status::Ok();
+    auto portable = sandbox.SavePortable();
+    if (portable.ok()) {
+      state->portable = std::move(portable.value().data);
+      state->not_portable = std::move(portable.value().skipped);
+    } else {
+      state->not_portable["*"] = portable.status().message();
+    }
+    if (pages.ok()) return Status::Ok();
+    if (!portable.ok() || !state->not_portable.empty()) {
+      std::string names;
+      for (const auto& [name, why] : state->not_portable) {
+        names += (names.empty() ? "" : "; ") + (name == "*" ? std::string("the namespace") : name) + " (" + why + ")";
+      }
+      return Status::FailedPrecondition("no page snapshot can be made (" + pages.status().message() +
+                                        ") and the portable snapshot cannot hold: " + names);
+    }
     return Status::Ok();
   }
 };

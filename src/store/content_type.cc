@@ -4,6 +4,7 @@
 #include <cctype>
 #include <utility>
 
+#include "names/utf8.h"
 #include "store/validation.h"
 
 namespace brig::store {
@@ -116,7 +117,7 @@ std::string DetectContentType(std::string_view path, std::string_view content) {
     }
     if (!sample.empty() && static_cast<unsigned char>(sample.back()) >= 0xC0) sample.remove_suffix(1);
   }
-  if (sample.find('\0') == std::string_view::npos && IsValidUtf8(sample)) return "text/plain";
+  if (sample.find('\0') == std::string_view::npos && utf8::IsValid(sample)) return "text/plain";
   return "application/octet-stream";
 }
 

@@ -40,6 +40,27 @@ CREATE TABLE brig_session_state (
   updated_at     INTEGER NOT NULL
 );
 )sql"},
+    // The content moves to the last column. SQLite stores a row's columns in order and a large
+    // blob in a chain of overflow pages, so reading a column after it (content_type, size)
+    // walked the whole chain: listing a session holding 200 MiB read 200 MiB. Columns before
+    // the blob are read without touching its pages.
+    {2, R"sql(
+CREATE TABLE brig_files_v2 (
+  thread_id    TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  path         TEXT NOT NULL CHECK (length(CAST(path AS BLOB)) BETWEEN 1 AND 4096),
+  content_type TEXT NOT NULL,
+  size         INTEGER NOT NULL,
+  created_at   INTEGER NOT NULL,
+  modified_at  INTEGER NOT NULL,
+  content      BLOB NOT NULL
+               CHECK (typeof(content) = 'blob' AND length(content) <= 20971520 AND size = length(content)),
+  PRIMARY KEY (thread_id, path)
+);
+INSERT INTO brig_files_v2 (thread_id, path, content_type, size, created_at, modified_at, content)
+  SELECT thread_id, path, content_type, size, created_at, modified_at, content FROM brig_files;
+DROP TABLE brig_files;
+ALTER TABLE brig_files_v2 RENAME TO brig_files;
+)sql"},
 };
 
 constexpr Migration kPostgres[] = {

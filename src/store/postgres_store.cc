@@ -21,7 +21,7 @@ constexpr int64_t kMigrationLockKey = 0x627269674d494752;
 
 constexpr const char* kSessionColumns =
     "SELECT s.thread_id, s.created_at, s.last_accessed, s.expires_at, s.metadata::text,"
-    " (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint,"
+    " (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id AND f.content_type <> 'inode/directory')::bigint,"
     " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint"
     " FROM brig_sessions s ";
 
@@ -195,6 +195,20 @@ class PostgresStore final : public Store {
     return UpdateSession(thread_id, "UPDATE brig_sessions SET expires_at = $2 WHERE thread_id = $1", p);
   }
 
+  StatusOr<int64_t> ExtendSessionExpiry(std::string_view thread_id, int64_t now, int64_t by) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id).Int(now).Int(by);
+    // One statement: the row lock serialises concurrent extensions, each adding to the last.
+    StatusOr<Result> r = Query(
+        "UPDATE brig_sessions SET expires_at = GREATEST(expires_at, $2) + $3 WHERE thread_id = $1"
+        " RETURNING expires_at",
+        p, "cannot extend session");
+    if (!r.ok()) return r.status();
+    if (r.value().rows() == 0) return SessionNotFound(thread_id);
+    return r.value().Int(0, 0);
+  }
+
   Status SetSessionMetadata(std::string_view thread_id, const nlohmann::json& metadata) override {
     if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
     Params p;
@@ -302,7 +316,7 @@ class PostgresStore final : public Store {
     Params p;
     p.Text(thread_id);
     StatusOr<Result> r = Query(
-        "SELECT (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint,"
+        "SELECT (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id AND f.content_type <> 'inode/directory')::bigint,"
         " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint"
         " FROM brig_sessions s WHERE s.thread_id = $1",
         p, "cannot count files");

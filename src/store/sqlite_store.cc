@@ -127,7 +127,7 @@ class Txn {
 
 constexpr const char* kSessionColumns =
     "SELECT s.thread_id, s.created_at, s.last_accessed, s.expires_at, s.metadata,"
-    " (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id),"
+    " (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id AND f.content_type <> 'inode/directory'),"
     " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)"
     " FROM brig_sessions s ";
 
@@ -233,6 +233,21 @@ class SqliteStore final : public Store {
                          [&](Stmt& st) { st.Int(2, expires_at); });
   }
 
+  StatusOr<int64_t> ExtendSessionExpiry(std::string_view thread_id, int64_t now, int64_t by) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    std::lock_guard<std::mutex> lock(mu_);
+    // One statement: SQLite runs it under its write lock, so extensions never interleave.
+    Stmt st(db_, "UPDATE brig_sessions SET expires_at = max(expires_at, ?2) + ?3 WHERE thread_id = ?1"
+                 " RETURNING expires_at");
+    st.Text(1, thread_id);
+    st.Int(2, now);
+    st.Int(3, by);
+    const int rc = st.Step();
+    if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
+    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot extend session");
+    return st.ColInt(0);
+  }
+
   Status SetSessionMetadata(std::string_view thread_id, const nlohmann::json& metadata) override {
     if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
     const std::string meta = internal::MetadataText(metadata);
@@ -336,7 +351,8 @@ class SqliteStore final : public Store {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
-    Stmt st(db_, "SELECT count(*), coalesce(sum(size), 0) FROM brig_files WHERE thread_id = ?1");
+    Stmt st(db_, "SELECT count(*) FILTER (WHERE content_type <> 'inode/directory'), coalesce(sum(size), 0)"
+                 " FROM brig_files WHERE thread_id = ?1");
     st.Text(1, thread_id);
     const int rc = st.Step();
     if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot count files");

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "names/utf8.h"
 #include "store/content_type.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
@@ -51,9 +52,13 @@ std::string MetadataText(const nlohmann::json& metadata) {
 Status CheckFileWrite(const FileWrite& file) {
   if (Status s = ValidateFilePath(file.path); !s.ok()) return s;
   if (Status s = ValidateFileSize(file.path, static_cast<int64_t>(file.content.size())); !s.ok()) return s;
-  if (file.content_type.size() > 255 || !IsValidUtf8(file.content_type) ||
+  if (file.content_type.size() > 255 || !utf8::IsValid(file.content_type) ||
       file.content_type.find('\0') != std::string::npos) {
     return Status::InvalidArgument("content type of '" + file.path + "' is not a short UTF-8 string");
+  }
+  if (file.content_type == kDirectoryType && !file.content.empty()) {
+    return Status::InvalidArgument("'" + file.path + "' has content but the directory type " +
+                                   std::string(kDirectoryType));
   }
   return Status::Ok();
 }

@@ -7,7 +7,9 @@
 // Data model (schema: migrations.cc):
 //   session  thread_id (key), created_at, last_accessed, expires_at, metadata (a JSON object)
 //   file     (thread_id, path) (key), content (<= kMaxFileBytes), content_type, size,
-//            created_at, modified_at
+//            created_at, modified_at. An empty directory of the guest is a file row with
+//            content_type kDirectoryType and no content: saved and restored like a file,
+//            never counted as one (file_count, GetFileUsage, quotas).
 //   state    thread_id (key), snapshot bytes, format, guest_build_id, version, updated_at
 // Files and state belong to their session: deleting the session deletes them (the schema
 // cascades). Every timestamp is int64 microseconds since the Unix epoch (UTC).
@@ -73,13 +75,17 @@ struct SessionInfo {
   int64_t last_accessed = 0;
   int64_t expires_at = 0;
   nlohmann::json metadata = nlohmann::json::object();
-  int64_t file_count = 0;   // files stored for the session
+  int64_t file_count = 0;   // files stored for the session (directory rows not counted)
   int64_t total_bytes = 0;  // sum of their sizes (not counting the state snapshot)
 };
+
+// The content type of a row that stands for an empty directory (freedesktop's name for it).
+inline constexpr std::string_view kDirectoryType = "inode/directory";
 
 struct FileInfo {
   std::string path;
   std::string content_type;
+  bool is_directory() const { return content_type == kDirectoryType; }
   int64_t size = 0;  // full size of the stored content
   int64_t created_at = 0;
   int64_t modified_at = 0;
@@ -158,6 +164,10 @@ class Store {
   virtual Status TouchSession(std::string_view thread_id) = 0;
   // Sets expires_at (to extend or shorten). NotFound if missing.
   virtual Status SetSessionExpiry(std::string_view thread_id, int64_t expires_at) = 0;
+  // Sets expires_at to max(expires_at, now) + by in one statement, so that concurrent
+  // extensions add up (two extensions by 30 days add 60), and returns the new expires_at.
+  // NotFound if missing.
+  virtual StatusOr<int64_t> ExtendSessionExpiry(std::string_view thread_id, int64_t now, int64_t by) = 0;
   // Replaces the metadata (a JSON object, or null for {}). NotFound if missing.
   virtual Status SetSessionMetadata(std::string_view thread_id, const nlohmann::json& metadata) = 0;
   // Deletes the session with its files and state. NotFound if missing.

@@ -9,12 +9,13 @@
 #include <string_view>
 
 #include "brig/status.h"
+#include "names/path_rules.h"
 
 namespace brig::store {
 
 inline constexpr size_t kMaxThreadIdBytes = 255;
-inline constexpr size_t kMaxPathBytes = 4096;
-inline constexpr size_t kMaxPathDepth = 64;  // components, "/a/b" has 2
+inline constexpr size_t kMaxPathBytes = names::kMaxPathBytes;
+inline constexpr size_t kMaxPathDepth = names::kMaxDepth;  // components, "/a/b" has 2
 // One file's content. The schemas of both backends enforce the same number (CHECK).
 inline constexpr int64_t kMaxFileBytes = int64_t{20} << 20;
 
@@ -22,17 +23,14 @@ inline constexpr int64_t kMaxFileBytes = int64_t{20} << 20;
 // and no NUL. Else InvalidArgument saying which rule failed.
 Status ValidateThreadId(std::string_view thread_id);
 
-// OK iff `path` is absolute ("/..."), valid UTF-8, at most kMaxPathBytes bytes and
-// kMaxPathDepth components, has no empty, "." or ".." component, no trailing "/", no control
-// characters and none of < > : " | ? * \. The root "/" itself is not a file path.
-// Else InvalidArgument.
+// OK iff `path` follows names/path_rules.h (the rules the guest's file system enforces when
+// a name is made): absolute, at most 4096 bytes and 64 components, each component 1..255
+// bytes of UTF-8 with no control character and not "." or "..". Any other character (':',
+// '?', '*', spaces, ...) is fine. Else InvalidArgument saying which rule failed.
 Status ValidateFilePath(std::string_view path);
 
 // OK iff `size` <= kMaxFileBytes, else ResourceExhausted naming `path`.
 Status ValidateFileSize(std::string_view path, int64_t size);
-
-// True iff `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-bool IsValidUtf8(std::string_view s);
 
 }  // namespace brig::store
 

@@ -16,7 +16,8 @@ enum class Error : uint8_t {
   kNotEmpty,     // rmdir / rename onto a non-empty directory
   kRoFs,         // the node or its directory lies in a read-only part of the tree
   kXDev,         // rename across mounts
-  kInval,        // bad argument (rename into own subtree, NUL in a name, rmdir ".")
+  kInval,        // bad argument (rename into own subtree, a control character or NUL in a
+                 // new name, rmdir ".")
   kNoSpc,        // the byte, file or node quota of the writable mounts is used up
   kFBig,         // the file would pass the single-file size limit
   kNameTooLong,  // path or component longer than the limits allow, or a node too deep
@@ -24,6 +25,7 @@ enum class Error : uint8_t {
   kBusy,         // a mount point cannot be removed or renamed
   kBadF,         // the node was removed (e.g. creating inside a removed directory)
   kNoMem,        // allocation failed
+  kIlSeq,        // a new name is not valid UTF-8 (names/path_rules.h)
 };
 
 // Short stable name ("ENOENT", ...) for messages and tests.

@@ -1,8 +1,11 @@
 #include "vfs/file_system.h"
 
+#include <algorithm>
 #include <ctime>
 #include <cstring>
 #include <functional>
+
+#include "names/path_rules.h"
 
 namespace brig::vfs {
 
@@ -30,6 +33,7 @@ const char* ErrorName(Error e) {
     case Error::kBusy: return "EBUSY";
     case Error::kBadF: return "EBADF";
     case Error::kNoMem: return "ENOMEM";
+    case Error::kIlSeq: return "EILSEQ";
   }
   return "E?";
 }
@@ -52,6 +56,7 @@ FileSystem::FileSystem(Options options)
     n->mount_root = true;  // nothing synthetic and no mount root can be removed or renamed
     if (parent) {
       n->parent = parent;
+      n->path_bytes = parent->path_bytes + 1 + static_cast<uint32_t>(std::strlen(name));
       parent->children.emplace(name, n);
     }
     return n;
@@ -154,10 +159,24 @@ Result<NodeRef> FileSystem::Parent(const NodeRef& node) const {
   return p->shared_from_this();
 }
 
+Error FileSystem::CheckNewName(const Node* dir, std::string_view name, uint32_t below) const {
+  switch (names::CheckName(name)) {
+    case names::NameFault::kNone: break;
+    case names::NameFault::kTooLong: return Error::kNameTooLong;
+    case names::NameFault::kNotUtf8: return Error::kIlSeq;
+    case names::NameFault::kControl: return Error::kInval;
+    case names::NameFault::kEmpty:
+    case names::NameFault::kDot: return Error::kInval;  // the walk never hands these out
+  }
+  if (name.size() > limits_.max_name_length) return Error::kNameTooLong;
+  if (uint64_t{dir->path_bytes} + 1 + name.size() + below > limits_.max_path_length) return Error::kNameTooLong;
+  return Error::kOk;
+}
+
 Error FileSystem::CheckCanCreate(const Node* dir, std::string_view name, NodeType type) const {
   if (!dir->writable) return Error::kRoFs;
   if (!dir->linked) return Error::kNoEnt;
-  if (name.size() > limits_.max_name_length) return Error::kNameTooLong;
+  if (Error e = CheckNewName(dir, name, 0); e != Error::kOk) return e;
   if (Depth(dir) + 1 > limits_.max_depth) return Error::kNameTooLong;
   if (quota_->nodes >= limits_.max_nodes) return Error::kNoSpc;
   if (type == NodeType::kFile && quota_->files >= limits_.max_files) return Error::kNoSpc;
@@ -175,6 +194,7 @@ NodeRef FileSystem::NewNode(NodeType type, Node* dir, std::string_view name) {
   const uint64_t now = ChangeTime();
   n->atime_ns = n->mtime_ns = n->ctime_ns = now;
   n->parent = dir;
+  n->path_bytes = dir->path_bytes + 1 + static_cast<uint32_t>(name.size());
   dir->children.emplace(std::string(name), n);  // may throw: nothing charged yet
   n->quota = quota_;
   ++quota_->nodes;
@@ -278,7 +298,18 @@ Error FileSystem::Rename(const NodeRef& old_base, std::string_view old_path, con
   if (src->mount_root) return Error::kBusy;
   if (from->dir->mount_id != to->dir->mount_id) return Error::kXDev;
   if (!to->dir->linked) return Error::kNoEnt;
-  if (to->name.size() > limits_.max_name_length) return Error::kNameTooLong;
+  // The longest path below the moved node, relative to it: the new paths must fit too.
+  uint32_t below = 0;
+  if (src->is_dir()) {
+    std::function<void(const Node*)> visit = [&](const Node* n) {
+      for (const auto& [name, c] : n->children) {
+        below = std::max(below, c->path_bytes - src->path_bytes);
+        if (c->is_dir()) visit(c.get());
+      }
+    };
+    visit(src.get());
+  }
+  if (Error e = CheckNewName(to->dir.get(), to->name, below); e != Error::kOk) return e;
 
   auto dst_it = to->dir->children.find(to->name);
   NodeRef dst = dst_it == to->dir->children.end() ? nullptr : dst_it->second;
@@ -316,6 +347,17 @@ Error FileSystem::Rename(const NodeRef& old_base, std::string_view old_path, con
   // target replaced an entry it was a different one.
   from->dir->children.erase(src_it);
   src->parent = to->dir.get();
+  const uint32_t old_bytes = src->path_bytes;
+  src->path_bytes = to->dir->path_bytes + 1 + static_cast<uint32_t>(to->name.size());
+  if (src->is_dir() && src->path_bytes != old_bytes) {
+    std::function<void(Node*)> shift = [&](Node* n) {
+      for (auto& [name, c] : n->children) {
+        c->path_bytes = c->path_bytes - old_bytes + src->path_bytes;
+        if (c->is_dir()) shift(c.get());
+      }
+    };
+    shift(src.get());
+  }
   const uint64_t now = ChangeTime();
   src->ctime_ns = now;
   from->dir->mtime_ns = from->dir->ctime_ns = now;
@@ -551,6 +593,7 @@ NodeRef FileSystem::CopyNode(const Node& src, Node* parent, NodeMap* map) {
   n->atime_ns = src.atime_ns;
   n->mtime_ns = src.mtime_ns;
   n->ctime_ns = src.ctime_ns;
+  n->path_bytes = src.path_bytes;
   n->data = src.data;  // shared until one side writes
   n->quota = quota_;
   ++quota_->nodes;

@@ -172,6 +172,10 @@ class FileSystem {
   Result<Walked> WalkToParent(const NodeRef& base, std::string_view path) const;
   Node* ParentOf(const Node* n) const;
   uint32_t Depth(const Node* n) const;
+  // Whether `name` may be made in `dir` (names/path_rules.h): kNameTooLong, kIlSeq (not
+  // UTF-8), kInval (a control character); `below` is the longest path under the node, for a
+  // moved directory, so that every new absolute path stays within max_path_length.
+  Error CheckNewName(const Node* dir, std::string_view name, uint32_t below) const;
   // kNoSpc when `type` would pass the node quota, or (files) the file quota.
   Error CheckCanCreate(const Node* dir, std::string_view name, NodeType type) const;
   // Takes `n` out of the tree's bookkeeping (linked = false, no parent) and gives back its

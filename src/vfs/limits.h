@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "names/path_rules.h"
+
 namespace brig::vfs {
 
 struct Limits {
@@ -21,13 +23,16 @@ struct Limits {
   uint64_t max_nodes = NodesFor(10000);
   // Size of one file. Exceeding it: Error::kFBig.
   uint64_t max_file_size = 100ull << 20;
-  // Length in bytes of a path handed to any operation. Error::kNameTooLong.
-  uint32_t max_path_length = 4096;
+  // Length in bytes of a path handed to any operation, and of the absolute path of any node
+  // that gets created or that a rename moves a subtree to. Error::kNameTooLong.
+  uint32_t max_path_length = names::kMaxPathBytes;
   // Length of one path component. Error::kNameTooLong.
-  uint32_t max_name_length = 255;
+  uint32_t max_name_length = names::kMaxNameBytes;
   // Components in the absolute path of any node that gets created, or that a rename moves
   // a subtree to. Error::kNameTooLong.
-  uint32_t max_depth = 64;
+  uint32_t max_depth = names::kMaxDepth;
+  // The defaults are the store's rules (names/path_rules.h): a name made here can be saved.
+  // New names must also be UTF-8 without control characters (kIlSeq, kInval).
 
   // The node limit that goes with a file limit: the files plus as many directories (at
   // least kMinDirectories), so that directories never keep the file limit from being reached.

@@ -3,8 +3,9 @@
 // Two kinds live in one type:
 //   - read-only nodes (writable == false): the stdlib pack tree and the synthetic
 //     directories above the mounts. Pack nodes are shared between FileSystems through an
-//     immutable PackTree and are never modified after parsing; every mutating path in
-//     FileSystem checks `writable` first, which is what makes that sharing thread-safe.
+//     immutable PackTree and are never modified once made (a pack directory's entries are
+//     made on first use, see Children); every mutating path in FileSystem checks `writable`
+//     first, which is what makes that sharing thread-safe.
 //   - writable nodes: owned by one FileSystem; file bytes live in `data` and are charged
 //     to a QuotaUsage for as long as the node exists (also while unlinked but open), as is
 //     the node itself; a regular file also counts as a file while it is linked.
@@ -18,8 +19,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace brig::vfs {
 
@@ -52,6 +55,68 @@ class FileData {
 };
 
 enum class NodeType : uint8_t { kDirectory, kFile };
+
+struct Node;
+struct PackIndex;
+
+// A directory's entries by name, sorted (readdir order): a std::map, except that the entries
+// of a stdlib pack directory are made from the pack's index the first time any of them is
+// looked at (PackTree::Parse makes only the root). Filling in happens once per directory and
+// process, under a lock, and is invisible to readers: every accessor, const ones included,
+// sees the full map. Read-only pack directories are never changed after that, so they stay
+// shareable between threads.
+class Children {
+ public:
+  using Map = std::map<std::string, std::shared_ptr<Node>, std::less<>>;
+  using iterator = Map::iterator;
+  using const_iterator = Map::const_iterator;
+
+  Children() = default;
+  Children(const Children&) = delete;
+  Children& operator=(const Children&) = delete;
+
+  iterator begin() { return map().begin(); }
+  iterator end() { return map().end(); }
+  const_iterator begin() const { return map().begin(); }
+  const_iterator end() const { return map().end(); }
+  iterator find(std::string_view name) { return map().find(name); }
+  const_iterator find(std::string_view name) const { return map().find(name); }
+  size_t count(std::string_view name) const { return map().count(name); }
+  const std::shared_ptr<Node>& at(std::string_view name) const {
+    auto it = map().find(name);
+    if (it == map().end()) throw std::out_of_range("no such directory entry");
+    return it->second;
+  }
+  size_t size() const { return map().size(); }
+  bool empty() const { return map().empty(); }
+  template <typename... Args>
+  std::pair<iterator, bool> emplace(Args&&... args) { return map().emplace(std::forward<Args>(args)...); }
+  iterator erase(iterator it) { return map().erase(it); }
+
+  // For pack.cc: `owner` (this map's node) is directory `index` of `pack`, its entries not
+  // made yet. REQUIRES: called once, before the node is shared.
+  void SetPackSource(Node* owner, std::shared_ptr<const PackIndex> pack, uint32_t index) {
+    owner_ = owner;
+    pack_ = std::move(pack);
+    pack_dir_ = index;
+    filled_.store(false, std::memory_order_relaxed);
+  }
+
+ private:
+  Map& map() const {
+    if (!filled_.load(std::memory_order_acquire)) Fill();
+    return map_;
+  }
+  // Makes the entries from the pack (defined in pack.cc). May throw std::bad_alloc; then
+  // nothing changed and the next access tries again.
+  void Fill() const;
+
+  mutable Map map_;
+  mutable std::atomic<bool> filled_{true};
+  Node* owner_ = nullptr;
+  std::shared_ptr<const PackIndex> pack_;
+  uint32_t pack_dir_ = 0;
+};
 
 // Bytes, nodes and files charged against a FileSystem's Limits. Shared by the FileSystem and
 // its writable nodes so a node can give back its share when it is destroyed. `bytes` and
@@ -101,8 +166,13 @@ struct Node : std::enable_shared_from_this<Node> {
   // where it is mounted) and for removed nodes. Not owning: the parent owns us.
   Node* parent = nullptr;
   uint64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;
-  // Directories: entries by name, sorted (readdir order).
-  std::map<std::string, std::shared_ptr<Node>, std::less<>> children;
+  // Bytes in this node's absolute path ("/home/user" 10, "/" 0), so that the path-length rule
+  // is checked without walking names. Kept for nodes of the writable mounts and their
+  // ancestors; not meaningful for the stdlib pack.
+  uint32_t path_bytes = 0;
+  // Directories: entries by name, sorted (readdir order). A stdlib pack directory makes
+  // its entries on first use.
+  Children children;
   // Writable files: the bytes (size charged to `quota`), shared with copies of this node.
   FileData data;
   // Read-only pack files: the bytes inside the pack buffer (not copied).

@@ -62,6 +62,7 @@ uint32_t ToWasiErrno(vfs::Error e) {
     case Error::kBusy: return err::kBusy;
     case Error::kBadF: return err::kBadF;
     case Error::kNoMem: return err::kNoMem;
+    case Error::kIlSeq: return err::kIlSeq;
   }
   return err::kIo;
 }
@@ -91,6 +92,7 @@ WasiContext::WasiContext(vfs::FileSystem& fs, Options options)
       stderr_(options_.stderr_cap),
       created_ns_(ClockNs(CLOCK_MONOTONIC)) {
   if (options_.max_fds < 4) options_.max_fds = 4;
+  fake_random_ = options_.random_seed;
   auto stdio = [](Fd::Kind k, uint64_t r) {
     auto f = std::make_unique<Fd>();
     f->kind = k;

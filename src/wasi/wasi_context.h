@@ -50,9 +50,12 @@ class WasiContext {
     uint32_t max_fds = 1024;  // descriptor numbers 0 .. max_fds-1
     uint32_t max_random_per_call = 1 << 20;  // random_get longer than this: EINVAL
     // For making images: every clock reads a fixed start plus 1 µs per reading, and
-    // random_get returns a fixed pseudo-random stream, so that the same guest build started
-    // in two processes ends in the same memory (page snapshots are diffs against it).
+    // random_get returns a pseudo-random stream (splitmix64) that only `random_seed` decides,
+    // so that the same guest build started with the same seed ends in the same memory. The
+    // image maker draws a fresh seed per image (the guest's string-hash secret comes from
+    // this stream) and records it with the image.
     bool deterministic = false;
+    uint64_t random_seed = 0;
   };
 
   WasiContext(vfs::FileSystem& fs, Options options);

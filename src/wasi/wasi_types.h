@@ -22,6 +22,7 @@ inline constexpr uint32_t kBusy = 10;
 inline constexpr uint32_t kExist = 20;
 inline constexpr uint32_t kFault = 21;
 inline constexpr uint32_t kFBig = 22;
+inline constexpr uint32_t kIlSeq = 25;
 inline constexpr uint32_t kInval = 28;
 inline constexpr uint32_t kIo = 29;
 inline constexpr uint32_t kIsDir = 31;

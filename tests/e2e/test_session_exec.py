@@ -95,6 +95,75 @@ log = open('/tmp/log.txt', 'w'); log.write('one\\n'); log.flush()
         p, out = self.run_json("files", "import os\n(os.path.exists('/tmp/data.csv'), os.listdir('out'))")
         self.assertEqual(out["result"], "(False, ['report.md'])")
 
+    def test_names_agents_write_are_saved(self):
+        p = self.brig("exec", "--session", "s1", "-c", 'x = 1; open("/tmp/12:00.log", "w").write("hi")')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.brig("exec", "--session", "s1", "-c", 'print(x, open("/tmp/12:00.log").read())')
+        self.assertEqual(p.stdout, "1 hi\n", p.stderr)
+        self.assertEqual(self.brig("files", "cat", "--session", "s1", "/tmp/12:00.log").stdout, "hi")
+
+    def test_a_name_the_store_cannot_hold_fails_in_the_guest_and_the_rest_is_saved(self):
+        long_name = "/tmp/" + "a" * 300
+        p = self.brig("files", "put", "--session", "s2", long_name, stdin="x")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("255", p.stderr)
+        p, out = self.run_json("s2", "x = 1\nopen(%r, 'w')" % long_name)
+        self.assertEqual(out["error"]["type"], "OSError")
+        self.assertIn("[Errno 37] Filename too long", out["error"]["message"])
+        self.assertIn("brig: a path component is longer than 255 bytes", out["error"]["traceback"])
+        self.assertTrue(out["session"]["saved"])
+        p, out = self.run_json("s2", "print(x); open('/tmp/\\udcff', 'w')")
+        self.assertEqual(out["stdout"], "1\n")
+        self.assertIn("not valid UTF-8", out["error"]["traceback"])
+        self.assertEqual(self.brig("exec", "--session", "s2", "-c", "print(x + 1)").stdout, "2\n")
+
+    def test_a_cold_start_saves_the_portable_snapshot_and_says_so(self):
+        env = dict(self.env, BRIG_NO_IMAGE="1")
+        argv = [BRIG, "exec", "--session", "s3", "--json"] + (["--db", self.db] if self.db else [])
+        argv += ["-c", "x = 1\ndef f(): return x + 41"]
+        p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = json.loads(p.stdout)
+        self.assertTrue(out["session"]["saved"])
+        self.assertEqual(out["session"]["snapshot"], "portable")
+        self.assertIn("cold", out["session"]["pages_unavailable"])
+        p, out = self.run_json("s3", "f()")
+        self.assertEqual(out["result"], "42")
+        self.assertEqual(out["session"]["restored_from"], "portable")
+        self.assertEqual(out["session"]["snapshot"], "pages")
+        # What the portable snapshot cannot hold refuses the save, naming it; nothing changes.
+        argv[-1] = "x = 2\ngen = (i for i in range(3))"
+        p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("gen", p.stderr)
+        self.assertIn("portable snapshot cannot hold", p.stderr)
+        p, out = self.run_json("s3", "x")
+        self.assertEqual(out["result"], "1")
+
+    def test_empty_directories_are_saved_and_restored(self):
+        p = self.brig("exec", "--session", "d", "-c",
+                      "import os; os.makedirs('/tmp/a/b'); os.mkdir('/home/user/empty'); os.mkdir('/tmp/full');"
+                      "open('/tmp/full/f', 'w').close()")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        listed = self.brig("files", "ls", "--session", "d").stdout
+        self.assertIn("/tmp/a/b", listed)
+        self.assertIn("/home/user/empty", listed)
+        p = self.brig("exec", "--session", "d", "-c",
+                      "import os; print(os.path.isdir('/tmp/a/b'), os.path.isdir('/home/user/empty'), os.listdir('/tmp/full'))")
+        self.assertEqual(p.stdout, "True True ['f']\n", p.stderr)
+        # Reset keeps files, and the empty directories with them.
+        self.assertEqual(self.brig("sessions", "reset", "d").returncode, 0)
+        p = self.brig("exec", "--session", "d", "-c",
+                      "import os; print(os.path.isdir('/tmp/a/b')); os.rmdir('/tmp/a/b'); open('/home/user/empty/x', 'w').close()")
+        self.assertEqual(p.stdout, "True\n", p.stderr)
+        p = self.brig("exec", "--session", "d", "-c",
+                      "import os; print(os.listdir('/tmp/a'), os.listdir('/home/user/empty'))")
+        self.assertEqual(p.stdout, "[] ['x']\n", p.stderr)
+        listed = self.brig("files", "ls", "--session", "d").stdout.split()
+        self.assertIn("/tmp/a", listed)  # left empty by the rmdir: saved as a directory now
+        self.assertNotIn("/tmp/a/b", listed)
+        self.assertNotIn("/home/user/empty", listed)  # holds a file: no row of its own
+
     def test_timeout_and_trap_save_nothing(self):
         self.run_json("fail", "x = 1\nopen('/tmp/keep.txt', 'w').write('kept')")
         p, out = self.run_json("fail", "x = 2\nopen('/tmp/lost.txt', 'w').write('x')\nwhile True: pass", "--timeout", "1")
@@ -208,6 +277,21 @@ log = open('/tmp/log.txt', 'w'); log.write('one\\n'); log.flush()
 
 class SqliteSessionExecTest(SessionExecMixin, unittest.TestCase):
     db = None  # the default: sqlite in $BRIG_HOME
+
+    def test_a_row_an_older_brig_accepted_never_stops_the_session_loading(self):
+        self.run_json("old", "x = 1\nopen('/tmp/ok', 'w').write('ok')")
+        # A name an older brig's store took but the sandbox cannot hold (a 300-byte component).
+        bad = "/tmp/" + "a" * 300
+        db = sqlite3.connect(os.path.join(self.home.name, "brig.db"))
+        db.execute("INSERT INTO brig_files (thread_id, path, content, content_type, size, created_at, modified_at)"
+                   " VALUES ('old', ?, x'6869', 'text/plain', 2, 0, 0)", (bad,))
+        db.commit()
+        db.close()
+        p, out = self.run_json("old", "import os; print(x, open('/tmp/ok').read(), os.listdir('/tmp'))")
+        self.assertEqual(out["stdout"], "1 ok ['ok']\n", p.stderr)
+        self.assertIn(bad, out["session"]["not_restored"])
+        self.assertIn("255", out["session"]["not_restored"][bad])
+        self.assertTrue(out["session"]["saved"])
 
     def test_another_guest_build_falls_back_to_the_portable_snapshot(self):
         self.run_json("port", "x = 42\ndef calculate(): return x + 100\ngen = (i for i in range(3))")

@@ -157,12 +157,21 @@ class CliCases:
         self.assertEqual(self.ok("files", "cat", "--session", "big", "/tmp/keep").stdout, b"previous")
 
     def test_bad_paths_and_thread_ids_are_usage_errors(self):
-        for path in ["/tmp/../etc/passwd", "/tmp/a:b", "/tmp/a*b", "/tmp/x/", "/tmp/a\x01b", "/" + "a" * 5000]:
+        for path in ["/tmp/../etc/passwd", "/tmp/x/", "/tmp/a\x01b", "/" + "a" * 5000, "/tmp/" + "a" * 256,
+                     "/tmp" + "/d" * 64]:
             self.fails(2, "files", "put", "--session", "s", path, stdin=b"x")
         for tid in ["", "x" * 256, "a\nb"]:
             self.fails(2, "files", "put", "--session", tid, "/tmp/a", stdin=b"x")
             self.fails(2, "sessions", "show", tid)
         self.assertEqual(self.json("sessions", "list"), [])  # nothing was created
+
+    def test_names_the_guest_can_make_are_accepted(self):
+        # The same rules as the guest's file system (names/path_rules.h): ':' '*' '?' are fine.
+        for path in ["/tmp/12:00.log", "/home/user/report: final.txt", "/tmp/a*b?", "/tmp/" + "a" * 255]:
+            self.ok("files", "put", "--session", "s", path, stdin=b"x")
+        p = self.brig("exec", "--session", "s", "-c",
+                      "import os; print(sorted(n[:9] for n in os.listdir('/tmp')), open('/home/user/report: final.txt').read())")
+        self.assertEqual(p.stdout, b"['12:00.log', 'a*b?', 'aaaaaaaaa'] x\n", p.stderr)
 
     def test_missing_session_is_an_error_except_for_put(self):
         self.fails(1, "files", "ls", "--session", "ghost", says="session 'ghost' does not exist")
@@ -278,8 +287,6 @@ class CliCases:
         self.assertEqual(self.ok("files", "cat", "--session", "r", "/tmp/a").stdout, b"kept")
 
     def test_files_meet_stateful_execution(self):
-        if b"--session" not in self.brig("exec", "--help").stdout:
-            self.skipTest("this brig has no `exec --session`")
         self.ok("files", "put", "--session", "x", "data.csv", stdin=b"a,b\n")
         p = self.ok("exec", "--session", "x", "-c",
                     "x = 42\nprint(open('data.csv').read().strip())\nopen('/tmp/out.txt', 'w').write('from guest')")

@@ -1,18 +1,29 @@
 // brig's wasm2c runtime: every kind of trap comes back to the caller as that trap, on any
-// thread, with the host intact; memory limits hold; guard pages catch 33-bit addresses.
+// thread (also while another thread is inside a guest call), with the host intact; memory limits hold; guard pages catch 33-bit addresses.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include "engine/guest_call.h"
 #include "traps.h"
 
+// The module's one import, "host" "pause": what it does is up to the test (nothing by default).
+struct Z_host_instance_t {
+  std::function<uint32_t(uint32_t)> pause;
+};
+extern "C" uint32_t Z_hostZ_pause(Z_host_instance_t* host, uint32_t arg) { return host->pause ? host->pause(arg) : 0; }
+
 namespace {
 
+Z_host_instance_t no_host;
+
 struct Instance {
-  Instance(uint32_t limit_pages = 0) {
+  Instance(uint32_t limit_pages = 0, Z_host_instance_t* host = &no_host) {
     static bool once = [] {
       wasm_rt_init();
       Z_traps_init_module();
@@ -20,7 +31,7 @@ struct Instance {
     }();
     (void)once;
     brig_rt_set_memory_limit_pages(limit_pages);
-    Z_traps_instantiate(&inst);
+    Z_traps_instantiate(&inst, host);
     brig_rt_set_memory_limit_pages(0);
   }
   ~Instance() { Z_traps_free(&inst); }
@@ -50,6 +61,7 @@ void StoreOffset(Call* c) { Z_trapsZ_store_offset(c->inst, c->arg); }
 void Grow(Call* c) { c->ret = Z_trapsZ_grow(c->inst, c->arg); }
 void Recurse(Call* c) { c->ret = Z_trapsZ_recurse(c->inst, c->arg); }
 void CallIndirect(Call* c) { c->ret = Z_trapsZ_call_indirect(c->inst, c->arg); }
+void Paused(Call* c) { c->ret = Z_trapsZ_paused(c->inst, c->arg); }
 
 void ExpectTrap(brig_call_outcome o, wasm_rt_trap_t want) {
   EXPECT_EQ(o.status, BRIG_CALL_TRAPPED);
@@ -121,7 +133,11 @@ TEST(Runtime, MemoryLimitCapsGrowth) {
   EXPECT_EQ(GuestRun<Load>(free_to_grow, c).status, BRIG_CALL_RETURNED);
 }
 
+// Clean calls on one thread, 200 traps on another, interleaved: the trapping thread waits
+// for a clean call to finish before each trap, so clean calls demonstrably run between the
+// first and the last trap.
 TEST(Runtime, TrapsOnOneThreadDoNotDisturbAnother) {
+  constexpr int kTraps = 200;
   std::atomic<bool> stop{false};
   std::atomic<int> wrong{0}, clean{0};
   std::thread worker([&] {
@@ -134,19 +150,95 @@ TEST(Runtime, TrapsOnOneThreadDoNotDisturbAnother) {
       clean.fetch_add(1);
     }
   });
-  int traps = 0;
-  for (int k = 0; k < 200; ++k) {
+  int traps = 0, clean_after_first = 0, clean_before_last = 0;
+  for (int k = 0; k < kTraps; ++k) {
+    for (int seen = clean.load(); clean.load() == seen;) std::this_thread::yield();
+    if (k == kTraps - 1) clean_before_last = clean.load();
     Instance i;
     Call c;
     c.arg = 1 << 20;
     brig_call_outcome o = GuestRun<Load>(i, c);
     traps += o.status == BRIG_CALL_TRAPPED && o.trap == WASM_RT_TRAP_OOB;
+    if (k == 0) clean_after_first = clean.load();
   }
-  while (clean.load() < 1000) std::this_thread::yield();
   stop = true;
   worker.join();
-  EXPECT_EQ(traps, 200);
+  EXPECT_EQ(traps, kTraps);
   EXPECT_EQ(wrong.load(), 0);
+  // At least one clean call finished between each two traps.
+  EXPECT_GE(clean_before_last - clean_after_first, kTraps - 1);
+}
+
+// Stronger: each trap happens while the clean thread is inside a guest call (held in the host
+// import "pause" halfway through it), and that call then finishes with the right value, or,
+// every other round, traps itself on its own thread after the other thread's trap. A runtime
+// with process-wide trap state (Debian's) jumps into the wrong thread's stack here.
+TEST(Runtime, TrapsOnOneThreadWhileAnotherIsInsideAGuestCall) {
+  constexpr uint32_t kRounds = 100;
+  std::mutex mu;
+  std::condition_variable cv;
+  uint32_t paused_in = 0;  // the round whose call is held in "pause" (0: none)
+  uint32_t released = 0;   // the last round allowed to leave "pause"
+  bool clean_done = false;
+  Z_host_instance_t host;
+  host.pause = [&](uint32_t round) -> uint32_t {
+    std::unique_lock<std::mutex> lock(mu);
+    paused_in = round;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released >= round; });
+    paused_in = 0;
+    return round % 2 ? 0 : 1u << 20;  // even rounds: a load past the memory next
+  };
+  int clean_wrong = 0, clean_traps = 0, clean_returns = 0;
+  std::thread clean([&] {
+    Instance i(0, &host);
+    for (uint32_t round = 1; round <= kRounds; ++round) {
+      Call c;
+      c.arg = round;
+      brig_call_outcome o = GuestRun<Paused>(i, c);
+      if (round % 2) {
+        bool right = o.status == BRIG_CALL_RETURNED && c.ret == round + 1;
+        clean_returns += right;
+        clean_wrong += !right;
+      } else {
+        bool right = o.status == BRIG_CALL_TRAPPED && o.trap == WASM_RT_TRAP_OOB;
+        clean_traps += right;
+        clean_wrong += !right;
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    clean_done = true;
+    cv.notify_all();
+  });
+  int traps_while_inside = 0;
+  Instance i;
+  for (;;) {
+    uint32_t round;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return paused_in > released || clean_done; });  // a round not yet released
+      if (clean_done) break;
+      round = paused_in;
+    }
+    Call c;
+    c.arg = 1 << 20;
+    brig_call_outcome o = GuestRun<Load>(i, c);
+    std::lock_guard<std::mutex> lock(mu);
+    // The clean call of this round is still held inside the guest.
+    traps_while_inside += o.status == BRIG_CALL_TRAPPED && o.trap == WASM_RT_TRAP_OOB && paused_in == round;
+    released = round;
+    cv.notify_all();
+  }
+  clean.join();
+  EXPECT_EQ(traps_while_inside, static_cast<int>(kRounds));
+  EXPECT_EQ(clean_wrong, 0);
+  EXPECT_EQ(clean_returns, static_cast<int>(kRounds / 2));
+  EXPECT_EQ(clean_traps, static_cast<int>(kRounds / 2));
+  // Both instances still work.
+  Call c;
+  c.arg = 1;
+  EXPECT_EQ(GuestRun<Ok>(i, c).status, BRIG_CALL_RETURNED);
+  EXPECT_EQ(c.ret, 2u);
 }
 
 }  // namespace

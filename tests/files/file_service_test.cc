@@ -125,6 +125,21 @@ TYPED_TEST(FileServiceTest, ReadWithOffsetAndLimit) {
   EXPECT_TRUE(this->fs_->Read("t", "/tmp/abc", -1, 2).status().IsInvalidArgument());
 }
 
+// An empty directory the guest left is a row of kDirectoryType: not a file to read or to
+// overwrite, and gone once a file is written into it.
+TYPED_TEST(FileServiceTest, EmptyDirectoryRows) {
+  ASSERT_TRUE(this->fs_->Write("t", "/tmp/f", "x").ok());
+  ASSERT_TRUE(this->store_->PutFile("t", {"/tmp/empty", "", std::string(store::kDirectoryType)}).ok());
+  EXPECT_TRUE(this->fs_->Read("t", "/tmp/empty").status().IsFailedPrecondition());
+  EXPECT_TRUE(this->fs_->Write("t", "/tmp/empty", "x").status().IsFailedPrecondition());
+  EXPECT_EQ(this->fs_->List("t").value().size(), 2u);
+  ASSERT_TRUE(this->fs_->Write("t", "/tmp/empty/in", "y").ok());
+  std::vector<std::string> paths;
+  const auto listed = this->fs_->List("t");
+  for (const auto& f : listed.value()) paths.push_back(f.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"/tmp/empty/in", "/tmp/f"}));
+}
+
 TYPED_TEST(FileServiceTest, BadPathsAreRefusedAndCreateNothing) {
   const std::vector<std::string> bad = {"",
                                         "relative.txt",
@@ -136,15 +151,8 @@ TYPED_TEST(FileServiceTest, BadPathsAreRefusedAndCreateNothing) {
                                         std::string("/tmp/a\0b", 8),
                                         "/tmp/a\nb",
                                         "/tmp/a\x7f",
-                                        "/tmp/a<b",
-                                        "/tmp/a>b",
-                                        "/tmp/a:b",
-                                        "/tmp/a\"b",
-                                        "/tmp/a|b",
-                                        "/tmp/a?b",
-                                        "/tmp/a*b",
-                                        "/tmp/a\\b",
                                         "/tmp/\xff\xfe",
+                                        "/tmp/" + std::string(256, 'a'),
                                         "/" + std::string(4096, 'a'),
                                         [] {
                                           std::string deep;
@@ -468,11 +476,11 @@ TYPED_TEST(FileServiceTest, GrepBoundsItsWorkAndOutput) {
   r = this->fs_->Grep("t", "(a+)+!$", opt);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.value().files.size(), 1u);
-  opt.max_steps = 1000;
+  opt.max_time = std::chrono::milliseconds(0);
   r = this->fs_->Grep("t", "(a|aa)*b", opt);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r.value().truncated);
-  EXPECT_NE(r.value().truncated_reason.find("work budget"), std::string::npos);
+  EXPECT_NE(r.value().truncated_reason.find("ran out of time"), std::string::npos);
 
   std::string many;
   for (int i = 0; i < 50; ++i) many += "hit " + std::to_string(i) + "\n";

@@ -15,9 +15,13 @@ TEST(Concurrency, TwoSandboxesOnTwoThreadsBothCorrect) {
   constexpr int kRounds = 5;
   std::vector<std::string> failures(kThreads);
   std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
   for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([t, &failures] {
+    threads.emplace_back([t, &failures, &ready] {
       auto sandbox = brig::Sandbox::Create();
+      // Both threads execute only once both sandboxes exist, so their rounds overlap.
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) std::this_thread::yield();
       if (!sandbox.ok()) {
         failures[t] = sandbox.status().message();
         return;
@@ -42,34 +46,58 @@ TEST(Concurrency, TwoSandboxesOnTwoThreadsBothCorrect) {
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[t], "") << "thread " << t;
 }
 
+// Clean executions on one thread, traps (C stack exhaustion) on another, made to overlap:
+// before each trap the trapping thread waits for a clean execution that finished after the
+// last trap, so clean executions demonstrably run between the first and the last trap (and,
+// a trap taking far longer than a clean run, usually during them too).
 TEST(Concurrency, TrapOnOneThreadWhileAnotherRuns) {
-  std::atomic<bool> stop{false};
+  constexpr int kTraps = 3;
+  std::atomic<bool> stop{false}, runner_done{false};
   std::atomic<int> clean_runs{0};
   std::string clean_failure;
   std::thread runner([&] {
     auto sandbox = brig::Sandbox::Create();
-    ASSERT_TRUE(sandbox.ok());
-    while (!stop.load()) {
-      brig::ExecutionResult r = sandbox.value()->Execute("sum(i * i for i in range(2000))");
-      if (!r.ok || r.result.value_or("") != "2664667000") {
-        clean_failure = r.stderr_text + r.failure_message;
-        return;
+    if (!sandbox.ok()) {
+      clean_failure = sandbox.status().message();
+    } else {
+      while (!stop.load()) {
+        brig::ExecutionResult r = sandbox.value()->Execute("sum(i * i for i in range(2000))");
+        if (!r.ok || r.result.value_or("") != "2664667000") {
+          clean_failure = r.stderr_text + r.failure_message;
+          break;
+        }
+        clean_runs.fetch_add(1);
       }
-      clean_runs.fetch_add(1);
     }
+    runner_done = true;
   });
-  for (int i = 0; i < 3; ++i) {
+  // Waits until a clean execution finishes after `seen` did; false if the runner stopped.
+  auto next_clean_run = [&](int seen) {
+    while (clean_runs.load() == seen) {
+      if (runner_done.load()) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  };
+  int traps = 0, after_first = 0, before_last = 0;
+  for (int i = 0; i < kTraps; ++i) {
+    if (!next_clean_run(i == 0 ? 0 : clean_runs.load())) break;
+    if (i == kTraps - 1) before_last = clean_runs.load();
     auto sandbox = brig::Sandbox::Create();
     ASSERT_TRUE(sandbox.ok());
     brig::ExecutionResult r = sandbox.value()->Execute(
         "import sys\nsys.setrecursionlimit(10**7)\nclass A:\n    def __getattr__(self, n):\n"
         "        return getattr(self, n)\nA().x\n");
     EXPECT_EQ(r.failure, brig::Failure::kTrap) << r.failure_message;
+    traps += r.failure == brig::Failure::kTrap;
+    if (i == 0) after_first = clean_runs.load();
   }
   stop = true;
   runner.join();
   EXPECT_EQ(clean_failure, "");
-  EXPECT_GT(clean_runs.load(), 0);
+  EXPECT_EQ(traps, kTraps);
+  // A clean execution finished between each two traps.
+  EXPECT_GE(before_last - after_first, kTraps - 1);
 }
 
 }  // namespace

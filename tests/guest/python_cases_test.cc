@@ -8,6 +8,8 @@
 //   >>> stderr-contains   (each following line must appear in stderr)
 //   >>> result            (exact repr of the last expression; "None" for no result)
 //   >>> error             (exception type name; "None" for no exception)
+//   >>> error-message     (ECMAScript regex that must match all of str(exception); needs
+//                          `>>> error` too, so that a message never stands for its type)
 //   >>> failure           (none | trap | exit | timeout | guest_error)
 //   >>> ok                (true | false)
 //   >>> then              (more code for the same sandbox; what follows checks its outcome,
@@ -16,8 +18,10 @@
 // A case without `>>> ok` expects ok == (error is None and failure is none).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "brig/sandbox.h"
@@ -96,6 +100,7 @@ TEST_P(PythonCase, Runs) {
     std::string context = "stdout: " + r.stdout_text + "\nstderr: " + r.stderr_text +
                           "\nfailure: " + std::string(brig::FailureName(r.failure)) + " " + r.failure_message;
     bool checked_ok = false;
+    bool checked_error = false;
     for (const Check& check : step.checks) {
       std::string body = Trim(check.body);
       if (check.kind == "stdout") {
@@ -108,7 +113,12 @@ TEST_P(PythonCase, Runs) {
       } else if (check.kind == "result") {
         EXPECT_EQ(r.result.value_or("None"), body) << context;
       } else if (check.kind == "error") {
+        checked_error = true;
         EXPECT_EQ(r.error ? r.error->type : "None", body) << context;
+      } else if (check.kind == "error-message") {
+        EXPECT_TRUE(r.error && std::regex_match(r.error->message, std::regex(body)))
+            << "message " << (r.error ? "'" + r.error->message + "'" : "(no exception)") << " does not match /"
+            << body << "/\n" << context;
       } else if (check.kind == "failure") {
         EXPECT_EQ(std::string(brig::FailureName(r.failure)), body) << context;
       } else if (check.kind == "ok") {
@@ -121,6 +131,9 @@ TEST_P(PythonCase, Runs) {
     if (!checked_ok) {
       EXPECT_EQ(r.ok, !r.error && r.failure == brig::Failure::kNone) << context;
     }
+    bool has_message = std::any_of(step.checks.begin(), step.checks.end(),
+                                   [](const Check& k) { return k.kind == "error-message"; });
+    EXPECT_TRUE(!has_message || checked_error) << "`>>> error-message` without `>>> error`";
   }
 }
 

@@ -184,13 +184,13 @@ TEST_F(SessionsTest, FileCountQuotaFailsTheCreationInTheGuestAndKeepsTheRest) {
   EXPECT_TRUE(r.saved);
   EXPECT_EQ(r.files_saved, (std::vector<std::string>{"/home/user/d/e/n0", "/home/user/d/e/n1"}));
 
-  // As a new process would see it: the variables and the files made before the refusal (the
-  // store keeps files, not empty directories).
+  // As a new process would see it: the variables and the files made before the refusal, and
+  // the empty directory /home/user/d/e/f/g (saved like a file).
   auto s2 = Open(o);
   SessionResult back = Run(*s2, "n", "import os\n(x, made, sorted(os.listdir('/home/user/d/e')), "
                                      "open('/home/user/d/e/n1').read(), sorted(os.listdir('/tmp')))");
   EXPECT_NE(back.restored_from, "live");
-  EXPECT_EQ(back.execution.result, "(2, [0, 1], ['n0', 'n1'], '1', ['old0', 'old1'])");
+  EXPECT_EQ(back.execution.result, "(2, [0, 1], ['f', 'n0', 'n1'], '1', ['old0', 'old1'])");
   // Deleting a file makes room for exactly one more (rewriting n0 and n1 needs none).
   r = Run(*s2, "n", "import os\nos.remove('/tmp/old0')\n" + std::string(kCreateUntilRefused));
   EXPECT_EQ(r.execution.result, "([0, 1, 2], (True, 'No space left on device'))");

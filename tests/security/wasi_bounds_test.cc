@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include "vfs/file_system.h"
 #include "wasi/wasi_context.h"
@@ -73,6 +74,11 @@ class BoundsTest : public ::testing::Test {
     bool has_len;  // the attacked argument is a (pointer, length) pair
     uint32_t good_ptr, good_len;
     std::function<uint32_t(uint32_t ptr, uint32_t len)> call;
+    // When set, the exact errno of the good call, and of each bad one (given its arguments):
+    // for calls whose good result is itself an error, "not EFAULT" would also let a call
+    // that skipped its bounds checks pass.
+    std::optional<uint32_t> good_errno = std::nullopt;
+    std::function<uint32_t(uint32_t ptr, uint32_t len)> bad_errno = nullptr;
   };
 
   void Run(const std::vector<Case>& cases) {
@@ -83,11 +89,16 @@ class BoundsTest : public ::testing::Test {
     for (const Case& c : cases) {
       uint32_t good = c.call(c.good_ptr, c.good_len);
       EXPECT_NE(good, err::kFault) << c.name << " fails even with good arguments";
+      if (c.good_errno) EXPECT_EQ(good, *c.good_errno) << c.name << " with good arguments";
       if (c.has_len) {
         for (auto [p, l] : bad_ranges) {
           uint32_t e = c.call(p, l);
-          EXPECT_TRUE(e == err::kFault || e == err::kNameTooLong || e == err::kInval)
-              << c.name << " ptr=" << std::hex << p << " len=" << l << " -> " << std::dec << e;
+          if (c.bad_errno) {
+            EXPECT_EQ(e, c.bad_errno(p, l)) << c.name << " ptr=" << std::hex << p << " len=" << l;
+          } else {
+            EXPECT_TRUE(e == err::kFault || e == err::kNameTooLong || e == err::kInval)
+                << c.name << " ptr=" << std::hex << p << " len=" << l << " -> " << std::dec << e;
+          }
         }
       } else {
         for (uint32_t p : bad_ptrs) EXPECT_EQ(c.call(p, 0), err::kFault) << c.name << " ptr=" << std::hex << p;
@@ -131,8 +142,9 @@ TEST_F(BoundsTest, OutputPointers) {
        [&](uint32_t p, uint32_t) { return ctx->PathFilestatGet(mem, 3, 0, file_path, 5, p); }},
       {"path_open.fd_out", false, s, 0,
        [&](uint32_t p, uint32_t) { return ctx->PathOpen(mem, 3, 0, file_path, 5, 0, rights::kFdRead, 0, 0, p); }},
+      // The VFS has no symlinks: readlink of a file is EINVAL, so the good call is an error too.
       {"path_readlink.bufused", false, s, 0,
-       [&](uint32_t p, uint32_t) { return ctx->PathReadlink(mem, 3, file_path, 5, s + 64, 10, p); }},
+       [&](uint32_t p, uint32_t) { return ctx->PathReadlink(mem, 3, file_path, 5, s + 64, 10, p); }, err::kInval},
       {"poll_oneoff.nevents", false, s, 0, [&](uint32_t p, uint32_t) {
          Subscription sub{};
          sub.tag = kEventtypeClock;
@@ -162,10 +174,14 @@ TEST_F(BoundsTest, PointerLengthPairs) {
        [&](uint32_t p, uint32_t l) { return ctx->PathLink(mem, 3, 0, p, l, 3, dir_path, 5); }},
       {"path_link.new", true, Put("tmp/l"), 5,
        [&](uint32_t p, uint32_t l) { return ctx->PathLink(mem, 3, 0, file_path, 5, 3, p, l); }},
+      // readlink of a file is EINVAL (the VFS has no symlinks), the same errno a call that
+      // skipped its checks would give: these two must fail with exactly the bounds errno.
       {"path_readlink.path", true, file_path, 5,
-       [&](uint32_t p, uint32_t l) { return ctx->PathReadlink(mem, 3, p, l, s, 10, s + 64); }},
+       [&](uint32_t p, uint32_t l) { return ctx->PathReadlink(mem, 3, p, l, s, 10, s + 64); }, err::kInval,
+       [&](uint32_t, uint32_t l) { return l > fs.limits().max_path_length ? err::kNameTooLong : err::kFault; }},
       {"path_readlink.buf", true, s, 10,
-       [&](uint32_t p, uint32_t l) { return ctx->PathReadlink(mem, 3, file_path, 5, p, l, s + 64); }},
+       [&](uint32_t p, uint32_t l) { return ctx->PathReadlink(mem, 3, file_path, 5, p, l, s + 64); }, err::kInval,
+       [](uint32_t, uint32_t) { return err::kFault; }},
       {"path_remove_directory", true, Put("tmp/nodir"), 9,
        [&](uint32_t p, uint32_t l) { return ctx->PathRemoveDirectory(mem, 3, p, l); }},
       {"path_unlink_file", true, Put("tmp/nofile"), 10,

@@ -164,6 +164,23 @@ TYPED_TEST(SessionManagerTest, ExtendLiveSessionAddsToWhatIsLeft) {
   EXPECT_EQ(m.Get("live").value().expires_at, 1035 * kDay);  // failed calls change nothing
 }
 
+// Two extends by 30 days add 60, however they interleave (each is one store statement).
+TYPED_TEST(SessionManagerTest, ConcurrentExtendsAddUp) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.Create("ext", 30).ok());
+  constexpr int kThreads = 8, kEach = 10;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < kEach; ++k) ok += m.Extend("ext", 30).ok();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  EXPECT_EQ(m.Get("ext").value().expires_at, (1000 + 30 + kThreads * kEach * 30) * kDay);
+}
+
 TYPED_TEST(SessionManagerTest, GetReportsFileCountAndBytes) {
   auto& m = *this->manager_;
   ASSERT_TRUE(m.GetOrCreate("f").ok());

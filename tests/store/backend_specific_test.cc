@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "backends.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 namespace brig::store {
@@ -17,6 +18,34 @@ using testing::PgServer;
 using testing::PostgresBackend;
 using testing::SqliteBackend;
 using std::chrono::milliseconds;
+
+// A store made by the first schema (content before content_type and size) is moved to the
+// second (content last) on open, with every file kept.
+TEST(SqliteStore, MigratesAVersionOneStoreKeepingItsFiles) {
+  SqliteBackend backend;
+  const std::string url = backend.NewUrl().value();
+  const std::string path = url.substr(7);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const std::string v1 = std::string(SqliteMigrations()[0].sql) +
+                         "CREATE TABLE brig_schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
+                         "INSERT INTO brig_schema_version VALUES (1, 0);"
+                         "INSERT INTO brig_sessions VALUES ('t', 0, 0, 9000000000000000, '{}');"
+                         "INSERT INTO brig_files VALUES ('t', '/tmp/a', x'616263', 'text/plain', 3, 1, 2);";
+  ASSERT_EQ(sqlite3_exec(db, v1.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value()->SchemaVersion().value(), 2);
+  StatusOr<FileData> f = s.value()->GetFile("t", "/tmp/a");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f.value().content, "abc");
+  EXPECT_EQ(f.value().info.content_type, "text/plain");
+  EXPECT_EQ(f.value().info.created_at, 1);
+  EXPECT_EQ(f.value().info.modified_at, 2);
+  EXPECT_EQ(s.value()->GetSession("t").value().file_count, 1);
+  EXPECT_TRUE(s.value()->PutFile("t", {"/tmp/b", "xyz", ""}).ok());
+}
 
 TEST(SqliteStore, UsesWalAndKeepsLockFilesBesideTheDatabase) {
   SqliteBackend backend;

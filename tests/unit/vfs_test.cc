@@ -1,4 +1,4 @@
-// brig::vfs: pack parsing, mounts, read-only rules, quotas, rename/unlink/rmdir, paths.
+// brig::vfs: mounts, read-only rules, quotas, rename/unlink/rmdir, paths.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,24 +11,11 @@
 namespace brig::vfs {
 namespace {
 
-std::string U32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
-std::string U64(uint64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
-std::string Entry(std::string_view path, std::string_view data) {
-  return U32(path.size()) + std::string(path) + U64(data.size()) + std::string(data);
-}
-
 std::shared_ptr<const PackTree> MustParse(const std::string& bytes) {
   std::string error;
   auto tree = PackTree::Parse(bytes, &error);
   EXPECT_TRUE(tree) << error;
   return tree;
-}
-
-std::string ParseError(const std::string& bytes) {
-  std::string error;
-  auto tree = PackTree::Parse(bytes, &error);
-  EXPECT_FALSE(tree);
-  return error;
 }
 
 // A pack that lives for the whole test program (file nodes point into it).
@@ -55,83 +42,6 @@ std::vector<std::string> Names(const std::vector<DirEntry>& entries) {
 
 std::span<const uint8_t> Bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
-// ---- pack parsing
-
-TEST(PackTest, ParsesFilesAndImpliedDirectories) {
-  auto tree = MustParse(StdlibPack());
-  ASSERT_TRUE(tree);
-  EXPECT_EQ(tree->file_count(), 4u);
-  EXPECT_EQ(tree->node_count(), 7u);  // root, json, encodings + 4 files
-  const auto& json = tree->root()->children.at("json");
-  EXPECT_TRUE(json->is_dir());
-  EXPECT_EQ(json->children.at("decoder.py")->contents(), "# decoder\n");
-}
-
-TEST(PackTest, FileContentsAreNotCopied) {
-  const std::string& pack = StdlibPack();
-  auto tree = MustParse(pack);
-  std::string_view data = tree->root()->children.at("os.py")->contents();
-  EXPECT_GE(data.data(), pack.data());
-  EXPECT_LT(data.data(), pack.data() + pack.size());
-}
-
-TEST(PackTest, EmptyPackIsValid) {
-  auto tree = MustParse("BRIGPK01" + U32(0));
-  EXPECT_EQ(tree->file_count(), 0u);
-}
-
-TEST(PackTest, RejectsBadMagic) {
-  EXPECT_NE(ParseError("BRIGPK02" + U32(0)).find("magic"), std::string::npos);
-  EXPECT_NE(ParseError("BRIG").find("magic"), std::string::npos);
-  EXPECT_NE(ParseError("").find("magic"), std::string::npos);
-}
-
-TEST(PackTest, RejectsEveryTruncation) {
-  const std::string& pack = StdlibPack();
-  for (size_t n = 0; n < pack.size(); ++n) {
-    std::string error;
-    EXPECT_FALSE(PackTree::Parse(std::string_view(pack).substr(0, n), &error)) << "prefix " << n;
-    EXPECT_FALSE(error.empty());
-  }
-}
-
-TEST(PackTest, RejectsLyingLengths) {
-  EXPECT_NE(ParseError("BRIGPK01" + U32(1000000)).find("exceeds"), std::string::npos);
-  EXPECT_NE(ParseError("BRIGPK01" + U32(1) + U32(0xffffffff) + "a" + U64(0)).find("path"), std::string::npos);
-  EXPECT_NE(ParseError("BRIGPK01" + U32(1) + U32(1) + "a" + U64(~0ull) + "x").find("truncated data"),
-            std::string::npos);
-  EXPECT_NE(ParseError("BRIGPK01" + U32(1) + Entry("a", "x") + "junk").find("trailing"), std::string::npos);
-}
-
-TEST(PackTest, RejectsBadPaths) {
-  for (const std::string& bad : {std::string(""), std::string("/abs"), std::string("a/../b"), std::string("../x"),
-                                std::string("a//b"), std::string("a/"), std::string("./a"), std::string("a/."),
-                                std::string("a\0b", 3), std::string(256, 'n')}) {
-    std::string pack = "BRIGPK01" + U32(1) + Entry(bad, "x");
-    std::string error;
-    EXPECT_FALSE(PackTree::Parse(pack, &error)) << "path '" << bad << "'";
-    EXPECT_NE(error.find("bad stdlib pack"), std::string::npos);
-  }
-}
-
-TEST(PackTest, RejectsDuplicatesAndFileDirectoryConflicts) {
-  EXPECT_NE(ParseError("BRIGPK01" + U32(2) + Entry("a", "1") + Entry("a", "2")).find("duplicate"),
-            std::string::npos);
-  EXPECT_NE(ParseError("BRIGPK01" + U32(2) + Entry("a", "1") + Entry("a/b", "2")).find("directory"),
-            std::string::npos);
-  EXPECT_FALSE(PackTree::Parse("BRIGPK01" + U32(2) + Entry("a/b", "1") + Entry("a", "2"), nullptr));
-}
-
-TEST(PackTest, BuildPackRoundTrips) {
-  std::map<std::string, std::string> files;
-  for (int i = 0; i < 3000; ++i) files["pkg" + std::to_string(i % 40) + "/m" + std::to_string(i) + ".pyc"] = std::string(1, 'x');
-  static std::string pack;  // must outlive the tree
-  pack = BuildPack(files);
-  auto tree = MustParse(pack);
-  EXPECT_EQ(tree->file_count(), 3000u);
-  EXPECT_EQ(tree->root()->children.size(), 40u);
 }
 
 // ---- layout and mounts
@@ -481,6 +391,48 @@ TEST(FileSystemTest, DepthLimit) {
   EXPECT_EQ(fs->MakeDirs("/tmp/x/y"), Error::kOk);
   EXPECT_EQ(fs->Rename(fs->root(), "/tmp/x", fs->root(), "/tmp/a/b/c/x"), Error::kNameTooLong);
   EXPECT_EQ(fs->Rename(fs->root(), "/tmp/x", fs->root(), "/tmp/a/b/x"), Error::kOk);
+}
+
+// New names follow names/path_rules.h, the store's rules: what the guest makes can be saved.
+TEST(FileSystemTest, NewNamesFollowTheStoresRules) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  EXPECT_EQ(fs->WriteFile("/tmp/12:00.log", "x"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/a<b>|c?*\\\"", "x"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/a\xff", "x"), Error::kIlSeq);
+  EXPECT_EQ(fs->Mkdir(root, "/tmp/\xed\xa0\x80"), Error::kIlSeq);
+  EXPECT_EQ(fs->WriteFile("/tmp/a\nb", "x"), Error::kInval);
+  EXPECT_EQ(fs->Mkdir(root, "/tmp/\xc2\x9b"), Error::kInval);
+  EXPECT_EQ(fs->Rename(root, "/tmp/12:00.log", root, "/tmp/\x01"), Error::kInval);
+  EXPECT_EQ(fs->Rename(root, "/tmp/12:00.log", root, "/tmp/\xfe"), Error::kIlSeq);
+  // Existing names are still found whatever they hold (lookups are not refused).
+  EXPECT_EQ(fs->Lookup(root, "/tmp/a\xff").error(), Error::kNoEnt);
+}
+
+TEST(FileSystemTest, AbsolutePathLengthLimit) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  // "/tmp" is 4 bytes; 15 components of 1 + 255 bytes bring it to 3844.
+  std::string dir = "/tmp";
+  for (int i = 0; i < 15; ++i) dir += "/" + std::string(255, 'a' + i);
+  ASSERT_EQ(fs->MakeDirs(dir), Error::kOk);
+  EXPECT_EQ(fs->WriteFile(dir + "/" + std::string(4096 - 3844 - 1, 'z'), "x"), Error::kOk);  // 4096 bytes
+  EXPECT_EQ(fs->WriteFile(dir + "/" + std::string(4096 - 3844, 'z'), "x"), Error::kNameTooLong);
+  // A relative path from deep inside is short; the node it would make is not.
+  auto deep = fs->Lookup(root, dir);
+  ASSERT_TRUE(deep);
+  OpenFlags create;
+  create.create = true;
+  EXPECT_EQ(fs->Open(deep.value(), std::string(253, 'q'), create).error(), Error::kNameTooLong);
+  EXPECT_EQ(fs->Mkdir(deep.value(), std::string(253, 'q')), Error::kNameTooLong);
+  // A directory moved under a long name takes its longest path along.
+  ASSERT_EQ(fs->MakeDirs("/tmp/m/" + std::string(255, 'k')), Error::kOk);
+  const std::string under = "/tmp/" + std::string(255, 'a') + "/" + std::string(255, 'b');  // 516 bytes
+  ASSERT_EQ(fs->MakeDirs(under), Error::kOk);
+  EXPECT_EQ(fs->Rename(root, "/tmp/m", root, dir + "/m"), Error::kNameTooLong);
+  EXPECT_EQ(fs->Rename(root, "/tmp/m", root, under + "/m"), Error::kOk);
+  // The moved nodes know their new length: growing them checks it.
+  EXPECT_EQ(fs->WriteFile(under + "/m/" + std::string(255, 'k') + "/" + std::string(255, 'f'), "x"), Error::kOk);
 }
 
 TEST(FileSystemTest, RmdirUnlinkRules) {

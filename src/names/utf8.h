@@ -1,13 +1,14 @@
-// UTF-8 decoding for the pattern matchers (glob, grep): one code point at a time, total
-// over any bytes, so untrusted file content never stops a scan.
-#ifndef BRIG_FILES_UTF8_H_
-#define BRIG_FILES_UTF8_H_
+// The one UTF-8 codec of the tree. Decoding is total over any bytes (one code point at a
+// time, an invalid byte decodes to a value above every code point), so untrusted content never
+// stops a scan; IsValid says whether a whole string is well-formed.
+#ifndef BRIG_NAMES_UTF8_H_
+#define BRIG_NAMES_UTF8_H_
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace brig::files {
+namespace brig::utf8 {
 
 // A byte that does not start a well-formed UTF-8 sequence decodes to kInvalidByteBase + byte:
 // above every code point, so no literal or ordinary range matches it.
@@ -16,7 +17,7 @@ inline constexpr char32_t kMaxDecoded = kInvalidByteBase + 0xff;
 
 // Decodes the code point at s[*pos] and advances *pos past it (one byte for an invalid
 // sequence). REQUIRES: *pos < s.size().
-inline char32_t DecodeUtf8(std::string_view s, size_t* pos) {
+inline char32_t Decode(std::string_view s, size_t* pos) {
   const auto b0 = static_cast<unsigned char>(s[*pos]);
   auto cont = [&](size_t i) -> int {
     if (*pos + i >= s.size()) return -1;
@@ -57,7 +58,7 @@ inline char32_t DecodeUtf8(std::string_view s, size_t* pos) {
 }
 
 // Appends the UTF-8 encoding of `cp`. REQUIRES: cp <= 0x10FFFF and not a surrogate.
-inline void AppendUtf8(std::string* out, char32_t cp) {
+inline void Append(std::string* out, char32_t cp) {
   if (cp < 0x80) {
     out->push_back(static_cast<char>(cp));
   } else if (cp < 0x800) {
@@ -75,6 +76,14 @@ inline void AppendUtf8(std::string* out, char32_t cp) {
   }
 }
 
-}  // namespace brig::files
+// True iff `s` is well-formed UTF-8 (shortest forms, no surrogates, <= U+10FFFF).
+inline bool IsValid(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    if (Decode(s, &i) >= kInvalidByteBase) return false;
+  }
+  return true;
+}
 
-#endif  // BRIG_FILES_UTF8_H_
+}  // namespace brig::utf8
+
+#endif  // BRIG_NAMES_UTF8_H_
