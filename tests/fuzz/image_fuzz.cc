@@ -1,7 +1,8 @@
 // Fuzz target: the image-cache file parser (engine/image_file.h, brig_python_image_load),
 // fed the input as a whole image file. Kept thin on purpose (the format is being changed):
 // the input is written to a private file (mode 0600 in a 0700 directory, so that the
-// ownership checks pass) and loaded; an image that loads is cloned once and destroyed.
+// ownership checks pass) and loaded: a refusal must give its reason; an image that loads is
+// cloned once and destroyed.
 // So that inputs can get past the check that the file is this binary's, every "@KEY@" in
 // the input is replaced by this binary's key (brig_python_image_file_key()) and every
 // "@KLEN" by that key's length as a little-endian u32.
@@ -52,7 +53,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(fd >= 0);
   FUZZ_CHECK(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
   close(fd);
-  brig_python_image* image = brig_python_image_load(path.c_str());
+  const char* why = nullptr;
+  brig_python_image* image = brig_python_image_load(path.c_str(), &why);
+  FUZZ_CHECK(image || why, "a file that exists was refused without a reason");
   if (image) {
     brig_python_instance* clone = brig_python_instance_clone(image, nullptr, 0);
     if (clone) brig_python_instance_destroy(clone);
