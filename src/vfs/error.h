@@ -1,5 +1,5 @@
 // Errors the VFS reports. They mirror the POSIX errno the guest will see; the WASI layer
-// maps each to its WASI errno (wasi/errno_map.h). Host-side callers get them too.
+// maps each to its WASI errno (ToWasiErrno in wasi/wasi_context.cc). Host-side callers get them too.
 #ifndef BRIG_VFS_ERROR_H_
 #define BRIG_VFS_ERROR_H_
 
