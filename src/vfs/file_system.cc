@@ -299,15 +299,20 @@ Error FileSystem::Rename(const NodeRef& old_base, std::string_view old_path, con
   if (from->dir->mount_id != to->dir->mount_id) return Error::kXDev;
   if (!to->dir->linked) return Error::kNoEnt;
   // The longest path below the moved node, relative to it: the new paths must fit too.
-  uint32_t below = 0;
+  // One walk of a moved directory's subtree: its height (directories below it) for the
+  // depth limit, and the longest path below it, relative to it, for the path-length limit.
+  uint32_t below = 0, height = 0;
   if (src->is_dir()) {
-    std::function<void(const Node*)> visit = [&](const Node* n) {
+    std::function<void(const Node*, uint32_t)> visit = [&](const Node* n, uint32_t level) {
       for (const auto& [name, c] : n->children) {
         below = std::max(below, c->path_bytes - src->path_bytes);
-        if (c->is_dir()) visit(c.get());
+        if (c->is_dir()) {
+          height = std::max(height, level + 1);
+          visit(c.get(), level + 1);
+        }
       }
     };
-    visit(src.get());
+    visit(src.get(), 0);
   }
   if (Error e = CheckNewName(to->dir.get(), to->name, below); e != Error::kOk) return e;
 
@@ -322,13 +327,7 @@ Error FileSystem::Rename(const NodeRef& old_base, std::string_view old_path, con
     if (dst && !dst->is_dir()) return Error::kNotDir;
     if (dst && !dst->children.empty()) return Error::kNotEmpty;
     // The moved subtree must stay within the depth limit.
-    std::function<uint32_t(const Node*)> height = [&](const Node* n) -> uint32_t {
-      uint32_t h = 0;
-      for (const auto& [name, c] : n->children)
-        if (c->is_dir()) h = std::max(h, 1 + height(c.get()));
-      return h;
-    };
-    if (Depth(to->dir.get()) + 1 + height(src.get()) > limits_.max_depth) return Error::kNameTooLong;
+    if (Depth(to->dir.get()) + 1 + height > limits_.max_depth) return Error::kNameTooLong;
   } else {
     if (dst && dst->is_dir()) return Error::kIsDir;
     if (to->trailing_slash) return Error::kNotDir;
