@@ -1,0 +1,69 @@
+// brig::server::Executor: where `brig serve` runs executions. The HTTP layer hands every
+// execution to one Executor and never runs guest code itself, so that the process model
+// (in-process threads, or worker processes that may die) is a choice made in one place.
+//
+// Two implementations:
+//   - in-process (MakeInProcessExecutor): a thread pool over one brig::Sessions. For tests
+//     and `--workers 0`; a crash of the guest host code takes the server with it.
+//   - worker processes (MakeWorkerPool, worker_pool.h): the supervisor routes each session
+//     to one worker by its thread_id, so that the worker keeps it live; a worker that dies
+//     fails the executions it was running with Unavailable and is replaced.
+//
+// Thread-safety: Execute and the other calls may be made from any thread at once.
+#ifndef BRIG_SERVER_EXECUTOR_H_
+#define BRIG_SERVER_EXECUTOR_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "brig/sessions.h"
+#include "brig/status.h"
+
+namespace brig::server {
+
+struct ExecRequest {
+  std::string thread_id;
+  std::string code;
+  std::optional<double> timeout_seconds;  // nullopt: the server's default
+  std::optional<uint64_t> memory_bytes;   // nullopt: the server's default
+  // Deliver stdout/stderr chunks to on_output as the guest writes them.
+  bool stream = false;
+};
+
+enum class OutputStream { kStdout, kStderr };
+
+class Executor {
+ public:
+  using OutputFn = std::function<void(OutputStream, std::string_view)>;
+  using DoneFn = std::function<void(StatusOr<SessionResult>)>;
+
+  virtual ~Executor() = default;
+
+  // Runs the request asynchronously. on_output (only when request.stream) is called in
+  // order, from one thread at a time, before on_done; on_done is called exactly once, from
+  // any thread, also when the executor is shutting down (Unavailable). Errors as
+  // Sessions::Execute, plus Unavailable when the process running it died (nothing was
+  // saved then: the session is as after its last successful execution) and
+  // ResourceExhausted when too many executions are queued.
+  virtual void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) = 0;
+
+  // Stops taking executions, lets running ones finish for up to `grace`, then fails the
+  // rest with Unavailable. Idempotent.
+  virtual void Shutdown(std::chrono::milliseconds grace) = 0;
+
+  // Executions running or queued now.
+  virtual int64_t InFlight() const = 0;
+  // Worker processes started again after one died (always 0 in-process).
+  virtual int64_t WorkerRestarts() const = 0;
+  // Sessions kept live (summed over workers; may lag by one execution).
+  virtual int64_t LiveSessions() const = 0;
+};
+
+}  // namespace brig::server
+
+#endif  // BRIG_SERVER_EXECUTOR_H_
