@@ -31,7 +31,10 @@ Runner AddExecCommand(CLI::App& app);
 Runner AddSessionsCommand(CLI::App& app);
 Runner AddFilesCommand(CLI::App& app);
 Runner AddCleanupCommand(CLI::App& app);
+Runner AddServeCommand(CLI::App& app);
 
+// $BRIG_HOME (default ~/.local/share/brig), created if missing. Unavailable if it cannot be.
+StatusOr<std::string> BrigHomeDir();
 // Where the store is: `--db URL` if given, else $BRIG_DB, else sqlite:$BRIG_HOME/brig.db
 // ($BRIG_HOME defaults to ~/.local/share/brig and is created if missing).
 std::string ResolveStoreUrl(const std::string& db_flag);

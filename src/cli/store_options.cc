@@ -70,6 +70,12 @@ Status StoreTuningFromEnv(store::StoreOptions* options) {
   return Status::Ok();
 }
 
+StatusOr<std::string> BrigHomeDir() {
+  std::string home = BrigHome();
+  if (!MakeDirs(home)) return Status::Unavailable("cannot create " + home + ": " + std::strerror(errno));
+  return home;
+}
+
 std::string ResolveStoreUrl(const std::string& db_flag) {
   if (!db_flag.empty()) return db_flag;
   if (const char* db = std::getenv("BRIG_DB"); db && *db) return db;

@@ -19,7 +19,7 @@ using tcp = net::ip::tcp;
 http::response<http::string_body> MakeResponse(const Request& request, http::status status, std::string body,
                                                std::string_view content_type) {
   http::response<http::string_body> res{status, request.version()};
-  res.set(http::field::content_type, content_type);
+  res.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
   res.set(http::field::cache_control, "no-store");
   res.set("X-Content-Type-Options", "nosniff");
   res.keep_alive(request.keep_alive());
@@ -253,7 +253,7 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
       net::post(conn->stream().get_executor(), [conn, res] {
         conn->SetStatus(500);
         conn->SetKeepAlive(false);
-        conn->Enqueue([conn, res](auto done) { http::async_write(conn->stream(), *res, [done](beast::error_code ec, size_t) { done(ec); }); },
+        conn->Enqueue([conn, res](auto done) { http::async_write(conn->stream(), *res, [done, res](beast::error_code ec, size_t) { done(ec); }); },
                       nullptr, true);
       });
     }
@@ -270,7 +270,7 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
       conn->SetStatus(res->result_int());
       conn->SetKeepAlive(res->keep_alive());
       conn->NoteBody(res->body().size());
-      conn->Enqueue([conn, res](auto done) { http::async_write(conn->stream(), *res, [done](beast::error_code ec, size_t) { done(ec); }); },
+      conn->Enqueue([conn, res](auto done) { http::async_write(conn->stream(), *res, [done, res](beast::error_code ec, size_t) { done(ec); }); },
                     nullptr, true);
     });
   }
@@ -291,7 +291,7 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
     net::post(conn->stream().get_executor(), [conn, res, sr] {
       conn->SetStatus(res->result_int());
       conn->SetKeepAlive(res->keep_alive());
-      conn->Enqueue([conn, res, sr](auto done) { http::async_write_header(conn->stream(), *sr, [done](beast::error_code ec, size_t) { done(ec); }); },
+      conn->Enqueue([conn, res, sr](auto done) { http::async_write_header(conn->stream(), *sr, [done, res, sr](beast::error_code ec, size_t) { done(ec); }); },
                     nullptr, false);
     });
   }
@@ -326,14 +326,19 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
       conn->Enqueue(
           [conn, chunked](auto done) {
             if (chunked) {
-              auto last = std::make_shared<http::chunk_last<http::empty_body::value_type>>(http::make_chunk_last());
-              net::async_write(conn->stream(), *last, [done, last](beast::error_code ec, size_t) { done(ec); });
+              static const std::string kLastChunk = "0\r\n\r\n";
+              net::async_write(conn->stream(), net::buffer(kLastChunk), [done](beast::error_code ec, size_t) { done(ec); });
             } else {
               done(beast::error_code{});
             }
           },
           nullptr, true);
     });
+  }
+
+  void Abort() override {
+    answered_ = true;
+    conn_->Close();
   }
 
   bool ClientConnected() const override { return !conn_->failed(); }

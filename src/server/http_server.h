@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +38,9 @@ namespace brig::server {
 
 namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
+
+// Beast's string_view (boost's, in Boost 1.74) as the standard one.
+inline std::string_view Sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
 struct HttpLimits {
   size_t header_bytes = 16 << 10;
@@ -64,6 +68,9 @@ class Responder {
   virtual void Write(std::string bytes, std::function<void(bool ok)> written = nullptr) = 0;
   // Ends the body (the last chunk when chunked).
   virtual void Finish() = 0;
+  // Closes the connection without ending the body (a producer that cannot go on: the
+  // client sees a short response, never a wrong one).
+  virtual void Abort() = 0;
   // False once the client has gone away (a producer may stop early).
   virtual bool ClientConnected() const = 0;
 };
@@ -73,6 +80,7 @@ struct RequestContext {
   std::string request_id;  // unique per server, for logs and the X-Request-Id header
   std::string remote;      // peer address
   std::chrono::steady_clock::time_point received;
+  std::string principal;   // who called (a token's name), set by the handler for the log
 };
 
 using Handler = std::function<void(std::shared_ptr<RequestContext>, std::shared_ptr<Responder>)>;

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include <ostream>
 #include <boost/beast/http/verb.hpp>
 
 namespace brig::server {

@@ -1,0 +1,129 @@
+// brig serve [--listen HOST:PORT] [--db URL] [--workers N] [--tokens FILE] ...
+// Runs the HTTP server (src/server/server.h) until SIGTERM or SIGINT, then stops accepting,
+// lets running executions finish (up to --grace seconds), and exits 0.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "server/server.h"
+#include "store/store.h"
+
+namespace brig::cli {
+
+namespace {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8080";
+  std::string db;
+  int workers = 0;
+  int threads = 4;
+  std::string tokens;
+  std::string link_key;
+  double cleanup_every = 0;
+  double grace = 30;
+  double timeout = 30;
+  uint64_t memory_mb = 256;
+  int per_session = 4;
+  size_t max_live = 64;
+};
+
+// "127.0.0.1:8080", "[::1]:8080", ":8080" (loopback). False if malformed.
+bool SplitListen(const std::string& listen, std::string* host, uint16_t* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string h = listen.substr(0, colon), p = listen.substr(colon + 1);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.empty()) h = "127.0.0.1";
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
+  unsigned long n = std::stoul(p);
+  if (n > 65535) return false;
+  *host = h;
+  *port = static_cast<uint16_t>(n);
+  return true;
+}
+
+int RunServe(const ServeOptions& opt) {
+  server::ServerOptions options;
+  if (!SplitListen(opt.listen, &options.host, &options.port)) {
+    PrintError("--listen wants HOST:PORT, e.g. 127.0.0.1:8080");
+    return kExitUsage;
+  }
+  auto home = BrigHomeDir();
+  if (!home.ok()) return ReportFailure(home.status());
+  options.store_url = ResolveStoreUrl(opt.db);
+  options.workers = opt.workers;
+  options.execution_threads = opt.threads;
+  options.tokens_file = opt.tokens;
+  options.link_key_file = opt.link_key;
+  options.default_link_key_file = home.value() + "/link.key";
+  options.cleanup_every = std::chrono::seconds(static_cast<int64_t>(opt.cleanup_every));
+  options.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(opt.grace * 1000));
+  options.max_executions_per_session = opt.per_session;
+  options.sessions.store_url = options.store_url;
+  options.sessions.limits.timeout_seconds = opt.timeout;
+  options.sessions.limits.memory_bytes = opt.memory_mb << 20;
+  options.sessions.max_live = opt.max_live;
+  store::StoreOptions tuning;
+  if (Status st = StoreTuningFromEnv(&tuning); !st.ok()) return ReportFailure(st);
+  options.sessions.pool_size = tuning.pool_size;
+  options.sessions.statement_timeout = tuning.statement_timeout;
+
+  // The signals are taken by sigwait below, in this thread only: block them before any
+  // thread starts, so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = server::Server::Start(options);
+  if (!server.ok()) return ReportFailure(server.status());
+  std::string host = options.host.find(':') != std::string::npos ? "[" + options.host + "]" : options.host;
+  std::string url = "http://" + host + ":" + std::to_string(server.value()->port());
+  fprintf(stderr, "brig serve: listening on %s (store %s)\n", url.c_str(),
+          options.store_url.starts_with("postgres") ? "postgresql" : options.store_url.c_str());
+  fprintf(stderr, "try: curl -s %s/v1/sessions/demo/execute -d '{\"code\": \"x = 6 * 7\\nx\"}'\n", url.c_str());
+  fflush(stderr);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  fprintf(stderr, "brig serve: %s: stopping (running executions get %.0f s to finish)\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.grace);
+  server.value()->Shutdown();
+  server.value().reset();
+  fprintf(stderr, "brig serve: stopped\n");
+  return kExitOk;
+}
+
+}  // namespace
+
+Runner AddServeCommand(CLI::App& app) {
+  auto opt = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve the HTTP API, the file server and /metrics");
+  cmd->add_option("--listen", opt->listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
+  AddStoreOption(cmd, &opt->db);
+  cmd->add_option("--workers", opt->workers, "Worker processes running executions (0: in this process)")
+      ->check(CLI::Range(0, 256));
+  cmd->add_option("--threads", opt->threads, "Executions running at once (per worker)")->check(CLI::Range(1, 256));
+  cmd->add_option("--tokens", opt->tokens, "File of bearer tokens (default $BRIG_TOKENS; README: Authentication)");
+  cmd->add_option("--link-key", opt->link_key, "File holding the key of signed file links (default $BRIG_LINK_KEY, else $BRIG_HOME/link.key)");
+  cmd->add_option("--cleanup-every", opt->cleanup_every, "Run the cleanup job every SECONDS (0: never)")
+      ->check(CLI::Range(0.0, 1e7));
+  cmd->add_option("--grace", opt->grace, "Seconds running executions get to finish on SIGTERM")->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--timeout", opt->timeout, "Default time limit of an execution, seconds")->check(CLI::Range(0.001, 3600.0));
+  cmd->add_option("--memory", opt->memory_mb, "Default memory limit of an execution, MiB")->check(CLI::Range(16, 4096));
+  cmd->add_option("--max-per-session", opt->per_session, "Executions of one session running or waiting at once")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--max-live", opt->max_live, "Sessions kept live in memory (per worker)");
+  return [cmd, opt]() -> int {
+    if (!cmd->parsed()) return -1;
+    return RunServe(*opt);
+  };
+}
+
+}  // namespace brig::cli

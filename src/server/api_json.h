@@ -1,0 +1,27 @@
+// The JSON the API answers with, one function per kind of object. The same shapes as the
+// CLI's --json output (brig exec --json, brig sessions show --json, brig files ... --json), so
+// that a client can switch between the two.
+#ifndef BRIG_SERVER_API_JSON_H_
+#define BRIG_SERVER_API_JSON_H_
+
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "brig/sessions.h"
+#include "files/grep.h"
+#include "session/session_manager.h"
+#include "store/store.h"
+
+namespace brig::server {
+
+nlohmann::json SessionInfoJson(const session::SessionManager& m, const store::SessionInfo& s);
+nlohmann::json FileInfoJson(const store::FileInfo& f);
+nlohmann::json GrepResultJson(const files::GrepResult& r, files::GrepMode mode);
+// What `brig exec --json` prints, with "session" holding the session's part.
+nlohmann::json ExecutionJson(std::string_view thread_id, const SessionResult& s);
+// One line of JSON; invalid UTF-8 in strings replaced (never an exception).
+std::string Dump(const nlohmann::json& j);
+
+}  // namespace brig::server
+
+#endif  // BRIG_SERVER_API_JSON_H_

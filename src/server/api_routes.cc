@@ -1,0 +1,447 @@
+// The JSON API under /v1 (docs/openapi.json): sessions, executions, files.
+#include <cmath>
+
+#include "names/utf8.h"
+#include "server/api_json.h"
+#include "server/server_internal.h"
+#include "store/validation.h"
+#include "util/base64.h"
+
+namespace brig::server {
+
+using nlohmann::json;
+using http::verb;
+
+std::optional<json> JsonBody(Server::Impl& s, const Call& call) {
+  json body = json::parse(call.request().body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    s.SendError(call, http::status::bad_request, "invalid_json", "the request body must be a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+namespace {
+
+// Field readers: nullopt and an answer of 400 when a field has the wrong type.
+struct Fields {
+  Server::Impl& s;
+  const Call& call;
+  const json& body;
+  bool failed = false;
+
+  void Fail(const std::string& message) {
+    if (!failed) s.SendError(call, http::status::bad_request, "invalid_argument", message);
+    failed = true;
+  }
+  std::optional<std::string> String(const char* name, bool required) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) {
+      if (required) Fail(std::string("'") + name + "' is required");
+      return std::nullopt;
+    }
+    if (!it->is_string()) {
+      Fail(std::string("'") + name + "' must be a string");
+      return std::nullopt;
+    }
+    return it->get<std::string>();
+  }
+  std::optional<int64_t> Int(const char* name, int64_t lo, int64_t hi) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) return std::nullopt;
+    if (!it->is_number_integer() || it->get<int64_t>() < lo || it->get<int64_t>() > hi) {
+      Fail(std::string("'") + name + "' must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+      return std::nullopt;
+    }
+    return it->get<int64_t>();
+  }
+  std::optional<double> Number(const char* name, double lo, double hi) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) return std::nullopt;
+    if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() <= lo || it->get<double>() > hi) {
+      Fail(std::string("'") + name + "' must be a number above " + std::to_string(lo) + " and at most " + std::to_string(hi));
+      return std::nullopt;
+    }
+    return it->get<double>();
+  }
+  bool Bool(const char* name) {
+    auto it = body.find(name);
+    if (it == body.end() || it->is_null()) return false;
+    if (!it->is_boolean()) {
+      Fail(std::string("'") + name + "' must be true or false");
+      return false;
+    }
+    return it->get<bool>();
+  }
+};
+
+// A file path from the API: relative ones are under /home/user, as in the guest.
+std::string GuestPath(const std::string& p) {
+  if (p.empty() || p[0] == '/') return p;
+  return "/home/user/" + p;
+}
+
+bool WantsEventStream(const Request& req) {
+  return req[http::field::accept].find("text/event-stream") != std::string_view::npos;
+}
+
+std::string SseEvent(std::string_view event, const json& data) {
+  return "event: " + std::string(event) + "\ndata: " + Dump(data) + "\n\n";
+}
+
+std::string OutcomeOf(const SessionResult& r) {
+  if (r.execution.failure != Failure::kNone) return std::string(FailureName(r.execution.failure));
+  return r.execution.ok ? "ok" : "python_error";
+}
+
+}  // namespace
+
+void Server::Impl::BuildRoutes() {
+  AddApiRoutes();
+  AddFileRoutes();
+}
+
+void Server::Impl::AddApiRoutes() {
+  auto add = [this](verb method, std::string pattern, bool writes, void (Impl::*fn)(Call), bool all_threads = false) {
+    RouteSpec spec;
+    spec.writes = writes;
+    spec.needs_all_threads = all_threads;
+    spec.fn = [this, fn](Call c) { (this->*fn)(std::move(c)); };
+    router.Add(method, std::move(pattern), std::move(spec));
+  };
+  add(verb::post, "/v1/sessions", true, &Impl::CreateSession);
+  add(verb::get, "/v1/sessions", false, &Impl::ListSessions);
+  add(verb::get, "/v1/sessions/{thread_id}", false, &Impl::GetSession);
+  add(verb::delete_, "/v1/sessions/{thread_id}", true, &Impl::DeleteSession);
+  add(verb::post, "/v1/sessions/{thread_id}/extend", true, &Impl::ExtendSession);
+  add(verb::post, "/v1/sessions/{thread_id}/reset", true, &Impl::ResetSession);
+  add(verb::post, "/v1/sessions/{thread_id}/execute", true, &Impl::Execute);
+  add(verb::get, "/v1/sessions/{thread_id}/files", false, &Impl::ListFiles);
+  add(verb::get, "/v1/sessions/{thread_id}/files/{path...}", false, &Impl::DownloadFileApi);
+  add(verb::put, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::UploadFile);
+  add(verb::delete_, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::DeleteFile);
+  // Operations on files, as JSON: reading and searching change nothing.
+  add(verb::post, "/v1/sessions/{thread_id}/files:read", false, &Impl::ReadFile);
+  add(verb::post, "/v1/sessions/{thread_id}/files:write", true, &Impl::WriteFile);
+  add(verb::post, "/v1/sessions/{thread_id}/files:edit", true, &Impl::EditFile);
+  add(verb::post, "/v1/sessions/{thread_id}/files:glob", false, &Impl::GlobFiles);
+  add(verb::post, "/v1/sessions/{thread_id}/files:grep", false, &Impl::GrepFiles);
+  add(verb::get, "/metrics", false, &Impl::MetricsPage, /*all_threads=*/true);
+}
+
+// ---- Sessions.
+
+void Server::Impl::CreateSession(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto thread_id = f.String("thread_id", true);
+  auto days = f.Int("expiry_days", 1, session::kMaxExpiryDays);
+  json metadata = body->contains("metadata") ? (*body)["metadata"] : json::object();
+  if (f.failed) return;
+  if (!metadata.is_object()) return SendError(call, http::status::bad_request, "invalid_argument", "'metadata' must be a JSON object");
+  call.thread_id = *thread_id;
+  if (call.token && !call.token->MayUse(call.thread_id))
+    return SendError(call, http::status::forbidden, "forbidden", "this token may not use that session");
+  Blocking([this, call = std::move(call), days, metadata = std::move(metadata)] {
+    auto created = manager->Create(call.thread_id, days, metadata);
+    if (!created.ok()) return SendStatus(call, created.status());
+    SendJson(call, http::status::created, SessionInfoJson(*manager, created.value()));
+  });
+}
+
+void Server::Impl::ListSessions(Call call) {
+  Blocking([this, call = std::move(call)] {
+    auto list = manager->List();
+    if (!list.ok()) return SendStatus(call, list.status());
+    json out = json::array();
+    for (const auto& s : list.value())
+      if (!call.token || call.token->MayUse(s.thread_id)) out.push_back(SessionInfoJson(*manager, s));
+    SendJson(call, http::status::ok, {{"sessions", std::move(out)}});
+  });
+}
+
+void Server::Impl::GetSession(Call call) {
+  Blocking([this, call = std::move(call)] {
+    auto info = manager->Get(call.thread_id);
+    if (!info.ok()) return SendStatus(call, info.status());
+    SendJson(call, http::status::ok, SessionInfoJson(*manager, info.value()));
+  });
+}
+
+void Server::Impl::DeleteSession(Call call) {
+  Blocking([this, call = std::move(call)] {
+    if (Status st = manager->Delete(call.thread_id); !st.ok()) return SendStatus(call, st);
+    SendJson(call, http::status::ok, {{"thread_id", call.thread_id}, {"deleted", true}});
+  });
+}
+
+void Server::Impl::ExtendSession(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto days = f.Int("days", 1, session::kMaxExpiryDays);
+  if (f.failed) return;
+  if (!days) return SendError(call, http::status::bad_request, "invalid_argument", "'days' is required");
+  Blocking([this, call = std::move(call), days = *days] {
+    auto info = manager->Extend(call.thread_id, days);
+    if (!info.ok()) return SendStatus(call, info.status());
+    SendJson(call, http::status::ok, SessionInfoJson(*manager, info.value()));
+  });
+}
+
+void Server::Impl::ResetSession(Call call) {
+  Blocking([this, call = std::move(call)] {
+    if (Status st = manager->Reset(call.thread_id); !st.ok()) return SendStatus(call, st);
+    SendJson(call, http::status::ok, {{"thread_id", call.thread_id}, {"reset", true}});
+  });
+}
+
+// ---- Executions.
+
+void Server::Impl::Execute(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto code = f.String("code", true);
+  auto timeout = f.Number("timeout_s", 0, 3600);
+  auto memory_mb = f.Int("memory_mb", 16, 4096);
+  if (f.failed) return;
+  if (Status st = store::ValidateThreadId(call.thread_id); !st.ok())
+    return SendError(call, http::status::bad_request, "invalid_argument", st.message());
+  {
+    std::lock_guard lock(per_session_mu);
+    int& n = per_session[call.thread_id];
+    if (n >= options.max_executions_per_session) {
+      if (n == 0) per_session.erase(call.thread_id);
+      return SendError(call, http::status::too_many_requests, "too_many_executions",
+                       "this session already has " + std::to_string(n) + " executions running or waiting");
+    }
+    ++n;
+  }
+  ExecRequest request;
+  request.thread_id = call.thread_id;
+  request.code = std::move(*code);
+  request.timeout_seconds = timeout;
+  if (memory_mb) request.memory_bytes = static_cast<uint64_t>(*memory_mb) << 20;
+  request.stream = WantsEventStream(call.request());
+
+  // The answer: JSON, or (streaming) an event stream opened at the first output.
+  struct State {
+    std::mutex mu;
+    bool started = false;
+  };
+  auto state = std::make_shared<State>();
+  auto start = std::chrono::steady_clock::now();
+  auto shared_call = std::make_shared<Call>(std::move(call));
+  auto open_stream = [this, shared_call, state] {
+    if (state->started) return;
+    state->started = true;
+    http::response<http::empty_body> header{http::status::ok, shared_call->request().version()};
+    header.set(http::field::content_type, "text/event-stream");
+    header.set(http::field::cache_control, "no-store");
+    header.set("X-Request-Id", shared_call->ctx->request_id);
+    header.set("X-Content-Type-Options", "nosniff");
+    shared_call->out->StartStream(std::move(header), std::nullopt);
+  };
+  Executor::OutputFn on_output = [shared_call, state, open_stream](OutputStream stream, std::string_view bytes) {
+    std::lock_guard lock(state->mu);
+    open_stream();
+    shared_call->out->Write(SseEvent(stream == OutputStream::kStdout ? "stdout" : "stderr", json{{"text", bytes}}));
+  };
+  Executor::DoneFn on_done = [this, shared_call, state, open_stream, start](StatusOr<SessionResult> result) {
+    {
+      std::lock_guard lock(per_session_mu);
+      if (--per_session[shared_call->thread_id] <= 0) per_session.erase(shared_call->thread_id);
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const Call& c = *shared_call;
+    if (!result.ok()) {
+      metrics.ObserveExecution(std::string(HttpStatusOf(result.status()).second), seconds);
+      std::lock_guard lock(state->mu);
+      if (state->started) {
+        auto [status, code] = HttpStatusOf(result.status());
+        c.out->Write(SseEvent("error", {{"error", {{"code", code}, {"message", result.status().message()}}}}));
+        c.out->Finish();
+        return;
+      }
+      Status st = result.status();
+      Blocking([this, shared_call, st] { SendStatus(*shared_call, st); });
+      return;
+    }
+    metrics.ObserveExecution(OutcomeOf(result.value()), seconds);
+    json j = ExecutionJson(c.thread_id, result.value());
+    if (c.request()[http::field::accept].find("text/event-stream") != std::string_view::npos) {
+      std::lock_guard lock(state->mu);
+      open_stream();
+      c.out->Write(SseEvent("result", j));
+      c.out->Finish();
+      return;
+    }
+    SendJson(c, http::status::ok, j);
+  };
+  bool stream = request.stream;
+  executor->Execute(std::move(request), stream ? std::move(on_output) : nullptr, std::move(on_done));
+}
+
+// ---- Files.
+
+void Server::Impl::ListFiles(Call call) {
+  std::string prefix = call.query.contains("prefix") ? call.query["prefix"] : "";
+  Blocking([this, call = std::move(call), prefix] {
+    auto list = files->List(call.thread_id, prefix);
+    if (!list.ok()) return SendStatus(call, list.status());
+    json out = json::array();
+    for (const auto& f : list.value()) out.push_back(FileInfoJson(f));
+    SendJson(call, http::status::ok, {{"files", std::move(out)}});
+  });
+}
+
+void Server::Impl::DownloadFileApi(Call call) { DownloadFile(std::move(call), false); }
+
+void Server::Impl::UploadFile(Call call) {
+  std::string path = call.params["path"];
+  std::string content_type(call.request()[http::field::content_type]);
+  // A client that says nothing in particular gets the type detected from the name and bytes.
+  if (content_type == "application/octet-stream" || content_type == "application/x-www-form-urlencoded") content_type.clear();
+  Blocking([this, call = std::move(call), path, content_type] {
+    std::string content = call.request().body();
+    auto info = files->Write(call.thread_id, path, std::move(content), content_type);
+    if (!info.ok()) return SendStatus(call, info.status());
+    SendJson(call, http::status::ok, FileInfoJson(info.value()));
+  });
+}
+
+void Server::Impl::DeleteFile(Call call) {
+  std::string path = call.params["path"];
+  Blocking([this, call = std::move(call), path] {
+    if (Status st = files->Delete(call.thread_id, path); !st.ok()) return SendStatus(call, st);
+    SendJson(call, http::status::ok, {{"path", path}, {"deleted", true}});
+  });
+}
+
+void Server::Impl::ReadFile(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto path = f.String("path", true);
+  auto offset = f.Int("offset", 0, int64_t{1} << 40);
+  auto limit = f.Int("limit", 0, int64_t{1} << 40);
+  if (f.failed) return;
+  Blocking([this, call = std::move(call), path = GuestPath(*path), offset = offset.value_or(0), limit = limit.value_or(-1)] {
+    auto data = files->Read(call.thread_id, path, offset, limit);
+    if (!data.ok()) return SendStatus(call, data.status());
+    const auto& d = data.value();
+    bool text = utf8::IsValid(d.content);
+    json j = {{"path", d.info.path},
+              {"size", d.info.size},
+              {"content_type", d.info.content_type},
+              {"offset", offset},
+              {"bytes", d.content.size()},
+              {"eof", offset + static_cast<int64_t>(d.content.size()) >= d.info.size},
+              {"encoding", text ? "utf-8" : "base64"},
+              {"content", text ? d.content : Base64Encode(d.content)}};
+    SendJson(call, http::status::ok, j);
+  });
+}
+
+void Server::Impl::WriteFile(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto path = f.String("path", true);
+  auto content = f.String("content", true);
+  auto encoding = f.String("encoding", false);
+  auto content_type = f.String("content_type", false);
+  if (f.failed) return;
+  std::string bytes;
+  if (!encoding || *encoding == "utf-8") {
+    bytes = std::move(*content);
+  } else if (*encoding == "base64") {
+    auto decoded = Base64Decode(*content);
+    if (!decoded) return SendError(call, http::status::bad_request, "invalid_argument", "'content' is not valid base64");
+    bytes = std::move(*decoded);
+  } else {
+    return SendError(call, http::status::bad_request, "invalid_argument", "'encoding' must be \"utf-8\" or \"base64\"");
+  }
+  Blocking([this, call = std::move(call), path = GuestPath(*path), bytes = std::move(bytes),
+            type = content_type.value_or("")]() mutable {
+    auto info = files->Write(call.thread_id, path, std::move(bytes), type);
+    if (!info.ok()) return SendStatus(call, info.status());
+    SendJson(call, http::status::ok, FileInfoJson(info.value()));
+  });
+}
+
+void Server::Impl::EditFile(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto path = f.String("path", true);
+  auto old_text = f.String("old_text", true);
+  auto new_text = f.String("new_text", true);
+  bool all = f.Bool("replace_all");
+  if (f.failed) return;
+  Blocking([this, call = std::move(call), path = GuestPath(*path), old_text = *old_text, new_text = *new_text, all] {
+    auto n = files->Edit(call.thread_id, path, old_text, new_text, all);
+    if (!n.ok()) return SendStatus(call, n.status());
+    SendJson(call, http::status::ok, {{"path", path}, {"replacements", n.value()}});
+  });
+}
+
+void Server::Impl::GlobFiles(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto pattern = f.String("pattern", true);
+  if (f.failed) return;
+  Blocking([this, call = std::move(call), pattern = GuestPath(*pattern)] {
+    auto list = files->Glob(call.thread_id, pattern);
+    if (!list.ok()) return SendStatus(call, list.status());
+    json out = json::array();
+    for (const auto& fi : list.value()) out.push_back(FileInfoJson(fi));
+    SendJson(call, http::status::ok, {{"files", std::move(out)}});
+  });
+}
+
+void Server::Impl::GrepFiles(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto pattern = f.String("pattern", true);
+  auto glob = f.String("path_glob", false);
+  auto mode = f.String("mode", false);
+  bool ignore_case = f.Bool("case_insensitive");
+  auto max_lines = f.Int("max_lines", 1, 10'000);
+  if (f.failed) return;
+  files::GrepOptions g;
+  if (!mode || *mode == "content") {
+    g.mode = files::GrepMode::kContent;
+  } else if (*mode == "files_with_matches") {
+    g.mode = files::GrepMode::kFilesWithMatches;
+  } else if (*mode == "count") {
+    g.mode = files::GrepMode::kCount;
+  } else {
+    return SendError(call, http::status::bad_request, "invalid_argument",
+                     "'mode' must be \"content\", \"files_with_matches\" or \"count\"");
+  }
+  g.case_insensitive = ignore_case;
+  if (glob) g.path_glob = GuestPath(*glob);
+  if (max_lines) g.max_lines = *max_lines;
+  Blocking([this, call = std::move(call), pattern = *pattern, g] {
+    auto r = files->Grep(call.thread_id, pattern, g);
+    if (!r.ok()) return SendStatus(call, r.status());
+    SendJson(call, http::status::ok, GrepResultJson(r.value(), g.mode));
+  });
+}
+
+void Server::Impl::MetricsPage(Call call) {
+  Metrics::Gauges g;
+  g.live_sessions = executor->LiveSessions();
+  g.executions_in_flight = executor->InFlight();
+  g.worker_restarts = executor->WorkerRestarts();
+  g.open_connections = static_cast<int64_t>(http->open_connections());
+  auto res = MakeResponse(call.request(), http::status::ok, metrics.Render(g), "text/plain; version=0.0.4");
+  call.out->Send(std::move(res));
+}
+
+}  // namespace brig::server

@@ -1,0 +1,104 @@
+#include "server/in_process_executor.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace brig::server {
+
+namespace {
+
+class InProcessExecutor : public Executor {
+ public:
+  InProcessExecutor(Sessions& sessions, int threads, size_t max_queue) : sessions_(sessions), max_queue_(max_queue) {
+    for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~InProcessExecutor() override {
+    Shutdown(std::chrono::milliseconds(0));
+  }
+
+  void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_ && queue_.size() < max_queue_) {
+        queue_.push_back({std::move(request), std::move(on_output), std::move(on_done)});
+        cv_.notify_one();
+        return;
+      }
+    }
+    on_done(stopping_ ? Status::Unavailable("the server is shutting down")
+                      : Status::ResourceExhausted("too many executions queued; try again later"));
+  }
+
+  void Shutdown(std::chrono::milliseconds grace) override {
+    std::deque<Job> dropped;
+    {
+      std::unique_lock lock(mu_);
+      if (joined_) return;
+      stopping_ = true;
+      cv_.notify_all();
+      // Queued executions have not started: they fail now. Running ones get `grace`.
+      dropped.swap(queue_);
+      idle_.wait_for(lock, grace, [&] { return running_ == 0; });
+    }
+    for (Job& j : dropped) j.on_done(Status::Unavailable("the server is shutting down"));
+    for (auto& t : threads_) t.join();
+    std::lock_guard lock(mu_);
+    joined_ = true;
+  }
+
+  int64_t InFlight() const override {
+    std::lock_guard lock(mu_);
+    return static_cast<int64_t>(queue_.size()) + running_;
+  }
+  int64_t WorkerRestarts() const override { return 0; }
+  int64_t LiveSessions() const override { return 0; }
+
+ private:
+  struct Job {
+    ExecRequest request;
+    OutputFn on_output;
+    DoneFn on_done;
+  };
+
+  void Loop() {
+    while (true) {
+      Job job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        ++running_;
+      }
+      // Per-call limits and streaming arrive with Sessions::Execute's options (worker branch).
+      StatusOr<SessionResult> result = sessions_.Execute(job.request.thread_id, job.request.code);
+      job.on_done(std::move(result));
+      std::lock_guard lock(mu_);
+      --running_;
+      if (running_ == 0) idle_.notify_all();
+    }
+  }
+
+  Sessions& sessions_;
+  const size_t max_queue_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable idle_;
+  std::deque<Job> queue_;
+  int64_t running_ = 0;
+  bool stopping_ = false;
+  bool joined_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> MakeInProcessExecutor(Sessions& sessions, int threads, size_t max_queue) {
+  return std::make_unique<InProcessExecutor>(sessions, threads, max_queue);
+}
+
+}  // namespace brig::server

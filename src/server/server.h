@@ -1,0 +1,81 @@
+// brig::server::Server: `brig serve`. The JSON API under /v1 (docs/openapi.json), the
+// mayflower-compatible file server (/health, /files/...), and /metrics, over one store.
+// A thin shell: sessions, files and executions are brig::Sessions, SessionManager and
+// FileService; executions run in an Executor (in-process threads or worker processes).
+//
+// Authentication (auth.h): with tokens, every route but /health needs a bearer token (or,
+// for GET /files/..., a signed link, signed_link.h). Without tokens the server only listens
+// on a loopback address: Start refuses any other (InvalidArgument).
+//
+// Lifecycle: Start binds and serves; Shutdown (SIGTERM in `brig serve`) stops accepting,
+// lets running executions finish for up to shutdown_grace (they save as usual), then
+// closes everything. Thread-safety: Start/Shutdown/port from one thread.
+#ifndef BRIG_SERVER_SERVER_H_
+#define BRIG_SERVER_SERVER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "brig/sessions.h"
+#include "brig/status.h"
+#include "server/http_server.h"
+
+namespace brig::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0: any free port (see Server::port)
+  std::string store_url;
+  // Worker processes running executions (0: threads of this process, no crash containment).
+  int workers = 0;
+  // Executions running at once per worker (or in this process with workers = 0).
+  int execution_threads = 4;
+  // Executions waiting for a thread, in all; past it 429.
+  size_t max_queued_executions = 256;
+  // Executions of one session running or waiting at once; past it 429 (they would only
+  // wait for the session's lock).
+  int max_executions_per_session = 4;
+  std::string tokens_file;            // empty: $BRIG_TOKENS (auth.h)
+  std::string link_key_file;          // empty: $BRIG_LINK_KEY, else default_link_key_file
+  std::string default_link_key_file;  // REQUIRES: set ($BRIG_HOME/link.key in brig serve)
+  HttpLimits http;
+  int io_threads = 2;
+  // Threads for store and file operations, which block.
+  int blocking_threads = 8;
+  // The cleanup job (expired sessions, orphans) every this often; 0: never.
+  std::chrono::seconds cleanup_every{0};
+  std::chrono::milliseconds shutdown_grace{30'000};
+  Sessions::Options sessions;
+  // Where the one-line JSON logs go (default: stderr).
+  std::function<void(const std::string&)> log_line;
+};
+
+class Server {
+ public:
+  // InvalidArgument (bad options, tokens or key; no tokens on a non-loopback address),
+  // Unavailable (store unreachable, address in use).
+  static StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  ~Server();
+
+  uint16_t port() const;
+  // Stops as described above. Idempotent.
+  void Shutdown();
+
+  // Every route the server answers: (method, pattern), e.g. ("GET", "/v1/sessions").
+  static std::vector<std::pair<std::string, std::string>> Routes();
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace brig::server
+
+#endif  // BRIG_SERVER_SERVER_H_

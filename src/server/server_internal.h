@@ -1,0 +1,125 @@
+// The parts of server.cc that the route files (api_routes.cc, file_routes.cc) share.
+#ifndef BRIG_SERVER_SERVER_INTERNAL_H_
+#define BRIG_SERVER_SERVER_INTERNAL_H_
+
+#include <atomic>
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+
+#include "files/file_service.h"
+#include "server/auth.h"
+#include "server/executor.h"
+#include "server/metrics.h"
+#include "server/router.h"
+#include "server/server.h"
+#include "session/periodic_cleanup.h"
+#include "session/session_manager.h"
+#include "store/store.h"
+
+namespace brig::server {
+
+// One request on its way through a route.
+struct Call {
+  std::shared_ptr<RequestContext> ctx;
+  std::shared_ptr<Responder> out;
+  Params params;
+  Params query;
+  std::string thread_id;        // the route's {thread_id}, if it has one
+  const Token* token = nullptr;  // null: no tokens configured, or a signed link
+  const Request& request() const { return ctx->request; }
+};
+
+enum class AuthKind {
+  kNone,         // anyone (GET /health)
+  kToken,        // a bearer token, when the server has tokens
+  kTokenOrLink,  // a bearer token or a signed link (GET /files/{thread_id}/{path...})
+};
+
+struct RouteSpec {
+  AuthKind auth = AuthKind::kToken;
+  bool writes = false;             // refused to read-only tokens
+  bool needs_all_threads = false;  // refused to tokens limited to some threads
+  std::function<void(Call)> fn;
+};
+
+using RouterT = Router<RouteSpec>;
+
+// Status -> HTTP status and the API's stable error code.
+std::pair<http::status, std::string_view> HttpStatusOf(const Status& s);
+
+struct Server::Impl {
+  ServerOptions options;
+  TokenSet tokens;
+  std::string link_key;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<session::SessionManager> manager;
+  std::unique_ptr<files::FileService> files;
+  std::unique_ptr<Sessions> sessions;
+  std::unique_ptr<Executor> executor;
+  std::unique_ptr<boost::asio::thread_pool> blocking;
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<session::PeriodicCleanup> cleanup;
+  Metrics metrics;
+  RouterT router;
+  std::atomic<bool> shut_down{false};
+  // Executions running or waiting, per session (max_executions_per_session).
+  std::mutex per_session_mu;
+  std::unordered_map<std::string, int> per_session;
+
+  ~Impl() {
+    // Ordered: nothing that uses the store outlives it.
+    cleanup.reset();
+    executor.reset();
+    if (blocking) blocking->join();
+    http.reset();
+  }
+
+  void BuildRoutes();
+  void AddApiRoutes();
+  void AddFileRoutes();
+  void Handle(std::shared_ptr<RequestContext> ctx, std::shared_ptr<Responder> out);
+  bool CheckSignedLink(Call& call);
+  void LogRequest(const RequestContext& ctx, unsigned status, uint64_t bytes);
+
+  void SendJson(const Call& call, http::status status, const nlohmann::json& body);
+  void SendError(const Call& call, http::status status, std::string_view code, std::string_view message);
+  // Maps `s` (not OK) to its HTTP status and code; an expired session is 410.
+  // REQUIRES: on a blocking thread (it may ask the store).
+  void SendStatus(const Call& call, const Status& s);
+  // Runs `fn` on a thread that may block (store, files).
+  void Blocking(std::function<void()> fn);
+
+  // Route handlers (api_routes.cc, file_routes.cc).
+  void CreateSession(Call call);
+  void ListSessions(Call call);
+  void GetSession(Call call);
+  void DeleteSession(Call call);
+  void ExtendSession(Call call);
+  void ResetSession(Call call);
+  void Execute(Call call);
+  void ListFiles(Call call);
+  void DownloadFile(Call call, bool file_server);
+  void DownloadFileApi(Call call);
+  void UploadFile(Call call);
+  void DeleteFile(Call call);
+  void ReadFile(Call call);
+  void WriteFile(Call call);
+  void EditFile(Call call);
+  void GlobFiles(Call call);
+  void GrepFiles(Call call);
+  void Health(Call call);
+  void FileServerList(Call call);
+  void MetricsPage(Call call);
+};
+
+// The request body as a JSON object, or an answer of 400 (and nullopt).
+std::optional<nlohmann::json> JsonBody(Server::Impl& s, const Call& call);
+
+}  // namespace brig::server
+
+#endif  // BRIG_SERVER_SERVER_INTERNAL_H_
