@@ -29,6 +29,12 @@ struct ServeOptions {
   uint64_t memory_mb = 256;
   int per_session = 4;
   size_t max_live = 64;
+  double header_timeout = 10;
+  double body_timeout = 60;
+  double idle_timeout = 30;
+  uint64_t max_body_mb = 32;
+  size_t max_connections = 1024;
+  size_t max_queue = 256;
 };
 
 // "127.0.0.1:8080", "[::1]:8080", ":8080" (loopback). False if malformed.
@@ -63,6 +69,12 @@ int RunServe(const ServeOptions& opt) {
   options.cleanup_every = std::chrono::seconds(static_cast<int64_t>(opt.cleanup_every));
   options.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(opt.grace * 1000));
   options.max_executions_per_session = opt.per_session;
+  options.max_queued_executions = opt.max_queue;
+  options.http.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.header_timeout * 1000));
+  options.http.body_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.body_timeout * 1000));
+  options.http.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.idle_timeout * 1000));
+  options.http.body_bytes = opt.max_body_mb << 20;
+  options.http.max_connections = opt.max_connections;
   options.sessions.store_url = options.store_url;
   options.sessions.limits.timeout_seconds = opt.timeout;
   options.sessions.limits.memory_bytes = opt.memory_mb << 20;
@@ -120,6 +132,17 @@ Runner AddServeCommand(CLI::App& app) {
   cmd->add_option("--max-per-session", opt->per_session, "Executions of one session running or waiting at once")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--max-live", opt->max_live, "Sessions kept live in memory (per worker)");
+  cmd->add_option("--max-queue", opt->max_queue, "Executions waiting for a thread, in all (past it: 429)")
+      ->check(CLI::Range(1, 1'000'000));
+  cmd->add_option("--max-connections", opt->max_connections, "Open HTTP connections (past it: 503)")
+      ->check(CLI::Range(1, 1'000'000));
+  cmd->add_option("--max-body-mb", opt->max_body_mb, "Largest request body, MiB (past it: 413)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--header-timeout", opt->header_timeout, "Seconds a client has to send a request's headers")
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--body-timeout", opt->body_timeout, "Seconds a client has to send a request's body (and to read a response)")
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--idle-timeout", opt->idle_timeout, "Seconds an idle keep-alive connection stays open")
+      ->check(CLI::Range(0.1, 3600.0));
   return [cmd, opt]() -> int {
     if (!cmd->parsed()) return -1;
     return RunServe(*opt);
