@@ -211,6 +211,11 @@ void Server::Impl::Execute(Call call) {
     return SendError(call, http::status::bad_request, "invalid_argument", st.message());
   {
     std::lock_guard lock(per_session_mu);
+    // Bounded here, not by the executor's queue, so that "too many" is always a 429 (the
+    // executor's ResourceExhausted would read as a quota).
+    if (executions_in_flight >= max_in_flight)
+      return SendError(call, http::status::too_many_requests, "too_many_requests",
+                       "the server is running " + std::to_string(executions_in_flight) + " executions; try again shortly");
     int& n = per_session[call.thread_id];
     if (n >= options.max_executions_per_session) {
       if (n == 0) per_session.erase(call.thread_id);
@@ -218,6 +223,7 @@ void Server::Impl::Execute(Call call) {
                        "this session already has " + std::to_string(n) + " executions running or waiting");
     }
     ++n;
+    ++executions_in_flight;
   }
   ExecRequest request;
   request.thread_id = call.thread_id;
@@ -253,6 +259,7 @@ void Server::Impl::Execute(Call call) {
     {
       std::lock_guard lock(per_session_mu);
       if (--per_session[shared_call->thread_id] <= 0) per_session.erase(shared_call->thread_id);
+      --executions_in_flight;
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const Call& c = *shared_call;

@@ -76,6 +76,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (!sessions.ok()) return sessions.status();
   s.sessions = std::move(sessions.value());
   s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads, s.options.max_queued_executions);
+  s.max_in_flight = static_cast<int64_t>(s.options.max_queued_executions) +
+                    int64_t{s.options.execution_threads} * std::max(1, s.options.workers);
 
   s.blocking = std::make_unique<boost::asio::thread_pool>(std::max(1, s.options.blocking_threads));
   s.BuildRoutes();

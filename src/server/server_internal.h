@@ -70,6 +70,8 @@ struct Server::Impl {
   // Executions running or waiting, per session (max_executions_per_session).
   std::mutex per_session_mu;
   std::unordered_map<std::string, int> per_session;
+  int64_t executions_in_flight = 0;  // guarded by per_session_mu
+  int64_t max_in_flight = 0;         // running + queued, in all
 
   ~Impl() {
     // Ordered: nothing that uses the store outlives it.
