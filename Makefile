@@ -30,9 +30,10 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 
-# The main job. Until the server exists (a later issue): run an example in a sandbox.
+# The main job: the HTTP server on 127.0.0.1:8080 with the embedded SQLite store (README).
+LISTEN ?= 127.0.0.1:8080
 run: build
-	$(BUILD)/brig exec examples/stateful.py
+	$(BUILD)/brig serve --listen $(LISTEN)
 
 test: test-deps
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
