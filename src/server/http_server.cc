@@ -59,6 +59,8 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor{ioc};
   std::string id_prefix = NewRequestIdPrefix();
   std::atomic<uint64_t> next_id{1};
+  // Requests dispatched and not yet answered in full (Drain waits for them).
+  std::atomic<int64_t> active_requests{0};
   std::mutex connections_mu;
   std::vector<std::weak_ptr<Connection>> connections;
   HttpServer* server = nullptr;
@@ -79,7 +81,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
-  ~Connection() { open_.fetch_sub(1); }
+  ~Connection() {
+    if (current_) impl_.active_requests.fetch_sub(1);
+    open_.fetch_sub(1);
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
@@ -361,6 +366,7 @@ void Connection::Dispatch() {
   ctx->remote = remote_;
   ctx->received = std::chrono::steady_clock::now();
   current_ = ctx;
+  impl_.active_requests.fetch_add(1);
   status_ = 0;
   body_bytes_ = 0;
   // No read is pending while the handler works: the request is answered first.
@@ -371,6 +377,7 @@ void Connection::Dispatch() {
 
 void Connection::Finished() {
   if (current_ && log_) log_(*current_, status_, body_bytes_);
+  if (current_) impl_.active_requests.fetch_sub(1);
   current_.reset();
   if (keep_alive_ && !closed_) return ReadHeader();
   Close();
@@ -426,6 +433,15 @@ void HttpServer::StopAccepting() {
     beast::error_code ec;
     impl_->acceptor.close(ec);
   });
+}
+
+bool HttpServer::Drain(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (impl_->active_requests.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 void HttpServer::Stop() {

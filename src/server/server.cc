@@ -110,7 +110,11 @@ void Server::Shutdown() {
   // Running executions finish (and save) within the grace; their responses go out.
   if (s.executor) s.executor->Shutdown(s.options.shutdown_grace);
   if (s.blocking) s.blocking->join();
-  if (s.http) s.http->Stop();
+  // The answers to what finished are on their way: let them reach the clients.
+  if (s.http) {
+    s.http->Drain(std::chrono::seconds(5));
+    s.http->Stop();
+  }
 }
 
 // ---- Dispatch: route, authenticate, authorize, then the route's handler.
