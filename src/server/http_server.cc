@@ -247,8 +247,8 @@ namespace {
 
 class ResponderImpl : public Responder, public std::enable_shared_from_this<ResponderImpl> {
  public:
-  explicit ResponderImpl(std::shared_ptr<Connection> conn, bool keep_alive, unsigned version)
-      : conn_(std::move(conn)), keep_alive_(keep_alive), version_(version) {}
+  explicit ResponderImpl(std::shared_ptr<Connection> conn, bool keep_alive, unsigned version, bool head)
+      : conn_(std::move(conn)), keep_alive_(keep_alive), version_(version), head_(head) {}
   ~ResponderImpl() override {
     if (!answered_.exchange(true)) {
       // Nobody answered: a handler bug. Answer for it rather than leave the client waiting.
@@ -269,6 +269,8 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
     response.keep_alive(keep_alive_ && response.keep_alive());
     response.version(version_);
     response.prepare_payload();
+    // HEAD: the headers a GET would get (Content-Length included), no body.
+    if (head_) response.body().clear();
     auto res = std::make_shared<http::response<http::string_body>>(std::move(response));
     auto conn = conn_;
     net::post(conn->stream().get_executor(), [conn, res] {
@@ -353,6 +355,7 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
   std::atomic<bool> answered_{false};
   bool keep_alive_;
   unsigned version_;
+  bool head_;
   bool chunked_ = false;
 };
 
@@ -371,7 +374,8 @@ void Connection::Dispatch() {
   body_bytes_ = 0;
   // No read is pending while the handler works: the request is answered first.
   stream_.expires_never();
-  auto responder = std::make_shared<ResponderImpl>(shared_from_this(), ctx->request.keep_alive(), ctx->request.version());
+  auto responder = std::make_shared<ResponderImpl>(shared_from_this(), ctx->request.keep_alive(), ctx->request.version(),
+                                                   ctx->request.method() == http::verb::head);
   handler_(ctx, responder);
 }
 
