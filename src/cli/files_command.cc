@@ -20,14 +20,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "brig/file_info.h"
+#include "brig/files.h"
+#include "brig/grep.h"
+#include "brig/session_manager.h"
+#include "brig/store.h"
+#include "brig/text.h"
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "files/file_service.h"
-#include "names/utf8.h"
-#include "session/session_manager.h"
-#include "store/store.h"
-#include "store/validation.h"
-#include "util/base64.h"
 
 namespace brig::cli {
 namespace {
@@ -55,12 +55,12 @@ std::string GuestPath(const std::string& p) {
   return std::string(kWorkingDir) + "/" + p;
 }
 
-nlohmann::json ToJson(const store::FileInfo& f) {
+nlohmann::json ToJson(const FileInfo& f) {
   return {{"path", f.path},
           {"size", f.size},
           {"content_type", f.content_type},
-          {"created_at", session::FormatTimestamp(f.created_at)},
-          {"modified_at", session::FormatTimestamp(f.modified_at)}};
+          {"created_at", FormatTimestamp(f.created_at)},
+          {"modified_at", FormatTimestamp(f.modified_at)}};
 }
 
 // Reads all of `in`, refusing more than a stored file may hold (without reading it all).
@@ -68,50 +68,50 @@ Status ReadBounded(std::istream& in, const std::string& name, std::string* out) 
   char buf[1 << 16];
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {
     out->append(buf, static_cast<size_t>(in.gcount()));
-    if (static_cast<int64_t>(out->size()) > store::kMaxFileBytes) {
+    if (static_cast<int64_t>(out->size()) > kMaxFileBytes) {
       return Status::ResourceExhausted(name + " is larger than a stored file may be (" +
-                                       std::to_string(store::kMaxFileBytes) + " bytes, 20 MiB)");
+                                       std::to_string(kMaxFileBytes) + " bytes, 20 MiB)");
     }
   }
   if (in.bad()) return Status::InvalidArgument("cannot read " + name);
   return Status::Ok();
 }
 
-void PrintFileList(const std::vector<store::FileInfo>& files, bool json, bool paths_only) {
+void PrintFileList(const std::vector<FileInfo>& files, bool json, bool paths_only) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const store::FileInfo& f : files) out.push_back(ToJson(f));
+    for (const FileInfo& f : files) out.push_back(ToJson(f));
     PrintJson(out);
     return;
   }
-  for (const store::FileInfo& f : files) {
+  for (const FileInfo& f : files) {
     if (paths_only) {
       std::cout << f.path << "\n";
     } else {
       char size[32];
       std::snprintf(size, sizeof size, "%10lld", static_cast<long long>(f.size));
-      std::cout << size << "  " << session::FormatTimestamp(f.modified_at) << "  " << f.content_type << "  "
+      std::cout << size << "  " << FormatTimestamp(f.modified_at) << "  " << f.content_type << "  "
                 << f.path << "\n";
     }
   }
 }
 
-int RunLs(files::FileService& fs, const FilesOptions& opt) {
-  StatusOr<std::vector<store::FileInfo>> files = fs.List(opt.session, GuestPath(opt.path));
+int RunLs(FileService& fs, const FilesOptions& opt) {
+  StatusOr<std::vector<FileInfo>> files = fs.List(opt.session, GuestPath(opt.path));
   if (!files.ok()) return ReportFailure(files.status());
   PrintFileList(files.value(), opt.json, false);
   return kExitOk;
 }
 
-int RunCat(files::FileService& fs, const FilesOptions& opt) {
+int RunCat(FileService& fs, const FilesOptions& opt) {
   if (opt.limit < -1) return ReportFailure(Status::InvalidArgument("--limit must be >= 0"));
-  StatusOr<store::FileData> data = fs.Read(opt.session, GuestPath(opt.path), opt.offset, opt.limit);
+  StatusOr<FileData> data = fs.Read(opt.session, GuestPath(opt.path), opt.offset, opt.limit);
   if (!data.ok()) return ReportFailure(data.status());
   const std::string& content = data.value().content;
   if (opt.json) {
     nlohmann::json j = ToJson(data.value().info);
     j["offset"] = opt.offset;
-    const bool text = utf8::IsValid(content);
+    const bool text = IsValidUtf8(content);
     j["encoding"] = text ? "utf-8" : "base64";
     j["content"] = text ? content : Base64Encode(content);
     PrintJson(j);
@@ -121,7 +121,7 @@ int RunCat(files::FileService& fs, const FilesOptions& opt) {
   return kExitOk;
 }
 
-int RunPut(files::FileService& fs, const FilesOptions& opt) {
+int RunPut(FileService& fs, const FilesOptions& opt) {
   std::string content;
   if (opt.source.empty() || opt.source == "-") {
     if (Status s = ReadBounded(std::cin, "stdin", &content); !s.ok()) return ReportFailure(s);
@@ -130,7 +130,7 @@ int RunPut(files::FileService& fs, const FilesOptions& opt) {
     if (!in) return ReportFailure(Status::InvalidArgument("cannot open " + opt.source));
     if (Status s = ReadBounded(in, opt.source, &content); !s.ok()) return ReportFailure(s);
   }
-  StatusOr<store::FileInfo> info = fs.Write(opt.session, GuestPath(opt.path), std::move(content), opt.content_type);
+  StatusOr<FileInfo> info = fs.Write(opt.session, GuestPath(opt.path), std::move(content), opt.content_type);
   if (!info.ok()) return ReportFailure(info.status());
   if (opt.json) {
     PrintJson(ToJson(info.value()));
@@ -141,7 +141,7 @@ int RunPut(files::FileService& fs, const FilesOptions& opt) {
   return kExitOk;
 }
 
-int RunEdit(files::FileService& fs, const FilesOptions& opt) {
+int RunEdit(FileService& fs, const FilesOptions& opt) {
   const std::string path = GuestPath(opt.path);
   StatusOr<int64_t> n = fs.Edit(opt.session, path, opt.old_text, opt.new_text, opt.replace_all);
   if (!n.ok()) return ReportFailure(n.status());
@@ -153,37 +153,37 @@ int RunEdit(files::FileService& fs, const FilesOptions& opt) {
   return kExitOk;
 }
 
-int RunRm(files::FileService& fs, const FilesOptions& opt) {
+int RunRm(FileService& fs, const FilesOptions& opt) {
   const std::string path = GuestPath(opt.path);
   if (Status s = fs.Delete(opt.session, path); !s.ok()) return ReportFailure(s);
   if (opt.json) PrintJson({{"path", path}, {"deleted", true}});
   return kExitOk;
 }
 
-int RunGlob(files::FileService& fs, const FilesOptions& opt) {
-  StatusOr<std::vector<store::FileInfo>> files = fs.Glob(opt.session, GuestPath(opt.path));
+int RunGlob(FileService& fs, const FilesOptions& opt) {
+  StatusOr<std::vector<FileInfo>> files = fs.Glob(opt.session, GuestPath(opt.path));
   if (!files.ok()) return ReportFailure(files.status());
   PrintFileList(files.value(), opt.json, true);
   return kExitOk;
 }
 
-int RunGrep(files::FileService& fs, const FilesOptions& opt) {
-  files::GrepOptions g;
-  g.mode = opt.files_only ? files::GrepMode::kFilesWithMatches
-           : opt.count    ? files::GrepMode::kCount
-                          : files::GrepMode::kContent;
+int RunGrep(FileService& fs, const FilesOptions& opt) {
+  GrepOptions g;
+  g.mode = opt.files_only ? GrepMode::kFilesWithMatches
+           : opt.count    ? GrepMode::kCount
+                          : GrepMode::kContent;
   g.case_insensitive = opt.ignore_case;
   g.path_glob = GuestPath(opt.glob);
-  StatusOr<files::GrepResult> r = fs.Grep(opt.session, opt.regex, g);
+  StatusOr<GrepResult> r = fs.Grep(opt.session, opt.regex, g);
   if (!r.ok()) return ReportFailure(r.status());
-  const files::GrepResult& result = r.value();
+  const GrepResult& result = r.value();
   if (opt.json) {
     nlohmann::json files = nlohmann::json::array();
-    for (const files::GrepFileResult& f : result.files) {
+    for (const GrepFileResult& f : result.files) {
       nlohmann::json jf = {{"path", f.path}, {"count", f.count}, {"binary", f.binary}};
-      if (g.mode == files::GrepMode::kContent) {
+      if (g.mode == GrepMode::kContent) {
         nlohmann::json lines = nlohmann::json::array();
-        for (const files::GrepLine& l : f.lines) {
+        for (const GrepLine& l : f.lines) {
           lines.push_back({{"line", l.number}, {"text", l.text}, {"text_truncated", l.text_truncated}});
         }
         jf["lines"] = std::move(lines);
@@ -195,16 +195,16 @@ int RunGrep(files::FileService& fs, const FilesOptions& opt) {
                {"truncated", result.truncated},
                {"truncated_reason", result.truncated ? nlohmann::json(result.truncated_reason) : nlohmann::json()}});
   } else {
-    for (const files::GrepFileResult& f : result.files) {
+    for (const GrepFileResult& f : result.files) {
       switch (g.mode) {
-        case files::GrepMode::kFilesWithMatches: std::cout << f.path << "\n"; break;
-        case files::GrepMode::kCount: std::cout << f.path << ":" << f.count << "\n"; break;
-        case files::GrepMode::kContent:
+        case GrepMode::kFilesWithMatches: std::cout << f.path << "\n"; break;
+        case GrepMode::kCount: std::cout << f.path << ":" << f.count << "\n"; break;
+        case GrepMode::kContent:
           if (f.binary) {
             std::cout << f.path << ": binary file matches\n";
             break;
           }
-          for (const files::GrepLine& l : f.lines) {
+          for (const GrepLine& l : f.lines) {
             std::cout << f.path << ":" << l.number << ":" << l.text << (l.text_truncated ? " [...]" : "") << "\n";
           }
           break;
@@ -262,10 +262,10 @@ Runner AddFilesCommand(CLI::App& app) {
 
   return [=]() -> int {
     if (!cmd->parsed()) return -1;
-    StatusOr<std::unique_ptr<store::Store>> store = OpenConfiguredStore(opt->db);
+    StatusOr<std::unique_ptr<Store>> store = OpenConfiguredStore(opt->db);
     if (!store.ok()) return store.status().IsInvalidArgument() ? kExitUsage : kExitFailure;
-    session::SessionManager sessions(*store.value());
-    files::FileService fs(sessions);
+    SessionManager sessions(*store.value());
+    FileService fs(sessions);
     if (ls->parsed()) return RunLs(fs, *opt);
     if (cat->parsed()) return RunCat(fs, *opt);
     if (put->parsed()) return RunPut(fs, *opt);
