@@ -24,7 +24,9 @@ SOURCES = (".cc", ".h", ".cpp", ".hpp")
 def violations(root):
     """(file, line number, include) for every forbidden include under `root`."""
     src = os.path.join(root, "src")
-    internal = {d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d))} - set(FRONT_ENDS)
+    # src/util is a leaf of plain helpers with no brig concepts (base64, SHA-256/HMAC, byte
+    # order), like a third-party library: the server's signed links use its HMAC.
+    internal = {d for d in os.listdir(src) if os.path.isdir(os.path.join(src, d))} - set(FRONT_ENDS) - {"util"}
     checked = []  # (directory, the front end it may include from, relative includes allowed)
     for front in FRONT_ENDS:
         if os.path.isdir(os.path.join(src, front)):
@@ -61,11 +63,12 @@ class PublicApiIncludes(unittest.TestCase):
 
     def test_the_check_finds_an_internal_include(self):
         with tempfile.TemporaryDirectory() as root:
-            for d in ("src/cli", "src/server", "src/store", "src/session", "src/util", "tests/api"):
+            for d in ("src/cli", "src/server", "src/store", "src/session", "src/names", "src/util", "tests/api"):
                 os.makedirs(os.path.join(root, d))
             with open(os.path.join(root, "src/cli/a.cc"), "w") as f:
                 f.write('#include <string>\n#include "brig/store.h"\n#include "cli/commands.h"\n'
-                        '#include "store/store.h"\n#include "server/server.h"\n#include "util/base64.h"\n')
+                        '#include "store/store.h"\n#include "server/server.h"\n#include "names/utf8.h"\n'
+                        '#include "util/base64.h"\n')
             with open(os.path.join(root, "src/server/b.h"), "w") as f:
                 f.write('#include <boost/beast.hpp>\n  #  include <session/session_manager.h>\n'
                         '#include "../session/x.h"\n#include "server/ok.h"\n#include "cli/output.h"\n')
@@ -73,7 +76,7 @@ class PublicApiIncludes(unittest.TestCase):
                 f.write('#include "../store/pg_harness.h"\n#include "../../src/store/store.h"\n')
             self.assertEqual(sorted(violations(root)), [
                 ("src/cli/a.cc", 4, "store/store.h"),
-                ("src/cli/a.cc", 6, "util/base64.h"),
+                ("src/cli/a.cc", 6, "names/utf8.h"),
                 ("src/server/b.h", 2, "session/session_manager.h"),
                 ("src/server/b.h", 3, "../session/x.h"),
                 ("src/server/b.h", 5, "cli/output.h"),
