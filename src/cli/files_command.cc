@@ -7,6 +7,7 @@
 //   brig files rm   --session ID PATH
 //   brig files glob --session ID PATTERN
 //   brig files grep --session ID [-l | -c] [-i] PATTERN [GLOB]
+//   brig files link --session ID PATH [--expires SECONDS] [--base URL] [--link-key FILE]
 //
 // A PATH (or PREFIX, PATTERN, GLOB) that does not start with "/" is taken relative to
 // /home/user, the sandbox's working directory. `put` creates the session if it does not
@@ -28,6 +29,7 @@
 #include "brig/text.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "server/signed_link.h"
 
 namespace brig::cli {
 namespace {
@@ -36,6 +38,9 @@ constexpr const char* kWorkingDir = "/home/user";
 
 struct FilesOptions {
   std::string db;
+  double expires = 3600;
+  std::string base = "http://127.0.0.1:8080";
+  std::string link_key;
   bool json = false;
   std::string session;
   std::string path;     // PATH, PREFIX, PATTERN
@@ -216,6 +221,28 @@ int RunGrep(FileService& fs, const FilesOptions& opt) {
   return kExitOk;
 }
 
+// A signed link (server/signed_link.h) to one file, for a browser, valid `expires` seconds.
+int RunLink(FileService& fs, const FilesOptions& opt) {
+  const std::string path = GuestPath(opt.path);
+  // The file must exist now (a link to nothing is a mistake worth reporting here).
+  StatusOr<FileData> file = fs.Read(opt.session, path, 0, 0);
+  if (!file.ok()) return ReportFailure(file.status());
+  auto home = BrigHomeDir();
+  if (!home.ok()) return ReportFailure(home.status());
+  auto key = server::LoadLinkKey(opt.link_key, home.value() + "/link.key");
+  if (!key.ok()) return ReportFailure(key.status());
+  int64_t expires = NowMicros() / 1'000'000 + static_cast<int64_t>(opt.expires);
+  std::string base = opt.base;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  std::string url = base + server::MakeFileLink(key.value(), opt.session, path, expires);
+  if (opt.json) {
+    PrintJson({{"url", url}, {"path", path}, {"expires_at", FormatTimestamp(expires * 1'000'000)}});
+  } else {
+    std::cout << url << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 Runner AddFilesCommand(CLI::App& app) {
@@ -259,6 +286,11 @@ Runner AddFilesCommand(CLI::App& app) {
   auto* c = grep->add_flag("-c,--count", opt->count, "Print the number of matching lines per file");
   l->excludes(c);
   grep->add_flag("-i,--ignore-case", opt->ignore_case, "Match letters of either case");
+  CLI::App* link = leaf("link", "Print a signed link to a file that a browser can open without a token");
+  link->add_option("path", opt->path, path_help)->required();
+  link->add_option("--expires", opt->expires, "Seconds the link stays valid (default 3600)")->check(CLI::Range(1.0, 3.2e9));
+  link->add_option("--base", opt->base, "The server's URL (default http://127.0.0.1:8080)");
+  link->add_option("--link-key", opt->link_key, "File holding the link key (default $BRIG_LINK_KEY, else $BRIG_HOME/link.key)");
 
   return [=]() -> int {
     if (!cmd->parsed()) return -1;
@@ -273,6 +305,7 @@ Runner AddFilesCommand(CLI::App& app) {
     if (rm->parsed()) return RunRm(fs, *opt);
     if (glob->parsed()) return RunGlob(fs, *opt);
     if (grep->parsed()) return RunGrep(fs, *opt);
+    if (link->parsed()) return RunLink(fs, *opt);
     return kExitUsage;
   };
 }
