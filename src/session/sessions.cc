@@ -173,7 +173,7 @@ struct Sessions::Impl {
 
   // A sandbox holding the session's stored files and state (version `stored`).
   StatusOr<LiveSession> Load(std::string_view thread_id, const std::optional<store::SessionState>& stored,
-                             SessionResult* result) {
+                             uint64_t memory_bytes, SessionResult* result) {
     auto files = store->ListFiles(thread_id);
     if (!files.ok()) return files.status();
     store::FileUsage visible, outside;
@@ -183,7 +183,9 @@ struct Sessions::Impl {
       u.file_count++;
       u.total_bytes += f.size;
     }
-    auto made = Sandbox::Create(SandboxLimits(visible, outside));
+    Limits limits = SandboxLimits(visible, outside);
+    limits.memory_bytes = memory_bytes;  // this execution's: the state must fit in it
+    auto made = Sandbox::Create(limits);
     if (!made.ok()) return made.status();
     LiveSession s;
     s.over_quota = visible.file_count + outside.file_count > options.max_files_per_session ||
@@ -215,6 +217,11 @@ struct Sessions::Impl {
       Status pages = state->pages.empty()
                          ? Status::FailedPrecondition("the session was saved without a page snapshot")
                          : s.sandbox->RestorePages(state->pages);
+      if (pages.IsResourceExhausted()) {
+        // Too big for this execution's memory limit: refused, not loaded from the portable
+        // snapshot (whose save would then replace the exact one).
+        return Status::FailedPrecondition(pages.message() + " of this execution (run it with a higher memory limit)");
+      }
       if (pages.ok()) {
         result->restored_from = "pages";
         result->not_portable = state->not_portable;
@@ -354,8 +361,21 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(const Options& options) {
 
 StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::string_view code,
                                           std::string_view filename) {
+  return Execute(thread_id, code, ExecuteOptions{}, filename);
+}
+
+StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::string_view code,
+                                          const ExecuteOptions& options, std::string_view filename) {
   Impl& impl = *impl_;
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
+  // This execution's limits, explicit: a live sandbox may have been made under another's.
+  ExecuteOptions call = options;
+  call.timeout_seconds = options.timeout_seconds.value_or(impl.options.limits.timeout_seconds);
+  call.memory_bytes = options.memory_bytes.value_or(impl.options.limits.memory_bytes);
+  Limits checked = impl.options.limits;
+  checked.timeout_seconds = *call.timeout_seconds;
+  checked.memory_bytes = *call.memory_bytes;
+  if (Status s = ValidateLimits(checked); !s.ok()) return s;
   auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
   if (!lock.ok()) return lock.status();
   auto info = impl.manager->GetOrCreate(thread_id);
@@ -370,12 +390,18 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     result.restored_from = "live";
   } else {
     // Absent, or another process saved a newer version since: restore from the store.
-    auto loaded = impl.Load(thread_id, stored.value(), &result);
+    auto loaded = impl.Load(thread_id, stored.value(), *call.memory_bytes, &result);
     if (!loaded.ok()) return loaded.status();
     live = std::move(loaded.value());
   }
   result.version = live->version;
-  result.execution = live->sandbox->Execute(code, filename);
+  auto ran = live->sandbox->Execute(code, call, filename);
+  if (!ran.ok()) {
+    // Refused before running (a limit it cannot honour): the session is as it was.
+    if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
+    return ran.status();
+  }
+  result.execution = std::move(ran.value());
   const Failure failure = result.execution.failure;
   if (failure != Failure::kNone) {
     // Timeout, trap, exit or a broken guest: nothing is saved. The sandbox was rolled back to
@@ -396,6 +422,11 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     impl.PutLive(thread_id, std::move(*live));
   }
   return result;
+}
+
+size_t Sessions::LiveSessions() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->live.size();
 }
 
 size_t Sessions::CompactIdle() {
