@@ -151,6 +151,14 @@ class Sessions {
   // session stays as it was before this execution.
   StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
                                   std::string_view filename = "<exec>");
+  // The same with this execution's own limits and streaming (ExecuteOptions, sandbox.h):
+  // timeout_seconds and memory_bytes replace those of Options::limits for this execution
+  // only. More errors (nothing ran, nothing changed): InvalidArgument for a limit out of
+  // range (checked first); FailedPrecondition when the session holds more memory than
+  // memory_bytes allows. on_output is called on this thread, only while the code runs: never
+  // for output of a restore, of a rollback's replays, or of the save.
+  StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
+                                  const ExecuteOptions& options, std::string_view filename = "<exec>");
 
   // Clears the session's interpreter state, keeping its files (SessionManager::Reset), and
   // drops this process's live interpreter of it.
@@ -201,6 +209,9 @@ class Sessions {
   // Compacts every live session idle for at least Options::compact_idle_after; returns how
   // many it compacted. For a server's housekeeping timer; Execute does a few at a time.
   size_t CompactIdle();
+
+  // Sessions kept live in this process now (at most Options::max_live).
+  size_t LiveSessions() const;
 
   struct Impl;
 

@@ -189,8 +189,9 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   uint64_t limit_pages = impl.limits.memory_bytes / kWasmPage;
   if (*memory_pages < image_pages || *memory_pages > 65536) return damaged("memory size");
   if (*memory_pages > limit_pages) {
-    return Status::InvalidArgument("the session needs " + std::to_string(*memory_pages * kWasmPage >> 20) +
-                                   " MiB of memory, more than the limit");
+    return Status::ResourceExhausted("the session holds " + std::to_string(*memory_pages * kWasmPage >> 20) +
+                                     " MiB of memory, more than the " + std::to_string(impl.limits.memory_bytes >> 20) +
+                                     " MiB limit");
   }
   uint64_t host_pages = *memory_pages * (kWasmPage / BRIG_HOST_PAGE);
   if (*page_count > host_pages) return damaged("page count");

@@ -1,5 +1,6 @@
 #include "server/api_json.h"
 
+#include "brig/result_json.h"
 #include "brig/text.h"
 
 namespace brig::server {
@@ -41,31 +42,7 @@ nlohmann::json GrepResultJson(const GrepResult& result, GrepMode mode) {
           {"truncated_reason", result.truncated ? nlohmann::json(result.truncated_reason) : nlohmann::json()}};
 }
 
-nlohmann::json ExecutionJson(std::string_view thread_id, const SessionResult& s) {
-  const ExecutionResult& r = s.execution;
-  nlohmann::json j;
-  j["ok"] = r.ok;
-  j["stdout"] = r.stdout_text;
-  j["stderr"] = r.stderr_text;
-  j["stdout_truncated"] = r.stdout_truncated;
-  j["stderr_truncated"] = r.stderr_truncated;
-  j["result"] = r.result ? nlohmann::json(*r.result) : nlohmann::json(nullptr);
-  j["error"] = r.error ? nlohmann::json{{"type", r.error->type}, {"message", r.error->message}, {"traceback", r.error->traceback}}
-                       : nlohmann::json(nullptr);
-  j["exit_code"] = r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr);
-  j["failure"] = r.failure != Failure::kNone
-                     ? nlohmann::json{{"kind", std::string(FailureName(r.failure))}, {"message", r.failure_message}}
-                     : nlohmann::json(nullptr);
-  j["duration_ms"] = r.duration_ms;
-  nlohmann::json session = {{"thread_id", thread_id},         {"version", s.version},
-                            {"saved", s.saved},               {"restored_from", s.restored_from},
-                            {"not_portable", s.not_portable}, {"not_restored", s.not_restored},
-                            {"files_saved", s.files_saved},   {"files_deleted", s.files_deleted},
-                            {"snapshot", s.snapshot}};
-  if (!s.pages_unavailable.empty()) session["pages_unavailable"] = s.pages_unavailable;
-  j["session"] = std::move(session);
-  return j;
-}
+nlohmann::json ExecutionJson(std::string_view thread_id, const SessionResult& s) { return ToJson(thread_id, s); }
 
 std::string Dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 

@@ -74,8 +74,11 @@ class InProcessExecutor : public Executor {
         queue_.pop_front();
         ++running_;
       }
-      // Per-call limits and streaming arrive with Sessions::Execute's options (worker branch).
-      StatusOr<SessionResult> result = sessions_.Execute(job.request.thread_id, job.request.code);
+      ExecuteOptions options;
+      options.timeout_seconds = job.request.timeout_seconds;
+      options.memory_bytes = job.request.memory_bytes;
+      if (job.request.stream && job.on_output) options.on_output = job.on_output;
+      StatusOr<SessionResult> result = sessions_.Execute(job.request.thread_id, job.request.code, options);
       job.on_done(std::move(result));
       std::lock_guard lock(mu_);
       --running_;

@@ -147,7 +147,8 @@ struct Sessions::Impl {
 
   // A sandbox holding the session's stored files and state (version `stored`).
   StatusOr<LiveSession> Load(std::string_view thread_id, int64_t created_at,
-                             const std::optional<store::SessionState>& stored, SessionResult* result) {
+                             const std::optional<store::SessionState>& stored, uint64_t memory_bytes,
+                             SessionResult* result) {
     auto files = store->ListFiles(thread_id);
     if (!files.ok()) return files.status();
     auto content = [&](const store::FileInfo& f) -> StatusOr<std::string> {
@@ -155,7 +156,7 @@ struct Sessions::Impl {
       if (!data.ok()) return data.status();
       return std::move(data.value().content);
     };
-    auto made = Build(files.value(), content, result);
+    auto made = Build(files.value(), content, memory_bytes, result);
     if (!made.ok()) return made.status();
     LiveSession& s = made.value();
     s.created_at = created_at;
@@ -174,7 +175,7 @@ struct Sessions::Impl {
   // A sandbox holding `files` (contents from `content`), with result->restored_from "new".
   // Files the guest sees are loaded; the others stay in the store, outside its view.
   StatusOr<LiveSession> Build(const std::vector<store::FileInfo>& files, const ContentFn& content,
-                              SessionResult* result) {
+                              uint64_t memory_bytes, SessionResult* result) {
     store::FileUsage visible, outside;
     for (const store::FileInfo& f : files) {
       if (f.is_directory()) continue;
@@ -182,7 +183,9 @@ struct Sessions::Impl {
       u.file_count++;
       u.total_bytes += f.size;
     }
-    auto made = Sandbox::Create(SandboxLimits(visible, outside));
+    Limits limits = SandboxLimits(visible, outside);
+    limits.memory_bytes = memory_bytes;  // this execution's: the state must fit in it
+    auto made = Sandbox::Create(limits);
     if (!made.ok()) return made.status();
     LiveSession s;
     s.over_quota = visible.file_count + outside.file_count > options.max_files_per_session ||
@@ -216,6 +219,11 @@ struct Sessions::Impl {
   Status Restore(Sandbox& sandbox, const StoredState& state, SessionResult* result, std::string* pages_failure) {
     Status pages = state.pages.empty() ? Status::FailedPrecondition("the session was saved without a page snapshot")
                                        : sandbox.RestorePages(state.pages);
+    if (pages.IsResourceExhausted()) {
+      // Too big for this execution's memory limit: refused, not loaded from the portable
+      // snapshot (whose save would then replace the exact one).
+      return Status::FailedPrecondition(pages.message() + " of this execution (run it with a higher memory limit)");
+    }
     if (pages.ok()) {
       result->restored_from = "pages";
       result->not_portable = state.not_portable;
@@ -372,8 +380,21 @@ FileService& Sessions::files() { return *impl_->files; }
 
 StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::string_view code,
                                           std::string_view filename) {
+  return Execute(thread_id, code, ExecuteOptions{}, filename);
+}
+
+StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::string_view code,
+                                          const ExecuteOptions& options, std::string_view filename) {
   Impl& impl = *impl_;
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
+  // This execution's limits, explicit: a live sandbox may have been made under another's.
+  ExecuteOptions call = options;
+  call.timeout_seconds = options.timeout_seconds.value_or(impl.options.limits.timeout_seconds);
+  call.memory_bytes = options.memory_bytes.value_or(impl.options.limits.memory_bytes);
+  Limits checked = impl.options.limits;
+  checked.timeout_seconds = *call.timeout_seconds;
+  checked.memory_bytes = *call.memory_bytes;
+  if (Status s = ValidateLimits(checked); !s.ok()) return s;
   auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
   if (!lock.ok()) return lock.status();
   auto info = impl.manager->GetOrCreate(thread_id);
@@ -390,12 +411,18 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   } else {
     // Absent, or another process saved a newer version since (or the session was made
     // again): restore from the store.
-    auto loaded = impl.Load(thread_id, created_at, stored.value(), &result);
+    auto loaded = impl.Load(thread_id, created_at, stored.value(), *call.memory_bytes, &result);
     if (!loaded.ok()) return loaded.status();
     live = std::move(loaded.value());
   }
   result.version = live->version;
-  result.execution = live->sandbox->Execute(code, filename);
+  auto ran = live->sandbox->Execute(code, call, filename);
+  if (!ran.ok()) {
+    // Refused before running (a limit it cannot honour): the session is as it was.
+    if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
+    return ran.status();
+  }
+  result.execution = std::move(ran.value());
   const Failure failure = result.execution.failure;
   if (failure != Failure::kNone) {
     // Timeout, trap, exit or a broken guest: nothing is saved. The sandbox was rolled back to
@@ -416,6 +443,11 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     impl.PutLive(thread_id, std::move(*live));
   }
   return result;
+}
+
+size_t Sessions::LiveSessions() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->live.size();
 }
 
 size_t Sessions::CompactIdle() {
@@ -531,7 +563,7 @@ StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std:
   }
   auto content = [&](const store::FileInfo& f) -> StatusOr<std::string> { return *contents.at(f.path); };
   SessionResult trial;
-  auto built = impl.Build(infos, content, &trial);
+  auto built = impl.Build(infos, content, impl.options.limits.memory_bytes, &trial);
   if (!built.ok()) return built.status();
   ImportResult out;
   out.restored_from = "new";
