@@ -54,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
   close(fd);
   const char* why = nullptr;
-  brig_python_image* image = brig_python_image_load(path.c_str(), &why);
+  brig_python_image* image = brig_python_image_load(path.c_str(), &why, nullptr);
   FUZZ_CHECK(image || why, "a file that exists was refused without a reason");
   if (image) {
     brig_python_instance* clone = brig_python_instance_clone(image, nullptr, 0);
