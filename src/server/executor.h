@@ -35,7 +35,7 @@ struct ExecRequest {
   bool stream = false;
 };
 
-enum class OutputStream { kStdout, kStderr };
+using OutputStream = brig::OutputStream;  // brig/sandbox.h
 
 class Executor {
  public:
