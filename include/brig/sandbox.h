@@ -182,6 +182,12 @@ class Sandbox {
   // the new one.
   StatusOr<std::unique_ptr<Sandbox>> Fork();
 
+  // Gives the interpreter a new `random` stream (from the host's randomness) before its next
+  // execution, as a fork gets: for a sandbox restored from a state that another sandbox also
+  // continues (a forked session), so that the two do not draw the same numbers. Nothing
+  // else changes; cheap (done by the next execution).
+  void ReseedRandom();
+
   // Gives back the memory of an idle sandbox: its state is kept as its differences from the
   // image (typically tens of KiB for a small session; the memory it grew into stays, shared)
   // and the interpreter is remade from them by the next call that needs it (~0.5 ms for a
@@ -224,6 +230,14 @@ class Sandbox {
   Status RestorePages(std::string_view snapshot);
   // The digest of the process image that page snapshots are tied to (hex).
   static StatusOr<std::string> ImageDigest();
+  // The guest build and image digest a page snapshot is tied to, read from its header
+  // without restoring it (any process, no image needed). InvalidArgument if `snapshot` is
+  // not a page snapshot.
+  struct PagesOrigin {
+    std::string guest_build_id;
+    std::string image_digest;
+  };
+  static StatusOr<PagesOrigin> PageSnapshotOrigin(std::string_view snapshot);
 
   // A portable snapshot of the user's namespace (guest/_brig_snapshot.py): restores in any
   // build of CPython 3.11. Functions and classes defined by the user are saved by value.

@@ -24,9 +24,9 @@
 #include "brig/result_json.h"
 #include "brig/sandbox.h"
 #include "brig/sessions.h"
+#include "brig/store.h"
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "store/store.h"
 
 namespace brig::cli {
 namespace {
@@ -98,25 +98,21 @@ int RunExec(const ExecOptions& opt) {
   nlohmann::json json_out;  // --json: what brig/result_json.h makes of the outcome
   if (!opt.session.empty()) {
     brig::Sessions::Options options;
-    options.store_url = ResolveStoreUrl(opt.db);
     options.limits = limits;
     options.max_live = 0;  // one execution per process
     if (opt.max_files > 0) options.max_files_per_session = opt.max_files;
     if (opt.max_mib > 0) options.max_bytes_per_session = opt.max_mib << 20;
     if (opt.expires_days > 0) options.default_expiry_days = opt.expires_days;
-    store::StoreOptions tuning;
+    StoreOptions tuning;
     if (Status tuned = StoreTuningFromEnv(&tuning); !tuned.ok()) {
       PrintError(tuned.message());
       return kExitUsage;
     }
-    options.pool_size = tuning.pool_size;
-    options.statement_timeout = tuning.statement_timeout;
-    if (opt.db.empty() && !std::getenv("BRIG_DB")) {
-      // The default SQLite file lives in $BRIG_HOME, created on first use.
-      auto opened = OpenConfiguredStore(opt.db);
-      if (!opened.ok()) return kExitSession;
-    }
-    auto sessions = brig::Sessions::Open(options);
+    // Opened once, tuned as above (the default SQLite file lives in $BRIG_HOME, created on
+    // first use); the error is printed.
+    auto store = OpenConfiguredStore(opt.db);
+    if (!store.ok()) return kExitSession;
+    auto sessions = brig::Sessions::Open(*store.value(), options);
     if (!sessions.ok()) {
       PrintError(sessions.status().message());
       return kExitSession;

@@ -371,4 +371,6 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> Sandbox::Impl::Fork() {
   return child;
 }
 
+void Sandbox::ReseedRandom() { impl_->tx.reseed = true; }
+
 }  // namespace brig

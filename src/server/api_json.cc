@@ -1,35 +1,36 @@
 #include "server/api_json.h"
 
 #include "brig/result_json.h"
+#include "brig/text.h"
 
 namespace brig::server {
 
-nlohmann::json SessionInfoJson(const session::SessionManager& m, const store::SessionInfo& s) {
+nlohmann::json SessionInfoJson(const SessionManager& m, const SessionInfo& s) {
   return {{"thread_id", s.thread_id},
-          {"created_at", session::FormatTimestamp(s.created_at)},
-          {"last_accessed", session::FormatTimestamp(s.last_accessed)},
-          {"expires_at", session::FormatTimestamp(s.expires_at)},
+          {"created_at", FormatTimestamp(s.created_at)},
+          {"last_accessed", FormatTimestamp(s.last_accessed)},
+          {"expires_at", FormatTimestamp(s.expires_at)},
           {"expired", m.IsExpired(s)},
           {"metadata", s.metadata},
           {"file_count", s.file_count},
           {"total_bytes", s.total_bytes}};
 }
 
-nlohmann::json FileInfoJson(const store::FileInfo& f) {
+nlohmann::json FileInfoJson(const FileInfo& f) {
   return {{"path", f.path},
           {"size", f.size},
           {"content_type", f.content_type},
-          {"created_at", session::FormatTimestamp(f.created_at)},
-          {"modified_at", session::FormatTimestamp(f.modified_at)}};
+          {"created_at", FormatTimestamp(f.created_at)},
+          {"modified_at", FormatTimestamp(f.modified_at)}};
 }
 
-nlohmann::json GrepResultJson(const files::GrepResult& result, files::GrepMode mode) {
+nlohmann::json GrepResultJson(const GrepResult& result, GrepMode mode) {
   nlohmann::json files = nlohmann::json::array();
-  for (const files::GrepFileResult& f : result.files) {
+  for (const GrepFileResult& f : result.files) {
     nlohmann::json jf = {{"path", f.path}, {"count", f.count}, {"binary", f.binary}};
-    if (mode == files::GrepMode::kContent) {
+    if (mode == GrepMode::kContent) {
       nlohmann::json lines = nlohmann::json::array();
-      for (const files::GrepLine& l : f.lines)
+      for (const GrepLine& l : f.lines)
         lines.push_back({{"line", l.number}, {"text", l.text}, {"text_truncated", l.text_truncated}});
       jf["lines"] = std::move(lines);
     }

@@ -160,7 +160,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     size_t cl_count = std::distance(req.equal_range(http::field::content_length).first, req.equal_range(http::field::content_length).second);
     if (has_te && (cl_count > 0 || te_count > 1 || !beast::iequals(te->value(), "chunked")))
       return Reject(http::status::bad_request, "bad_request", "ambiguous request framing (Transfer-Encoding)");
-    if (cl_count > 1) return Reject(http::status::bad_request, "bad_request", "more than one Content-Length");
+    // "Content-Length: 5, 5" is two of them in one field (Beast takes it as 5).
+    if (cl_count > 1 || (cl_count == 1 && req[http::field::content_length].find(',') != beast::string_view::npos))
+      return Reject(http::status::bad_request, "bad_request", "more than one Content-Length");
     if (auto len = parser_->content_length(); len && *len > limits_.body_bytes)
       return Reject(http::status::payload_too_large, "body_too_large",
                     "request body larger than " + std::to_string(limits_.body_bytes) + " bytes");

@@ -29,7 +29,6 @@
 
 #include "brig/result_json.h"
 #include "server/worker_protocol.h"
-#include "store/validation.h"
 
 extern char** environ;
 
@@ -47,6 +46,8 @@ constexpr size_t kReadBudget = 1u << 20;
 // A worker that dies before it is ready is started again after this, doubling up to the max.
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{10'000};
+// brig/session_manager.h: a thread_id is 1..255 bytes.
+constexpr size_t kMaxThreadIdBytes = 255;
 
 uint64_t Fnv1a(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -517,8 +518,9 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Start(WorkerPoolOptions option
 void WorkerPool::Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) {
   Impl& p = *impl_;
   Status refused;
-  if (Status valid = store::ValidateThreadId(request.thread_id); !valid.ok()) {
-    refused = valid;
+  // The worker's Sessions checks the thread_id fully; its length bounds the frame here.
+  if (request.thread_id.empty() || request.thread_id.size() > kMaxThreadIdBytes) {
+    refused = Status::InvalidArgument("a thread_id must be 1..255 bytes, not " + std::to_string(request.thread_id.size()));
   } else if (request.code.size() > worker::kMaxFrame - 64 * 1024) {
     refused = Status::InvalidArgument("the code is too large (" + std::to_string(request.code.size()) + " bytes)");
   } else {

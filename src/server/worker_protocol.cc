@@ -11,7 +11,7 @@ namespace brig::server::worker {
 namespace {
 
 constexpr uint8_t kFlagTimeout = 1, kFlagMemory = 2, kFlagStream = 4;
-constexpr uint32_t kMaxThreadIdBytes = 4096;  // far above store::ValidateThreadId's 255
+constexpr uint32_t kMaxThreadIdBytes = 4096;  // far above the 255 bytes Sessions accepts
 
 }  // namespace
 

@@ -1,0 +1,82 @@
+"""`brig serve`'s lifecycle (issue #10): SIGTERM lets a running execution finish, answers it,
+saves it and exits 0; a new server on the same store sees the state. On SQLite and PostgreSQL.
+"""
+import concurrent.futures
+import shutil
+import signal
+import time
+import unittest
+
+import harness
+from harness import SqliteStore, PostgresStore
+
+
+class LifecycleCases:
+    def setUp(self):
+        self.home = harness.make_home(type(self).__name__)
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.store = self.make_store(self.home)
+
+    def start(self, *flags):
+        server = harness.BrigServer(self.store, self.home, flags=flags)
+        self.addCleanup(server.kill)
+        return server
+
+    def wait_in_flight(self, server):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for line in server.request("GET", "/metrics").body.decode().splitlines():
+                if line.startswith("brig_executions_in_flight ") and float(line.split()[1]) >= 1:
+                    return
+            time.sleep(0.02)
+        self.fail("the execution never started")
+
+    def test_sigterm_lets_the_running_execution_finish_and_save(self):
+        server = self.start()
+        r = server.execute("t", "x = 1\nopen('/home/user/f.txt', 'w').write('one')")
+        self.assertEqual(r.status, 200, r)
+        version = r.json()["session"]["version"]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(server.execute, "t",
+                                  "import time\ntime.sleep(2)\nx = 2\nopen('/home/user/f.txt', 'w').write('two')\n'finished'")
+            self.wait_in_flight(server)
+            server.proc.send_signal(signal.SIGTERM)
+            r = running.result(timeout=120)
+        self.assertEqual(r.status, 200, r)
+        j = r.json()
+        self.assertEqual((j["ok"], j["result"]), (True, "'finished'"), j)
+        self.assertTrue(j["session"]["saved"])
+        self.assertEqual(j["session"]["version"], version + 1)
+        self.assertEqual(server.stop(), 0, server.stderr_text()[-2000:])
+        text = server.stderr_text()
+        self.assertIn("SIGTERM", text)
+        self.assertIn("brig serve: stopped", text)
+        # A new server on the same store continues from the saved state.
+        again = self.start()
+        r = again.execute("t", "x, open('/home/user/f.txt').read()")
+        self.assertEqual(r.json()["result"], "(2, 'two')", r)
+        self.assertEqual(r.json()["session"]["version"], version + 2)
+        self.assertEqual(again.stop(), 0)
+
+    def test_sigterm_on_an_idle_server_exits_0_and_stops_listening(self):
+        server = self.start()
+        self.assertTrue(server.alive())
+        port = server.port
+        self.assertEqual(server.stop(), 0)
+        with self.assertRaises(OSError):
+            harness.socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+class SqliteLifecycleTest(LifecycleCases, SqliteStore, unittest.TestCase):
+    pass
+
+
+class PostgresLifecycleTest(LifecycleCases, PostgresStore, unittest.TestCase):
+    def setUp(self):
+        if harness.postgres() is None:
+            self.skipTest("BRIG_SKIP_POSTGRES=1")
+        super().setUp()
+
+
+if __name__ == "__main__":
+    unittest.main()
