@@ -480,6 +480,12 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Start(WorkerPoolOptions option
     return Status::InvalidArgument("threads per worker must be 1..1024");
   }
   if (options.executable.empty()) return Status::InvalidArgument("no worker executable");
+  // Workers must stay this process's children until it waits for them: with SIGCHLD ignored
+  // the kernel would reap them, and a pid could name another process when it is signalled.
+  struct sigaction chld {};
+  if (sigaction(SIGCHLD, nullptr, &chld) == 0 && (chld.sa_handler == SIG_IGN || (chld.sa_flags & SA_NOCLDWAIT))) {
+    return Status::FailedPrecondition("SIGCHLD is ignored in this process: its worker processes could not be waited for");
+  }
   if (Status valid = ValidateLimits(options.sessions.limits); !valid.ok()) return valid;
   auto impl = std::make_unique<Impl>();
   Impl& p = *impl;
