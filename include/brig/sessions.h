@@ -98,7 +98,8 @@ struct ImportResult {
   // not restore here); empty when it was kept or there was none.
   std::string pages_dropped;
   // Names (and stored files) that will not be restored, with why: as
-  // SessionResult::not_restored, plus the names the exporting side could not save portably.
+  // SessionResult::not_restored (restoring from the portable snapshot: the names it could
+  // not load, and those the exporting side could not save portably).
   std::map<std::string, std::string> not_restored;
   // From the snapshot: the session it was exported from, when, and the guest build that made
   // its page snapshot.

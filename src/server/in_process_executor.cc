@@ -42,7 +42,9 @@ class InProcessExecutor : public Executor {
       if (stopping_) return;
       stopping_ = true;
       cv_.notify_all();
-      // Queued executions have not started: they fail now. Running ones get `grace`.
+      // Accepted executions, running or queued, get `grace` to finish; what is still queued
+      // then fails.
+      idle_.wait_for(lock, grace, [&] { return running_ == 0 && queue_.empty(); });
       dropped.swap(queue_);
     }
     for (Job& j : dropped) j.on_done(Status::Unavailable("the server is shutting down"));
@@ -87,7 +89,7 @@ class InProcessExecutor : public Executor {
       job.on_done(std::move(result));
       std::lock_guard lock(mu_);
       --running_;
-      if (running_ == 0) idle_.notify_all();
+      if (running_ == 0 && queue_.empty()) idle_.notify_all();
     }
   }
 

@@ -159,7 +159,7 @@ struct Sessions::Impl {
       if (!data.ok()) return data.status();
       return std::move(data.value().content);
     };
-    auto made = Build(files.value(), content, result, memory_bytes);
+    auto made = Build(files.value(), content, memory_bytes, result);
     if (!made.ok()) return made.status();
     LiveSession& s = made.value();
     s.created_at = created_at;
@@ -177,9 +177,8 @@ struct Sessions::Impl {
 
   // A sandbox holding `files` (contents from `content`), with result->restored_from "new".
   // Files the guest sees are loaded; the others stay in the store, outside its view.
-  // Its memory limit: `memory_bytes` (the state restored into it must fit).
   StatusOr<LiveSession> Build(const std::vector<store::FileInfo>& files, const ContentFn& content,
-                              SessionResult* result, uint64_t memory_bytes) {
+                              uint64_t memory_bytes, SessionResult* result) {
     store::FileUsage visible, outside;
     for (const store::FileInfo& f : files) {
       if (f.is_directory()) continue;
@@ -224,10 +223,10 @@ struct Sessions::Impl {
     Status pages = state.pages.empty() ? Status::FailedPrecondition("the session was saved without a page snapshot")
                                        : sandbox.RestorePages(state.pages);
     if (pages.IsResourceExhausted()) {
-      // More memory than the limit: refused, never loaded from the portable snapshot instead
-      // (whose save would then replace the exact one).
+      // Too big for this execution's memory limit: refused, not loaded from the portable
+      // snapshot (whose save would then replace the exact one).
       *pages_failure = pages.message();
-      return Status::FailedPrecondition(pages.message() + " (run it with a higher memory limit)");
+      return Status::FailedPrecondition(pages.message() + " of this execution (run it with a higher memory limit)");
     }
     if (pages.ok()) {
       result->restored_from = "pages";
@@ -571,7 +570,7 @@ StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std:
   // The trial restore only checks that the state restores here: under the largest memory
   // limit, so that a big session is never cut down to its portable part for want of memory
   // (its executions need a limit that holds it, and say so).
-  auto built = impl.Build(infos, content, &trial, kMaxMemoryBytes);
+  auto built = impl.Build(infos, content, kMaxMemoryBytes, &trial);
   if (!built.ok()) return built.status();
   ImportResult out;
   out.restored_from = "new";
