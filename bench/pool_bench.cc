@@ -283,6 +283,7 @@ int main(int argc, char** argv) {
   brig::Sandbox::Create().value().reset();  // the process image, made (or mapped) outside timing
   if (parts_only) {
     SaveParts(store_url, 200);
+    if (own_store) std::filesystem::remove_all(dir);
     return 0;
   }
 
