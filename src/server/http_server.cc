@@ -249,8 +249,8 @@ namespace {
 
 class ResponderImpl : public Responder, public std::enable_shared_from_this<ResponderImpl> {
  public:
-  explicit ResponderImpl(std::shared_ptr<Connection> conn, bool keep_alive, unsigned version)
-      : conn_(std::move(conn)), keep_alive_(keep_alive), version_(version) {}
+  explicit ResponderImpl(std::shared_ptr<Connection> conn, bool keep_alive, unsigned version, bool head)
+      : conn_(std::move(conn)), keep_alive_(keep_alive), version_(version), head_(head) {}
   ~ResponderImpl() override {
     if (!answered_.exchange(true)) {
       // Nobody answered: a handler bug. Answer for it rather than leave the client waiting.
@@ -271,6 +271,9 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
     response.keep_alive(keep_alive_ && response.keep_alive());
     response.version(version_);
     response.prepare_payload();
+    // The answer to HEAD has the headers of the GET answer (Content-Length included) and no
+    // body: bytes after them would be read as the next response on this connection.
+    if (head_) response.body().clear();
     auto res = std::make_shared<http::response<http::string_body>>(std::move(response));
     auto conn = conn_;
     net::post(conn->stream().get_executor(), [conn, res] {
@@ -355,6 +358,7 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
   std::atomic<bool> answered_{false};
   bool keep_alive_;
   unsigned version_;
+  bool head_;
   bool chunked_ = false;
 };
 
@@ -373,7 +377,8 @@ void Connection::Dispatch() {
   body_bytes_ = 0;
   // No read is pending while the handler works: the request is answered first.
   stream_.expires_never();
-  auto responder = std::make_shared<ResponderImpl>(shared_from_this(), ctx->request.keep_alive(), ctx->request.version());
+  auto responder = std::make_shared<ResponderImpl>(shared_from_this(), ctx->request.keep_alive(), ctx->request.version(),
+                                                   ctx->request.method() == http::verb::head);
   handler_(ctx, responder);
 }
 

@@ -153,6 +153,23 @@ class ApiCases(ServerClass):
         self.error(404, "no_route", "GET", "/v1/nosuch")
         self.error(405, "method_not_allowed", "PUT", "/v1/sessions/" + t)
 
+    def test_deeply_nested_json_is_400_not_a_crash(self):
+        t = self.tid()
+        for n in (65, 10_000, 1_000_000):
+            for path, head in (("/v1/sessions", b'{"thread_id": "%s", "metadata": {"a": ' % t.encode()),
+                               ("/v1/sessions/%s/execute" % t, b'{"code": "1", "x": {"a": ')):
+                body = head + b"[" * n + b"]" * n + b"}}"
+                self.error(400, "invalid_json", "POST", path, body, headers={"Content-Type": "application/json"})
+        # Brackets inside strings do not count; 60 levels of metadata are kept as they are.
+        meta = {"s": "[[[[{{{{" * 100}
+        inner = meta
+        for _ in range(60):
+            inner["n"] = {}
+            inner = inner["n"]
+        created = self.ok("POST", "/v1/sessions", {"thread_id": t, "metadata": meta}, status=201).json()
+        self.assertEqual(created["metadata"], meta)
+        self.assertTrue(self.server.alive())
+
     # ---- executions
 
     def test_execute_is_stateful(self):
@@ -468,7 +485,10 @@ class ApiCases(ServerClass):
     def test_health(self):
         r = self.server.request("GET", "/health", token=None)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json(), {"status": "ok", "store": self.store_name if self.store_name == "sqlite" else "postgresql"})
+        self.assertEqual(r.json(), {"status": "ok", "store": self.health_store()})
+
+    def health_store(self):
+        return self.store_name if self.store_name == "sqlite" else "postgresql"
 
     def test_file_server_lists_paths(self):
         t = self.tid()
@@ -579,6 +599,22 @@ class ApiCases(ServerClass):
         first, last = (1 << 20) - 7, 3 * (1 << 20) + 11
         r = self.ok("GET", "/files/%s/home/user/big.bin" % t, headers={"Range": "bytes=%d-%d" % (first, last)}, status=206)
         self.assertEqual(r.body, data[first:last + 1])
+
+    def test_head_answers_have_no_body(self):
+        # Two requests on one connection: were the HEAD answer followed by a body, those bytes
+        # would be read as the start of the second answer.
+        t = self.tid()
+        self.put(t, "/tmp/h.txt", b"head body")
+        auth = b"Authorization: Bearer %s\r\n" % self.server.token.encode() if self.server.token else b""
+        for path in ("/health", "/v1/sessions", "/v1/sessions/" + t, "/files/" + t, "/files/%s/tmp/h.txt" % t,
+                     "/files/%s/tmp/missing" % t, "/v1/sessions/%s/files/tmp/h.txt" % t, "/files/%s-missing/x" % t):
+            raw = self.server.raw(b"HEAD %s HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                                  b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (path.encode(), auth))
+            head, rest = raw.split(b"\r\n\r\n", 1)
+            self.assertTrue(head.startswith(b"HTTP/1.1 "), raw[:300])
+            self.assertIn(b"content-length: ", head.lower())
+            self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK\r\n"), (path, raw[:500]))
+            self.assertTrue(rest.endswith(b'"status":"ok","store":"%s"}\n' % self.health_store().encode()), (path, rest[-200:]))
 
     # ---- metrics
 

@@ -1,7 +1,7 @@
 """`brig serve`'s lifecycle (issue #10): SIGTERM lets a running execution finish, answers it,
 saves it and exits 0; a new server on the same store sees the state. On SQLite and PostgreSQL.
 """
-import concurrent.futures
+import json
 import shutil
 import signal
 import time
@@ -36,15 +36,24 @@ class LifecycleCases:
         r = server.execute("t", "x = 1\nopen('/home/user/f.txt', 'w').write('one')")
         self.assertEqual(r.status, 200, r)
         version = r.json()["session"]["version"]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            running = pool.submit(server.execute, "t",
-                                  "import time\ntime.sleep(2)\nx = 2\nopen('/home/user/f.txt', 'w').write('two')\n'finished'")
-            self.wait_in_flight(server)
-            server.proc.send_signal(signal.SIGTERM)
-            r = running.result(timeout=120)
-        self.assertEqual(r.status, 200, r)
-        j = r.json()
-        self.assertEqual((j["ok"], j["result"]), (True, "'finished'"), j)
+        # Its answer is large (a MiB of stdout, six as JSON) and read late: the server must
+        # wait for it to reach the client before it closes the connection.
+        conn = server.connection()
+        conn.request("POST", "/v1/sessions/t/execute",
+                     json.dumps({"code": "import sys, time\ntime.sleep(2)\nx = 2\n"
+                                         "open('/home/user/f.txt', 'w').write('two')\n"
+                                         "sys.stdout.write('\\x01' * 1000000)\n'finished'"}),
+                     {"Content-Type": "application/json"})
+        self.wait_in_flight(server)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(3)
+        res = conn.getresponse()
+        body = res.read()
+        conn.close()
+        self.assertEqual(res.status, 200, body[:300])
+        j = json.loads(body)
+        self.assertEqual((j["ok"], j["result"]), (True, "'finished'"), j["error"])
+        self.assertEqual(j["stdout"], "\x01" * 1000000)
         self.assertTrue(j["session"]["saved"])
         self.assertEqual(j["session"]["version"], version + 1)
         self.assertEqual(server.stop(), 0, server.stderr_text()[-2000:])
