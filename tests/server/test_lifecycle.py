@@ -87,5 +87,43 @@ class PostgresLifecycleTest(LifecycleCases, PostgresStore, unittest.TestCase):
         super().setUp()
 
 
+class PostgresDownTest(unittest.TestCase):
+    """/health checks the store: 503 while PostgreSQL is down, 200 again once it is back."""
+
+    def test_health_follows_the_store(self):
+        pg = harness.postgres()
+        if pg is None:
+            self.skipTest("BRIG_SKIP_POSTGRES=1")
+        home = harness.make_home("pgdown")
+        self.addCleanup(shutil.rmtree, home, True)
+        server = harness.BrigServer(pg.database(), home)
+        self.addCleanup(server.kill)
+        self.assertEqual(server.request("GET", "/health").status, 200)
+        pg.pause()
+        try:
+            r = server.request("GET", "/health")
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual((r.json()["status"], r.json()["store"]), ("unhealthy", "postgresql"))
+            self.assertTrue(r.json()["error"])
+            r = server.execute("t", "1")
+            self.assertEqual((r.status, r.error_code()), (503, "unavailable"), r)
+        finally:
+            pg.resume()
+        deadline = time.monotonic() + 60
+        while server.request("GET", "/health").status != 200:
+            self.assertLess(time.monotonic(), deadline, "the server did not reconnect to PostgreSQL")
+            time.sleep(0.2)
+        # A pooled connection that died while idle fails the call that finds it (a 503 the
+        # client may retry: pg_pool.h replaces it), then the session works as before.
+        for attempt in range(5):
+            r = server.execute("t", "6 * 7")
+            if r.status == 200:
+                break
+            self.assertEqual((r.status, r.error_code()), (503, "unavailable"), r)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["result"], "42")
+        self.assertEqual(server.stop(), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
