@@ -616,6 +616,12 @@ class ApiCases(ServerClass):
             self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK\r\n"), (path, raw[:500]))
             self.assertTrue(rest.endswith(b'"status":"ok","store":"%s"}\n' % self.health_store().encode()), (path, rest[-200:]))
 
+    def test_a_file_over_20_mib_is_413(self):
+        t = self.tid()
+        r = self.error(413, "quota_exceeded", "PUT", "/v1/sessions/%s/files/tmp/huge" % t, b"h" * ((20 << 20) + 1))
+        self.assertIn("/tmp/huge", r.json()["error"]["message"])
+        self.error(404, "not_found", "GET", "/v1/sessions/%s/files/tmp/huge" % t)
+
     # ---- metrics
 
     def test_metrics_count_executions(self):
