@@ -10,7 +10,6 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "server/server.h"
-#include "store/store.h"
 
 namespace brig::cli {
 
@@ -79,7 +78,7 @@ int RunServe(const ServeOptions& opt) {
   options.sessions.limits.timeout_seconds = opt.timeout;
   options.sessions.limits.memory_bytes = opt.memory_mb << 20;
   options.sessions.max_live = opt.max_live;
-  store::StoreOptions tuning;
+  StoreOptions tuning;
   if (Status st = StoreTuningFromEnv(&tuning); !st.ok()) return ReportFailure(st);
   options.sessions.pool_size = tuning.pool_size;
   options.sessions.statement_timeout = tuning.statement_timeout;

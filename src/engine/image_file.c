@@ -280,9 +280,12 @@ brig_python_image* brig_python_image_load(const char* path, const char** why) {
   img->table_size = BRIG_W2C_TABLE_SIZE;
   m->w2c_T0.max_size = BRIG_W2C_TABLE_SIZE;
   img->memfd = fd; /* clones map the file itself, copy-on-write */
-  /* The saving process hashed this memory; hashing it again would read every page. */
-  bad = "out of memory";
-  if (brig_python_image_set_digest(img, digest) != 0) goto fail;
+  /* The memory is hashed again and must match the digest the saving process recorded: a
+   * file damaged or changed in place after it was written is refused, never run. (Its
+   * trailer is checksummed and every field checked above; this covers the rest.) */
+  int verified = brig_python_image_verify_digest(img, digest);
+  bad = verified < 0 ? "out of memory" : "damaged (its memory does not match its digest)";
+  if (verified != 1) goto fail;
   img->keep_memories = 1; /* as brig_python_image_learn_warm_pages does */
   free(trailer);
   errno = 0;

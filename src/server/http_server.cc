@@ -271,8 +271,7 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
     response.keep_alive(keep_alive_ && response.keep_alive());
     response.version(version_);
     response.prepare_payload();
-    // The answer to HEAD has the headers of the GET answer (Content-Length included) and no
-    // body: bytes after them would be read as the next response on this connection.
+    // HEAD: the headers a GET would get (Content-Length included), no body.
     if (head_) response.body().clear();
     auto res = std::make_shared<http::response<http::string_body>>(std::move(response));
     auto conn = conn_;

@@ -194,16 +194,7 @@ class SqliteStore final : public Store {
     if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
     const std::string meta = internal::MetadataText(metadata);
     std::lock_guard<std::mutex> lock(mu_);
-    const int64_t now = clock_();
-    Stmt st(db_,
-            "INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
-            " VALUES (?1, ?2, ?2, ?3, ?4)");
-    st.Text(1, thread_id).Int(2, now).Int(3, expires_at).Text(4, meta);
-    Status s = st.Run("cannot create session");
-    if (s.IsAlreadyExists()) {
-      return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
-    }
-    return s;
+    return InsertSessionLocked(thread_id, clock_(), expires_at, meta);
   }
 
   StatusOr<SessionInfo> GetSession(std::string_view thread_id) override {
@@ -388,17 +379,9 @@ class SqliteStore final : public Store {
     Txn txn(db_, "BEGIN IMMEDIATE");
     if (Status s = txn.Begun(); !s.ok()) return s;
     if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
-    int64_t stored = 0;
-    {
-      Stmt st(db_, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
-      st.Text(1, thread_id);
-      const int rc = st.Step();
-      if (rc == SQLITE_ROW) {
-        stored = st.ColInt(0);
-      } else if (rc != SQLITE_DONE) {
-        return SqliteError(db_, rc, "cannot read state version");
-      }
-    }
+    StatusOr<int64_t> version_read = StateVersionLocked(thread_id);
+    if (!version_read.ok()) return version_read.status();
+    const int64_t stored = version_read.value();
     if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
     const int64_t version = expected_version + 1;
     const int64_t now = clock_();
@@ -431,6 +414,54 @@ class SqliteStore final : public Store {
     }
     if (Status s = txn.Commit(); !s.ok()) return s;
     return version;
+  }
+
+  Status CreateSessionWith(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                           const std::optional<StateWrite>& state, const std::vector<FileWrite>& files) override {
+    StatusOr<std::vector<std::string>> checked = internal::CheckSave(thread_id, 0, files, {});
+    if (!checked.ok()) return checked.status();
+    if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    const std::string meta = internal::MetadataText(metadata);
+    std::lock_guard<std::mutex> lock(mu_);
+    Txn txn(db_, "BEGIN IMMEDIATE");
+    if (Status s = txn.Begun(); !s.ok()) return s;
+    const int64_t now = clock_();
+    if (Status s = InsertSessionLocked(thread_id, now, expires_at, meta); !s.ok()) return s;
+    if (state) {
+      if (Status s = InsertStateLocked(thread_id, *state, now); !s.ok()) return s;
+    }
+    for (size_t i = 0; i < files.size(); ++i) {
+      if (Status s = UpsertFileLocked(thread_id, files[i], checked.value()[i], now); !s.ok()) return s;
+    }
+    return txn.Commit();
+  }
+
+  Status CopySession(std::string_view from, std::string_view to, int64_t from_version, int64_t expires_at,
+                     const nlohmann::json& metadata, const std::optional<StateWrite>& state) override {
+    if (Status s = ValidateThreadId(from); !s.ok()) return s;
+    if (Status s = ValidateThreadId(to); !s.ok()) return s;
+    if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    const std::string meta = internal::MetadataText(metadata);
+    std::lock_guard<std::mutex> lock(mu_);
+    // BEGIN IMMEDIATE takes SQLite's write lock: no save of `from` lands in between.
+    Txn txn(db_, "BEGIN IMMEDIATE");
+    if (Status s = txn.Begun(); !s.ok()) return s;
+    if (Status s = RequireSessionLocked(from); !s.ok()) return s;
+    StatusOr<int64_t> stored = StateVersionLocked(from);
+    if (!stored.ok()) return stored.status();
+    if (stored.value() != from_version) return internal::VersionConflict(from, stored.value(), from_version);
+    const int64_t now = clock_();
+    if (Status s = InsertSessionLocked(to, now, expires_at, meta); !s.ok()) return s;
+    if (state) {
+      if (Status s = InsertStateLocked(to, *state, now); !s.ok()) return s;
+    }
+    Stmt st(db_,
+            "INSERT INTO brig_files (thread_id, path, content_type, size, created_at, modified_at, content)"
+            " SELECT ?2, path, content_type, size, created_at, modified_at, content FROM brig_files"
+            " WHERE thread_id = ?1");
+    st.Text(1, from).Text(2, to);
+    if (Status s = st.Run("cannot copy files"); !s.ok()) return s;
+    return txn.Commit();
   }
 
   StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) override {
@@ -523,7 +554,39 @@ class SqliteStore final : public Store {
     return txn.Commit();
   }
 
+  // Inserts a session row. AlreadyExists (naming it) if the thread_id is taken.
   // REQUIRES: mu_ held.
+  Status InsertSessionLocked(std::string_view thread_id, int64_t now, int64_t expires_at, const std::string& meta) {
+    Stmt st(db_,
+            "INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
+            " VALUES (?1, ?2, ?2, ?3, ?4)");
+    st.Text(1, thread_id).Int(2, now).Int(3, expires_at).Text(4, meta);
+    Status s = st.Run("cannot create session");
+    if (s.IsAlreadyExists()) {
+      return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
+    }
+    return s;
+  }
+
+  // The first state of a new session, at version 1. REQUIRES: mu_ held, in a transaction.
+  Status InsertStateLocked(std::string_view thread_id, const StateWrite& w, int64_t now) {
+    Stmt st(db_,
+            "INSERT INTO brig_session_state (thread_id, snapshot, format, guest_build_id, version, updated_at)"
+            " VALUES (?1, ?2, ?3, ?4, 1, ?5)");
+    st.Text(1, thread_id).Blob(2, w.snapshot).Text(3, w.format).Text(4, w.guest_build_id).Int(5, now);
+    return st.Run("cannot save state");
+  }
+
+  // The session's state version, 0 if it has none. REQUIRES: mu_ held.
+  StatusOr<int64_t> StateVersionLocked(std::string_view thread_id) {
+    Stmt st(db_, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
+    st.Text(1, thread_id);
+    const int rc = st.Step();
+    if (rc == SQLITE_ROW) return st.ColInt(0);
+    if (rc == SQLITE_DONE) return int64_t{0};
+    return SqliteError(db_, rc, "cannot read state version");
+  }
+
   // OK if the session exists; NotFound if not; the read's error otherwise. REQUIRES: mu_ held.
   Status RequireSessionLocked(std::string_view thread_id) {
     StatusOr<bool> exists = ExistsLocked(thread_id);

@@ -170,6 +170,17 @@ class ImageCacheTest(unittest.TestCase):
             f.truncate(os.path.getsize(path) - 100)
         self.refused_then_rebuilt("damaged")
 
+    def test_memory_changed_in_place_is_refused(self):
+        # The trailer intact and its checksum right: only the memory differs from what was
+        # saved. One byte, in a page with data, is enough to refuse the file.
+        image = self.made()
+        memory = bytearray(image.memory)
+        at = next(i for i in range(len(memory) // 2, len(memory)) if memory[i])
+        memory[at] ^= 0x01
+        image.memory = bytes(memory)
+        image.write()
+        self.refused_then_rebuilt("does not match its digest")
+
     def test_damaged_field_fails_the_checksum(self):
         image = self.made()
         image.seed ^= 1

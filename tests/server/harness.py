@@ -75,6 +75,7 @@ class BrigServer:
             full_env.pop(name, None)
         full_env.update(env or {})
         argv = [BRIG, "serve", "--listen", listen]
+        self.store_url = store_url
         if store_url:
             argv += ["--db", store_url]
         self.proc = subprocess.Popen(argv + list(flags), env=full_env, stdout=subprocess.DEVNULL, stderr=self._log)

@@ -87,6 +87,42 @@ class ApiCases(ServerClass):
         headers = {"Content-Type": content_type} if content_type else {}
         return self.ok("PUT", "/v1/sessions/%s/files%s" % (thread_id, urllib.parse.quote(path)), data, headers=headers).json()
 
+    # ---- fork, snapshot export and import
+
+    def test_fork_copies_state_and_files_then_diverges(self):
+        src, dst = self.tid("fsrc"), self.tid("fdst")
+        self.run_ok(src, "x = 5\nopen('/tmp/f.txt', 'w').write('one')")
+        j = self.ok("POST", "/v1/sessions/%s/fork" % src, {"thread_id": dst, "metadata": {"from": src}}, status=201).json()
+        self.assertEqual((j["thread_id"], j["metadata"], j["file_count"]), (dst, {"from": src}, 1))
+        self.assertEqual(self.run_ok(dst, "x += 1\n(x, open('/tmp/f.txt').read())")["result"], "(6, 'one')")
+        self.assertEqual(self.run_ok(src, "x")["result"], "5")  # apart afterwards
+        self.error(409, "already_exists", "POST", "/v1/sessions/%s/fork" % src, {"thread_id": dst})
+        self.error(404, "not_found", "POST", "/v1/sessions/%s/fork" % self.tid("nosuch"), {"thread_id": self.tid("x2")})
+        self.error(400, "invalid_argument", "POST", "/v1/sessions/%s/fork" % src, {})
+
+    def test_snapshot_export_import_round_trip(self):
+        src, dst = self.tid("esrc"), self.tid("edst")
+        self.run_ok(src, "def f(a): return a * 7\nopen('/home/user/data.bin', 'wb').write(bytes(range(256)))")
+        r = self.ok("GET", "/v1/sessions/%s/snapshot" % src)
+        self.assertEqual(r.headers["Content-Type"], "application/octet-stream")
+        self.assertTrue(r.body.startswith(b"BRIGSNAP"), r.body[:16])
+        j = self.ok("PUT", "/v1/sessions/%s/snapshot?expiry_days=3" % dst, r.body,
+                    headers={"Content-Type": "application/octet-stream"}, status=201).json()
+        self.assertEqual(j["session"]["thread_id"], dst)
+        self.assertEqual(j["restored_from"], "pages")
+        self.assertEqual(self.run_ok(dst, "f(6), open('/home/user/data.bin', 'rb').read() == bytes(range(256))")["result"],
+                         "(42, True)")
+        # The same bytes again: the session exists. Damaged bytes: refused, and no session made.
+        self.error(409, "already_exists", "PUT", "/v1/sessions/%s/snapshot" % dst, r.body)
+        damaged = bytearray(r.body)
+        damaged[len(damaged) // 2] ^= 0x40
+        bad = self.tid("ebad")
+        self.error(400, "invalid_argument", "PUT", "/v1/sessions/%s/snapshot" % bad, bytes(damaged))
+        self.error(400, "invalid_argument", "PUT", "/v1/sessions/%s/snapshot" % bad, r.body[:100])
+        self.error(404, "not_found", "GET", "/v1/sessions/%s" % bad)
+        self.error(400, "invalid_argument", "PUT", "/v1/sessions/%s/snapshot?expiry_days=0" % bad, r.body)
+        self.error(404, "not_found", "GET", "/v1/sessions/%s/snapshot" % bad)
+
     # ---- sessions
 
     def test_session_create_get_list_extend_delete(self):

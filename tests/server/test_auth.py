@@ -281,6 +281,27 @@ class AuthCases(ServerClass):
         r = self.req("GET", "/files/nothing-here/x?expires=%d&sig=%s" % (expires, sign(key, "nothing-here", "/x", expires)))
         self.assertEqual(r.status, 404, r)
 
+    def test_brig_files_link_makes_a_link_the_server_opens(self):
+        def link(path, *flags):
+            env = dict(os.environ, BRIG_HOME=self.home, BRIG_LINK_KEY="")
+            return subprocess.run([harness.BRIG, "files", "link", "--session", "agent-a", path, "--db", self.server.store_url,
+                                   "--base", "http://127.0.0.1:%d/" % self.server.port, *flags],
+                                  env=env, capture_output=True, text=True, timeout=60)
+        r = link("data.txt")  # relative: under /home/user
+        self.assertEqual(r.returncode, 0, r.stderr)
+        url = r.stdout.strip()
+        self.assertTrue(url.startswith("http://127.0.0.1:%d/files/agent-a/home/user/data.txt?expires=" % self.server.port), url)
+        got = self.req("GET", url.split(str(self.server.port), 1)[1])
+        self.assertEqual((got.status, got.body), (200, b"needle in agent-a\n"), got)
+        # A short link expires; a missing file gets no link.
+        r = link("/home/user/data.txt", "--expires", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        time.sleep(2.2)
+        self.assert_error(self.req("GET", r.stdout.strip().split(str(self.server.port), 1)[1]), 403, "bad_link")
+        r = link("/home/user/nothing.txt")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("nothing.txt", r.stderr)
+
     def test_a_link_key_from_brig_link_key(self):
         # BRIG_LINK_KEY, when set, is the key (another node or the CLI signs with it).
         home = harness.make_home("linkkey")
