@@ -140,6 +140,16 @@ double LiveSandboxes(int sessions, int rounds, int threads) {
   return static_cast<double>(sessions) * rounds / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// The page_count of a page snapshot's header (sandbox_state.cc: magic, u32 length, JSON).
+int64_t PageCount(const std::string& snapshot) {
+  if (snapshot.size() < 12) return -1;
+  uint32_t n = 0;
+  std::memcpy(&n, snapshot.data() + 8, 4);  // little-endian host
+  if (12 + static_cast<size_t>(n) > snapshot.size()) return -1;
+  auto header = nlohmann::json::parse(snapshot.substr(12, n), nullptr, false);
+  return header.is_object() && header.contains("page_count") ? header["page_count"].get<int64_t>() : -1;
+}
+
 // E: the parts of a durable `x = 1` in a live session.
 void SaveParts(const std::string& store_url, int reps) {
   auto store = brig::store::OpenStore(store_url);
@@ -155,6 +165,7 @@ void SaveParts(const std::string& store_url, int reps) {
   int64_t version = 0;
   std::vector<double> lock_us, row_us, state_us, files_us, exec_us, pages_us, portable_us, commit_us, trim_us;
   size_t pages_bytes = 0, portable_bytes = 0;
+  int64_t pages_count = 0;
   for (int i = 0; i < reps; i++) {
     auto t0 = Clock::now();
     auto lock = st.LockSession(id);
@@ -183,6 +194,7 @@ void SaveParts(const std::string& store_url, int reps) {
     auto t9 = Clock::now();
     lock.value().reset();
     pages_bytes = pages.value().size();
+    pages_count = PageCount(pages.value());
     portable_bytes = portable.value().data.size();
     lock_us.push_back(Us(t1 - t0));
     row_us.push_back(Us(t2 - t1));
@@ -195,10 +207,10 @@ void SaveParts(const std::string& store_url, int reps) {
     trim_us.push_back(Us(t9 - t8));
   }
   std::printf("E. one durable x = 1 in a live session, medians of %d (us): lock %.0f, session row %.0f, "
-              "state read %.0f, file list %.0f | execute %.0f | page diff %.0f (%zu B), portable %.0f (%zu B), "
+              "state read %.0f, file list %.0f | execute %.0f | page diff %.0f (%lld pages, %zu B), portable %.0f (%zu B), "
               "commit %.0f, trim %.0f\n",
               reps, Median(lock_us), Median(row_us), Median(state_us), Median(files_us), Median(exec_us),
-              Median(pages_us), pages_bytes, Median(portable_us), portable_bytes, Median(commit_us), Median(trim_us));
+              Median(pages_us), static_cast<long long>(pages_count), pages_bytes, Median(portable_us), portable_bytes, Median(commit_us), Median(trim_us));
 }
 
 // An echo worker: ready at once, answers every execution with a fixed successful result.

@@ -164,7 +164,9 @@ struct WorkerPool::Impl {
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(options.executable.c_str()));
+    // argv[0]: this program's own name for /proc/self/exe (what ps shows), else the path.
+    const bool self = options.executable == "/proc/self/exe";
+    argv.push_back(self ? program_invocation_name : const_cast<char*>(options.executable.c_str()));
     for (const std::string& a : options.arguments) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     pid_t pid = 0;
