@@ -725,29 +725,20 @@ class PostgresApiTokensTest(TokensMixin, ApiCases, StoreUrl, PostgresStore, unit
     pass
 
 
-class WorkersMixin:
-    """Executions in two worker processes (brig serve --workers 2) instead of threads."""
+class InProcessMixin:
+    """Executions on threads of the server's own process (--workers 0); the other classes use
+    the default, worker processes."""
 
     @classmethod
     def server_flags(cls):
-        return ["--workers", "2"]
-
-    @classmethod
-    def setUpClass(cls):
-        try:
-            super().setUpClass()
-        except AssertionError as e:
-            # Runs by itself once brig serve takes --workers N.
-            if "not built yet" in str(e):
-                raise unittest.SkipTest("brig serve --workers N is not wired into the server yet: " + str(e).strip())
-            raise
+        return ["--workers", "0"]
 
 
-class SqliteApiWorkersTest(WorkersMixin, ApiCases, StoreUrl, SqliteStore, unittest.TestCase):
+class SqliteApiInProcessTest(InProcessMixin, ApiCases, StoreUrl, SqliteStore, unittest.TestCase):
     pass
 
 
-class PostgresApiWorkersTokensTest(WorkersMixin, TokensMixin, ApiCases, StoreUrl, PostgresStore, unittest.TestCase):
+class PostgresApiInProcessTokensTest(InProcessMixin, TokensMixin, ApiCases, StoreUrl, PostgresStore, unittest.TestCase):
     pass
 
 
