@@ -18,7 +18,7 @@ namespace {
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   std::string db;
-  int workers = 0;
+  int workers = -1;  // -1: one per core
   int threads = 4;
   std::string tokens;
   std::string link_key;
@@ -60,7 +60,7 @@ int RunServe(const ServeOptions& opt) {
   auto home = BrigHomeDir();
   if (!home.ok()) return ReportFailure(home.status());
   options.store_url = ResolveStoreUrl(opt.db);
-  options.workers = opt.workers;
+  options.workers = opt.workers >= 0 ? opt.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.execution_threads = opt.threads;
   options.tokens_file = opt.tokens;
   options.link_key_file = opt.link_key;
@@ -118,7 +118,7 @@ Runner AddServeCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("serve", "Serve the HTTP API, the file server and /metrics");
   cmd->add_option("--listen", opt->listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
   AddStoreOption(cmd, &opt->db);
-  cmd->add_option("--workers", opt->workers, "Worker processes running executions (0: in this process)")
+  cmd->add_option("--workers", opt->workers, "Worker processes running executions (default: one per core; 0: in this process)")
       ->check(CLI::Range(0, 256));
   cmd->add_option("--threads", opt->threads, "Executions running at once (per worker)")->check(CLI::Range(1, 256));
   cmd->add_option("--tokens", opt->tokens, "File of bearer tokens (default $BRIG_TOKENS; README: Authentication)");

@@ -53,6 +53,13 @@ static void fault_handler(int sig, siginfo_t* info, void* ucontext) {
   (void)ucontext;
   thread_state* t = &t_state;
   uintptr_t addr = (uintptr_t)info->si_addr;
+  if (info->si_code <= 0) {
+    /* Sent by kill/tgkill/sigqueue, not a fault (si_addr is meaningless): it must do what it
+     * does to any process, at once (returning would just go on). */
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
   if (t->active) {
     if (addr >= t->mem_lo && addr < t->mem_hi) {
       t->active = 0;

@@ -16,6 +16,7 @@
 #include "server/router.h"
 #include "server/server_internal.h"
 #include "server/signed_link.h"
+#include "server/worker_pool.h"
 
 namespace brig::server {
 
@@ -59,15 +60,29 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   auto store = Store::Open(s.options.store_url, store_options);
   if (!store.ok()) return store.status();
   s.store = std::move(store.value());
-  if (s.options.workers > 0) {
-    return Status::InvalidArgument("--workers N (worker processes) is not built yet; use --workers 0");
-  }
   auto sessions = Sessions::Open(*s.store, s.options.sessions);
   if (!sessions.ok()) return sessions.status();
   s.sessions = std::move(sessions.value());
   s.manager = &s.sessions->manager();
   s.files = &s.sessions->files();
-  s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads, s.options.max_queued_executions);
+  if (s.options.workers > 0) {
+    // Executions in worker processes (worker_pool.h); this process keeps its Sessions for
+    // the session and file routes only.
+    WorkerPoolOptions pool;
+    pool.sessions = s.options.sessions;
+    pool.sessions.store_url = s.options.store_url;
+    pool.workers = s.options.workers;
+    pool.threads_per_worker = s.options.execution_threads;
+    pool.max_queue = s.options.max_queued_executions;
+    pool.log = [log = s.options.log_line](const std::string& line) {
+      log(Dump({{"ts", NowIso()}, {"event", "worker"}, {"message", line}}));
+    };
+    auto started = WorkerPool::Start(std::move(pool));
+    if (!started.ok()) return started.status();
+    s.executor = std::move(started.value());
+  } else {
+    s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads, s.options.max_queued_executions);
+  }
   s.max_in_flight = static_cast<int64_t>(s.options.max_queued_executions) +
                     int64_t{s.options.execution_threads} * std::max(1, s.options.workers);
 

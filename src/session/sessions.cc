@@ -25,6 +25,9 @@
 namespace brig {
 namespace {
 
+// The largest memory limit (Limits::memory_bytes).
+constexpr uint64_t kMaxMemoryBytes = 4096ull << 20;
+
 using session::kStateFormat;
 using session::StoredState;
 
@@ -222,6 +225,7 @@ struct Sessions::Impl {
     if (pages.IsResourceExhausted()) {
       // Too big for this execution's memory limit: refused, not loaded from the portable
       // snapshot (whose save would then replace the exact one).
+      *pages_failure = pages.message();
       return Status::FailedPrecondition(pages.message() + " of this execution (run it with a higher memory limit)");
     }
     if (pages.ok()) {
@@ -563,7 +567,10 @@ StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std:
   }
   auto content = [&](const store::FileInfo& f) -> StatusOr<std::string> { return *contents.at(f.path); };
   SessionResult trial;
-  auto built = impl.Build(infos, content, impl.options.limits.memory_bytes, &trial);
+  // The trial restore only checks that the state restores here: under the largest memory
+  // limit, so that a big session is never cut down to its portable part for want of memory
+  // (its executions need a limit that holds it, and say so).
+  auto built = impl.Build(infos, content, kMaxMemoryBytes, &trial);
   if (!built.ok()) return built.status();
   ImportResult out;
   out.restored_from = "new";

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -135,6 +137,22 @@ TEST(Runtime, MemoryLimitCapsGrowth) {
   EXPECT_EQ(c.ret, 1u);
   c.arg = 65536 + 100;  // now readable
   EXPECT_EQ(GuestRun<Load>(free_to_grow, c).status, BRIG_CALL_RETURNED);
+}
+
+// SIGSEGV sent by another process (kill -SEGV) is not a fault: it kills, as it would any
+// process, also while guest code runs (the fault handler must not swallow it).
+TEST(RuntimeDeathTest, SigsegvSentByKillKills) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        Instance i;
+        Call c;
+        (void)GuestRun<Ok>(i, c);  // the handlers are installed
+        kill(getpid(), SIGSEGV);
+        std::this_thread::sleep_for(std::chrono::seconds(5));
+        std::exit(0);
+      },
+      ::testing::KilledBySignal(SIGSEGV), "");
 }
 
 // A memory's maximum changes while it lives (a per-execution memory limit): raised after its

@@ -314,8 +314,12 @@ class ServerClass:
     def setUpClass(cls):
         super().setUpClass()
         cls.home = make_home(cls.__name__)
-        cls.server = BrigServer(cls.make_store(cls.home), cls.home, flags=cls.server_flags(), env=cls.server_env(),
-                                token=cls.client_token)
+        try:
+            cls.server = BrigServer(cls.make_store(cls.home), cls.home, flags=cls.server_flags(),
+                                    env=cls.server_env(), token=cls.client_token)
+        except BaseException:
+            shutil.rmtree(cls.home, ignore_errors=True)
+            raise
 
     @classmethod
     def tearDownClass(cls):

@@ -189,6 +189,23 @@ class ApiCases(ServerClass):
         self.error(404, "no_route", "GET", "/v1/nosuch")
         self.error(405, "method_not_allowed", "PUT", "/v1/sessions/" + t)
 
+    def test_deeply_nested_json_is_400_not_a_crash(self):
+        t = self.tid()
+        for n in (65, 10_000, 1_000_000):
+            for path, head in (("/v1/sessions", b'{"thread_id": "%s", "metadata": {"a": ' % t.encode()),
+                               ("/v1/sessions/%s/execute" % t, b'{"code": "1", "x": {"a": ')):
+                body = head + b"[" * n + b"]" * n + b"}}"
+                self.error(400, "invalid_json", "POST", path, body, headers={"Content-Type": "application/json"})
+        # Brackets inside strings do not count; 60 levels of metadata are kept as they are.
+        meta = {"s": "[[[[{{{{" * 100}
+        inner = meta
+        for _ in range(60):
+            inner["n"] = {}
+            inner = inner["n"]
+        created = self.ok("POST", "/v1/sessions", {"thread_id": t, "metadata": meta}, status=201).json()
+        self.assertEqual(created["metadata"], meta)
+        self.assertTrue(self.server.alive())
+
     # ---- executions
 
     def test_execute_is_stateful(self):
@@ -252,21 +269,30 @@ class ApiCases(ServerClass):
         self.assertTrue(j["session"]["saved"])
         self.assertEqual(self.run_ok(t, "y")["result"], "5")
 
-    @unittest.skip("server gap: the in-process executor ignores timeout_s and memory_mb (in_process_executor.cc "
-                   "calls Sessions::Execute without per-call limits; they arrive with the worker branch)")
     def test_execute_timeout_s(self):
         t = self.tid()
         before = self.run_ok(t, "z = 1")["session"]["version"]
-        r = self.server.execute(t, "z = 2\nwhile True: pass", timeout_s=1)
+        r = self.server.execute(t, "z = 2\nwhile True: pass", timeout_s=1.5)
         self.assertEqual(r.status, 200, r)
         j = r.json()
         self.assertFalse(j["ok"])
         self.assertEqual(j["failure"]["kind"], "timeout")
+        self.assertIn("1.5 s", j["failure"]["message"], "the limit of this call, not the server's default")
         self.assertFalse(j["session"]["saved"])
         self.assertEqual(j["session"]["version"], before)
         after = self.run_ok(t, "z")
         self.assertEqual(after["result"], "1")
         self.assertEqual(after["session"]["version"], before + 1)
+
+    def test_execute_memory_mb(self):
+        t = self.tid()
+        r = self.server.execute(t, "x = bytearray(64 << 20)\nlen(x)", memory_mb=32)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json()["ok"], r.json()["error"]["type"]), (False, "MemoryError"))
+        self.assertEqual(self.run_ok(t, "x = bytearray(64 << 20)\nlen(x)")["result"], str(64 << 20))
+        # A session already holding more than the call's limit is refused, not cut short.
+        self.error(409, "failed_precondition", "POST", "/v1/sessions/%s/execute" % t, {"code": "len(x)", "memory_mb": 32})
+        self.assertEqual(self.run_ok(t, "len(x)")["result"], str(64 << 20))
 
     # ---- streaming
 
@@ -287,7 +313,8 @@ class ApiCases(ServerClass):
         # Whatever came before the result is output, in the order it was written.
         names = [e for e, _ in events[:-1]]
         self.assertTrue(set(names) <= {"stdout", "stderr"}, names)
-        self.assertEqual("".join(d["text"] for e, d in events if e == "stdout"), "a\nb\n" if names else "")
+        self.assertEqual("".join(d["text"] for e, d in events if e == "stdout"), "a\nb\n")
+        self.assertEqual("".join(d["text"] for e, d in events if e == "stderr"), "e\n")
         # The state was saved as by a plain execution.
         self.assertEqual(self.run_ok(t, "6 * 7 + 1")["session"]["version"], result["session"]["version"] + 1)
 
@@ -299,9 +326,6 @@ class ApiCases(ServerClass):
         self.assertEqual(events[-1][0], "result")
         self.assertEqual(events[-1][1]["error"]["type"], "KeyError")
 
-    @unittest.skip("server gap: the in-process executor never calls on_output (in_process_executor.cc: "
-                   "streaming arrives with Sessions::Execute's options on the worker branch), so stdout is only "
-                   "in the final result event")
     def test_stream_sends_stdout_before_the_result(self):
         t = self.tid()
         conn = self.server.connection()
@@ -313,20 +337,26 @@ class ApiCases(ServerClass):
                      headers)
         res = conn.getresponse()
         self.assertEqual(res.status, 200)
-        first = b""
-        while not first.endswith(b"\n\n"):
-            line = res.readline()
-            self.assertTrue(line, "the stream ended before its first event")
-            first += line
-        self.assertEqual(parse_events(first), [("stdout", {"text": "first\n"})])
-        # The first event came while the code was still running (it sleeps 3 s after it).
+        # Events, read one at a time, until "first\n" has come (a print may be several writes).
+        events = []
+        while "".join(d.get("text", "") for e, d in events if e == "stdout") != "first\n":
+            block = b""
+            while not block.endswith(b"\n\n"):
+                line = res.readline()
+                self.assertTrue(line, "the stream ended before 'first' came: %r" % events)
+                block += line
+            events += parse_events(block)
+            self.assertEqual(events[-1][0], "stdout", events)
+        # It came while the code was still running (it sleeps 3 s after the print).
         page = self.ok("GET", "/metrics").body.decode()
         self.assertGreaterEqual(metric(page, "brig_executions_in_flight"), 1, page)
-        rest = parse_events(res.read())
+        events += parse_events(res.read())
         conn.close()
-        self.assertEqual([e for e, _ in rest], ["stdout", "result"])
-        self.assertEqual(rest[0][1]["text"], "second\n")
-        self.assertEqual(rest[1][1]["result"], "'done'")
+        self.assertEqual(events[-1][0], "result", events)
+        self.assertEqual({e for e, _ in events[:-1]}, {"stdout"}, events)
+        self.assertEqual("".join(d["text"] for _, d in events[:-1]), "first\nsecond\n")
+        result = events[-1][1]
+        self.assertEqual((result["result"], result["stdout"]), ("'done'", "first\nsecond\n"))
 
     # ---- reset
 
@@ -504,7 +534,10 @@ class ApiCases(ServerClass):
     def test_health(self):
         r = self.server.request("GET", "/health", token=None)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json(), {"status": "ok", "store": self.store_name if self.store_name == "sqlite" else "postgresql"})
+        self.assertEqual(r.json(), {"status": "ok", "store": self.health_store()})
+
+    def health_store(self):
+        return self.store_name if self.store_name == "sqlite" else "postgresql"
 
     def test_file_server_lists_paths(self):
         t = self.tid()
@@ -616,6 +649,28 @@ class ApiCases(ServerClass):
         r = self.ok("GET", "/files/%s/home/user/big.bin" % t, headers={"Range": "bytes=%d-%d" % (first, last)}, status=206)
         self.assertEqual(r.body, data[first:last + 1])
 
+    def test_head_answers_have_no_body(self):
+        # Two requests on one connection: were the HEAD answer followed by a body, those bytes
+        # would be read as the start of the second answer.
+        t = self.tid()
+        self.put(t, "/tmp/h.txt", b"head body")
+        auth = b"Authorization: Bearer %s\r\n" % self.server.token.encode() if self.server.token else b""
+        for path in ("/health", "/v1/sessions", "/v1/sessions/" + t, "/files/" + t, "/files/%s/tmp/h.txt" % t,
+                     "/files/%s/tmp/missing" % t, "/v1/sessions/%s/files/tmp/h.txt" % t, "/files/%s-missing/x" % t):
+            raw = self.server.raw(b"HEAD %s HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                                  b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (path.encode(), auth))
+            head, rest = raw.split(b"\r\n\r\n", 1)
+            self.assertTrue(head.startswith(b"HTTP/1.1 "), raw[:300])
+            self.assertIn(b"content-length: ", head.lower())
+            self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK\r\n"), (path, raw[:500]))
+            self.assertTrue(rest.endswith(b'"status":"ok","store":"%s"}\n' % self.health_store().encode()), (path, rest[-200:]))
+
+    def test_a_file_over_20_mib_is_413(self):
+        t = self.tid()
+        r = self.error(413, "quota_exceeded", "PUT", "/v1/sessions/%s/files/tmp/huge" % t, b"h" * ((20 << 20) + 1))
+        self.assertIn("/tmp/huge", r.json()["error"]["message"])
+        self.error(404, "not_found", "GET", "/v1/sessions/%s/files/tmp/huge" % t)
+
     # ---- metrics
 
     def test_metrics_count_executions(self):
@@ -667,6 +722,23 @@ class PostgresApiTest(ApiCases, StoreUrl, PostgresStore, unittest.TestCase):
 
 
 class PostgresApiTokensTest(TokensMixin, ApiCases, StoreUrl, PostgresStore, unittest.TestCase):
+    pass
+
+
+class InProcessMixin:
+    """Executions on threads of the server's own process (--workers 0); the other classes use
+    the default, worker processes."""
+
+    @classmethod
+    def server_flags(cls):
+        return ["--workers", "0"]
+
+
+class SqliteApiInProcessTest(InProcessMixin, ApiCases, StoreUrl, SqliteStore, unittest.TestCase):
+    pass
+
+
+class PostgresApiInProcessTokensTest(InProcessMixin, TokensMixin, ApiCases, StoreUrl, PostgresStore, unittest.TestCase):
     pass
 
 

@@ -87,6 +87,9 @@ class AuthCases(ServerClass):
                 ("POST", "/v1/sessions/%s/extend" % t, {"days": 1}, True),
                 ("POST", "/v1/sessions/%s/reset" % t, None, True),
                 ("POST", "/v1/sessions/%s/execute" % t, {"code": "1"}, True),
+                ("POST", "/v1/sessions/%s/fork" % t, {"thread_id": "job-forked"}, True),
+                ("GET", "/v1/sessions/%s/snapshot" % t, None, False),
+                ("PUT", "/v1/sessions/%s/snapshot" % t, b"not a snapshot", True),
                 ("GET", "/v1/sessions/%s/files" % t, None, False),
                 ("GET", "/v1/sessions/%s/files%s" % (t, SECRET_FILE), None, False),
                 ("HEAD", "/v1/sessions/%s/files%s" % (t, SECRET_FILE), None, False),
@@ -167,6 +170,12 @@ class AuthCases(ServerClass):
         self.assert_error(r, 403, "forbidden")
         self.assertEqual(self.req("GET", "/v1/sessions/not-mine", token=ADMIN_TOKEN).status, 404)
         self.assert_secret_untouched()
+        # Forking its own session into one it may not use is refused too.
+        self.assert_error(self.req("POST", "/v1/sessions/agent-a/fork", {"thread_id": "not-mine-fork"}, token=AGENT_TOKEN),
+                          403, "forbidden")
+        self.assertEqual(self.req("GET", "/v1/sessions/not-mine-fork", token=ADMIN_TOKEN).status, 404)
+        r = self.req("POST", "/v1/sessions/agent-a/fork", {"thread_id": "job-fork-ok"}, token=AGENT_TOKEN)
+        self.assertEqual(r.status, 201, r)
         # Its own threads work: an exact one and one under its prefix.
         r = self.req("POST", "/v1/sessions/agent-a/files:read", {"path": "data.txt"}, token=AGENT_TOKEN)
         self.assertEqual((r.status, r.json()["content"]), (200, "needle in agent-a\n"))
