@@ -58,6 +58,19 @@ config_id="v5 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^
 # inputs make the same guest.
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$src/debian/changelog" -STimestamp)
 export SOURCE_DATE_EPOCH
+# configure's link checks of SQLite's functions declare them with a wrong prototype, and
+# wasm-opt (which clang runs on every optimised link) fails to parse what wasm-ld makes of
+# that when the library comes first on the line: their answers come from the library's
+# symbol table instead.
+sqlite_answers=()
+for f in bind_double column_decltype column_double complete enable_shared_cache load_extension \
+         progress_handler result_double serialize set_authorizer trace trace_v2 value_double; do
+  if llvm-nm-19 --defined-only "$out/deps/lib/libsqlite3.a" | grep -q " T sqlite3_$f\$"; then
+    sqlite_answers+=("ac_cv_lib_sqlite3_sqlite3_$f=yes")
+  else
+    sqlite_answers+=("ac_cv_lib_sqlite3_sqlite3_$f=no")
+  fi
+done
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   rm -rf "$bld" && mkdir -p "$bld"   # a changed configuration starts from a clean tree
   # The source is named relative to the build dir and __FILE__ is mapped, so no path of
@@ -76,7 +89,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
      --with-build-python=/usr/bin/python3.11 \
      --prefix=/usr/local --disable-ipv6 --disable-test-modules \
      --with-pymalloc --without-ensurepip --disable-shared \
-     ac_cv_func_symlink=no ac_cv_func_link=no \
+     ac_cv_func_symlink=no ac_cv_func_link=no "${sqlite_answers[@]}" \
      >"$bld/configure.log" 2>&1) || { tail -40 "$bld/configure.log"; exit 1; }
   echo "$config_id" > "$stamp"
 fi

@@ -116,7 +116,7 @@ cp "$sqb/sqlite3.c" "$sqb/sqlite3.h" "$deps/obj/"
 # sandbox, and brig locks a session while it runs: SQLite's in-process locks are enough.
 compile_lib sqlite3 "$deps/obj" -include "$here/sqlite_wasi.h" \
   -DSQLITE_THREADSAFE=0 -DSQLITE_OMIT_WAL=1 -DSQLITE_OMIT_LOAD_EXTENSION=1 \
-  -DSQLITE_MAX_MMAP_SIZE=0 -DSQLITE_OMIT_SHARED_CACHE=1 -DSQLITE_DEFAULT_UNIX_VFS='"unix-none"' \
+  -DSQLITE_MAX_MMAP_SIZE=0 \
   -DSQLITE_ENABLE_FTS5 -DSQLITE_ENABLE_RTREE -DSQLITE_ENABLE_MATH_FUNCTIONS \
   -DSQLITE_ENABLE_DBSTAT_VTAB -DSQLITE_TEMP_STORE=2 -- sqlite3.c
 cp "$sqb/sqlite3.h" "$deps/include/"
