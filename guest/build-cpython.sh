@@ -63,9 +63,11 @@ export SOURCE_DATE_EPOCH
 # that when the library comes first on the line: their answers come from the library's
 # symbol table instead.
 sqlite_answers=()
+sqlite_syms=$(llvm-nm-19 --defined-only "$out/deps/lib/libsqlite3.a")  # not piped into grep -q:
+# with pipefail, nm's SIGPIPE when grep stops early would read as "missing"
 for f in bind_double column_decltype column_double complete enable_shared_cache load_extension \
          progress_handler result_double serialize set_authorizer trace trace_v2 value_double; do
-  if llvm-nm-19 --defined-only "$out/deps/lib/libsqlite3.a" | grep -q " T sqlite3_$f\$"; then
+  if grep -q " T sqlite3_$f\$" <<<"$sqlite_syms"; then
     sqlite_answers+=("ac_cv_lib_sqlite3_sqlite3_$f=yes")
   else
     sqlite_answers+=("ac_cv_lib_sqlite3_sqlite3_$f=no")
