@@ -66,9 +66,13 @@ struct SessionResult {
   std::string snapshot;
   std::string pages_unavailable;
   // Names the portable snapshot could not save, with why (the page snapshot has them; they
-  // would be lost only if a different brig build restores the session).
+  // would be lost only if a different brig build restores the session). With
+  // Options::portable_in_background, from the last portable snapshot taken of the session
+  // (it is taken after each execution): empty after a session's first execution.
   std::map<std::string, std::string> not_portable;
-  // When restored from a portable snapshot: names that could not be restored, with why.
+  // When restored from a portable snapshot: names that could not be restored, with why, and
+  // when that snapshot is older than the session's version (see
+  // Options::portable_in_background), an entry "<versions N-M>" saying what it lacks.
   // Also stored files the sandbox could not hold (keyed by their path, which starts with '/':
   // a name an older brig accepted); they stay in the store, outside the guest's view.
   std::map<std::string, std::string> not_restored;
@@ -99,6 +103,17 @@ class Sessions {
     std::chrono::milliseconds compact_idle_after{10'000};
     // Also save the portable fallback snapshot. Costs a pickling pass per execution.
     bool portable_snapshots = true;
+    // Take the portable snapshot after Execute has returned, on a background thread, and
+    // store it apart from the save (store::Store::SaveFallback), instead of inside the save:
+    // the execution answers without the pickling pass and its write. Applies to sessions
+    // kept live (max_live > 0); others are saved with it as before. Until it is written (a
+    // few ms later; ~Sessions writes those still pending), the stored portable snapshot is
+    // the previous one: a different brig build restoring the session in between (after a
+    // crash, say) gets the namespace as it was at that older version, and not_restored says
+    // which versions it lacks; the page snapshot, the files and the version are always the
+    // latest. A live session whose portable snapshot is being taken makes its next
+    // execution wait for it (~1 ms).
+    bool portable_in_background = true;
     // How long an execution waits for another one in the same session.
     std::chrono::milliseconds lock_timeout{60'000};
     // PostgreSQL: connections kept in the pool, and the statement_timeout of each.

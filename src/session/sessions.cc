@@ -4,6 +4,11 @@
 //   u64 page snapshot length | page snapshot (Sandbox::SavePages)
 //   | u64 portable length | portable snapshot (may be empty)
 //   | JSON {"not_portable": {name: why}}
+// The store's fallback of the state (store::SessionState::fallback) has the same format with
+// no page snapshot: the portable snapshot taken after the save (Options::
+// portable_in_background), with the version it was taken at. A restore that cannot use the
+// page snapshot takes the state's own portable snapshot when it has one (saved with it), else
+// the fallback's, which may be older.
 #include "brig/sessions.h"
 
 #include <algorithm>
@@ -11,10 +16,13 @@
 #include <cstdint>
 #include <iterator>
 #include <cstring>
+#include <condition_variable>
+#include <deque>
 #include <list>
 #include <set>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <unordered_map>
 
 #include "names/path_rules.h"
@@ -43,6 +51,20 @@ struct LiveSession {
   // When it was last put back live, and whether it was compacted since.
   std::chrono::steady_clock::time_point idle_since{};
   bool compacted = false;
+  // Trimmed (Sandbox::Trim) since it was last put back live.
+  bool trimmed = false;
+  // Its portable snapshot is still to be taken (of `version`) and stored as the fallback.
+  bool portable_pending = false;
+  // What the last portable snapshot of it could not hold (reported with results).
+  std::map<std::string, std::string> not_portable;
+};
+
+// A live session in the list, with the thread_id it belongs to.
+struct LiveEntry {
+  std::string thread_id;
+  LiveSession s;
+  // The background thread is taking its portable snapshot: nobody else touches it.
+  bool busy = false;
 };
 
 struct SessionState {
@@ -97,31 +119,155 @@ struct Sessions::Impl {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<session::SessionManager> manager;
 
-  // Live sessions, most recently used first. `mu` guards the map and list, not the
-  // sandboxes: a sandbox taken out is owned by the one execution that took it.
+  // Live sessions, most recently used first. `mu` guards the list, not the sandboxes: a
+  // sandbox taken out is owned by the one execution that took it, and one marked busy by the
+  // background thread.
   std::mutex mu;
-  std::list<std::pair<std::string, LiveSession>> live;
+  std::condition_variable changed;  // an entry stopped being busy, or work for the background
+  std::list<LiveEntry> live;
+  // The background thread (started with the first live session, Housekeeping): thread_ids
+  // whose live entry has a portable snapshot pending, and entries pushed out of `live` with
+  // one pending (it writes, then drops them).
+  std::deque<std::string> portable_queue;
+  std::list<LiveEntry> evicted;
+  std::thread background;
+  bool stopping = false;
+
+  // A live session unused this long gets its pages that hold the image's bytes again given
+  // back (Sandbox::Trim, ~a third of a small session's memory). Not after every execution:
+  // the trim (~0.3 ms) and the page faults it costs the next execution (~0.1 ms) were a
+  // fifth of a durable `x = 1` (bench/save_path_bench).
+  static constexpr auto kTrimIdleAfter = std::chrono::seconds(1);
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+      changed.notify_all();
+    }
+    // It writes every portable snapshot still pending before it ends.
+    if (background.joinable()) background.join();
+  }
 
   std::optional<LiveSession> TakeLive(std::string_view thread_id) {
-    std::lock_guard<std::mutex> lock(mu);
-    for (auto it = live.begin(); it != live.end(); ++it) {
-      if (it->first == thread_id) {
-        LiveSession s = std::move(it->second);
-        live.erase(it);
-        return s;
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      auto it = live.begin();
+      while (it != live.end() && it->thread_id != thread_id) ++it;
+      if (it == live.end()) return std::nullopt;
+      if (it->busy) {  // its portable snapshot is being taken: a moment, not a restore
+        changed.wait(lock);
+        continue;
       }
+      LiveSession s = std::move(it->s);
+      live.erase(it);
+      return s;
     }
-    return std::nullopt;
   }
 
   void PutLive(std::string_view thread_id, LiveSession s) {
     if (options.max_live == 0) return;
     s.idle_since = std::chrono::steady_clock::now();
     s.compacted = false;
+    s.trimmed = false;
     std::lock_guard<std::mutex> lock(mu);
-    live.emplace_front(std::string(thread_id), std::move(s));
-    while (live.size() > options.max_live) live.pop_back();
+    const bool pending = s.portable_pending;
+    live.push_front(LiveEntry{std::string(thread_id), std::move(s), false});
+    if (!background.joinable()) background = std::thread([this] { Housekeeping(); });
+    if (pending) {
+      portable_queue.emplace_back(thread_id);
+      changed.notify_all();
+    }
+    // The least recently used go, except one the writer holds; one with a portable snapshot
+    // pending goes to the writer first.
+    while (live.size() > options.max_live) {
+      auto victim = std::prev(live.end());
+      while (victim->busy && victim != live.begin()) --victim;
+      if (victim->busy) break;
+      if (victim->s.portable_pending) {
+        evicted.splice(evicted.end(), live, victim);
+        changed.notify_all();
+      } else {
+        live.erase(victim);
+      }
+    }
     CompactIdleLocked(kCompactionsPerExecution);
+  }
+
+  // The background thread: takes the pending portable snapshots and stores them as
+  // fallbacks (Options::portable_in_background; on stopping, it finishes them all first), and
+  // trims live sessions idle for kTrimIdleAfter.
+  void Housekeeping() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      if (!evicted.empty()) {
+        std::list<LiveEntry> one;
+        one.splice(one.end(), evicted, evicted.begin());
+        lock.unlock();
+        (void)WritePortable(one.front().thread_id, one.front().s);
+        one.clear();  // the sandbox goes, outside the lock
+        lock.lock();
+        continue;
+      }
+      if (!portable_queue.empty()) {
+        const std::string thread_id = std::move(portable_queue.front());
+        portable_queue.pop_front();
+        auto it = live.begin();
+        while (it != live.end() && it->thread_id != thread_id) ++it;
+        // Gone, taken by an execution (it saves a newer version, and a new one is pending
+        // after it), or done already.
+        if (it == live.end() || it->busy || !it->s.portable_pending) continue;
+        it->busy = true;
+        lock.unlock();
+        const bool usable = WritePortable(thread_id, it->s);
+        lock.lock();
+        it->busy = false;
+        if (!usable) live.erase(it);
+        changed.notify_all();
+        continue;
+      }
+      if (stopping) return;
+      if (TrimOneIdle(lock)) continue;
+      changed.wait_for(lock, kTrimIdleAfter);
+    }
+  }
+
+  // Trims the least recently used live session that is idle for kTrimIdleAfter and not yet
+  // trimmed; false if there is none. REQUIRES: `lock` holds mu (released while trimming).
+  bool TrimOneIdle(std::unique_lock<std::mutex>& lock) {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = live.rbegin(); it != live.rend(); ++it) {
+      LiveSession& s = it->s;
+      if (now - s.idle_since < kTrimIdleAfter) return false;  // newer ones are less idle
+      if (it->busy || s.trimmed || s.compacted) continue;
+      it->busy = true;
+      lock.unlock();
+      (void)s.sandbox->Trim();
+      lock.lock();
+      it->busy = false;
+      s.trimmed = true;
+      changed.notify_all();
+      return true;
+    }
+    return false;
+  }
+
+  // Takes the portable snapshot of `s` (at s.version) and stores it as the state's fallback.
+  // A snapshot that fails keeps the stored, older fallback. Returns whether the sandbox is
+  // still usable. REQUIRES: the caller owns `s` (busy, or out of the list).
+  bool WritePortable(const std::string& thread_id, LiveSession& s) {
+    s.portable_pending = false;
+    auto portable = s.sandbox->SavePortable();
+    if (portable.ok()) {
+      SessionState fallback;
+      fallback.portable = std::move(portable.value().data);
+      fallback.not_portable = portable.value().skipped;
+      // Refused (not written) when a newer one is stored already; an error leaves the older
+      // one: either way nothing to do, and the next execution brings a new one.
+      (void)store->SaveFallback(thread_id, s.version, EncodeState(fallback));
+      s.not_portable = std::move(portable.value().skipped);
+    }
+    return s.sandbox->usable();
   }
 
   // After an execution, at most this many idle sessions are compacted (~0.3 ms each), so that
@@ -129,14 +275,15 @@ struct Sessions::Impl {
   static constexpr size_t kCompactionsPerExecution = 4;
 
   // Compacts up to `budget` live sessions idle for compact_idle_after; the least recently
-  // used first. A sandbox that cannot compact (dead) is dropped. REQUIRES: mu held.
+  // used first. A sandbox that cannot compact (dead) is dropped. Those the portable writer
+  // holds or is about to take are left alone. REQUIRES: mu held.
   size_t CompactIdleLocked(size_t budget) {
     const auto now = std::chrono::steady_clock::now();
     size_t done = 0;
     for (auto it = live.rbegin(); it != live.rend() && done < budget;) {
-      LiveSession& s = it->second;
+      LiveSession& s = it->s;
       if (now - s.idle_since < options.compact_idle_after) break;  // newer ones are less idle
-      if (s.compacted) {
+      if (s.compacted || it->busy || s.portable_pending) {
         ++it;
         continue;
       }
@@ -212,19 +359,41 @@ struct Sessions::Impl {
       std::optional<SessionState> state;
       if (stored->format == kStateFormat) state = DecodeState(stored->snapshot);
       if (!state) return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + stored->format + "')");
+      // The portable snapshot to fall back on: the state's own (saved with it), else the
+      // fallback stored after a save, which may be from an older version.
+      std::optional<SessionState> fallback;
+      int64_t portable_version = stored->version;
+      if (state->portable.empty() && !stored->fallback.empty()) {
+        fallback = DecodeState(stored->fallback);
+        portable_version = stored->fallback_version;
+      }
+      const SessionState& portable = fallback ? *fallback : *state;
       Status pages = state->pages.empty()
                          ? Status::FailedPrecondition("the session was saved without a page snapshot")
                          : s.sandbox->RestorePages(state->pages);
       if (pages.ok()) {
         result->restored_from = "pages";
-        result->not_portable = state->not_portable;
-      } else if (!state->portable.empty()) {
+        if (portable_version == stored->version) result->not_portable = portable.not_portable;
+        s.not_portable = result->not_portable;
+        // A portable snapshot that was never written (brig stopped first): taken again once
+        // this session is live, if the execution does not save a newer one.
+        s.portable_pending = options.portable_snapshots && options.portable_in_background &&
+                             portable_version < stored->version;
+      } else if (!portable.portable.empty()) {
         // Another guest build (or a damaged page snapshot): the portable namespace.
-        auto failed = s.sandbox->LoadPortable(state->portable);
+        auto failed = s.sandbox->LoadPortable(portable.portable);
         if (!failed.ok()) return Status::Internal("cannot restore the session: " + pages.message() + "; portable: " + failed.status().message());
         result->restored_from = "portable";
         result->not_restored.merge(failed.value());
-        for (const auto& [name, why] : state->not_portable) result->not_restored.emplace(name, "not saved portably: " + why);
+        for (const auto& [name, why] : portable.not_portable) result->not_restored.emplace(name, "not saved portably: " + why);
+        if (portable_version < stored->version) {
+          const std::string lost = std::to_string(portable_version + 1) + "-" + std::to_string(stored->version);
+          result->not_restored.emplace(
+              "<versions " + lost + ">",
+              "the portable snapshot is from version " + std::to_string(portable_version) +
+                  " (the newer ones were not written before brig stopped): what versions " + lost +
+                  " did to the namespace is lost; the files are the latest");
+        }
       } else {
         return Status::FailedPrecondition("cannot restore the session: " + pages.message() + " (and it has no portable snapshot)");
       }
@@ -276,27 +445,33 @@ struct Sessions::Impl {
     if (Status q = manager->CheckQuota(thread_id, usage); !q.ok()) return q;
 
     SessionState state;
-    if (Status kept = Snapshot(sandbox, &state, result); !kept.ok()) return kept;
+    // The portable snapshot after the answer (PortableLoop), for a session that stays live.
+    const bool later = options.portable_in_background && options.max_live > 0 && !s.over_quota;
+    bool deferred = false;
+    if (Status kept = Snapshot(sandbox, later, &state, &deferred, result); !kept.ok()) return kept;
     store::StateWrite write{EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
     auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
     if (!version.ok()) return version.status();
     s.version = version.value();
     s.files = std::move(now);
     s.dirs = std::move(dirs_now);
+    s.portable_pending = deferred;
+    if (!deferred) s.not_portable = state.not_portable;
     result->version = s.version;
     result->saved = true;
-    result->not_portable = std::move(state.not_portable);
+    result->not_portable = deferred ? s.not_portable : std::move(state.not_portable);
     for (const auto& f : upserts) result->files_saved.push_back(f.path);
     result->files_deleted = std::move(deletes);
     return Status::Ok();
   }
 
   // The interpreter's state into `state`: a page snapshot when the sandbox can make one, and
-  // the portable snapshot beside it (as a fallback for other builds). A sandbox that can make
-  // no page snapshot (cold-started, no image, an image that could not be read) is saved by
-  // its portable snapshot alone, and result->snapshot says so. Refused (nothing saved) only
-  // when neither can hold the state: then the error names what could not be saved.
-  Status Snapshot(Sandbox& sandbox, SessionState* state, SessionResult* result) {
+  // the portable snapshot beside it (as a fallback for other builds), unless `later` allows
+  // taking that one after the save (then *deferred is set). A sandbox that can make no page
+  // snapshot (cold-started, no image, an image that could not be read) is saved by its
+  // portable snapshot alone, and result->snapshot says so. Refused (nothing saved) only when
+  // neither can hold the state: then the error names what could not be saved.
+  Status Snapshot(Sandbox& sandbox, bool later, SessionState* state, bool* deferred, SessionResult* result) {
     auto pages = sandbox.SavePages();
     if (pages.ok()) {
       state->pages = std::move(pages.value());
@@ -306,6 +481,10 @@ struct Sessions::Impl {
       result->pages_unavailable = pages.status().message();
     }
     if (!options.portable_snapshots && pages.ok()) return Status::Ok();
+    if (later && pages.ok()) {
+      *deferred = true;
+      return Status::Ok();
+    }
     auto portable = sandbox.SavePortable();
     if (portable.ok()) {
       state->portable = std::move(portable.value().data);
@@ -360,16 +539,18 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   if (!lock.ok()) return lock.status();
   auto info = impl.manager->GetOrCreate(thread_id);
   if (!info.ok()) return info.status();
-  auto stored = impl.store->GetState(thread_id);
-  if (!stored.ok()) return stored.status();
-  int64_t stored_version = stored.value() ? stored.value()->version : 0;
+  // The version alone first: a live session needs no more (the snapshot stays in the store).
+  auto stored_version = impl.store->GetStateVersion(thread_id);
+  if (!stored_version.ok()) return stored_version.status();
 
   SessionResult result;
   std::optional<LiveSession> live = impl.TakeLive(thread_id);
-  if (live && live->version == stored_version) {
+  if (live && live->version == stored_version.value()) {
     result.restored_from = "live";
   } else {
     // Absent, or another process saved a newer version since: restore from the store.
+    auto stored = impl.store->GetState(thread_id);
+    if (!stored.ok()) return stored.status();
     auto loaded = impl.Load(thread_id, stored.value(), &result);
     if (!loaded.ok()) return loaded.status();
     live = std::move(loaded.value());
@@ -389,12 +570,8 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   }
   // A session loaded over its quotas (and now back under them, or the save would have been
   // refused) is loaded again next time, with the quotas as its limits.
-  if (!live->over_quota) {
-    // Kept live: give back the pages that hold the image's bytes again (~a third of a small
-    // session's; tens of µs, against the milliseconds of the save just done).
-    (void)live->sandbox->Trim();
-    impl.PutLive(thread_id, std::move(*live));
-  }
+  // Kept live; trimmed by the background thread once idle (Impl::kTrimIdleAfter).
+  if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
   return result;
 }
 

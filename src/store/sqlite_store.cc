@@ -8,8 +8,10 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "store/file_lock.h"
+#include "store/group_commit.h"
 #include "store/migrations.h"
 #include "store/store_internal.h"
 
@@ -143,11 +145,38 @@ SessionInfo ReadSession(Stmt& st) {
   return info;
 }
 
-class SqliteStore final : public Store {
+// Opens one more connection to the store at `path` (which exists) for reads.
+StatusOr<sqlite3*> OpenReader(const std::string& path, std::chrono::milliseconds busy_timeout) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = SqliteError(db, rc, "cannot open SQLite store " + path);
+    sqlite3_close_v2(db);
+    return s;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, static_cast<int>(busy_timeout.count()));
+  // Reads only: a write through this connection would bypass the group commit.
+  if (Status s = Stmt(db, "PRAGMA query_only=1").Run("cannot configure SQLite store"); !s.ok()) {
+    sqlite3_close_v2(db);
+    return s;
+  }
+  return db;
+}
+
+class SqliteStore final : public Store, private GroupCommit::Database {
  public:
   SqliteStore(sqlite3* db, std::string path, const StoreOptions& options)
-      : db_(db), lock_dir_(path + ".locks"), clock_(internal::ClockOf(options)) {}
-  ~SqliteStore() override { sqlite3_close_v2(db_); }
+      : db_(db),
+        path_(path),
+        lock_dir_(path + ".locks"),
+        busy_timeout_(options.busy_timeout),
+        clock_(internal::ClockOf(options)),
+        group_(this) {}
+  ~SqliteStore() override {
+    for (sqlite3* r : readers_) sqlite3_close_v2(r);
+    sqlite3_close_v2(db_);
+  }
 
   Status Init(const StoreOptions& options) {
     sqlite3_extended_result_codes(db_, 1);
@@ -181,10 +210,11 @@ class SqliteStore final : public Store {
   std::string_view backend() const override { return "sqlite"; }
 
   StatusOr<int> SchemaVersion() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_, "SELECT coalesce(max(version), 0) FROM brig_schema_version");
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    Stmt st(r.db(), "SELECT coalesce(max(version), 0) FROM brig_schema_version");
     const int rc = st.Step();
-    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot read the schema version");
+    if (rc != SQLITE_ROW) return SqliteError(r.db(), rc, "cannot read the schema version");
     return static_cast<int>(st.ColInt(0));
   }
 
@@ -193,13 +223,13 @@ class SqliteStore final : public Store {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
     const std::string meta = internal::MetadataText(metadata);
-    std::lock_guard<std::mutex> lock(mu_);
-    const int64_t now = clock_();
-    Stmt st(db_,
-            "INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
-            " VALUES (?1, ?2, ?2, ?3, ?4)");
-    st.Text(1, thread_id).Int(2, now).Int(3, expires_at).Text(4, meta);
-    Status s = st.Run("cannot create session");
+    Status s = Write([&] {
+      Stmt st(db_,
+              "INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
+              " VALUES (?1, ?2, ?2, ?3, ?4)");
+      st.Text(1, thread_id).Int(2, clock_()).Int(3, expires_at).Text(4, meta);
+      return st.Run("cannot create session");
+    });
     if (s.IsAlreadyExists()) {
       return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
     }
@@ -208,19 +238,21 @@ class SqliteStore final : public Store {
 
   StatusOr<SessionInfo> GetSession(std::string_view thread_id) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_, (std::string(kSessionColumns) + "WHERE s.thread_id = ?1").c_str());
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    Stmt st(r.db(), (std::string(kSessionColumns) + "WHERE s.thread_id = ?1").c_str());
     st.Text(1, thread_id);
     const int rc = st.Step();
     if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
-    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot read session");
+    if (rc != SQLITE_ROW) return SqliteError(r.db(), rc, "cannot read session");
     return ReadSession(st);
   }
 
   StatusOr<bool> SessionExists(std::string_view thread_id) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    return ExistsLocked(thread_id);
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    return Exists(r.db(), thread_id);
   }
 
   Status TouchSession(std::string_view thread_id) override {
@@ -235,17 +267,22 @@ class SqliteStore final : public Store {
 
   StatusOr<int64_t> ExtendSessionExpiry(std::string_view thread_id, int64_t now, int64_t by) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
+    int64_t expires_at = 0;
     // One statement: SQLite runs it under its write lock, so extensions never interleave.
-    Stmt st(db_, "UPDATE brig_sessions SET expires_at = max(expires_at, ?2) + ?3 WHERE thread_id = ?1"
-                 " RETURNING expires_at");
-    st.Text(1, thread_id);
-    st.Int(2, now);
-    st.Int(3, by);
-    const int rc = st.Step();
-    if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
-    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot extend session");
-    return st.ColInt(0);
+    Status s = Write([&] {
+      Stmt st(db_, "UPDATE brig_sessions SET expires_at = max(expires_at, ?2) + ?3 WHERE thread_id = ?1"
+                   " RETURNING expires_at");
+      st.Text(1, thread_id);
+      st.Int(2, now);
+      st.Int(3, by);
+      const int rc = st.Step();
+      if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
+      if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot extend session");
+      expires_at = st.ColInt(0);
+      return st.Run("cannot extend session");  // to the end, or the update is not finished
+    });
+    if (!s.ok()) return s;
+    return expires_at;
   }
 
   Status SetSessionMetadata(std::string_view thread_id, const nlohmann::json& metadata) override {
@@ -260,23 +297,25 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<std::vector<SessionInfo>> ListSessions() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_, (std::string(kSessionColumns) + "ORDER BY s.thread_id").c_str());
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    Stmt st(r.db(), (std::string(kSessionColumns) + "ORDER BY s.thread_id").c_str());
     std::vector<SessionInfo> out;
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadSession(st));
-    if (rc != SQLITE_DONE) return SqliteError(db_, rc, "cannot list sessions");
+    if (rc != SQLITE_DONE) return SqliteError(r.db(), rc, "cannot list sessions");
     return out;
   }
 
   StatusOr<std::vector<std::string>> ListExpiredSessions(int64_t now) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_, "SELECT thread_id FROM brig_sessions WHERE expires_at <= ?1 ORDER BY thread_id");
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    Stmt st(r.db(), "SELECT thread_id FROM brig_sessions WHERE expires_at <= ?1 ORDER BY thread_id");
     st.Int(1, now);
     std::vector<std::string> out;
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) out.push_back(st.ColText(0));
-    if (rc != SQLITE_DONE) return SqliteError(db_, rc, "cannot list expired sessions");
+    if (rc != SQLITE_DONE) return SqliteError(r.db(), rc, "cannot list expired sessions");
     return out;
   }
 
@@ -284,12 +323,10 @@ class SqliteStore final : public Store {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     if (Status s = internal::CheckFileWrite(file); !s.ok()) return s;
     const std::string type = internal::ContentTypeOf(file);
-    std::lock_guard<std::mutex> lock(mu_);
-    Txn txn(db_, "BEGIN IMMEDIATE");
-    if (Status s = txn.Begun(); !s.ok()) return s;
-    if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
-    if (Status s = UpsertFileLocked(thread_id, file, type, clock_()); !s.ok()) return s;
-    return txn.Commit();
+    return Write([&] {
+      if (Status s = RequireSession(db_, thread_id); !s.ok()) return s;
+      return UpsertFile(thread_id, file, type, clock_());
+    });
   }
 
   StatusOr<FileData> GetFile(std::string_view thread_id, std::string_view path, int64_t offset,
@@ -299,14 +336,15 @@ class SqliteStore final : public Store {
     if (offset < 0) return Status::InvalidArgument("file offset is negative");
     // No file is longer than kMaxFileBytes, so this limit means "to the end".
     const int64_t len = limit < 0 ? kMaxFileBytes + 1 : limit;
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_,
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    Stmt st(r.db(),
             "SELECT content_type, size, created_at, modified_at, substr(content, ?3 + 1, ?4)"
             " FROM brig_files WHERE thread_id = ?1 AND path = ?2");
     st.Text(1, thread_id).Text(2, path).Int(3, std::min(offset, kMaxFileBytes + 1)).Int(4, len);
     const int rc = st.Step();
-    if (rc == SQLITE_DONE) return MissingFileLocked(thread_id, path);
-    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot read file");
+    if (rc == SQLITE_DONE) return MissingFile(r.db(), thread_id, path);
+    if (rc != SQLITE_ROW) return SqliteError(r.db(), rc, "cannot read file");
     FileData data;
     data.info.path = std::string(path);
     data.info.content_type = st.ColText(0);
@@ -320,20 +358,24 @@ class SqliteStore final : public Store {
   Status DeleteFile(std::string_view thread_id, std::string_view path) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     if (Status s = ValidateFilePath(path); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_, "DELETE FROM brig_files WHERE thread_id = ?1 AND path = ?2");
-    st.Text(1, thread_id).Text(2, path);
-    if (Status s = st.Run("cannot delete file"); !s.ok()) return s;
-    if (sqlite3_changes(db_) == 0) return MissingFileLocked(thread_id, path);
-    return Status::Ok();
+    return Write([&] {
+      Stmt st(db_, "DELETE FROM brig_files WHERE thread_id = ?1 AND path = ?2");
+      st.Text(1, thread_id).Text(2, path);
+      if (Status s = st.Run("cannot delete file"); !s.ok()) return s;
+      if (sqlite3_changes(db_) == 0) return MissingFile(db_, thread_id, path);
+      return Status::Ok();
+    });
   }
 
   StatusOr<std::vector<FileInfo>> ListFiles(std::string_view thread_id, std::string_view prefix) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    // One read transaction: the session check and the listing see one snapshot.
+    ReadTxn txn(r.db());
+    if (Status s = RequireSession(r.db(), thread_id); !s.ok()) return s;
     // A byte-wise prefix test: LIKE and GLOB would give meaning to '%', '_', '*' in paths.
-    Stmt st(db_,
+    Stmt st(r.db(),
             "SELECT path, content_type, size, created_at, modified_at FROM brig_files"
             " WHERE thread_id = ?1 AND substr(CAST(path AS BLOB), 1, length(CAST(?2 AS BLOB))) = CAST(?2 AS BLOB)"
             " ORDER BY CAST(path AS BLOB)");
@@ -343,37 +385,56 @@ class SqliteStore final : public Store {
     while ((rc = st.Step()) == SQLITE_ROW) {
       out.push_back(FileInfo{st.ColText(0), st.ColText(1), st.ColInt(2), st.ColInt(3), st.ColInt(4)});
     }
-    if (rc != SQLITE_DONE) return SqliteError(db_, rc, "cannot list files");
+    if (rc != SQLITE_DONE) return SqliteError(r.db(), rc, "cannot list files");
     return out;
   }
 
   StatusOr<FileUsage> GetFileUsage(std::string_view thread_id) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
-    Stmt st(db_, "SELECT count(*) FILTER (WHERE content_type <> 'inode/directory'), coalesce(sum(size), 0)"
-                 " FROM brig_files WHERE thread_id = ?1");
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    ReadTxn txn(r.db());
+    if (Status s = RequireSession(r.db(), thread_id); !s.ok()) return s;
+    Stmt st(r.db(), "SELECT count(*) FILTER (WHERE content_type <> 'inode/directory'), coalesce(sum(size), 0)"
+                    " FROM brig_files WHERE thread_id = ?1");
     st.Text(1, thread_id);
     const int rc = st.Step();
-    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot count files");
+    if (rc != SQLITE_ROW) return SqliteError(r.db(), rc, "cannot count files");
     return FileUsage{st.ColInt(0), st.ColInt(1)};
   }
 
   StatusOr<std::optional<SessionState>> GetState(std::string_view thread_id) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    // One statement, so the session check and the state come from one snapshot.
-    Stmt st(db_,
-            "SELECT st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at"
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    // One statement, so the session check, the state and the fallback come from one snapshot.
+    Stmt st(r.db(),
+            "SELECT st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at,"
+            " fb.fallback, fb.version"
             " FROM brig_sessions s LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id"
+            " LEFT JOIN brig_session_fallback fb ON fb.thread_id = s.thread_id"
             " WHERE s.thread_id = ?1");
     st.Text(1, thread_id);
     const int rc = st.Step();
     if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
-    if (rc != SQLITE_ROW) return SqliteError(db_, rc, "cannot read state");
+    if (rc != SQLITE_ROW) return SqliteError(r.db(), rc, "cannot read state");
     if (st.ColInt(3) == 0) return std::optional<SessionState>();
-    return std::optional<SessionState>(
-        SessionState{st.ColBlob(0), st.ColText(1), st.ColText(2), st.ColInt(3), st.ColInt(4)});
+    return std::optional<SessionState>(SessionState{st.ColBlob(0), st.ColText(1), st.ColText(2), st.ColInt(3),
+                                                    st.ColInt(4), st.ColBlob(5), st.ColInt(6)});
+  }
+
+  StatusOr<int64_t> GetStateVersion(std::string_view thread_id) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    Stmt st(r.db(),
+            "SELECT coalesce(st.version, 0) FROM brig_sessions s"
+            " LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id WHERE s.thread_id = ?1");
+    st.Text(1, thread_id);
+    const int rc = st.Step();
+    if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
+    if (rc != SQLITE_ROW) return SqliteError(r.db(), rc, "cannot read state version");
+    return st.ColInt(0);
   }
 
   StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
@@ -384,92 +445,63 @@ class SqliteStore final : public Store {
         internal::CheckSave(thread_id, expected_version, files_upserted, files_deleted);
     if (!checked.ok()) return checked.status();
     const std::vector<std::string>& types = checked.value();
-    std::lock_guard<std::mutex> lock(mu_);
-    Txn txn(db_, "BEGIN IMMEDIATE");
-    if (Status s = txn.Begun(); !s.ok()) return s;
-    if (Status s = RequireSessionLocked(thread_id); !s.ok()) return s;
-    int64_t stored = 0;
-    {
-      Stmt st(db_, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
-      st.Text(1, thread_id);
-      const int rc = st.Step();
-      if (rc == SQLITE_ROW) {
-        stored = st.ColInt(0);
-      } else if (rc != SQLITE_DONE) {
-        return SqliteError(db_, rc, "cannot read state version");
-      }
-    }
-    if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
-    const int64_t version = expected_version + 1;
-    const int64_t now = clock_();
-    {
-      // Without a new state the snapshot stays; a first save without one stores a cleared state.
-      Stmt st(db_,
-              state ? "INSERT INTO brig_session_state"
-                      " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (thread_id) DO UPDATE SET"
-                      " snapshot = excluded.snapshot, format = excluded.format,"
-                      " guest_build_id = excluded.guest_build_id, version = excluded.version,"
-                      " updated_at = excluded.updated_at"
-                    : "INSERT INTO brig_session_state"
-                      " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (thread_id) DO UPDATE SET"
-                      " version = excluded.version, updated_at = excluded.updated_at");
-      const StateWrite empty;
-      const StateWrite& w = state ? *state : empty;
-      st.Text(1, thread_id).Blob(2, w.snapshot).Text(3, w.format).Text(4, w.guest_build_id);
-      st.Int(5, version).Int(6, now);
-      if (Status s = st.Run("cannot save state"); !s.ok()) return s;
-    }
-    for (size_t i = 0; i < files_upserted.size(); ++i) {
-      if (Status s = UpsertFileLocked(thread_id, files_upserted[i], types[i], now); !s.ok()) return s;
-    }
-    for (const std::string& path : files_deleted) {
-      Stmt st(db_, "DELETE FROM brig_files WHERE thread_id = ?1 AND path = ?2");
-      st.Text(1, thread_id).Text(2, path);
-      if (Status s = st.Run("cannot delete file"); !s.ok()) return s;
-    }
-    if (Status s = txn.Commit(); !s.ok()) return s;
+    int64_t version = 0;
+    Status s = Write([&] {
+      return SaveLocked(thread_id, expected_version, state, files_upserted, files_deleted, types, &version);
+    });
+    if (!s.ok()) return s;
     return version;
   }
 
+  StatusOr<bool> SaveFallback(std::string_view thread_id, int64_t version, std::string_view fallback) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    if (version < 1) return Status::InvalidArgument("a fallback belongs to a saved version (>= 1)");
+    bool written = false;
+    Status s = Write([&] {
+      written = false;
+      if (Status e = RequireSession(db_, thread_id); !e.ok()) return e;
+      Stmt st(db_,
+              "INSERT INTO brig_session_fallback (thread_id, version, fallback)"
+              " SELECT ?1, ?2, ?3 FROM brig_session_state WHERE thread_id = ?1 AND version >= ?2"
+              " ON CONFLICT (thread_id) DO UPDATE SET version = excluded.version, fallback = excluded.fallback"
+              " WHERE brig_session_fallback.version < excluded.version");
+      st.Text(1, thread_id).Int(2, version).Blob(3, fallback);
+      if (Status e = st.Run("cannot save the fallback"); !e.ok()) return e;
+      written = sqlite3_changes(db_) > 0;
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return written;
+  }
+
+  WriteStats GetWriteStats() const override {
+    const GroupCommit::Stats g = group_.stats();
+    return WriteStats{g.transactions, g.writes, g.queued};
+  }
+
   StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    Txn txn(db_, "BEGIN IMMEDIATE");
-    if (Status s = txn.Begun(); !s.ok()) return s;
-    // Doomed rows: those of expired sessions, and those whose session is gone (orphans).
-    constexpr const char* kDoomed =
-        " WHERE thread_id IN (SELECT thread_id FROM brig_sessions WHERE expires_at <= ?1)"
-        " OR thread_id NOT IN (SELECT thread_id FROM brig_sessions)";
     CleanupStats stats;
-    {
-      Stmt st(db_, "SELECT count(*) FROM brig_sessions WHERE expires_at <= ?1");
-      st.Int(1, now);
-      if (const int rc = st.Step(); rc != SQLITE_ROW) return SqliteError(db_, rc, "cleanup failed");
-      stats.sessions_deleted = st.ColInt(0);
+    if (dry_run) {
+      Reader r(this);
+      if (!r.ok()) return r.status();
+      ReadTxn txn(r.db());
+      if (Status s = CleanupStatsOf(r.db(), now, &stats); !s.ok()) return s;
+      return stats;
     }
-    {
-      Stmt st(db_, (std::string("SELECT count(*), coalesce(sum(size), 0) FROM brig_files") + kDoomed).c_str());
-      st.Int(1, now);
-      if (const int rc = st.Step(); rc != SQLITE_ROW) return SqliteError(db_, rc, "cleanup failed");
-      stats.files_deleted = st.ColInt(0);
-      stats.bytes_freed = st.ColInt(1);
-    }
-    {
-      Stmt st(db_, (std::string("SELECT coalesce(sum(length(snapshot)), 0) FROM brig_session_state") + kDoomed).c_str());
-      st.Int(1, now);
-      if (const int rc = st.Step(); rc != SQLITE_ROW) return SqliteError(db_, rc, "cleanup failed");
-      stats.bytes_freed += st.ColInt(0);
-    }
-    if (dry_run) return stats;  // the transaction rolls back
-    for (const char* sql : {"DELETE FROM brig_files WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
-                            "DELETE FROM brig_session_state WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
-                            "DELETE FROM brig_sessions WHERE expires_at <= ?1"}) {
-      Stmt st(db_, sql);
-      if (std::string_view(sql).find("?1") != std::string_view::npos) st.Int(1, now);
-      if (Status s = st.Run("cleanup failed"); !s.ok()) return s;
-    }
-    if (Status s = txn.Commit(); !s.ok()) return s;
+    Status s = Write([&] {
+      stats = CleanupStats{};
+      if (Status e = CleanupStatsOf(db_, now, &stats); !e.ok()) return e;
+      for (const char* sql : {"DELETE FROM brig_files WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
+                              "DELETE FROM brig_session_state WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
+                              "DELETE FROM brig_session_fallback WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
+                              "DELETE FROM brig_sessions WHERE expires_at <= ?1"}) {
+        Stmt st(db_, sql);
+        if (std::string_view(sql).find("?1") != std::string_view::npos) st.Int(1, now);
+        if (Status e = st.Run("cleanup failed"); !e.ok()) return e;
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
     return stats;
   }
 
@@ -482,8 +514,87 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // A read connection, checked out of the pool for one call (several may read at once, also
+  // while a group commit holds the writer; WAL lets readers see the last commit).
+  class Reader {
+   public:
+    explicit Reader(SqliteStore* store) : store_(store) {
+      {
+        std::lock_guard<std::mutex> lock(store_->readers_mu_);
+        if (!store_->readers_.empty()) {
+          db_ = store_->readers_.back();
+          store_->readers_.pop_back();
+          return;
+        }
+      }
+      StatusOr<sqlite3*> opened = OpenReader(store_->path_, store_->busy_timeout_);
+      if (opened.ok()) {
+        db_ = opened.value();
+      } else {
+        status_ = opened.status();
+      }
+    }
+    ~Reader() {
+      if (!db_) return;
+      std::lock_guard<std::mutex> lock(store_->readers_mu_);
+      store_->readers_.push_back(db_);
+    }
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    bool ok() const { return db_ != nullptr; }
+    const Status& status() const { return status_; }
+    sqlite3* db() const { return db_; }
+
+   private:
+    SqliteStore* const store_;
+    sqlite3* db_ = nullptr;
+    Status status_;
+  };
+
+  // A read transaction (BEGIN DEFERRED): the statements in it read one snapshot.
+  class ReadTxn {
+   public:
+    explicit ReadTxn(sqlite3* db) : db_(db) { begun_ = sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK; }
+    ~ReadTxn() {
+      if (begun_ && !sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+    }
+
+   private:
+    sqlite3* const db_;
+    bool begun_;
+  };
+
+  // A write: runs `fn` on the writer connection inside a group transaction (GroupCommit).
+  template <typename Fn>
+  Status Write(Fn fn) {
+    const std::function<Status()> write = fn;
+    return group_.Run(write);
+  }
+
+  // ---- GroupCommit::Database, on the writer connection (the leader's thread only) ----
+  Status Exec(const char* sql, std::string_view what) {
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    return rc == SQLITE_OK ? Status::Ok() : SqliteError(db_, rc, what);
+  }
+  Status Begin() override { return Exec("BEGIN IMMEDIATE", "cannot begin a transaction"); }
+  Status Savepoint() override { return Exec("SAVEPOINT brig_write", "cannot make a savepoint"); }
+  Status EndSavepoint(bool keep) override {
+    if (!keep) {
+      if (Status s = Exec("ROLLBACK TO brig_write", "cannot roll back to a savepoint"); !s.ok()) return s;
+    }
+    return Exec("RELEASE brig_write", "cannot release a savepoint");
+  }
+  bool Aborted() override { return sqlite3_get_autocommit(db_) != 0; }
+  Status Commit() override {
+    Status s = Exec("COMMIT", "commit failed");
+    if (!s.ok()) Rollback();  // a COMMIT that failed (BUSY, I/O) may leave the transaction open
+    return s;
+  }
+  void Rollback() override {
+    if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
   Status Migrate() {
-    std::lock_guard<std::mutex> lock(mu_);
     // EXCLUSIVE: a second process opening at the same moment waits here (busy_timeout),
     // then finds the migrations recorded and applies none.
     Txn txn(db_, "BEGIN EXCLUSIVE");
@@ -523,32 +634,120 @@ class SqliteStore final : public Store {
     return txn.Commit();
   }
 
-  // REQUIRES: mu_ held.
-  // OK if the session exists; NotFound if not; the read's error otherwise. REQUIRES: mu_ held.
-  Status RequireSessionLocked(std::string_view thread_id) {
-    StatusOr<bool> exists = ExistsLocked(thread_id);
+  // The body of SaveExecution, in a write. Sets *version on success.
+  Status SaveLocked(std::string_view thread_id, int64_t expected_version, const std::optional<StateWrite>& state,
+                    const std::vector<FileWrite>& files_upserted, const std::vector<std::string>& files_deleted,
+                    const std::vector<std::string>& types, int64_t* version_out) {
+    if (Status s = RequireSession(db_, thread_id); !s.ok()) return s;
+    int64_t stored = 0;
+    {
+      Stmt st(db_, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
+      st.Text(1, thread_id);
+      const int rc = st.Step();
+      if (rc == SQLITE_ROW) {
+        stored = st.ColInt(0);
+      } else if (rc != SQLITE_DONE) {
+        return SqliteError(db_, rc, "cannot read state version");
+      }
+    }
+    if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
+    const int64_t version = expected_version + 1;
+    const int64_t now = clock_();
+    const StateWrite empty;
+    const StateWrite& w = state ? *state : empty;
+    {
+      // Without a new state the snapshot stays; a first save without one stores a cleared state.
+      Stmt st(db_,
+              state ? "INSERT INTO brig_session_state"
+                      " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (thread_id) DO UPDATE SET"
+                      " snapshot = excluded.snapshot, format = excluded.format,"
+                      " guest_build_id = excluded.guest_build_id, version = excluded.version,"
+                      " updated_at = excluded.updated_at"
+                    : "INSERT INTO brig_session_state"
+                      " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (thread_id) DO UPDATE SET"
+                      " version = excluded.version, updated_at = excluded.updated_at");
+      st.Text(1, thread_id).Blob(2, w.snapshot).Text(3, w.format).Text(4, w.guest_build_id);
+      st.Int(5, version).Int(6, now);
+      if (Status s = st.Run("cannot save state"); !s.ok()) return s;
+    }
+    // A fallback saved with the state, or an empty one for a cleared state (so that none
+    // taken before it can land after it).
+    const bool cleared = state && w.snapshot.empty() && w.format.empty();
+    if (state && (w.fallback || cleared)) {
+      Stmt st(db_,
+              "INSERT INTO brig_session_fallback (thread_id, version, fallback) VALUES (?1, ?2, ?3)"
+              " ON CONFLICT (thread_id) DO UPDATE SET version = excluded.version, fallback = excluded.fallback");
+      st.Text(1, thread_id).Int(2, version).Blob(3, w.fallback && !cleared ? std::string_view(*w.fallback) : "");
+      if (Status s = st.Run("cannot save the fallback"); !s.ok()) return s;
+    }
+    for (size_t i = 0; i < files_upserted.size(); ++i) {
+      if (Status s = UpsertFile(thread_id, files_upserted[i], types[i], now); !s.ok()) return s;
+    }
+    for (const std::string& path : files_deleted) {
+      Stmt st(db_, "DELETE FROM brig_files WHERE thread_id = ?1 AND path = ?2");
+      st.Text(1, thread_id).Text(2, path);
+      if (Status s = st.Run("cannot delete file"); !s.ok()) return s;
+    }
+    *version_out = version;
+    return Status::Ok();
+  }
+
+  // What a cleanup at `now` deletes, read through `db` (in a transaction).
+  static Status CleanupStatsOf(sqlite3* db, int64_t now, CleanupStats* stats) {
+    // Doomed rows: those of expired sessions, and those whose session is gone (orphans).
+    constexpr const char* kDoomed =
+        " WHERE thread_id IN (SELECT thread_id FROM brig_sessions WHERE expires_at <= ?1)"
+        " OR thread_id NOT IN (SELECT thread_id FROM brig_sessions)";
+    {
+      Stmt st(db, "SELECT count(*) FROM brig_sessions WHERE expires_at <= ?1");
+      st.Int(1, now);
+      if (const int rc = st.Step(); rc != SQLITE_ROW) return SqliteError(db, rc, "cleanup failed");
+      stats->sessions_deleted = st.ColInt(0);
+    }
+    {
+      Stmt st(db, (std::string("SELECT count(*), coalesce(sum(size), 0) FROM brig_files") + kDoomed).c_str());
+      st.Int(1, now);
+      if (const int rc = st.Step(); rc != SQLITE_ROW) return SqliteError(db, rc, "cleanup failed");
+      stats->files_deleted = st.ColInt(0);
+      stats->bytes_freed = st.ColInt(1);
+    }
+    for (const char* sql : {"SELECT coalesce(sum(length(snapshot)), 0) FROM brig_session_state",
+                            "SELECT coalesce(sum(length(fallback)), 0) FROM brig_session_fallback"}) {
+      Stmt st(db, (std::string(sql) + kDoomed).c_str());
+      st.Int(1, now);
+      if (const int rc = st.Step(); rc != SQLITE_ROW) return SqliteError(db, rc, "cleanup failed");
+      stats->bytes_freed += st.ColInt(0);
+    }
+    return Status::Ok();
+  }
+
+  // OK if the session exists; NotFound if not; the read's error otherwise.
+  static Status RequireSession(sqlite3* db, std::string_view thread_id) {
+    StatusOr<bool> exists = Exists(db, thread_id);
     if (!exists.ok()) return exists.status();
     return exists.value() ? Status::Ok() : SessionNotFound(thread_id);
   }
 
-  StatusOr<bool> ExistsLocked(std::string_view thread_id) {
-    Stmt st(db_, "SELECT 1 FROM brig_sessions WHERE thread_id = ?1");
+  static StatusOr<bool> Exists(sqlite3* db, std::string_view thread_id) {
+    Stmt st(db, "SELECT 1 FROM brig_sessions WHERE thread_id = ?1");
     st.Text(1, thread_id);
     const int rc = st.Step();
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    return SqliteError(db_, rc, "cannot read session");
+    return SqliteError(db, rc, "cannot read session");
   }
 
-  // NotFound naming whichever is missing, the session or the file. REQUIRES: mu_ held.
-  Status MissingFileLocked(std::string_view thread_id, std::string_view path) {
-    StatusOr<bool> exists = ExistsLocked(thread_id);
+  // NotFound naming whichever is missing, the session or the file.
+  static Status MissingFile(sqlite3* db, std::string_view thread_id, std::string_view path) {
+    StatusOr<bool> exists = Exists(db, thread_id);
     if (!exists.ok()) return exists.status();
     return exists.value() ? internal::FileNotFound(thread_id, path) : SessionNotFound(thread_id);
   }
 
-  // REQUIRES: mu_ held, inside a transaction, the session exists.
-  Status UpsertFileLocked(std::string_view thread_id, const FileWrite& f, const std::string& type, int64_t now) {
+  // REQUIRES: in a write, the session exists.
+  Status UpsertFile(std::string_view thread_id, const FileWrite& f, const std::string& type, int64_t now) {
     Stmt st(db_,
             "INSERT INTO brig_files"
             " (thread_id, path, content, content_type, size, created_at, modified_at)"
@@ -560,23 +759,30 @@ class SqliteStore final : public Store {
     return st.Run("cannot write file '" + f.path + "'");
   }
 
-  // One statement that must affect exactly one session row, else NotFound.
+  // One statement that must affect exactly one session row, else NotFound; a write.
   template <typename BindFn>
   Status UpdateSession(std::string_view thread_id, const char* sql, BindFn bind) {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    Stmt st(db_, sql);
-    st.Text(1, thread_id);
-    bind(st);
-    if (Status s = st.Run("cannot update session"); !s.ok()) return s;
-    if (sqlite3_changes(db_) == 0) return SessionNotFound(thread_id);
-    return Status::Ok();
+    return Write([&] {
+      Stmt st(db_, sql);
+      st.Text(1, thread_id);
+      bind(st);
+      if (Status s = st.Run("cannot update session"); !s.ok()) return s;
+      if (sqlite3_changes(db_) == 0) return SessionNotFound(thread_id);
+      return Status::Ok();
+    });
   }
 
-  std::mutex mu_;
-  sqlite3* const db_;  // GUARDED_BY(mu_); the only connection
+  // The writer: used by Init (before the store is shared) and then only inside group_'s
+  // transactions, which GroupCommit runs one at a time.
+  sqlite3* const db_;
+  const std::string path_;
   const std::string lock_dir_;
+  const std::chrono::milliseconds busy_timeout_;
   const std::function<int64_t()> clock_;
+  GroupCommit group_;
+  std::mutex readers_mu_;
+  std::vector<sqlite3*> readers_;  // GUARDED_BY(readers_mu_): idle read connections
 };
 
 }  // namespace
