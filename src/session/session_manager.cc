@@ -62,13 +62,14 @@ Status SessionManager::CheckNotExpired(const store::SessionInfo& session) const 
                                     session.thread_id + " DAYS) to use it again, or run brig cleanup to delete it");
 }
 
-StatusOr<store::SessionInfo> SessionManager::GetOrCreate(std::string_view thread_id) {
+StatusOr<store::SessionInfo> SessionManager::GetOrCreate(std::string_view thread_id, bool touch) {
   // Two tries: a concurrent creator may win the insert between our read and our create, and
   // a concurrent cleanup may delete an expired session between our read and our touch.
   for (int attempt = 0;; ++attempt) {
     StatusOr<store::SessionInfo> got = store_.GetSession(thread_id);
     if (got.ok()) {
       if (Status s = CheckNotExpired(got.value()); !s.ok()) return s;
+      if (!touch) return got;
       Status touched = store_.TouchSession(thread_id);
       if (touched.ok()) {
         got.value().last_accessed = Now();

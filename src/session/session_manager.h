@@ -78,9 +78,11 @@ class SessionManager {
   int64_t Now() const { return options_.clock(); }
 
   // The session, created with the default expiry and empty metadata if it does not exist;
-  // its last_accessed is set to now. FailedPrecondition if it exists and is expired. Safe
-  // when several processes create the same session at once (one creates, all get it).
-  StatusOr<store::SessionInfo> GetOrCreate(std::string_view thread_id);
+  // its last_accessed is set to now, unless !touch (for a caller that saves next:
+  // store.SaveExecution sets it, without a write of its own). FailedPrecondition if it
+  // exists and is expired. Safe when several processes create the same session at once
+  // (one creates, all get it).
+  StatusOr<store::SessionInfo> GetOrCreate(std::string_view thread_id, bool touch = true);
 
   // The existing, unexpired session, with last_accessed set to now: for operations that
   // must not create one (reading files). NotFound if missing, FailedPrecondition if expired.

@@ -450,20 +450,23 @@ class PostgresStore final : public Store {
     pg::Conn& conn = *c.value();
     Txn txn(conn);
     if (!txn.Begun().ok()) return txn.Begun();
+    const int64_t now = clock_();
     Params id;
     id.Text(thread_id);
-    // The row lock makes concurrent saves of one session take turns; the second then reads
-    // the first one's version (READ COMMITTED: each statement sees the latest commits).
+    Params touch;
+    touch.Text(thread_id).Int(now);
+    // The touch locks the session row: concurrent saves of one session take turns; the second
+    // then reads the first one's version (READ COMMITTED: each statement sees the latest
+    // commits).
     StatusOr<Result> r =
-        conn.Exec("SELECT 1 FROM brig_sessions WHERE thread_id = $1 FOR NO KEY UPDATE", id, "cannot lock session");
+        conn.Exec("UPDATE brig_sessions SET last_accessed = $2 WHERE thread_id = $1", touch, "cannot lock session");
     if (!r.ok()) return r.status();
-    if (r.value().rows() == 0) return SessionNotFound(thread_id);
+    if (r.value().affected() == 0) return SessionNotFound(thread_id);
     r = conn.Exec("SELECT version FROM brig_session_state WHERE thread_id = $1", id, "cannot read state version");
     if (!r.ok()) return r.status();
     const int64_t stored = r.value().rows() ? r.value().Int(0, 0) : 0;
     if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
     const int64_t version = expected_version + 1;
-    const int64_t now = clock_();
     {
       const StateWrite empty;
       const StateWrite& w = state ? *state : empty;

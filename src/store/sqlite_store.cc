@@ -638,7 +638,14 @@ class SqliteStore final : public Store, private GroupCommit::Database {
   Status SaveLocked(std::string_view thread_id, int64_t expected_version, const std::optional<StateWrite>& state,
                     const std::vector<FileWrite>& files_upserted, const std::vector<std::string>& files_deleted,
                     const std::vector<std::string>& types, int64_t* version_out) {
-    if (Status s = RequireSession(db_, thread_id); !s.ok()) return s;
+    const int64_t now = clock_();
+    {
+      // The session's check and its touch in one statement.
+      Stmt st(db_, "UPDATE brig_sessions SET last_accessed = ?2 WHERE thread_id = ?1");
+      st.Text(1, thread_id).Int(2, now);
+      if (Status s = st.Run("cannot update session"); !s.ok()) return s;
+      if (sqlite3_changes(db_) == 0) return SessionNotFound(thread_id);
+    }
     int64_t stored = 0;
     {
       Stmt st(db_, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
@@ -652,7 +659,6 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     }
     if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
     const int64_t version = expected_version + 1;
-    const int64_t now = clock_();
     const StateWrite empty;
     const StateWrite& w = state ? *state : empty;
     {

@@ -226,7 +226,8 @@ class Store {
   // In ONE transaction: checks that the stored version (0 if none) equals
   // `expected_version`, writes `state` (nullopt: keep the stored snapshot, still bump the
   // version because the files changed), upserts `files_upserted`, deletes
-  // `files_deleted` (missing ones are ignored), and returns the new version
+  // `files_deleted` (missing ones are ignored), sets the session's last_accessed to the
+  // clock's now (a save is a use: no TouchSession needed), and returns the new version
   // (expected_version + 1). Conflict if the version differs; NotFound if the session is
   // missing; InvalidArgument / ResourceExhausted for a bad file. On any error nothing is
   // changed; a crash at any moment leaves either the old or the new state and files.
