@@ -2,7 +2,8 @@
 // around `x = 1` in a live session, redone step by step with the same calls so that each part
 // is timed on its own, on one store:
 //   lock          store.LockSession + release
-//   get_or_create GetSession + TouchSession (the touch is a write: a commit)
+//   get_or_create GetSession (before: + TouchSession, a write and a commit of its own; the
+//                 save touches the session now)
 //   get_state     GetStateVersion (before: GetState, which read the whole snapshot)
 //   execute       Sandbox::Execute("x = 1")
 //   files         the sandbox's file versions, empty directories and usage
@@ -21,7 +22,10 @@
 //
 // A second mode measures in-process throughput (no HTTP): N threads each running Execute on
 // its own sessions round-robin, durable as the server's:
-//   build/bench/save_path_bench URL --threads N --sessions M --seconds S [--no-portable]
+//   build/bench/save_path_bench URL --threads N --sessions M --seconds S [--pool P] [--no-portable]
+// (--pool: Sessions::Options::pool_size, PostgreSQL connections; default 4, as brig serve.)
+// and the store alone (N threads saving states of B bytes, no sandbox):
+//   build/bench/save_path_bench URL --store-only --threads N --seconds S [--bytes B] [--pool P]
 // URL "sqlite" makes a store in a temp dir (removed at exit).
 #include <unistd.h>
 #include <zstd.h>
@@ -162,8 +166,7 @@ void Parts(const std::string& url, int reps, bool with_portable) {
     }
     auto t1 = Clock::now();
     add("lock", Us(t0, t1));
-    Must(store->GetSession(tid), "get session");
-    Check(store->TouchSession(tid).ok(), "touch");
+    Must(store->GetSession(tid), "get session");  // the save touches it (SessionManager::GetOrCreate)
     auto t2 = Clock::now();
     add("get_or_create", Us(t1, t2));
     Check(Must(store->GetStateVersion(tid), "get state version") == version, "version");
@@ -258,12 +261,12 @@ void Parts(const std::string& url, int reps, bool with_portable) {
   }
 }
 
-void Throughput(const std::string& url, int threads, int sessions, double seconds, bool portable) {
+void Throughput(const std::string& url, int threads, int sessions, double seconds, bool portable, int pool) {
   brig::Sessions::Options o;
   o.store_url = url;
   o.portable_snapshots = portable;
   o.max_live = static_cast<size_t>(sessions) + 16;
-  o.pool_size = std::max(4, threads);
+  o.pool_size = pool;
   auto s = Must(brig::Sessions::Open(o), "open sessions");
   std::atomic<bool> measuring{false}, stop{false};
   std::mutex mu;
@@ -297,9 +300,62 @@ void Throughput(const std::string& url, int threads, int sessions, double second
   const double elapsed = std::chrono::duration<double>(Clock::now() - a).count();
   stop = true;
   for (auto& t : ts) t.join();
-  std::printf("in-process Execute on %s: threads %d, sessions %d%s: %.0f executions/s, p50 %.2f ms, p99 %.2f ms, errors %llu\n",
-              url.starts_with("sqlite") ? "sqlite" : "postgresql", threads, sessions, portable ? "" : ", no portable",
+  std::printf("in-process Execute on %s: threads %d, sessions %d, pool %d%s: %.0f executions/s, p50 %.2f ms, p99 %.2f ms, errors %llu\n",
+              url.starts_with("sqlite") ? "sqlite" : "postgresql", threads, sessions, pool, portable ? "" : ", no portable",
               lat.size() / elapsed, Pct(lat, 0.5), Pct(lat, 0.99), static_cast<unsigned long long>(errors));
+}
+
+// The store alone: `threads` threads each saving its own session again and again (a state
+// of `bytes` random-looking bytes, as a compressed page snapshot is), durable. Shows what the
+// group commit does: saves/s, latency, and writes per transaction.
+void StoreOnly(const std::string& url, int threads, double seconds, int pool, size_t bytes) {
+  brig::store::StoreOptions so;
+  so.pool_size = pool;
+  std::unique_ptr<brig::store::Store> store = Must(brig::store::OpenStore(url, so), "open store");
+  std::string state(bytes, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (char& c : state) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  for (int w = 0; w < threads; ++w) {
+    Check(store->CreateSession("store-" + std::to_string(w), brig::store::NowMicros() + 86'400'000'000, {}).ok(), "create");
+  }
+  std::atomic<bool> measuring{false}, stop{false};
+  std::mutex mu;
+  std::vector<double> lat;
+  std::vector<std::thread> ts;
+  brig::store::WriteStats before{}, after{};
+  for (int w = 0; w < threads; ++w) {
+    ts.emplace_back([&, w] {
+      const std::string tid = "store-" + std::to_string(w);
+      int64_t version = 0;
+      std::vector<double> l;
+      while (!stop.load()) {
+        auto a = Clock::now();
+        version = Must(store->SaveExecution(tid, version, brig::store::StateWrite{state, "bench", "b"}, {}, {}), "save");
+        if (measuring.load()) l.push_back(Us(a, Clock::now()) / 1000);
+      }
+      std::lock_guard<std::mutex> g(mu);
+      lat.insert(lat.end(), l.begin(), l.end());
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  before = store->GetWriteStats();
+  measuring = true;
+  auto a = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  measuring = false;
+  after = store->GetWriteStats();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - a).count();
+  stop = true;
+  for (auto& t : ts) t.join();
+  const double writes = static_cast<double>(after.writes - before.writes);
+  const double txns = static_cast<double>(after.transactions - before.transactions);
+  std::printf("store-only SaveExecution on %s: threads %d, pool %d, %zu-byte state: %.0f saves/s, p50 %.2f ms, p99 %.2f ms, "
+              "%.1f writes per transaction\n",
+              store->backend().data(), threads, pool, bytes, lat.size() / elapsed, Pct(lat, 0.5), Pct(lat, 0.99),
+              txns > 0 ? writes / txns : 0);
 }
 
 }  // namespace
@@ -310,18 +366,26 @@ int main(int argc, char** argv) {
   if (url == "sqlite") url = "sqlite:" + dir.path + "/brig.db";
   brig::Sandbox::Create().value().reset();  // the process image, made outside timing
   if (argc > 2 && std::string(argv[2]).starts_with("--")) {
-    int threads = 4, sessions = 64;
+    int threads = 4, sessions = 64, pool = 4;
     double seconds = 5;
-    bool portable = true;
+    bool portable = true, store_only = false;
+    size_t bytes = 20'000;
     for (int i = 2; i < argc; ++i) {
       std::string f = argv[i];
       if (f == "--no-portable") portable = false;
+      else if (f == "--store-only") store_only = true;
+      else if (i + 1 < argc && f == "--bytes") bytes = static_cast<size_t>(std::atol(argv[++i]));
       else if (i + 1 < argc && f == "--threads") threads = std::atoi(argv[++i]);
       else if (i + 1 < argc && f == "--sessions") sessions = std::atoi(argv[++i]);
+      else if (i + 1 < argc && f == "--pool") pool = std::atoi(argv[++i]);
       else if (i + 1 < argc && f == "--seconds") seconds = std::atof(argv[++i]);
       else Check(false, "flag " + f);
     }
-    Throughput(url, threads, sessions, seconds, portable);
+    if (store_only) {
+      StoreOnly(url, threads, seconds, pool, bytes);
+    } else {
+      Throughput(url, threads, sessions, seconds, portable, pool);
+    }
     return 0;
   }
   const bool no_portable = argc > 3 && std::string(argv[3]) == "--no-portable";

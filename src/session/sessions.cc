@@ -275,15 +275,15 @@ struct Sessions::Impl {
   static constexpr size_t kCompactionsPerExecution = 4;
 
   // Compacts up to `budget` live sessions idle for compact_idle_after; the least recently
-  // used first. A sandbox that cannot compact (dead) is dropped. Those the portable writer
-  // holds or is about to take are left alone. REQUIRES: mu held.
+  // used first. A sandbox that cannot compact (dead) is dropped. One the background thread
+  // holds is left alone. REQUIRES: mu held.
   size_t CompactIdleLocked(size_t budget) {
     const auto now = std::chrono::steady_clock::now();
     size_t done = 0;
     for (auto it = live.rbegin(); it != live.rend() && done < budget;) {
       LiveSession& s = it->s;
       if (now - s.idle_since < options.compact_idle_after) break;  // newer ones are less idle
-      if (s.compacted || it->busy || s.portable_pending) {
+      if (s.compacted || it->busy) {
         ++it;
         continue;
       }
@@ -579,7 +579,12 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
 }
 
 size_t Sessions::CompactIdle() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  // What the background thread holds now is idle too: wait for it (a portable snapshot or a
+  // trim, ~1 ms).
+  impl_->changed.wait(lock, [&] {
+    return std::none_of(impl_->live.begin(), impl_->live.end(), [](const LiveEntry& e) { return e.busy; });
+  });
   return impl_->CompactIdleLocked(SIZE_MAX);
 }
 
