@@ -17,7 +17,6 @@
 #include <iterator>
 #include <cstring>
 #include <condition_variable>
-#include <deque>
 #include <list>
 #include <set>
 #include <mutex>
@@ -53,8 +52,10 @@ struct LiveSession {
   bool compacted = false;
   // Trimmed (Sandbox::Trim) since it was last put back live.
   bool trimmed = false;
-  // Its portable snapshot is still to be taken (of `version`) and stored as the fallback.
+  // Its portable snapshot is still to be taken (of `version`) and stored as the fallback;
+  // since when one has been owed (kept while executions follow one another).
   bool portable_pending = false;
+  std::chrono::steady_clock::time_point pending_since{};
   // What the last portable snapshot of it could not hold (reported with results).
   std::map<std::string, std::string> not_portable;
 };
@@ -125,10 +126,9 @@ struct Sessions::Impl {
   std::mutex mu;
   std::condition_variable changed;  // an entry stopped being busy, or work for the background
   std::list<LiveEntry> live;
-  // The background thread (started with the first live session, Housekeeping): thread_ids
-  // whose live entry has a portable snapshot pending, and entries pushed out of `live` with
-  // one pending (it writes, then drops them).
-  std::deque<std::string> portable_queue;
+  // The background thread (started with the first live session, Housekeeping), and the
+  // entries pushed out of `live` with a portable snapshot pending (it writes, then drops
+  // them).
   std::list<LiveEntry> evicted;
   std::thread background;
   bool stopping = false;
@@ -171,13 +171,8 @@ struct Sessions::Impl {
     s.compacted = false;
     s.trimmed = false;
     std::lock_guard<std::mutex> lock(mu);
-    const bool pending = s.portable_pending;
     live.push_front(LiveEntry{std::string(thread_id), std::move(s), false});
     if (!background.joinable()) background = std::thread([this] { Housekeeping(); });
-    if (pending) {
-      portable_queue.emplace_back(thread_id);
-      changed.notify_all();
-    }
     // The least recently used go, except one the writer holds; one with a portable snapshot
     // pending goes to the writer first.
     while (live.size() > options.max_live) {
@@ -195,8 +190,9 @@ struct Sessions::Impl {
   }
 
   // The background thread: takes the pending portable snapshots and stores them as
-  // fallbacks (Options::portable_in_background; on stopping, it finishes them all first), and
-  // trims live sessions idle for kTrimIdleAfter.
+  // fallbacks (Options::portable_in_background): of a session idle for portable_delay, or
+  // owed one for portable_max_lag, or pushed out of the live ones; on stopping, all of them
+  // first. Also trims live sessions idle for kTrimIdleAfter.
   void Housekeeping() {
     std::unique_lock<std::mutex> lock(mu);
     while (true) {
@@ -209,26 +205,32 @@ struct Sessions::Impl {
         lock.lock();
         continue;
       }
-      if (!portable_queue.empty()) {
-        const std::string thread_id = std::move(portable_queue.front());
-        portable_queue.pop_front();
-        auto it = live.begin();
-        while (it != live.end() && it->thread_id != thread_id) ++it;
-        // Gone, taken by an execution (it saves a newer version, and a new one is pending
-        // after it), or done already.
-        if (it == live.end() || it->busy || !it->s.portable_pending) continue;
-        it->busy = true;
+      const auto now = std::chrono::steady_clock::now();
+      auto next = now + kTrimIdleAfter;  // when to look again
+      auto due = live.end();
+      for (auto it = live.begin(); it != live.end(); ++it) {
+        const LiveSession& s = it->s;
+        if (!s.portable_pending || it->busy) continue;
+        const auto when = std::min(s.idle_since + options.portable_delay, s.pending_since + options.portable_max_lag);
+        if (stopping || when <= now) {
+          due = it;
+          break;
+        }
+        next = std::min(next, when);
+      }
+      if (due != live.end()) {
+        due->busy = true;
         lock.unlock();
-        const bool usable = WritePortable(thread_id, it->s);
+        const bool usable = WritePortable(due->thread_id, due->s);
         lock.lock();
-        it->busy = false;
-        if (!usable) live.erase(it);
+        due->busy = false;
+        if (!usable) live.erase(due);
         changed.notify_all();
         continue;
       }
       if (stopping) return;
       if (TrimOneIdle(lock)) continue;
-      changed.wait_for(lock, kTrimIdleAfter);
+      changed.wait_until(lock, next);
     }
   }
 
@@ -379,6 +381,7 @@ struct Sessions::Impl {
         // this session is live, if the execution does not save a newer one.
         s.portable_pending = options.portable_snapshots && options.portable_in_background &&
                              portable_version < stored->version;
+        s.pending_since = std::chrono::steady_clock::now();
       } else if (!portable.portable.empty()) {
         // Another guest build (or a damaged page snapshot): the portable namespace.
         auto failed = s.sandbox->LoadPortable(portable.portable);
@@ -455,6 +458,7 @@ struct Sessions::Impl {
     s.version = version.value();
     s.files = std::move(now);
     s.dirs = std::move(dirs_now);
+    if (deferred && !s.portable_pending) s.pending_since = std::chrono::steady_clock::now();
     s.portable_pending = deferred;
     if (!deferred) s.not_portable = state.not_portable;
     result->version = s.version;
