@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include "brig/sandbox.h"
@@ -64,6 +65,40 @@ void BM_LiveSessionAssign(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_LiveSessionAssign)->Unit(benchmark::kMicrosecond);
+
+// The same through Execute(code, ExecuteOptions): per-execution limits given, and (Arg 1) an
+// output callback set. `x = 1` prints nothing: what a callback costs when nothing is written.
+void BM_LiveSessionAssignOptions(benchmark::State& state) {
+  auto sandbox = MustCreate();
+  MustRunQuietly(sandbox->Execute("x = 0"), "x = 0");
+  brig::ExecuteOptions options;
+  options.timeout_seconds = 20;
+  options.memory_bytes = 128ull << 20;
+  size_t pieces = 0;
+  if (state.range(0)) options.on_output = [&pieces](brig::OutputStream, std::string_view) { pieces++; };
+  for (auto _ : state) {
+    auto r = sandbox->Execute("x = 1", options);
+    if (!r.ok()) std::exit(1);
+    MustRunQuietly(r.value(), "x = 1");
+  }
+  if (pieces != 0) std::exit(1);
+}
+BENCHMARK(BM_LiveSessionAssignOptions)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+// print('hello') with and (Arg 1) without streaming: a callback per write.
+void BM_LiveSessionPrint(benchmark::State& state) {
+  auto sandbox = MustCreate();
+  MustRunQuietly(sandbox->Execute("x = 0"), "x = 0");
+  brig::ExecuteOptions options;
+  size_t bytes = 0;
+  if (state.range(0)) options.on_output = [&bytes](brig::OutputStream, std::string_view b) { bytes += b.size(); };
+  for (auto _ : state) {
+    auto r = sandbox->Execute("print('hello')", options);
+    if (!r.ok() || r.value().stdout_text != "hello\n") std::exit(1);
+  }
+  if (state.range(0) && bytes != 6 * state.iterations()) std::exit(1);
+}
+BENCHMARK(BM_LiveSessionPrint)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

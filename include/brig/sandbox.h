@@ -17,6 +17,7 @@
 #define BRIG_SANDBOX_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -49,6 +50,9 @@ struct Limits {
   uint64_t max_files = 10000;
   uint64_t max_file_bytes = 100ull << 20;
 };
+
+// Ok, or InvalidArgument saying which limit is out of its range (those documented above).
+Status ValidateLimits(const Limits& limits);
 
 // A Python exception raised by the user's code.
 struct PythonError {
@@ -87,6 +91,31 @@ struct ExecutionResult {
 
 std::string_view FailureName(Failure failure);  // "trap", "exit", "timeout", ...
 
+// Which of the guest's output streams a piece of output came from.
+enum class OutputStream { kStdout, kStderr };
+
+// Settings of one execution (Sandbox::Execute, Sessions::Execute).
+struct ExecuteOptions {
+  // Replace Limits::timeout_seconds and Limits::memory_bytes for this execution only, with
+  // the same ranges (InvalidArgument outside them). The memory limit bounds what the guest
+  // may grow to during this execution; one below the memory the interpreter already holds
+  // is refused (FailedPrecondition: nothing runs), since memory is never taken back from a
+  // live interpreter. An execution that grew past the sandbox's own limit leaves it that big:
+  // later executions need a limit at least that high.
+  std::optional<double> timeout_seconds;
+  std::optional<uint64_t> memory_bytes;
+  // Streaming: called with the guest's stdout and stderr as it writes them, in order, on the
+  // executing thread, before Execute returns. The pieces of a stream add up to exactly the
+  // result's stdout_text / stderr_text: bytes past Limits::output_bytes are not passed, and a
+  // truncated stream ends with the same "[brig: output truncated, ...]" marker, passed once
+  // the code has stopped. Output of brig's own work (rolling back a failed execution re-runs
+  // earlier ones; portable snapshots) is never passed. `bytes` is valid during the call only.
+  // It runs inside the guest call: keep it short (a timeout waits for it to return). If it
+  // throws, the exception is swallowed and it is not called again for this execution (the
+  // execution and its result are unaffected). Empty (the default): no streaming, no cost.
+  std::function<void(OutputStream stream, std::string_view bytes)> on_output;
+};
+
 // How a new sandbox gets its interpreter.
 enum class Start {
   // A copy-on-write clone of the process's image (CPython started, common modules imported):
@@ -124,6 +153,11 @@ class Sandbox {
   // the recorded results) is the sandbox dead: every later call then returns the failure
   // without running anything, until Reset().
   ExecutionResult Execute(std::string_view code, std::string_view filename = "<exec>");
+  // The same with per-execution limits and streaming (ExecuteOptions). Errors (nothing ran,
+  // the sandbox is unchanged): InvalidArgument for a limit out of range; FailedPrecondition
+  // for a memory limit below GuestMemoryBytes(), or one that cannot be applied.
+  StatusOr<ExecutionResult> Execute(std::string_view code, const ExecuteOptions& options,
+                                    std::string_view filename = "<exec>");
 
   // Returns the sandbox to a fresh interpreter: no user variables, modules or files, and a
   // sandbox that had died (trap, timeout, exit) runs again. Keeps the limits. Fails only if
@@ -147,6 +181,12 @@ class Sandbox {
   // Fails (FailedPrecondition) for a dead sandbox; ResourceExhausted if the host cannot map
   // the new one.
   StatusOr<std::unique_ptr<Sandbox>> Fork();
+
+  // Gives the interpreter a new `random` stream (from the host's randomness) before its next
+  // execution, as a fork gets: for a sandbox restored from a state that another sandbox also
+  // continues (a forked session), so that the two do not draw the same numbers. Nothing
+  // else changes; cheap (done by the next execution).
+  void ReseedRandom();
 
   // Gives back the memory of an idle sandbox: its state is kept as its differences from the
   // image (typically tens of KiB for a small session; the memory it grew into stays, shared)
@@ -184,11 +224,20 @@ class Sandbox {
   // Puts this sandbox in the state `snapshot` holds, with its limits unchanged.
   // REQUIRES: made from the image (Start::kFromImage), no files open, and the workspace
   // files the snapshot's descriptors name already written (WriteFile). FailedPrecondition if
-  // the snapshot was made for another image; InvalidArgument if it is damaged, or needs
-  // more memory than the limit. On error the sandbox is unchanged.
+  // the snapshot was made for another image; InvalidArgument if it is damaged;
+  // ResourceExhausted if it needs more memory than the limit. On error the sandbox is
+  // unchanged.
   Status RestorePages(std::string_view snapshot);
   // The digest of the process image that page snapshots are tied to (hex).
   static StatusOr<std::string> ImageDigest();
+  // The guest build and image digest a page snapshot is tied to, read from its header
+  // without restoring it (any process, no image needed). InvalidArgument if `snapshot` is
+  // not a page snapshot.
+  struct PagesOrigin {
+    std::string guest_build_id;
+    std::string image_digest;
+  };
+  static StatusOr<PagesOrigin> PageSnapshotOrigin(std::string_view snapshot);
 
   // A portable snapshot of the user's namespace (guest/_brig_snapshot.py): restores in any
   // build of CPython 3.11. Functions and classes defined by the user are saved by value.

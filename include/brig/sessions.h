@@ -34,6 +34,10 @@
 // session stays as it was before it. An ordinary Python exception saves what the code did
 // before raising (as a REPL keeps it).
 //
+// Managing sessions and their files without executing: manager() and files() (the same
+// store and policy; brig/session_manager.h, brig/files.h). Moving a session to another
+// machine: ExportSnapshot and ImportSnapshot.
+//
 // Concurrency: executions in one session are serialised across threads and processes (the
 // store's session lock); different sessions run in parallel. Thread-safe.
 #ifndef BRIG_SESSIONS_H_
@@ -43,12 +47,17 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "brig/files.h"
 #include "brig/sandbox.h"
+#include "brig/session_info.h"
+#include "brig/session_manager.h"
 #include "brig/status.h"
+#include "brig/store.h"
 
 namespace brig {
 
@@ -82,10 +91,31 @@ struct SessionResult {
   bool saved = false;  // whether state and files were saved
 };
 
+// What ImportSnapshot made.
+struct ImportResult {
+  SessionInfo session;  // the new session
+  // What its next execution restores: "pages" (the page snapshot: everything, exactly),
+  // "portable" (the portable snapshot: see not_restored) or "new" (the snapshot held no
+  // interpreter state).
+  std::string restored_from;
+  // Why the page snapshot was not kept (made by another guest build or image, or it does
+  // not restore here); empty when it was kept or there was none.
+  std::string pages_dropped;
+  // Names (and stored files) that will not be restored, with why: as
+  // SessionResult::not_restored (restoring from the portable snapshot: the names it could
+  // not load, and those the exporting side could not save portably).
+  std::map<std::string, std::string> not_restored;
+  // From the snapshot: the session it was exported from, when, and the guest build that made
+  // its page snapshot.
+  std::string source_thread_id;
+  int64_t exported_at = 0;
+  std::string source_guest_build_id;
+};
+
 class Sessions {
  public:
   struct Options {
-    // sqlite:PATH or postgresql://... (see store/store.h OpenStore).
+    // sqlite:PATH or postgresql://... (see brig/store.h).
     std::string store_url;
     // Limits of each execution. Its file limits (file_bytes, max_files, max_file_bytes) are
     // replaced by the session quotas below and the store's 20 MiB per file.
@@ -125,8 +155,11 @@ class Sessions {
     std::chrono::milliseconds statement_timeout{30'000};
   };
 
-  // Opens the store (applying migrations). Unavailable / InvalidArgument as OpenStore.
+  // Opens the store (applying migrations). Unavailable / InvalidArgument as Store::Open.
   static StatusOr<std::unique_ptr<Sessions>> Open(const Options& options);
+  // Uses a store that is already open (so that a process opens it once), borrowed: it must
+  // outlive the Sessions. options.store_url, pool_size and statement_timeout are not used.
+  static StatusOr<std::unique_ptr<Sessions>> Open(Store& store, const Options& options);
   ~Sessions();
   Sessions(const Sessions&) = delete;
   Sessions& operator=(const Sessions&) = delete;
@@ -138,13 +171,67 @@ class Sessions {
   // session stays as it was before this execution.
   StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
                                   std::string_view filename = "<exec>");
+  // The same with this execution's own limits and streaming (ExecuteOptions, sandbox.h):
+  // timeout_seconds and memory_bytes replace those of Options::limits for this execution
+  // only. More errors (nothing ran, nothing changed): InvalidArgument for a limit out of
+  // range (checked first); FailedPrecondition when the session holds more memory than
+  // memory_bytes allows. on_output is called on this thread, only while the code runs: never
+  // for output of a restore, of a rollback's replays, or of the save.
+  StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
+                                  const ExecuteOptions& options, std::string_view filename = "<exec>");
 
-  // Clears the session's interpreter state, keeping its files.
+  // Clears the session's interpreter state, keeping its files (SessionManager::Reset), and
+  // drops this process's live interpreter of it.
   Status Reset(std::string_view thread_id);
+
+  // The session policy (expiry, quotas, lock timeout: from Options) and the file operations
+  // on this Sessions' store. Borrowed: valid as long as this Sessions.
+  SessionManager& manager();
+  FileService& files();
+
+  // ---- Snapshots: a session as bytes, to restore on another machine or node.
+  //
+  // The bytes are self-describing and versioned: a magic ("BRIGSNAP"), the format version,
+  // the guest build and image digest the page snapshot is tied to, the page snapshot, the
+  // portable snapshot, the files with their content types, the empty directories, the
+  // metadata, and a SHA-256 checksum over all of it (docs/architecture.md, "Snapshots").
+  // Not compressed beyond the page snapshot; not encrypted or signed: whoever holds them
+  // holds the session.
+
+  // The session as snapshot bytes, taken under its lock (never in the middle of an
+  // execution). NotFound if missing; FailedPrecondition if expired; DeadlineExceeded if it
+  // stayed locked past lock_timeout. Holds the whole snapshot in memory.
+  // REQUIRES: the calling thread holds no lock of the session.
+  StatusOr<std::string> ExportSnapshot(std::string_view thread_id);
+
+  struct ImportOptions {
+    // Days until the new session expires (nullopt: Options::default_expiry_days).
+    std::optional<int64_t> expiry_days;
+    // Its metadata, a JSON object (nullopt: the snapshot's).
+    std::optional<nlohmann::json> metadata;
+  };
+  // Makes the new session `thread_id` from snapshot bytes (ExportSnapshot's, from this or
+  // another machine; untrusted input: every field is checked). The page snapshot is kept
+  // only if it restores here (same guest build and image); otherwise the session keeps the
+  // portable part and restores from it (ImportResult says what will not be restored), or,
+  // with no portable part, the import is refused (FailedPrecondition naming both builds).
+  // The state and files are tried in a sandbox before anything is written, then the session
+  // is created whole in one store transaction: on any error there is no new session.
+  // AlreadyExists if thread_id exists; InvalidArgument for bytes that are not a snapshot,
+  // damaged or truncated ones (the message says what is wrong), a newer format version, or
+  // bad options; ResourceExhausted when its files exceed this process's quotas.
+  StatusOr<ImportResult> ImportSnapshot(std::string_view thread_id, std::string_view bytes,
+                                        const ImportOptions& options);
+  StatusOr<ImportResult> ImportSnapshot(std::string_view thread_id, std::string_view bytes) {
+    return ImportSnapshot(thread_id, bytes, ImportOptions{});
+  }
 
   // Compacts every live session idle for at least Options::compact_idle_after; returns how
   // many it compacted. For a server's housekeeping timer; Execute does a few at a time.
   size_t CompactIdle();
+
+  // Sessions kept live in this process now (at most Options::max_live).
+  size_t LiveSessions() const;
 
   struct Impl;
 

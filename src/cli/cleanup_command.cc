@@ -4,7 +4,7 @@
 //   brig cleanup [--dry-run] [--json] [--db URL] [--every SECONDS [--rounds N]]
 //
 // --dry-run changes nothing and reports what would be deleted. --every runs a round every
-// SECONDS (session::PeriodicCleanup, as a server does) and prints one line per round, until
+// SECONDS (PeriodicCleanup, as a server does) and prints one line per round, until
 // SIGINT/SIGTERM or N rounds; a failed round is reported on stderr and the next one runs.
 // Exit status: 0 success (periodic: stopped as asked); 1 the store failed (periodic: the
 // last round failed); 2 bad command line.
@@ -20,11 +20,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "brig/periodic_cleanup.h"
+#include "brig/session_info.h"
+#include "brig/session_manager.h"
+#include "brig/store.h"
+#include "brig/text.h"
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "session/periodic_cleanup.h"
-#include "session/session_manager.h"
-#include "store/store.h"
 
 namespace brig::cli {
 namespace {
@@ -37,7 +39,7 @@ struct CleanupOptions {
   uint64_t rounds = 0;       // with --every: stop after this many (0: until a signal)
 };
 
-void PrintStats(const CleanupOptions& opt, const store::CleanupStats& s) {
+void PrintStats(const CleanupOptions& opt, const CleanupStats& s) {
   if (opt.json) {
     const nlohmann::json j = {{"dry_run", opt.dry_run},
                               {"sessions_deleted", s.sessions_deleted},
@@ -47,13 +49,13 @@ void PrintStats(const CleanupOptions& opt, const store::CleanupStats& s) {
   } else {
     std::cout << (opt.dry_run ? "would delete " : "deleted ") << s.sessions_deleted << " expired session(s), "
               << s.files_deleted << " file(s), freeing " << s.bytes_freed << " bytes"
-              << (s.bytes_freed >= 1024 ? " (" + session::FormatBytes(s.bytes_freed) + ")" : std::string()) << "\n";
+              << (s.bytes_freed >= 1024 ? " (" + FormatBytes(s.bytes_freed) + ")" : std::string()) << "\n";
   }
   std::cout.flush();  // one line per round, as it happens, also into a pipe
 }
 
 // Rounds every opt.every_seconds until SIGINT/SIGTERM (or opt.rounds rounds).
-int RunPeriodically(const CleanupOptions& opt, session::SessionManager& manager) {
+int RunPeriodically(const CleanupOptions& opt, SessionManager& manager) {
   // The signals are taken by sigwait below, so every thread (the cleanup thread is made
   // after this) must block them.
   sigset_t stop_signals;
@@ -65,8 +67,8 @@ int RunPeriodically(const CleanupOptions& opt, session::SessionManager& manager)
   std::mutex mu;
   bool last_failed = false;
   auto interval = std::chrono::milliseconds(static_cast<int64_t>(std::llround(opt.every_seconds * 1000)));
-  session::PeriodicCleanup job(manager, interval, opt.dry_run,
-                               [&](uint64_t round, const StatusOr<store::CleanupStats>& r) {
+  PeriodicCleanup job(manager, interval, opt.dry_run,
+                               [&](uint64_t round, const StatusOr<CleanupStats>& r) {
                                  if (r.ok()) PrintStats(opt, r.value());
                                  else PrintError("cleanup round " + std::to_string(round) + " failed: " + r.status().message());
                                  {
@@ -84,11 +86,11 @@ int RunPeriodically(const CleanupOptions& opt, session::SessionManager& manager)
 }
 
 int RunCleanup(const CleanupOptions& opt) {
-  StatusOr<std::unique_ptr<store::Store>> store = OpenConfiguredStore(opt.db);
+  StatusOr<std::unique_ptr<Store>> store = OpenConfiguredStore(opt.db);
   if (!store.ok()) return store.status().IsInvalidArgument() ? kExitUsage : kExitFailure;
-  session::SessionManager manager(*store.value());
+  SessionManager manager(*store.value());
   if (opt.every_seconds > 0) return RunPeriodically(opt, manager);
-  StatusOr<store::CleanupStats> stats = manager.Cleanup(opt.dry_run);
+  StatusOr<CleanupStats> stats = manager.Cleanup(opt.dry_run);
   if (!stats.ok()) return ReportFailure(stats.status());
   PrintStats(opt, stats.value());
   return kExitOk;

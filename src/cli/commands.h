@@ -10,11 +10,7 @@
 #include <string>
 
 #include "brig/status.h"
-
-namespace brig::store {
-class Store;
-struct StoreOptions;
-}
+#include "brig/store.h"
 
 namespace brig::cli {
 
@@ -43,10 +39,10 @@ void AddStoreOption(CLI::App* cmd, std::string* url);
 // PostgreSQL tuning from the environment: BRIG_DB_POOL_SIZE (connections, 1-256) and
 // BRIG_DB_STATEMENT_TIMEOUT (seconds, 0 = none, at most a day) into *options; unset ones
 // keep *options' values. InvalidArgument (naming the variable) for a malformed value.
-Status StoreTuningFromEnv(store::StoreOptions* options);
+Status StoreTuningFromEnv(StoreOptions* options);
 // Opens the store that ResolveStoreUrl names, tuned by StoreTuningFromEnv; on failure
 // prints "brig: ..." to stderr (InvalidArgument: a bad URL or tuning value).
-StatusOr<std::unique_ptr<store::Store>> OpenConfiguredStore(const std::string& db_flag);
+StatusOr<std::unique_ptr<Store>> OpenConfiguredStore(const std::string& db_flag);
 
 }  // namespace brig::cli
 

@@ -21,11 +21,12 @@
 #include <sstream>
 #include <string>
 
+#include "brig/result_json.h"
 #include "brig/sandbox.h"
 #include "brig/sessions.h"
+#include "brig/store.h"
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "store/store.h"
 
 namespace brig::cli {
 namespace {
@@ -59,45 +60,11 @@ int ExitStatusOf(const brig::ExecutionResult& r) {
   return r.ok ? 0 : 1;
 }
 
-nlohmann::json ToJson(const brig::ExecutionResult& r) {
-  nlohmann::json j;
-  j["ok"] = r.ok;
-  j["stdout"] = r.stdout_text;
-  j["stderr"] = r.stderr_text;
-  j["stdout_truncated"] = r.stdout_truncated;
-  j["stderr_truncated"] = r.stderr_truncated;
-  j["result"] = r.result ? nlohmann::json(*r.result) : nlohmann::json(nullptr);
-  if (r.error) {
-    j["error"] = {{"type", r.error->type}, {"message", r.error->message}, {"traceback", r.error->traceback}};
-  } else {
-    j["error"] = nullptr;
-  }
-  j["exit_code"] = r.exit_code ? nlohmann::json(*r.exit_code) : nlohmann::json(nullptr);
-  if (r.failure != brig::Failure::kNone) {
-    j["failure"] = {{"kind", std::string(brig::FailureName(r.failure))}, {"message", r.failure_message}};
-  } else {
-    j["failure"] = nullptr;
-  }
-  j["duration_ms"] = r.duration_ms;
-  return j;
-}
-
 bool ReadAll(std::istream& in, std::string* out) {
   std::ostringstream ss;
   ss << in.rdbuf();
   *out = ss.str();
   return !in.bad();
-}
-
-nlohmann::json SessionJson(const std::string& thread_id, const brig::SessionResult& s) {
-  nlohmann::json j = {{"thread_id", thread_id},         {"version", s.version},
-                      {"saved", s.saved},               {"restored_from", s.restored_from},
-                      {"not_portable", s.not_portable}, {"not_restored", s.not_restored},
-                      {"files_saved", s.files_saved},   {"files_deleted", s.files_deleted},
-                      {"snapshot", s.snapshot}};
-  // Why the session was saved by its portable snapshot alone (a cold start, no image).
-  if (!s.pages_unavailable.empty()) j["pages_unavailable"] = s.pages_unavailable;
-  return j;
 }
 
 int RunExec(const ExecOptions& opt) {
@@ -128,28 +95,24 @@ int RunExec(const ExecOptions& opt) {
   limits.timeout_seconds = opt.timeout_seconds;
   limits.memory_bytes = opt.memory_mb << 20;
   brig::ExecutionResult r;
-  nlohmann::json session_json;
+  nlohmann::json json_out;  // --json: what brig/result_json.h makes of the outcome
   if (!opt.session.empty()) {
     brig::Sessions::Options options;
-    options.store_url = ResolveStoreUrl(opt.db);
     options.limits = limits;
     options.max_live = 0;  // one execution per process
     if (opt.max_files > 0) options.max_files_per_session = opt.max_files;
     if (opt.max_mib > 0) options.max_bytes_per_session = opt.max_mib << 20;
     if (opt.expires_days > 0) options.default_expiry_days = opt.expires_days;
-    store::StoreOptions tuning;
+    StoreOptions tuning;
     if (Status tuned = StoreTuningFromEnv(&tuning); !tuned.ok()) {
       PrintError(tuned.message());
       return kExitUsage;
     }
-    options.pool_size = tuning.pool_size;
-    options.statement_timeout = tuning.statement_timeout;
-    if (opt.db.empty() && !std::getenv("BRIG_DB")) {
-      // The default SQLite file lives in $BRIG_HOME, created on first use.
-      auto opened = OpenConfiguredStore(opt.db);
-      if (!opened.ok()) return kExitSession;
-    }
-    auto sessions = brig::Sessions::Open(options);
+    // Opened once, tuned as above (the default SQLite file lives in $BRIG_HOME, created on
+    // first use); the error is printed.
+    auto store = OpenConfiguredStore(opt.db);
+    if (!store.ok()) return kExitSession;
+    auto sessions = brig::Sessions::Open(*store.value(), options);
     if (!sessions.ok()) {
       PrintError(sessions.status().message());
       return kExitSession;
@@ -159,8 +122,8 @@ int RunExec(const ExecOptions& opt) {
       PrintError("session " + opt.session + ": " + ran.status().message());
       return kExitSession;
     }
+    if (opt.json) json_out = brig::ToJson(opt.session, ran.value());
     r = std::move(ran.value().execution);
-    session_json = SessionJson(opt.session, ran.value());
     if (!opt.json) {
       for (const auto& [name, why] : ran.value().not_restored) {
         PrintError("warning: " + name + " was not restored: " + why);
@@ -183,9 +146,7 @@ int RunExec(const ExecOptions& opt) {
   }
 
   if (opt.json) {
-    nlohmann::json j = ToJson(r);
-    if (!session_json.is_null()) j["session"] = std::move(session_json);
-    PrintJson(j);
+    PrintJson(json_out.is_null() ? brig::ToJson(r) : json_out);
   } else {
     std::fwrite(r.stdout_text.data(), 1, r.stdout_text.size(), stdout);
     std::fflush(stdout);

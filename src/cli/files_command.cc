@@ -7,6 +7,7 @@
 //   brig files rm   --session ID PATH
 //   brig files glob --session ID PATTERN
 //   brig files grep --session ID [-l | -c] [-i] PATTERN [GLOB]
+//   brig files link --session ID PATH [--expires SECONDS] [--base URL] [--link-key FILE]
 //
 // A PATH (or PREFIX, PATTERN, GLOB) that does not start with "/" is taken relative to
 // /home/user, the sandbox's working directory. `put` creates the session if it does not
@@ -20,14 +21,15 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "brig/file_info.h"
+#include "brig/files.h"
+#include "brig/grep.h"
+#include "brig/session_manager.h"
+#include "brig/store.h"
+#include "brig/text.h"
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "files/file_service.h"
-#include "names/utf8.h"
-#include "session/session_manager.h"
-#include "store/store.h"
-#include "store/validation.h"
-#include "util/base64.h"
+#include "server/signed_link.h"
 
 namespace brig::cli {
 namespace {
@@ -36,6 +38,9 @@ constexpr const char* kWorkingDir = "/home/user";
 
 struct FilesOptions {
   std::string db;
+  double expires = 3600;
+  std::string base = "http://127.0.0.1:8080";
+  std::string link_key;
   bool json = false;
   std::string session;
   std::string path;     // PATH, PREFIX, PATTERN
@@ -55,12 +60,12 @@ std::string GuestPath(const std::string& p) {
   return std::string(kWorkingDir) + "/" + p;
 }
 
-nlohmann::json ToJson(const store::FileInfo& f) {
+nlohmann::json ToJson(const FileInfo& f) {
   return {{"path", f.path},
           {"size", f.size},
           {"content_type", f.content_type},
-          {"created_at", session::FormatTimestamp(f.created_at)},
-          {"modified_at", session::FormatTimestamp(f.modified_at)}};
+          {"created_at", FormatTimestamp(f.created_at)},
+          {"modified_at", FormatTimestamp(f.modified_at)}};
 }
 
 // Reads all of `in`, refusing more than a stored file may hold (without reading it all).
@@ -68,50 +73,50 @@ Status ReadBounded(std::istream& in, const std::string& name, std::string* out) 
   char buf[1 << 16];
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {
     out->append(buf, static_cast<size_t>(in.gcount()));
-    if (static_cast<int64_t>(out->size()) > store::kMaxFileBytes) {
+    if (static_cast<int64_t>(out->size()) > kMaxFileBytes) {
       return Status::ResourceExhausted(name + " is larger than a stored file may be (" +
-                                       std::to_string(store::kMaxFileBytes) + " bytes, 20 MiB)");
+                                       std::to_string(kMaxFileBytes) + " bytes, 20 MiB)");
     }
   }
   if (in.bad()) return Status::InvalidArgument("cannot read " + name);
   return Status::Ok();
 }
 
-void PrintFileList(const std::vector<store::FileInfo>& files, bool json, bool paths_only) {
+void PrintFileList(const std::vector<FileInfo>& files, bool json, bool paths_only) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const store::FileInfo& f : files) out.push_back(ToJson(f));
+    for (const FileInfo& f : files) out.push_back(ToJson(f));
     PrintJson(out);
     return;
   }
-  for (const store::FileInfo& f : files) {
+  for (const FileInfo& f : files) {
     if (paths_only) {
       std::cout << f.path << "\n";
     } else {
       char size[32];
       std::snprintf(size, sizeof size, "%10lld", static_cast<long long>(f.size));
-      std::cout << size << "  " << session::FormatTimestamp(f.modified_at) << "  " << f.content_type << "  "
+      std::cout << size << "  " << FormatTimestamp(f.modified_at) << "  " << f.content_type << "  "
                 << f.path << "\n";
     }
   }
 }
 
-int RunLs(files::FileService& fs, const FilesOptions& opt) {
-  StatusOr<std::vector<store::FileInfo>> files = fs.List(opt.session, GuestPath(opt.path));
+int RunLs(FileService& fs, const FilesOptions& opt) {
+  StatusOr<std::vector<FileInfo>> files = fs.List(opt.session, GuestPath(opt.path));
   if (!files.ok()) return ReportFailure(files.status());
   PrintFileList(files.value(), opt.json, false);
   return kExitOk;
 }
 
-int RunCat(files::FileService& fs, const FilesOptions& opt) {
+int RunCat(FileService& fs, const FilesOptions& opt) {
   if (opt.limit < -1) return ReportFailure(Status::InvalidArgument("--limit must be >= 0"));
-  StatusOr<store::FileData> data = fs.Read(opt.session, GuestPath(opt.path), opt.offset, opt.limit);
+  StatusOr<FileData> data = fs.Read(opt.session, GuestPath(opt.path), opt.offset, opt.limit);
   if (!data.ok()) return ReportFailure(data.status());
   const std::string& content = data.value().content;
   if (opt.json) {
     nlohmann::json j = ToJson(data.value().info);
     j["offset"] = opt.offset;
-    const bool text = utf8::IsValid(content);
+    const bool text = IsValidUtf8(content);
     j["encoding"] = text ? "utf-8" : "base64";
     j["content"] = text ? content : Base64Encode(content);
     PrintJson(j);
@@ -121,7 +126,7 @@ int RunCat(files::FileService& fs, const FilesOptions& opt) {
   return kExitOk;
 }
 
-int RunPut(files::FileService& fs, const FilesOptions& opt) {
+int RunPut(FileService& fs, const FilesOptions& opt) {
   std::string content;
   if (opt.source.empty() || opt.source == "-") {
     if (Status s = ReadBounded(std::cin, "stdin", &content); !s.ok()) return ReportFailure(s);
@@ -130,7 +135,7 @@ int RunPut(files::FileService& fs, const FilesOptions& opt) {
     if (!in) return ReportFailure(Status::InvalidArgument("cannot open " + opt.source));
     if (Status s = ReadBounded(in, opt.source, &content); !s.ok()) return ReportFailure(s);
   }
-  StatusOr<store::FileInfo> info = fs.Write(opt.session, GuestPath(opt.path), std::move(content), opt.content_type);
+  StatusOr<FileInfo> info = fs.Write(opt.session, GuestPath(opt.path), std::move(content), opt.content_type);
   if (!info.ok()) return ReportFailure(info.status());
   if (opt.json) {
     PrintJson(ToJson(info.value()));
@@ -141,7 +146,7 @@ int RunPut(files::FileService& fs, const FilesOptions& opt) {
   return kExitOk;
 }
 
-int RunEdit(files::FileService& fs, const FilesOptions& opt) {
+int RunEdit(FileService& fs, const FilesOptions& opt) {
   const std::string path = GuestPath(opt.path);
   StatusOr<int64_t> n = fs.Edit(opt.session, path, opt.old_text, opt.new_text, opt.replace_all);
   if (!n.ok()) return ReportFailure(n.status());
@@ -153,37 +158,37 @@ int RunEdit(files::FileService& fs, const FilesOptions& opt) {
   return kExitOk;
 }
 
-int RunRm(files::FileService& fs, const FilesOptions& opt) {
+int RunRm(FileService& fs, const FilesOptions& opt) {
   const std::string path = GuestPath(opt.path);
   if (Status s = fs.Delete(opt.session, path); !s.ok()) return ReportFailure(s);
   if (opt.json) PrintJson({{"path", path}, {"deleted", true}});
   return kExitOk;
 }
 
-int RunGlob(files::FileService& fs, const FilesOptions& opt) {
-  StatusOr<std::vector<store::FileInfo>> files = fs.Glob(opt.session, GuestPath(opt.path));
+int RunGlob(FileService& fs, const FilesOptions& opt) {
+  StatusOr<std::vector<FileInfo>> files = fs.Glob(opt.session, GuestPath(opt.path));
   if (!files.ok()) return ReportFailure(files.status());
   PrintFileList(files.value(), opt.json, true);
   return kExitOk;
 }
 
-int RunGrep(files::FileService& fs, const FilesOptions& opt) {
-  files::GrepOptions g;
-  g.mode = opt.files_only ? files::GrepMode::kFilesWithMatches
-           : opt.count    ? files::GrepMode::kCount
-                          : files::GrepMode::kContent;
+int RunGrep(FileService& fs, const FilesOptions& opt) {
+  GrepOptions g;
+  g.mode = opt.files_only ? GrepMode::kFilesWithMatches
+           : opt.count    ? GrepMode::kCount
+                          : GrepMode::kContent;
   g.case_insensitive = opt.ignore_case;
   g.path_glob = GuestPath(opt.glob);
-  StatusOr<files::GrepResult> r = fs.Grep(opt.session, opt.regex, g);
+  StatusOr<GrepResult> r = fs.Grep(opt.session, opt.regex, g);
   if (!r.ok()) return ReportFailure(r.status());
-  const files::GrepResult& result = r.value();
+  const GrepResult& result = r.value();
   if (opt.json) {
     nlohmann::json files = nlohmann::json::array();
-    for (const files::GrepFileResult& f : result.files) {
+    for (const GrepFileResult& f : result.files) {
       nlohmann::json jf = {{"path", f.path}, {"count", f.count}, {"binary", f.binary}};
-      if (g.mode == files::GrepMode::kContent) {
+      if (g.mode == GrepMode::kContent) {
         nlohmann::json lines = nlohmann::json::array();
-        for (const files::GrepLine& l : f.lines) {
+        for (const GrepLine& l : f.lines) {
           lines.push_back({{"line", l.number}, {"text", l.text}, {"text_truncated", l.text_truncated}});
         }
         jf["lines"] = std::move(lines);
@@ -195,16 +200,16 @@ int RunGrep(files::FileService& fs, const FilesOptions& opt) {
                {"truncated", result.truncated},
                {"truncated_reason", result.truncated ? nlohmann::json(result.truncated_reason) : nlohmann::json()}});
   } else {
-    for (const files::GrepFileResult& f : result.files) {
+    for (const GrepFileResult& f : result.files) {
       switch (g.mode) {
-        case files::GrepMode::kFilesWithMatches: std::cout << f.path << "\n"; break;
-        case files::GrepMode::kCount: std::cout << f.path << ":" << f.count << "\n"; break;
-        case files::GrepMode::kContent:
+        case GrepMode::kFilesWithMatches: std::cout << f.path << "\n"; break;
+        case GrepMode::kCount: std::cout << f.path << ":" << f.count << "\n"; break;
+        case GrepMode::kContent:
           if (f.binary) {
             std::cout << f.path << ": binary file matches\n";
             break;
           }
-          for (const files::GrepLine& l : f.lines) {
+          for (const GrepLine& l : f.lines) {
             std::cout << f.path << ":" << l.number << ":" << l.text << (l.text_truncated ? " [...]" : "") << "\n";
           }
           break;
@@ -213,6 +218,28 @@ int RunGrep(files::FileService& fs, const FilesOptions& opt) {
   }
   std::cout.flush();
   if (result.truncated) std::cerr << "brig: grep stopped early: " << result.truncated_reason << "\n";
+  return kExitOk;
+}
+
+// A signed link (server/signed_link.h) to one file, for a browser, valid `expires` seconds.
+int RunLink(FileService& fs, const FilesOptions& opt) {
+  const std::string path = GuestPath(opt.path);
+  // The file must exist now (a link to nothing is a mistake worth reporting here).
+  StatusOr<FileData> file = fs.Read(opt.session, path, 0, 0);
+  if (!file.ok()) return ReportFailure(file.status());
+  auto home = BrigHomeDir();
+  if (!home.ok()) return ReportFailure(home.status());
+  auto key = server::LoadLinkKey(opt.link_key, home.value() + "/link.key");
+  if (!key.ok()) return ReportFailure(key.status());
+  int64_t expires = NowMicros() / 1'000'000 + static_cast<int64_t>(opt.expires);
+  std::string base = opt.base;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  std::string url = base + server::MakeFileLink(key.value(), opt.session, path, expires);
+  if (opt.json) {
+    PrintJson({{"url", url}, {"path", path}, {"expires_at", FormatTimestamp(expires * 1'000'000)}});
+  } else {
+    std::cout << url << "\n";
+  }
   return kExitOk;
 }
 
@@ -259,13 +286,18 @@ Runner AddFilesCommand(CLI::App& app) {
   auto* c = grep->add_flag("-c,--count", opt->count, "Print the number of matching lines per file");
   l->excludes(c);
   grep->add_flag("-i,--ignore-case", opt->ignore_case, "Match letters of either case");
+  CLI::App* link = leaf("link", "Print a signed link to a file that a browser can open without a token");
+  link->add_option("path", opt->path, path_help)->required();
+  link->add_option("--expires", opt->expires, "Seconds the link stays valid (default 3600)")->check(CLI::Range(1.0, 3.2e9));
+  link->add_option("--base", opt->base, "The server's URL (default http://127.0.0.1:8080)");
+  link->add_option("--link-key", opt->link_key, "File holding the link key (default $BRIG_LINK_KEY, else $BRIG_HOME/link.key)");
 
   return [=]() -> int {
     if (!cmd->parsed()) return -1;
-    StatusOr<std::unique_ptr<store::Store>> store = OpenConfiguredStore(opt->db);
+    StatusOr<std::unique_ptr<Store>> store = OpenConfiguredStore(opt->db);
     if (!store.ok()) return store.status().IsInvalidArgument() ? kExitUsage : kExitFailure;
-    session::SessionManager sessions(*store.value());
-    files::FileService fs(sessions);
+    SessionManager sessions(*store.value());
+    FileService fs(sessions);
     if (ls->parsed()) return RunLs(fs, *opt);
     if (cat->parsed()) return RunCat(fs, *opt);
     if (put->parsed()) return RunPut(fs, *opt);
@@ -273,6 +305,7 @@ Runner AddFilesCommand(CLI::App& app) {
     if (rm->parsed()) return RunRm(fs, *opt);
     if (glob->parsed()) return RunGlob(fs, *opt);
     if (grep->parsed()) return RunGrep(fs, *opt);
+    if (link->parsed()) return RunLink(fs, *opt);
     return kExitUsage;
   };
 }

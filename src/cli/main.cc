@@ -2,12 +2,16 @@
 // lives in its own *_command.cc; see commands.h.
 #include <CLI/CLI.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "server/worker_main.h"
 
 int main(int argc, char** argv) {
+  // A worker process of `brig serve` (hidden: started by the server, never by people).
+  if (argc >= 2 && std::string_view(argv[1]) == "__worker") return brig::server::WorkerMain(argc, argv);
   using namespace brig::cli;
   CLI::App app{"brig: run untrusted Python inside WebAssembly"};
   app.require_subcommand(1);

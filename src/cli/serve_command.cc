@@ -10,7 +10,6 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "server/server.h"
-#include "store/store.h"
 
 namespace brig::cli {
 
@@ -19,7 +18,7 @@ namespace {
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   std::string db;
-  int workers = 0;
+  int workers = -1;  // -1: one per core
   int threads = 4;
   std::string tokens;
   std::string link_key;
@@ -61,7 +60,7 @@ int RunServe(const ServeOptions& opt) {
   auto home = BrigHomeDir();
   if (!home.ok()) return ReportFailure(home.status());
   options.store_url = ResolveStoreUrl(opt.db);
-  options.workers = opt.workers;
+  options.workers = opt.workers >= 0 ? opt.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.execution_threads = opt.threads;
   options.tokens_file = opt.tokens;
   options.link_key_file = opt.link_key;
@@ -79,7 +78,7 @@ int RunServe(const ServeOptions& opt) {
   options.sessions.limits.timeout_seconds = opt.timeout;
   options.sessions.limits.memory_bytes = opt.memory_mb << 20;
   options.sessions.max_live = opt.max_live;
-  store::StoreOptions tuning;
+  StoreOptions tuning;
   if (Status st = StoreTuningFromEnv(&tuning); !st.ok()) return ReportFailure(st);
   options.sessions.pool_size = tuning.pool_size;
   options.sessions.statement_timeout = tuning.statement_timeout;
@@ -119,7 +118,7 @@ Runner AddServeCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("serve", "Serve the HTTP API, the file server and /metrics");
   cmd->add_option("--listen", opt->listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
   AddStoreOption(cmd, &opt->db);
-  cmd->add_option("--workers", opt->workers, "Worker processes running executions (0: in this process)")
+  cmd->add_option("--workers", opt->workers, "Worker processes running executions (default: one per core; 0: in this process)")
       ->check(CLI::Range(0, 256));
   cmd->add_option("--threads", opt->threads, "Executions running at once (per worker)")->check(CLI::Range(1, 256));
   cmd->add_option("--tokens", opt->tokens, "File of bearer tokens (default $BRIG_TOKENS; README: Authentication)");

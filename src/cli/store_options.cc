@@ -11,9 +11,9 @@
 #include <optional>
 #include <string>
 
+#include "brig/store.h"
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "store/store.h"
 
 namespace brig::cli {
 namespace {
@@ -53,7 +53,7 @@ StatusOr<std::optional<double>> EnvNumber(const char* name, double min, double m
 
 }  // namespace
 
-Status StoreTuningFromEnv(store::StoreOptions* options) {
+Status StoreTuningFromEnv(StoreOptions* options) {
   auto pool = EnvNumber("BRIG_DB_POOL_SIZE", 1, 256);
   if (!pool.ok()) return pool.status();
   if (pool.value()) {
@@ -88,7 +88,7 @@ void AddStoreOption(CLI::App* cmd, std::string* url) {
                   "sqlite:$BRIG_HOME/brig.db)");
 }
 
-StatusOr<std::unique_ptr<store::Store>> OpenConfiguredStore(const std::string& db_flag) {
+StatusOr<std::unique_ptr<Store>> OpenConfiguredStore(const std::string& db_flag) {
   std::string url = ResolveStoreUrl(db_flag);
   if (db_flag.empty() && !std::getenv("BRIG_DB")) {
     std::string home = BrigHome();
@@ -98,12 +98,12 @@ StatusOr<std::unique_ptr<store::Store>> OpenConfiguredStore(const std::string& d
       return s;
     }
   }
-  store::StoreOptions options;
+  StoreOptions options;
   if (Status tuned = StoreTuningFromEnv(&options); !tuned.ok()) {
     PrintError(tuned.message());
     return tuned;
   }
-  auto opened = store::OpenStore(url, options);
+  auto opened = Store::Open(url, options);
   if (!opened.ok()) PrintError(opened.status().message());
   return opened;
 }

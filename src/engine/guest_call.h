@@ -91,6 +91,12 @@ int brig_rt_memory_use_growth_file(wasm_rt_memory_t* memory);
 struct brig_mem_file;
 struct brig_mem_file* brig_rt_memory_freeze_growth(wasm_rt_memory_t* memory, uint64_t* start, int* error);
 
+/* Changes how far `memory` may grow (64 KiB pages, at most 65536), e.g. a per-execution
+ * memory limit. -1 (nothing changed) if `max_pages` is below its current size, or if the
+ * mapping of its growth file cannot be extended (the memory stays as it was). REQUIRES: no
+ * guest call on the memory. */
+int brig_rt_memory_set_max_pages(wasm_rt_memory_t* memory, uint32_t max_pages);
+
 /* Shrinks an image-backed memory back to its first `bytes` (a multiple of 64 KiB): its growth
  * file is dropped and every address past `bytes` is unallocated again (inaccessible, zeros
  * once grown into), as in a new reservation. The first `bytes` are untouched. 0, or -1 (the

@@ -16,7 +16,10 @@
  * module's, the table size the module's, the warm pages inside the memory, ascending), and a
  * file is used only if it is a regular file owned by this user and writable by nobody else
  * (the directories above it are image_cache.cc's business), was written by this very binary
- * (its key: guest build id and the executable's ELF build id) and its checksum holds.
+ * (its key: guest build id and the executable's ELF build id), its checksum holds, and its
+ * memory hashes to the recorded digest: hashed on load, or once per unchanged file where the
+ * file system guarantees that every change of the file changes its ctime (the verification
+ * record, image_file.c).
  *
  * Thread-safety: save and load may run on any thread; they share nothing. */
 #ifndef BRIG_ENGINE_IMAGE_FILE_H_
@@ -36,11 +39,21 @@ const char* brig_python_image_file_key(void);
  * `path`, so readers see the old file or the new one whole. 0, or -1 with errno set. */
 int brig_python_image_save(const brig_python_image* image, const char* path);
 
+/* How a loaded image's memory was found to match the digest recorded in its file. */
+typedef enum {
+  BRIG_IMAGE_CHECK_HASHED = 1,           /* hashed by this process */
+  BRIG_IMAGE_CHECK_HASHED_AND_RECORDED,  /* ... which recorded that in "<path>.verified" */
+  BRIG_IMAGE_CHECK_RECORDED,             /* an earlier process's record for the file's unchanged state */
+} brig_image_check;
+
 /* The image saved at `path` by this binary, or NULL: then *why is NULL if there is no file
  * (or it cannot be cached at all: no build id), else a short reason (static storage) why the
- * file there was refused: another binary's, damaged, not safely owned, a field that does not
- * fit the module. A refused file is never mapped for a guest. */
-brig_python_image* brig_python_image_load(const char* path, const char** why);
+ * file there was refused: another binary's, damaged (trailer, or memory that does not hash to
+ * the recorded digest), not safely owned, a field that does not fit the module. A refused
+ * file is never mapped for a guest. `how` (may be NULL) says how the memory was checked.
+ * May write "<path>.verified" (the verification record, image_file.c), a file of its own:
+ * whoever removes images removes those too. */
+brig_python_image* brig_python_image_load(const char* path, const char** why, brig_image_check* how);
 
 #ifdef __cplusplus
 }

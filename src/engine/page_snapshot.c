@@ -66,6 +66,11 @@ static image_view* make_view(const brig_python_image* img, const uint64_t* diges
     off_t hole = lseek(img->memfd, data, SEEK_HOLE);
     if (hole < 0 || hole > (off_t)img->memory_bytes) hole = (off_t)img->memory_bytes;
     for (off_t p = data / BRIG_HOST_PAGE; p < (hole + BRIG_HOST_PAGE - 1) / BRIG_HOST_PAGE; p++) v->has_data[p] = 1;
+#ifdef MADV_POPULATE_READ
+    /* About to hash every data page: map them in one call rather than a fault each (the
+     * holes stay unmapped). Best effort: an older kernel faults them in as they are read. */
+    if (!digest && v->bytes) (void)madvise((void*)(v->bytes + data), (size_t)(hole - data), MADV_POPULATE_READ);
+#endif
     at = hole;
   }
   if (digest) {
@@ -112,6 +117,24 @@ uint64_t brig_python_image_digest(const brig_python_image* img) {
 
 int brig_python_image_set_digest(const brig_python_image* img, uint64_t digest) {
   return view_of(img, &digest) ? 0 : -1;
+}
+
+int brig_python_image_verify_digest(const brig_python_image* img, uint64_t expected) {
+  image_view* v = make_view(img, NULL);
+  if (!v) return -1;
+  if (v->digest != expected) {
+    /* Never registered: a refused image leaves nothing behind that a later image at the
+     * same address could be mistaken for. */
+    if (v->bytes) munmap((void*)v->bytes, img->memory_bytes);
+    free(v->has_data);
+    free(v);
+    return 0;
+  }
+  pthread_mutex_lock(&g_views_mu);
+  v->next = g_views;
+  g_views = v;
+  pthread_mutex_unlock(&g_views_mu);
+  return 1;
 }
 
 static int is_zero_page(const uint8_t* page) {

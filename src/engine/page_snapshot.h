@@ -31,6 +31,11 @@ uint64_t brig_python_image_digest(const brig_python_image* image);
  * which saved it), so that the first call above does not hash the whole image. Call before
  * sharing the image. Returns -1 if the host is out of memory. */
 int brig_python_image_set_digest(const brig_python_image* image, uint64_t digest);
+/* Hashes the image's memory and compares it with `expected` (what the image cache recorded
+ * when it saved the image): 1 if equal (the digest is then known, as after set_digest), 0 if
+ * not (nothing is kept), -1 if the host is out of memory. Costs what the first
+ * brig_python_image_digest call costs. Call before sharing the image. */
+int brig_python_image_verify_digest(const brig_python_image* image, uint64_t expected);
 
 /* Called for each page that differs: `page` is its index (byte offset / 4096), `data` its
  * 4096 bytes in the instance, `base` the image's bytes at that page or NULL where the image

@@ -71,6 +71,12 @@ brig_python_instance* brig_python_instance_create(void* wasi_context, uint32_t m
   return p;
 }
 
+int brig_python_instance_set_memory_limit(brig_python_instance* p, uint32_t memory_limit_pages) {
+  uint32_t max = BRIG_W2C_MEMORY_MAX_PAGES;
+  if (memory_limit_pages && memory_limit_pages < max) max = memory_limit_pages;
+  return brig_rt_memory_set_max_pages(&p->module.w2c_memory, max);
+}
+
 /* Z_python_free for an instance whose table may be its image's. */
 static void free_module(brig_python_instance* p) {
   if (p->shared_table) {

@@ -150,6 +150,12 @@ int brig_python_instance_changed_pages(brig_python_instance* p, brig_python_page
  * thread can interrupt it (brig_call_interrupt). `control` must outlive its use here. */
 void brig_python_instance_set_control(brig_python_instance*, brig_call_control* control);
 
+/* Sets how far `p`'s memory may grow from now on: `memory_limit_pages` 64 KiB pages (0 or
+ * more than the module allows: the module's maximum). 0, or -1 (nothing changed) if the
+ * memory is already larger than that or its mapping cannot be extended. REQUIRES: no guest
+ * call on `p`. */
+int brig_python_instance_set_memory_limit(brig_python_instance* p, uint32_t memory_limit_pages);
+
 /* The guest's linear memory (owned by the instance). */
 wasm_rt_memory_t* brig_python_instance_memory(brig_python_instance*);
 

@@ -53,6 +53,13 @@ static void fault_handler(int sig, siginfo_t* info, void* ucontext) {
   (void)ucontext;
   thread_state* t = &t_state;
   uintptr_t addr = (uintptr_t)info->si_addr;
+  if (info->si_code <= 0) {
+    /* Sent by kill/tgkill/sigqueue, not a fault (si_addr is meaningless): it must do what it
+     * does to any process, at once (returning would just go on). */
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
   if (t->active) {
     if (addr >= t->mem_lo && addr < t->mem_hi) {
       t->active = 0;
@@ -367,6 +374,26 @@ static growth_file* take_growth(const wasm_rt_memory_t* memory) {
   if (g) *at = g->next;
   pthread_mutex_unlock(&g_growth_mu);
   return g;
+}
+
+int brig_rt_memory_set_max_pages(wasm_rt_memory_t* memory, uint32_t max_pages) {
+  if (max_pages > 65536u || max_pages < memory->pages) return -1;
+  pthread_mutex_lock(&g_growth_mu);
+  growth_file* g = find_growth(memory);
+  int failed = 0;
+  uint64_t want = (uint64_t)max_pages * WASM_PAGE;
+  if (g && g->fd >= 0 && want > g->live_start + g->mapped) {
+    /* Growth past the file's mapping would land in anonymous memory that a freeze does not
+     * see: extend the file and its mapping to the new maximum first. */
+    uint64_t bytes = want - g->live_start;
+    failed = ftruncate(g->fd, (off_t)bytes) != 0 ||
+             mmap(memory->data + g->live_start + g->mapped, bytes - g->mapped, PROT_NONE,
+                  MAP_SHARED | MAP_FIXED, g->fd, (off_t)g->mapped) == MAP_FAILED;
+    if (!failed) g->mapped = bytes;
+  }
+  if (!failed) memory->max_pages = max_pages;
+  pthread_mutex_unlock(&g_growth_mu);
+  return failed ? -1 : 0;
 }
 
 /* Maps the memory's growth file over [live_start, maximum), inaccessible until grown into. */

@@ -1,5 +1,6 @@
 // brig::files::FileService: a session's files without executing code: read, write, edit,
-// delete, list, glob and grep. What `brig files ...` runs, and what an agent's file tools call.
+// delete, list, glob and grep. The public brig::FileService (include/brig/files.h, whose
+// contract this keeps) is a thin handle over it.
 //
 // Sessions. Writing to a session that does not exist creates it (SessionManager::
 // GetOrCreate, default expiry), the way a first execution would: an agent may upload its

@@ -82,21 +82,35 @@ std::string Unsafe(const std::string& path, const struct stat& st, bool strict) 
 // written few, so that old builds do not pile up.
 constexpr size_t kKeepFiles = 8;
 
+// An image's verification record, "<image>.verified" (engine/image_file.h), goes with it.
+const std::string kRecordSuffix = ".verified";
+
+bool EndsWith(const std::string& s, const std::string& end) {
+  return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+}
+
 void Prune(const std::string& dir) {
   DIR* d = opendir(dir.c_str());
   if (!d) return;
   std::vector<std::pair<long long, std::string>> images;  // (mtime, path)
+  std::vector<std::string> records;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
-    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".img") != 0) continue;
-    struct stat st;
     std::string path = dir + "/" + name;
+    if (EndsWith(name, ".img" + kRecordSuffix)) records.push_back(path);
+    if (!EndsWith(name, ".img")) continue;
+    struct stat st;
     if (stat(path.c_str(), &st) == 0) images.emplace_back(static_cast<long long>(st.st_mtime), path);
   }
   closedir(d);
-  if (images.size() <= kKeepFiles) return;
-  std::sort(images.begin(), images.end(), std::greater<>());
-  for (size_t i = kKeepFiles; i < images.size(); i++) unlink(images[i].second.c_str());
+  if (images.size() > kKeepFiles) {
+    std::sort(images.begin(), images.end(), std::greater<>());
+    for (size_t i = kKeepFiles; i < images.size(); i++) unlink(images[i].second.c_str());
+  }
+  for (const std::string& record : records) {  // those of images removed here or before
+    std::string image = record.substr(0, record.size() - kRecordSuffix.size());
+    if (access(image.c_str(), F_OK) != 0 && errno == ENOENT) unlink(record.c_str());
+  }
 }
 
 // An exclusive lock on the cache directory while this process makes the image, so that
@@ -130,10 +144,16 @@ class MakingLock {
 // The image in `path`, or null; a file there that is refused is reported (one line).
 brig_python_image* LoadFile(const std::string& path, bool* refused) {
   const char* why = nullptr;
-  brig_python_image* image = brig_python_image_load(path.c_str(), &why);
+  brig_image_check how = BRIG_IMAGE_CHECK_HASHED;
+  brig_python_image* image = brig_python_image_load(path.c_str(), &why, &how);
   *refused = !image && why;
   if (*refused) Warn("cached image " + path + " ignored (" + why + "); making a new one");
-  if (image && Debug()) std::fprintf(stderr, "brig: image cache %s: loaded\n", path.c_str());
+  if (image && Debug()) {
+    const char* checked = how == BRIG_IMAGE_CHECK_RECORDED             ? "memory verified by an earlier process"
+                          : how == BRIG_IMAGE_CHECK_HASHED_AND_RECORDED ? "memory hashed, verification recorded"
+                                                                        : "memory hashed";
+    std::fprintf(stderr, "brig: image cache %s: loaded (%s)\n", path.c_str(), checked);
+  }
   return image;
 }
 

@@ -1,6 +1,7 @@
 // Where the process image is kept on disk between processes (engine/image_file.h has the
 // format): $BRIG_IMAGE_CACHE if set ("off" disables the cache), else $BRIG_HOME/images,
-// else ~/.local/share/brig/images. One file per binary and guest build.
+// else ~/.local/share/brig/images. One file per binary and guest build (and its verification
+// record, "<file>.verified": engine/image_file.h); the most recent few are kept.
 //
 // Trust: the directory is used only if it, and every directory from it up to the one brig
 // owns there ($BRIG_HOME, ~/.local/share/brig, or $BRIG_IMAGE_CACHE itself), is owned by this

@@ -4,6 +4,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -327,35 +328,100 @@ Status Sandbox::Reset() {
   return Status::Ok();
 }
 
-ExecutionResult Sandbox::Execute(std::string_view code, std::string_view filename) {
+ExecutionResult Sandbox::Impl::Execute(std::string_view code, std::string_view filename, const Limits& call,
+                                       const std::function<void(OutputStream, std::string_view)>& on_output) {
   ExecutionResult r;
   auto start = std::chrono::steady_clock::now();
-  if (impl_->dead != Failure::kNone) {
-    r.failure = impl_->dead;
-    r.failure_message = impl_->dead_message + " (the sandbox no longer runs code)";
-    r.exit_code = impl_->dead_exit_code;
+  if (dead != Failure::kNone) {
+    r.failure = dead;
+    r.failure_message = dead_message + " (the sandbox no longer runs code)";
+    r.exit_code = dead_exit_code;
     return r;
   }
-  if (Status ready = impl_->PrepareRun(); !ready.ok() || impl_->dead != Failure::kNone) {
-    r.failure = impl_->dead != Failure::kNone ? impl_->dead : Failure::kGuestError;
-    r.failure_message = impl_->dead != Failure::kNone ? impl_->dead_message : ready.message();
+  // This execution's limits, for everything it does (the watchdog, a wake-up, a rollback);
+  // the sandbox's own come back after it.
+  const Limits own = limits;
+  limits = call;
+  if (Status ready = PrepareRun(); !ready.ok() || dead != Failure::kNone) {
+    r.failure = dead != Failure::kNone ? dead : Failure::kGuestError;
+    r.failure_message = dead != Failure::kNone ? dead_message : ready.message();
+    limits = own;
     return r;
   }
-  impl_->RunRecorded(code, filename, &r);  // under the watchdog; recorded for rollbacks
+  // At least what it holds (only the old Execute overload gets here with less: no growth then).
+  const wasm_rt_memory_t* memory = brig_python_instance_memory(instance);
+  uint32_t memory_pages = std::max(LimitPages(call), memory->pages);
+  if (memory->max_pages != memory_pages && brig_python_instance_set_memory_limit(instance, memory_pages) != 0) {
+    r.failure = Failure::kGuestError;
+    r.failure_message = "cannot apply the memory limit of " + std::to_string(call.memory_bytes >> 20) + " MiB";
+    limits = own;
+    return r;
+  }
+  // The caller's callback sees the guest's output, never an exception of its own making
+  // in guest frames, and nothing once it has thrown.
+  bool streaming = static_cast<bool>(on_output);
+  auto emit = [&](OutputStream stream, std::string_view bytes) {
+    if (!streaming) return;
+    try {
+      on_output(stream, bytes);
+    } catch (...) {
+      streaming = false;
+    }
+  };
+  if (streaming) {
+    wasi->set_output_sink([&emit](uint32_t fd, std::string_view bytes) {
+      emit(fd == 1 ? OutputStream::kStdout : OutputStream::kStderr, bytes);
+    });
+  }
+  RunRecorded(code, filename, &r);  // under the watchdog; recorded for rollbacks
+  wasi->set_output_sink(nullptr);   // a rollback's replays run without it
 
-  const wasi::WasiContext& w = *impl_->wasi;
+  const wasi::WasiContext& w = *wasi;
   r.stdout_text = w.stdout_data();
   r.stderr_text = w.stderr_data();
   r.stdout_truncated = w.stdout_truncated();
   r.stderr_truncated = w.stderr_truncated();
-  if (r.stdout_truncated) r.stdout_text += TruncationMarker(w.stdout_dropped());
-  if (r.stderr_truncated) r.stderr_text += TruncationMarker(w.stderr_dropped());
-  impl_->wasi->ClearOutput();
+  if (r.stdout_truncated) {
+    std::string marker = TruncationMarker(w.stdout_dropped());
+    emit(OutputStream::kStdout, marker);
+    r.stdout_text += marker;
+  }
+  if (r.stderr_truncated) {
+    std::string marker = TruncationMarker(w.stderr_dropped());
+    emit(OutputStream::kStderr, marker);
+    r.stderr_text += marker;
+  }
+  wasi->ClearOutput();
   // A trap, timeout or exit: back to the state before this execution (the result still says
   // what happened, and keeps the output up to it).
-  if (impl_->dead != Failure::kNone) impl_->RollBack(&r);
+  if (dead != Failure::kNone) RollBack(&r);
+  limits = own;
+  // Memory this execution grew into stays; below it, the sandbox's own limit applies again.
+  if (instance) {
+    const wasm_rt_memory_t* now = brig_python_instance_memory(instance);
+    uint32_t own_pages = std::max(LimitPages(own), now->pages);
+    if (now->max_pages != own_pages) (void)brig_python_instance_set_memory_limit(instance, own_pages);
+  }
   r.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return r;
+}
+
+ExecutionResult Sandbox::Execute(std::string_view code, std::string_view filename) {
+  return impl_->Execute(code, filename, impl_->limits, nullptr);
+}
+
+StatusOr<ExecutionResult> Sandbox::Execute(std::string_view code, const ExecuteOptions& options,
+                                           std::string_view filename) {
+  Limits call = impl_->limits;
+  if (options.timeout_seconds) call.timeout_seconds = *options.timeout_seconds;
+  if (options.memory_bytes) call.memory_bytes = *options.memory_bytes;
+  if (Status valid = ValidateLimits(call); !valid.ok()) return valid;
+  if (uint64_t held = GuestMemoryBytes(); held > call.memory_bytes) {
+    return Status::FailedPrecondition("the interpreter already holds " + std::to_string(held >> 20) +
+                                      " MiB of memory, more than this execution's limit of " +
+                                      std::to_string(call.memory_bytes >> 20) + " MiB (run it with a higher memory limit)");
+  }
+  return impl_->Execute(code, filename, call, options.on_output);
 }
 
 StatusOr<std::unique_ptr<Sandbox>> Sandbox::Fork() {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -100,6 +101,11 @@ struct Sandbox::Impl {
     return false;
   }
 
+  // One execution under `call` (the sandbox's limits or an execution's own), streaming its
+  // output to `on_output` if set (Sandbox::Execute's contract).
+  ExecutionResult Execute(std::string_view code, std::string_view filename, const Limits& call,
+                          const std::function<void(OutputStream, std::string_view)>& on_output);
+
   // Hands `code` to the guest and reads its result document into *r.
   void Run(std::string_view code, std::string_view filename, ExecutionResult* r);
 
@@ -126,8 +132,8 @@ struct Sandbox::Impl {
   void SetPristine(brig_python_state* state);
 };
 
-// Checks limits that Create and friends accept.
-Status ValidateLimits(const Limits& limits);
+// The limit of guest memory, in 64 KiB pages.
+inline uint32_t LimitPages(const Limits& limits) { return static_cast<uint32_t>(limits.memory_bytes / 65536); }
 // A sandbox's host side (file system, WASI) without its guest instance yet.
 // `image_seed`: for making an image: the guest sees fixed clocks and a random stream that only
 // the seed decides (WasiContext::Options::deterministic), so that the image is a function

@@ -100,7 +100,37 @@ constexpr int kPagesZstdLevel = 1;
 
 Status StateError(const std::string& why) { return Status::FailedPrecondition(why); }
 
+Status Damaged(const std::string& why) { return Status::InvalidArgument("damaged page snapshot: " + why); }
+
+// The header of a page snapshot (JSON) and the reader left at the body length; or why the
+// snapshot is damaged.
+StatusOr<nlohmann::json> ReadPagesHeader(LeReader& r) {
+  std::string_view magic, header_text;
+  if (!r.Bytes(sizeof kPagesMagic, &magic) || magic != std::string_view(kPagesMagic, sizeof kPagesMagic)) {
+    return Damaged("not a page snapshot");
+  }
+  uint32_t header_len = 0;
+  if (!r.U32(&header_len) || header_len > kMaxHeaderBytes || !r.Bytes(header_len, &header_text)) {
+    return Damaged("header");
+  }
+  nlohmann::json h = nlohmann::json::parse(header_text, nullptr, false);
+  if (!h.is_object()) return Damaged("header is not JSON");
+  return h;
+}
+
 }  // namespace
+
+StatusOr<Sandbox::PagesOrigin> Sandbox::PageSnapshotOrigin(std::string_view snapshot) {
+  LeReader r(snapshot);
+  StatusOr<nlohmann::json> h = ReadPagesHeader(r);
+  if (!h.ok()) return h.status();
+  auto build = h.value().find("guest_build_id");
+  auto digest = h.value().find("image_digest");
+  if (build == h.value().end() || !build->is_string() || digest == h.value().end() || !digest->is_string()) {
+    return Damaged("header fields");
+  }
+  return PagesOrigin{build->get<std::string>(), digest->get<std::string>()};
+}
 
 StatusOr<std::string> Sandbox::ImageDigest() {
   std::string why;
@@ -178,19 +208,12 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   Impl& impl = *impl_;
   if (!impl.base_image) return StateError("a cold-started sandbox cannot take a page snapshot");
   if (impl.wasi->open_fd_count() != 4) return StateError("the sandbox has files open");
-  auto damaged = [](const std::string& why) { return Status::InvalidArgument("damaged page snapshot: " + why); };
+  auto damaged = Damaged;
 
   LeReader r(snapshot);
-  std::string_view magic, header_text;
-  if (!r.Bytes(sizeof kPagesMagic, &magic) || magic != std::string_view(kPagesMagic, sizeof kPagesMagic)) {
-    return damaged("not a page snapshot");
-  }
-  uint32_t header_len = 0;
-  if (!r.U32(&header_len) || header_len > kMaxHeaderBytes || !r.Bytes(header_len, &header_text)) {
-    return damaged("header");
-  }
-  nlohmann::json h = nlohmann::json::parse(header_text, nullptr, false);
-  if (!h.is_object()) return damaged("header is not JSON");
+  StatusOr<nlohmann::json> parsed = ReadPagesHeader(r);
+  if (!parsed.ok()) return parsed.status();
+  const nlohmann::json& h = parsed.value();
   auto str = [&](const char* key) -> std::optional<std::string> {
     auto it = h.find(key);
     if (it == h.end() || !it->is_string()) return std::nullopt;
@@ -219,8 +242,9 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   uint64_t limit_pages = impl.limits.memory_bytes / kWasmPage;
   if (*memory_pages < image_pages || *memory_pages > 65536) return damaged("memory size");
   if (*memory_pages > limit_pages) {
-    return Status::InvalidArgument("the session needs " + std::to_string(*memory_pages * kWasmPage >> 20) +
-                                   " MiB of memory, more than the limit");
+    return Status::ResourceExhausted("the session holds " + std::to_string(*memory_pages * kWasmPage >> 20) +
+                                     " MiB of memory, more than the " + std::to_string(impl.limits.memory_bytes >> 20) +
+                                     " MiB limit");
   }
   uint64_t host_pages = *memory_pages * (kWasmPage / BRIG_HOST_PAGE);
   if (*page_count > host_pages) return damaged("page count");

@@ -12,7 +12,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr uint64_t kWasmPage = 65536;
 // A new checkpoint is due once replaying the log would cost this many times what the last
 // checkpoint cost: the checkpoints then cost at most ~1/kReplayFactor of the executions'
 // time, and a rollback replays at most ~kReplayFactor checkpoints' worth.
@@ -90,8 +89,6 @@ void UpdateBaseImage(Sandbox::Impl* impl) {
   bool plain = impl->instance && !impl->own_image && !brig_python_instance_layered(impl->instance);
   impl->base_image = plain ? impl->tx.image : nullptr;
 }
-
-uint32_t LimitPages(const Limits& limits) { return static_cast<uint32_t>(limits.memory_bytes / kWasmPage); }
 
 // A cold-started instance has no image to take states against: it makes one of itself (a
 // few ms, once) and goes on as a clone of it.
@@ -224,6 +221,7 @@ void Sandbox::Impl::RunRecorded(std::string_view code, std::string_view filename
                               std::chrono::duration<double>(limits.timeout_seconds));
   Impl* self = this;
   Watchdog::Id alarm = Watchdog::Instance().Arm(deadline, [self] { self->Interrupt(); });
+  entry.memory_pages = brig_python_instance_memory(instance)->max_pages;
   tx.tape.Record(&entry.tape, kMaxRunTapeBytes);
   Run(code, filename, r);
   tx.tape.Stop();
@@ -284,6 +282,11 @@ void Sandbox::Impl::RollBack(ExecutionResult* r) {
     for (const LoggedRun& run : tx.log) {
       wasi->ClearOutput();
       ExecutionResult again;
+      // Under the memory limit it ran with (a MemoryError is part of its outcome).
+      if (brig_python_instance_set_memory_limit(instance, run.memory_pages) != 0) {
+        diverged = true;
+        break;
+      }
       tx.tape.Replay(&run.tape);
       Run(run.code, run.filename, &again);
       bool same = dead == Failure::kNone && tx.tape.Finished() && Digest(again, *wasi, instance) == run.digest;
@@ -295,6 +298,7 @@ void Sandbox::Impl::RollBack(ExecutionResult* r) {
     }
     Watchdog::Instance().Cancel(alarm);
     wasi->ClearOutput();
+    if (!diverged) (void)brig_python_instance_set_memory_limit(instance, LimitPages(limits));
   }
   tx.instance_id = brig_python_instance_id(instance);
   tx.fs_generation = fs->generation();
@@ -366,5 +370,7 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> Sandbox::Impl::Fork() {
   UpdateBaseImage(child.get());
   return child;
 }
+
+void Sandbox::ReseedRandom() { impl_->tx.reseed = true; }
 
 }  // namespace brig

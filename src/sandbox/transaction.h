@@ -40,6 +40,7 @@ struct LoggedRun {
   wasi::Tape::Recording tape;
   uint64_t digest = 0;  // of its outcome (result, error, output, memory size): a replay must match
   uint64_t ns = 0;      // how long it ran, sleeps excluded: what replaying it costs
+  uint32_t memory_pages = 0;  // the memory limit it ran under (ExecuteOptions::memory_bytes)
 };
 
 // A state the sandbox can be put back in.

@@ -7,16 +7,17 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "brig/file_info.h"
+#include "brig/grep.h"
+#include "brig/session_info.h"
+#include "brig/session_manager.h"
 #include "brig/sessions.h"
-#include "files/grep.h"
-#include "session/session_manager.h"
-#include "store/store.h"
 
 namespace brig::server {
 
-nlohmann::json SessionInfoJson(const session::SessionManager& m, const store::SessionInfo& s);
-nlohmann::json FileInfoJson(const store::FileInfo& f);
-nlohmann::json GrepResultJson(const files::GrepResult& r, files::GrepMode mode);
+nlohmann::json SessionInfoJson(const SessionManager& m, const SessionInfo& s);
+nlohmann::json FileInfoJson(const FileInfo& f);
+nlohmann::json GrepResultJson(const GrepResult& r, GrepMode mode);
 // What `brig exec --json` prints, with "session" holding the session's part.
 nlohmann::json ExecutionJson(std::string_view thread_id, const SessionResult& s);
 // One line of JSON; invalid UTF-8 in strings replaced (never an exception).

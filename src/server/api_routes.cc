@@ -1,18 +1,50 @@
 // The JSON API under /v1 (docs/openapi.json): sessions, executions, files.
 #include <cmath>
 
-#include "names/utf8.h"
 #include "server/api_json.h"
 #include "server/server_internal.h"
-#include "store/validation.h"
-#include "util/base64.h"
+#include "server/signed_link.h"
+#include "brig/text.h"
 
 namespace brig::server {
 
 using nlohmann::json;
 using http::verb;
 
+namespace {
+// Deepest nesting of arrays and objects a request body may have. nlohmann parses any depth,
+// but copying and dumping a value recurse: a body of a million '[' would overflow the stack.
+constexpr int kMaxJsonDepth = 64;
+
+bool NestsTooDeep(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, maybe a '"'
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 std::optional<json> JsonBody(Server::Impl& s, const Call& call) {
+  if (NestsTooDeep(call.request().body())) {
+    s.SendError(call, http::status::bad_request, "invalid_json",
+                "the request body nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return std::nullopt;
+  }
   json body = json::parse(call.request().body(), nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) {
     s.SendError(call, http::status::bad_request, "invalid_json", "the request body must be a JSON object");
@@ -115,6 +147,9 @@ void Server::Impl::AddApiRoutes() {
   add(verb::delete_, "/v1/sessions/{thread_id}", true, &Impl::DeleteSession);
   add(verb::post, "/v1/sessions/{thread_id}/extend", true, &Impl::ExtendSession);
   add(verb::post, "/v1/sessions/{thread_id}/reset", true, &Impl::ResetSession);
+  add(verb::post, "/v1/sessions/{thread_id}/fork", true, &Impl::ForkSession);
+  add(verb::get, "/v1/sessions/{thread_id}/snapshot", false, &Impl::ExportSnapshot);
+  add(verb::put, "/v1/sessions/{thread_id}/snapshot", true, &Impl::ImportSnapshot);
   add(verb::post, "/v1/sessions/{thread_id}/execute", true, &Impl::Execute);
   add(verb::get, "/v1/sessions/{thread_id}/files", false, &Impl::ListFiles);
   add(verb::get, "/v1/sessions/{thread_id}/files/{path...}", false, &Impl::DownloadFileApi);
@@ -136,7 +171,7 @@ void Server::Impl::CreateSession(Call call) {
   if (!body) return;
   Fields f{*this, call, *body};
   auto thread_id = f.String("thread_id", true);
-  auto days = f.Int("expiry_days", 1, session::kMaxExpiryDays);
+  auto days = f.Int("expiry_days", 1, kMaxExpiryDays);
   json metadata = body->contains("metadata") ? (*body)["metadata"] : json::object();
   if (f.failed) return;
   if (!metadata.is_object()) return SendError(call, http::status::bad_request, "invalid_argument", "'metadata' must be a JSON object");
@@ -180,7 +215,7 @@ void Server::Impl::ExtendSession(Call call) {
   auto body = JsonBody(*this, call);
   if (!body) return;
   Fields f{*this, call, *body};
-  auto days = f.Int("days", 1, session::kMaxExpiryDays);
+  auto days = f.Int("days", 1, kMaxExpiryDays);
   if (f.failed) return;
   if (!days) return SendError(call, http::status::bad_request, "invalid_argument", "'days' is required");
   Blocking([this, call = std::move(call), days = *days] {
@@ -197,6 +232,62 @@ void Server::Impl::ResetSession(Call call) {
   });
 }
 
+void Server::Impl::ForkSession(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  auto dst = f.String("thread_id", true);
+  auto days = f.Int("expiry_days", 1, kMaxExpiryDays);
+  if (f.failed) return;
+  ForkOptions options;
+  options.expiry_days = days;
+  if (body->contains("metadata") && !(*body)["metadata"].is_null()) {
+    if (!(*body)["metadata"].is_object())
+      return SendError(call, http::status::bad_request, "invalid_argument", "'metadata' must be a JSON object");
+    options.metadata = (*body)["metadata"];
+  }
+  // The new session is the token's too: it must be one the token may use.
+  if (call.token && !call.token->MayUse(*dst))
+    return SendError(call, http::status::forbidden, "forbidden", "this token may not use that session");
+  Blocking([this, call = std::move(call), dst = *dst, options] {
+    auto forked = manager->Fork(call.thread_id, dst, options);
+    if (!forked.ok()) return SendStatus(call, forked.status());
+    SendJson(call, http::status::created, SessionInfoJson(*manager, forked.value()));
+  });
+}
+
+void Server::Impl::ExportSnapshot(Call call) {
+  Blocking([this, call = std::move(call)] {
+    auto bytes = sessions->ExportSnapshot(call.thread_id);
+    if (!bytes.ok()) return SendStatus(call, bytes.status());
+    auto res = MakeResponse(call.request(), http::status::ok, std::move(bytes.value()), "application/octet-stream");
+    res.set(http::field::content_disposition, "attachment; filename=\"" + PercentEncode(call.thread_id, false) + ".brig\"");
+    res.set("X-Request-Id", call.ctx->request_id);
+    call.out->Send(std::move(res));
+  });
+}
+
+void Server::Impl::ImportSnapshot(Call call) {
+  Sessions::ImportOptions options;
+  if (auto it = call.query.find("expiry_days"); it != call.query.end()) {
+    const std::string& v = it->second;
+    if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos || std::stoll(v) < 1 ||
+        std::stoll(v) > kMaxExpiryDays)
+      return SendError(call, http::status::bad_request, "invalid_argument", "'expiry_days' must be a whole number of days from 1 to 36500");
+    options.expiry_days = std::stoll(v);
+  }
+  Blocking([this, call = std::move(call), options] {
+    auto imported = sessions->ImportSnapshot(call.thread_id, call.request().body(), options);
+    if (!imported.ok()) return SendStatus(call, imported.status());
+    const ImportResult& r = imported.value();
+    SendJson(call, http::status::created,
+             {{"session", SessionInfoJson(*manager, r.session)},
+              {"restored_from", r.restored_from},
+              {"pages_dropped", r.pages_dropped.empty() ? json(nullptr) : json(r.pages_dropped)},
+              {"not_restored", r.not_restored}});
+  });
+}
+
 // ---- Executions.
 
 void Server::Impl::Execute(Call call) {
@@ -207,8 +298,6 @@ void Server::Impl::Execute(Call call) {
   auto timeout = f.Number("timeout_s", 0, 3600);
   auto memory_mb = f.Int("memory_mb", 16, 4096);
   if (f.failed) return;
-  if (Status st = store::ValidateThreadId(call.thread_id); !st.ok())
-    return SendError(call, http::status::bad_request, "invalid_argument", st.message());
   {
     std::lock_guard lock(per_session_mu);
     // Bounded here, not by the executor's queue, so that "too many" is always a 429 (the
@@ -339,7 +428,7 @@ void Server::Impl::ReadFile(Call call) {
     auto data = files->Read(call.thread_id, path, offset, limit);
     if (!data.ok()) return SendStatus(call, data.status());
     const auto& d = data.value();
-    bool text = utf8::IsValid(d.content);
+    bool text = IsValidUtf8(d.content);
     json j = {{"path", d.info.path},
               {"size", d.info.size},
               {"content_type", d.info.content_type},
@@ -420,13 +509,13 @@ void Server::Impl::GrepFiles(Call call) {
   bool ignore_case = f.Bool("case_insensitive");
   auto max_lines = f.Int("max_lines", 1, 10'000);
   if (f.failed) return;
-  files::GrepOptions g;
+  GrepOptions g;
   if (!mode || *mode == "content") {
-    g.mode = files::GrepMode::kContent;
+    g.mode = GrepMode::kContent;
   } else if (*mode == "files_with_matches") {
-    g.mode = files::GrepMode::kFilesWithMatches;
+    g.mode = GrepMode::kFilesWithMatches;
   } else if (*mode == "count") {
-    g.mode = files::GrepMode::kCount;
+    g.mode = GrepMode::kCount;
   } else {
     return SendError(call, http::status::bad_request, "invalid_argument",
                      "'mode' must be \"content\", \"files_with_matches\" or \"count\"");

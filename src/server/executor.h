@@ -5,9 +5,9 @@
 // Two implementations:
 //   - in-process (MakeInProcessExecutor): a thread pool over one brig::Sessions. For tests
 //     and `--workers 0`; a crash of the guest host code takes the server with it.
-//   - worker processes (MakeWorkerPool, worker_pool.h): the supervisor routes each session
-//     to one worker by its thread_id, so that the worker keeps it live; a worker that dies
-//     fails the executions it was running with Unavailable and is replaced.
+//   - worker processes (WorkerPool::Start, worker_pool.h): the supervisor routes each
+//     session to one worker by its thread_id, so that the worker keeps it live; a worker that
+//     dies fails the executions it was running with Unavailable and is replaced.
 //
 // Thread-safety: Execute and the other calls may be made from any thread at once.
 #ifndef BRIG_SERVER_EXECUTOR_H_
@@ -35,7 +35,7 @@ struct ExecRequest {
   bool stream = false;
 };
 
-enum class OutputStream { kStdout, kStderr };
+using OutputStream = brig::OutputStream;  // brig/sandbox.h
 
 class Executor {
  public:
@@ -44,12 +44,15 @@ class Executor {
 
   virtual ~Executor() = default;
 
-  // Runs the request asynchronously. on_output (only when request.stream) is called in
-  // order, from one thread at a time, before on_done; on_done is called exactly once, from
-  // any thread, also when the executor is shutting down (Unavailable). Errors as
-  // Sessions::Execute, plus Unavailable when the process running it died (nothing was
-  // saved then: the session is as after its last successful execution) and
-  // ResourceExhausted when too many executions are queued.
+  // Runs the request asynchronously. on_output (only when request.stream) gets the guest's
+  // stdout/stderr as written (ExecuteOptions::on_output: the pieces add up to the result's
+  // text; never output of a rollback's replays), in order, from one thread at a time, before
+  // on_done; on_done is called exactly once, from any thread, also when the executor is
+  // shutting down (Unavailable). Neither may block for long: they run on an execution's
+  // thread (in-process) or on the worker pool's one thread. Errors as Sessions::Execute
+  // (timeout_seconds/memory_bytes are ExecuteOptions'), plus Unavailable when the process
+  // running it died (the session is as after its last execution that saved: this one only
+  // if it had finished saving before) and ResourceExhausted when too many are queued.
   virtual void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) = 0;
 
   // Stops taking executions, lets running ones finish for up to `grace`, then fails the

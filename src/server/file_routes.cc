@@ -20,7 +20,7 @@ constexpr int64_t kDownloadChunk = 1 << 20;
 // unique origin (CSP sandbox), and no guessing of the type.
 constexpr const char* kFileCsp = "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'";
 
-std::string ETagOf(const store::FileInfo& info) {
+std::string ETagOf(const FileInfo& info) {
   char buf[64];
   snprintf(buf, sizeof buf, "\"%llx-%llx\"", static_cast<unsigned long long>(info.size),
            static_cast<unsigned long long>(info.modified_at));
@@ -81,11 +81,11 @@ void Server::Impl::AddFileRoutes() {
 void Server::Impl::Health(Call call) {
   Blocking([this, call = std::move(call)] {
     auto start = std::chrono::steady_clock::now();
-    auto version = store->SchemaVersion();
+    Status ping = store->Ping();
     metrics.ObserveStore(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    if (!version.ok())
+    if (!ping.ok())
       return SendJson(call, http::status::service_unavailable,
-                      {{"status", "unhealthy"}, {"store", std::string(store->backend())}, {"error", version.status().message()}});
+                      {{"status", "unhealthy"}, {"store", std::string(store->backend())}, {"error", ping.message()}});
     SendJson(call, http::status::ok, {{"status", "ok"}, {"store", std::string(store->backend())}});
   });
 }
@@ -109,7 +109,7 @@ void Server::Impl::DownloadFile(Call call, bool file_server) {
     // The first piece comes with the file's info; a file of one piece is read once.
     auto first = files->Read(call->thread_id, path, 0, kDownloadChunk);
     if (!first.ok()) return SendStatus(*call, first.status());
-    const store::FileInfo info = first.value().info;
+    const FileInfo info = first.value().info;
     const Request& req = call->request();
     std::string etag = ETagOf(info);
     auto common = [&](http::response<http::empty_body>& h) {

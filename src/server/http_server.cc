@@ -59,6 +59,8 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor{ioc};
   std::string id_prefix = NewRequestIdPrefix();
   std::atomic<uint64_t> next_id{1};
+  // Requests dispatched and not yet answered in full (Drain waits for them).
+  std::atomic<int64_t> active_requests{0};
   std::mutex connections_mu;
   std::vector<std::weak_ptr<Connection>> connections;
   HttpServer* server = nullptr;
@@ -79,7 +81,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
-  ~Connection() { open_.fetch_sub(1); }
+  ~Connection() {
+    if (current_) impl_.active_requests.fetch_sub(1);
+    open_.fetch_sub(1);
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
@@ -155,7 +160,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     size_t cl_count = std::distance(req.equal_range(http::field::content_length).first, req.equal_range(http::field::content_length).second);
     if (has_te && (cl_count > 0 || te_count > 1 || !beast::iequals(te->value(), "chunked")))
       return Reject(http::status::bad_request, "bad_request", "ambiguous request framing (Transfer-Encoding)");
-    if (cl_count > 1) return Reject(http::status::bad_request, "bad_request", "more than one Content-Length");
+    // "Content-Length: 5, 5" is two of them in one field (Beast takes it as 5).
+    if (cl_count > 1 || (cl_count == 1 && req[http::field::content_length].find(',') != beast::string_view::npos))
+      return Reject(http::status::bad_request, "bad_request", "more than one Content-Length");
     if (auto len = parser_->content_length(); len && *len > limits_.body_bytes)
       return Reject(http::status::payload_too_large, "body_too_large",
                     "request body larger than " + std::to_string(limits_.body_bytes) + " bytes");
@@ -242,8 +249,8 @@ namespace {
 
 class ResponderImpl : public Responder, public std::enable_shared_from_this<ResponderImpl> {
  public:
-  explicit ResponderImpl(std::shared_ptr<Connection> conn, bool keep_alive, unsigned version)
-      : conn_(std::move(conn)), keep_alive_(keep_alive), version_(version) {}
+  explicit ResponderImpl(std::shared_ptr<Connection> conn, bool keep_alive, unsigned version, bool head)
+      : conn_(std::move(conn)), keep_alive_(keep_alive), version_(version), head_(head) {}
   ~ResponderImpl() override {
     if (!answered_.exchange(true)) {
       // Nobody answered: a handler bug. Answer for it rather than leave the client waiting.
@@ -264,6 +271,8 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
     response.keep_alive(keep_alive_ && response.keep_alive());
     response.version(version_);
     response.prepare_payload();
+    // HEAD: the headers a GET would get (Content-Length included), no body.
+    if (head_) response.body().clear();
     auto res = std::make_shared<http::response<http::string_body>>(std::move(response));
     auto conn = conn_;
     net::post(conn->stream().get_executor(), [conn, res] {
@@ -348,6 +357,7 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
   std::atomic<bool> answered_{false};
   bool keep_alive_;
   unsigned version_;
+  bool head_;
   bool chunked_ = false;
 };
 
@@ -361,16 +371,19 @@ void Connection::Dispatch() {
   ctx->remote = remote_;
   ctx->received = std::chrono::steady_clock::now();
   current_ = ctx;
+  impl_.active_requests.fetch_add(1);
   status_ = 0;
   body_bytes_ = 0;
   // No read is pending while the handler works: the request is answered first.
   stream_.expires_never();
-  auto responder = std::make_shared<ResponderImpl>(shared_from_this(), ctx->request.keep_alive(), ctx->request.version());
+  auto responder = std::make_shared<ResponderImpl>(shared_from_this(), ctx->request.keep_alive(), ctx->request.version(),
+                                                   ctx->request.method() == http::verb::head);
   handler_(ctx, responder);
 }
 
 void Connection::Finished() {
   if (current_ && log_) log_(*current_, status_, body_bytes_);
+  if (current_) impl_.active_requests.fetch_sub(1);
   current_.reset();
   if (keep_alive_ && !closed_) return ReadHeader();
   Close();
@@ -426,6 +439,15 @@ void HttpServer::StopAccepting() {
     beast::error_code ec;
     impl_->acceptor.close(ec);
   });
+}
+
+bool HttpServer::Drain(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (impl_->active_requests.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 void HttpServer::Stop() {

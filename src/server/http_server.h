@@ -98,6 +98,9 @@ class HttpServer {
   uint16_t port() const { return port_; }
   // Stops accepting new connections; open ones continue.
   void StopAccepting();
+  // Waits until every request dispatched so far is answered in full (or the connection
+  // closed), for at most `timeout`; false if some were not.
+  bool Drain(std::chrono::milliseconds timeout);
   // Closes every connection and joins the threads.
   void Stop();
   size_t open_connections() const { return open_connections_.load(); }

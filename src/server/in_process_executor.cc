@@ -1,5 +1,7 @@
+// MakeInProcessExecutor (in_process_executor.h).
 #include "server/in_process_executor.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -7,7 +9,6 @@
 #include <vector>
 
 namespace brig::server {
-
 namespace {
 
 class InProcessExecutor : public Executor {
@@ -15,38 +16,44 @@ class InProcessExecutor : public Executor {
   InProcessExecutor(Sessions& sessions, int threads, size_t max_queue) : sessions_(sessions), max_queue_(max_queue) {
     for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Loop(); });
   }
-  ~InProcessExecutor() override {
-    Shutdown(std::chrono::milliseconds(0));
-  }
+  ~InProcessExecutor() override { Shutdown(std::chrono::milliseconds(0)); }
 
   void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) override {
+    Status refused;
     {
       std::lock_guard lock(mu_);
-      if (!stopping_ && queue_.size() < max_queue_) {
+      if (stopping_) {
+        refused = Status::Unavailable("the server is shutting down");
+      } else if (queue_.size() >= max_queue_) {
+        refused = Status::ResourceExhausted("too many executions queued; try again later");
+      } else {
         queue_.push_back({std::move(request), std::move(on_output), std::move(on_done)});
         cv_.notify_one();
         return;
       }
     }
-    on_done(stopping_ ? Status::Unavailable("the server is shutting down")
-                      : Status::ResourceExhausted("too many executions queued; try again later"));
+    on_done(refused);
   }
 
   void Shutdown(std::chrono::milliseconds grace) override {
     std::deque<Job> dropped;
     {
       std::unique_lock lock(mu_);
-      if (joined_) return;
+      if (stopping_) return;
       stopping_ = true;
       cv_.notify_all();
-      // Queued executions have not started: they fail now. Running ones get `grace`.
+      // Accepted executions, running or queued, get `grace` to finish; what is still queued
+      // then fails.
+      idle_.wait_for(lock, grace, [&] { return running_ == 0 && queue_.empty(); });
       dropped.swap(queue_);
-      idle_.wait_for(lock, grace, [&] { return running_ == 0; });
     }
     for (Job& j : dropped) j.on_done(Status::Unavailable("the server is shutting down"));
+    {
+      std::unique_lock lock(mu_);
+      idle_.wait_for(lock, grace, [&] { return running_ == 0; });
+    }
+    // Running executions cannot be stopped from outside: joining waits for them.
     for (auto& t : threads_) t.join();
-    std::lock_guard lock(mu_);
-    joined_ = true;
   }
 
   int64_t InFlight() const override {
@@ -54,7 +61,7 @@ class InProcessExecutor : public Executor {
     return static_cast<int64_t>(queue_.size()) + running_;
   }
   int64_t WorkerRestarts() const override { return 0; }
-  int64_t LiveSessions() const override { return 0; }
+  int64_t LiveSessions() const override { return static_cast<int64_t>(sessions_.LiveSessions()); }
 
  private:
   struct Job {
@@ -74,12 +81,15 @@ class InProcessExecutor : public Executor {
         queue_.pop_front();
         ++running_;
       }
-      // Per-call limits and streaming arrive with Sessions::Execute's options (worker branch).
-      StatusOr<SessionResult> result = sessions_.Execute(job.request.thread_id, job.request.code);
+      ExecuteOptions options;
+      options.timeout_seconds = job.request.timeout_seconds;
+      options.memory_bytes = job.request.memory_bytes;
+      if (job.request.stream && job.on_output) options.on_output = job.on_output;
+      StatusOr<SessionResult> result = sessions_.Execute(job.request.thread_id, job.request.code, options);
       job.on_done(std::move(result));
       std::lock_guard lock(mu_);
       --running_;
-      if (running_ == 0) idle_.notify_all();
+      if (running_ == 0 && queue_.empty()) idle_.notify_all();
     }
   }
 
@@ -91,7 +101,6 @@ class InProcessExecutor : public Executor {
   std::deque<Job> queue_;
   int64_t running_ = 0;
   bool stopping_ = false;
-  bool joined_ = false;
   std::vector<std::thread> threads_;
 };
 

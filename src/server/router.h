@@ -6,7 +6,8 @@
 // segment), or a rest parameter ("{path...}", the last one: every remaining segment, joined
 // with '/', with a leading '/'). Each segment of the request path is percent-decoded on its
 // own; a decoded segment that is "." or "..", empty, or holds a NUL never matches a
-// parameter (404), so "%2e%2e" cannot climb. Values are then checked by the handlers'
+// parameter (404), nor does a rest whose components are such ("..%2fetc"), so "%2e%2e"
+// cannot climb. Values are then checked by the handlers'
 // own rules (thread_id, names/path_rules.h).
 #ifndef BRIG_SERVER_ROUTER_H_
 #define BRIG_SERVER_ROUTER_H_
@@ -99,9 +100,15 @@ class Router {
         if (i >= segs.size()) return false;
         std::string joined;
         for (size_t k = i; k < segs.size(); ++k) {
-          // A rest segment may be anything but "." or ".." (or empty): it is a path.
+          // The rest is a path: no component may be "", "." or "..", also where a decoded
+          // "%2f" made one ("..%2fetc").
           if (!SafeParam(segs[k])) return false;
           joined += "/" + segs[k];
+        }
+        for (size_t a = 1, b; a <= joined.size(); a = b + 1) {
+          b = joined.find('/', a);
+          if (b == std::string::npos) b = joined.size();
+          if (!SafeParam(joined.substr(a, b - a))) return false;
         }
         (*params)[p.substr(1, p.size() - 5)] = joined;
         return true;

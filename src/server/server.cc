@@ -1,12 +1,13 @@
 #include "server/server.h"
 
+#include "brig/text.h"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <mutex>
 #include <unordered_map>
 
-#include "files/file_service.h"
 #include "server/api_json.h"
 #include "server/auth.h"
 #include "server/executor.h"
@@ -15,9 +16,7 @@
 #include "server/router.h"
 #include "server/server_internal.h"
 #include "server/signed_link.h"
-#include "session/periodic_cleanup.h"
-#include "session/session_manager.h"
-#include "store/store.h"
+#include "server/worker_pool.h"
 
 namespace brig::server {
 
@@ -29,7 +28,7 @@ bool IsLoopback(const std::string& host) {
   return !ec && address.is_loopback();
 }
 
-std::string NowIso() { return session::FormatTimestamp(store::NowMicros()); }
+std::string NowIso() { return FormatTimestamp(NowMicros()); }
 
 }  // namespace
 
@@ -55,27 +54,35 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (!key.ok()) return key.status();
   s.link_key = std::move(key.value());
 
-  store::StoreOptions store_options;
+  StoreOptions store_options;
   store_options.pool_size = s.options.sessions.pool_size;
   store_options.statement_timeout = s.options.sessions.statement_timeout;
-  auto store = store::OpenStore(s.options.store_url, store_options);
+  auto store = Store::Open(s.options.store_url, store_options);
   if (!store.ok()) return store.status();
   s.store = std::move(store.value());
-  session::SessionOptions session_options;
-  session_options.default_expiry_days = s.options.sessions.default_expiry_days;
-  session_options.max_files_per_session = s.options.sessions.max_files_per_session;
-  session_options.max_bytes_per_session = s.options.sessions.max_bytes_per_session;
-  session_options.lock_timeout = s.options.sessions.lock_timeout;
-  s.manager = std::make_unique<session::SessionManager>(*s.store, session_options);
-  s.files = std::make_unique<files::FileService>(*s.manager);
-
-  if (s.options.workers > 0) {
-    return Status::InvalidArgument("--workers N (worker processes) is not built yet; use --workers 0");
-  }
-  auto sessions = Sessions::Open(s.options.sessions);
+  auto sessions = Sessions::Open(*s.store, s.options.sessions);
   if (!sessions.ok()) return sessions.status();
   s.sessions = std::move(sessions.value());
-  s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads, s.options.max_queued_executions);
+  s.manager = &s.sessions->manager();
+  s.files = &s.sessions->files();
+  if (s.options.workers > 0) {
+    // Executions in worker processes (worker_pool.h); this process keeps its Sessions for
+    // the session and file routes only.
+    WorkerPoolOptions pool;
+    pool.sessions = s.options.sessions;
+    pool.sessions.store_url = s.options.store_url;
+    pool.workers = s.options.workers;
+    pool.threads_per_worker = s.options.execution_threads;
+    pool.max_queue = s.options.max_queued_executions;
+    pool.log = [log = s.options.log_line](const std::string& line) {
+      log(Dump({{"ts", NowIso()}, {"event", "worker"}, {"message", line}}));
+    };
+    auto started = WorkerPool::Start(std::move(pool));
+    if (!started.ok()) return started.status();
+    s.executor = std::move(started.value());
+  } else {
+    s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads, s.options.max_queued_executions);
+  }
   s.max_in_flight = static_cast<int64_t>(s.options.max_queued_executions) +
                     int64_t{s.options.execution_threads} * std::max(1, s.options.workers);
 
@@ -87,9 +94,9 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       [raw](const RequestContext& ctx, unsigned status, uint64_t bytes) { raw->LogRequest(ctx, status, bytes); });
   if (Status st = s.http->Start(s.options.host, s.options.port, s.options.io_threads); !st.ok()) return st;
   if (s.options.cleanup_every.count() > 0) {
-    s.cleanup = std::make_unique<session::PeriodicCleanup>(
+    s.cleanup = std::make_unique<PeriodicCleanup>(
         *s.manager, std::chrono::duration_cast<std::chrono::milliseconds>(s.options.cleanup_every), false,
-        [raw](uint64_t round, const StatusOr<store::CleanupStats>& r) {
+        [raw](uint64_t round, const StatusOr<CleanupStats>& r) {
           nlohmann::json j = {{"ts", NowIso()}, {"event", "cleanup"}, {"round", round}, {"ok", r.ok()}};
           if (r.ok()) {
             j["sessions_deleted"] = r.value().sessions_deleted;
@@ -110,7 +117,11 @@ void Server::Shutdown() {
   // Running executions finish (and save) within the grace; their responses go out.
   if (s.executor) s.executor->Shutdown(s.options.shutdown_grace);
   if (s.blocking) s.blocking->join();
-  if (s.http) s.http->Stop();
+  // The answers to what finished are on their way: let them reach the clients.
+  if (s.http) {
+    s.http->Drain(std::chrono::seconds(5));
+    s.http->Stop();
+  }
 }
 
 // ---- Dispatch: route, authenticate, authorize, then the route's handler.
@@ -175,7 +186,7 @@ bool Server::Impl::CheckSignedLink(Call& call) {
                 exp->second.find_first_not_of("0123456789") == std::string::npos;
   if (parsed) expires = std::stoll(exp->second);
   auto path = call.params.find("path");
-  int64_t now = store::NowMicros() / 1'000'000;
+  int64_t now = NowMicros() / 1'000'000;
   if (!parsed || path == call.params.end() ||
       !VerifyFileLink(link_key, call.thread_id, path->second, expires, sig->second, now)) {
     SendError(call, http::status::forbidden, "bad_link", "the link's signature is wrong or it has expired");

@@ -11,15 +11,16 @@
 #include <string>
 #include <unordered_map>
 
-#include "files/file_service.h"
+#include "brig/files.h"
+#include "brig/periodic_cleanup.h"
+#include "brig/session_manager.h"
+#include "brig/sessions.h"
+#include "brig/store.h"
 #include "server/auth.h"
 #include "server/executor.h"
 #include "server/metrics.h"
 #include "server/router.h"
 #include "server/server.h"
-#include "session/periodic_cleanup.h"
-#include "session/session_manager.h"
-#include "store/store.h"
 
 namespace brig::server {
 
@@ -56,14 +57,15 @@ struct Server::Impl {
   ServerOptions options;
   TokenSet tokens;
   std::string link_key;
-  std::unique_ptr<store::Store> store;
-  std::unique_ptr<session::SessionManager> manager;
-  std::unique_ptr<files::FileService> files;
+  std::unique_ptr<Store> store;
+  // The store's sessions and files, through brig::Sessions (which owns no store here).
   std::unique_ptr<Sessions> sessions;
+  SessionManager* manager = nullptr;
+  FileService* files = nullptr;
   std::unique_ptr<Executor> executor;
   std::unique_ptr<boost::asio::thread_pool> blocking;
   std::unique_ptr<HttpServer> http;
-  std::unique_ptr<session::PeriodicCleanup> cleanup;
+  std::unique_ptr<PeriodicCleanup> cleanup;
   Metrics metrics;
   RouterT router;
   std::atomic<bool> shut_down{false};
@@ -103,6 +105,9 @@ struct Server::Impl {
   void DeleteSession(Call call);
   void ExtendSession(Call call);
   void ResetSession(Call call);
+  void ForkSession(Call call);
+  void ExportSnapshot(Call call);
+  void ImportSnapshot(Call call);
   void Execute(Call call);
   void ListFiles(Call call);
   void DownloadFile(Call call, bool file_server);

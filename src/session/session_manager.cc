@@ -5,17 +5,9 @@
 #include <cstdio>
 #include <ctime>
 
-namespace brig::session {
-namespace {
+#include "session/state_format.h"
 
-SessionOptions WithDefaults(SessionOptions options) {
-  if (!options.clock) options.clock = store::NowMicros;
-  return options;
-}
-
-std::string Quoted(std::string_view thread_id) { return "'" + std::string(thread_id) + "'"; }
-
-}  // namespace
+namespace brig {
 
 std::string FormatTimestamp(int64_t micros) {
   // Floor division: a negative stamp (before 1970) still names the right second.
@@ -43,6 +35,28 @@ std::string FormatBytes(int64_t bytes) {
   std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
   return buf;
 }
+
+}  // namespace brig
+
+namespace brig::session {
+namespace {
+
+SessionOptions WithDefaults(SessionOptions options) {
+  if (!options.clock) options.clock = store::NowMicros;
+  return options;
+}
+
+std::string Quoted(std::string_view thread_id) {
+  // Appended, not "'" + ... + "'": GCC 12 warns (-Wrestrict) falsely on that once inlined.
+  std::string out;
+  out.reserve(thread_id.size() + 2);
+  out += '\'';
+  out += thread_id;
+  out += '\'';
+  return out;
+}
+
+}  // namespace
 
 SessionManager::SessionManager(store::Store& store, SessionOptions options)
     : store_(store), options_(WithDefaults(std::move(options))) {}
@@ -135,6 +149,58 @@ Status SessionManager::Reset(std::string_view thread_id) {
     StatusOr<int64_t> saved = store_.SaveExecution(thread_id, version, store::StateWrite{}, {}, {});
     if (saved.ok()) return Status::Ok();
     if (!saved.status().IsConflict() || attempt > 0) return saved.status();
+  }
+}
+
+StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::string_view dst,
+                                                  const ForkOptions& fork) {
+  if (Status s = store::ValidateThreadId(src); !s.ok()) return s;
+  if (Status s = store::ValidateThreadId(dst); !s.ok()) return s;
+  const int64_t days = fork.expiry_days.value_or(options_.default_expiry_days);
+  if (Status s = CheckDays(days); !s.ok()) return s;
+  if (fork.metadata && !fork.metadata->is_object() && !fork.metadata->is_null()) {
+    return Status::InvalidArgument("session metadata must be a JSON object");
+  }
+  // Cheap and clear before waiting for src's lock; the store's insert is what decides.
+  StatusOr<bool> taken = store_.SessionExists(dst);
+  if (!taken.ok()) return taken.status();
+  if (taken.value()) return Status::AlreadyExists("session " + Quoted(dst) + " already exists");
+  StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(src, options_.lock_timeout);
+  if (!lock.ok()) return lock.status();
+  if (before_state_copy_) before_state_copy_(src);
+  // Under src's lock no execution or file write of src saves in between; a writer that skips
+  // the lock could, and then CopySession's version check fails: one retry, read again.
+  for (int attempt = 0;; ++attempt) {
+    StatusOr<store::SessionInfo> source = Use(src);
+    if (!source.ok()) return source.status();
+    if (Status s = CheckQuota(dst, store::FileUsage{source.value().file_count, source.value().total_bytes});
+        !s.ok()) {
+      return s.WithPrefix("cannot fork " + Quoted(src) + ": ");
+    }
+    StatusOr<std::optional<store::SessionState>> state = store_.GetState(src);
+    if (!state.ok()) return state.status();
+    const int64_t version = state.value() ? state.value()->version : 0;
+    std::optional<store::StateWrite> copy;
+    if (state.value() && !state.value()->cleared()) {
+      const store::SessionState& st = *state.value();
+      copy = store::StateWrite{st.snapshot, st.format, st.guest_build_id};
+      // The fallback goes with it when it is of this very version (the fork's is version 1;
+      // an older one would claim to be of it). Without one, the fork gets a new one taken
+      // when it first runs live.
+      if (!st.fallback.empty() && st.fallback_version == st.version) copy->fallback = st.fallback;
+      // The fork draws its own random numbers (as Sandbox::Fork's do). A state in a format
+      // this brig does not write is copied as it is.
+      if (st.format == kStateFormat) {
+        if (std::optional<StoredState> decoded = DecodeState(st.snapshot)) {
+          decoded->reseed = true;
+          copy->snapshot = EncodeState(*decoded);
+        }
+      }
+    }
+    const nlohmann::json& metadata = fork.metadata ? *fork.metadata : source.value().metadata;
+    Status copied = store_.CopySession(src, dst, version, Now() + days * kMicrosPerDay, metadata, copy);
+    if (copied.ok()) return store_.GetSession(dst);
+    if (!copied.IsConflict() || attempt > 0) return copied;
   }
 }
 

@@ -1,4 +1,6 @@
-// brig::session::SessionManager: the policy over the store's sessions. The store keeps rows;
+// brig::session::SessionManager: the policy over the store's sessions; the public
+// brig::SessionManager (include/brig/session_manager.h, whose contract this keeps) is a thin
+// handle over it. The store keeps rows;
 // this class decides what a session's life means: when it expires, how it is extended, what
 // using an expired one does, how much it may hold (quotas), how it is reset and cleaned up.
 // The CLI (`brig sessions`, `brig cleanup`), the file operations (files/file_service.h) and
@@ -41,31 +43,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "brig/session_manager.h"
 #include "brig/status.h"
+#include "brig/text.h"
 #include "store/store.h"
 
 namespace brig::session {
 
-inline constexpr int64_t kMicrosPerDay = int64_t{86'400} * 1'000'000;
-// Longest expiry that Create and Extend accept, in days (100 years): keeps every timestamp
-// far from int64 overflow.
-inline constexpr int64_t kMaxExpiryDays = 36'500;
-
-struct SessionOptions {
-  // Expiry of a session made by GetOrCreate, or by Create without an explicit one. Default
-  // 180 days. REQUIRES: 1..kMaxExpiryDays.
-  int64_t default_expiry_days = 180;
-  // Files one session may hold. Default 1000.
-  int64_t max_files_per_session = 1000;
-  // Sum of the sizes of one session's files. Default 200 MiB.
-  int64_t max_bytes_per_session = int64_t{200} << 20;
-  // How long Reset and the file operations wait for the session's lock while an execution
-  // (or another writer) holds it; then DeadlineExceeded. Default 60 s.
-  std::chrono::milliseconds lock_timeout{60'000};
-  // Microseconds since the Unix epoch; decides what is expired. Default store::NowMicros.
-  // Tests inject a fake clock (give the store the same one).
-  std::function<int64_t()> clock;
-};
+// The public API's (brig/session_manager.h, brig/text.h). kMaxExpiryDays keeps every
+// timestamp far from int64 overflow.
+using ::brig::FormatBytes;
+using ::brig::FormatTimestamp;
+using ::brig::ForkOptions;
+using ::brig::kMaxExpiryDays;
+using ::brig::kMicrosPerDay;
+using ::brig::SessionOptions;
 
 class SessionManager {
  public:
@@ -73,6 +65,11 @@ class SessionManager {
   explicit SessionManager(store::Store& store, SessionOptions options = {});
 
   const SessionOptions& options() const { return options_; }
+
+  // Called by Fork under the source session's lock, before its stored state is read: lets a
+  // holder of live sessions (brig::Sessions) store what it still owes of that state. Set once,
+  // before the manager is shared.
+  void SetBeforeStateCopy(std::function<void(std::string_view)> fn) { before_state_copy_ = std::move(fn); }
   store::Store& store() const { return store_; }
   // The clock's now, in microseconds.
   int64_t Now() const { return options_.clock(); }
@@ -117,6 +114,11 @@ class SessionManager {
   // REQUIRES: the calling thread does not hold the session's lock.
   Status Reset(std::string_view thread_id);
 
+  // As brig::SessionManager::Fork: under src's lock, reads its state (marked to reseed
+  // `random`) and copies it with src's files into a new dst in one store transaction
+  // (Store::CopySession, which re-checks src's state version).
+  StatusOr<store::SessionInfo> Fork(std::string_view src, std::string_view dst, const ForkOptions& options = {});
+
   // Deletes the sessions expired at now (with their state and files) and orphaned files and
   // states. With dry_run changes nothing and returns what would be deleted.
   StatusOr<store::CleanupStats> Cleanup(bool dry_run);
@@ -141,12 +143,8 @@ class SessionManager {
 
   store::Store& store_;
   const SessionOptions options_;
+  std::function<void(std::string_view)> before_state_copy_;
 };
-
-// "2026-05-21T10:00:00Z": a timestamp (microseconds since the epoch) in UTC, to the second.
-std::string FormatTimestamp(int64_t micros);
-// "12.5 MiB", "512 B": a byte count for people.
-std::string FormatBytes(int64_t bytes);
 
 }  // namespace brig::session
 

@@ -1,22 +1,19 @@
-// brig::Sessions: load a session into a sandbox, execute, save state and changed files.
-//
-// Stored state format "brig-session/1" (integers little-endian):
-//   u64 page snapshot length | page snapshot (Sandbox::SavePages)
-//   | u64 portable length | portable snapshot (may be empty)
-//   | JSON {"not_portable": {name: why}}
-// The store's fallback of the state (store::SessionState::fallback) has the same format with
-// no page snapshot: the portable snapshot taken after the save (Options::
-// portable_in_background), with the version it was taken at. A restore that cannot use the
-// page snapshot takes the state's own portable snapshot when it has one (saved with it), else
-// the fallback's, which may be older.
+// brig::Sessions: load a session into a sandbox, execute, save state and changed files;
+// export and import a session as snapshot bytes. The stored state's format is
+// session/state_format.h, the snapshot's session/snapshot_format.h. The store's fallback of
+// the state (store::SessionState::fallback) has the same format with no page snapshot: the
+// portable snapshot taken after the save (Options::portable_in_background), with the version
+// it was taken at. A restore that cannot use the page snapshot takes the state's own portable
+// snapshot when it has one (saved with it), else the fallback's, which may be older.
 #include "brig/sessions.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <iterator>
 #include <cstring>
 #include <condition_variable>
+#include <functional>
+#include <iterator>
 #include <list>
 #include <set>
 #include <mutex>
@@ -24,15 +21,21 @@
 #include <thread>
 #include <unordered_map>
 
+#include "api/access.h"
 #include "names/path_rules.h"
 #include "session/session_manager.h"
+#include "session/snapshot_format.h"
+#include "session/state_format.h"
 #include "store/store.h"
-#include "util/little_endian.h"
 
 namespace brig {
 namespace {
 
-constexpr std::string_view kStateFormat = "brig-session/1";
+// The largest memory limit (Limits::memory_bytes).
+constexpr uint64_t kMaxMemoryBytes = 4096ull << 20;
+
+using session::kStateFormat;
+using session::StoredState;
 
 using FileVersions = std::map<std::string, std::pair<uint64_t, uint64_t>>;
 
@@ -40,6 +43,10 @@ using FileVersions = std::map<std::string, std::pair<uint64_t, uint64_t>>;
 // last loaded or saved.
 struct LiveSession {
   std::unique_ptr<Sandbox> sandbox;
+  // The session's created_at and state version when loaded or last saved. Both must match
+  // the store's for the interpreter to be reused: a session deleted and made again (by an
+  // execution, a fork or an import) may reach the same version number.
+  int64_t created_at = 0;
   int64_t version = 0;
   FileVersions files;
   // The empty directories the store holds for it (rows of store::kDirectoryType).
@@ -68,43 +75,6 @@ struct LiveEntry {
   bool busy = false;
 };
 
-struct SessionState {
-  std::string pages;
-  std::string portable;
-  std::map<std::string, std::string> not_portable;
-};
-
-std::string EncodeState(const SessionState& s) {
-  std::string out;
-  auto put = [&out](std::string_view bytes) {
-    AppendLe64(&out, bytes.size());
-    out.append(bytes);
-  };
-  put(s.pages);
-  put(s.portable);
-  out += nlohmann::json({{"not_portable", s.not_portable}}).dump();
-  return out;
-}
-
-// Stored bytes are untrusted: every length is checked.
-std::optional<SessionState> DecodeState(std::string_view in) {
-  SessionState s;
-  LeReader r(in);
-  for (std::string* part : {&s.pages, &s.portable}) {
-    uint64_t n = 0;
-    std::string_view bytes;
-    if (!r.U64(&n) || !r.Bytes(n, &bytes)) return std::nullopt;
-    part->assign(bytes);
-  }
-  nlohmann::json j = nlohmann::json::parse(r.rest(), nullptr, false);
-  if (j.is_object() && j.contains("not_portable") && j["not_portable"].is_object()) {
-    for (const auto& [name, why] : j["not_portable"].items()) {
-      if (why.is_string()) s.not_portable[name] = why.get<std::string>();
-    }
-  }
-  return s;
-}
-
 bool GuestVisible(std::string_view path) { return path.starts_with("/home/user/") || path.starts_with("/tmp/"); }
 
 FileVersions VersionsOf(const Sandbox& sandbox) {
@@ -113,12 +83,18 @@ FileVersions VersionsOf(const Sandbox& sandbox) {
   return v;
 }
 
+// A file to load into a sandbox: its row, and where its content comes from.
+using ContentFn = std::function<StatusOr<std::string>(const store::FileInfo&)>;
+
 }  // namespace
 
 struct Sessions::Impl {
   Options options;
-  std::unique_ptr<store::Store> store;
-  std::unique_ptr<session::SessionManager> manager;
+  std::unique_ptr<Store> owned_store;  // null when the store is borrowed (Open(Store&, ...))
+  store::Store* store = nullptr;
+  std::unique_ptr<SessionManager> public_manager;
+  session::SessionManager* manager = nullptr;  // the policy behind public_manager
+  std::unique_ptr<FileService> files;
 
   // Live sessions, most recently used first. `mu` guards the list, not the sandboxes: a
   // sandbox taken out is owned by the one execution that took it, and one marked busy by the
@@ -197,10 +173,17 @@ struct Sessions::Impl {
     std::unique_lock<std::mutex> lock(mu);
     while (true) {
       if (!evicted.empty()) {
-        std::list<LiveEntry> one;
-        one.splice(one.end(), evicted, evicted.begin());
+        // Stays in `evicted`, busy, while written: FlushPortable waits for it there. Only
+        // this thread removes entries from `evicted`, so the iterator stays valid.
+        auto it = evicted.begin();
+        it->busy = true;
         lock.unlock();
-        (void)WritePortable(one.front().thread_id, one.front().s);
+        (void)WritePortable(it->thread_id, it->s);
+        std::list<LiveEntry> one;
+        lock.lock();
+        one.splice(one.end(), evicted, it);
+        changed.notify_all();
+        lock.unlock();
         one.clear();  // the sandbox goes, outside the lock
         lock.lock();
         continue;
@@ -254,6 +237,23 @@ struct Sessions::Impl {
     return false;
   }
 
+  // Brings the stored fallback of `thread_id` up to its state's version now, if this process
+  // holds the session live with a portable snapshot pending: for fork and export, which copy
+  // the stored state. REQUIRES: the caller holds the session's lock (no execution runs).
+  void FlushPortable(std::string_view thread_id) {
+    {
+      // One pushed out of the live ones is written by the background thread: wait for it.
+      std::unique_lock<std::mutex> lock(mu);
+      changed.wait(lock, [&] {
+        return std::none_of(evicted.begin(), evicted.end(), [&](const LiveEntry& e) { return e.thread_id == thread_id; });
+      });
+    }
+    std::optional<LiveSession> s = TakeLive(thread_id);
+    if (!s) return;
+    if (s->portable_pending && !WritePortable(std::string(thread_id), *s)) return;  // unusable: dropped
+    PutLive(thread_id, std::move(*s));
+  }
+
   // Takes the portable snapshot of `s` (at s.version) and stores it as the state's fallback.
   // A snapshot that fails keeps the stored, older fallback. Returns whether the sandbox is
   // still usable. REQUIRES: the caller owns `s` (busy, or out of the list).
@@ -261,12 +261,12 @@ struct Sessions::Impl {
     s.portable_pending = false;
     auto portable = s.sandbox->SavePortable();
     if (portable.ok()) {
-      SessionState fallback;
+      StoredState fallback;
       fallback.portable = std::move(portable.value().data);
       fallback.not_portable = portable.value().skipped;
       // Refused (not written) when a newer one is stored already; an error leaves the older
       // one: either way nothing to do, and the next execution brings a new one.
-      (void)store->SaveFallback(thread_id, s.version, EncodeState(fallback));
+      (void)store->SaveFallback(thread_id, s.version, session::EncodeState(fallback));
       s.not_portable = std::move(portable.value().skipped);
     }
     return s.sandbox->usable();
@@ -321,25 +321,79 @@ struct Sessions::Impl {
   }
 
   // A sandbox holding the session's stored files and state (version `stored`).
-  StatusOr<LiveSession> Load(std::string_view thread_id, const std::optional<store::SessionState>& stored,
+  StatusOr<LiveSession> Load(std::string_view thread_id, int64_t created_at,
+                             const std::optional<store::SessionState>& stored, uint64_t memory_bytes,
                              SessionResult* result) {
     auto files = store->ListFiles(thread_id);
     if (!files.ok()) return files.status();
+    auto content = [&](const store::FileInfo& f) -> StatusOr<std::string> {
+      auto data = store->GetFile(thread_id, f.path);
+      if (!data.ok()) return data.status();
+      return std::move(data.value().content);
+    };
+    auto made = Build(files.value(), content, memory_bytes, result);
+    if (!made.ok()) return made.status();
+    LiveSession& s = made.value();
+    s.created_at = created_at;
+    s.version = stored ? stored->version : 0;
+    if (stored && !stored->cleared()) {
+      std::optional<StoredState> state;
+      if (stored->format == kStateFormat) state = session::DecodeState(stored->snapshot);
+      if (!state) return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + stored->format + "')");
+      // The portable snapshot to fall back on: the state's own (saved with it), else the
+      // fallback stored after a save, which may be from an older version.
+      int64_t portable_version = stored->version;
+      if (state->portable.empty() && !stored->fallback.empty()) {
+        if (std::optional<StoredState> fallback = session::DecodeState(stored->fallback)) {
+          state->portable = std::move(fallback->portable);
+          state->not_portable = std::move(fallback->not_portable);
+          portable_version = stored->fallback_version;
+        }
+      }
+      std::string pages_failure;
+      if (Status restored = Restore(*s.sandbox, *state, result, &pages_failure); !restored.ok()) return restored;
+      if (result->restored_from == "pages") {
+        // What an older portable snapshot could not hold says nothing of this version's.
+        if (portable_version != stored->version) result->not_portable.clear();
+        s.not_portable = result->not_portable;
+        // A portable snapshot that was never written (brig stopped first): taken again once
+        // this session is live, if the execution does not save a newer one.
+        s.portable_pending = options.portable_snapshots && options.portable_in_background &&
+                             portable_version < stored->version;
+        s.pending_since = std::chrono::steady_clock::now();
+      } else if (portable_version < stored->version) {
+        const std::string lost = std::to_string(portable_version + 1) + "-" + std::to_string(stored->version);
+        result->not_restored.emplace(
+            "<versions " + lost + ">",
+            "the portable snapshot is from version " + std::to_string(portable_version) +
+                " (the newer ones were not written before brig stopped): what versions " + lost +
+                " did to the namespace is lost; the files are the latest");
+      }
+    }
+    s.files = VersionsOf(*s.sandbox);
+    return std::move(made.value());
+  }
+
+  // A sandbox holding `files` (contents from `content`), with result->restored_from "new".
+  // Files the guest sees are loaded; the others stay in the store, outside its view.
+  StatusOr<LiveSession> Build(const std::vector<store::FileInfo>& files, const ContentFn& content,
+                              uint64_t memory_bytes, SessionResult* result) {
     store::FileUsage visible, outside;
-    for (const store::FileInfo& f : files.value()) {
+    for (const store::FileInfo& f : files) {
       if (f.is_directory()) continue;
       store::FileUsage& u = GuestVisible(f.path) ? visible : outside;
       u.file_count++;
       u.total_bytes += f.size;
     }
-    auto made = Sandbox::Create(SandboxLimits(visible, outside));
+    Limits limits = SandboxLimits(visible, outside);
+    limits.memory_bytes = memory_bytes;  // this execution's: the state must fit in it
+    auto made = Sandbox::Create(limits);
     if (!made.ok()) return made.status();
     LiveSession s;
     s.over_quota = visible.file_count + outside.file_count > options.max_files_per_session ||
                    visible.total_bytes + outside.total_bytes > options.max_bytes_per_session;
     s.sandbox = std::move(made.value());
-    s.version = stored ? stored->version : 0;
-    for (const store::FileInfo& f : files.value()) {
+    for (const store::FileInfo& f : files) {
       if (!GuestVisible(f.path)) continue;  // kept in the store, not mounted in the guest
       // A row the sandbox cannot hold (a name an older brig accepted, a file where a
       // directory should be) stays in the store and is reported; the session still loads.
@@ -350,59 +404,47 @@ struct Sessions::Impl {
         loaded = s.sandbox->MakeDirectory(f.path);
         if (loaded.ok()) s.dirs.insert(f.path);
       } else {
-        auto data = store->GetFile(thread_id, f.path);
+        auto data = content(f);
         if (!data.ok()) return data.status();
-        loaded = s.sandbox->WriteFile(f.path, data.value().content);
+        loaded = s.sandbox->WriteFile(f.path, data.value());
       }
       if (!loaded.ok()) result->not_restored[f.path] = "file not loaded into the sandbox: " + loaded.message();
     }
     result->restored_from = "new";
-    if (stored && !stored->cleared()) {
-      std::optional<SessionState> state;
-      if (stored->format == kStateFormat) state = DecodeState(stored->snapshot);
-      if (!state) return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + stored->format + "')");
-      // The portable snapshot to fall back on: the state's own (saved with it), else the
-      // fallback stored after a save, which may be from an older version.
-      std::optional<SessionState> fallback;
-      int64_t portable_version = stored->version;
-      if (state->portable.empty() && !stored->fallback.empty()) {
-        fallback = DecodeState(stored->fallback);
-        portable_version = stored->fallback_version;
-      }
-      const SessionState& portable = fallback ? *fallback : *state;
-      Status pages = state->pages.empty()
-                         ? Status::FailedPrecondition("the session was saved without a page snapshot")
-                         : s.sandbox->RestorePages(state->pages);
-      if (pages.ok()) {
-        result->restored_from = "pages";
-        if (portable_version == stored->version) result->not_portable = portable.not_portable;
-        s.not_portable = result->not_portable;
-        // A portable snapshot that was never written (brig stopped first): taken again once
-        // this session is live, if the execution does not save a newer one.
-        s.portable_pending = options.portable_snapshots && options.portable_in_background &&
-                             portable_version < stored->version;
-        s.pending_since = std::chrono::steady_clock::now();
-      } else if (!portable.portable.empty()) {
-        // Another guest build (or a damaged page snapshot): the portable namespace.
-        auto failed = s.sandbox->LoadPortable(portable.portable);
-        if (!failed.ok()) return Status::Internal("cannot restore the session: " + pages.message() + "; portable: " + failed.status().message());
-        result->restored_from = "portable";
-        result->not_restored.merge(failed.value());
-        for (const auto& [name, why] : portable.not_portable) result->not_restored.emplace(name, "not saved portably: " + why);
-        if (portable_version < stored->version) {
-          const std::string lost = std::to_string(portable_version + 1) + "-" + std::to_string(stored->version);
-          result->not_restored.emplace(
-              "<versions " + lost + ">",
-              "the portable snapshot is from version " + std::to_string(portable_version) +
-                  " (the newer ones were not written before brig stopped): what versions " + lost +
-                  " did to the namespace is lost; the files are the latest");
-        }
-      } else {
-        return Status::FailedPrecondition("cannot restore the session: " + pages.message() + " (and it has no portable snapshot)");
-      }
-    }
-    s.files = VersionsOf(*s.sandbox);
     return s;
+  }
+
+  // Puts `state` into `sandbox` (which holds the session's files): its page snapshot if it
+  // restores here, else its portable one; result->restored_from says which. When the page
+  // snapshot did not restore, *pages_failure says why. Error (the sandbox is then unusable
+  // for it) when neither restores.
+  Status Restore(Sandbox& sandbox, const StoredState& state, SessionResult* result, std::string* pages_failure) {
+    Status pages = state.pages.empty() ? Status::FailedPrecondition("the session was saved without a page snapshot")
+                                       : sandbox.RestorePages(state.pages);
+    if (pages.IsResourceExhausted()) {
+      // Too big for this execution's memory limit: refused, not loaded from the portable
+      // snapshot (whose save would then replace the exact one).
+      *pages_failure = pages.message();
+      return Status::FailedPrecondition(pages.message() + " of this execution (run it with a higher memory limit)");
+    }
+    if (pages.ok()) {
+      result->restored_from = "pages";
+      result->not_portable = state.not_portable;
+    } else if (!state.portable.empty()) {
+      // Another guest build or image (or a damaged page snapshot): the portable namespace.
+      *pages_failure = pages.message();
+      auto failed = sandbox.LoadPortable(state.portable);
+      if (!failed.ok()) return Status::Internal("cannot restore the session: " + pages.message() + "; portable: " + failed.status().message());
+      result->restored_from = "portable";
+      result->not_restored.merge(failed.value());
+      for (const auto& [name, why] : state.not_portable) result->not_restored.emplace(name, "not saved portably: " + why);
+    } else {
+      *pages_failure = pages.message();
+      return Status::FailedPrecondition("cannot restore the session: " + pages.message() + " (and it has no portable snapshot)");
+    }
+    // A fork's state: its own random numbers from here on (see state_format.h).
+    if (state.reseed) sandbox.ReseedRandom();
+    return Status::Ok();
   }
 
   // Saves what the execution changed. On error nothing is saved.
@@ -447,12 +489,12 @@ struct Sessions::Impl {
     }
     if (Status q = manager->CheckQuota(thread_id, usage); !q.ok()) return q;
 
-    SessionState state;
-    // The portable snapshot after the answer (PortableLoop), for a session that stays live.
+    StoredState state;
+    // The portable snapshot after the answer (Housekeeping), for a session that stays live.
     const bool later = options.portable_in_background && options.max_live > 0 && !s.over_quota;
     bool deferred = false;
     if (Status kept = Snapshot(sandbox, later, &state, &deferred, result); !kept.ok()) return kept;
-    store::StateWrite write{EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
+    store::StateWrite write{session::EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
     auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
     if (!version.ok()) return version.status();
     s.version = version.value();
@@ -475,7 +517,7 @@ struct Sessions::Impl {
   // snapshot (cold-started, no image, an image that could not be read) is saved by its
   // portable snapshot alone, and result->snapshot says so. Refused (nothing saved) only when
   // neither can hold the state: then the error names what could not be saved.
-  Status Snapshot(Sandbox& sandbox, bool later, SessionState* state, bool* deferred, SessionResult* result) {
+  Status Snapshot(Sandbox& sandbox, bool later, StoredState* state, bool* deferred, SessionResult* result) {
     auto pages = sandbox.SavePages();
     if (pages.ok()) {
       state->pages = std::move(pages.value());
@@ -513,32 +555,64 @@ Sessions::Sessions(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Sessions::~Sessions() = default;
 
 StatusOr<std::unique_ptr<Sessions>> Sessions::Open(const Options& options) {
+  if (options.pool_size < 1) return Status::InvalidArgument("pool_size must be at least 1");
+  StoreOptions store_options;
+  store_options.pool_size = options.pool_size;
+  store_options.statement_timeout = options.statement_timeout;
+  auto store = Store::Open(options.store_url, store_options);
+  if (!store.ok()) return store.status();
+  auto sessions = Open(*store.value(), options);
+  if (!sessions.ok()) return sessions.status();
+  sessions.value()->impl_->owned_store = std::move(store.value());
+  return sessions;
+}
+
+StatusOr<std::unique_ptr<Sessions>> Sessions::Open(Store& store, const Options& options) {
   if (options.max_files_per_session < 1 || options.max_bytes_per_session < 1) {
     return Status::InvalidArgument("session quotas must be positive");
   }
-  if (options.pool_size < 1) return Status::InvalidArgument("pool_size must be at least 1");
-  store::StoreOptions store_options;
-  store_options.pool_size = options.pool_size;
-  store_options.statement_timeout = options.statement_timeout;
-  auto store = store::OpenStore(options.store_url, store_options);
-  if (!store.ok()) return store.status();
+  if (options.default_expiry_days < 1 || options.default_expiry_days > kMaxExpiryDays) {
+    return Status::InvalidArgument("default_expiry_days must be 1 to " + std::to_string(kMaxExpiryDays));
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->store = std::move(store.value());
-  session::SessionOptions so;
+  impl->store = &internal::Access::Backend(store);
+  SessionOptions so;
   so.default_expiry_days = options.default_expiry_days;
   so.max_files_per_session = options.max_files_per_session;
   so.max_bytes_per_session = options.max_bytes_per_session;
   so.lock_timeout = options.lock_timeout;
-  so.clock = store::NowMicros;
-  impl->manager = std::make_unique<session::SessionManager>(*impl->store, so);
+  so.clock = NowMicros;
+  impl->public_manager = std::make_unique<SessionManager>(store, so);
+  impl->manager = &internal::Access::Manager(*impl->public_manager);
+  // A fork copies the stored state: the portable snapshot still owed by a live session here
+  // is stored first.
+  Impl* raw = impl.get();
+  impl->manager->SetBeforeStateCopy([raw](std::string_view thread_id) { raw->FlushPortable(thread_id); });
+  impl->files = std::make_unique<FileService>(*impl->public_manager);
   return std::unique_ptr<Sessions>(new Sessions(std::move(impl)));
 }
 
+SessionManager& Sessions::manager() { return *impl_->public_manager; }
+FileService& Sessions::files() { return *impl_->files; }
+
 StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::string_view code,
                                           std::string_view filename) {
+  return Execute(thread_id, code, ExecuteOptions{}, filename);
+}
+
+StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::string_view code,
+                                          const ExecuteOptions& options, std::string_view filename) {
   Impl& impl = *impl_;
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
+  // This execution's limits, explicit: a live sandbox may have been made under another's.
+  ExecuteOptions call = options;
+  call.timeout_seconds = options.timeout_seconds.value_or(impl.options.limits.timeout_seconds);
+  call.memory_bytes = options.memory_bytes.value_or(impl.options.limits.memory_bytes);
+  Limits checked = impl.options.limits;
+  checked.timeout_seconds = *call.timeout_seconds;
+  checked.memory_bytes = *call.memory_bytes;
+  if (Status s = ValidateLimits(checked); !s.ok()) return s;
   auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
   if (!lock.ok()) return lock.status();
   // Not touched here: the save does it (one write less per execution); an execution that
@@ -550,19 +624,27 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   if (!stored_version.ok()) return stored_version.status();
 
   SessionResult result;
+  const int64_t created_at = info.value().created_at;
   std::optional<LiveSession> live = impl.TakeLive(thread_id);
-  if (live && live->version == stored_version.value()) {
+  if (live && live->version == stored_version.value() && live->created_at == created_at) {
     result.restored_from = "live";
   } else {
-    // Absent, or another process saved a newer version since: restore from the store.
+    // Absent, or another process saved a newer version since (or the session was made
+    // again): restore from the store.
     auto stored = impl.store->GetState(thread_id);
     if (!stored.ok()) return stored.status();
-    auto loaded = impl.Load(thread_id, stored.value(), &result);
+    auto loaded = impl.Load(thread_id, created_at, stored.value(), *call.memory_bytes, &result);
     if (!loaded.ok()) return loaded.status();
     live = std::move(loaded.value());
   }
   result.version = live->version;
-  result.execution = live->sandbox->Execute(code, filename);
+  auto ran = live->sandbox->Execute(code, call, filename);
+  if (!ran.ok()) {
+    // Refused before running (a limit it cannot honour): the session is as it was.
+    if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
+    return ran.status();
+  }
+  result.execution = std::move(ran.value());
   const Failure failure = result.execution.failure;
   if (failure != Failure::kNone) {
     // Timeout, trap, exit or a broken guest: nothing is saved. The sandbox was rolled back to
@@ -582,6 +664,11 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   return result;
 }
 
+size_t Sessions::LiveSessions() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->live.size();
+}
+
 size_t Sessions::CompactIdle() {
   std::unique_lock<std::mutex> lock(impl_->mu);
   // What the background thread holds now is idle too: wait for it (a portable snapshot or a
@@ -596,6 +683,178 @@ Status Sessions::Reset(std::string_view thread_id) {
   Status s = impl_->manager->Reset(thread_id);
   impl_->DropLive(thread_id);
   return s;
+}
+
+// ---- Snapshots (session/snapshot_format.h).
+
+StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
+  Impl& impl = *impl_;
+  if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
+  // Under the lock: the state and the files are those of one moment between executions.
+  auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
+  if (!lock.ok()) return lock.status();
+  auto info = impl.manager->Use(thread_id);
+  if (!info.ok()) return info.status();
+  session::SessionSnapshot snap;
+  snap.thread_id = std::string(thread_id);
+  snap.exported_at = impl.manager->Now();
+  snap.metadata = info.value().metadata;
+  // A portable snapshot still to be taken here is taken now, so that the export carries it.
+  impl.FlushPortable(thread_id);
+  auto stored = impl.store->GetState(thread_id);
+  if (!stored.ok()) return stored.status();
+  if (stored.value() && !stored.value()->cleared()) {
+    const store::SessionState& st = *stored.value();
+    std::optional<StoredState> state;
+    if (st.format == kStateFormat) state = session::DecodeState(st.snapshot);
+    if (!state) {
+      return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + st.format + "')");
+    }
+    snap.has_state = true;
+    if (!state->pages.empty()) {
+      // The page snapshot's own header says what it is tied to; one that cannot say would
+      // restore nowhere, and is left out (the portable snapshot stands in, as on a load).
+      auto origin = Sandbox::PageSnapshotOrigin(state->pages);
+      if (origin.ok() && !origin.value().guest_build_id.empty() && !origin.value().image_digest.empty()) {
+        snap.guest_build_id = std::move(origin.value().guest_build_id);
+        snap.image_digest = std::move(origin.value().image_digest);
+        snap.pages = std::move(state->pages);
+      }
+    }
+    if (state->portable.empty() && !st.fallback.empty()) {
+      // Taken after the save, stored apart (Options::portable_in_background); older than the
+      // state only if the process that saved it stopped before writing a newer one.
+      if (std::optional<StoredState> fallback = session::DecodeState(st.fallback)) {
+        state->portable = std::move(fallback->portable);
+        state->not_portable = std::move(fallback->not_portable);
+        if (st.fallback_version < st.version) {
+          state->not_portable["<versions " + std::to_string(st.fallback_version + 1) + "-" +
+                              std::to_string(st.version) + ">"] =
+              "the portable snapshot is from version " + std::to_string(st.fallback_version) +
+              ": what the later versions did to the namespace is only in the page snapshot";
+        }
+      }
+    }
+    snap.portable = std::move(state->portable);
+    snap.not_portable = std::move(state->not_portable);
+    if (snap.pages.empty() && snap.portable.empty()) {
+      return Status::Internal("the stored state of " + std::string(thread_id) + " has no readable snapshot");
+    }
+  }
+  auto files = impl.store->ListFiles(thread_id);
+  if (!files.ok()) return files.status();
+  for (const store::FileInfo& f : files.value()) {
+    if (Status v = store::ValidateFilePath(f.path); !v.ok()) {
+      return Status::FailedPrecondition("cannot export " + std::string(thread_id) + ": its file '" + f.path +
+                                        "' has a name this brig no longer accepts (" + v.message() + ")");
+    }
+    session::SnapshotFile file{f.path, f.content_type, ""};
+    if (!f.is_directory()) {
+      auto data = impl.store->GetFile(thread_id, f.path);
+      if (!data.ok()) return data.status();
+      file.content = std::move(data.value().content);
+    }
+    snap.files.push_back(std::move(file));
+  }
+  return session::EncodeSnapshot(snap);
+}
+
+StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std::string_view bytes,
+                                                const ImportOptions& import) {
+  Impl& impl = *impl_;
+  if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
+  const int64_t days = import.expiry_days.value_or(impl.options.default_expiry_days);
+  if (days < 1 || days > kMaxExpiryDays) {
+    return Status::InvalidArgument("expiry must be 1 to " + std::to_string(kMaxExpiryDays) + " days, not " +
+                                   std::to_string(days));
+  }
+  if (import.metadata && !import.metadata->is_object() && !import.metadata->is_null()) {
+    return Status::InvalidArgument("session metadata must be a JSON object");
+  }
+  session::SnapshotLimits limits;
+  limits.max_files = impl.options.max_files_per_session;
+  limits.max_bytes = impl.options.max_bytes_per_session;
+  // Empty directories: the sandbox's own allowance (as many as files, at least 1000).
+  limits.max_directories = std::max<int64_t>(impl.options.max_files_per_session, 1000);
+  auto decoded = session::DecodeSnapshot(bytes, limits);
+  if (!decoded.ok()) return decoded.status();
+  session::SessionSnapshot& snap = decoded.value();
+  if (!snap.pages.empty()) {
+    auto origin = Sandbox::PageSnapshotOrigin(snap.pages);
+    if (!origin.ok()) return Status::InvalidArgument("damaged snapshot: its page snapshot: " + origin.status().message());
+    if (origin.value().guest_build_id != snap.guest_build_id || origin.value().image_digest != snap.image_digest) {
+      return Status::InvalidArgument(
+          "damaged snapshot: its header's guest build and image digest are not its page snapshot's");
+    }
+  }
+  StatusOr<bool> taken = impl.store->SessionExists(thread_id);
+  if (!taken.ok()) return taken.status();
+  if (taken.value()) return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
+  // Executions of the new thread_id wait until it is made whole.
+  auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
+  if (!lock.ok()) return lock.status();
+
+  // Try it first, as an execution would load it: the files, then the state.
+  std::vector<store::FileInfo> infos;
+  std::map<std::string_view, const std::string*> contents;
+  for (const session::SnapshotFile& f : snap.files) {
+    infos.push_back(store::FileInfo{f.path, f.content_type, static_cast<int64_t>(f.content.size()), 0, 0});
+    contents[f.path] = &f.content;
+  }
+  auto content = [&](const store::FileInfo& f) -> StatusOr<std::string> { return *contents.at(f.path); };
+  SessionResult trial;
+  // The trial restore only checks that the state restores here: under the largest memory
+  // limit, so that a big session is never cut down to its portable part for want of memory
+  // (its executions need a limit that holds it, and say so).
+  auto built = impl.Build(infos, content, kMaxMemoryBytes, &trial);
+  if (!built.ok()) return built.status();
+  ImportResult out;
+  out.restored_from = "new";
+  std::optional<store::StateWrite> state_write;
+  if (snap.has_state) {
+    StoredState state{std::move(snap.pages), std::move(snap.portable), snap.not_portable, false};
+    std::string pages_failure;
+    if (Status restored = impl.Restore(*built.value().sandbox, state, &trial, &pages_failure); !restored.ok()) {
+      if (state.portable.empty()) {
+        auto here = Sandbox::ImageDigest();
+        return Status::FailedPrecondition(
+            "cannot import: the snapshot's interpreter state is a page snapshot of guest build " + snap.guest_build_id +
+            " (image " + snap.image_digest + "), which does not restore here (this brig: guest build " +
+            std::string(Sandbox::GuestBuildId()) + ", image " + (here.ok() ? here.value() : "none") + "): " +
+            pages_failure + "; and the snapshot has no portable part to fall back to");
+      }
+      return Status::InvalidArgument("damaged snapshot: " + restored.message());
+    }
+    if (trial.restored_from == "portable" && !state.pages.empty()) {
+      // Kept out of the store: it would fail the same way at every load.
+      out.pages_dropped = pages_failure;
+      state.pages.clear();
+    }
+    state_write = store::StateWrite{session::EncodeState(state), std::string(kStateFormat),
+                                    std::string(Sandbox::GuestBuildId())};
+    out.restored_from = trial.restored_from;
+  }
+  out.not_restored = std::move(trial.not_restored);
+  built.value().sandbox.reset();
+
+  std::vector<store::FileWrite> files;
+  files.reserve(snap.files.size());
+  for (session::SnapshotFile& f : snap.files) {
+    files.push_back(store::FileWrite{std::move(f.path), std::move(f.content), std::move(f.content_type)});
+  }
+  const nlohmann::json& metadata = import.metadata ? *import.metadata : snap.metadata;
+  if (Status s = impl.store->CreateSessionWith(thread_id, impl.manager->Now() + days * kMicrosPerDay, metadata,
+                                               state_write, files);
+      !s.ok()) {
+    return s;
+  }
+  auto info = impl.store->GetSession(thread_id);
+  if (!info.ok()) return info.status();
+  out.session = std::move(info.value());
+  out.source_thread_id = std::move(snap.thread_id);
+  out.exported_at = snap.exported_at;
+  out.source_guest_build_id = std::move(snap.guest_build_id);
+  return out;
 }
 
 }  // namespace brig

@@ -209,13 +209,10 @@ class PostgresStore final : public Store {
   Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
-    Params p;
-    p.Text(thread_id).Int(clock_()).Int(expires_at).Text(internal::MetadataText(metadata));
-    Status s = WriteQuery("INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
-                     " VALUES ($1, $2, $2, $3, $4::jsonb)",
-                     p, "cannot create session")
-                   .status();
-    if (s.IsAlreadyExists()) return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
+    StatusOr<PooledConn> c = pool_.Checkout();
+    if (!c.ok()) return c.status();
+    Status s = InsertSession(*c.value(), thread_id, clock_(), expires_at, metadata);
+    if (s.ok()) ++transactions_;
     return s;
   }
 
@@ -521,6 +518,71 @@ class PostgresStore final : public Store {
     return version;
   }
 
+  Status CreateSessionWith(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                           const std::optional<StateWrite>& state, const std::vector<FileWrite>& files) override {
+    StatusOr<std::vector<std::string>> checked = internal::CheckSave(thread_id, 0, files, {});
+    if (!checked.ok()) return checked.status();
+    if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    StatusOr<PooledConn> c = pool_.Checkout();
+    if (!c.ok()) return c.status();
+    pg::Conn& conn = *c.value();
+    Txn txn(conn);
+    if (!txn.Begun().ok()) return txn.Begun();
+    const int64_t now = clock_();
+    if (Status s = InsertSession(conn, thread_id, now, expires_at, metadata); !s.ok()) return s;
+    if (state) {
+      if (Status s = InsertState(conn, thread_id, *state, now); !s.ok()) return s;
+    }
+    for (size_t i = 0; i < files.size(); ++i) {
+      const FileWrite& f = files[i];
+      Params p;
+      p.Text(thread_id).Text(f.path).Bytes(f.content).Text(checked.value()[i]);
+      p.Int(static_cast<int64_t>(f.content.size())).Int(now);
+      if (Status s = conn.Exec(kUpsertFile, p, "cannot write file '" + f.path + "'").status(); !s.ok()) return s;
+    }
+    return txn.Commit();
+  }
+
+  Status CopySession(std::string_view from, std::string_view to, int64_t from_version, int64_t expires_at,
+                     const nlohmann::json& metadata, const std::optional<StateWrite>& state) override {
+    if (Status s = ValidateThreadId(from); !s.ok()) return s;
+    if (Status s = ValidateThreadId(to); !s.ok()) return s;
+    if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    StatusOr<PooledConn> c = pool_.Checkout();
+    if (!c.ok()) return c.status();
+    pg::Conn& conn = *c.value();
+    Txn txn(conn);
+    if (!txn.Begun().ok()) return txn.Begun();
+    Params id;
+    id.Text(from);
+    // FOR SHARE waits for a save of `from` in progress (it holds FOR NO KEY UPDATE) and keeps
+    // the next one out until this commits: the version read and the files copied below are
+    // of one moment (READ COMMITTED reads each statement afresh).
+    StatusOr<Result> r = conn.Exec("SELECT 1 FROM brig_sessions WHERE thread_id = $1 FOR SHARE", id, "cannot lock session");
+    if (!r.ok()) return r.status();
+    if (r.value().rows() == 0) return SessionNotFound(from);
+    r = conn.Exec("SELECT version FROM brig_session_state WHERE thread_id = $1", id, "cannot read state version");
+    if (!r.ok()) return r.status();
+    const int64_t stored = r.value().rows() ? r.value().Int(0, 0) : 0;
+    if (stored != from_version) return internal::VersionConflict(from, stored, from_version);
+    const int64_t now = clock_();
+    if (Status s = InsertSession(conn, to, now, expires_at, metadata); !s.ok()) return s;
+    if (state) {
+      if (Status s = InsertState(conn, to, *state, now); !s.ok()) return s;
+    }
+    Params p;
+    p.Text(from).Text(to);
+    if (Status s = conn.Exec("INSERT INTO brig_files (thread_id, path, content, content_type, size, created_at, modified_at)"
+                             " SELECT $2, path, content, content_type, size, created_at, modified_at FROM brig_files"
+                             " WHERE thread_id = $1",
+                             p, "cannot copy files")
+                       .status();
+        !s.ok()) {
+      return s;
+    }
+    return txn.Commit();
+  }
+
   StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) override {
     Params p;
     p.Int(now);
@@ -581,6 +643,36 @@ class PostgresStore final : public Store {
     if (!r.ok()) return r.status();
     if (r.value().affected() == 0) return SessionNotFound(thread_id);
     return Status::Ok();
+  }
+
+  // Inserts a session row on `conn`. AlreadyExists (naming it) if the thread_id is taken.
+  static Status InsertSession(pg::Conn& conn, std::string_view thread_id, int64_t now, int64_t expires_at,
+                              const nlohmann::json& metadata) {
+    Params p;
+    p.Text(thread_id).Int(now).Int(expires_at).Text(internal::MetadataText(metadata));
+    Status s = conn.Exec("INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
+                         " VALUES ($1, $2, $2, $3, $4::jsonb)",
+                         p, "cannot create session")
+                   .status();
+    if (s.IsAlreadyExists()) return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
+    return s;
+  }
+
+  // The first state of a new session, at version 1, with its fallback if it has one, on
+  // `conn` (in a transaction).
+  static Status InsertState(pg::Conn& conn, std::string_view thread_id, const StateWrite& w, int64_t now) {
+    Params p;
+    p.Text(thread_id).Bytes(w.snapshot).Text(w.format).Text(w.guest_build_id).Int(now);
+    Status s = conn.Exec("INSERT INTO brig_session_state (thread_id, snapshot, format, guest_build_id, version, updated_at)"
+                     " VALUES ($1, $2, $3, $4, 1, $5)",
+                     p, "cannot save state")
+               .status();
+    if (!s.ok() || !w.fallback) return s;
+    Params f;
+    f.Text(thread_id).Bytes(*w.fallback);
+    return conn.Exec("INSERT INTO brig_session_fallback (thread_id, version, fallback) VALUES ($1, 1, $2)", f,
+                     "cannot save the fallback")
+        .status();
   }
 
   // NotFound naming whichever is missing, the session or the file.

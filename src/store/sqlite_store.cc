@@ -517,6 +517,51 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     return WriteStats{g.transactions, g.writes, g.queued};
   }
 
+  Status CreateSessionWith(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                           const std::optional<StateWrite>& state, const std::vector<FileWrite>& files) override {
+    StatusOr<std::vector<std::string>> checked = internal::CheckSave(thread_id, 0, files, {});
+    if (!checked.ok()) return checked.status();
+    if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    const std::string meta = internal::MetadataText(metadata);
+    return Write([&] {
+      const int64_t now = clock_();
+      if (Status s = InsertSession(thread_id, now, expires_at, meta); !s.ok()) return s;
+      if (state) {
+        if (Status s = InsertFirstState(thread_id, *state, now); !s.ok()) return s;
+      }
+      for (size_t i = 0; i < files.size(); ++i) {
+        if (Status s = UpsertFile(thread_id, files[i], checked.value()[i], now); !s.ok()) return s;
+      }
+      return Status::Ok();
+    });
+  }
+
+  Status CopySession(std::string_view from, std::string_view to, int64_t from_version, int64_t expires_at,
+                     const nlohmann::json& metadata, const std::optional<StateWrite>& state) override {
+    if (Status s = ValidateThreadId(from); !s.ok()) return s;
+    if (Status s = ValidateThreadId(to); !s.ok()) return s;
+    if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    const std::string meta = internal::MetadataText(metadata);
+    // The group's transaction holds SQLite's write lock: no save of `from` lands in between.
+    return Write([&] {
+      if (Status s = RequireSession(writer_, from); !s.ok()) return s;
+      StatusOr<int64_t> stored = StateVersion(writer_, from);
+      if (!stored.ok()) return stored.status();
+      if (stored.value() != from_version) return internal::VersionConflict(from, stored.value(), from_version);
+      const int64_t now = clock_();
+      if (Status s = InsertSession(to, now, expires_at, meta); !s.ok()) return s;
+      if (state) {
+        if (Status s = InsertFirstState(to, *state, now); !s.ok()) return s;
+      }
+      Stmt st(writer_,
+              "INSERT INTO brig_files (thread_id, path, content_type, size, created_at, modified_at, content)"
+              " SELECT ?2, path, content_type, size, created_at, modified_at, content FROM brig_files"
+              " WHERE thread_id = ?1");
+      st.Text(1, from).Text(2, to);
+      return st.Run("cannot copy files");
+    });
+  }
+
   StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) override {
     CleanupStats stats;
     if (dry_run) {
@@ -671,6 +716,45 @@ class SqliteStore final : public Store, private GroupCommit::Database {
       if (Status s = st.Run("cannot record the schema version"); !s.ok()) return s;
     }
     return txn.Commit();
+  }
+
+  // Inserts a session row. AlreadyExists (naming it) if the thread_id is taken. REQUIRES: in a write.
+  Status InsertSession(std::string_view thread_id, int64_t now, int64_t expires_at, const std::string& meta) {
+    Stmt st(writer_,
+            "INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
+            " VALUES (?1, ?2, ?2, ?3, ?4)");
+    st.Text(1, thread_id).Int(2, now).Int(3, expires_at).Text(4, meta);
+    Status s = st.Run("cannot create session");
+    if (s.IsAlreadyExists()) {
+      return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
+    }
+    return s;
+  }
+
+  // The first state of a new session, at version 1, with its fallback if it has one.
+  // REQUIRES: in a write.
+  Status InsertFirstState(std::string_view thread_id, const StateWrite& w, int64_t now) {
+    {
+      Stmt st(writer_,
+              "INSERT INTO brig_session_state (thread_id, snapshot, format, guest_build_id, version, updated_at)"
+              " VALUES (?1, ?2, ?3, ?4, 1, ?5)");
+      st.Text(1, thread_id).Blob(2, w.snapshot).Text(3, w.format).Text(4, w.guest_build_id).Int(5, now);
+      if (Status s = st.Run("cannot save state"); !s.ok()) return s;
+    }
+    if (!w.fallback) return Status::Ok();
+    Stmt st(writer_, "INSERT INTO brig_session_fallback (thread_id, version, fallback) VALUES (?1, 1, ?2)");
+    st.Text(1, thread_id).Blob(2, *w.fallback);
+    return st.Run("cannot save the fallback");
+  }
+
+  // The session's state version, 0 if it has none.
+  static StatusOr<int64_t> StateVersion(Conn& c, std::string_view thread_id) {
+    Stmt st(c, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
+    st.Text(1, thread_id);
+    const int rc = st.Step();
+    if (rc == SQLITE_ROW) return st.ColInt(0);
+    if (rc == SQLITE_DONE) return int64_t{0};
+    return SqliteError(c.db, rc, "cannot read state version");
   }
 
   // The body of SaveExecution, in a write. Sets *version on success.

@@ -8,13 +8,17 @@
 #include "store/sqlite_store.h"
 #include "store/store_internal.h"
 
-namespace brig::store {
+namespace brig {
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+}  // namespace brig
+
+namespace brig::store {
 
 uint64_t ThreadIdHash(std::string_view thread_id) {
   uint64_t h = 14695981039346656037ull;

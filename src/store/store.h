@@ -55,56 +55,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include "brig/file_info.h"
+#include "brig/session_info.h"
 #include "brig/status.h"
+#include "brig/store.h"
 #include "store/validation.h"
 
 namespace brig::store {
 
-// Microseconds since the Unix epoch, from the system clock.
-int64_t NowMicros();
-
-struct StoreOptions {
-  // PostgreSQL: connections kept by the pool, at most. Default 4. Session locks use their
-  // own connections, outside the pool.
-  int pool_size = 4;
-  // PostgreSQL: statement_timeout set on every connection. Default 30 s. 0 = none.
-  std::chrono::milliseconds statement_timeout{30'000};
-  // PostgreSQL: how long to wait for a connection to be established (libpq connect_timeout,
-  // whole seconds, at least 1) unless the URL says otherwise. Default 10 s.
-  std::chrono::milliseconds connect_timeout{10'000};
-  // SQLite: how long a statement waits for another process's write lock. Default 30 s.
-  std::chrono::milliseconds busy_timeout{30'000};
-  // Source of created_at / last_accessed / modified_at / updated_at stamps. Tests inject a
-  // fake clock. Default: NowMicros.
-  std::function<int64_t()> clock;
-};
-
-struct SessionInfo {
-  std::string thread_id;
-  int64_t created_at = 0;
-  int64_t last_accessed = 0;
-  int64_t expires_at = 0;
-  nlohmann::json metadata = nlohmann::json::object();
-  int64_t file_count = 0;   // files stored for the session (directory rows not counted)
-  int64_t total_bytes = 0;  // sum of their sizes (not counting the state snapshot)
-};
-
-// The content type of a row that stands for an empty directory (freedesktop's name for it).
-inline constexpr std::string_view kDirectoryType = "inode/directory";
-
-struct FileInfo {
-  std::string path;
-  std::string content_type;
-  bool is_directory() const { return content_type == kDirectoryType; }
-  int64_t size = 0;  // full size of the stored content
-  int64_t created_at = 0;
-  int64_t modified_at = 0;
-};
-
-struct FileData {
-  FileInfo info;
-  std::string content;  // bytes (may hold NUL); the [offset, offset+limit) slice asked for
-};
+// The value types are the public API's (include/brig/), so that what the store returns is
+// what callers of the API get, without a copy: NowMicros, StoreOptions (brig/store.h),
+// SessionInfo, CleanupStats (brig/session_info.h), FileInfo, FileData and kDirectoryType
+// (brig/file_info.h; a directory row has content_type kDirectoryType and no content).
+using ::brig::CleanupStats;
+using ::brig::FileData;
+using ::brig::FileInfo;
+using ::brig::kDirectoryType;
+using ::brig::NowMicros;
+using ::brig::SessionInfo;
+using ::brig::StoreOptions;
 
 // A file to create or replace.
 struct FileWrite {
@@ -148,12 +117,6 @@ struct WriteStats {
   int64_t transactions = 0;  // transactions committed by this Store's writes
   int64_t writes = 0;        // writes they carried
   int64_t queued = 0;        // writes waiting for their transaction now
-};
-
-struct CleanupStats {
-  int64_t sessions_deleted = 0;  // expired sessions (in a dry run: that would be deleted)
-  int64_t files_deleted = 0;     // their files plus orphaned files
-  int64_t bytes_freed = 0;       // sizes of those files plus the deleted snapshots and fallbacks
 };
 
 // Serialises executions in one session across threads and processes. Held while the object
@@ -253,6 +216,23 @@ class Store {
 
   // Counters of the group commit (see above).
   virtual WriteStats GetWriteStats() const = 0;
+
+  // ---- whole sessions (fork, snapshot import) ----
+  // Creates the session `thread_id` whole, in ONE transaction: the session row (expiring at
+  // `expires_at`, with `metadata`: a JSON object or null), `files` and, if given, `state` at
+  // version 1. AlreadyExists if the thread_id is taken; InvalidArgument / ResourceExhausted
+  // for a bad file or metadata (checked before anything is written; a path may not appear
+  // twice). On any error, a crash included, no part of the session exists.
+  virtual Status CreateSessionWith(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                                   const std::optional<StateWrite>& state, const std::vector<FileWrite>& files) = 0;
+  // Creates the session `to` in ONE transaction as a copy of `from`'s files (contents,
+  // content types and timestamps), with `state` (if given) as its state at version 1,
+  // expiring at `expires_at`, with `metadata`. The same transaction checks that from's state
+  // version is still `from_version` (0: none saved), so that the copy and the state the
+  // caller read are of one moment: Conflict otherwise. NotFound if `from` is missing;
+  // AlreadyExists if `to` exists. On any error, a crash included, no part of `to` exists.
+  virtual Status CopySession(std::string_view from, std::string_view to, int64_t from_version, int64_t expires_at,
+                             const nlohmann::json& metadata, const std::optional<StateWrite>& state) = 0;
 
   // ---- cleanup ----
   // Deletes sessions with expires_at <= now (with their files, state and fallback) and

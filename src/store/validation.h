@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "brig/file_info.h"
 #include "brig/status.h"
 #include "names/path_rules.h"
 
@@ -16,8 +17,9 @@ namespace brig::store {
 inline constexpr size_t kMaxThreadIdBytes = 255;
 inline constexpr size_t kMaxPathBytes = names::kMaxPathBytes;
 inline constexpr size_t kMaxPathDepth = names::kMaxDepth;  // components, "/a/b" has 2
-// One file's content. The schemas of both backends enforce the same number (CHECK).
-inline constexpr int64_t kMaxFileBytes = int64_t{20} << 20;
+// One file's content (brig/file_info.h). The schemas of both backends enforce the same
+// number (CHECK).
+using ::brig::kMaxFileBytes;
 
 // OK iff `thread_id` is 1..255 bytes of valid UTF-8 with no control characters (C0, DEL, C1)
 // and no NUL. Else InvalidArgument saying which rule failed.

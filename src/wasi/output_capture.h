@@ -13,12 +13,14 @@ namespace brig::wasi {
 class OutputCapture {
  public:
   explicit OutputCapture(uint64_t cap) : cap_(cap) {}
-  // Keeps what fits under the cap, drops the rest. May throw std::bad_alloc.
-  void Append(std::span<const uint8_t> bytes) {
+  // Keeps what fits under the cap, drops the rest. Returns how many bytes it kept: the first
+  // ones of `bytes` (what a streaming reader is shown). May throw std::bad_alloc.
+  uint64_t Append(std::span<const uint8_t> bytes) {
     uint64_t room = data_.size() < cap_ ? cap_ - data_.size() : 0;
     uint64_t keep = bytes.size() < room ? bytes.size() : room;
     data_.append(reinterpret_cast<const char*>(bytes.data()), keep);
     dropped_ += bytes.size() - keep;
+    return keep;
   }
   const std::string& data() const { return data_; }
   bool truncated() const { return dropped_ != 0; }

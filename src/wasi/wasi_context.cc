@@ -472,7 +472,15 @@ WasiContext::u32 WasiContext::DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_
       uint64_t n = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
       auto span = m.View(v.buf, n);
       if (!span) return err::kFault;
-      out.Append(*span);
+      uint64_t kept = out.Append(*span);
+      if (kept && sink_ && !sink_failed_ && !(tape_ && tape_->replaying())) {
+        try {
+          sink_(f.kind == Fd::Kind::kStdout ? 1 : 2,
+                std::string_view(reinterpret_cast<const char*>(span->data()), kept));
+        } catch (...) {
+          sink_failed_ = true;  // the caller's bug: never into the guest's frames
+        }
+      }
       total += n;
     }
   } else {

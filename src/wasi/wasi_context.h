@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vfs/file_system.h"
@@ -135,6 +136,17 @@ class WasiContext {
   uint64_t stderr_dropped() const { return stderr_.dropped(); }
   // Empties both capture buffers and their dropped counts.
   void ClearOutput();
+  // Streaming: `sink` is called with each piece of stdout (fd 1) or stderr (fd 2) that the
+  // capture keeps, as the guest writes it (bytes past the cap are dropped before it, so the
+  // pieces add up to stdout_data()/stderr_data()). Never called while the tape replays. It runs
+  // inside the guest call, in host code (a timeout waits for it to return); an exception
+  // from it is swallowed and ends the calls to it until the next set_output_sink (the guest's
+  // write succeeds either way). Empty: none (the default; costs one test per write).
+  using OutputSink = std::function<void(u32 fd, std::string_view bytes)>;
+  void set_output_sink(OutputSink sink) {
+    sink_ = std::move(sink);
+    sink_failed_ = false;
+  }
   // The code passed to proc_exit, if the guest called it.
   std::optional<uint32_t> exit_code() const { return exit_code_; }
   void ClearExitCode() { exit_code_.reset(); }
@@ -197,6 +209,8 @@ class WasiContext {
   uint64_t fake_clock_ns_ = 0;  // Options::deterministic: readings so far, in ns
   uint64_t fake_random_ = 0;    // Options::deterministic: splitmix64 state
   Tape* tape_ = nullptr;        // records or replays readings from outside; null: none
+  OutputSink sink_;             // see set_output_sink
+  bool sink_failed_ = false;    // the sink threw: not called again
 };
 
 // The WASI errno for a VFS error.

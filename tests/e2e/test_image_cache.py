@@ -4,18 +4,32 @@ another build's, a field that does not fit the module, writable or owned by othe
 with one warning line, never run, and the image is made afresh."""
 import glob
 import json
+import mmap
 import os
 import shutil
 import struct
 import subprocess
 import tempfile
 import threading
+import time
 import unittest
 
 BRIG = os.environ.get("BRIG_BIN", os.path.join(os.path.dirname(__file__), "../../build/brig"))
 CODE = "import random, json\nprint(json.dumps({'r': random.random(), 'h': hash('brig')}))"
 MAGIC = 0x33474D4947495242  # "BRIGIMG3"
 OLD_MAGIC = 0x32474D4947495242  # "BRIGIMG2": the format that held code addresses
+# File systems on which a verification record is kept (src/engine/image_file.c): ext2/3/4,
+# xfs, btrfs. Elsewhere every load hashes the memory.
+RECORDING_FILE_SYSTEMS = {0xEF53, 0x58465342, 0x9123683E}
+HASHED = "memory hashed"
+RECORDED = "memory hashed, verification recorded"
+TRUSTED = "memory verified by an earlier process"
+
+
+def fs_type(path):
+    """The f_type of the file system `path` is on (statfs)."""
+    out = subprocess.run(["stat", "-f", "-c", "%t", path], capture_output=True, text=True, check=True).stdout
+    return int(out, 16)
 
 
 def fnv1a64(data):
@@ -169,6 +183,144 @@ class ImageCacheTest(unittest.TestCase):
         with open(path, "r+b") as f:
             f.truncate(os.path.getsize(path) - 100)
         self.refused_then_rebuilt("damaged")
+
+    def test_memory_changed_in_place_is_refused(self):
+        # The trailer intact and its checksum right: only the memory differs from what was
+        # saved. One byte, in a page with data, is enough to refuse the file.
+        image = self.made()
+        memory = bytearray(image.memory)
+        at = next(i for i in range(len(memory) // 2, len(memory)) if memory[i])
+        memory[at] ^= 0x01
+        image.memory = bytes(memory)
+        image.write()
+        self.refused_then_rebuilt("does not match its digest")
+
+    def flip_in_place(self, path, at):
+        """Changes one byte of the file where it is (same inode, trailer untouched)."""
+        with open(path, "r+b") as f:
+            f.seek(at)
+            old = f.read(1)[0]
+            f.seek(at)
+            f.write(bytes([old ^ 0x01]))
+
+    def data_byte(self, image, start):
+        """A non-zero byte of the image's memory at or after `start`."""
+        return next(i for i in range(start, image.trailer_at) if image.memory[i])
+
+    def test_one_byte_flipped_in_place_is_refused(self):
+        # One byte of the memory part, written in place: first data page, middle, last.
+        for where in ("first", "middle", "last"):
+            image = self.made()
+            if where == "first":
+                at = self.data_byte(image, 0)
+            elif where == "middle":
+                at = self.data_byte(image, image.trailer_at // 2)
+            else:
+                at = len(image.memory.rstrip(b"\0")) - 1
+            self.flip_in_place(image.path, at)
+            self.refused_then_rebuilt("does not match its digest")
+
+    def test_byte_written_into_a_hole_is_refused(self):
+        # A page of zeros (a hole in the sparse file) that gets a byte is a data page now.
+        image = self.made()
+        at = next(i for i in range(0, image.trailer_at, 4096) if not any(image.memory[i:i + 4096]))
+        self.flip_in_place(image.path, at + 100)
+        self.refused_then_rebuilt("does not match its digest")
+
+    def loaded_how(self, p):
+        lines = [l for l in p.stderr.splitlines() if "image cache" in l]
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertRegex(lines[0], r": loaded \(.*\)$")
+        return lines[0].split(": loaded (", 1)[1][:-1]
+
+    def records(self):
+        return fs_type(self.image_file()) in RECORDING_FILE_SYSTEMS
+
+    def settled(self):
+        """Waits until the image file's last change is old enough to be recorded (over a second
+        before a load), then loads it twice: the first load hashes and, where the file system
+        allows, records that; the second then trusts the record. Returns the image."""
+        image = Image(self.image_file())
+        ctime = os.stat(image.path).st_ctime_ns
+        while time.time_ns() < ctime + 1_300_000_000:
+            time.sleep(0.1)
+        first, second = self.loaded_how(self.run_brig()), self.loaded_how(self.run_brig())
+        if self.records():
+            self.assertEqual((first, second), (RECORDED, TRUSTED))
+            self.assertTrue(os.path.exists(image.path + ".verified"))
+        else:
+            self.assertEqual((first, second), (HASHED, HASHED))
+            self.assertFalse(os.path.exists(image.path + ".verified"))
+        return image
+
+    def test_load_right_after_a_save_hashes_and_records_nothing(self):
+        # The file changed less than a second ago: a change in the same clock tick could leave
+        # its ctime as it is, so the verification is not recorded yet.
+        self.made()
+        path = self.image_file()
+        for _ in range(5):
+            os.chmod(path, 0o600)  # changes the file's ctime to now
+            ctime = os.stat(path).st_ctime_ns
+            how = self.loaded_how(self.run_brig())
+            if time.time_ns() - ctime < 900_000_000:  # else too slow to tell: again
+                self.assertEqual(how, HASHED)
+                self.assertFalse(os.path.exists(path + ".verified"))
+                return
+        self.fail("no load within a second of the file's last change")
+
+    def test_byte_flipped_after_the_verification_was_recorded_is_refused(self):
+        self.made()
+        image = self.settled()
+        self.flip_in_place(image.path, self.data_byte(image, image.trailer_at // 3))
+        self.refused_then_rebuilt("does not match its digest")
+
+    def test_byte_flipped_through_a_mapping_after_the_verification_was_recorded_is_refused(self):
+        self.made()
+        image = self.settled()
+        at = self.data_byte(image, image.trailer_at // 3)
+        with open(image.path, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
+            m[at] ^= 0x01
+        self.refused_then_rebuilt("does not match its digest")
+
+    def test_mapping_dirtied_before_the_record_cannot_change_the_file_unseen(self):
+        # A writable mapping whose page is already dirty takes further writes without a fault,
+        # and so without a new ctime. The load that records the verification first writes the
+        # file's pages back (they are then write-protected again), so the later write is seen.
+        image = self.made()
+        at = self.data_byte(image, image.trailer_at // 3)
+        with open(image.path, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
+            m[at] = m[at]  # dirty, unchanged
+            self.settled()
+            m[at] ^= 0x01  # the same page, still mapped
+            self.refused_then_rebuilt("does not match its digest")
+
+    def test_a_damaged_or_stale_record_is_not_trusted(self):
+        self.made()
+        image = self.settled()
+        if not self.records():
+            self.skipTest("no verification record on this file system (settled() checked that)")
+        record = image.path + ".verified"
+        with open(record, "r+b") as f:  # one byte of the recorded ctime
+            f.seek(-20, os.SEEK_END)
+            byte = f.read(1)
+            f.seek(-20, os.SEEK_END)
+            f.write(bytes([byte[0] ^ 1]))
+        self.assertEqual(self.loaded_how(self.run_brig()), RECORDED)  # hashed, and recorded anew
+        self.assertEqual(self.loaded_how(self.run_brig()), TRUSTED)
+        os.chmod(record, 0o620)  # a record others can write is not one
+        self.assertEqual(self.loaded_how(self.run_brig()), RECORDED)
+        os.chmod(image.path, 0o400)  # a new ctime, the same content: hashed again
+        self.assertEqual(self.loaded_how(self.run_brig()), HASHED)
+        self.assertIn(": loaded", self.run_brig().stderr)
+
+    def test_records_of_removed_images_are_pruned(self):
+        self.made()
+        stray = os.path.join(os.path.dirname(self.image_file()), "gone.img.verified")
+        with open(stray, "wb") as f:
+            f.write(b"x")
+        os.unlink(self.image_file())
+        self.assertIn(": saved", self.run_brig().stderr)
+        self.assertFalse(os.path.exists(stray))
 
     def test_damaged_field_fails_the_checksum(self):
         image = self.made()

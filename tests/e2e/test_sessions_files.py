@@ -4,10 +4,12 @@ Every test runs twice: on the embedded SQLite store (its own BRIG_HOME temp dir)
 real PostgreSQL server (pg_server.shared(): one per test process) with a fresh database per
 test. BRIG_SKIP_POSTGRES=1 skips the PostgreSQL half.
 """
+import hashlib
 import json
 import os
 import shutil
 import sqlite3
+import struct
 import subprocess
 import tempfile
 import time
@@ -301,6 +303,110 @@ class CliCases:
         self.assertEqual(p.stdout, b"from guest\n")
         self.assertIn(b"NameError", p.stderr)
 
+    # ---- fork, export, import ----
+
+    def test_sessions_fork(self):
+        self.ok("exec", "--session", "src", "-c",
+                "x = 1\ndef f(): return x * 10\nopen('/home/user/a.txt', 'w').write('from src')")
+        p = self.ok("sessions", "fork", "src", "dst")
+        self.assertIn(b"forked session 'src' into 'dst' (1 file; expires ", p.stdout)
+        p = self.ok("exec", "--session", "dst", "-c", "x += 1\nprint(f(), open('a.txt').read())")
+        self.assertEqual(p.stdout, b"20 from src\n")
+        self.ok("files", "put", "--session", "dst", "a.txt", stdin=b"from dst")
+        # The source is as it was.
+        p = self.ok("exec", "--session", "src", "-c", "print(f(), open('a.txt').read())")
+        self.assertEqual(p.stdout, b"10 from src\n")
+        j = self.json("sessions", "fork", "src", "third", "--expires-days", "3", "--metadata", '{"branch": 3}')
+        self.assertEqual(j["thread_id"], "third")
+        self.assertEqual(j["metadata"], {"branch": 3})
+        self.assertEqual(j["file_count"], 1)
+        self.assertFalse(j["expired"])
+        self.fails(1, "sessions", "fork", "nope", "x", says="'nope' does not exist")
+        self.fails(1, "sessions", "fork", "src", "dst", says="'dst' already exists")
+        self.fails(2, "sessions", "fork", "src", "y", "--metadata", "[1]", says="--metadata must be a JSON object")
+        self.fails(2, "sessions", "fork", "src", "bad\nid", says="thread_id")
+        self.expire("src")
+        self.fails(1, "sessions", "fork", "src", "z", says="expired")
+        self.fails(1, "sessions", "show", "z")  # nothing was made
+
+    def test_sessions_export_import_round_trip(self):
+        self.ok("exec", "--session", "src", "-c",
+                "import os\nx = 41\nclass P:\n    def v(self): return x + 1\np = P()\n"
+                "os.makedirs('/home/user/empty')\nopen('/tmp/data.bin', 'wb').write(bytes(range(256)))")
+        self.ok("files", "put", "--session", "src", "/data/outside.csv", stdin=b"a,b\n")
+        self.ok("sessions", "create", "meta", "--metadata", '{"owner": "me"}')
+        snap = os.path.join(self.home, "src.brigsnap")
+        p = self.ok("sessions", "export", "src", snap)
+        self.assertIn(b"exported session 'src' to " + snap.encode(), p.stdout)
+        self.assertEqual(os.stat(snap).st_mode & 0o777, 0o600)  # a snapshot holds the whole session
+        with open(snap, "rb") as f:
+            self.assertEqual(f.read(8), b"BRIGSNAP")
+        j = self.json("sessions", "import", "copy", snap)
+        self.assertEqual(j["restored_from"], "pages")
+        self.assertIsNone(j["pages_dropped"])
+        self.assertEqual(j["not_restored"], {})
+        self.assertEqual(j["session"]["thread_id"], "copy")
+        self.assertEqual(j["session"]["file_count"], 2)
+        self.assertEqual(j["source"]["thread_id"], "src")
+        p = self.ok("exec", "--session", "copy", "-c",
+                    "print(x, p.v(), open('/tmp/data.bin','rb').read() == bytes(range(256)), os.listdir('/home/user'))")
+        self.assertEqual(p.stdout, b"41 42 True ['empty']\n")
+        self.assertEqual(self.ok("files", "cat", "--session", "copy", "/data/outside.csv").stdout, b"a,b\n")
+        # Through a pipe: export to stdout, import from stdin, into another store.
+        other = tempfile.mkdtemp(prefix="brig-e2e-other-")
+        self.addCleanup(shutil.rmtree, other, True)
+        exported = self.ok("sessions", "export", "src", "-").stdout
+        self.assertEqual(exported[:8], b"BRIGSNAP")
+        p = self.ok("sessions", "import", "moved", "-", "--db", "sqlite:" + other + "/b.db", stdin=exported)
+        self.assertIn(b"imported session 'moved' from a snapshot of 'src'", p.stdout)
+        p = self.ok("exec", "--session", "moved", "--db", "sqlite:" + other + "/b.db", "-c", "print(p.v())")
+        self.assertEqual(p.stdout, b"42\n")
+        # Metadata travels; --expires-days and --metadata replace what the snapshot says.
+        meta = self.ok("sessions", "export", "meta", "-").stdout
+        self.assertEqual(self.json("sessions", "import", "m1", "-", stdin=meta)["session"]["metadata"], {"owner": "me"})
+        j = self.json("sessions", "import", "m2", "-", "--metadata", '{"moved": true}', "--expires-days", "2", stdin=meta)
+        self.assertEqual(j["session"]["metadata"], {"moved": True})
+        self.assertEqual(j["restored_from"], "new")
+
+    def test_import_refusals_leave_no_session(self):
+        self.ok("exec", "--session", "src", "-c", "x = 1")
+        self.ok("exec", "--session", "taken", "-c", "x = 'mine'")
+        snap = self.ok("sessions", "export", "src", "-").stdout
+        self.fails(1, "sessions", "import", "taken", "-", stdin=snap, says="'taken' already exists")
+        self.assertEqual(self.ok("exec", "--session", "taken", "-c", "print(x)").stdout, b"mine\n")
+        self.fails(2, "sessions", "import", "new", "-", stdin=snap[:-1], says="checksum does not match")
+        self.fails(2, "sessions", "import", "new", "-", stdin=snap[: len(snap) // 2], says="damaged snapshot")
+        self.fails(2, "sessions", "import", "new", "-", stdin=b"PK\x03\x04", says="not a brig session snapshot")
+        self.fails(2, "sessions", "import", "new", os.path.join(self.home, "missing"), says="cannot open")
+        self.fails(1, "sessions", "show", "new")
+        # Export errors: nothing written.
+        out = os.path.join(self.home, "never.brigsnap")
+        self.fails(1, "sessions", "export", "nope", out, says="'nope' does not exist")
+        self.assertFalse(os.path.exists(out))
+        self.fails(2, "sessions", "export", "src", "-", "--json", says="--json cannot be used")
+        self.expire("src")
+        self.fails(1, "sessions", "export", "src", out, says="expired")
+
+    def test_snapshot_from_another_guest_build_uses_its_portable_part(self):
+        self.ok("exec", "--session", "src", "-c", "x = 41\ndef f(): return x + 1\ng = (i for i in range(3))")
+        snap = self.ok("sessions", "export", "src", "-").stdout
+        foreign = _with_other_build(snap, "cpython-3.11.2-from-elsewhere", keep_portable=True)
+        j = self.json("sessions", "import", "moved", "-", stdin=foreign)
+        self.assertEqual(j["restored_from"], "portable")
+        self.assertIn("cpython-3.11.2-from-elsewhere", j["pages_dropped"])
+        self.assertIn("g", j["not_restored"])  # a generator: only a page snapshot holds it
+        p = self.brig("exec", "--session", "moved", "--json", "-c", "f()")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = json.loads(p.stdout)
+        self.assertEqual(out["result"], "42")
+        self.assertEqual(out["session"]["restored_from"], "portable")
+        self.assertIn("g", out["session"]["not_restored"])
+        # Without a portable part there is nothing this build can restore: refused, by name.
+        pages_only = _with_other_build(snap, "cpython-3.11.2-from-elsewhere", keep_portable=False)
+        err = self.fails(1, "sessions", "import", "moved-2", "-", stdin=pages_only, says="no portable part")
+        self.assertIn("cpython-3.11.2-from-elsewhere", err)
+        self.fails(1, "sessions", "show", "moved-2")
+
     def test_db_flag_overrides_the_environment(self):
         self.env["BRIG_DB"] = "nosuchscheme:x"
         self.fails(2, "sessions", "list", says="unknown store URL scheme")
@@ -308,6 +414,32 @@ class CliCases:
         self.addCleanup(shutil.rmtree, other, True)
         self.ok("files", "put", "--session", "s", "/tmp/a", "--db", "sqlite:" + other + "/x.db", stdin=b"1")
         self.assertEqual(self.ok("sessions", "list", "--db", "sqlite:" + other + "/x.db").stdout.count(b"\n"), 2)
+
+
+def _with_other_build(snapshot, build, keep_portable):
+    """`snapshot` (brig sessions export bytes) as another guest build would have written it:
+    its page snapshot's header and its own name `build`; without its portable part unless
+    `keep_portable`. The layout is session/snapshot_format.h's."""
+    assert snapshot[:8] == b"BRIGSNAP"
+    version, hlen = struct.unpack_from("<II", snapshot, 8)
+    header = json.loads(snapshot[16:16 + hlen])
+    rest = snapshot[16 + hlen:-32]
+    pages = rest[:header["pages_bytes"]]
+    portable = rest[header["pages_bytes"]:header["pages_bytes"] + header["portable_bytes"]]
+    files = rest[header["pages_bytes"] + header["portable_bytes"]:]
+    assert pages[:8] == b"BRIGPG01"
+    (plen,) = struct.unpack_from("<I", pages, 8)
+    page_header = json.loads(pages[12:12 + plen])
+    page_header["guest_build_id"] = build
+    text = json.dumps(page_header).encode()
+    pages = pages[:8] + struct.pack("<I", len(text)) + text + pages[12 + plen:]
+    if not keep_portable:
+        portable = b""
+        header["not_portable"] = {}
+    header.update(guest_build_id=build, pages_bytes=len(pages), portable_bytes=len(portable))
+    text = json.dumps(header).encode()
+    body = b"BRIGSNAP" + struct.pack("<II", version, len(text)) + text + pages + portable + files
+    return body + hashlib.sha256(body).digest()
 
 
 class SqliteCliTest(CliCases, unittest.TestCase):

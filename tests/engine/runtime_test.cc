@@ -4,12 +4,18 @@
 
 #include <atomic>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <thread>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "engine/guest_call.h"
+#include "engine/memory_files.h"
 #include "traps.h"
 
 // The module's one import, "host" "pause": what it does is up to the test (nothing by default).
@@ -131,6 +137,58 @@ TEST(Runtime, MemoryLimitCapsGrowth) {
   EXPECT_EQ(c.ret, 1u);
   c.arg = 65536 + 100;  // now readable
   EXPECT_EQ(GuestRun<Load>(free_to_grow, c).status, BRIG_CALL_RETURNED);
+}
+
+// SIGSEGV sent by another process (kill -SEGV) is not a fault: it kills, as it would any
+// process, also while guest code runs (the fault handler must not swallow it).
+TEST(RuntimeDeathTest, SigsegvSentByKillKills) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        Instance i;
+        Call c;
+        (void)GuestRun<Ok>(i, c);  // the handlers are installed
+        kill(getpid(), SIGSEGV);
+        std::this_thread::sleep_for(std::chrono::seconds(5));
+        std::exit(0);
+      },
+      ::testing::KilledBySignal(SIGSEGV), "");
+}
+
+// A memory's maximum changes while it lives (a per-execution memory limit): raised after its
+// growth file was mapped under the old maximum, growth past that still lands in the file, so
+// that freezing the growth keeps every byte (without the extension it would fault).
+TEST(Runtime, RaisingTheMaximumExtendsTheGrowthFile) {
+  constexpr uint32_t kPage = 65536;
+  int image = memfd_create("test-image", MFD_CLOEXEC);
+  ASSERT_GE(image, 0);
+  ASSERT_EQ(ftruncate(image, kPage), 0);
+  wasm_rt_memory_t m{};
+  ASSERT_EQ(brig_rt_map_memory_image(&m, image, kPage, 4), 0);
+  ASSERT_EQ(brig_rt_memory_use_growth_file(&m), 0);
+  EXPECT_EQ(wasm_rt_grow_memory(&m, 1), 1u);  // the file is mapped for pages 1..3
+  m.data[2 * kPage - 1] = 11;
+  EXPECT_EQ(wasm_rt_grow_memory(&m, 8), UINT32_MAX);  // past the maximum of 4
+  EXPECT_EQ(brig_rt_memory_set_max_pages(&m, 1), -1);  // below its size: refused
+  EXPECT_EQ(m.max_pages, 4u);
+  ASSERT_EQ(brig_rt_memory_set_max_pages(&m, 16), 0);
+  EXPECT_EQ(wasm_rt_grow_memory(&m, 8), 2u);
+  m.data[10 * kPage - 1] = 22;
+  uint64_t start = 0;
+  int error = 0;
+  brig_mem_file* frozen = brig_rt_memory_freeze_growth(&m, &start, &error);
+  ASSERT_NE(frozen, nullptr);
+  EXPECT_EQ(error, 0);
+  EXPECT_EQ(start, kPage);
+  EXPECT_EQ(brig_mem_file_bytes(frozen), 9ull * kPage);
+  EXPECT_EQ(m.data[2 * kPage - 1], 11);
+  EXPECT_EQ(m.data[10 * kPage - 1], 22);
+  // Lowered back: no more growth, what it holds stays.
+  ASSERT_EQ(brig_rt_memory_set_max_pages(&m, 10), 0);
+  EXPECT_EQ(wasm_rt_grow_memory(&m, 1), UINT32_MAX);
+  brig_mem_file_unref(frozen);
+  wasm_rt_free_memory(&m);
+  close(image);
 }
 
 // Clean calls on one thread, 200 traps on another, interleaved: the trapping thread waits

@@ -8,6 +8,7 @@
 
 #include "../store/backends.h"
 #include "session/session_manager.h"
+#include "session/state_format.h"
 #include "store/store.h"
 
 namespace brig::session {
@@ -327,6 +328,129 @@ TYPED_TEST(SessionManagerTest, CheckQuotaNamesTheQuotaAndTheNumbers) {
   EXPECT_EQ(defaults.max_files_per_session, 1000);
   EXPECT_EQ(defaults.max_bytes_per_session, 200 << 20);
   EXPECT_EQ(defaults.default_expiry_days, 180);
+}
+
+// ---- Fork (host side: what is copied, and every refusal; with a real interpreter:
+// tests/guest/session_snapshot_test.cc).
+
+// A state in Sessions' format, as an execution would have saved it.
+store::StateWrite SavedState(const std::string& pages, const std::string& portable) {
+  StoredState st;
+  st.pages = pages;
+  st.portable = portable;
+  st.not_portable = {{"gen", "a generator"}};
+  return store::StateWrite{EncodeState(st), std::string(kStateFormat), "build-1"};
+}
+
+TYPED_TEST(SessionManagerTest, ForkCopiesStateAndFilesAndMarksTheForkToReseed) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.Create("src", 30, {{"owner", "me"}}).ok());
+  ASSERT_TRUE(this->store_->SaveExecution("src", 0, SavedState("PAGES", "PORTABLE"),
+                                          {{"/home/user/a.txt", "aa", ""}, {"/tmp/d", "", std::string(store::kDirectoryType)}},
+                                          {})
+                  .ok());
+  this->now_ += 2 * kDay;
+  StatusOr<store::SessionInfo> dst = m.Fork("src", "dst");
+  ASSERT_TRUE(dst.ok()) << dst.status().ToString();
+  EXPECT_EQ(dst.value().thread_id, "dst");
+  EXPECT_EQ(dst.value().created_at, 1002 * kDay);
+  EXPECT_EQ(dst.value().expires_at, (1002 + 180) * kDay);  // a new expiry: the default
+  EXPECT_EQ(dst.value().metadata, nlohmann::json({{"owner", "me"}}));
+  EXPECT_EQ(dst.value().file_count, 1);
+  EXPECT_EQ(this->store_->GetFile("dst", "/home/user/a.txt").value().content, "aa");
+  EXPECT_TRUE(this->store_->GetFile("dst", "/tmp/d").value().info.is_directory());
+  std::optional<store::SessionState> st = this->store_->GetState("dst").value();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->version, 1);
+  EXPECT_EQ(st->format, kStateFormat);
+  EXPECT_EQ(st->guest_build_id, "build-1");
+  std::optional<StoredState> decoded = DecodeState(st->snapshot);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->pages, "PAGES");
+  EXPECT_EQ(decoded->portable, "PORTABLE");
+  EXPECT_EQ(decoded->not_portable.at("gen"), "a generator");
+  EXPECT_TRUE(decoded->reseed);  // the fork draws its own random numbers
+  // The source is unchanged (and was used: last_accessed).
+  std::optional<StoredState> source = DecodeState(this->store_->GetState("src").value()->snapshot);
+  ASSERT_TRUE(source.has_value());
+  EXPECT_FALSE(source->reseed);
+  EXPECT_EQ(this->store_->GetState("src").value()->version, 1);
+  EXPECT_EQ(m.Get("src").value().last_accessed, 1002 * kDay);
+  EXPECT_EQ(m.Get("src").value().expires_at, (1000 + 30) * kDay);
+}
+
+TYPED_TEST(SessionManagerTest, ForkWithExpiryAndMetadataAndWithoutState) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.Create("src", 30, {{"owner", "me"}}).ok());
+  ForkOptions o;
+  o.expiry_days = 3;
+  o.metadata = nlohmann::json{{"branch", 2}};
+  StatusOr<store::SessionInfo> dst = m.Fork("src", "dst", o);
+  ASSERT_TRUE(dst.ok()) << dst.status().ToString();
+  EXPECT_EQ(dst.value().expires_at, (1000 + 3) * kDay);
+  EXPECT_EQ(dst.value().metadata, nlohmann::json({{"branch", 2}}));
+  EXPECT_FALSE(this->store_->GetState("dst").value().has_value());  // src never ran
+  // A reset source forks to a fresh interpreter too.
+  ASSERT_TRUE(this->store_->SaveExecution("src", 0, SavedState("P", "Q"), {}, {}).ok());
+  ASSERT_TRUE(m.Reset("src").ok());
+  ASSERT_TRUE(m.Fork("src", "after-reset").ok());
+  EXPECT_FALSE(this->store_->GetState("after-reset").value().has_value());
+  // A state in a format this brig does not write is copied as it is.
+  ASSERT_TRUE(m.Create("odd").ok());
+  ASSERT_TRUE(this->store_->SaveExecution("odd", 0, store::StateWrite{"opaque", "future/9", "b"}, {}, {}).ok());
+  ASSERT_TRUE(m.Fork("odd", "odd-fork").ok());
+  EXPECT_EQ(this->store_->GetState("odd-fork").value()->snapshot, "opaque");
+  EXPECT_EQ(this->store_->GetState("odd-fork").value()->format, "future/9");
+}
+
+TYPED_TEST(SessionManagerTest, ForkRefusalsLeaveNoFork) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.Create("src", 30).ok());
+  ASSERT_TRUE(m.Create("taken", 30, {{"mine", true}}).ok());
+  ASSERT_TRUE(this->store_->SaveExecution("src", 0, SavedState("P", "Q"), {{"/home/user/a", "a", ""}}, {}).ok());
+  EXPECT_TRUE(m.Fork("missing", "dst").status().IsNotFound());
+  Status taken = m.Fork("src", "taken").status();
+  EXPECT_TRUE(taken.IsAlreadyExists()) << taken.ToString();
+  EXPECT_EQ(m.Get("taken").value().metadata, nlohmann::json({{"mine", true}}));
+  EXPECT_EQ(m.Get("taken").value().file_count, 0);
+  EXPECT_TRUE(m.Fork("src", "src").status().IsAlreadyExists());
+  EXPECT_TRUE(m.Fork("", "dst").status().IsInvalidArgument());
+  EXPECT_TRUE(m.Fork("src", "bad\nid").status().IsInvalidArgument());
+  ForkOptions days;
+  days.expiry_days = 0;
+  EXPECT_TRUE(m.Fork("src", "dst", days).status().IsInvalidArgument());
+  days.expiry_days = kMaxExpiryDays + 1;
+  EXPECT_TRUE(m.Fork("src", "dst", days).status().IsInvalidArgument());
+  ForkOptions meta;
+  meta.metadata = nlohmann::json::array();
+  EXPECT_TRUE(m.Fork("src", "dst", meta).status().IsInvalidArgument());
+  EXPECT_FALSE(m.Exists("dst").value());
+  // Over dst's quotas (3 files, 100 bytes here): ResourceExhausted, naming the source.
+  ASSERT_TRUE(this->store_->PutFile("src", {"/home/user/big", std::string(200, 'b'), ""}).ok());
+  Status quota = m.Fork("src", "dst").status();
+  ASSERT_TRUE(quota.IsResourceExhausted()) << quota.ToString();
+  EXPECT_NE(quota.message().find("cannot fork 'src'"), std::string::npos) << quota.message();
+  EXPECT_FALSE(m.Exists("dst").value());
+  // An expired source: FailedPrecondition until extended.
+  this->now_ += 31 * kDay;
+  Status expired = m.Fork("taken", "dst").status();
+  EXPECT_TRUE(expired.IsFailedPrecondition()) << expired.ToString();
+  EXPECT_NE(expired.message().find("expired"), std::string::npos);
+  EXPECT_FALSE(m.Exists("dst").value());
+  ASSERT_TRUE(m.Extend("taken", 5).ok());
+  EXPECT_TRUE(m.Fork("taken", "dst").ok());
+}
+
+TYPED_TEST(SessionManagerTest, ForkWaitsForTheSourcesLockThenTimesOut) {
+  this->options_.lock_timeout = std::chrono::milliseconds(200);
+  SessionManager m(*this->store_, this->options_);
+  ASSERT_TRUE(m.Create("busy").ok());
+  StatusOr<std::unique_ptr<store::SessionLock>> held = this->store_->LockSession("busy");
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(m.Fork("busy", "dst").status().IsDeadlineExceeded());
+  EXPECT_FALSE(m.Exists("dst").value());
+  held.value().reset();
+  EXPECT_TRUE(m.Fork("busy", "dst").ok());
 }
 
 TEST(FormatTest, TimestampsAndBytes) {

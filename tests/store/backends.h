@@ -93,6 +93,26 @@ class SqliteBackend {
     return s;
   }
 
+  // From now on, inserting a file row with this path fails inside the database (a trigger):
+  // a failure in the middle of a transaction, after other rows were written.
+  static Status FailInsertsOf(const std::string& url, const std::string& path) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open(url.substr(7).c_str(), &db) != SQLITE_OK) {
+      sqlite3_close(db);
+      return Status::Unavailable("open");
+    }
+    sqlite3_busy_timeout(db, 10'000);
+    const std::string sql = "CREATE TRIGGER brig_test_fail BEFORE INSERT ON brig_files WHEN NEW.path = '" + path +
+                            "' BEGIN SELECT RAISE(ABORT, 'injected failure'); END";
+    char* err = nullptr;
+    Status s = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) == SQLITE_OK
+                   ? Status::Ok()
+                   : Status::Internal(err ? err : "trigger");
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return s;
+  }
+
  private:
   std::string dir_;
   int n_ = 0;
@@ -149,6 +169,15 @@ class PostgresBackend {
     PQclear(r);
     PQfinish(c);
     return s;
+  }
+
+  // As SqliteBackend::FailInsertsOf.
+  static Status FailInsertsOf(const std::string& url, const std::string& path) {
+    return PgServer::Exec(url,
+                          "CREATE FUNCTION brig_test_fail() RETURNS trigger AS $$ BEGIN IF NEW.path = '" + path +
+                              "' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql;"
+                              " CREATE TRIGGER brig_test_fail BEFORE INSERT ON brig_files"
+                              " FOR EACH ROW EXECUTE FUNCTION brig_test_fail()");
   }
 };
 

@@ -252,6 +252,75 @@ TYPED_TEST(StoreFaults, KillNineDuringGroupCommitsLosesNoAcknowledgedSave) {
   EXPECT_GE(total_acks, 100) << "the writers rarely committed; the kills did not land among saves";
 }
 
+// The importer: makes sessions "made-<n>" whole (CreateSessionWith: a state and kFiles files
+// that all say n), n = 1, 2, ..., until killed.
+[[noreturn]] void CreatorLoop(const std::string& url, int ready) {
+  StatusOr<std::unique_ptr<Store>> st = OpenStore(url);
+  if (!st.ok()) _exit(2);
+  if (write(ready, "R", 1) != 1) _exit(5);
+  Store& s = *st.value();
+  for (int64_t n = 1;; ++n) {
+    std::vector<FileWrite> files;
+    for (int i = 0; i < kFiles; ++i) files.push_back({FilePath(i), FileFor(i, n), ""});
+    Status r = s.CreateSessionWith("made-" + std::to_string(n), NowMicros() + 3'600'000'000, {},
+                                   StateWrite{StateFor(n), "test", "build"}, files);
+    if (!r.ok()) _exit(4);
+  }
+}
+
+// A process killed while it makes a session whole (a snapshot import) leaves each session
+// either complete or absent: never a row without its state or with some of its files.
+TYPED_TEST(StoreFaults, KillNineDuringCreateSessionWithLeavesWholeSessionsOnly) {
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> delay_us(1'000, 80'000);
+  int64_t made = 0;
+  for (int round = 0; round < 10 || (made < 5 && round < 100); ++round) {
+    // Each round starts afresh: the creator numbers its sessions from 1 again.
+    {
+      StatusOr<std::unique_ptr<Store>> st = OpenStore(this->url_);
+      ASSERT_TRUE(st.ok()) << st.status().ToString();
+      StatusOr<std::vector<SessionInfo>> left = st.value()->ListSessions();
+      ASSERT_TRUE(left.ok()) << left.status().ToString();
+      for (const SessionInfo& info : left.value()) ASSERT_TRUE(st.value()->DeleteSession(info.thread_id).ok());
+    }
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) CreatorLoop(TypeParam::WriterUrl(this->url_), ready[1]);
+    close(ready[1]);
+    char byte;
+    const bool opened = read(ready[0], &byte, 1) == 1;
+    close(ready[0]);
+    if (opened) std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "round " << round << ": the creator stopped by itself (exit " << WEXITSTATUS(status) << ")";
+    Status gone = TypeParam::WaitForKilledWriters(this->url_);
+    ASSERT_TRUE(gone.ok()) << gone.ToString();
+
+    StatusOr<std::unique_ptr<Store>> st = OpenStore(this->url_);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    Store& s = *st.value();
+    std::vector<SessionInfo> sessions = s.ListSessions().value();
+    made += static_cast<int64_t>(sessions.size());
+    for (const SessionInfo& info : sessions) {
+      SCOPED_TRACE("round " + std::to_string(round) + ", session " + info.thread_id);
+      const int64_t n = std::stoll(info.thread_id.substr(5));
+      StatusOr<std::optional<SessionState>> state = s.GetState(info.thread_id);
+      ASSERT_TRUE(state.ok() && state.value().has_value()) << "a session without its state";
+      EXPECT_TRUE(state.value()->snapshot == StateFor(n));
+      ASSERT_EQ(info.file_count, kFiles) << "a session with some of its files";
+      for (int i = 0; i < kFiles; ++i) EXPECT_TRUE(s.GetFile(info.thread_id, FilePath(i)).value().content == FileFor(i, n));
+    }
+    // Nothing of a half-made session outside the sessions either.
+    EXPECT_EQ(s.Cleanup(0, /*dry_run=*/true).value().files_deleted, 0);
+  }
+  EXPECT_GE(made, 5) << "the creator rarely committed; the kills did not land during creations";
+}
+
 TEST(StoreUnavailable, UnknownSchemeAndEmptyPath) {
   StatusOr<std::unique_ptr<Store>> s = OpenStore("mysql://localhost/db");
   EXPECT_TRUE(s.status().IsInvalidArgument());

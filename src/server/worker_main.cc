@@ -1,0 +1,211 @@
+// A `brig serve` worker process (worker_main.h).
+#include "server/worker_main.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "brig/result_json.h"
+#include "brig/sandbox.h"
+#include "brig/sessions.h"
+#include "server/worker_protocol.h"
+
+namespace brig::server {
+namespace {
+
+using worker::FrameType;
+
+[[noreturn]] void Die(int status, const std::string& why) {
+  std::fprintf(stderr, "brig worker %d: %s\n", static_cast<int>(getpid()), why.c_str());
+  _exit(status);
+}
+
+class Worker {
+ public:
+  explicit Worker(int fd) : fd_(fd) {}
+
+  // Writes one whole frame; frames from several threads never interleave. A supervisor that
+  // is gone ends the process.
+  void Send(FrameType type, uint64_t id, std::string_view body) {
+    std::string frame;
+    frame.reserve(worker::kFrameHeader + body.size());
+    worker::AppendFrame(&frame, type, id, body);
+    std::lock_guard<std::mutex> lock(write_mu_);
+    size_t at = 0;
+    while (at < frame.size()) {
+      ssize_t n = send(fd_, frame.data() + at, frame.size() - at, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) _exit(1);  // the supervisor is gone: so is this worker
+      at += static_cast<size_t>(n);
+    }
+  }
+
+  // The next frame from the supervisor; end of file or a malformed stream ends the process.
+  worker::Frame Read() {
+    std::string error;
+    while (true) {
+      if (auto f = reader_.Next(&error)) return std::move(*f);
+      if (!error.empty()) Die(2, "malformed frame from the supervisor: " + error);
+      char buf[64 * 1024];
+      ssize_t n = read(fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) _exit(1);  // the supervisor closed the socket or died
+      reader_.Append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  void Run() {
+    worker::Frame config = Read();
+    if (config.type != FrameType::kConfig || config.id != 0) Die(2, "the first frame is not the configuration");
+    Sessions::Options options;
+    int threads = 0;
+    if (Status s = worker::DecodeConfig(config.body, &options, &threads); !s.ok()) Fail(s);
+    auto opened = Sessions::Open(options);
+    if (!opened.ok()) Fail(opened.status());
+    sessions_ = std::move(opened.value());
+    // The process image, mapped (or made) now rather than by the first execution.
+    (void)Sandbox::Create(options.limits);
+    Send(FrameType::kReady, 0, "");
+
+    std::thread([this] { AwaitTerm(); }).detach();
+    for (int i = 0; i < threads; i++) runners_.emplace_back([this] { RunExecutions(); });
+    while (true) {
+      worker::Frame f = Read();
+      if (f.type != FrameType::kExecute || f.id == 0) Die(2, "unexpected frame type " + std::to_string(static_cast<int>(f.type)));
+      auto body = worker::DecodeExecute(f.body);
+      if (!body) Die(2, "malformed execute frame");
+      std::unique_lock<std::mutex> lock(mu_);
+      if (stopping_) {
+        lock.unlock();
+        Reply(f.id, Status::Unavailable("the worker is shutting down; the execution did not start"));
+        continue;
+      }
+      queue_.push_back({f.id, std::move(*body)});
+      cv_.notify_one();
+    }
+  }
+
+ private:
+  struct Job {
+    uint64_t id;
+    worker::ExecuteBody request;
+  };
+
+  [[noreturn]] void Fail(const Status& s) {
+    Send(FrameType::kError, 0, worker::EncodeError(0, s));
+    Die(1, "cannot start: " + s.ToString());
+  }
+
+  uint64_t Live() const { return sessions_ ? sessions_->LiveSessions() : 0; }
+
+  void Reply(uint64_t id, const Status& s) { Send(FrameType::kError, id, worker::EncodeError(Live(), s)); }
+
+  // SIGTERM (blocked in every thread, taken here): no new executions, the running ones
+  // finish (and save), then exit 0.
+  void AwaitTerm() {
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    int sig = 0;
+    while (sigwait(&term, &sig) != 0) {
+    }
+    std::deque<Job> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      dropped.swap(queue_);
+      cv_.notify_all();
+    }
+    for (const Job& j : dropped) Reply(j.id, Status::Unavailable("the worker is shutting down; the execution did not start"));
+    for (std::thread& t : runners_) t.join();
+    _exit(0);
+  }
+
+  void RunExecutions() {
+    while (true) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Execute(job);
+    }
+  }
+
+  void Execute(const Job& job) {
+    const worker::ExecuteBody& e = job.request;
+    ExecuteOptions options;
+    options.timeout_seconds = e.timeout_seconds;
+    options.memory_bytes = e.memory_bytes;
+    if (e.stream) {
+      const uint64_t id = job.id;
+      options.on_output = [this, id](OutputStream stream, std::string_view bytes) {
+        std::string body;
+        body.reserve(1 + bytes.size());
+        body.push_back(stream == OutputStream::kStdout ? 0 : 1);
+        body.append(bytes);
+        Send(FrameType::kOutput, id, body);
+      };
+    }
+    auto result = sessions_->Execute(e.thread_id, e.code, options);
+    if (!result.ok()) return Reply(job.id, result.status());
+    std::string json = ToJson(e.thread_id, result.value()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string body = worker::EncodeResult(Live(), json);
+    if (body.size() + 9 > worker::kMaxFrame) {
+      return Reply(job.id, Status::Internal("the execution's result (" + std::to_string(json.size()) +
+                                            " bytes of JSON) is too large to pass to the server" +
+                                            (result.value().saved ? "; the session was saved" : "")));
+    }
+    Send(FrameType::kResult, job.id, body);
+  }
+
+  const int fd_;
+  std::mutex write_mu_;
+  worker::FrameReader reader_;
+  std::unique_ptr<Sessions> sessions_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> runners_;
+};
+
+}  // namespace
+
+int WorkerMain(int argc, char** argv) {
+  (void)argc;
+  (void)argv;
+  // Die with the supervisor. (If it died before this line, the socket is at end of file.)
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, nullptr);  // inherited by every thread made below
+  if (fcntl(worker::kWorkerFd, F_GETFD) < 0) {
+    std::fprintf(stderr, "brig __worker: started by brig serve only (no socket on descriptor 3)\n");
+    return 2;
+  }
+  Worker w(worker::kWorkerFd);
+  w.Run();
+  return 0;
+}
+
+}  // namespace brig::server

@@ -1,0 +1,102 @@
+// brig::server::WorkerPool: the Executor of `brig serve --workers N`. A supervisor in the
+// server's process starts N worker processes (worker_main.h) and hands each execution to
+// one of them over a socket (worker_protocol.h).
+//
+// Routing. The worker of an execution is fixed by its thread_id (FNV-1a hash modulo N, the
+// same in every run), so the worker that ran a session keeps it live for the next
+// execution; a replacement worker restores it from the store. Each worker runs up to
+// threads_per_worker executions at once (those of one session one after another: its lock).
+//
+// Failures. A worker that dies (SIGKILL, SIGSEGV, ...) or breaks the protocol (then it is
+// killed) fails exactly the executions it was given with Unavailable, and is replaced at
+// once (WorkerRestarts counts it; a worker that dies before it is ready is restarted after
+// a pause that doubles up to 10 s). Sessions save transactionally, so a session is as after
+// its last execution that saved. Everything a worker sends is checked before use.
+//
+// Processes and descriptors. Workers are started with posix_spawn from the pool's own
+// thread: /proc/self/exe (or Options::executable) with Options::arguments, descriptor 3 the
+// socket, stdin /dev/null, stdout/stderr inherited, no other descriptor, default signal
+// handling. A worker dies with the supervisor (PR_SET_PDEATHSIG, and end of file on the
+// socket). Every worker is waited for: no zombies, and the pool closes all it opened.
+//
+// Thread-safety: every call may be made from any thread. on_output and on_done are called
+// on the pool's thread, one at a time, in order for each execution: they must not block
+// (post the work elsewhere) and must not call Shutdown. An execution refused at once
+// (shutting down, queue full, bad request) gets on_done on the caller's thread.
+#ifndef BRIG_SERVER_WORKER_POOL_H_
+#define BRIG_SERVER_WORKER_POOL_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brig/sessions.h"
+#include "brig/status.h"
+#include "server/executor.h"
+
+namespace brig::server {
+
+struct WorkerPoolOptions {
+  // What each worker opens its brig::Sessions with (store, limits, quotas, live sessions).
+  Sessions::Options sessions;
+  int workers = 2;             // at least 1
+  int threads_per_worker = 4;  // executions at once in one worker; at least 1
+  // Executions accepted beyond workers * threads_per_worker, waiting in the workers;
+  // past it Execute answers ResourceExhausted.
+  size_t max_queue = 256;
+  // The worker program and its arguments (argv[1..]): brig's own binary by default. Tests
+  // give a binary of theirs whose main calls WorkerMain.
+  std::string executable = "/proc/self/exe";
+  std::vector<std::string> arguments = {"__worker"};
+  // How long Start waits for every worker to be ready (open its store, map the image).
+  std::chrono::milliseconds start_timeout{120'000};
+  // After Shutdown's grace, how long workers get to exit after SIGTERM before SIGKILL.
+  std::chrono::milliseconds term_timeout{2'000};
+  // Events worth a log line (a worker died, was replaced, broke the protocol), called on
+  // the pool's thread with the pool's lock held: it must not call the pool. Empty: none.
+  std::function<void(const std::string&)> log;
+};
+
+class WorkerPool : public Executor {
+ public:
+  // Starts the workers and waits until each is ready. The error of a worker that could not
+  // start (InvalidArgument for bad options, Unavailable for a store it cannot reach, ...), or
+  // Unavailable if they cannot be started or are not ready within start_timeout.
+  static StatusOr<std::unique_ptr<WorkerPool>> Start(WorkerPoolOptions options);
+  // Shutdown(0) if it was not called.
+  ~WorkerPool() override;
+
+  // Executor. Besides the errors of Sessions::Execute: Unavailable when the worker died or
+  // the pool is shutting down; ResourceExhausted past max_queue; InvalidArgument for a
+  // thread_id the store refuses or code too large to send.
+  void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) override;
+  // Stops taking executions; lets those given to workers finish for up to `grace`; then
+  // SIGTERM (workers finish what runs and exit 0), SIGKILL after term_timeout; executions
+  // not finished by then fail with Unavailable. Returns when every worker was waited for.
+  // Idempotent; REQUIRES: not called from on_output/on_done.
+  void Shutdown(std::chrono::milliseconds grace) override;
+  int64_t InFlight() const override;
+  int64_t WorkerRestarts() const override;
+  int64_t LiveSessions() const override;
+
+  // The worker slot (0..workers-1) that runs `thread_id`'s executions, and the process now
+  // in each slot (0 while a slot waits to restart its worker). For tests and diagnostics.
+  size_t WorkerFor(std::string_view thread_id) const;
+  std::vector<pid_t> WorkerPids() const;
+
+  struct Impl;
+
+ private:
+  explicit WorkerPool(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace brig::server
+
+#endif  // BRIG_SERVER_WORKER_POOL_H_

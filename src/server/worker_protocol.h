@@ -1,0 +1,113 @@
+// The protocol between `brig serve`'s supervisor (worker_pool.h) and its worker processes
+// (worker_main.cc), over one Unix stream socket per worker.
+//
+// Frame: u32 length (little-endian) of what follows | u8 type | u64 request id | body.
+// 9 <= length <= kMaxFrame. Either side treats anything else (a bad length, an unknown type,
+// a body that does not parse, an id it does not expect) as a broken peer: the supervisor
+// kills that worker (its executions fail with Unavailable), a worker exits.
+//
+//   supervisor -> worker
+//     kConfig   id 0, first frame: JSON {"threads": N, "sessions": {Sessions::Options}}
+//     kExecute  id > 0: u8 flags (1 timeout, 2 memory, 4 stream) | f64 timeout (IEEE bits,
+//               u64) | u64 memory bytes | u32 n | thread_id (n bytes) | code (the rest)
+//   worker -> supervisor
+//     kReady    id 0: the worker opened its store and can execute; body empty
+//     kOutput   a streamed piece of output: u8 stream (0 stdout, 1 stderr) | bytes (the rest)
+//     kResult   u64 live sessions | JSON text of brig::ToJson(thread_id, SessionResult)
+//     kError    u64 live sessions | u8 status code (StatusCode) | message (the rest);
+//               id 0: the worker could not start (then it exits)
+//
+// The config travels in the socket, not on the command line, where other users could read
+// a PostgreSQL password in /proc/PID/cmdline.
+//
+// Thread-safety: plain functions; FrameReader is used by one thread.
+#ifndef BRIG_SERVER_WORKER_PROTOCOL_H_
+#define BRIG_SERVER_WORKER_PROTOCOL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "brig/sandbox.h"
+#include "brig/sessions.h"
+#include "brig/status.h"
+
+namespace brig::server::worker {
+
+// A result holds up to two outputs (Limits::output_bytes each, escaped in JSON) and a repr of
+// up to 64 MiB: this bounds every frame either side accepts.
+inline constexpr uint32_t kMaxFrame = 256u << 20;
+inline constexpr size_t kFrameHeader = 4 + 1 + 8;  // length, type, id
+// The socket's number in a worker process.
+inline constexpr int kWorkerFd = 3;
+
+enum class FrameType : uint8_t {
+  kConfig = 1,
+  kExecute = 2,
+  kReady = 3,
+  kOutput = 4,
+  kResult = 5,
+  kError = 6,
+};
+
+struct Frame {
+  FrameType type;
+  uint64_t id = 0;
+  std::string body;
+};
+
+// Appends one frame to *out. REQUIRES: 9 + body.size() <= kMaxFrame.
+void AppendFrame(std::string* out, FrameType type, uint64_t id, std::string_view body);
+
+// Frames out of a byte stream that arrives in pieces.
+class FrameReader {
+ public:
+  // Takes the next bytes read.
+  void Append(const char* data, size_t n) { buffer_.append(data, n); }
+  // The next whole frame (nullopt: wait for more bytes). Sets *error (and returns nullopt)
+  // when the stream cannot be a valid one: an out-of-range length or an unknown type.
+  std::optional<Frame> Next(std::string* error);
+  // Bytes held that do not make a whole frame yet.
+  size_t pending() const { return buffer_.size() - start_; }
+
+ private:
+  std::string buffer_;
+  size_t start_ = 0;  // where the next frame starts in buffer_
+};
+
+// kExecute's body.
+struct ExecuteBody {
+  std::string thread_id;
+  std::string code;
+  std::optional<double> timeout_seconds;
+  std::optional<uint64_t> memory_bytes;
+  bool stream = false;
+};
+std::string EncodeExecute(const ExecuteBody& e);
+// Checks the layout only (the worker's Sessions checks the values).
+std::optional<ExecuteBody> DecodeExecute(std::string_view body);
+
+// A Status's code as one byte, and back (nullopt for a byte that names no code, or OK).
+uint8_t StatusCode(const Status& s);
+std::optional<Status> StatusFromCode(uint8_t code, std::string message);
+
+// kResult / kError bodies.
+std::string EncodeResult(uint64_t live_sessions, std::string_view json_text);
+std::string EncodeError(uint64_t live_sessions, const Status& status);
+struct WorkerReply {
+  uint64_t live_sessions = 0;
+  std::string_view rest;  // kResult: the JSON text; kError: the message
+  uint8_t code = 0;       // kError only
+};
+std::optional<WorkerReply> DecodeReply(FrameType type, std::string_view body);
+
+// kConfig's body: the options a worker opens its Sessions with, and its thread count.
+std::string EncodeConfig(const Sessions::Options& options, int threads);
+// InvalidArgument naming what is missing or out of range.
+Status DecodeConfig(std::string_view body, Sessions::Options* options, int* threads);
+
+}  // namespace brig::server::worker
+
+#endif  // BRIG_SERVER_WORKER_PROTOCOL_H_

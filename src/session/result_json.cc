@@ -1,0 +1,177 @@
+// ToJson / SessionResultFromJson (include/brig/result_json.h).
+#include "brig/result_json.h"
+
+#include <cmath>
+#include <limits>
+#include <optional>
+
+namespace brig {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr Failure kFailures[] = {Failure::kTrap, Failure::kExit, Failure::kTimeout, Failure::kGuestError};
+
+// Checked reads of one object's fields; the first fault is kept, with the field's path.
+class Reader {
+ public:
+  Reader(const json& j, std::string path, std::string* fault) : j_(j), path_(std::move(path)), fault_(fault) {
+    if (!j_.is_object()) Fail("", "an object");
+  }
+  bool ok() const { return fault_->empty(); }
+
+  // The field, if present and of the type `is` checks; else a fault (unless `optional`).
+  const json* Field(const char* key, bool (json::*is)() const noexcept, const char* what, bool nullable = false) {
+    if (!ok() || !j_.is_object()) return nullptr;
+    auto it = j_.find(key);
+    if (it == j_.end()) return Fail(key, what), nullptr;
+    if (nullable && it->is_null()) return nullptr;
+    if (!((*it).*is)()) return Fail(key, what), nullptr;
+    return &*it;
+  }
+  void String(const char* key, std::string* out) {
+    if (const json* v = Field(key, &json::is_string, "a string")) *out = v->get<std::string>();
+  }
+  void Bool(const char* key, bool* out) {
+    if (const json* v = Field(key, &json::is_boolean, "a boolean")) *out = v->get<bool>();
+  }
+  void Int64(const char* key, int64_t* out) {
+    const json* v = Field(key, &json::is_number_integer, "an integer");
+    if (!v) return;
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return Fail(key, "an int64");
+    *out = v->get<int64_t>();
+  }
+  void StringMap(const char* key, std::map<std::string, std::string>* out) {
+    const json* v = Field(key, &json::is_object, "an object of strings");
+    if (!v) return;
+    for (const auto& [name, why] : v->items()) {
+      if (!why.is_string()) return Fail(key, "an object of strings");
+      (*out)[name] = why.get<std::string>();
+    }
+  }
+  void StringList(const char* key, std::vector<std::string>* out) {
+    const json* v = Field(key, &json::is_array, "an array of strings");
+    if (!v) return;
+    for (const json& e : *v) {
+      if (!e.is_string()) return Fail(key, "an array of strings");
+      out->push_back(e.get<std::string>());
+    }
+  }
+  void Fail(const char* key, const char* what) {
+    if (!ok()) return;
+    std::string where = path_ + (path_.empty() || !*key ? "" : ".") + key;
+    *fault_ = (where.empty() ? std::string("the result") : where) + " is not " + what;
+  }
+
+ private:
+  const json& j_;
+  std::string path_;
+  std::string* fault_;
+};
+
+}  // namespace
+
+json ToJson(const ExecutionResult& r) {
+  json j;
+  j["ok"] = r.ok;
+  j["stdout"] = r.stdout_text;
+  j["stderr"] = r.stderr_text;
+  j["stdout_truncated"] = r.stdout_truncated;
+  j["stderr_truncated"] = r.stderr_truncated;
+  j["result"] = r.result ? json(*r.result) : json(nullptr);
+  if (r.error) {
+    j["error"] = {{"type", r.error->type}, {"message", r.error->message}, {"traceback", r.error->traceback}};
+  } else {
+    j["error"] = nullptr;
+  }
+  j["exit_code"] = r.exit_code ? json(*r.exit_code) : json(nullptr);
+  if (r.failure != Failure::kNone) {
+    j["failure"] = {{"kind", std::string(FailureName(r.failure))}, {"message", r.failure_message}};
+  } else {
+    j["failure"] = nullptr;
+  }
+  j["duration_ms"] = r.duration_ms;
+  return j;
+}
+
+json ToJson(std::string_view thread_id, const SessionResult& s) {
+  json j = ToJson(s.execution);
+  json session = {{"thread_id", thread_id},         {"version", s.version},
+                  {"saved", s.saved},               {"restored_from", s.restored_from},
+                  {"not_portable", s.not_portable}, {"not_restored", s.not_restored},
+                  {"files_saved", s.files_saved},   {"files_deleted", s.files_deleted},
+                  {"snapshot", s.snapshot}};
+  // Why the session was saved by its portable snapshot alone (a cold start, no image).
+  if (!s.pages_unavailable.empty()) session["pages_unavailable"] = s.pages_unavailable;
+  j["session"] = std::move(session);
+  return j;
+}
+
+StatusOr<SessionResult> SessionResultFromJson(const json& j, std::string* thread_id) {
+  SessionResult s;
+  ExecutionResult& r = s.execution;
+  std::string fault;
+  Reader top(j, "", &fault);
+  top.Bool("ok", &r.ok);
+  top.String("stdout", &r.stdout_text);
+  top.String("stderr", &r.stderr_text);
+  top.Bool("stdout_truncated", &r.stdout_truncated);
+  top.Bool("stderr_truncated", &r.stderr_truncated);
+  if (const json* v = top.Field("result", &json::is_string, "a string or null", true)) r.result = v->get<std::string>();
+  if (const json* e = top.Field("error", &json::is_object, "an object or null", true)) {
+    PythonError error;
+    Reader er(*e, "error", &fault);
+    er.String("type", &error.type);
+    er.String("message", &error.message);
+    er.String("traceback", &error.traceback);
+    r.error = std::move(error);
+  }
+  if (const json* v = top.Field("exit_code", &json::is_number_integer, "an integer or null", true)) {
+    bool fits = v->is_number_unsigned() ? v->get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int>::max())
+                                        : v->get<int64_t>() >= std::numeric_limits<int>::min() &&
+                                              v->get<int64_t>() <= std::numeric_limits<int>::max();
+    if (fits) {
+      r.exit_code = static_cast<int>(v->get<int64_t>());
+    } else {
+      top.Fail("exit_code", "an int");
+    }
+  }
+  if (const json* f = top.Field("failure", &json::is_object, "an object or null", true)) {
+    Reader fr(*f, "failure", &fault);
+    std::string kind;
+    fr.String("kind", &kind);
+    fr.String("message", &r.failure_message);
+    std::optional<Failure> known;
+    for (Failure candidate : kFailures) {
+      if (FailureName(candidate) == kind) known = candidate;
+    }
+    if (known) {
+      r.failure = *known;
+    } else {
+      fr.Fail("kind", "a failure kind");
+    }
+  }
+  if (const json* d = top.Field("duration_ms", &json::is_number, "a number")) {
+    r.duration_ms = d->get<double>();
+    if (!std::isfinite(r.duration_ms) || r.duration_ms < 0) top.Fail("duration_ms", "a duration");
+  }
+  if (const json* session = top.Field("session", &json::is_object, "an object")) {
+    Reader sr(*session, "session", &fault);
+    std::string id;
+    sr.String("thread_id", &id);
+    sr.Int64("version", &s.version);
+    sr.Bool("saved", &s.saved);
+    sr.String("restored_from", &s.restored_from);
+    sr.StringMap("not_portable", &s.not_portable);
+    sr.StringMap("not_restored", &s.not_restored);
+    sr.StringList("files_saved", &s.files_saved);
+    sr.StringList("files_deleted", &s.files_deleted);
+    sr.String("snapshot", &s.snapshot);
+    if (session->contains("pages_unavailable")) sr.String("pages_unavailable", &s.pages_unavailable);
+    if (thread_id) *thread_id = std::move(id);
+  }
+  if (!fault.empty()) return Status::InvalidArgument("malformed execution result: " + fault);
+  return s;
+}
+
+}  // namespace brig

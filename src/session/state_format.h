@@ -1,0 +1,36 @@
+// How brig::Sessions stores a session's interpreter state in the store's state row (format
+// "brig-session/1"), integers little-endian:
+//   u64 page snapshot length | page snapshot (Sandbox::SavePages; may be empty)
+//   | u64 portable length | portable snapshot (Sandbox::SavePortable; may be empty)
+//   | JSON {"not_portable": {name: why}, "reseed": true (optional)}
+// Host-only (fork and snapshot export read it without a sandbox). Stored bytes are
+// untrusted: decoding checks every length.
+#ifndef BRIG_SESSION_STATE_FORMAT_H_
+#define BRIG_SESSION_STATE_FORMAT_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace brig::session {
+
+inline constexpr std::string_view kStateFormat = "brig-session/1";
+
+struct StoredState {
+  std::string pages;
+  std::string portable;
+  // Names the portable snapshot could not hold, with why.
+  std::map<std::string, std::string> not_portable;
+  // A fork's state: the interpreter that restores it draws a new `random` stream before its
+  // first execution, as Sandbox::Fork does (the fork must not repeat its source's numbers).
+  bool reseed = false;
+};
+
+std::string EncodeState(const StoredState& state);
+// nullopt if `bytes` is not a well-formed state. Unknown JSON keys are ignored.
+std::optional<StoredState> DecodeState(std::string_view bytes);
+
+}  // namespace brig::session
+
+#endif  // BRIG_SESSION_STATE_FORMAT_H_

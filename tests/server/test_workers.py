@@ -1,0 +1,98 @@
+"""`brig serve --workers N` (issue #10, item 4): executions run in worker processes; a worker
+that dies (SIGKILL, SIGSEGV) costs the request it was serving a 503 and nothing else, the
+server keeps answering, a new worker takes over, and the session is as after its last
+successful execution. Real processes over loopback, on SQLite."""
+import concurrent.futures
+import os
+import shutil
+import signal
+import time
+import unittest
+
+import harness
+
+
+def children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return sorted(out)
+
+
+class WorkersTest(unittest.TestCase):
+    def setUp(self):
+        self.home = harness.make_home("workers")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.server = harness.BrigServer("sqlite:" + os.path.join(self.home, "brig.db"), self.home,
+                                         flags=["--workers", "2", "--threads", "2"])
+
+    def tearDown(self):
+        self.assertEqual(self.server.stop(), 0, self.server.stderr_text()[-2000:])
+
+    def workers(self):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pids = children(self.server.proc.pid)
+            if len(pids) == 2:
+                return pids
+            time.sleep(0.05)
+        self.fail("brig serve --workers 2 has %r worker processes" % children(self.server.proc.pid))
+
+    def restarts(self):
+        for line in self.server.request("GET", "/metrics").body.decode().splitlines():
+            if line.startswith("brig_worker_restarts_total "):
+                return float(line.split()[1])
+        self.fail("no brig_worker_restarts_total")
+
+    def crash_during_execution(self, sig):
+        s = self.server
+        r = s.execute("w", "x = 1\nopen('/home/user/f.txt', 'w').write('one')")
+        self.assertEqual(r.status, 200, r)
+        before = self.workers()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(s.execute, "w", "import time\nx = 2\ntime.sleep(30)")
+            time.sleep(1.0)
+            for pid in before:
+                os.kill(pid, sig)
+            # The server answers the whole time.
+            self.assertEqual(s.request("GET", "/health").status, 200)
+            r = running.result(timeout=60)
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.error_code(), "unavailable", r)
+        self.assertIn("worker", r.json()["error"]["message"])
+        # New workers; the session as after its last successful execution.
+        after = self.workers()
+        self.assertFalse(set(before) & set(after), (before, after))
+        r = s.execute("w", "x, open('/home/user/f.txt').read()")
+        self.assertEqual((r.status, r.json()["result"]), (200, "(1, 'one')"), r)
+        self.assertGreaterEqual(self.restarts(), 1)
+
+    def test_a_worker_killed_mid_execution_costs_that_request_only(self):
+        self.crash_during_execution(signal.SIGKILL)
+
+    def test_a_worker_that_segfaults_costs_that_request_only(self):
+        self.crash_during_execution(signal.SIGSEGV)
+
+    def test_executions_and_files_through_workers(self):
+        s = self.server
+        self.assertEqual(s.execute("a", "y = 40").status, 200)
+        r = s.execute("a", "y + 2")
+        self.assertEqual(r.json()["result"], "42", r)
+        r = s.request("GET", "/v1/sessions/a/execute", None)
+        self.assertEqual(r.status, 405)
+        r = s.request("POST", "/v1/sessions/a/execute", {"code": "print('hi')"}, headers={"Accept": "text/event-stream"})
+        self.assertEqual(r.status, 200, r)
+        body = r.body.decode()
+        self.assertIn("event: stdout", body)
+        self.assertLess(body.index("event: stdout"), body.index("event: result"))
+
+
+if __name__ == "__main__":
+    unittest.main()
