@@ -3,11 +3,13 @@
 store, and on a throwaway PostgreSQL (tests/e2e/pg_server.py: initdb in a temp dir, unix
 socket only, fsync on), runs bench/http_load against each for several connection/session
 settings, and prints one line per run: executions/s, p50, p99 and errors. Every execution
-is durable before its answer (the server saves each one; nothing here turns that off).
+is durable before its answer unless --durable false ("durable": false: answered from the
+live session, saved in the background).
 
 Usage: bench/serve_load.py [--build build] [--brig B] [--stores sqlite,postgresql]
                            [--settings 1x1,16x64,64x256] [--seconds 5] [--warmup 2]
-                           [--rounds 1] [-- extra brig serve flags, e.g. --threads 16]
+                           [--rounds 1] [--durable true|false|both]
+                           [-- extra brig serve flags, e.g. --threads 16]
 A setting CxS is C connections over S sessions (http_load --connections C --sessions S).
 With --rounds N each setting runs N times (each on a fresh server) and every run is printed.
 """
@@ -72,9 +74,9 @@ class Server:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def run_load(http_load, url, connections, sessions, seconds, warmup):
+def run_load(http_load, url, connections, sessions, seconds, warmup, durable=True):
     argv = [http_load, url, "--connections", str(connections), "--sessions", str(sessions),
-            "--seconds", str(seconds), "--warmup", str(warmup)]
+            "--seconds", str(seconds), "--warmup", str(warmup)] + ([] if durable else ["--durable", "false"])
     p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + warmup + 300)
     m = re.search(r"executions/s (\d+)\s+p50 ([\d.]+) ms\s+p99 ([\d.]+) ms\s+errors (\d+)", p.stdout)
     if not m:
@@ -99,6 +101,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--durable", default="true", choices=["true", "false", "both"],
+                    help="false: executions answered before their save (\"durable\": false)")
     a = ap.parse_args(argv)
     brig = a.brig or os.path.join(a.build, "brig")
     http_load = a.http_load or os.path.join(a.build, "bench", "http_load")
@@ -118,18 +122,19 @@ def main():
                         db = pg.database()
                     elif store != "sqlite":
                         sys.exit("serve_load.py: unknown store %r" % store)
-                    server = Server(brig, db, extra)
-                    try:
-                        r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup)
-                    finally:
-                        server.stop()
-                    load = os.getloadavg()[0]
-                    print("%-10s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
-                          "errors %d  (load %.1f)%s" % (store, connections, sessions, r["rate"], r["p50"], r["p99"],
-                                                        r["errors"], load,
-                                                        "  first error: " + r["first_error"] if r["errors"] else ""),
-                          flush=True)
-                    failed |= r["errors"] > 0
+                    for durable in {"true": [True], "false": [False], "both": [True, False]}[a.durable]:
+                        server = Server(brig, db, extra)
+                        try:
+                            r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup, durable)
+                        finally:
+                            server.stop()
+                        load = os.getloadavg()[0]
+                        print("%-10s %-11s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
+                              "errors %d  (load %.1f)%s" % (store, "durable" if durable else "non-durable", connections,
+                                                            sessions, r["rate"], r["p50"], r["p99"], r["errors"], load,
+                                                            "  first error: " + r["first_error"] if r["errors"] else ""),
+                              flush=True)
+                        failed |= r["errors"] > 0
     finally:
         if pg is not None:
             pg.stop()

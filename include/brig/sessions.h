@@ -148,6 +148,11 @@ class Sessions {
     bool portable_in_background = true;
     std::chrono::milliseconds portable_delay{200};
     std::chrono::milliseconds portable_max_lag{10'000};
+    // Executions with ExecuteOptions::deferred_save are saved (all of a burst in one save)
+    // once the session has been idle this long, or at the latest save_max_lag after the first
+    // unsaved one, or when it leaves the live sessions, or at ~Sessions.
+    std::chrono::milliseconds save_delay{200};
+    std::chrono::milliseconds save_max_lag{2'000};
     // How long an execution waits for another one in the same session.
     std::chrono::milliseconds lock_timeout{60'000};
     // PostgreSQL: connections kept in the pool, and the statement_timeout of each.
@@ -177,8 +182,33 @@ class Sessions {
   // range (checked first); FailedPrecondition when the session holds more memory than
   // memory_bytes allows. on_output is called on this thread, only while the code runs: never
   // for output of a restore, of a rollback's replays, or of the save.
+  //
+  // With options.deferred_save, an execution in a session this process keeps live runs there
+  // and answers without touching the store: no lock, no read, no save (~the cost of the bare
+  // execution). The result has saved == false and the version it builds on. Its state and
+  // files are saved later, by a background thread, together with the deferred executions
+  // that followed (Options::save_delay, save_max_lag), and before anything else here reads or
+  // changes the stored session (a durable execution, file operations, fork, export; reset and
+  // delete discard them). Until then they are not durable: they are lost if the process dies,
+  // and if another process saves the session in between (its save wins; DeferredSavesLost
+  // counts them, and the next execution here starts from the store). Executions in one
+  // session stay serialised within this process. A session not live here (its first
+  // execution in this process, or one evicted since) runs the durable way.
   StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
                                   const ExecuteOptions& options, std::string_view filename = "<exec>");
+
+  // Writes what this process's live interpreter of the session still owes the store (its
+  // deferred executions, its portable snapshot), taking the session's lock if it must save;
+  // with `drop`, then drops the interpreter (for a process about to change the stored session
+  // behind this one's back: another process's file write, reset or delete). Fork, export and
+  // this Sessions' own file operations do it themselves; a server whose workers hold the live
+  // sessions calls it in the worker before the supervisor uses the store. A save the store
+  // refuses is lost (DeferredSavesLost). No-op if the session is not live here.
+  void SyncToStore(std::string_view thread_id, bool drop);
+
+  // Deferred executions (ExecuteOptions::deferred_save) whose save the store refused since
+  // this Sessions was opened: lost, as described at Execute.
+  int64_t DeferredSavesLost() const;
 
   // Clears the session's interpreter state, keeping its files (SessionManager::Reset), and
   // drops this process's live interpreter of it.

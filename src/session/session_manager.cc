@@ -130,7 +130,10 @@ StatusOr<store::SessionInfo> SessionManager::Extend(std::string_view thread_id, 
   return got;
 }
 
-Status SessionManager::Delete(std::string_view thread_id) { return store_.DeleteSession(thread_id); }
+Status SessionManager::Delete(std::string_view thread_id) {
+  BeforeStoreUse(thread_id, StoreUse::kGone, /*lock_held=*/false);
+  return store_.DeleteSession(thread_id);
+}
 
 StatusOr<std::vector<store::SessionInfo>> SessionManager::List() { return store_.ListSessions(); }
 
@@ -138,6 +141,7 @@ Status SessionManager::Reset(std::string_view thread_id) {
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
   StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(thread_id, options_.lock_timeout);
   if (!lock.ok()) return lock.status();
+  BeforeStoreUse(thread_id, StoreUse::kGone, /*lock_held=*/true);
   // Under the lock no execution saves in between; a writer that does not take the lock
   // could, hence one retry on Conflict with the version read again.
   for (int attempt = 0;; ++attempt) {
@@ -167,7 +171,7 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
   if (taken.value()) return Status::AlreadyExists("session " + Quoted(dst) + " already exists");
   StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(src, options_.lock_timeout);
   if (!lock.ok()) return lock.status();
-  if (before_state_copy_) before_state_copy_(src);
+  BeforeStoreUse(src, StoreUse::kRead, /*lock_held=*/true);
   // Under src's lock no execution or file write of src saves in between; a writer that skips
   // the lock could, and then CopySession's version check fails: one retry, read again.
   for (int attempt = 0;; ++attempt) {

@@ -66,10 +66,22 @@ class SessionManager {
 
   const SessionOptions& options() const { return options_; }
 
-  // Called by Fork under the source session's lock, before its stored state is read: lets a
-  // holder of live sessions (brig::Sessions) store what it still owes of that state. Set once,
-  // before the manager is shared.
-  void SetBeforeStateCopy(std::function<void(std::string_view)> fn) { before_state_copy_ = std::move(fn); }
+  // What a holder of live sessions (brig::Sessions) must hear of before a session's stored
+  // form is used outside its executions, so that the store has what it owes it (executions
+  // run with a deferred save) and it drops what the use makes stale.
+  enum class StoreUse {
+    kRead,    // the stored state or files are read (fork, export, file reads)
+    kChange,  // they are about to change (file writes); the caller holds the session's lock
+    kGone,    // the state is cleared or the session deleted: what is owed is moot
+  };
+  using StoreUseHook = std::function<void(std::string_view thread_id, StoreUse use, bool lock_held)>;
+  // Set once, before the manager is shared.
+  void SetStoreUseHook(StoreUseHook hook) { store_use_hook_ = std::move(hook); }
+  // Calls the hook, if any. REQUIRES: lock_held says whether the caller holds the session's
+  // store lock (kChange: it must).
+  void BeforeStoreUse(std::string_view thread_id, StoreUse use, bool lock_held) const {
+    if (store_use_hook_) store_use_hook_(thread_id, use, lock_held);
+  }
   store::Store& store() const { return store_; }
   // The clock's now, in microseconds.
   int64_t Now() const { return options_.clock(); }
@@ -143,7 +155,7 @@ class SessionManager {
 
   store::Store& store_;
   const SessionOptions options_;
-  std::function<void(std::string_view)> before_state_copy_;
+  StoreUseHook store_use_hook_;
 };
 
 }  // namespace brig::session

@@ -65,6 +65,12 @@ struct LiveSession {
   std::chrono::steady_clock::time_point pending_since{};
   // What the last portable snapshot of it could not hold (reported with results).
   std::map<std::string, std::string> not_portable;
+  // Executions ran in it with a deferred save (ExecuteOptions::deferred_save) that the store
+  // does not have yet; since when. The session's expiry as last read, for those executions
+  // (they do not read the store).
+  bool save_pending = false;
+  std::chrono::steady_clock::time_point save_pending_since{};
+  int64_t expires_at = 0;
 };
 
 // A live session in the list, with the thread_id it belongs to.
@@ -96,18 +102,22 @@ struct Sessions::Impl {
   session::SessionManager* manager = nullptr;  // the policy behind public_manager
   std::unique_ptr<FileService> files;
 
-  // Live sessions, most recently used first. `mu` guards the list, not the sandboxes: a
-  // sandbox taken out is owned by the one execution that took it, and one marked busy by the
-  // background thread.
-  std::mutex mu;
-  std::condition_variable changed;  // an entry stopped being busy, or work for the background
+  // Live sessions, most recently used first. `mu` guards the lists, not the sandboxes: a
+  // sandbox taken out is owned by the one execution that took it (its thread_id is then in
+  // `checked_out`), and one marked busy by the background thread.
+  mutable std::mutex mu;
+  std::condition_variable changed;  // an entry stopped being busy or checked out, or work for the background
   std::list<LiveEntry> live;
-  // The background thread (started with the first live session, Housekeeping), and the
-  // entries pushed out of `live` with a portable snapshot pending (it writes, then drops
-  // them).
+  // Entries pushed out of `live` that still owe the store something (a deferred save, a
+  // portable snapshot): the background thread writes them, then drops them. TakeLive takes
+  // one back if it is not being written.
   std::list<LiveEntry> evicted;
-  std::thread background;
+  // Sessions whose live interpreter an execution (or a store use) holds, live or not: one
+  // holder per session in this process, so that nobody loads a second, stale interpreter.
+  std::set<std::string, std::less<>> checked_out;
+  std::thread background;  // Housekeeping, started with the first live session
   bool stopping = false;
+  int64_t deferred_lost = 0;  // GUARDED_BY(mu): deferred saves the store refused
 
   // A live session unused this long gets its pages that hold the image's bytes again given
   // back (Sandbox::Trim, ~a third of a small session's memory). Not after every execution:
@@ -121,43 +131,82 @@ struct Sessions::Impl {
       stopping = true;
       changed.notify_all();
     }
-    // It writes every portable snapshot still pending before it ends.
+    // It writes every deferred save and portable snapshot still pending before it ends.
     if (background.joinable()) background.join();
   }
 
+  static bool Owes(const LiveSession& s) { return s.save_pending || s.portable_pending; }
+
+  // Checks `thread_id` out: waits until no other holder has it, then returns its live
+  // interpreter if this process keeps one (nullopt if not). Either way the caller holds the
+  // session in this process until it calls PutLive or Release (Checkout does).
   std::optional<LiveSession> TakeLive(std::string_view thread_id) {
     std::unique_lock<std::mutex> lock(mu);
     while (true) {
-      auto it = live.begin();
-      while (it != live.end() && it->thread_id != thread_id) ++it;
-      if (it == live.end()) return std::nullopt;
-      if (it->busy) {  // its portable snapshot is being taken: a moment, not a restore
+      if (checked_out.count(thread_id)) {
         changed.wait(lock);
         continue;
       }
-      LiveSession s = std::move(it->s);
-      live.erase(it);
-      return s;
+      bool waiting = false;
+      for (std::list<LiveEntry>* list : {&live, &evicted}) {
+        for (auto it = list->begin(); it != list->end(); ++it) {
+          if (it->thread_id != thread_id) continue;
+          if (it->busy) {  // the background thread writes it: a moment, not a restore
+            waiting = true;
+            break;
+          }
+          LiveSession s = std::move(it->s);
+          list->erase(it);
+          checked_out.emplace(thread_id);
+          return s;
+        }
+        if (waiting) break;
+      }
+      if (waiting) {
+        changed.wait(lock);
+        continue;
+      }
+      checked_out.emplace(thread_id);
+      return std::nullopt;
     }
   }
 
+  // Gives the session back without an interpreter (the caller drops it, if it had one).
+  void Release(std::string_view thread_id) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = checked_out.find(thread_id); it != checked_out.end()) checked_out.erase(it);
+    changed.notify_all();
+  }
+
+  // Releases a checkout on scope exit unless PutLive gave the session back.
+  struct Checkout {
+    Impl* impl;
+    std::string thread_id;
+    bool held = true;
+    ~Checkout() {
+      if (held) impl->Release(thread_id);
+    }
+  };
+
+  // Keeps `s` live and releases the checkout. REQUIRES: the caller checked it out.
   void PutLive(std::string_view thread_id, LiveSession s) {
-    if (options.max_live == 0) return;
     s.idle_since = std::chrono::steady_clock::now();
     s.compacted = false;
     s.trimmed = false;
     std::lock_guard<std::mutex> lock(mu);
+    if (auto it = checked_out.find(thread_id); it != checked_out.end()) checked_out.erase(it);
+    changed.notify_all();
+    if (options.max_live == 0 && !Owes(s)) return;
     live.push_front(LiveEntry{std::string(thread_id), std::move(s), false});
     if (!background.joinable()) background = std::thread([this] { Housekeeping(); });
-    // The least recently used go, except one the writer holds; one with a portable snapshot
-    // pending goes to the writer first.
+    // The least recently used go, except one the background thread holds; one that still
+    // owes the store something goes to the background thread first.
     while (live.size() > options.max_live) {
       auto victim = std::prev(live.end());
       while (victim->busy && victim != live.begin()) --victim;
       if (victim->busy) break;
-      if (victim->s.portable_pending) {
+      if (Owes(victim->s)) {
         evicted.splice(evicted.end(), live, victim);
-        changed.notify_all();
       } else {
         live.erase(victim);
       }
@@ -165,56 +214,98 @@ struct Sessions::Impl {
     CompactIdleLocked(kCompactionsPerExecution);
   }
 
-  // The background thread: takes the pending portable snapshots and stores them as
-  // fallbacks (Options::portable_in_background): of a session idle for portable_delay, or
-  // owed one for portable_max_lag, or pushed out of the live ones; on stopping, all of them
-  // first. Also trims live sessions idle for kTrimIdleAfter.
+  // When `s` is due to have what it owes written (a deferred save, a portable snapshot).
+  std::chrono::steady_clock::time_point DueAt(const LiveSession& s) const {
+    auto due = std::chrono::steady_clock::time_point::max();
+    if (s.save_pending) due = std::min(s.idle_since + options.save_delay, s.save_pending_since + options.save_max_lag);
+    if (s.portable_pending) {
+      due = std::min(due, std::min(s.idle_since + options.portable_delay, s.pending_since + options.portable_max_lag));
+    }
+    return due;
+  }
+
+  // The background thread: writes what live sessions owe the store (Settle): the deferred
+  // saves and portable snapshots of a session idle for save_delay / portable_delay, or owed
+  // for save_max_lag / portable_max_lag, or pushed out of the live ones; on stopping, all of
+  // them first. Also trims live sessions idle for kTrimIdleAfter.
   void Housekeeping() {
     std::unique_lock<std::mutex> lock(mu);
     while (true) {
-      if (!evicted.empty()) {
-        // Stays in `evicted`, busy, while written: FlushPortable waits for it there. Only
-        // this thread removes entries from `evicted`, so the iterator stays valid.
-        auto it = evicted.begin();
-        it->busy = true;
-        lock.unlock();
-        (void)WritePortable(it->thread_id, it->s);
-        std::list<LiveEntry> one;
-        lock.lock();
-        one.splice(one.end(), evicted, it);
-        changed.notify_all();
-        lock.unlock();
-        one.clear();  // the sandbox goes, outside the lock
-        lock.lock();
-        continue;
-      }
       const auto now = std::chrono::steady_clock::now();
       auto next = now + kTrimIdleAfter;  // when to look again
-      auto due = live.end();
-      for (auto it = live.begin(); it != live.end(); ++it) {
-        const LiveSession& s = it->s;
-        if (!s.portable_pending || it->busy) continue;
-        const auto when = std::min(s.idle_since + options.portable_delay, s.pending_since + options.portable_max_lag);
-        if (stopping || when <= now) {
-          due = it;
-          break;
+      std::list<LiveEntry>* list = nullptr;
+      std::string id;
+      if (!evicted.empty()) {
+        for (const LiveEntry& e : evicted) {
+          if (!e.busy) {
+            list = &evicted;
+            id = e.thread_id;
+            break;
+          }
         }
-        next = std::min(next, when);
       }
-      if (due != live.end()) {
-        due->busy = true;
+      if (!list) {
+        for (const LiveEntry& e : live) {
+          if (!Owes(e.s) || e.busy) continue;
+          const auto when = DueAt(e.s);
+          if (stopping || when <= now) {
+            list = &live;
+            id = e.thread_id;
+            break;
+          }
+          next = std::min(next, when);
+        }
+      }
+      if (list) {
         lock.unlock();
-        const bool usable = WritePortable(due->thread_id, due->s);
+        SettleInBackground(id, list == &evicted);
         lock.lock();
-        due->busy = false;
-        if (!usable) live.erase(due);
-        changed.notify_all();
         continue;
       }
       if (stopping) return;
       if (TrimOneIdle(lock)) continue;
       changed.wait_until(lock, next);
     }
+  }
+
+  // Writes what the live (or evicted) session `thread_id` owes, on the background thread.
+  // The session's store lock is taken before the entry is marked busy (as an execution
+  // takes it before checking the session out), so the two never wait for each other.
+  void SettleInBackground(const std::string& thread_id, bool from_evicted) {
+    std::unique_ptr<store::SessionLock> held;
+    bool needs_lock = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto* list : {&live, &evicted}) {
+        for (const LiveEntry& e : *list) {
+          if (e.thread_id == thread_id) needs_lock = needs_lock || e.s.save_pending;
+        }
+      }
+    }
+    if (needs_lock) {
+      auto taken = store->LockSession(thread_id, options.lock_timeout);
+      if (taken.ok()) held = std::move(taken.value());
+      // Not taken (the store is down, the session stays locked): Settle's save fails and
+      // what was deferred is dropped, as after a conflict.
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    std::list<LiveEntry>& list = from_evicted ? evicted : live;
+    auto it = list.begin();
+    while (it != list.end() && it->thread_id != thread_id) ++it;
+    if (it == list.end() || it->busy) return;  // taken back by an execution meanwhile
+    if (!from_evicted && !stopping && DueAt(it->s) > std::chrono::steady_clock::now()) return;  // used again since
+    it->busy = true;
+    lock.unlock();
+    const bool usable = Settle(thread_id, it->s, held != nullptr);
+    held.reset();
+    std::list<LiveEntry> gone;
+    lock.lock();
+    it->busy = false;
+    if (from_evicted || !usable) gone.splice(gone.end(), list, it);
+    changed.notify_all();
+    lock.unlock();
+    gone.clear();  // the sandbox goes, outside the lock
+    lock.lock();
   }
 
   // Trims the least recently used live session that is idle for kTrimIdleAfter and not yet
@@ -237,39 +328,70 @@ struct Sessions::Impl {
     return false;
   }
 
-  // Brings the stored fallback of `thread_id` up to its state's version now, if this process
-  // holds the session live with a portable snapshot pending: for fork and export, which copy
-  // the stored state. REQUIRES: the caller holds the session's lock (no execution runs).
-  void FlushPortable(std::string_view thread_id) {
-    {
-      // One pushed out of the live ones is written by the background thread: wait for it.
-      std::unique_lock<std::mutex> lock(mu);
-      changed.wait(lock, [&] {
-        return std::none_of(evicted.begin(), evicted.end(), [&](const LiveEntry& e) { return e.thread_id == thread_id; });
-      });
+  // Writes what `s` owes the store: its deferred executions (a save, which also owes a
+  // portable snapshot), then its portable snapshot. A deferred save the store refuses
+  // (another process saved the session since, it was deleted, the store is down, or the
+  // caller could not get the lock) is lost: `s` is then unusable, and the session's next
+  // execution starts from what the store has. Returns whether `s` is still usable.
+  // REQUIRES: the caller owns `s` (busy, or checked out); lock_held: it holds the session's
+  // store lock (needed for a deferred save).
+  bool Settle(std::string_view thread_id, LiveSession& s, bool lock_held) {
+    if (s.save_pending) {
+      s.save_pending = false;
+      SessionResult ignored;
+      Status saved = lock_held ? Save(thread_id, s, &ignored)
+                               : Status::DeadlineExceeded("the session's lock was not taken");
+      if (!saved.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        ++deferred_lost;
+        return false;
+      }
     }
-    std::optional<LiveSession> s = TakeLive(thread_id);
-    if (!s) return;
-    if (s->portable_pending && !WritePortable(std::string(thread_id), *s)) return;  // unusable: dropped
-    PutLive(thread_id, std::move(*s));
-  }
-
-  // Takes the portable snapshot of `s` (at s.version) and stores it as the state's fallback.
-  // A snapshot that fails keeps the stored, older fallback. Returns whether the sandbox is
-  // still usable. REQUIRES: the caller owns `s` (busy, or out of the list).
-  bool WritePortable(const std::string& thread_id, LiveSession& s) {
-    s.portable_pending = false;
-    auto portable = s.sandbox->SavePortable();
-    if (portable.ok()) {
-      StoredState fallback;
-      fallback.portable = std::move(portable.value().data);
-      fallback.not_portable = portable.value().skipped;
-      // Refused (not written) when a newer one is stored already; an error leaves the older
-      // one: either way nothing to do, and the next execution brings a new one.
-      (void)store->SaveFallback(thread_id, s.version, session::EncodeState(fallback));
-      s.not_portable = std::move(portable.value().skipped);
+    if (s.portable_pending) {
+      s.portable_pending = false;
+      auto portable = s.sandbox->SavePortable();
+      if (portable.ok()) {
+        StoredState fallback;
+        fallback.portable = std::move(portable.value().data);
+        fallback.not_portable = portable.value().skipped;
+        // Refused (not written) when a newer one is stored already; an error leaves the older
+        // one: either way nothing to do, and the next execution brings a new one.
+        (void)store->SaveFallback(std::string(thread_id), s.version, session::EncodeState(fallback));
+        s.not_portable = std::move(portable.value().skipped);
+      }
     }
     return s.sandbox->usable();
+  }
+
+  // Before the stored form of `thread_id` is used outside its executions
+  // (SessionManager::StoreUse): what a live interpreter here owes is written first (kRead,
+  // kChange), and the interpreter is dropped when the use makes it stale (kChange, kGone).
+  // Without lock_held the session's store lock is taken if something must be saved.
+  void BeforeStoreUse(std::string_view thread_id, session::SessionManager::StoreUse use, bool lock_held) {
+    using Use = session::SessionManager::StoreUse;
+    std::unique_ptr<store::SessionLock> held;
+    if (use != Use::kGone && !lock_held) {
+      // Cheap when nothing is owed (the common case: a file read).
+      bool owes_save = false;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto* list : {&live, &evicted}) {
+          for (const LiveEntry& e : *list) owes_save = owes_save || (e.thread_id == thread_id && e.s.save_pending);
+        }
+        owes_save = owes_save || checked_out.count(thread_id) > 0;  // a deferred execution may be running
+      }
+      if (!owes_save) return;
+      auto taken = store->LockSession(thread_id, options.lock_timeout);
+      if (taken.ok()) held = std::move(taken.value());
+      lock_held = taken.ok();
+    }
+    std::optional<LiveSession> s = TakeLive(thread_id);
+    Checkout checkout{this, std::string(thread_id)};
+    if (!s) return;
+    if (use != Use::kGone && !Settle(thread_id, *s, lock_held)) return;  // unusable: dropped
+    if (use != Use::kRead) return;                                        // stale after the use: dropped
+    checkout.held = false;
+    PutLive(thread_id, std::move(*s));
   }
 
   // After an execution, at most this many idle sessions are compacted (~0.3 ms each), so that
@@ -300,7 +422,6 @@ struct Sessions::Impl {
     return done;
   }
 
-  void DropLive(std::string_view thread_id) { TakeLive(thread_id); }
 
   // The limits of a sandbox for a session whose store holds `visible` (files the guest sees,
   // all loaded into its file system, which counts them) and `outside` (files kept in the
@@ -585,10 +706,11 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(Store& store, const Options& 
   so.clock = NowMicros;
   impl->public_manager = std::make_unique<SessionManager>(store, so);
   impl->manager = &internal::Access::Manager(*impl->public_manager);
-  // A fork copies the stored state: the portable snapshot still owed by a live session here
-  // is stored first.
+  // Fork, file operations, reset and delete use the stored session: what a live session here
+  // still owes the store is written first, and what they make stale is dropped.
   Impl* raw = impl.get();
-  impl->manager->SetBeforeStateCopy([raw](std::string_view thread_id) { raw->FlushPortable(thread_id); });
+  impl->manager->SetStoreUseHook([raw](std::string_view thread_id, session::SessionManager::StoreUse use,
+                                       bool lock_held) { raw->BeforeStoreUse(thread_id, use, lock_held); });
   impl->files = std::make_unique<FileService>(*impl->public_manager);
   return std::unique_ptr<Sessions>(new Sessions(std::move(impl)));
 }
@@ -613,6 +735,43 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   checked.timeout_seconds = *call.timeout_seconds;
   checked.memory_bytes = *call.memory_bytes;
   if (Status s = ValidateLimits(checked); !s.ok()) return s;
+  if (options.deferred_save) {
+    // In the live interpreter this process holds, without the store: nothing read, nothing
+    // written (the background thread saves it later). A session not live here (or whose
+    // expiry, as last read, has passed) goes the durable way below, once.
+    std::optional<LiveSession> live = impl.TakeLive(thread_id);
+    Impl::Checkout checkout{&impl, std::string(thread_id)};
+    if (live && impl.manager->Now() < live->expires_at) {
+      SessionResult result;
+      result.restored_from = "live";
+      result.version = live->version;
+      result.not_portable = live->not_portable;
+      auto ran = live->sandbox->Execute(code, call, filename);
+      if (!ran.ok()) {
+        checkout.held = false;
+        impl.PutLive(thread_id, std::move(*live));
+        return ran.status();
+      }
+      result.execution = std::move(ran.value());
+      if (result.execution.failure == Failure::kNone) {
+        if (!live->save_pending) live->save_pending_since = std::chrono::steady_clock::now();
+        live->save_pending = true;
+      }
+      // A failed execution was rolled back (as below): what it owed before stays owed.
+      if (live->sandbox->usable()) {
+        checkout.held = false;
+        impl.PutLive(thread_id, std::move(*live));
+      } else if (live->save_pending) {
+        std::lock_guard<std::mutex> lock(impl.mu);
+        ++impl.deferred_lost;  // cannot happen after a rollback; counted if it does
+      }
+      return result;
+    }
+    if (live) {
+      checkout.held = false;
+      impl.PutLive(thread_id, std::move(*live));
+    }
+  }
   auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
   if (!lock.ok()) return lock.status();
   // Not touched here: the save does it (one write less per execution); an execution that
@@ -626,9 +785,15 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   SessionResult result;
   const int64_t created_at = info.value().created_at;
   std::optional<LiveSession> live = impl.TakeLive(thread_id);
+  Impl::Checkout checkout{&impl, std::string(thread_id)};
   if (live && live->version == stored_version.value() && live->created_at == created_at) {
+    // With deferred executions in it too: this save takes them along.
     result.restored_from = "live";
   } else {
+    if (live && live->save_pending) {
+      std::lock_guard<std::mutex> held(impl.mu);
+      ++impl.deferred_lost;  // another process saved the session since: they are lost
+    }
     // Absent, or another process saved a newer version since (or the session was made
     // again): restore from the store.
     auto stored = impl.store->GetState(thread_id);
@@ -637,11 +802,16 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     if (!loaded.ok()) return loaded.status();
     live = std::move(loaded.value());
   }
+  live->expires_at = info.value().expires_at;
   result.version = live->version;
+  auto keep = [&] {
+    checkout.held = false;
+    impl.PutLive(thread_id, std::move(*live));
+  };
   auto ran = live->sandbox->Execute(code, call, filename);
   if (!ran.ok()) {
     // Refused before running (a limit it cannot honour): the session is as it was.
-    if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
+    if (!live->over_quota) keep();
     return ran.status();
   }
   result.execution = std::move(ran.value());
@@ -651,17 +821,32 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     // the state it had before (the saved version), so it stays live; one that could not be
     // rolled back is dropped, and the next execution restores the saved state.
     (void)impl.store->TouchSession(thread_id);  // used all the same
-    if (live->sandbox->usable() && !live->over_quota) impl.PutLive(thread_id, std::move(*live));
+    if (live->sandbox->usable() && !live->over_quota) keep();
     return result;
   }
   if (Status saved = impl.Save(thread_id, *live, &result); !saved.ok()) {
+    if (live->save_pending) {
+      std::lock_guard<std::mutex> held(impl.mu);
+      ++impl.deferred_lost;
+    }
     return saved.WithPrefix("the code ran but its session could not be saved (the session is unchanged): ");
   }
+  live->save_pending = false;
   // A session loaded over its quotas (and now back under them, or the save would have been
   // refused) is loaded again next time, with the quotas as its limits.
   // Kept live; trimmed by the background thread once idle (Impl::kTrimIdleAfter).
-  if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
+  if (!live->over_quota) keep();
   return result;
+}
+
+void Sessions::SyncToStore(std::string_view thread_id, bool drop) {
+  using Use = session::SessionManager::StoreUse;
+  impl_->BeforeStoreUse(thread_id, drop ? Use::kChange : Use::kRead, /*lock_held=*/false);
+}
+
+int64_t Sessions::DeferredSavesLost() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->deferred_lost;
 }
 
 size_t Sessions::LiveSessions() const {
@@ -681,7 +866,7 @@ size_t Sessions::CompactIdle() {
 
 Status Sessions::Reset(std::string_view thread_id) {
   Status s = impl_->manager->Reset(thread_id);
-  impl_->DropLive(thread_id);
+  impl_->BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kGone, /*lock_held=*/false);
   return s;
 }
 
@@ -699,8 +884,9 @@ StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
   snap.thread_id = std::string(thread_id);
   snap.exported_at = impl.manager->Now();
   snap.metadata = info.value().metadata;
-  // A portable snapshot still to be taken here is taken now, so that the export carries it.
-  impl.FlushPortable(thread_id);
+  // What a live session here still owes the store (a deferred save, a portable snapshot) is
+  // written now, so that the export carries it.
+  impl.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/true);
   auto stored = impl.store->GetState(thread_id);
   if (!stored.ok()) return stored.status();
   if (stored.value() && !stored.value()->cleared()) {
