@@ -698,6 +698,9 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(Store& store, const Options& 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->store = &internal::Access::Backend(store);
+  // On PostgreSQL other nodes restore the session, each from an image of its own: a page
+  // snapshot does not restore there, so the portable one must be in the store with the save.
+  if (impl->store->backend() == "postgresql") impl->options.portable_in_background = false;
   SessionOptions so;
   so.default_expiry_days = options.default_expiry_days;
   so.max_files_per_session = options.max_files_per_session;
