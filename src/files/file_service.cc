@@ -140,6 +140,7 @@ StatusOr<store::FileData> FileService::Read(std::string_view thread_id, std::str
   if (Status s = CheckIds(thread_id, path); !s.ok()) return s;
   if (offset < 0) return Status::InvalidArgument("offset must not be negative");
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/false);
   StatusOr<store::FileData> data = store_.GetFile(thread_id, path, offset, limit);
   if (data.ok() && data.value().info.is_directory()) {
     return Status::FailedPrecondition(std::string(path) + " is a directory");
@@ -155,6 +156,7 @@ StatusOr<store::FileInfo> FileService::Write(std::string_view thread_id, std::st
   StatusOr<std::unique_ptr<store::SessionLock>> lock =
       store_.LockSession(thread_id, sessions_.options().lock_timeout);
   if (!lock.ok()) return lock.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kChange, /*lock_held=*/true);
   const store::FileWrite file{std::string(path), std::move(content), std::move(content_type)};
   // Under the lock only a writer that skips it can save in between: then check again, once.
   Status saved = SaveUnderLock(thread_id, &file, "");
@@ -174,6 +176,7 @@ StatusOr<int64_t> FileService::Edit(std::string_view thread_id, std::string_view
   StatusOr<std::unique_ptr<store::SessionLock>> lock =
       store_.LockSession(thread_id, sessions_.options().lock_timeout);
   if (!lock.ok()) return lock.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kChange, /*lock_held=*/true);
   for (int attempt = 0;; ++attempt) {
     StatusOr<store::FileData> current = store_.GetFile(thread_id, path);
     if (!current.ok()) return current.status();
@@ -199,6 +202,7 @@ Status FileService::Delete(std::string_view thread_id, std::string_view path) {
   StatusOr<std::unique_ptr<store::SessionLock>> lock =
       store_.LockSession(thread_id, sessions_.options().lock_timeout);
   if (!lock.ok()) return lock.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kChange, /*lock_held=*/true);
   for (int attempt = 0;; ++attempt) {
     // SaveExecution ignores a missing file; the caller is told.
     if (StatusOr<store::FileData> f = store_.GetFile(thread_id, path, 0, 0); !f.ok()) return f.status();
@@ -217,6 +221,7 @@ StatusOr<std::vector<store::FileInfo>> FileService::List(std::string_view thread
                                    std::to_string(store::kMaxPathBytes) + " bytes");
   }
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/false);
   return store_.ListFiles(thread_id, prefix);
 }
 
@@ -225,6 +230,7 @@ StatusOr<std::vector<store::FileInfo>> FileService::Glob(std::string_view thread
   StatusOr<GlobPattern> glob = GlobPattern::Compile(pattern);
   if (!glob.ok()) return glob.status();
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/false);
   StatusOr<std::vector<store::FileInfo>> listed = store_.ListFiles(thread_id, glob.value().literal_prefix());
   if (!listed.ok()) return listed;
   std::vector<store::FileInfo> out;
@@ -246,6 +252,7 @@ StatusOr<GrepResult> FileService::Grep(std::string_view thread_id, std::string_v
     glob = std::move(g.value());
   }
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/false);
   StatusOr<std::vector<store::FileInfo>> listed = store_.ListFiles(thread_id, glob ? glob->literal_prefix() : "");
   if (!listed.ok()) return listed.status();
   GrepResult result;

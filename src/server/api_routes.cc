@@ -96,9 +96,9 @@ struct Fields {
     }
     return it->get<double>();
   }
-  bool Bool(const char* name) {
+  bool Bool(const char* name, bool absent = false) {
     auto it = body.find(name);
-    if (it == body.end() || it->is_null()) return false;
+    if (it == body.end() || it->is_null()) return absent;
     if (!it->is_boolean()) {
       Fail(std::string("'") + name + "' must be true or false");
       return false;
@@ -134,33 +134,42 @@ void Server::Impl::BuildRoutes() {
 }
 
 void Server::Impl::AddApiRoutes() {
-  auto add = [this](verb method, std::string pattern, bool writes, void (Impl::*fn)(Call), bool all_threads = false) {
+  using Sync = ExecRequest::Sync;
+  // `sync`: what the worker holding the session live must do first (SyncThen).
+  auto add = [this](verb method, std::string pattern, bool writes, void (Impl::*fn)(Call), bool all_threads = false,
+                    Sync sync = Sync::kNone) {
     RouteSpec spec;
     spec.writes = writes;
     spec.needs_all_threads = all_threads;
-    spec.fn = [this, fn](Call c) { (this->*fn)(std::move(c)); };
+    std::function<void(Call)> run = [this, fn](Call c) { (this->*fn)(std::move(c)); };
+    if (sync == Sync::kNone) {
+      spec.fn = std::move(run);
+    } else {
+      spec.fn = [this, sync, run](Call c) { SyncThen(sync, std::move(c), run); };
+    }
     router.Add(method, std::move(pattern), std::move(spec));
   };
+  const Sync read = Sync::kWrite, change = Sync::kDrop;
   add(verb::post, "/v1/sessions", true, &Impl::CreateSession);
   add(verb::get, "/v1/sessions", false, &Impl::ListSessions);
   add(verb::get, "/v1/sessions/{thread_id}", false, &Impl::GetSession);
-  add(verb::delete_, "/v1/sessions/{thread_id}", true, &Impl::DeleteSession);
+  add(verb::delete_, "/v1/sessions/{thread_id}", true, &Impl::DeleteSession, false, change);
   add(verb::post, "/v1/sessions/{thread_id}/extend", true, &Impl::ExtendSession);
-  add(verb::post, "/v1/sessions/{thread_id}/reset", true, &Impl::ResetSession);
-  add(verb::post, "/v1/sessions/{thread_id}/fork", true, &Impl::ForkSession);
-  add(verb::get, "/v1/sessions/{thread_id}/snapshot", false, &Impl::ExportSnapshot);
+  add(verb::post, "/v1/sessions/{thread_id}/reset", true, &Impl::ResetSession, false, change);
+  add(verb::post, "/v1/sessions/{thread_id}/fork", true, &Impl::ForkSession, false, read);
+  add(verb::get, "/v1/sessions/{thread_id}/snapshot", false, &Impl::ExportSnapshot, false, read);
   add(verb::put, "/v1/sessions/{thread_id}/snapshot", true, &Impl::ImportSnapshot);
   add(verb::post, "/v1/sessions/{thread_id}/execute", true, &Impl::Execute);
-  add(verb::get, "/v1/sessions/{thread_id}/files", false, &Impl::ListFiles);
-  add(verb::get, "/v1/sessions/{thread_id}/files/{path...}", false, &Impl::DownloadFileApi);
-  add(verb::put, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::UploadFile);
-  add(verb::delete_, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::DeleteFile);
+  add(verb::get, "/v1/sessions/{thread_id}/files", false, &Impl::ListFiles, false, read);
+  add(verb::get, "/v1/sessions/{thread_id}/files/{path...}", false, &Impl::DownloadFileApi, false, read);
+  add(verb::put, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::UploadFile, false, change);
+  add(verb::delete_, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::DeleteFile, false, change);
   // Operations on files, as JSON: reading and searching change nothing.
-  add(verb::post, "/v1/sessions/{thread_id}/files:read", false, &Impl::ReadFile);
-  add(verb::post, "/v1/sessions/{thread_id}/files:write", true, &Impl::WriteFile);
-  add(verb::post, "/v1/sessions/{thread_id}/files:edit", true, &Impl::EditFile);
-  add(verb::post, "/v1/sessions/{thread_id}/files:glob", false, &Impl::GlobFiles);
-  add(verb::post, "/v1/sessions/{thread_id}/files:grep", false, &Impl::GrepFiles);
+  add(verb::post, "/v1/sessions/{thread_id}/files:read", false, &Impl::ReadFile, false, read);
+  add(verb::post, "/v1/sessions/{thread_id}/files:write", true, &Impl::WriteFile, false, change);
+  add(verb::post, "/v1/sessions/{thread_id}/files:edit", true, &Impl::EditFile, false, change);
+  add(verb::post, "/v1/sessions/{thread_id}/files:glob", false, &Impl::GlobFiles, false, read);
+  add(verb::post, "/v1/sessions/{thread_id}/files:grep", false, &Impl::GrepFiles, false, read);
   add(verb::get, "/metrics", false, &Impl::MetricsPage, /*all_threads=*/true);
 }
 
@@ -297,6 +306,7 @@ void Server::Impl::Execute(Call call) {
   auto code = f.String("code", true);
   auto timeout = f.Number("timeout_s", 0, 3600);
   auto memory_mb = f.Int("memory_mb", 16, 4096);
+  const bool durable = f.Bool("durable", true);
   if (f.failed) return;
   {
     std::lock_guard lock(per_session_mu);
@@ -320,6 +330,7 @@ void Server::Impl::Execute(Call call) {
   request.timeout_seconds = timeout;
   if (memory_mb) request.memory_bytes = static_cast<uint64_t>(*memory_mb) << 20;
   request.stream = WantsEventStream(call.request());
+  request.deferred_save = !durable;
 
   // The answer: JSON, or (streaming) an event stream opened at the first output.
   struct State {

@@ -33,6 +33,12 @@ struct ExecRequest {
   std::optional<uint64_t> memory_bytes;   // nullopt: the server's default
   // Deliver stdout/stderr chunks to on_output as the guest writes them.
   bool stream = false;
+  // Answer before the save (ExecuteOptions::deferred_save): the API's "durable": false.
+  bool deferred_save = false;
+  // Run nothing: have the process holding the session live write what it owes the store
+  // (Sessions::SyncToStore), dropping it if kDrop. on_done gets an empty result.
+  enum class Sync { kNone, kWrite, kDrop };
+  Sync sync = Sync::kNone;
 };
 
 using OutputStream = brig::OutputStream;  // brig/sandbox.h
@@ -65,6 +71,10 @@ class Executor {
   virtual int64_t WorkerRestarts() const = 0;
   // Sessions kept live (summed over workers; may lag by one execution).
   virtual int64_t LiveSessions() const = 0;
+  // Whether live sessions are held by other processes (workers): then the server asks them
+  // (ExecRequest::sync) before it uses a stored session itself. In-process, the shared
+  // Sessions sees those uses on its own.
+  virtual bool SessionsElsewhere() const { return false; }
 };
 
 }  // namespace brig::server

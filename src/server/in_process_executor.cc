@@ -84,8 +84,14 @@ class InProcessExecutor : public Executor {
       ExecuteOptions options;
       options.timeout_seconds = job.request.timeout_seconds;
       options.memory_bytes = job.request.memory_bytes;
+      options.deferred_save = job.request.deferred_save;
       if (job.request.stream && job.on_output) options.on_output = job.on_output;
-      StatusOr<SessionResult> result = sessions_.Execute(job.request.thread_id, job.request.code, options);
+      StatusOr<SessionResult> result = SessionResult{};
+      if (job.request.sync == ExecRequest::Sync::kNone) {
+        result = sessions_.Execute(job.request.thread_id, job.request.code, options);
+      } else {
+        sessions_.SyncToStore(job.request.thread_id, job.request.sync == ExecRequest::Sync::kDrop);
+      }
       job.on_done(std::move(result));
       std::lock_guard lock(mu_);
       --running_;

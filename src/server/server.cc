@@ -237,6 +237,21 @@ std::pair<http::status, std::string_view> HttpStatusOf(const Status& s) {
   return {http::status::internal_server_error, "internal"};
 }
 
+void Server::Impl::SyncThen(ExecRequest::Sync kind, Call call, const std::function<void(Call)>& fn) {
+  if (kind == ExecRequest::Sync::kNone || call.thread_id.empty() || !executor || !executor->SessionsElsewhere()) {
+    return fn(std::move(call));
+  }
+  ExecRequest request;
+  request.thread_id = call.thread_id;
+  request.sync = kind;
+  auto held = std::make_shared<Call>(std::move(call));
+  // Whatever the worker answers (a sync that fails loses only what it owed; see
+  // Sessions::SyncToStore), the request goes on; off the pool's thread.
+  executor->Execute(std::move(request), nullptr, [this, held, fn](StatusOr<SessionResult>) {
+    Blocking([held, fn] { fn(std::move(*held)); });
+  });
+}
+
 void Server::Impl::Blocking(std::function<void()> fn) { boost::asio::post(*blocking, std::move(fn)); }
 
 void Server::Impl::LogRequest(const RequestContext& ctx, unsigned status, uint64_t bytes) {

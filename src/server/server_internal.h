@@ -107,6 +107,9 @@ struct Server::Impl {
   void ResetSession(Call call);
   void ForkSession(Call call);
   void ExportSnapshot(Call call);
+  // Runs fn(call) once the worker holding call.thread_id live has written what it owes the
+  // store (and dropped it, for kDrop): for the routes that use the stored session directly.
+  void SyncThen(ExecRequest::Sync kind, Call call, const std::function<void(Call)>& fn);
   void ImportSnapshot(Call call);
   void Execute(Call call);
   void ListFiles(Call call);

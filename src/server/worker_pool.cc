@@ -550,6 +550,9 @@ void WorkerPool::Execute(ExecRequest request, OutputFn on_output, DoneFn on_done
       body.code = std::move(request.code);
       body.timeout_seconds = request.timeout_seconds;
       body.memory_bytes = request.memory_bytes;
+      body.deferred_save = request.deferred_save;
+      body.sync = request.sync != ExecRequest::Sync::kNone;
+      body.sync_drop = request.sync == ExecRequest::Sync::kDrop;
       body.stream = static_cast<bool>(pending->on_output);
       const bool idle = s.out_at == s.out.size();
       worker::AppendFrame(&s.out, FrameType::kExecute, id, worker::EncodeExecute(body));

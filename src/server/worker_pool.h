@@ -76,6 +76,7 @@ class WorkerPool : public Executor {
   // the pool is shutting down; ResourceExhausted past max_queue; InvalidArgument for a
   // thread_id the store refuses or code too large to send.
   void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) override;
+  bool SessionsElsewhere() const override { return true; }
   // Stops taking executions; lets those given to workers finish for up to `grace`; then
   // SIGTERM (workers finish what runs and exit 0), SIGKILL after term_timeout; executions
   // not finished by then fail with Unavailable. Returns when every worker was waited for.

@@ -84,6 +84,10 @@ struct ExecuteBody {
   std::optional<double> timeout_seconds;
   std::optional<uint64_t> memory_bytes;
   bool stream = false;
+  bool deferred_save = false;
+  // Not an execution: Sessions::SyncToStore(thread_id, sync_drop); the code is empty.
+  bool sync = false;
+  bool sync_drop = false;
 };
 std::string EncodeExecute(const ExecuteBody& e);
 // Checks the layout only (the worker's Sessions checks the values).

@@ -76,13 +76,14 @@ Status SessionManager::CheckNotExpired(const store::SessionInfo& session) const 
                                     session.thread_id + " DAYS) to use it again, or run brig cleanup to delete it");
 }
 
-StatusOr<store::SessionInfo> SessionManager::GetOrCreate(std::string_view thread_id) {
+StatusOr<store::SessionInfo> SessionManager::GetOrCreate(std::string_view thread_id, bool touch) {
   // Two tries: a concurrent creator may win the insert between our read and our create, and
   // a concurrent cleanup may delete an expired session between our read and our touch.
   for (int attempt = 0;; ++attempt) {
     StatusOr<store::SessionInfo> got = store_.GetSession(thread_id);
     if (got.ok()) {
       if (Status s = CheckNotExpired(got.value()); !s.ok()) return s;
+      if (!touch) return got;
       Status touched = store_.TouchSession(thread_id);
       if (touched.ok()) {
         got.value().last_accessed = Now();
@@ -129,7 +130,10 @@ StatusOr<store::SessionInfo> SessionManager::Extend(std::string_view thread_id, 
   return got;
 }
 
-Status SessionManager::Delete(std::string_view thread_id) { return store_.DeleteSession(thread_id); }
+Status SessionManager::Delete(std::string_view thread_id) {
+  BeforeStoreUse(thread_id, StoreUse::kGone, /*lock_held=*/false);
+  return store_.DeleteSession(thread_id);
+}
 
 StatusOr<std::vector<store::SessionInfo>> SessionManager::List() { return store_.ListSessions(); }
 
@@ -137,6 +141,7 @@ Status SessionManager::Reset(std::string_view thread_id) {
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
   StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(thread_id, options_.lock_timeout);
   if (!lock.ok()) return lock.status();
+  BeforeStoreUse(thread_id, StoreUse::kGone, /*lock_held=*/true);
   // Under the lock no execution saves in between; a writer that does not take the lock
   // could, hence one retry on Conflict with the version read again.
   for (int attempt = 0;; ++attempt) {
@@ -166,6 +171,7 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
   if (taken.value()) return Status::AlreadyExists("session " + Quoted(dst) + " already exists");
   StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(src, options_.lock_timeout);
   if (!lock.ok()) return lock.status();
+  BeforeStoreUse(src, StoreUse::kRead, /*lock_held=*/true);
   // Under src's lock no execution or file write of src saves in between; a writer that skips
   // the lock could, and then CopySession's version check fails: one retry, read again.
   for (int attempt = 0;; ++attempt) {
@@ -182,6 +188,10 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
     if (state.value() && !state.value()->cleared()) {
       const store::SessionState& st = *state.value();
       copy = store::StateWrite{st.snapshot, st.format, st.guest_build_id};
+      // The fallback goes with it when it is of this very version (the fork's is version 1;
+      // an older one would claim to be of it). Without one, the fork gets a new one taken
+      // when it first runs live.
+      if (!st.fallback.empty() && st.fallback_version == st.version) copy->fallback = st.fallback;
       // The fork draws its own random numbers (as Sandbox::Fork's do). A state in a format
       // this brig does not write is copied as it is.
       if (st.format == kStateFormat) {

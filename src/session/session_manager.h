@@ -65,14 +65,33 @@ class SessionManager {
   explicit SessionManager(store::Store& store, SessionOptions options = {});
 
   const SessionOptions& options() const { return options_; }
+
+  // What a holder of live sessions (brig::Sessions) must hear of before a session's stored
+  // form is used outside its executions, so that the store has what it owes it (executions
+  // run with a deferred save) and it drops what the use makes stale.
+  enum class StoreUse {
+    kRead,    // the stored state or files are read (fork, export, file reads)
+    kChange,  // they are about to change (file writes); the caller holds the session's lock
+    kGone,    // the state is cleared or the session deleted: what is owed is moot
+  };
+  using StoreUseHook = std::function<void(std::string_view thread_id, StoreUse use, bool lock_held)>;
+  // Set once, before the manager is shared.
+  void SetStoreUseHook(StoreUseHook hook) { store_use_hook_ = std::move(hook); }
+  // Calls the hook, if any. REQUIRES: lock_held says whether the caller holds the session's
+  // store lock (kChange: it must).
+  void BeforeStoreUse(std::string_view thread_id, StoreUse use, bool lock_held) const {
+    if (store_use_hook_) store_use_hook_(thread_id, use, lock_held);
+  }
   store::Store& store() const { return store_; }
   // The clock's now, in microseconds.
   int64_t Now() const { return options_.clock(); }
 
   // The session, created with the default expiry and empty metadata if it does not exist;
-  // its last_accessed is set to now. FailedPrecondition if it exists and is expired. Safe
-  // when several processes create the same session at once (one creates, all get it).
-  StatusOr<store::SessionInfo> GetOrCreate(std::string_view thread_id);
+  // its last_accessed is set to now, unless !touch (for a caller that saves next:
+  // store.SaveExecution sets it, without a write of its own). FailedPrecondition if it
+  // exists and is expired. Safe when several processes create the same session at once
+  // (one creates, all get it).
+  StatusOr<store::SessionInfo> GetOrCreate(std::string_view thread_id, bool touch = true);
 
   // The existing, unexpired session, with last_accessed set to now: for operations that
   // must not create one (reading files). NotFound if missing, FailedPrecondition if expired.
@@ -136,6 +155,7 @@ class SessionManager {
 
   store::Store& store_;
   const SessionOptions options_;
+  StoreUseHook store_use_hook_;
 };
 
 }  // namespace brig::session

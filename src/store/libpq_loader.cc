@@ -27,6 +27,9 @@ namespace {
   X(PQexec, PGresult*, (PGconn*, const char*))                                         \
   X(PQexecParams, PGresult*,                                                           \
     (PGconn*, const char*, int, const Oid*, const char* const*, const int*, const int*, int)) \
+  X(PQprepare, PGresult*, (PGconn*, const char*, const char*, int, const Oid*))        \
+  X(PQexecPrepared, PGresult*,                                                         \
+    (PGconn*, const char*, int, const char* const*, const int*, const int*, int))      \
   X(PQresultStatus, ExecStatusType, (const PGresult*))                                 \
   X(PQresultErrorMessage, char*, (const PGresult*))                                    \
   X(PQresultErrorField, char*, (const PGresult*, int))                                 \
@@ -105,6 +108,13 @@ PGresult* PQexecParams(PGconn* conn, const char* command, int n, const Oid* type
                        const int* lengths, const int* formats, int result_format) {
   return conn && Lib().loaded ? Lib().PQexecParams(conn, command, n, types, values, lengths, formats, result_format)
                               : nullptr;
+}
+PGresult* PQprepare(PGconn* conn, const char* name, const char* query, int n, const Oid* types) {
+  return conn && Lib().loaded ? Lib().PQprepare(conn, name, query, n, types) : nullptr;
+}
+PGresult* PQexecPrepared(PGconn* conn, const char* name, int n, const char* const* values, const int* lengths,
+                         const int* formats, int result_format) {
+  return conn && Lib().loaded ? Lib().PQexecPrepared(conn, name, n, values, lengths, formats, result_format) : nullptr;
 }
 // With a loaded library the result calls go straight through: libpq handles NULL results.
 ExecStatusType PQresultStatus(const PGresult* res) {

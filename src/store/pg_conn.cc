@@ -113,13 +113,45 @@ StatusOr<std::unique_ptr<Conn>> Conn::Open(const std::string& url, const StoreOp
   return conn;
 }
 
+namespace {
+
+// Statements worth preparing once per connection: the ones brig runs again and again. Not
+// transaction control (BEGIN, COMMIT...), which PostgreSQL does not prepare.
+bool Preparable(const char* sql) {
+  for (const char* verb : {"SELECT ", "INSERT ", "UPDATE ", "DELETE ", "WITH "}) {
+    if (std::strncmp(sql, verb, std::strlen(verb)) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 StatusOr<Result> Conn::Exec(const char* sql, const Params& params, std::string_view what) {
-  PGresult* r = PQexecParams(c_, sql, params.size(), nullptr, params.values(), params.lengths(),
-                             params.formats(), /*resultFormat=binary*/ 1);
+  PGresult* r = nullptr;
+  const std::string* name = Preparable(sql) ? Prepared(sql, params.size()) : nullptr;
+  if (name) {
+    r = PQexecPrepared(c_, name->c_str(), params.size(), params.values(), params.lengths(), params.formats(),
+                       /*resultFormat=binary*/ 1);
+  } else {
+    r = PQexecParams(c_, sql, params.size(), nullptr, params.values(), params.lengths(), params.formats(),
+                     /*resultFormat=binary*/ 1);
+  }
   Result result(r);
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return result;
   return FromResult(r, c_, what);
+}
+
+const std::string* Conn::Prepared(const char* sql, int params) {
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return &it->second;
+  const std::string name = "brig_" + std::to_string(prepared_.size() + 1);
+  PGresult* r = PQprepare(c_, name.c_str(), sql, params, nullptr);
+  const bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+  PQclear(r);
+  // Not prepared (inside a failed transaction, say): run unprepared; the next call tries again.
+  if (!ok) return nullptr;
+  return &prepared_.emplace(sql, name).first->second;
 }
 
 Status Conn::ExecScript(const char* sql, std::string_view what) {

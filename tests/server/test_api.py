@@ -225,6 +225,20 @@ class ApiCases(ServerClass):
         # The first execution made the session (default expiry).
         self.assertEqual(self.ok("GET", "/v1/sessions/" + t).json()["thread_id"], t)
 
+    def test_execute_not_durable_answers_before_the_save(self):
+        t = self.tid()
+        first = self.run_ok(t, "n = 0")  # not live yet: saved the durable way
+        self.assertTrue(first["session"]["saved"])
+        for _ in range(3):
+            j = self.run_ok(t, "n += 1\nopen('/home/user/n.txt', 'w').write(str(n))", durable=False)
+            self.assertFalse(j["session"]["saved"], j)
+            self.assertEqual(j["session"]["version"], first["session"]["version"])
+        # The file endpoints see what the unsaved executions wrote (saved first).
+        r = self.ok("GET", "/v1/sessions/%s/files/home/user/n.txt" % t)
+        self.assertEqual(r.body, b"3")
+        self.assertEqual(self.run_ok(t, "n")["result"], "3")
+        self.error(400, None, "POST", "/v1/sessions/%s/execute" % t, {"code": "1", "durable": "no"})
+
     def test_execute_answers_what_brig_exec_json_prints(self):
         t = self.tid()
         served = self.run_ok(t, "print('out')\n6 * 7")

@@ -67,6 +67,18 @@ class LifecycleCases:
         self.assertEqual(r.json()["session"]["version"], version + 2)
         self.assertEqual(again.stop(), 0)
 
+    def test_sigterm_saves_executions_answered_before_their_save(self):
+        server = self.start()
+        self.assertEqual(server.execute("d", "x = 1").status, 200)
+        for i in range(2, 5):
+            r = server.execute("d", "x = %d" % i, durable=False)
+            self.assertEqual(r.status, 200, r)
+            self.assertFalse(r.json()["session"]["saved"])
+        self.assertEqual(server.stop(), 0, server.stderr_text()[-2000:])
+        again = self.start()
+        self.assertEqual(again.execute("d", "x").json()["result"], "4")
+        self.assertEqual(again.stop(), 0)
+
     def test_sigterm_on_an_idle_server_exits_0_and_stops_listening(self):
         server = self.start()
         self.assertTrue(server.alive())
