@@ -61,6 +61,10 @@ INSERT INTO brig_files_v2 (thread_id, path, content_type, size, created_at, modi
 DROP TABLE brig_files;
 ALTER TABLE brig_files_v2 RENAME TO brig_files;
 )sql"},
+    // Per-session quotas (brig/session_info.h SessionQuotas), a JSON object of those set.
+    {3, R"sql(
+ALTER TABLE brig_sessions ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(quotas));
+)sql"},
 };
 
 constexpr Migration kPostgres[] = {
@@ -93,6 +97,10 @@ CREATE TABLE brig_session_state (
   version        BIGINT NOT NULL CHECK (version >= 1),
   updated_at     BIGINT NOT NULL
 );
+)sql"},
+    // Per-session quotas (brig/session_info.h SessionQuotas), a JSON object of those set.
+    {2, R"sql(
+ALTER TABLE brig_sessions ADD COLUMN IF NOT EXISTS quotas JSONB NOT NULL DEFAULT '{}'::jsonb;
 )sql"},
 };
 
