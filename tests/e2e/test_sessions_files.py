@@ -338,7 +338,7 @@ class CliCases:
         self.ok("files", "put", "--session", "q", "/tmp/a", stdin=b"a" * 50)
         self.fails(1, "files", "put", "--session", "q", "/tmp/b", stdin=b"b", says="quota of 1 files")
         p = self.ok("exec", "--session", "q", "-c",
-                    "try:\n    open('/tmp/b', 'w').write('b')\nexcept OSError as e:\n    print(e.errno == 28)")
+                    "try:\n    open('/tmp/b', 'w').write('b')\nexcept OSError as e:\n    import errno\n    print(e.errno == errno.ENOSPC)")
         self.assertEqual(p.stdout, b"True\n")
         self.assertEqual(self.ok("files", "cat", "--session", "q", "/tmp/a").stdout, b"a" * 50)
         # Only lower than the defaults (1000 files); then no session is made.
