@@ -1,5 +1,7 @@
 // The JSON API under /v1 (docs/openapi.json): sessions, executions, files.
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "server/api_json.h"
 #include "server/server_internal.h"
@@ -184,11 +186,30 @@ void Server::Impl::CreateSession(Call call) {
   json metadata = body->contains("metadata") ? (*body)["metadata"] : json::object();
   if (f.failed) return;
   if (!metadata.is_object()) return SendError(call, http::status::bad_request, "invalid_argument", "'metadata' must be a JSON object");
+  // The session's own quotas (brig/session_info.h): each may only lower the server's.
+  SessionQuotas quotas;
+  if (auto q = body->find("quotas"); q != body->end() && !q->is_null()) {
+    static const char* const kQuotaNames[] = {"max_files", "max_total_bytes", "max_file_bytes"};
+    if (!q->is_object())
+      return SendError(call, http::status::bad_request, "invalid_argument",
+                       "'quotas' must be a JSON object (max_files, max_total_bytes, max_file_bytes)");
+    for (const auto& item : q->items()) {
+      if (std::find_if(std::begin(kQuotaNames), std::end(kQuotaNames), [&](const char* n) { return item.key() == n; }) ==
+          std::end(kQuotaNames))
+        return SendError(call, http::status::bad_request, "invalid_argument",
+                         "unknown quota '" + item.key() + "' (known: max_files, max_total_bytes, max_file_bytes)");
+    }
+    Fields qf{*this, call, *q};
+    quotas.max_files = qf.Int("max_files", 1, std::numeric_limits<int64_t>::max());
+    quotas.max_total_bytes = qf.Int("max_total_bytes", 1, std::numeric_limits<int64_t>::max());
+    quotas.max_file_bytes = qf.Int("max_file_bytes", 1, kMaxFileBytes);
+    if (qf.failed) return;
+  }
   call.thread_id = *thread_id;
   if (call.token && !call.token->MayUse(call.thread_id))
     return SendError(call, http::status::forbidden, "forbidden", "this token may not use that session");
-  Blocking([this, call = std::move(call), days, metadata = std::move(metadata)] {
-    auto created = manager->Create(call.thread_id, days, metadata);
+  Blocking([this, call = std::move(call), days, metadata = std::move(metadata), quotas] {
+    auto created = manager->Create(call.thread_id, days, metadata, quotas);
     if (!created.ok()) return SendStatus(call, created.status());
     SendJson(call, http::status::created, SessionInfoJson(*manager, created.value()));
   });

@@ -62,8 +62,12 @@ class Executor {
   virtual void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) = 0;
 
   // Stops taking executions, lets running ones finish for up to `grace`, then fails the
-  // rest with Unavailable. Idempotent.
-  virtual void Shutdown(std::chrono::milliseconds grace) = 0;
+  // rest with Unavailable; returns within about `grace` (plus the time to stop workers).
+  // True if nothing of an execution still runs in this process; false if some execution
+  // could not be stopped (in-process: its thread was left running, answering no one): the
+  // Sessions it runs on must then never be destroyed (the process should just exit).
+  // Idempotent (a later call returns the first one's answer).
+  virtual bool Shutdown(std::chrono::milliseconds grace) = 0;
 
   // Executions running or queued now.
   virtual int64_t InFlight() const = 0;

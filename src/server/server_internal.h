@@ -69,6 +69,7 @@ struct Server::Impl {
   Metrics metrics;
   RouterT router;
   std::atomic<bool> shut_down{false};
+  bool clean_shutdown = true;  // Shutdown left no execution running (executor.h)
   // Executions running or waiting, per session (max_executions_per_session).
   std::mutex per_session_mu;
   std::unordered_map<std::string, int> per_session;

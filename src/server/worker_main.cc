@@ -80,6 +80,12 @@ class Worker {
     Send(FrameType::kReady, 0, "");
 
     std::thread([this] { AwaitTerm(); }).detach();
+    std::thread([this] {
+      while (true) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(worker::kHeartbeatIntervalMs));
+        Send(FrameType::kHeartbeat, 0, "");
+      }
+    }).detach();
     for (int i = 0; i < threads; i++) runners_.emplace_back([this] { RunExecutions(); });
     while (true) {
       worker::Frame f = Read();

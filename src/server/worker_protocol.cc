@@ -36,7 +36,7 @@ std::optional<Frame> FrameReader::Next(std::string* error) {
     return std::nullopt;
   }
   uint8_t type = static_cast<uint8_t>(avail[4]);
-  if (type < static_cast<uint8_t>(FrameType::kConfig) || type > static_cast<uint8_t>(FrameType::kError)) {
+  if (type < static_cast<uint8_t>(FrameType::kConfig) || type > static_cast<uint8_t>(FrameType::kHeartbeat)) {
     *error = "a frame of unknown type " + std::to_string(type);
     return std::nullopt;
   }

@@ -108,11 +108,31 @@ StatusOr<store::SessionInfo> SessionManager::Use(std::string_view thread_id) {
 }
 
 StatusOr<store::SessionInfo> SessionManager::Create(std::string_view thread_id, std::optional<int64_t> expiry_days,
-                                                    const nlohmann::json& metadata) {
+                                                    const nlohmann::json& metadata, const store::SessionQuotas& quotas) {
   const int64_t days = expiry_days.value_or(options_.default_expiry_days);
   if (Status s = CheckDays(days); !s.ok()) return s;
-  if (Status s = store_.CreateSession(thread_id, Now() + days * kMicrosPerDay, metadata); !s.ok()) return s;
+  // A session's quotas only lower the process's: a client cannot raise its own.
+  auto over = [](const char* name, const std::optional<int64_t>& v, int64_t max) -> Status {
+    if (v && (*v < 1 || *v > max)) {
+      return Status::InvalidArgument(std::string("quota ") + name + " must be 1.." + std::to_string(max) +
+                                     " (this server's own), not " + std::to_string(*v));
+    }
+    return Status::Ok();
+  };
+  if (Status s = over("max_files", quotas.max_files, options_.max_files_per_session); !s.ok()) return s;
+  if (Status s = over("max_total_bytes", quotas.max_total_bytes, options_.max_bytes_per_session); !s.ok()) return s;
+  if (Status s = over("max_file_bytes", quotas.max_file_bytes, kMaxFileBytes); !s.ok()) return s;
+  if (Status s = store_.CreateSession(thread_id, Now() + days * kMicrosPerDay, metadata, quotas); !s.ok()) return s;
   return store_.GetSession(thread_id);
+}
+
+store::SessionQuotas SessionManager::EffectiveQuotas(const store::SessionQuotas& own) const {
+  store::SessionQuotas q;
+  q.max_files = std::min(own.max_files.value_or(options_.max_files_per_session), options_.max_files_per_session);
+  q.max_total_bytes =
+      std::min(own.max_total_bytes.value_or(options_.max_bytes_per_session), options_.max_bytes_per_session);
+  q.max_file_bytes = std::min(own.max_file_bytes.value_or(kMaxFileBytes), kMaxFileBytes);
+  return q;
 }
 
 StatusOr<bool> SessionManager::Exists(std::string_view thread_id) { return store_.SessionExists(thread_id); }
@@ -177,7 +197,8 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
   for (int attempt = 0;; ++attempt) {
     StatusOr<store::SessionInfo> source = Use(src);
     if (!source.ok()) return source.status();
-    if (Status s = CheckQuota(dst, store::FileUsage{source.value().file_count, source.value().total_bytes});
+    if (Status s = CheckQuota(dst, source.value().quotas,
+                              store::FileUsage{source.value().file_count, source.value().total_bytes});
         !s.ok()) {
       return s.WithPrefix("cannot fork " + Quoted(src) + ": ");
     }
@@ -210,25 +231,35 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
 
 StatusOr<store::CleanupStats> SessionManager::Cleanup(bool dry_run) { return store_.Cleanup(Now(), dry_run); }
 
-Status SessionManager::CheckQuota(std::string_view thread_id, const store::FileUsage& after) const {
-  return CheckQuota(thread_id, store::FileUsage{0, 0}, after);
+Status SessionManager::CheckQuota(std::string_view thread_id, const store::SessionQuotas& own,
+                                  const store::FileUsage& after) const {
+  return CheckQuota(thread_id, own, store::FileUsage{0, 0}, after);
 }
 
-Status SessionManager::CheckQuota(std::string_view thread_id, const store::FileUsage& before,
-                                  const store::FileUsage& after) const {
-  if (after.file_count > options_.max_files_per_session && after.file_count > before.file_count) {
+Status SessionManager::CheckQuota(std::string_view thread_id, const store::SessionQuotas& own,
+                                  const store::FileUsage& before, const store::FileUsage& after) const {
+  const store::SessionQuotas q = EffectiveQuotas(own);
+  if (after.file_count > *q.max_files && after.file_count > before.file_count) {
     return Status::ResourceExhausted("session " + Quoted(thread_id) + " would hold " +
                                      std::to_string(after.file_count) + " files, over its quota of " +
-                                     std::to_string(options_.max_files_per_session) + " files");
+                                     std::to_string(*q.max_files) + " files");
   }
-  if (after.total_bytes > options_.max_bytes_per_session && after.total_bytes > before.total_bytes) {
+  if (after.total_bytes > *q.max_total_bytes && after.total_bytes > before.total_bytes) {
     return Status::ResourceExhausted("session " + Quoted(thread_id) + " would hold " +
                                      std::to_string(after.total_bytes) + " bytes (" + FormatBytes(after.total_bytes) +
-                                     ") of files, over its quota of " +
-                                     std::to_string(options_.max_bytes_per_session) + " bytes (" +
-                                     FormatBytes(options_.max_bytes_per_session) + ")");
+                                     ") of files, over its quota of " + std::to_string(*q.max_total_bytes) +
+                                     " bytes (" + FormatBytes(*q.max_total_bytes) + ")");
   }
   return Status::Ok();
+}
+
+Status SessionManager::CheckFileSize(std::string_view thread_id, const store::SessionQuotas& own,
+                                     std::string_view path, int64_t size) const {
+  const store::SessionQuotas q = EffectiveQuotas(own);
+  if (size <= *q.max_file_bytes) return Status::Ok();
+  return Status::ResourceExhausted("file '" + std::string(path) + "' of " + std::to_string(size) + " bytes (" +
+                                   FormatBytes(size) + ") is over session " + Quoted(thread_id) +
+                                   "'s quota of " + std::to_string(*q.max_file_bytes) + " bytes per file");
 }
 
 }  // namespace brig::session

@@ -100,8 +100,13 @@ class SessionManager {
   // Creates a session expiring `expiry_days` from now (nullopt: the default). `metadata`:
   // a JSON object (null means {}). AlreadyExists if the thread_id is taken; InvalidArgument
   // for days outside 1..kMaxExpiryDays or metadata that is not an object.
+  // `quotas` as brig::SessionManager::Create.
   StatusOr<store::SessionInfo> Create(std::string_view thread_id, std::optional<int64_t> expiry_days = std::nullopt,
-                                      const nlohmann::json& metadata = nlohmann::json::object());
+                                      const nlohmann::json& metadata = nlohmann::json::object(),
+                                      const store::SessionQuotas& quotas = {});
+
+  // Each of `own` (a session's quotas), else the options' own: every field set.
+  store::SessionQuotas EffectiveQuotas(const store::SessionQuotas& own) const;
 
   StatusOr<bool> Exists(std::string_view thread_id);
 
@@ -141,14 +146,18 @@ class SessionManager {
   // revive it (brig sessions extend) or drop it (brig cleanup).
   Status CheckNotExpired(const store::SessionInfo& session) const;
 
-  // OK iff a session whose files would total `after` is within the quotas; else
-  // ResourceExhausted naming the quota, the numbers and the thread_id.
-  Status CheckQuota(std::string_view thread_id, const store::FileUsage& after) const;
+  // OK iff a session with quotas `own` (its SessionInfo::quotas) whose files would total
+  // `after` is within its effective quotas; else ResourceExhausted naming the quota, the
+  // numbers and the thread_id.
+  Status CheckQuota(std::string_view thread_id, const store::SessionQuotas& own, const store::FileUsage& after) const;
   // As above, but only growth is refused: a count (or byte total) that is over its quota but
   // not larger than `before` passes, so deleting or shrinking files in a session that is
   // over a (since lowered) quota still works.
-  Status CheckQuota(std::string_view thread_id, const store::FileUsage& before,
+  Status CheckQuota(std::string_view thread_id, const store::SessionQuotas& own, const store::FileUsage& before,
                     const store::FileUsage& after) const;
+  // ResourceExhausted if one file of `size` bytes is over the session's max_file_bytes.
+  Status CheckFileSize(std::string_view thread_id, const store::SessionQuotas& own, std::string_view path,
+                       int64_t size) const;
 
  private:
   Status CheckDays(int64_t days) const;

@@ -54,6 +54,8 @@ struct LiveSession {
   // Loaded while the session held more than its quotas allow: the sandbox's file limits are
   // what was loaded (see SandboxLimits), not the quotas, so it is not kept live.
   bool over_quota = false;
+  // The session's own quotas (fixed at its creation, so they hold as long as created_at).
+  store::SessionQuotas quotas;
   // When it was last put back live, and whether it was compacted since.
   std::chrono::steady_clock::time_point idle_since{};
   bool compacted = false;
@@ -429,20 +431,22 @@ struct Sessions::Impl {
   // outside take, so that creating a file or writing past a quota fails that write in the
   // guest (OSError ENOSPC) instead of the save. Never below what is loaded, so that a session
   // already over a quota (quotas lowered since) still loads; the save-time check refuses it.
-  Limits SandboxLimits(const store::FileUsage& visible, const store::FileUsage& outside) const {
+  // `q`: the session's effective quotas (SessionManager::EffectiveQuotas).
+  Limits SandboxLimits(const store::SessionQuotas& q, const store::FileUsage& visible,
+                       const store::FileUsage& outside) const {
     auto room = [](int64_t quota, int64_t taken, int64_t loaded) {
       return static_cast<uint64_t>(std::max({quota - taken, loaded, int64_t{0}}));
     };
     Limits l = options.limits;
-    l.file_bytes = room(options.max_bytes_per_session, outside.total_bytes, visible.total_bytes);
-    l.max_file_bytes = static_cast<uint64_t>(store::kMaxFileBytes);
+    l.file_bytes = room(*q.max_total_bytes, outside.total_bytes, visible.total_bytes);
+    l.max_file_bytes = static_cast<uint64_t>(*q.max_file_bytes);
     // Regular files only: directories have their own allowance in the sandbox.
-    l.max_files = room(options.max_files_per_session, outside.file_count, visible.file_count);
+    l.max_files = room(*q.max_files, outside.file_count, visible.file_count);
     return l;
   }
 
   // A sandbox holding the session's stored files and state (version `stored`).
-  StatusOr<LiveSession> Load(std::string_view thread_id, int64_t created_at,
+  StatusOr<LiveSession> Load(std::string_view thread_id, int64_t created_at, const store::SessionQuotas& quotas,
                              const std::optional<store::SessionState>& stored, uint64_t memory_bytes,
                              SessionResult* result) {
     auto files = store->ListFiles(thread_id);
@@ -452,7 +456,7 @@ struct Sessions::Impl {
       if (!data.ok()) return data.status();
       return std::move(data.value().content);
     };
-    auto made = Build(files.value(), content, memory_bytes, result);
+    auto made = Build(files.value(), content, quotas, memory_bytes, result);
     if (!made.ok()) return made.status();
     LiveSession& s = made.value();
     s.created_at = created_at;
@@ -498,7 +502,7 @@ struct Sessions::Impl {
   // A sandbox holding `files` (contents from `content`), with result->restored_from "new".
   // Files the guest sees are loaded; the others stay in the store, outside its view.
   StatusOr<LiveSession> Build(const std::vector<store::FileInfo>& files, const ContentFn& content,
-                              uint64_t memory_bytes, SessionResult* result) {
+                              const store::SessionQuotas& quotas, uint64_t memory_bytes, SessionResult* result) {
     store::FileUsage visible, outside;
     for (const store::FileInfo& f : files) {
       if (f.is_directory()) continue;
@@ -506,13 +510,15 @@ struct Sessions::Impl {
       u.file_count++;
       u.total_bytes += f.size;
     }
-    Limits limits = SandboxLimits(visible, outside);
+    const store::SessionQuotas q = manager->EffectiveQuotas(quotas);
+    Limits limits = SandboxLimits(q, visible, outside);
     limits.memory_bytes = memory_bytes;  // this execution's: the state must fit in it
     auto made = Sandbox::Create(limits);
     if (!made.ok()) return made.status();
     LiveSession s;
-    s.over_quota = visible.file_count + outside.file_count > options.max_files_per_session ||
-                   visible.total_bytes + outside.total_bytes > options.max_bytes_per_session;
+    s.over_quota = visible.file_count + outside.file_count > *q.max_files ||
+                   visible.total_bytes + outside.total_bytes > *q.max_total_bytes;
+    s.quotas = quotas;
     s.sandbox = std::move(made.value());
     for (const store::FileInfo& f : files) {
       if (!GuestVisible(f.path)) continue;  // kept in the store, not mounted in the guest
@@ -608,7 +614,7 @@ struct Sessions::Impl {
         usage.total_bytes += f.size;
       }
     }
-    if (Status q = manager->CheckQuota(thread_id, usage); !q.ok()) return q;
+    if (Status q = manager->CheckQuota(thread_id, s.quotas, usage); !q.ok()) return q;
 
     StoredState state;
     // The portable snapshot after the answer (Housekeeping), for a session that stays live.
@@ -801,7 +807,7 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     // again): restore from the store.
     auto stored = impl.store->GetState(thread_id);
     if (!stored.ok()) return stored.status();
-    auto loaded = impl.Load(thread_id, created_at, stored.value(), *call.memory_bytes, &result);
+    auto loaded = impl.Load(thread_id, created_at, info.value().quotas, stored.value(), *call.memory_bytes, &result);
     if (!loaded.ok()) return loaded.status();
     live = std::move(loaded.value());
   }
@@ -995,7 +1001,7 @@ StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std:
   // The trial restore only checks that the state restores here: under the largest memory
   // limit, so that a big session is never cut down to its portable part for want of memory
   // (its executions need a limit that holds it, and say so).
-  auto built = impl.Build(infos, content, kMaxMemoryBytes, &trial);
+  auto built = impl.Build(infos, content, store::SessionQuotas{}, kMaxMemoryBytes, &trial);
   if (!built.ok()) return built.status();
   ImportResult out;
   out.restored_from = "new";

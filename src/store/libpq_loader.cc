@@ -22,6 +22,7 @@ namespace {
   X(PQfinish, void, (PGconn*))                                                         \
   X(PQstatus, ConnStatusType, (const PGconn*))                                         \
   X(PQtransactionStatus, PGTransactionStatusType, (const PGconn*))                     \
+  X(PQsocket, int, (const PGconn*))                                                    \
   X(PQerrorMessage, char*, (const PGconn*))                                            \
   X(PQsetNoticeProcessor, PQnoticeProcessor, (PGconn*, PQnoticeProcessor, void*))      \
   X(PQexec, PGresult*, (PGconn*, const char*))                                         \
@@ -91,6 +92,7 @@ ConnStatusType PQstatus(const PGconn* conn) {
 PGTransactionStatusType PQtransactionStatus(const PGconn* conn) {
   return conn && Lib().loaded ? Lib().PQtransactionStatus(conn) : PQTRANS_UNKNOWN;
 }
+int PQsocket(const PGconn* conn) { return conn && Lib().loaded ? Lib().PQsocket(conn) : -1; }
 char* PQerrorMessage(const PGconn* conn) {
   if (conn && Lib().loaded) return Lib().PQerrorMessage(conn);
   static std::string message;

@@ -70,6 +70,10 @@ CREATE TABLE brig_session_fallback (
   fallback  BLOB NOT NULL CHECK (typeof(fallback) = 'blob')
 );
 )sql"},
+    // Per-session quotas (brig/session_info.h SessionQuotas), a JSON object of those set.
+    {4, R"sql(
+ALTER TABLE brig_sessions ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(quotas));
+)sql"},
 };
 
 constexpr Migration kPostgres[] = {
@@ -110,6 +114,10 @@ CREATE TABLE brig_session_fallback (
   version   BIGINT NOT NULL CHECK (version >= 1),
   fallback  BYTEA NOT NULL
 );
+)sql"},
+    // Per-session quotas (brig/session_info.h SessionQuotas), a JSON object of those set.
+    {3, R"sql(
+ALTER TABLE brig_sessions ADD COLUMN IF NOT EXISTS quotas JSONB NOT NULL DEFAULT '{}'::jsonb;
 )sql"},
 };
 

@@ -71,6 +71,8 @@ class Conn {
   Status ExecScript(const char* sql, std::string_view what);
   // False once the connection is lost: the pool then drops it.
   bool healthy() const { return PQstatus(c_) == CONNECTION_OK; }
+  // The socket, for the pool's check that an idle connection was not closed by the server.
+  int socket() const { return PQsocket(c_); }
   // Outside any transaction (a failed call may leave one open; ROLLBACK cleans it).
   bool idle() const { return PQtransactionStatus(c_) == PQTRANS_IDLE; }
 

@@ -1,6 +1,28 @@
 #include "store/pg_pool.h"
 
+#include <poll.h>
+
+#include <cerrno>
+
 namespace brig::store::pg {
+namespace {
+
+// An idle connection has nothing to read: the server speaks only when asked (brig uses no
+// LISTEN). Input on one means the server ended it (a restart or a terminated backend sends
+// "terminating connection" then closes; libpq's status says OK until a call finds out), or
+// something brig does not expect: either way it is not handed out. One poll(2), no round
+// trip, and nothing is sent, so no statement can have run twice.
+bool StillOpen(const Conn& c) {
+  if (!c.healthy() || c.socket() < 0) return false;
+  pollfd p{c.socket(), POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return n == 0;
+}
+
+}  // namespace
 
 PooledConn::~PooledConn() {
   if (conn_) pool_->Return(std::move(conn_));
@@ -11,13 +33,21 @@ StatusOr<PooledConn> Pool::Checkout() {
   // Generous: a checkout waits behind whole statements, each bounded by statement_timeout.
   const auto wait = options_.statement_timeout.count() > 0 ? options_.statement_timeout + options_.connect_timeout
                                                            : std::chrono::milliseconds(3'600'000);
-  if (!freed_.wait_for(lock, wait, [&] { return !idle_.empty() || open_ < std::max(1, options_.pool_size); })) {
-    return Status::DeadlineExceeded("no PostgreSQL connection became free in the pool");
-  }
-  if (!idle_.empty()) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    if (!freed_.wait_until(lock, deadline, [&] { return !idle_.empty() || open_ < std::max(1, options_.pool_size); })) {
+      return Status::DeadlineExceeded("no PostgreSQL connection became free in the pool");
+    }
+    if (idle_.empty()) break;  // a slot is free: open a new connection
     std::unique_ptr<Conn> c = std::move(idle_.back());
     idle_.pop_back();
-    return PooledConn(this, std::move(c));
+    if (StillOpen(*c)) return PooledConn(this, std::move(c));
+    // Closed by the server while idle (e.g. it restarted): dropped, and its slot taken by the
+    // next idle one or a new connection, so that the call does not fail for it.
+    --open_;
+    lock.unlock();
+    c.reset();  // PQfinish may write to the socket: not under the lock
+    lock.lock();
   }
   ++open_;
   lock.unlock();  // connecting takes a round trip or more; others may proceed meanwhile

@@ -25,7 +25,8 @@ constexpr int64_t kMigrationLockKey = 0x627269674d494752;
 constexpr const char* kSessionColumns =
     "SELECT s.thread_id, s.created_at, s.last_accessed, s.expires_at, s.metadata::text,"
     " (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id AND f.content_type <> 'inode/directory')::bigint,"
-    " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint"
+    " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint,"
+    " s.quotas::text"
     " FROM brig_sessions s ";
 
 SessionInfo ReadSession(const Result& r, int row) {
@@ -37,6 +38,7 @@ SessionInfo ReadSession(const Result& r, int row) {
   info.metadata = internal::ParseMetadata(r.Bytes(row, 4));
   info.file_count = r.Int(row, 5);
   info.total_bytes = r.Int(row, 6);
+  info.quotas = internal::ParseQuotas(r.Bytes(row, 7));
   return info;
 }
 
@@ -206,12 +208,14 @@ class PostgresStore final : public Store {
     return static_cast<int>(r.value().Int(0, 0));
   }
 
-  Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata) override {
+  Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                       const SessionQuotas& quotas) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    if (Status s = internal::CheckQuotas(quotas); !s.ok()) return s;
     StatusOr<PooledConn> c = pool_.Checkout();
     if (!c.ok()) return c.status();
-    Status s = InsertSession(*c.value(), thread_id, clock_(), expires_at, metadata);
+    Status s = InsertSession(*c.value(), thread_id, clock_(), expires_at, metadata, quotas);
     if (s.ok()) ++transactions_;
     return s;
   }
@@ -580,6 +584,13 @@ class PostgresStore final : public Store {
         !s.ok()) {
       return s;
     }
+    if (Status s = conn.Exec("UPDATE brig_sessions SET quotas = (SELECT quotas FROM brig_sessions WHERE thread_id = $1)"
+                             " WHERE thread_id = $2",
+                             p, "cannot copy quotas")
+                       .status();
+        !s.ok()) {
+      return s;
+    }
     return txn.Commit();
   }
 
@@ -647,11 +658,11 @@ class PostgresStore final : public Store {
 
   // Inserts a session row on `conn`. AlreadyExists (naming it) if the thread_id is taken.
   static Status InsertSession(pg::Conn& conn, std::string_view thread_id, int64_t now, int64_t expires_at,
-                              const nlohmann::json& metadata) {
+                              const nlohmann::json& metadata, const SessionQuotas& quotas = {}) {
     Params p;
-    p.Text(thread_id).Int(now).Int(expires_at).Text(internal::MetadataText(metadata));
-    Status s = conn.Exec("INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
-                         " VALUES ($1, $2, $2, $3, $4::jsonb)",
+    p.Text(thread_id).Int(now).Int(expires_at).Text(internal::MetadataText(metadata)).Text(internal::QuotasText(quotas));
+    Status s = conn.Exec("INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata, quotas)"
+                         " VALUES ($1, $2, $2, $3, $4::jsonb, $5::jsonb)",
                          p, "cannot create session")
                    .status();
     if (s.IsAlreadyExists()) return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");

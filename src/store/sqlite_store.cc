@@ -173,7 +173,7 @@ class Txn {
 constexpr const char* kSessionColumns =
     "SELECT s.thread_id, s.created_at, s.last_accessed, s.expires_at, s.metadata,"
     " (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id AND f.content_type <> 'inode/directory'),"
-    " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)"
+    " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id), s.quotas"
     " FROM brig_sessions s ";
 
 SessionInfo ReadSession(Stmt& st) {
@@ -185,6 +185,7 @@ SessionInfo ReadSession(Stmt& st) {
   info.metadata = internal::ParseMetadata(st.ColText(4));
   info.file_count = st.ColInt(5);
   info.total_bytes = st.ColInt(6);
+  info.quotas = internal::ParseQuotas(st.ColText(7));
   return info;
 }
 
@@ -256,22 +257,13 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     return static_cast<int>(st.ColInt(0));
   }
 
-  Status CreateSession(std::string_view thread_id, int64_t expires_at,
-                       const nlohmann::json& metadata) override {
+  Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                       const SessionQuotas& quotas) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    if (Status s = internal::CheckQuotas(quotas); !s.ok()) return s;
     const std::string meta = internal::MetadataText(metadata);
-    Status s = Write([&] {
-      Stmt st(writer_,
-              "INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
-              " VALUES (?1, ?2, ?2, ?3, ?4)");
-      st.Text(1, thread_id).Int(2, clock_()).Int(3, expires_at).Text(4, meta);
-      return st.Run("cannot create session");
-    });
-    if (s.IsAlreadyExists()) {
-      return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
-    }
-    return s;
+    return Write([&] { return InsertSession(thread_id, clock_(), expires_at, meta, internal::QuotasText(quotas)); });
   }
 
   StatusOr<SessionInfo> GetSession(std::string_view thread_id) override {
@@ -558,7 +550,12 @@ class SqliteStore final : public Store, private GroupCommit::Database {
               " SELECT ?2, path, content_type, size, created_at, modified_at, content FROM brig_files"
               " WHERE thread_id = ?1");
       st.Text(1, from).Text(2, to);
-      return st.Run("cannot copy files");
+      if (Status s = st.Run("cannot copy files"); !s.ok()) return s;
+      Stmt quotas(writer_,
+                  "UPDATE brig_sessions SET quotas = (SELECT quotas FROM brig_sessions WHERE thread_id = ?1)"
+                  " WHERE thread_id = ?2");
+      quotas.Text(1, from).Text(2, to);
+      return quotas.Run("cannot copy quotas");
     });
   }
 
@@ -719,11 +716,12 @@ class SqliteStore final : public Store, private GroupCommit::Database {
   }
 
   // Inserts a session row. AlreadyExists (naming it) if the thread_id is taken. REQUIRES: in a write.
-  Status InsertSession(std::string_view thread_id, int64_t now, int64_t expires_at, const std::string& meta) {
+  Status InsertSession(std::string_view thread_id, int64_t now, int64_t expires_at, const std::string& meta,
+                       const std::string& quotas = "{}") {
     Stmt st(writer_,
-            "INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
-            " VALUES (?1, ?2, ?2, ?3, ?4)");
-    st.Text(1, thread_id).Int(2, now).Int(3, expires_at).Text(4, meta);
+            "INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata, quotas)"
+            " VALUES (?1, ?2, ?2, ?3, ?4, ?5)");
+    st.Text(1, thread_id).Int(2, now).Int(3, expires_at).Text(4, meta).Text(5, quotas);
     Status s = st.Run("cannot create session");
     if (s.IsAlreadyExists()) {
       return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");

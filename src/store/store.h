@@ -73,6 +73,7 @@ using ::brig::FileInfo;
 using ::brig::kDirectoryType;
 using ::brig::NowMicros;
 using ::brig::SessionInfo;
+using ::brig::SessionQuotas;
 using ::brig::StoreOptions;
 
 // A file to create or replace.
@@ -140,11 +141,12 @@ class Store {
   virtual StatusOr<int> SchemaVersion() = 0;
 
   // ---- sessions ----
-  // Creates a session expiring at `expires_at`. `metadata` must be a JSON object (or null,
-  // stored as {}); InvalidArgument otherwise.
+  // Creates a session expiring at `expires_at`, with its `quotas` (stored with it, read back
+  // in SessionInfo::quotas). `metadata` must be a JSON object (or null, stored as {});
+  // InvalidArgument otherwise, or for a quota out of range (internal::CheckQuotas).
   // AlreadyExists if the thread_id is taken.
-  virtual Status CreateSession(std::string_view thread_id, int64_t expires_at,
-                               const nlohmann::json& metadata) = 0;
+  virtual Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                               const SessionQuotas& quotas = {}) = 0;
   // NotFound if there is no such session.
   virtual StatusOr<SessionInfo> GetSession(std::string_view thread_id) = 0;
   virtual StatusOr<bool> SessionExists(std::string_view thread_id) = 0;
@@ -226,7 +228,7 @@ class Store {
   virtual Status CreateSessionWith(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
                                    const std::optional<StateWrite>& state, const std::vector<FileWrite>& files) = 0;
   // Creates the session `to` in ONE transaction as a copy of `from`'s files (contents,
-  // content types and timestamps), with `state` (if given) as its state at version 1,
+  // content types and timestamps) and quotas, with `state` (if given) as its state at version 1,
   // expiring at `expires_at`, with `metadata`. The same transaction checks that from's state
   // version is still `from_version` (0: none saved), so that the copy and the state the
   // caller read are of one moment: Conflict otherwise. NotFound if `from` is missing;

@@ -37,6 +37,9 @@ TEST(SqliteStore, MigratesAVersionOneStoreKeepingItsFiles) {
   StatusOr<std::unique_ptr<Store>> s = OpenStore(url);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s.value()->SchemaVersion().value(), SqliteMigrations().back().version);
+  StatusOr<SessionInfo> old = s.value()->GetSession("t");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old.value().quotas.empty());  // a session from before quotas has none of its own
   StatusOr<FileData> f = s.value()->GetFile("t", "/tmp/a");
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ(f.value().content, "abc");

@@ -156,6 +156,35 @@ TYPED_TEST(StoreConformance, SessionLifecycle) {
   EXPECT_TRUE(s.DeleteSession("t1").IsNotFound());
 }
 
+// A session's own quotas are stored with it, read back by Get and List, copied by
+// CopySession, absent (all unset) when none were given, and checked.
+TYPED_TEST(StoreConformance, SessionQuotasAreStoredAndCopied) {
+  Store& s = *this->store_;
+  SessionQuotas q;
+  q.max_files = 3;
+  q.max_total_bytes = 5000;
+  q.max_file_bytes = 2000;
+  ASSERT_TRUE(s.CreateSession("q", 200 * kDay, {}, q).ok());
+  ASSERT_TRUE(s.CreateSession("plain", 200 * kDay, {}).ok());
+  EXPECT_EQ(s.GetSession("q").value().quotas, q);
+  EXPECT_TRUE(s.GetSession("plain").value().quotas.empty());
+  std::vector<SessionInfo> all = s.ListSessions().value();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_TRUE(all[0].quotas.empty());  // "plain"
+  EXPECT_EQ(all[1].quotas, q);
+  SessionQuotas only_files;
+  only_files.max_files = 7;
+  ASSERT_TRUE(s.CreateSession("one", 200 * kDay, {}, only_files).ok());
+  EXPECT_EQ(s.GetSession("one").value().quotas, only_files);
+  ASSERT_TRUE(s.CopySession("q", "q-copy", 0, 300 * kDay, {}, std::nullopt).ok());
+  EXPECT_EQ(s.GetSession("q-copy").value().quotas, q);
+  for (auto bad : {SessionQuotas{0, std::nullopt, std::nullopt}, SessionQuotas{std::nullopt, -1, std::nullopt},
+                   SessionQuotas{std::nullopt, std::nullopt, kMaxFileBytes + 1}}) {
+    EXPECT_TRUE(s.CreateSession("bad", 200 * kDay, {}, bad).IsInvalidArgument());
+  }
+  EXPECT_FALSE(s.SessionExists("bad").value());
+}
+
 TYPED_TEST(StoreConformance, UnicodeThreadIdRoundTrips) {
   const std::string id = "agent/\xc3\xa9t\xc3\xa9 \xf0\x9f\x90\x8d #1";  // "agent/été 🐍 #1"
   this->Create(id);
