@@ -22,6 +22,7 @@ model can correct itself; a misuse (a missing file, a bad path) is returned as
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 from dataclasses import dataclass, field
@@ -158,7 +159,8 @@ class _SandboxTarget:
         r = self.sb.execute(code)
         if not r.success:
             raise BrigError(str(r.error))
-        return json.loads(r.result) if r.result else ""
+        # The value comes back as repr() of a JSON string: two decodings, neither eval.
+        return json.loads(ast.literal_eval(r.result)) if r.result else ""
 
     def delete(self, path: str) -> None:
         self._guest(f"import os as __o; __o.remove({path!r}); del __o")

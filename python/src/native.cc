@@ -16,6 +16,8 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -63,7 +65,9 @@ PyObject* RaiseStatus(const brig::Status& s) {
     PyErr_SetString(PyExc_RuntimeError, s.ToString().c_str());
     return nullptr;
   }
-  PyObject* exc = PyObject_CallFunction(g_error_factory, "ss", StatusCode(s), s.message().c_str());
+  PyObject* exc = PyObject_CallFunction(g_error_factory, "sN", StatusCode(s),
+                                        PyUnicode_DecodeUTF8(s.message().data(),
+                                                             static_cast<Py_ssize_t>(s.message().size()), "replace"));
   if (!exc) return nullptr;
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
   Py_DECREF(exc);
@@ -220,7 +224,11 @@ PyObject* MakeError(std::string_view type, std::string_view message, std::string
   PyObject* t = Text(type);
   PyObject* m = Text(message);
   PyObject* tb = Text(traceback);
-  PyObject* e = (t && m && tb) ? PyObject_CallFunctionObjArgs(g_python_error, t, m, tb, nullptr) : nullptr;
+  PyObject* e = nullptr;
+  if (t && m && tb) {
+    // Before brig configured the module (brig._native imported on its own): a plain tuple.
+    e = g_python_error ? PyObject_CallFunctionObjArgs(g_python_error, t, m, tb, nullptr) : PyTuple_Pack(3, t, m, tb);
+  }
   Py_XDECREF(t);
   Py_XDECREF(m);
   Py_XDECREF(tb);
@@ -640,19 +648,27 @@ PyObject* SandboxMemory(SandboxObject* self, void*) {
   return PyLong_FromUnsignedLongLong(n);
 }
 
-// _bench_loop(code, n) -> ns: n executions timed in C++ on this sandbox, for bench/python_bench.py
-// (the C++ side of "Python overhead per call", measured on the same sandbox in the same process).
+// _bench_loop(code, n) -> (wall ns, thread CPU ns): n executions timed in C++ on this sandbox,
+// for bench/python_bench.py (the C++ side of "Python overhead per call", measured on the same
+// sandbox in the same process; CPU time is what a loaded machine disturbs least).
 PyObject* SandboxBenchLoop(SandboxObject* self, PyObject* args) {
   if (!SandboxReady(self)) return nullptr;
   const char* code;
   long long n;
   if (!PyArg_ParseTuple(args, "sL", &code, &n)) return nullptr;
   bool ok = true;
-  int64_t ns = 0;
+  int64_t ns = 0, cpu_ns = 0;
+  auto thread_cpu = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  };
   Py_BEGIN_ALLOW_THREADS {
     std::lock_guard<std::mutex> lock(*self->mu);
     auto start = std::chrono::steady_clock::now();
+    int64_t cpu_start = thread_cpu();
     for (long long i = 0; i < n; i++) ok &= self->sandbox->Execute(code).ok;
+    cpu_ns = thread_cpu() - cpu_start;
     ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
   }
   Py_END_ALLOW_THREADS
@@ -660,7 +676,7 @@ PyObject* SandboxBenchLoop(SandboxObject* self, PyObject* args) {
     PyErr_SetString(PyExc_RuntimeError, "_bench_loop: an execution failed");
     return nullptr;
   }
-  return PyLong_FromLongLong(ns);
+  return Py_BuildValue("(LL)", static_cast<long long>(ns), static_cast<long long>(cpu_ns));
 }
 
 PyObject* SandboxGuestBuild(PyObject*, PyObject*) {
@@ -689,7 +705,7 @@ PyMethodDef kSandboxMethods[] = {
     {"list_files", reinterpret_cast<PyCFunction>(SandboxListFiles), METH_NOARGS,
      "list_files() -> list[tuple[str, int]]\n\nEvery file under /home/user and /tmp with its size."},
     {"_bench_loop", reinterpret_cast<PyCFunction>(SandboxBenchLoop), METH_VARARGS,
-     "_bench_loop(code, n) -> int\n\nns for n executions timed in C++ (benchmarks only)."},
+     "_bench_loop(code, n) -> (wall_ns, cpu_ns)\n\nn executions timed in C++ (benchmarks only)."},
     {"guest_build_id", SandboxGuestBuild, METH_NOARGS | METH_STATIC, "The guest build this brig runs."},
     {nullptr}};
 
@@ -764,7 +780,7 @@ PyObject* SessionDict(const std::string& thread_id, const brig::SessionResult& s
                       {"files_saved", s.files_saved},   {"files_deleted", s.files_deleted},
                       {"not_portable", s.not_portable}, {"not_restored", s.not_restored}};
   PyObject* text = JsonToPython(j);
-  if (!text) return nullptr;
+  if (!text || !g_json_loads) return text;
   PyObject* d = PyObject_CallOneArg(g_json_loads, text);
   Py_DECREF(text);
   return d;
@@ -937,6 +953,8 @@ PyObject* SessionsCall(SessionsObject* self, PyObject* args) {
   Py_BEGIN_ALLOW_THREADS try {
     out = Call(*self->sessions, sop, stid, a);
   } catch (const nlohmann::json::exception& e) {  // a missing or mistyped argument
+    error = e.what();
+  } catch (const std::exception& e) {
     error = e.what();
   }
   Py_END_ALLOW_THREADS

@@ -23,7 +23,14 @@ import brig  # noqa: E402
 from brig.server import FileServer  # noqa: E402
 
 
+if os.environ.get("BRIG_REQUIRE_NATIVE") == "1" and not brig.HAVE_NATIVE:
+    raise ImportError("BRIG_REQUIRE_NATIVE=1 but brig's extension module does not import (brig from %s)"
+                      % os.path.dirname(brig.__file__))
+
+
 def needs_native(cls):
+    """Skips the in-process tests where the extension is not built (never under ctest, which
+    sets BRIG_REQUIRE_NATIVE=1)."""
     return unittest.skipUnless(brig.HAVE_NATIVE, "the extension module is not built")(cls)
 
 
