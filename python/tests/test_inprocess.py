@@ -142,3 +142,43 @@ class InProcessSandboxTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@needs_native
+class LocalStoreTest(unittest.TestCase):
+    """brig.LocalStore: sessions of a store, in this process (what db_pool="sqlite:..." uses)."""
+
+    def setUp(self):
+        from support import TempHome
+
+        self.home = TempHome()
+        self.addCleanup(self.home.close)
+        self.store = brig.LocalStore(self.home.url)
+
+    def test_execute_fork_export_import(self):
+        r = self.store.execute("s1", "v = [1, 2]\nopen('/tmp/a.txt', 'w').write('A')")
+        self.assertTrue(r.success, r.error)
+        self.assertEqual(r.session["thread_id"], "s1")
+        self.assertIn("/tmp/a.txt", r.session["files_saved"])
+        self.store.call("fork", "s1", thread_id="s2")
+        self.store.execute("s2", "v.append(3)")
+        self.assertEqual(self.store.execute("s1", "v").result, "[1, 2]")
+        self.assertEqual(self.store.execute("s2", "v").result, "[1, 2, 3]")
+        data = self.store.export_snapshot("s2")
+        self.assertTrue(data.startswith(b"BRIGSNAP"))
+        made = self.store.import_snapshot("s3", data)
+        self.assertEqual(made["session"]["thread_id"], "s3")
+        self.assertEqual(self.store.execute("s3", "v").result, "[1, 2, 3]")
+        self.assertEqual(self.store.read_file("s3", "/tmp/a.txt")[0], b"A")
+        with self.assertRaises(brig.InvalidArgumentError):
+            self.store.import_snapshot("s4", data[:-1])
+
+    def test_errors_are_brig_errors(self):
+        with self.assertRaises(brig.InvalidArgumentError):
+            self.store.execute("", "1")
+        with self.assertRaises(brig.SessionNotFoundError):
+            self.store.call("get", "missing")
+        with self.assertRaises(brig.InvalidArgumentError):
+            self.store.call("extend", "missing", days="many")
+        with self.assertRaises(brig.UnavailableError):
+            brig.LocalStore("sqlite:/nonexistent-dir/x/brig.db")
