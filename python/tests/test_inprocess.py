@@ -1,6 +1,7 @@
 """brig.Sandbox in this process: the extension module and the engine."""
 
 import threading
+import time
 import unittest
 
 from support import needs_native
@@ -102,21 +103,26 @@ class InProcessSandboxTest(unittest.TestCase):
             brig.Sandbox(memory_mb=1)
 
     def test_gil_is_released_while_the_guest_runs(self):
-        # While the guest sleeps a second, this thread must get to run Python: with the GIL
-        # held during execution the counter would stay near zero.
-        done = threading.Event()
-        counter = 0
+        # Thread A's guest sleeps 2 s. Meanwhile this thread runs a quick execution in another
+        # sandbox: it can finish first only if A gave up the GIL (held, this thread could not
+        # even start it until A returned). An order, not a time, is checked.
+        other = brig.Sandbox()
+        finished = []
+        entering = threading.Event()
 
         def run():
-            self.sb.execute("import time\ntime.sleep(1)")
-            done.set()
+            entering.set()
+            self.sb.execute("import time\ntime.sleep(2)")
+            finished.append("sleeper")
 
         t = threading.Thread(target=run)
         t.start()
-        while not done.is_set():
-            counter += 1
+        entering.wait()
+        time.sleep(0.2)  # gives A the GIL back, to enter its execution
+        other.execute("1 + 1")
+        finished.append("quick")
         t.join()
-        self.assertGreater(counter, 10000)
+        self.assertEqual(finished, ["quick", "sleeper"])
 
     def test_threads_use_their_own_sandboxes(self):
         boxes = [brig.Sandbox() for _ in range(2)]
