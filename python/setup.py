@@ -72,6 +72,7 @@ setup(
     version="0.1.0",
     description="Run untrusted Python in WebAssembly sandboxes (in-process or via brig serve)",
     packages=["brig", "brig.integrations"],
+    package_data={"brig": ["py.typed"]},
     python_requires=">=3.11",
     cmdclass={"build_py": BuildWithNative, **extra_cmds},
     zip_safe=False,

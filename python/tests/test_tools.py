@@ -1,7 +1,6 @@
 """Agent tools (brig.tools) over an in-process sandbox, a local session and a server session,
 and the framework adapters (imported lazily)."""
 
-import json
 import subprocess
 import sys
 import types
