@@ -309,6 +309,32 @@ class SeedLocalTest(SeedExamples, unittest.TestCase):
             outs.append(p.stdout)
         self.assertEqual(outs, ["Sum: 142\n", "142\n", "150\n"])
 
+    def test_file_server_run_blocks_until_stopped(self):
+        import socket
+        import threading
+        import time
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = FileServer(db_pool=self.db_pool, host="127.0.0.1", port=port)
+        t = threading.Thread(target=server.run)
+        t.start()
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+                    self.assertEqual(json.loads(resp.read())["status"], "ok")
+                    break
+            except OSError:
+                self.assertLess(time.monotonic(), deadline, "brig serve did not come up")
+                self.assertTrue(t.is_alive(), "run() returned early")
+                time.sleep(0.05)
+        self.assertTrue(t.is_alive())  # run() blocks while the server runs
+        server.stop()
+        t.join(60)
+        self.assertFalse(t.is_alive())
+
     def test_db_pool_must_be_a_url(self):
         with self.assertRaises(TypeError):
             StatefulExecutor(object(), "t")
