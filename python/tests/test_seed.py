@@ -335,6 +335,12 @@ class SeedLocalTest(SeedExamples, unittest.TestCase):
         t.join(60)
         self.assertFalse(t.is_alive())
 
+    def test_the_example_script(self):
+        script = os.path.join(HERE, "..", "..", "examples", "seed_stateful.py")
+        p = subprocess.run([sys.executable, script, self.db_pool], capture_output=True, text=True,
+                           env=dict(os.environ), timeout=300)
+        self.assertEqual((p.returncode, p.stdout), (0, SEED_PRINTS), p.stderr)
+
     def test_db_pool_must_be_a_url(self):
         with self.assertRaises(TypeError):
             StatefulExecutor(object(), "t")
