@@ -9,6 +9,7 @@ build_pkgs=(
   clang-19 lld-19 llvm-19 wasi-libc libclang-rt-19-dev-wasm32 wabt binaryen
   libsqlite3-dev libpq-dev nlohmann-json3-dev libcli11-dev libzstd-dev libboost-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  python3-dev python3-setuptools  # the Python package (python/): its extension module, pip install
 )
 test_pkgs=(postgresql)
 # --sanitize: AddressSanitizer, UBSan and libFuzzer runtimes for clang-19 (`make test-sanitize`,
