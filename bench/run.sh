@@ -14,3 +14,5 @@ echo "== sessions: x = 1, rollback, fork, idle memory, scaling (issue #3)"
 "$build/bench/session_bench"
 echo "== persistence: snapshot size, restore (issue #4)"
 "$build/bench/persist_bench"
+echo "== MCP: run_python round trips/s over stdio and HTTP (issue #11)"
+/usr/bin/python3.11 "$here/mcp_bench.py" "$build/brig" 200 5

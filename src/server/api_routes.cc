@@ -131,6 +131,7 @@ std::string OutcomeOf(const SessionResult& r) {
 void Server::Impl::BuildRoutes() {
   AddApiRoutes();
   AddFileRoutes();
+  AddMcpRoutes();
 }
 
 void Server::Impl::AddApiRoutes() {
