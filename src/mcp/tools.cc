@@ -317,6 +317,18 @@ bool LooksLike(std::string_view content_type, std::string_view bytes) {
   return false;
 }
 
+// FailureName's words (brig/sandbox.h), here so that this library needs no sandbox.
+std::string KindOf(Failure f) {
+  switch (f) {
+    case Failure::kNone: return "none";
+    case Failure::kTrap: return "trap";
+    case Failure::kExit: return "exit";
+    case Failure::kTimeout: return "timeout";
+    case Failure::kGuestError: return "guest_error";
+  }
+  return "unknown";
+}
+
 std::string RandomHex(size_t n) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string out;
@@ -384,7 +396,7 @@ json RunPython(Backend& backend, const Options& options, const Caller& caller, c
                            {"message", CapText(r.error->message, options.max_text_bytes, "the message")},
                            {"traceback", CapText(r.error->traceback, options.max_text_bytes, "the traceback")}};
   if (r.failure != Failure::kNone)
-    structured["failure"] = {{"kind", std::string(FailureName(r.failure))}, {"message", r.failure_message}};
+    structured["failure"] = {{"kind", KindOf(r.failure)}, {"message", r.failure_message}};
 
   // The text a model reads first.
   std::string text;
@@ -397,13 +409,17 @@ json RunPython(Backend& backend, const Options& options, const Caller& caller, c
     if (body.back() != '\n') text += "\n";
   };
   section("stdout", out);
-  section("stderr", err);
+  // The guest prints the traceback to stderr too: show it once, under [error].
+  std::string_view err_shown = err;
+  if (r.error && !r.error->traceback.empty() && err_shown.ends_with(structured["error"]["traceback"].get<std::string>()))
+    err_shown.remove_suffix(structured["error"]["traceback"].get<std::string>().size());
+  section("stderr", err_shown);
   if (r.result) section("result", structured["result"].get<std::string>());
   if (r.error) section("error", structured["error"]["traceback"].get<std::string>().empty()
                                     ? r.error->type + ": " + r.error->message
                                     : structured["error"]["traceback"].get<std::string>());
   if (r.failure != Failure::kNone)
-    section("failure", std::string(FailureName(r.failure)) + ": " + r.failure_message +
+    section("failure", KindOf(r.failure) + ": " + r.failure_message +
                            " (nothing this run did was kept; the session is as before it)");
   if (!sr.saved && r.failure == Failure::kNone) section("warning", "the session was not saved");
 

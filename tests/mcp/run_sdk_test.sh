@@ -6,25 +6,20 @@
 # Usage: run_sdk_test.sh BRIG_BIN BUILD_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-brig=$1
-work_root=$2/mcp-sdk-test
+brig=$(realpath "$1")
+work_root=$(realpath "$2")/mcp-sdk-test
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "mcp_sdk: FAILED: node and npm are needed (scripts/install-deps.sh --test installs them)" >&2
   exit 1
 fi
 mkdir -p "$work_root"
 cp "$here/package.json" "$here/package-lock.json" "$here/sdk_test.mjs" "$work_root/"
-# npm ci again only when the lockfile changed (it deletes and remakes node_modules).
-stamp="$work_root/node_modules/.brig-lock.sha256"
-want=$(sha256sum "$here/package-lock.json" | cut -d' ' -f1)
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  echo "mcp_sdk: npm ci (registry: $(npm config get registry))"
-  if ! (cd "$work_root" && npm ci --no-audit --no-fund --fetch-retries=2 --fetch-timeout=60000 2>&1); then
-    echo "mcp_sdk: FAILED: npm ci could not install @modelcontextprotocol/sdk from the npm registry" \
-         "($(npm config get registry)); the MCP conversation test cannot run without it" >&2
-    exit 1
-  fi
-  echo "$want" >"$stamp"
+# npm ci every run: the committed lockfile's exact versions, or a failure.
+echo "mcp_sdk: npm ci (registry: $(npm config get registry))"
+if ! (cd "$work_root" && npm ci --no-audit --no-fund --fetch-retries=1 --fetch-timeout=60000 2>&1); then
+  echo "mcp_sdk: FAILED: npm ci could not install @modelcontextprotocol/sdk from the npm registry" \
+       "($(npm config get registry)); the MCP conversation test cannot run without it" >&2
+  exit 1
 fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/brig-mcp-sdk.XXXXXX")
 trap 'rm -rf "$work"' EXIT

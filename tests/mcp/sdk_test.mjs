@@ -149,7 +149,8 @@ async function overHttp() {
   const home = path.join(WORK, "http-home");
   fs.mkdirSync(home, { recursive: true });
   const token = "mcp-test-token-0123456789abcdef";
-  fs.writeFileSync(path.join(home, "tokens"), `${token}\n`);
+  const limited = "mcp-limited-token-0123456789abcdef";
+  fs.writeFileSync(path.join(home, "tokens"), `${token}\n${limited} threads=job-* read-only\n`);
   const port = await freePort();
   const server = spawn(BRIG, ["serve", "--listen", `127.0.0.1:${port}`, "--workers", "1", "--threads", "2",
     "--db", `sqlite:${path.join(home, "brig.db")}`, "--tokens", path.join(home, "tokens")],
@@ -187,6 +188,31 @@ async function overHttp() {
     assert.equal(body.result.resultType, "complete");
     assert.equal(body.result.tools.length, TOOLS.length);
     console.log("[http] stateless 2026-07-28 tools/list without initialize");
+    // A token limited to job-* and read-only: its limits reach the tools.
+    const rpc = async (tok, method, params) => (await fetch(`${base}/mcp`, { method: "POST",
+      headers: { Authorization: `Bearer ${tok}`, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }) })).json();
+    const w = await rpc(token, "tools/call", { name: "write_file", arguments: { session_id: "job-1", path: "/a.txt", content: "x" } });
+    assert.equal(w.result.isError, false, JSON.stringify(w));
+    const ro = await rpc(limited, "tools/call", { name: "write_file", arguments: { session_id: "job-1", path: "/a.txt", content: "y" } });
+    assert.equal(ro.result.isError, true);
+    assert.match(ro.result.content[0].text, /read-only/);
+    const rd = await rpc(limited, "tools/call", { name: "read_file", arguments: { session_id: "job-1", path: "/a.txt" } });
+    assert.equal(rd.result.content[0].text, "x");
+    const other = await rpc(limited, "tools/call", { name: "list_files", arguments: { session_id: "mcp-other" } });
+    assert.equal(other.result.isError, true);
+    assert.match(other.result.content[0].text, /may not use session/);
+    const ls = await rpc(limited, "tools/call", { name: "list_sessions", arguments: {} });
+    assert.deepEqual(ls.result.structuredContent.sessions.map((x) => x.session_id), ["job-1"]);
+    const notif = await fetch(`${base}/mcp`, { method: "POST", headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }) });
+    assert.equal(notif.status, 202);
+    const get = await fetch(`${base}/mcp`, { headers });
+    assert.equal(get.status, 405);
+    const junk = await (await fetch(`${base}/mcp`, { method: "POST", headers: { ...headers, "content-type": "application/json" },
+      body: "{oops" })).json();
+    assert.equal(junk.error.code, -32700);
+    console.log("[http] token limits (threads, read-only), 202, 405, parse error");
   } finally {
     server.kill("SIGTERM");
     await new Promise((r) => server.on("exit", r));
