@@ -4,6 +4,8 @@
 // is the bearer token: tools refuse sessions the token may not use, and everything that
 // writes for a read-only token. Executions go through the server's Executor like /v1's.
 #include <ctime>
+#include <algorithm>
+#include <boost/asio/post.hpp>
 #include <future>
 
 #include "mcp/mcp_server.h"
@@ -66,6 +68,9 @@ std::string_view OriginHost(std::string_view origin) {
 void Server::Impl::AddMcpRoutes() {
   mcp_backend = std::make_unique<ExecutorBackend>(*this);
   mcp = std::make_unique<mcp::McpServer>(*mcp_backend);
+  // Enough threads to keep every execution thread busy, plus a few for file tools.
+  int threads = options.execution_threads * std::max(1, options.workers) + 4;
+  mcp_pool = std::make_unique<boost::asio::thread_pool>(std::min(threads, 256));
   RouteSpec spec;
   spec.writes = false;  // each tool checks a read-only token itself
   spec.fn = [this](Call c) { Mcp(std::move(c)); };
@@ -107,7 +112,7 @@ void Server::Impl::Mcp(Call call) {
     int64_t expires = static_cast<int64_t>(std::time(nullptr)) + kLinkSeconds;
     return base + MakeFileLink(link_key, thread_id, path, expires);
   };
-  Blocking([this, call = std::move(call), caller = std::move(caller)] {
+  boost::asio::post(*mcp_pool, [this, call = std::move(call), caller = std::move(caller)] {
     auto reply = mcp->HandleText(call.request().body(), caller);
     if (!reply) {
       auto res = MakeResponse(call.request(), http::status::accepted, "", "application/json");

@@ -117,6 +117,7 @@ void Server::Shutdown() {
   // Running executions finish (and save) within the grace; their responses go out.
   if (s.executor) s.executor->Shutdown(s.options.shutdown_grace);
   if (s.blocking) s.blocking->join();
+  if (s.mcp_pool) s.mcp_pool->join();
   // The answers to what finished are on their way: let them reach the clients.
   if (s.http) {
     s.http->Drain(std::chrono::seconds(5));

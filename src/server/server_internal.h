@@ -71,6 +71,9 @@ struct Server::Impl {
   // POST /mcp (mcp_route.cc): the MCP server over the executor and this store.
   std::unique_ptr<mcp::Backend> mcp_backend;
   std::unique_ptr<mcp::McpServer> mcp;
+  // MCP messages are handled here, not on `blocking`: a run_python waits for its execution,
+  // and must not hold up the store and file routes.
+  std::unique_ptr<boost::asio::thread_pool> mcp_pool;
   Metrics metrics;
   RouterT router;
   std::atomic<bool> shut_down{false};
@@ -85,6 +88,7 @@ struct Server::Impl {
     cleanup.reset();
     executor.reset();  // fails MCP executions still waiting (Unavailable)
     if (blocking) blocking->join();
+    if (mcp_pool) mcp_pool->join();
     http.reset();
   }
 
