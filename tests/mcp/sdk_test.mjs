@@ -116,6 +116,16 @@ async function conversation(client, label, { httpBase, headers } = {}) {
   assert.ok(ids.includes(sid) && ids.includes(copy), JSON.stringify(ids));
   log("fork, reset, list_sessions");
 
+  // A runaway print is cut, and the cut is said; a loop past timeout_s is a tool error.
+  const flood = await run("print('x' * 300000)\nprint('THE END')", sid);
+  assert.ok(flood.structuredContent.stdout.length < 51000, String(flood.structuredContent.stdout.length));
+  assert.match(textOf(flood), /bytes of stdout cut here/);
+  assert.match(flood.structuredContent.stdout, /THE END/);
+  const loop = await client.callTool({ name: "run_python", arguments: { code: "while True: pass", session_id: sid, timeout_s: 1 } });
+  assert.equal(loop.isError, true);
+  assert.equal(loop.structuredContent.failure.kind, "timeout");
+  log("output capped; timeout_s");
+
   // Bad input: a tool error naming the argument; an unknown tool is a protocol error.
   const wrong = await client.callTool({ name: "run_python", arguments: { code: 5 } });
   assert.equal(wrong.isError, true);
