@@ -19,7 +19,11 @@ sanitize_pkgs=(libclang-rt-19-dev)
 want=("${build_pkgs[@]}")
 for arg in "$@"; do
   case $arg in
-    --test) want+=("${test_pkgs[@]}") ;;
+    --test)
+      want+=("${test_pkgs[@]}")
+      # The MCP test's client (tests/mcp: the official SDK, from npm) needs node and npm; any
+      # that provide them will do (Debian's, or NodeSource's nodejs, which holds npm).
+      command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm) ;;
     --sanitize) want+=("${sanitize_pkgs[@]}") ;;
     *) echo "usage: install-deps.sh [--test] [--sanitize]" >&2; exit 2 ;;
   esac

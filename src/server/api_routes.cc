@@ -133,6 +133,7 @@ std::string OutcomeOf(const SessionResult& r) {
 void Server::Impl::BuildRoutes() {
   AddApiRoutes();
   AddFileRoutes();
+  AddMcpRoutes();
 }
 
 void Server::Impl::AddApiRoutes() {

@@ -119,6 +119,7 @@ bool Server::Shutdown() {
   // it they are answered 503 and, in-process, left running (executor.h).
   if (s.executor) s.clean_shutdown = s.executor->Shutdown(s.options.shutdown_grace);
   if (s.blocking) s.blocking->join();
+  if (s.mcp_pool) s.mcp_pool->join();
   // The answers to what finished are on their way: let them reach the clients.
   if (s.http) {
     s.http->Drain(std::chrono::seconds(5));
