@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "mcp/tools.h"
+#include "util/json_depth.h"
 
 namespace brig::mcp {
 
@@ -11,7 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kMaxJsonDepth = 64;
 constexpr std::string_view kLatest = "2026-07-28";
 // The newest revision that opens with `initialize` (2026-07-28 has no handshake).
 constexpr std::string_view kLatestHandshake = "2025-11-25";
@@ -23,25 +23,6 @@ constexpr std::string_view kInstructions =
     "files under /home/user persist. Use the file tools to read, write and search the session's files "
     "without running code. No network access; only the standard library is installed.";
 
-// nlohmann parses any depth, but copying and dumping recurse: refuse deep nesting before.
-bool NestsTooDeep(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
 
 json ServerInfo(const Options& o) { return {{"name", "brig"}, {"title", "brig Python sandbox"}, {"version", o.server_version}}; }
 
@@ -76,8 +57,8 @@ std::optional<std::string> McpServer::HandleText(std::string_view text, const Ca
     return Dump(ErrorResponse(nullptr, kParseError,
                               "message too large: " + std::to_string(text.size()) + " bytes (at most " +
                                   std::to_string(options_.max_message_bytes) + ")"));
-  if (NestsTooDeep(text))
-    return Dump(ErrorResponse(nullptr, kParseError, "message nests arrays and objects deeper than 64 levels"));
+  if (JsonNestsTooDeep(text))
+    return Dump(ErrorResponse(nullptr, kParseError, "message nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) + " levels"));
   json message = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (message.is_discarded()) return Dump(ErrorResponse(nullptr, kParseError, "malformed JSON"));
   auto reply = Handle(message, caller);

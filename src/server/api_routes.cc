@@ -6,6 +6,7 @@
 #include "server/api_json.h"
 #include "server/server_internal.h"
 #include "server/signed_link.h"
+#include "util/json_depth.h"
 #include "brig/text.h"
 
 namespace brig::server {
@@ -13,36 +14,8 @@ namespace brig::server {
 using nlohmann::json;
 using http::verb;
 
-namespace {
-// Deepest nesting of arrays and objects a request body may have. nlohmann parses any depth,
-// but copying and dumping a value recurse: a body of a million '[' would overflow the stack.
-constexpr int kMaxJsonDepth = 64;
-
-bool NestsTooDeep(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // the escaped character, maybe a '"'
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-}  // namespace
-
 std::optional<json> JsonBody(Server::Impl& s, const Call& call) {
-  if (NestsTooDeep(call.request().body())) {
+  if (JsonNestsTooDeep(call.request().body())) {
     s.SendError(call, http::status::bad_request, "invalid_json",
                 "the request body nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     return std::nullopt;
