@@ -1,7 +1,9 @@
 #include "store/pg_conn.h"
 
 #include <endian.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace brig::store::pg {
@@ -160,6 +162,21 @@ Status Conn::ExecScript(const char* sql, std::string_view what) {
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Status::Ok();
   return FromResult(r, c_, what);
+}
+
+// An idle connection has nothing to read: the server speaks only when asked (brig uses no
+// LISTEN). Input on one means the server ended it (a restart or a terminated backend sends
+// "terminating connection" then closes; libpq's status says OK until a call finds out), or
+// something brig does not expect: either way it is not reused. One poll(2), no round trip,
+// and nothing is sent, so no statement can have run twice.
+bool Conn::StillOpenWhileIdle() const {
+  if (!healthy() || PQsocket(c_) < 0) return false;
+  pollfd p{PQsocket(c_), POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return n == 0;
 }
 
 }  // namespace brig::store::pg

@@ -71,8 +71,10 @@ class Conn {
   Status ExecScript(const char* sql, std::string_view what);
   // False once the connection is lost: the pool then drops it.
   bool healthy() const { return PQstatus(c_) == CONNECTION_OK; }
-  // The socket, for the pool's check that an idle connection was not closed by the server.
-  int socket() const { return PQsocket(c_); }
+  // For a connection left idle (no statement running): false if the server has ended it
+  // meanwhile (a restart, a terminated backend), which libpq's status learns only on the
+  // next call. Pools check before handing one out, so that the call does not fail for it.
+  bool StillOpenWhileIdle() const;
   // Outside any transaction (a failed call may leave one open; ROLLBACK cleans it).
   bool idle() const { return PQtransactionStatus(c_) == PQTRANS_IDLE; }
 

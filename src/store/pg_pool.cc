@@ -1,28 +1,6 @@
 #include "store/pg_pool.h"
 
-#include <poll.h>
-
-#include <cerrno>
-
 namespace brig::store::pg {
-namespace {
-
-// An idle connection has nothing to read: the server speaks only when asked (brig uses no
-// LISTEN). Input on one means the server ended it (a restart or a terminated backend sends
-// "terminating connection" then closes; libpq's status says OK until a call finds out), or
-// something brig does not expect: either way it is not handed out. One poll(2), no round
-// trip, and nothing is sent, so no statement can have run twice.
-bool StillOpen(const Conn& c) {
-  if (!c.healthy() || c.socket() < 0) return false;
-  pollfd p{c.socket(), POLLIN, 0};
-  int n;
-  do {
-    n = ::poll(&p, 1, 0);
-  } while (n < 0 && errno == EINTR);
-  return n == 0;
-}
-
-}  // namespace
 
 PooledConn::~PooledConn() {
   if (conn_) pool_->Return(std::move(conn_));
@@ -41,7 +19,7 @@ StatusOr<PooledConn> Pool::Checkout() {
     if (idle_.empty()) break;  // a slot is free: open a new connection
     std::unique_ptr<Conn> c = std::move(idle_.back());
     idle_.pop_back();
-    if (StillOpen(*c)) return PooledConn(this, std::move(c));
+    if (c->StillOpenWhileIdle()) return PooledConn(this, std::move(c));
     // Closed by the server while idle (e.g. it restarted): dropped, and its slot taken by the
     // next idle one or a new connection, so that the call does not fail for it.
     --open_;

@@ -99,13 +99,15 @@ class LockConnections {
   LockConnections(std::string url, const StoreOptions& options) : url_(std::move(url)), options_(options) {}
 
   StatusOr<std::unique_ptr<pg::Conn>> Take() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!idle_.empty()) {
-        std::unique_ptr<pg::Conn> c = std::move(idle_.back());
+    while (true) {
+      std::unique_ptr<pg::Conn> c;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (idle_.empty()) break;
+        c = std::move(idle_.back());
         idle_.pop_back();
-        return c;
       }
+      if (c->StillOpenWhileIdle()) return c;  // else closed by the server while kept: dropped
     }
     return pg::Conn::Open(url_, options_);
   }
