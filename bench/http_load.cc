@@ -1,7 +1,7 @@
 // http_load: the load benchmark of `brig serve` (issue #10). Many sessions, each executing a
 // small snippet again and again, over keep-alive connections to a server on loopback.
 //
-//   http_load URL [--connections N] [--sessions N] [--seconds S] [--code CODE] [--token T]
+//   http_load URL [--connections N] [--sessions N] [--seconds S] [--code CODE] [--token T] [--durable false]
 //
 // Each connection takes sessions round-robin (session i on connection i % N), so executions of
 // one session never overlap. Prints executions/s, p50/p99 latency (ms) and errors (any answer
@@ -42,6 +42,8 @@ struct Options {
   std::string prefix = "load";
   // --path P: GET P instead of executing (the HTTP layer's own cost; any status counts as ok).
   std::string path;
+  // --durable false: executions answered before their save ("durable": false in the API).
+  bool durable = true;
 };
 
 bool ParseUrl(const std::string& url, Options* o) {
@@ -96,7 +98,8 @@ void Worker(const Options& o, int index, std::atomic<bool>& measuring, std::atom
   uint64_t errors = 0;
   std::string first_error;
   beast::flat_buffer buffer;
-  const std::string body = "{\"code\": " + JsonString(o.code) + "}";
+  const std::string body =
+      "{\"code\": " + JsonString(o.code) + (o.durable ? "" : ", \"durable\": false") + "}";
   for (size_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
     int session = mine[i % mine.size()];
     http::request<http::string_body> req{http::verb::post, "/v1/sessions/" + o.prefix + "-" + std::to_string(session) + "/execute", 11};
@@ -145,7 +148,7 @@ void Worker(const Options& o, int index, std::atomic<bool>& measuring, std::atom
 int main(int argc, char** argv) {
   Options o;
   if (argc < 2 || !ParseUrl(argv[1], &o)) {
-    fprintf(stderr, "usage: http_load http://HOST:PORT [--connections N] [--sessions N] [--seconds S] [--warmup S] [--code CODE] [--token T] [--prefix P] [--path P]\n");
+    fprintf(stderr, "usage: http_load http://HOST:PORT [--connections N] [--sessions N] [--seconds S] [--warmup S] [--code CODE] [--token T] [--prefix P] [--path P] [--durable false]\n");
     return 2;
   }
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -158,6 +161,7 @@ int main(int argc, char** argv) {
     else if (flag == "--token") o.token = value;
     else if (flag == "--prefix") o.prefix = value;
     else if (flag == "--path") o.path = value;
+    else if (flag == "--durable") o.durable = value != "false";
     else {
       fprintf(stderr, "http_load: unknown flag %s\n", flag.c_str());
       return 2;

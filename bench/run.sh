@@ -14,3 +14,8 @@ echo "== sessions: x = 1, rollback, fork, idle memory, scaling (issue #3)"
 "$build/bench/session_bench"
 echo "== persistence: snapshot size, restore (issue #4)"
 "$build/bench/persist_bench"
+echo "== Python package: in-process execute overhead against C++ (issue #11)"
+PYTHONPATH="$build/python" /usr/bin/python3.11 "$here/python_bench.py"
+
+echo "== MCP: run_python round trips/s over stdio and HTTP (issue #11)"
+/usr/bin/python3.11 "$here/mcp_bench.py" "$build/brig" 200 5

@@ -134,6 +134,10 @@ IMAGE_MODULES = (
     "json", "re", "datetime", "collections", "math", "itertools", "functools", "dataclasses",
     "typing", "pickle", "io", "os", "sys", "random", "decimal", "statistics", "csv", "base64",
     "hashlib", "textwrap", "pathlib", "asyncio", "traceback", "linecache", "ast",
+    # The portable snapshot's own module: imported by the first save of every session, it
+    # left ~260 pages differing from the image in each page snapshot after (~100 KiB of
+    # ~120, bench/save_path_bench).
+    "_brig_snapshot",
 )
 
 _RESULT_NAME = _brig.RESULT_NAME
@@ -149,6 +153,20 @@ def prepare_image():
     import gc
     for name in IMAGE_MODULES:
         __import__(name)
+    # The portable snapshot's code, run a few times here: CPython specialises bytecode in
+    # place as it runs, so its first runs in a session would otherwise rewrite those code
+    # objects' pages, and every page snapshot of the session would carry them (~120 pages
+    # measured, bench/save_path_bench).
+    import _brig_snapshot
+    sample = {"__name__": "__main__"}  # what a session's namespace holds: by value, by reference
+    exec("import json\nx = 42\ny = [1, 'a', {'k': 2.5}, (None, True), b'b']\n"
+         "def f(a, b=1):\n    return a + b + x\n"
+         "class C:\n    n = 1\n    def m(self):\n        return self.n\n"
+         "c = C()\ng = (i for i in range(3))\n", sample)
+    for _ in range(3):
+        dump_portable()
+        _brig_snapshot.dumps(sample)
+    del sample
     for name in [n for n in linecache.cache if n.startswith("<")]:
         del linecache.cache[name]  # the preparing code's own lines
     gc.collect()

@@ -9,6 +9,7 @@ build_pkgs=(
   clang-19 lld-19 llvm-19 wasi-libc libclang-rt-19-dev-wasm32 wabt binaryen
   libsqlite3-dev libpq-dev nlohmann-json3-dev libcli11-dev libzstd-dev libboost-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  python3-dev python3-setuptools  # the Python package (python/): its extension module, pip install
 )
 test_pkgs=(postgresql)
 # --sanitize: AddressSanitizer, UBSan and libFuzzer runtimes for clang-19 (`make test-sanitize`,
@@ -18,7 +19,11 @@ sanitize_pkgs=(libclang-rt-19-dev)
 want=("${build_pkgs[@]}")
 for arg in "$@"; do
   case $arg in
-    --test) want+=("${test_pkgs[@]}") ;;
+    --test)
+      want+=("${test_pkgs[@]}")
+      # The MCP test's client (tests/mcp: the official SDK, from npm) needs node and npm; any
+      # that provide them will do (Debian's, or NodeSource's nodejs, which holds npm).
+      command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm) ;;
     --sanitize) want+=("${sanitize_pkgs[@]}") ;;
     *) echo "usage: install-deps.sh [--test] [--sanitize]" >&2; exit 2 ;;
   esac

@@ -114,6 +114,10 @@ struct ExecuteOptions {
   // throws, the exception is swallowed and it is not called again for this execution (the
   // execution and its result are unaffected). Empty (the default): no streaming, no cost.
   std::function<void(OutputStream stream, std::string_view bytes)> on_output;
+  // Sessions::Execute only (a bare Sandbox saves nothing): run in the interpreter this
+  // process keeps live for the session, and return without saving; the save follows in the
+  // background (Sessions::Options::save_delay). See Sessions::Execute.
+  bool deferred_save = false;
 };
 
 // How a new sandbox gets its interpreter.

@@ -18,7 +18,9 @@
 // GetOrCreate makes a fresh one). Extending adds N days to max(now, expires_at).
 //
 // Quotas. Per session at most SessionOptions::max_files_per_session files holding at most
-// max_bytes_per_session bytes (each file also <= kMaxFileBytes, brig/file_info.h). Every
+// max_bytes_per_session bytes (each file also <= kMaxFileBytes, brig/file_info.h). A session
+// may be created with lower quotas of its own (SessionQuotas, brig/session_info.h: stored
+// with it, the same in every process and node); EffectiveQuotas says what applies. Every
 // writer (executions, FileService, Fork, snapshot import) checks them before saving.
 //
 // Thread-safety: safe for concurrent use from multiple threads; several processes (and, on
@@ -101,10 +103,17 @@ class SessionManager {
   StatusOr<SessionInfo> GetOrCreate(std::string_view thread_id);
 
   // Creates a session expiring `expiry_days` from now (nullopt: the default) with
-  // `metadata`, a JSON object (null means {}). AlreadyExists if the thread_id is taken;
-  // InvalidArgument for days outside 1..kMaxExpiryDays or metadata that is not an object.
+  // `metadata`, a JSON object (null means {}), and `quotas` of its own. AlreadyExists if the
+  // thread_id is taken; InvalidArgument for days outside 1..kMaxExpiryDays, metadata that is
+  // not an object, or a quota below 1 or above this manager's own (max_files_per_session,
+  // max_bytes_per_session, kMaxFileBytes): a session's quotas only lower them.
   StatusOr<SessionInfo> Create(std::string_view thread_id, std::optional<int64_t> expiry_days = std::nullopt,
-                               const nlohmann::json& metadata = nlohmann::json::object());
+                               const nlohmann::json& metadata = nlohmann::json::object(),
+                               const SessionQuotas& quotas = {});
+
+  // The quotas that hold for `session`: each of its own, else this manager's (so every
+  // field is set).
+  SessionQuotas EffectiveQuotas(const SessionInfo& session) const;
 
   // The session as stored (expired or not; last_accessed unchanged). NotFound if missing.
   StatusOr<SessionInfo> Get(std::string_view thread_id);
@@ -130,7 +139,7 @@ class SessionManager {
   // of it).
   Status Reset(std::string_view thread_id);
 
-  // Makes `dst`, a new session holding `src`'s interpreter state and files (and, unless
+  // Makes `dst`, a new session holding `src`'s interpreter state, files and quotas (and, unless
   // options say otherwise, its metadata; the expiry is a new one). From then on the two
   // are apart: what one does, the other does not see, and the fork's `random` draws its own
   // numbers. Atomic: taken under src's session lock (so not in the middle of an execution

@@ -75,9 +75,13 @@ struct SessionResult {
   std::string snapshot;
   std::string pages_unavailable;
   // Names the portable snapshot could not save, with why (the page snapshot has them; they
-  // would be lost only if a different brig build restores the session).
+  // would be lost only if a different brig build restores the session). With
+  // Options::portable_in_background, from the last portable snapshot taken of the session
+  // (it is taken after each execution): empty after a session's first execution.
   std::map<std::string, std::string> not_portable;
-  // When restored from a portable snapshot: names that could not be restored, with why.
+  // When restored from a portable snapshot: names that could not be restored, with why, and
+  // when that snapshot is older than the session's version (see
+  // Options::portable_in_background), an entry "<versions N-M>" saying what it lacks.
   // Also stored files the sandbox could not hold (keyed by their path, which starts with '/':
   // a name an older brig accepted); they stay in the store, outside the guest's view.
   std::map<std::string, std::string> not_restored;
@@ -129,6 +133,28 @@ class Sessions {
     std::chrono::milliseconds compact_idle_after{10'000};
     // Also save the portable fallback snapshot. Costs a pickling pass per execution.
     bool portable_snapshots = true;
+    // Take the portable snapshot after Execute has returned, on a background thread, and
+    // store it apart from the save (store::Store::SaveFallback), instead of inside the save:
+    // the execution answers without the pickling pass (~0.7 ms for a small session) and its
+    // write. Applies to sessions kept live (max_live > 0); others are saved with it as
+    // before. It is taken once the session has been idle for portable_delay (a burst of
+    // executions pays for one), or has owed one for portable_max_lag, or leaves the live
+    // sessions; ~Sessions writes those still pending. Until then the stored portable
+    // snapshot is an older one: a different brig build restoring the session in between
+    // (after a crash, say) gets the namespace as it was at that older version, and
+    // not_restored says which versions it lacks; the page snapshot, the files and the
+    // version are always the latest. A live session whose portable snapshot is being taken
+    // makes its next execution wait for it (~1 ms).
+    // SQLite only: on PostgreSQL, the store of several nodes, each with an image of its own
+    // that another node's page snapshots do not restore on, it is always taken in the save.
+    bool portable_in_background = true;
+    std::chrono::milliseconds portable_delay{200};
+    std::chrono::milliseconds portable_max_lag{10'000};
+    // Executions with ExecuteOptions::deferred_save are saved (all of a burst in one save)
+    // once the session has been idle this long, or at the latest save_max_lag after the first
+    // unsaved one, or when it leaves the live sessions, or at ~Sessions.
+    std::chrono::milliseconds save_delay{200};
+    std::chrono::milliseconds save_max_lag{2'000};
     // How long an execution waits for another one in the same session.
     std::chrono::milliseconds lock_timeout{60'000};
     // PostgreSQL: connections kept in the pool, and the statement_timeout of each.
@@ -158,8 +184,33 @@ class Sessions {
   // range (checked first); FailedPrecondition when the session holds more memory than
   // memory_bytes allows. on_output is called on this thread, only while the code runs: never
   // for output of a restore, of a rollback's replays, or of the save.
+  //
+  // With options.deferred_save, an execution in a session this process keeps live runs there
+  // and answers without touching the store: no lock, no read, no save (~the cost of the bare
+  // execution). The result has saved == false and the version it builds on. Its state and
+  // files are saved later, by a background thread, together with the deferred executions
+  // that followed (Options::save_delay, save_max_lag), and before anything else here reads or
+  // changes the stored session (a durable execution, file operations, fork, export; reset and
+  // delete discard them). Until then they are not durable: they are lost if the process dies,
+  // and if another process saves the session in between (its save wins; DeferredSavesLost
+  // counts them, and the next execution here starts from the store). Executions in one
+  // session stay serialised within this process. A session not live here (its first
+  // execution in this process, or one evicted since) runs the durable way.
   StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
                                   const ExecuteOptions& options, std::string_view filename = "<exec>");
+
+  // Writes what this process's live interpreter of the session still owes the store (its
+  // deferred executions, its portable snapshot), taking the session's lock if it must save;
+  // with `drop`, then drops the interpreter (for a process about to change the stored session
+  // behind this one's back: another process's file write, reset or delete). Fork, export and
+  // this Sessions' own file operations do it themselves; a server whose workers hold the live
+  // sessions calls it in the worker before the supervisor uses the store. A save the store
+  // refuses is lost (DeferredSavesLost). No-op if the session is not live here.
+  void SyncToStore(std::string_view thread_id, bool drop);
+
+  // Deferred executions (ExecuteOptions::deferred_save) whose save the store refused since
+  // this Sessions was opened: lost, as described at Execute.
+  int64_t DeferredSavesLost() const;
 
   // Clears the session's interpreter state, keeping its files (SessionManager::Reset), and
   // drops this process's live interpreter of it.

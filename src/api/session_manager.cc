@@ -13,8 +13,11 @@ const SessionOptions& SessionManager::options() const { return impl_->options();
 int64_t SessionManager::Now() const { return impl_->Now(); }
 StatusOr<SessionInfo> SessionManager::GetOrCreate(std::string_view thread_id) { return impl_->GetOrCreate(thread_id); }
 StatusOr<SessionInfo> SessionManager::Create(std::string_view thread_id, std::optional<int64_t> expiry_days,
-                                             const nlohmann::json& metadata) {
-  return impl_->Create(thread_id, expiry_days, metadata);
+                                             const nlohmann::json& metadata, const SessionQuotas& quotas) {
+  return impl_->Create(thread_id, expiry_days, metadata, quotas);
+}
+SessionQuotas SessionManager::EffectiveQuotas(const SessionInfo& session) const {
+  return impl_->EffectiveQuotas(session.quotas);
 }
 StatusOr<SessionInfo> SessionManager::Get(std::string_view thread_id) { return impl_->Get(thread_id); }
 StatusOr<bool> SessionManager::Exists(std::string_view thread_id) { return impl_->Exists(thread_id); }

@@ -28,6 +28,7 @@ Runner AddSessionsCommand(CLI::App& app);
 Runner AddFilesCommand(CLI::App& app);
 Runner AddCleanupCommand(CLI::App& app);
 Runner AddServeCommand(CLI::App& app);
+Runner AddMcpCommand(CLI::App& app);
 
 // $BRIG_HOME (default ~/.local/share/brig), created if missing. Unavailable if it cannot be.
 StatusOr<std::string> BrigHomeDir();

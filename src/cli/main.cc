@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   runners.push_back(AddFilesCommand(app));
   runners.push_back(AddCleanupCommand(app));
   runners.push_back(AddServeCommand(app));
+  runners.push_back(AddMcpCommand(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

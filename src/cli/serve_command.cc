@@ -2,6 +2,7 @@
 // Runs the HTTP server (src/server/server.h) until SIGTERM or SIGINT, then stops accepting,
 // lets running executions finish (up to --grace seconds), and exits 0.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -24,6 +25,7 @@ struct ServeOptions {
   std::string link_key;
   double cleanup_every = 0;
   double grace = 30;
+  double worker_timeout = 10;
   double timeout = 30;
   uint64_t memory_mb = 256;
   int per_session = 4;
@@ -67,6 +69,7 @@ int RunServe(const ServeOptions& opt) {
   options.default_link_key_file = home.value() + "/link.key";
   options.cleanup_every = std::chrono::seconds(static_cast<int64_t>(opt.cleanup_every));
   options.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(opt.grace * 1000));
+  options.worker_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.worker_timeout * 1000));
   options.max_executions_per_session = opt.per_session;
   options.max_queued_executions = opt.max_queue;
   options.http.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.header_timeout * 1000));
@@ -105,7 +108,13 @@ int RunServe(const ServeOptions& opt) {
   sigwait(&signals, &sig);
   fprintf(stderr, "brig serve: %s: stopping (running executions get %.0f s to finish)\n",
           sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.grace);
-  server.value()->Shutdown();
+  if (!server.value()->Shutdown()) {
+    // An in-process execution outlived --grace: its thread still runs guest code, so no
+    // destructor may run now. Its client was answered 503; the store never saw a partial save.
+    fprintf(stderr, "brig serve: stopped (an execution still running after the grace was abandoned)\n");
+    fflush(stderr);
+    _exit(kExitOk);
+  }
   server.value().reset();
   fprintf(stderr, "brig serve: stopped\n");
   return kExitOk;
@@ -126,6 +135,9 @@ Runner AddServeCommand(CLI::App& app) {
   cmd->add_option("--cleanup-every", opt->cleanup_every, "Run the cleanup job every SECONDS (0: never)")
       ->check(CLI::Range(0.0, 1e7));
   cmd->add_option("--grace", opt->grace, "Seconds running executions get to finish on SIGTERM")->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--worker-timeout", opt->worker_timeout,
+                  "Seconds a worker process may stay silent (no heartbeat: stopped, hung) before it is killed and replaced")
+      ->check(CLI::Range(2.0, 3600.0));
   cmd->add_option("--timeout", opt->timeout, "Default time limit of an execution, seconds")->check(CLI::Range(0.001, 3600.0));
   cmd->add_option("--memory", opt->memory_mb, "Default memory limit of an execution, MiB")->check(CLI::Range(16, 4096));
   cmd->add_option("--max-per-session", opt->per_session, "Executions of one session running or waiting at once")

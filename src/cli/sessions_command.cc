@@ -3,7 +3,8 @@
 //
 //   brig sessions list
 //   brig sessions show ID
-//   brig sessions create ID [--expires-days N] [--metadata JSON]
+//   brig sessions create ID [--expires-days N] [--metadata JSON] [--max-files N]
+//                           [--max-total-bytes N] [--max-file-bytes N]
 //   brig sessions extend ID DAYS
 //   brig sessions delete ID
 //   brig sessions reset ID          (clears the interpreter state, keeps the files)
@@ -47,6 +48,7 @@ struct SessionsOptions {
   int64_t expires_days = 0;
   bool has_expires_days = false;
   std::string metadata;
+  SessionQuotas quotas;  // create
   std::string dst;   // fork
   std::string file;  // export, import: a path or "-"
 };
@@ -68,6 +70,14 @@ Status ParseMetadata(const std::string& text, std::optional<nlohmann::json>* out
 
 // Prints the error as one line; a malformed argument is a usage error.
 
+nlohmann::json QuotasJson(const SessionQuotas& q) {
+  nlohmann::json j = nlohmann::json::object();
+  if (q.max_files) j["max_files"] = *q.max_files;
+  if (q.max_total_bytes) j["max_total_bytes"] = *q.max_total_bytes;
+  if (q.max_file_bytes) j["max_file_bytes"] = *q.max_file_bytes;
+  return j;
+}
+
 nlohmann::json ToJson(const SessionManager& m, const SessionInfo& s) {
   return {{"thread_id", s.thread_id},
           {"created_at", FormatTimestamp(s.created_at)},
@@ -76,7 +86,8 @@ nlohmann::json ToJson(const SessionManager& m, const SessionInfo& s) {
           {"expired", m.IsExpired(s)},
           {"metadata", s.metadata},
           {"file_count", s.file_count},
-          {"total_bytes", s.total_bytes}};
+          {"total_bytes", s.total_bytes},
+          {"quotas", QuotasJson(m.EffectiveQuotas(s))}};
 }
 
 // "expires 2026-05-21T10:00:00Z (in 179 days)" / "expired 2025-...".
@@ -97,6 +108,9 @@ void PrintSession(const SessionManager& m, const SessionInfo& s) {
             << (s.total_bytes >= 1024 ? ", " + FormatBytes(s.total_bytes) : std::string()) << ")\n"
             << "metadata:       " << s.metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
             << "\n";
+  const SessionQuotas q = m.EffectiveQuotas(s);
+  std::cout << "quotas:         " << *q.max_files << " files, " << FormatBytes(*q.max_total_bytes) << " in all, "
+            << FormatBytes(*q.max_file_bytes) << " per file" << (s.quotas.empty() ? "" : " (its own)") << "\n";
 }
 
 int RunList(SessionManager& m, const SessionsOptions& opt) {
@@ -139,7 +153,7 @@ int RunCreate(SessionManager& m, const SessionsOptions& opt) {
   std::optional<nlohmann::json> metadata;
   if (Status s = ParseMetadata(opt.metadata, &metadata); !s.ok()) return ReportFailure(s);
   const std::optional<int64_t> days = opt.has_expires_days ? std::optional<int64_t>(opt.expires_days) : std::nullopt;
-  return Show(m, opt, m.Create(opt.thread_id, days, metadata.value_or(nlohmann::json::object())));
+  return Show(m, opt, m.Create(opt.thread_id, days, metadata.value_or(nlohmann::json::object()), opt.quotas));
 }
 
 int RunExtend(SessionManager& m, const SessionsOptions& opt) {
@@ -313,6 +327,12 @@ Runner AddSessionsCommand(CLI::App& app) {
   id(create);
   CLI::Option* expires = create->add_option("--expires-days", opt->expires_days, "Days until it expires (default 180)");
   create->add_option("--metadata", opt->metadata, "A JSON object to keep with the session");
+  // Each may only lower the default quota (README: Quotas); unset: the default.
+  create->add_option("--max-files", opt->quotas.max_files, "The session's own file-count quota")->check(CLI::PositiveNumber);
+  create->add_option("--max-total-bytes", opt->quotas.max_total_bytes, "The session's own quota of bytes in all its files")
+      ->check(CLI::PositiveNumber);
+  create->add_option("--max-file-bytes", opt->quotas.max_file_bytes, "The session's own quota of bytes per file")
+      ->check(CLI::PositiveNumber);
   CLI::App* extend = leaf("extend", "Push the expiry DAYS further: from now if already expired");
   id(extend);
   extend->add_option("days", opt->days, "Days to add")->required();

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "engine/memory_files.h"
 #include "engine/python_instance_internal.h"
 
 /* What diffs need of an image, made once per image: a read-only view of its memory, which
@@ -156,54 +157,61 @@ static int mark_run(void* ctx, uint64_t first, uint64_t count) {
   return 0;
 }
 
+/* Marks the present pages of [first, first + n) read from /proc/self/pagemap (any kind:
+ * memory past the image may be a shared mapping of the session's own growth file). */
+static int mark_present(const uint8_t* data, uint64_t first, uint64_t n, page_bitmap* b) {
+  if (n == 0) return 0;
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  enum { kBatch = 4096 };
+  uint64_t* entries = malloc(kBatch * sizeof *entries);
+  int result = entries ? 0 : -1;
+  for (uint64_t at = first; at < first + n && result == 0; at += kBatch) {
+    uint64_t k = first + n - at < kBatch ? first + n - at : kBatch;
+    off_t off = (off_t)(((uintptr_t)data / BRIG_HOST_PAGE + at) * sizeof(uint64_t));
+    if (pread(fd, entries, k * sizeof *entries, off) != (ssize_t)(k * sizeof *entries)) {
+      result = -1;
+      break;
+    }
+    for (uint64_t i = 0; i < k; i++) {
+      if (entries[i] >> 63 & 1) mark_run(b, at + i, 1);
+    }
+  }
+  free(entries);
+  close(fd);
+  return result;
+}
+
 int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_instance* p,
                                   brig_page_visitor visit, void* ctx) {
   image_view* v = view_of(img, NULL);
   if (!v) return -1;
   const wasm_rt_memory_t* mem = &p->module.w2c_memory;
   uint64_t pages = mem->size / BRIG_HOST_PAGE;
-  /* A layered instance (a fork, a sandbox rolled back or woken from compaction) maps pages
-   * that differ from the image from files of its own: in the image range they look like
-   * file pages, and frozen growth may not be in the page tables at all. Those pages are
-   * candidates too (compared below like the rest). */
-  page_bitmap extra = {NULL, pages};
-  if (brig_python_instance_layered(p)) {
-    extra.bits = calloc(pages / 64 + 1, sizeof *extra.bits);
-    if (!extra.bits) return -1;
-    if (brig_python_instance_changed_pages(p, mark_run, &extra) != 0) {
-      free(extra.bits);
-      return -1;
-    }
-  }
-  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    free(extra.bits);
-    return -1;
-  }
-  enum { kBatch = 4096 };
-  uint64_t* entries = malloc(kBatch * sizeof *entries);
-  if (!entries) {
-    free(extra.bits);
-    close(fd);
+  uint64_t in_image = pages < v->pages ? pages : v->pages;
+  /* The candidates, in a bitmap:
+   * - inside the image, the pages this process wrote (a page still mapped from the memfd is
+   *   the image's page; not present = never touched = unchanged): PAGEMAP_SCAN where the
+   *   kernel has it, which walks only what is mapped (reading /proc/self/pagemap for every
+   *   page was a tenth of a save);
+   * - past it, every present page;
+   * - a layered instance (a fork, a sandbox rolled back or woken from compaction) maps pages
+   *   that differ from the image from files of its own: in the image range they look like
+   *   file pages, and frozen growth may not be in the page tables at all: those it lists.
+   * Each candidate is then compared with the image. */
+  page_bitmap cand = {calloc(pages / 64 + 1, sizeof(uint64_t)), pages};
+  if (!cand.bits) return -1;
+  if ((brig_python_instance_layered(p) && brig_python_instance_changed_pages(p, mark_run, &cand) != 0) ||
+      brig_written_pages(mem->data, in_image, mark_run, &cand) != 0 ||
+      mark_present(mem->data, in_image, pages - in_image, &cand) != 0) {
+    free(cand.bits);
     return -1;
   }
   int64_t count = 0;
-  uintptr_t base = (uintptr_t)mem->data;
-  for (uint64_t first = 0; first < pages && count >= 0; first += kBatch) {
-    uint64_t n = pages - first < kBatch ? pages - first : kBatch;
-    off_t at = (off_t)((base / BRIG_HOST_PAGE + first) * sizeof(uint64_t));
-    if (pread(fd, entries, n * sizeof *entries, at) != (ssize_t)(n * sizeof *entries)) {
-      count = -1;
-      break;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-      uint64_t page = first + i;
-      int present = (int)(entries[i] >> 63 & 1);
-      int file_page = (int)(entries[i] >> 61 & 1);
-      /* Inside the image, a page still mapped from the memfd is the image's page. Outside
-       * it, any present page may hold data. (Not present = never touched = unchanged.) */
-      int listed = extra.bits && (extra.bits[page / 64] >> (page % 64) & 1);
-      if (!listed && (!present || (page < v->pages && file_page))) continue;
+  for (uint64_t word = 0; word <= pages / 64 && count >= 0; word++) {
+    for (uint64_t bits = cand.bits[word]; bits && count >= 0; bits &= bits - 1) {
+      uint64_t page = word * 64 + (uint64_t)__builtin_ctzll(bits);
+      if (page >= pages) break;
       const uint8_t* data = mem->data + page * BRIG_HOST_PAGE;
       const uint8_t* image_page =
           page < v->pages && v->has_data[page] ? v->bytes + page * BRIG_HOST_PAGE : NULL;
@@ -215,9 +223,7 @@ int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_inst
       count++;
     }
   }
-  free(entries);
-  free(extra.bits);
-  close(fd);
+  free(cand.bits);
   return count;
 }
 

@@ -77,8 +77,8 @@ std::string ReplaceAll(std::string_view hay, std::string_view needle, std::strin
 
 }  // namespace
 
-Status FileService::SaveUnderLock(std::string_view thread_id, const store::FileWrite* file,
-                                  std::string_view deleted) {
+Status FileService::SaveUnderLock(std::string_view thread_id, const store::SessionQuotas& quotas,
+                                  const store::FileWrite* file, std::string_view deleted) {
   StatusOr<std::vector<store::FileInfo>> listed = store_.ListFiles(thread_id, "");
   if (!listed.ok()) return listed.status();
   const std::vector<store::FileInfo>& files = listed.value();
@@ -121,7 +121,11 @@ Status FileService::SaveUnderLock(std::string_view thread_id, const store::FileW
       after.total_bytes -= old_size;
     }
     after.total_bytes += static_cast<int64_t>(file->content.size());
-    if (Status s = sessions_.CheckQuota(thread_id, before, after); !s.ok()) {
+    if (Status s = sessions_.CheckFileSize(thread_id, quotas, path, static_cast<int64_t>(file->content.size()));
+        !s.ok()) {
+      return s.WithPrefix("cannot write " + path + ": ");
+    }
+    if (Status s = sessions_.CheckQuota(thread_id, quotas, before, after); !s.ok()) {
       return s.WithPrefix("cannot write " + path + ": ");
     }
     upserts.push_back(*file);
@@ -140,6 +144,7 @@ StatusOr<store::FileData> FileService::Read(std::string_view thread_id, std::str
   if (Status s = CheckIds(thread_id, path); !s.ok()) return s;
   if (offset < 0) return Status::InvalidArgument("offset must not be negative");
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/false);
   StatusOr<store::FileData> data = store_.GetFile(thread_id, path, offset, limit);
   if (data.ok() && data.value().info.is_directory()) {
     return Status::FailedPrecondition(std::string(path) + " is a directory");
@@ -151,14 +156,17 @@ StatusOr<store::FileInfo> FileService::Write(std::string_view thread_id, std::st
                                              std::string content_type) {
   if (Status s = CheckIds(thread_id, path); !s.ok()) return s;
   if (Status s = store::ValidateFileSize(path, static_cast<int64_t>(content.size())); !s.ok()) return s;
-  if (StatusOr<store::SessionInfo> s = sessions_.GetOrCreate(thread_id); !s.ok()) return s.status();
+  StatusOr<store::SessionInfo> session = sessions_.GetOrCreate(thread_id);
+  if (!session.ok()) return session.status();
+  const store::SessionQuotas& quotas = session.value().quotas;
   StatusOr<std::unique_ptr<store::SessionLock>> lock =
       store_.LockSession(thread_id, sessions_.options().lock_timeout);
   if (!lock.ok()) return lock.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kChange, /*lock_held=*/true);
   const store::FileWrite file{std::string(path), std::move(content), std::move(content_type)};
   // Under the lock only a writer that skips it can save in between: then check again, once.
-  Status saved = SaveUnderLock(thread_id, &file, "");
-  if (saved.IsConflict()) saved = SaveUnderLock(thread_id, &file, "");
+  Status saved = SaveUnderLock(thread_id, quotas, &file, "");
+  if (saved.IsConflict()) saved = SaveUnderLock(thread_id, quotas, &file, "");
   if (!saved.ok()) return saved;
   StatusOr<store::FileData> stored = store_.GetFile(thread_id, path, 0, 0);
   if (!stored.ok()) return stored.status();
@@ -170,10 +178,12 @@ StatusOr<int64_t> FileService::Edit(std::string_view thread_id, std::string_view
   if (Status s = CheckIds(thread_id, path); !s.ok()) return s;
   if (old_text.empty()) return Status::InvalidArgument("the text to replace is empty");
   if (old_text == new_text) return Status::InvalidArgument("the replacement is the same as the text to replace");
-  if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  StatusOr<store::SessionInfo> session = sessions_.Use(thread_id);
+  if (!session.ok()) return session.status();
   StatusOr<std::unique_ptr<store::SessionLock>> lock =
       store_.LockSession(thread_id, sessions_.options().lock_timeout);
   if (!lock.ok()) return lock.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kChange, /*lock_held=*/true);
   for (int attempt = 0;; ++attempt) {
     StatusOr<store::FileData> current = store_.GetFile(thread_id, path);
     if (!current.ok()) return current.status();
@@ -187,7 +197,7 @@ StatusOr<int64_t> FileService::Edit(std::string_view thread_id, std::string_view
     }
     store::FileWrite file{std::string(path), ReplaceAll(content, old_text, new_text, !replace_all), ""};
     if (Status s = store::ValidateFileSize(path, static_cast<int64_t>(file.content.size())); !s.ok()) return s;
-    Status saved = SaveUnderLock(thread_id, &file, "");
+    Status saved = SaveUnderLock(thread_id, session.value().quotas, &file, "");
     if (saved.ok()) return count;
     if (!saved.IsConflict() || attempt > 0) return saved;
   }
@@ -195,14 +205,16 @@ StatusOr<int64_t> FileService::Edit(std::string_view thread_id, std::string_view
 
 Status FileService::Delete(std::string_view thread_id, std::string_view path) {
   if (Status s = CheckIds(thread_id, path); !s.ok()) return s;
-  if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  StatusOr<store::SessionInfo> session = sessions_.Use(thread_id);
+  if (!session.ok()) return session.status();
   StatusOr<std::unique_ptr<store::SessionLock>> lock =
       store_.LockSession(thread_id, sessions_.options().lock_timeout);
   if (!lock.ok()) return lock.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kChange, /*lock_held=*/true);
   for (int attempt = 0;; ++attempt) {
     // SaveExecution ignores a missing file; the caller is told.
     if (StatusOr<store::FileData> f = store_.GetFile(thread_id, path, 0, 0); !f.ok()) return f.status();
-    Status saved = SaveUnderLock(thread_id, nullptr, path);
+    Status saved = SaveUnderLock(thread_id, session.value().quotas, nullptr, path);
     if (saved.ok() || !saved.IsConflict() || attempt > 0) return saved;
   }
 }
@@ -217,6 +229,7 @@ StatusOr<std::vector<store::FileInfo>> FileService::List(std::string_view thread
                                    std::to_string(store::kMaxPathBytes) + " bytes");
   }
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/false);
   return store_.ListFiles(thread_id, prefix);
 }
 
@@ -225,6 +238,7 @@ StatusOr<std::vector<store::FileInfo>> FileService::Glob(std::string_view thread
   StatusOr<GlobPattern> glob = GlobPattern::Compile(pattern);
   if (!glob.ok()) return glob.status();
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/false);
   StatusOr<std::vector<store::FileInfo>> listed = store_.ListFiles(thread_id, glob.value().literal_prefix());
   if (!listed.ok()) return listed;
   std::vector<store::FileInfo> out;
@@ -246,6 +260,7 @@ StatusOr<GrepResult> FileService::Grep(std::string_view thread_id, std::string_v
     glob = std::move(g.value());
   }
   if (StatusOr<store::SessionInfo> s = sessions_.Use(thread_id); !s.ok()) return s.status();
+  sessions_.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/false);
   StatusOr<std::vector<store::FileInfo>> listed = store_.ListFiles(thread_id, glob ? glob->literal_prefix() : "");
   if (!listed.ok()) return listed.status();
   GrepResult result;

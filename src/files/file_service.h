@@ -93,7 +93,9 @@ class FileService {
   // quotas against the session's files as stored now, with SaveExecution at the current
   // version: Conflict if a writer that skips the lock saved in between.
   // REQUIRES: the caller holds the session's lock.
-  Status SaveUnderLock(std::string_view thread_id, const store::FileWrite* file, std::string_view deleted);
+  // `quotas`: the session's own (SessionInfo::quotas).
+  Status SaveUnderLock(std::string_view thread_id, const store::SessionQuotas& quotas, const store::FileWrite* file,
+                       std::string_view deleted);
 
   session::SessionManager& sessions_;
   store::Store& store_;

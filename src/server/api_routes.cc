@@ -1,9 +1,12 @@
 // The JSON API under /v1 (docs/openapi.json): sessions, executions, files.
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "server/api_json.h"
 #include "server/server_internal.h"
 #include "server/signed_link.h"
+#include "util/json_depth.h"
 #include "brig/text.h"
 
 namespace brig::server {
@@ -11,36 +14,8 @@ namespace brig::server {
 using nlohmann::json;
 using http::verb;
 
-namespace {
-// Deepest nesting of arrays and objects a request body may have. nlohmann parses any depth,
-// but copying and dumping a value recurse: a body of a million '[' would overflow the stack.
-constexpr int kMaxJsonDepth = 64;
-
-bool NestsTooDeep(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // the escaped character, maybe a '"'
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-}  // namespace
-
 std::optional<json> JsonBody(Server::Impl& s, const Call& call) {
-  if (NestsTooDeep(call.request().body())) {
+  if (JsonNestsTooDeep(call.request().body())) {
     s.SendError(call, http::status::bad_request, "invalid_json",
                 "the request body nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     return std::nullopt;
@@ -96,9 +71,9 @@ struct Fields {
     }
     return it->get<double>();
   }
-  bool Bool(const char* name) {
+  bool Bool(const char* name, bool absent = false) {
     auto it = body.find(name);
-    if (it == body.end() || it->is_null()) return false;
+    if (it == body.end() || it->is_null()) return absent;
     if (!it->is_boolean()) {
       Fail(std::string("'") + name + "' must be true or false");
       return false;
@@ -131,36 +106,46 @@ std::string OutcomeOf(const SessionResult& r) {
 void Server::Impl::BuildRoutes() {
   AddApiRoutes();
   AddFileRoutes();
+  AddMcpRoutes();
 }
 
 void Server::Impl::AddApiRoutes() {
-  auto add = [this](verb method, std::string pattern, bool writes, void (Impl::*fn)(Call), bool all_threads = false) {
+  using Sync = ExecRequest::Sync;
+  // `sync`: what the worker holding the session live must do first (SyncThen).
+  auto add = [this](verb method, std::string pattern, bool writes, void (Impl::*fn)(Call), bool all_threads = false,
+                    Sync sync = Sync::kNone) {
     RouteSpec spec;
     spec.writes = writes;
     spec.needs_all_threads = all_threads;
-    spec.fn = [this, fn](Call c) { (this->*fn)(std::move(c)); };
+    std::function<void(Call)> run = [this, fn](Call c) { (this->*fn)(std::move(c)); };
+    if (sync == Sync::kNone) {
+      spec.fn = std::move(run);
+    } else {
+      spec.fn = [this, sync, run](Call c) { SyncThen(sync, std::move(c), run); };
+    }
     router.Add(method, std::move(pattern), std::move(spec));
   };
+  const Sync read = Sync::kWrite, change = Sync::kDrop;
   add(verb::post, "/v1/sessions", true, &Impl::CreateSession);
   add(verb::get, "/v1/sessions", false, &Impl::ListSessions);
   add(verb::get, "/v1/sessions/{thread_id}", false, &Impl::GetSession);
-  add(verb::delete_, "/v1/sessions/{thread_id}", true, &Impl::DeleteSession);
+  add(verb::delete_, "/v1/sessions/{thread_id}", true, &Impl::DeleteSession, false, change);
   add(verb::post, "/v1/sessions/{thread_id}/extend", true, &Impl::ExtendSession);
-  add(verb::post, "/v1/sessions/{thread_id}/reset", true, &Impl::ResetSession);
-  add(verb::post, "/v1/sessions/{thread_id}/fork", true, &Impl::ForkSession);
-  add(verb::get, "/v1/sessions/{thread_id}/snapshot", false, &Impl::ExportSnapshot);
+  add(verb::post, "/v1/sessions/{thread_id}/reset", true, &Impl::ResetSession, false, change);
+  add(verb::post, "/v1/sessions/{thread_id}/fork", true, &Impl::ForkSession, false, read);
+  add(verb::get, "/v1/sessions/{thread_id}/snapshot", false, &Impl::ExportSnapshot, false, read);
   add(verb::put, "/v1/sessions/{thread_id}/snapshot", true, &Impl::ImportSnapshot);
   add(verb::post, "/v1/sessions/{thread_id}/execute", true, &Impl::Execute);
-  add(verb::get, "/v1/sessions/{thread_id}/files", false, &Impl::ListFiles);
-  add(verb::get, "/v1/sessions/{thread_id}/files/{path...}", false, &Impl::DownloadFileApi);
-  add(verb::put, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::UploadFile);
-  add(verb::delete_, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::DeleteFile);
+  add(verb::get, "/v1/sessions/{thread_id}/files", false, &Impl::ListFiles, false, read);
+  add(verb::get, "/v1/sessions/{thread_id}/files/{path...}", false, &Impl::DownloadFileApi, false, read);
+  add(verb::put, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::UploadFile, false, change);
+  add(verb::delete_, "/v1/sessions/{thread_id}/files/{path...}", true, &Impl::DeleteFile, false, change);
   // Operations on files, as JSON: reading and searching change nothing.
-  add(verb::post, "/v1/sessions/{thread_id}/files:read", false, &Impl::ReadFile);
-  add(verb::post, "/v1/sessions/{thread_id}/files:write", true, &Impl::WriteFile);
-  add(verb::post, "/v1/sessions/{thread_id}/files:edit", true, &Impl::EditFile);
-  add(verb::post, "/v1/sessions/{thread_id}/files:glob", false, &Impl::GlobFiles);
-  add(verb::post, "/v1/sessions/{thread_id}/files:grep", false, &Impl::GrepFiles);
+  add(verb::post, "/v1/sessions/{thread_id}/files:read", false, &Impl::ReadFile, false, read);
+  add(verb::post, "/v1/sessions/{thread_id}/files:write", true, &Impl::WriteFile, false, change);
+  add(verb::post, "/v1/sessions/{thread_id}/files:edit", true, &Impl::EditFile, false, change);
+  add(verb::post, "/v1/sessions/{thread_id}/files:glob", false, &Impl::GlobFiles, false, read);
+  add(verb::post, "/v1/sessions/{thread_id}/files:grep", false, &Impl::GrepFiles, false, read);
   add(verb::get, "/metrics", false, &Impl::MetricsPage, /*all_threads=*/true);
 }
 
@@ -175,11 +160,30 @@ void Server::Impl::CreateSession(Call call) {
   json metadata = body->contains("metadata") ? (*body)["metadata"] : json::object();
   if (f.failed) return;
   if (!metadata.is_object()) return SendError(call, http::status::bad_request, "invalid_argument", "'metadata' must be a JSON object");
+  // The session's own quotas (brig/session_info.h): each may only lower the server's.
+  SessionQuotas quotas;
+  if (auto q = body->find("quotas"); q != body->end() && !q->is_null()) {
+    static const char* const kQuotaNames[] = {"max_files", "max_total_bytes", "max_file_bytes"};
+    if (!q->is_object())
+      return SendError(call, http::status::bad_request, "invalid_argument",
+                       "'quotas' must be a JSON object (max_files, max_total_bytes, max_file_bytes)");
+    for (const auto& item : q->items()) {
+      if (std::find_if(std::begin(kQuotaNames), std::end(kQuotaNames), [&](const char* n) { return item.key() == n; }) ==
+          std::end(kQuotaNames))
+        return SendError(call, http::status::bad_request, "invalid_argument",
+                         "unknown quota '" + item.key() + "' (known: max_files, max_total_bytes, max_file_bytes)");
+    }
+    Fields qf{*this, call, *q};
+    quotas.max_files = qf.Int("max_files", 1, std::numeric_limits<int64_t>::max());
+    quotas.max_total_bytes = qf.Int("max_total_bytes", 1, std::numeric_limits<int64_t>::max());
+    quotas.max_file_bytes = qf.Int("max_file_bytes", 1, kMaxFileBytes);
+    if (qf.failed) return;
+  }
   call.thread_id = *thread_id;
   if (call.token && !call.token->MayUse(call.thread_id))
     return SendError(call, http::status::forbidden, "forbidden", "this token may not use that session");
-  Blocking([this, call = std::move(call), days, metadata = std::move(metadata)] {
-    auto created = manager->Create(call.thread_id, days, metadata);
+  Blocking([this, call = std::move(call), days, metadata = std::move(metadata), quotas] {
+    auto created = manager->Create(call.thread_id, days, metadata, quotas);
     if (!created.ok()) return SendStatus(call, created.status());
     SendJson(call, http::status::created, SessionInfoJson(*manager, created.value()));
   });
@@ -297,6 +301,7 @@ void Server::Impl::Execute(Call call) {
   auto code = f.String("code", true);
   auto timeout = f.Number("timeout_s", 0, 3600);
   auto memory_mb = f.Int("memory_mb", 16, 4096);
+  const bool durable = f.Bool("durable", true);
   if (f.failed) return;
   {
     std::lock_guard lock(per_session_mu);
@@ -320,6 +325,7 @@ void Server::Impl::Execute(Call call) {
   request.timeout_seconds = timeout;
   if (memory_mb) request.memory_bytes = static_cast<uint64_t>(*memory_mb) << 20;
   request.stream = WantsEventStream(call.request());
+  request.deferred_save = !durable;
 
   // The answer: JSON, or (streaming) an event stream opened at the first output.
   struct State {

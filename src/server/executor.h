@@ -33,6 +33,12 @@ struct ExecRequest {
   std::optional<uint64_t> memory_bytes;   // nullopt: the server's default
   // Deliver stdout/stderr chunks to on_output as the guest writes them.
   bool stream = false;
+  // Answer before the save (ExecuteOptions::deferred_save): the API's "durable": false.
+  bool deferred_save = false;
+  // Run nothing: have the process holding the session live write what it owes the store
+  // (Sessions::SyncToStore), dropping it if kDrop. on_done gets an empty result.
+  enum class Sync { kNone, kWrite, kDrop };
+  Sync sync = Sync::kNone;
 };
 
 using OutputStream = brig::OutputStream;  // brig/sandbox.h
@@ -56,8 +62,12 @@ class Executor {
   virtual void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) = 0;
 
   // Stops taking executions, lets running ones finish for up to `grace`, then fails the
-  // rest with Unavailable. Idempotent.
-  virtual void Shutdown(std::chrono::milliseconds grace) = 0;
+  // rest with Unavailable; returns within about `grace` (plus the time to stop workers).
+  // True if nothing of an execution still runs in this process; false if some execution
+  // could not be stopped (in-process: its thread was left running, answering no one): the
+  // Sessions it runs on must then never be destroyed (the process should just exit).
+  // Idempotent (a later call returns the first one's answer).
+  virtual bool Shutdown(std::chrono::milliseconds grace) = 0;
 
   // Executions running or queued now.
   virtual int64_t InFlight() const = 0;
@@ -65,6 +75,10 @@ class Executor {
   virtual int64_t WorkerRestarts() const = 0;
   // Sessions kept live (summed over workers; may lag by one execution).
   virtual int64_t LiveSessions() const = 0;
+  // Whether live sessions are held by other processes (workers): then the server asks them
+  // (ExecRequest::sync) before it uses a stored session itself. In-process, the shared
+  // Sessions sees those uses on its own.
+  virtual bool SessionsElsewhere() const { return false; }
 };
 
 }  // namespace brig::server

@@ -70,11 +70,15 @@ void Server::Impl::AddFileRoutes() {
   health.fn = [this](Call c) { Health(std::move(c)); };
   router.Add(verb::get, "/health", std::move(health));
   RouteSpec list;
-  list.fn = [this](Call c) { FileServerList(std::move(c)); };
+  list.fn = [this](Call c) {
+    SyncThen(ExecRequest::Sync::kWrite, std::move(c), [this](Call c2) { FileServerList(std::move(c2)); });
+  };
   router.Add(verb::get, "/files/{thread_id}", std::move(list));
   RouteSpec file;
   file.auth = AuthKind::kTokenOrLink;
-  file.fn = [this](Call c) { DownloadFile(std::move(c), true); };
+  file.fn = [this](Call c) {
+    SyncThen(ExecRequest::Sync::kWrite, std::move(c), [this](Call c2) { DownloadFile(std::move(c2), true); });
+  };
   router.Add(verb::get, "/files/{thread_id}/{path...}", std::move(file));
 }
 

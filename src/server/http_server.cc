@@ -1,5 +1,7 @@
 #include "server/http_server.h"
 
+#include <array>
+#include <cctype>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -182,18 +184,59 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (parser_->is_done()) return Dispatch();
     stream_.expires_after(limits_.body_timeout);
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec == http::error::body_limit)
+      // A chunk-size past 2^64 does not parse at all (Beast says bad_chunk), but it is a body
+      // too large all the same: the client hears so, not a silent close.
+      if (ec == http::error::body_limit || (ec == http::error::bad_chunk && self->ChunkSizeOverflows()))
         return self->Reject(http::status::payload_too_large, "body_too_large", "request body too large");
+      if (ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension)
+        return self->Reject(http::status::bad_request, "bad_request", "malformed chunked body");
       if (ec) return self->Close();
       self->Dispatch();
     });
+  }
+
+  // After a chunked-body parse error the unparsed input starts at the failing chunk header
+  // (after the CRLF that ends the previous chunk): true if its size has more significant hex
+  // digits than a uint64 holds.
+  bool ChunkSizeOverflows() const {
+    auto data = buffer_.cdata();
+    std::string_view in(static_cast<const char*>(data.data()), data.size());
+    if (in.starts_with("\r\n")) in.remove_prefix(2);
+    while (in.starts_with('0')) in.remove_prefix(1);
+    size_t digits = 0;
+    while (digits < in.size() && std::isxdigit(static_cast<unsigned char>(in[digits]))) ++digits;
+    return digits > 16;
   }
 
   void Reject(http::status status, std::string_view code, const std::string& message) {
     auto res = std::make_shared<http::response<http::string_body>>(LimitResponse(status, code, message));
     status_ = static_cast<unsigned>(status);
     stream_.expires_after(std::chrono::seconds(5));
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code, size_t) { self->Close(); });
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      self->LingerClose();
+    });
+  }
+
+  // Closing a socket with unread input makes the kernel send RST, which can destroy the
+  // answer just written before the client reads it (a client still sending its body would
+  // see "connection reset", not the 413). So: end our side (FIN), read and drop what the
+  // client still sends, bounded in bytes and time, then close.
+  void LingerClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    stream_.expires_after(std::chrono::seconds(2));
+    linger_left_ = 1 << 20;
+    LingerRead();
+  }
+  void LingerRead() {
+    auto buf = std::make_shared<std::array<char, 16 << 10>>();
+    stream_.async_read_some(net::buffer(*buf), [self = shared_from_this(), buf](beast::error_code ec, size_t n) {
+      if (ec || n >= self->linger_left_) return self->Close();
+      self->linger_left_ -= n;
+      self->LingerRead();
+    });
   }
 
   void Dispatch();
@@ -242,6 +285,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t requests_ = 0;
   unsigned status_ = 0;
   uint64_t body_bytes_ = 0;
+  size_t linger_left_ = 0;  // bytes LingerClose still drops
   std::shared_ptr<RequestContext> current_;
 };
 

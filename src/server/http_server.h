@@ -5,7 +5,10 @@
 //
 // Bounds (HttpLimits), each answered before the handler runs:
 //   - request line + headers over header_bytes: 431; a URL over url_bytes: 414;
-//   - a body over body_bytes (by Content-Length, or while reading a chunked body): 413;
+//   - a body over body_bytes (by Content-Length, or while reading a chunked body, a chunk-size
+//     too large for 64 bits included): 413; a malformed chunked body: 400. After such an
+//     answer the server closes its side and drops what the client still sends (for up to
+//     1 MiB or 2 s), so that the client reads the answer rather than a reset;
 //   - both Content-Length and Transfer-Encoding, or any Transfer-Encoding but "chunked":
 //     400 and the connection is closed (request smuggling: a proxy in front might frame
 //     the request differently);

@@ -15,9 +15,11 @@ namespace brig::server {
 // executions; at most `max_queue` more wait for a thread (past it ResourceExhausted).
 // on_output is called on the executing thread, from inside the guest call (keep it short:
 // the execution's timeout waits for it); on_done on the executing thread, or on the
-// caller's for an execution refused at once. Shutdown(grace) fails the queued executions
-// at once and waits for the running ones, which cannot be stopped in-process: past `grace`
-// it still waits, up to their own timeouts.
+// caller's for an execution refused at once. Shutdown(grace) lets the accepted executions
+// run for up to `grace`, then fails the queued ones, and the running ones too: those
+// cannot be stopped in-process, so their threads are left (detached) to end on their own,
+// with their callbacks cleared (they reach no one), and Shutdown returns false: `sessions`
+// must then stay alive until the process exits.
 std::unique_ptr<Executor> MakeInProcessExecutor(Sessions& sessions, int threads, size_t max_queue);
 
 }  // namespace brig::server

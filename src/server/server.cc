@@ -74,6 +74,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     pool.workers = s.options.workers;
     pool.threads_per_worker = s.options.execution_threads;
     pool.max_queue = s.options.max_queued_executions;
+    pool.heartbeat_timeout = s.options.worker_timeout;
     pool.log = [log = s.options.log_line](const std::string& line) {
       log(Dump({{"ts", NowIso()}, {"event", "worker"}, {"message", line}}));
     };
@@ -109,19 +110,28 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
-void Server::Shutdown() {
+bool Server::Shutdown() {
   Impl& s = *impl_;
-  if (s.shut_down.exchange(true)) return;
+  if (s.shut_down.exchange(true)) return s.clean_shutdown;
   if (s.http) s.http->StopAccepting();
   if (s.cleanup) s.cleanup->Stop();
-  // Running executions finish (and save) within the grace; their responses go out.
-  if (s.executor) s.executor->Shutdown(s.options.shutdown_grace);
+  // Running executions finish (and save) within the grace; their responses go out. Past
+  // it they are answered 503 and, in-process, left running (executor.h).
+  if (s.executor) s.clean_shutdown = s.executor->Shutdown(s.options.shutdown_grace);
   if (s.blocking) s.blocking->join();
+  if (s.mcp_pool) s.mcp_pool->join();
   // The answers to what finished are on their way: let them reach the clients.
   if (s.http) {
     s.http->Drain(std::chrono::seconds(5));
     s.http->Stop();
   }
+  if (!s.clean_shutdown) {
+    // A thread still runs an execution in these Sessions and their store: they are never
+    // freed (the process is about to exit; brig serve exits at once).
+    (void)s.sessions.release();
+    (void)s.store.release();
+  }
+  return s.clean_shutdown;
 }
 
 // ---- Dispatch: route, authenticate, authorize, then the route's handler.
@@ -235,6 +245,21 @@ std::pair<http::status, std::string_view> HttpStatusOf(const Status& s) {
   if (s.IsDeadlineExceeded()) return {http::status::too_many_requests, "session_busy"};
   if (s.IsUnavailable()) return {http::status::service_unavailable, "unavailable"};
   return {http::status::internal_server_error, "internal"};
+}
+
+void Server::Impl::SyncThen(ExecRequest::Sync kind, Call call, const std::function<void(Call)>& fn) {
+  if (kind == ExecRequest::Sync::kNone || call.thread_id.empty() || !executor || !executor->SessionsElsewhere()) {
+    return fn(std::move(call));
+  }
+  ExecRequest request;
+  request.thread_id = call.thread_id;
+  request.sync = kind;
+  auto held = std::make_shared<Call>(std::move(call));
+  // Whatever the worker answers (a sync that fails loses only what it owed; see
+  // Sessions::SyncToStore), the request goes on; off the pool's thread.
+  executor->Execute(std::move(request), nullptr, [this, held, fn](StatusOr<SessionResult>) {
+    Blocking([held, fn] { fn(std::move(*held)); });
+  });
 }
 
 void Server::Impl::Blocking(std::function<void()> fn) { boost::asio::post(*blocking, std::move(fn)); }

@@ -8,8 +8,9 @@
 // on a loopback address: Start refuses any other (InvalidArgument).
 //
 // Lifecycle: Start binds and serves; Shutdown (SIGTERM in `brig serve`) stops accepting,
-// lets running executions finish for up to shutdown_grace (they save as usual), then
-// closes everything. Thread-safety: Start/Shutdown/port from one thread.
+// lets running executions finish for up to shutdown_grace (they save as usual), answers
+// those still running then with 503 (worker processes are stopped; in-process threads are
+// left to the process's exit), then closes everything. Thread-safety: Start/Shutdown/port from one thread.
 #ifndef BRIG_SERVER_SERVER_H_
 #define BRIG_SERVER_SERVER_H_
 
@@ -50,6 +51,9 @@ struct ServerOptions {
   // The cleanup job (expired sessions, orphans) every this often; 0: never.
   std::chrono::seconds cleanup_every{0};
   std::chrono::milliseconds shutdown_grace{30'000};
+  // A worker process silent this long (no heartbeat: stopped, stuck) is killed and
+  // replaced; its executions get 503 (worker_pool.h).
+  std::chrono::milliseconds worker_timeout{10'000};
   Sessions::Options sessions;
   // Where the one-line JSON logs go (default: stderr).
   std::function<void(const std::string&)> log_line;
@@ -63,8 +67,11 @@ class Server {
   ~Server();
 
   uint16_t port() const;
-  // Stops as described above. Idempotent.
-  void Shutdown();
+  // Stops as described above. Idempotent. False if an in-process execution was still
+  // running when the grace ran out: it was answered 503 and its thread left running, so the
+  // Sessions and store are leaked on purpose; the caller should exit the process soon
+  // (brig serve does, with _exit, without running static destructors).
+  bool Shutdown();
 
   // Every route the server answers: (method, pattern), e.g. ("GET", "/v1/sessions").
   static std::vector<std::pair<std::string, std::string>> Routes();

@@ -16,6 +16,8 @@
 #include "brig/session_manager.h"
 #include "brig/sessions.h"
 #include "brig/store.h"
+#include "mcp/backend.h"
+#include "mcp/mcp_server.h"
 #include "server/auth.h"
 #include "server/executor.h"
 #include "server/metrics.h"
@@ -66,9 +68,16 @@ struct Server::Impl {
   std::unique_ptr<boost::asio::thread_pool> blocking;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<PeriodicCleanup> cleanup;
+  // POST /mcp (mcp_route.cc): the MCP server over the executor and this store.
+  std::unique_ptr<mcp::Backend> mcp_backend;
+  std::unique_ptr<mcp::McpServer> mcp;
+  // MCP messages are handled here, not on `blocking`: a run_python waits for its execution,
+  // and must not hold up the store and file routes.
+  std::unique_ptr<boost::asio::thread_pool> mcp_pool;
   Metrics metrics;
   RouterT router;
   std::atomic<bool> shut_down{false};
+  bool clean_shutdown = true;  // Shutdown left no execution running (executor.h)
   // Executions running or waiting, per session (max_executions_per_session).
   std::mutex per_session_mu;
   std::unordered_map<std::string, int> per_session;
@@ -78,14 +87,16 @@ struct Server::Impl {
   ~Impl() {
     // Ordered: nothing that uses the store outlives it.
     cleanup.reset();
-    executor.reset();
+    executor.reset();  // fails MCP executions still waiting (Unavailable)
     if (blocking) blocking->join();
+    if (mcp_pool) mcp_pool->join();
     http.reset();
   }
 
   void BuildRoutes();
   void AddApiRoutes();
   void AddFileRoutes();
+  void AddMcpRoutes();
   void Handle(std::shared_ptr<RequestContext> ctx, std::shared_ptr<Responder> out);
   bool CheckSignedLink(Call& call);
   void LogRequest(const RequestContext& ctx, unsigned status, uint64_t bytes);
@@ -107,6 +118,9 @@ struct Server::Impl {
   void ResetSession(Call call);
   void ForkSession(Call call);
   void ExportSnapshot(Call call);
+  // Runs fn(call) once the worker holding call.thread_id live has written what it owes the
+  // store (and dropped it, for kDrop): for the routes that use the stored session directly.
+  void SyncThen(ExecRequest::Sync kind, Call call, const std::function<void(Call)>& fn);
   void ImportSnapshot(Call call);
   void Execute(Call call);
   void ListFiles(Call call);
@@ -122,6 +136,7 @@ struct Server::Impl {
   void Health(Call call);
   void FileServerList(Call call);
   void MetricsPage(Call call);
+  void Mcp(Call call);
 };
 
 // The request body as a JSON object, or an answer of 400 (and nullopt).

@@ -80,6 +80,12 @@ class Worker {
     Send(FrameType::kReady, 0, "");
 
     std::thread([this] { AwaitTerm(); }).detach();
+    std::thread([this] {
+      while (true) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(worker::kHeartbeatIntervalMs));
+        Send(FrameType::kHeartbeat, 0, "");
+      }
+    }).detach();
     for (int i = 0; i < threads; i++) runners_.emplace_back([this] { RunExecutions(); });
     while (true) {
       worker::Frame f = Read();
@@ -130,6 +136,9 @@ class Worker {
     }
     for (const Job& j : dropped) Reply(j.id, Status::Unavailable("the worker is shutting down; the execution did not start"));
     for (std::thread& t : runners_) t.join();
+    // ~Sessions writes what the live sessions still owe the store (deferred saves, portable
+    // snapshots) before the worker goes.
+    sessions_.reset();
     _exit(0);
   }
 
@@ -152,6 +161,7 @@ class Worker {
     ExecuteOptions options;
     options.timeout_seconds = e.timeout_seconds;
     options.memory_bytes = e.memory_bytes;
+    options.deferred_save = e.deferred_save;
     if (e.stream) {
       const uint64_t id = job.id;
       options.on_output = [this, id](OutputStream stream, std::string_view bytes) {
@@ -161,6 +171,10 @@ class Worker {
         body.append(bytes);
         Send(FrameType::kOutput, id, body);
       };
+    }
+    if (e.sync) {
+      sessions_->SyncToStore(e.thread_id, e.sync_drop);
+      return Send(FrameType::kResult, job.id, worker::EncodeResult(Live(), ToJson(e.thread_id, SessionResult{}).dump()));
     }
     auto result = sessions_->Execute(e.thread_id, e.code, options);
     if (!result.ok()) return Reply(job.id, result.status());

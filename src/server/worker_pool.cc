@@ -94,6 +94,9 @@ struct WorkerPool::Impl {
     worker::FrameReader in;
     std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending;
     uint64_t live = 0;
+    // When the worker last sent a byte (or was started): a ready worker silent for
+    // heartbeat_timeout is stuck and is killed.
+    Clock::time_point heard{};
     int failed_starts = 0;  // deaths before ready in a row
     Clock::time_point respawn_at{};
   };
@@ -182,6 +185,7 @@ struct WorkerPool::Impl {
     s.pid = pid;
     s.fd = sv[0];
     s.ready = false;
+    s.heard = Clock::now();
     s.start_error.reset();
     s.in = worker::FrameReader();
     // The configuration first, then what was queued while the slot had no worker.
@@ -355,6 +359,9 @@ struct WorkerPool::Impl {
         events->push_back({p, OutputStream::kStdout, "", std::move(outcome)});
         return true;
       }
+      case FrameType::kHeartbeat:
+        if (f.id != 0 || !f.body.empty() || !s.ready) return *error = "an unexpected heartbeat", false;
+        return true;  // hearing it was the point (Service noted the time)
       case FrameType::kConfig:
       case FrameType::kExecute:
         break;
@@ -373,6 +380,7 @@ struct WorkerPool::Impl {
     while (budget > 0) {
       ssize_t n = read(s.fd, buf, sizeof buf);
       if (n > 0) {
+        s.heard = Clock::now();
         s.in.Append(buf, static_cast<size_t>(n));
         budget -= std::min(budget, static_cast<size_t>(n));
       } else if (n < 0 && errno == EINTR) {
@@ -424,6 +432,7 @@ struct WorkerPool::Impl {
         Slot& s = slots[i];
         if (s.fd >= 0) {
           any_process = true;
+          if (s.ready && !terminating) earliest(s.heard + options.heartbeat_timeout);
           fds.push_back({s.fd, static_cast<short>(POLLIN | (s.out_at < s.out.size() ? POLLOUT : 0)), 0});
           which.push_back(i);
         } else if (!stopping && (started || !start_failure)) {
@@ -454,6 +463,14 @@ struct WorkerPool::Impl {
         Slot& s = slots[i];
         if (s.fd >= 0 && s.out_at < s.out.size()) Flush(i);
         if (s.fd < 0 && !stopping && (started || !start_failure) && now >= s.respawn_at) Spawn(i);
+        if (s.fd >= 0 && s.ready && !terminating && now >= s.heard + options.heartbeat_timeout) {
+          // Alive (or its socket would be at end of file) but silent: stopped or stuck.
+          Reap(i,
+               "sent nothing, not even a heartbeat, for " +
+                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - s.heard).count()) +
+                   " ms and was killed as hung",
+               &events);
+        }
       }
       if (terminating && !killed && now >= kill_at) {
         killed = true;
@@ -482,6 +499,10 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Start(WorkerPoolOptions option
     return Status::InvalidArgument("threads per worker must be 1..1024");
   }
   if (options.executable.empty()) return Status::InvalidArgument("no worker executable");
+  if (options.heartbeat_timeout < 4 * std::chrono::milliseconds(worker::kHeartbeatIntervalMs)) {
+    return Status::InvalidArgument("the worker heartbeat timeout must be at least " +
+                                   std::to_string(4 * worker::kHeartbeatIntervalMs) + " ms");
+  }
   // Workers must stay this process's children until it waits for them: with SIGCHLD ignored
   // the kernel would reap them, and a pid could name another process when it is signalled.
   struct sigaction chld {};
@@ -550,6 +571,9 @@ void WorkerPool::Execute(ExecRequest request, OutputFn on_output, DoneFn on_done
       body.code = std::move(request.code);
       body.timeout_seconds = request.timeout_seconds;
       body.memory_bytes = request.memory_bytes;
+      body.deferred_save = request.deferred_save;
+      body.sync = request.sync != ExecRequest::Sync::kNone;
+      body.sync_drop = request.sync == ExecRequest::Sync::kDrop;
       body.stream = static_cast<bool>(pending->on_output);
       const bool idle = s.out_at == s.out.size();
       worker::AppendFrame(&s.out, FrameType::kExecute, id, worker::EncodeExecute(body));
@@ -563,7 +587,7 @@ void WorkerPool::Execute(ExecRequest request, OutputFn on_output, DoneFn on_done
   on_done(refused);
 }
 
-void WorkerPool::Shutdown(std::chrono::milliseconds grace) {
+bool WorkerPool::Shutdown(std::chrono::milliseconds grace) {
   Impl& p = *impl_;
   std::vector<Event> events;
   {
@@ -571,7 +595,7 @@ void WorkerPool::Shutdown(std::chrono::milliseconds grace) {
     if (p.stopping) {
       // Another call does it (or did): wait for it to end.
       p.cv.wait(lock, [&] { return p.shutdown_done; });
-      return;
+      return true;
     }
     p.stopping = true;
     p.cv.wait_for(lock, grace, [&] { return p.in_flight == 0; });
@@ -594,6 +618,7 @@ void WorkerPool::Shutdown(std::chrono::milliseconds grace) {
   p.wake_fd = -1;
   p.shutdown_done = true;
   p.cv.notify_all();
+  return true;
 }
 
 int64_t WorkerPool::InFlight() const {

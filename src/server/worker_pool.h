@@ -7,8 +7,9 @@
 // execution; a replacement worker restores it from the store. Each worker runs up to
 // threads_per_worker executions at once (those of one session one after another: its lock).
 //
-// Failures. A worker that dies (SIGKILL, SIGSEGV, ...) or breaks the protocol (then it is
-// killed) fails exactly the executions it was given with Unavailable, and is replaced at
+// Failures. A worker that dies (SIGKILL, SIGSEGV, ...), breaks the protocol, or falls silent
+// for heartbeat_timeout (hung: stopped, deadlocked; then it is killed) fails exactly the
+// executions it was given with Unavailable, and is replaced at
 // once (WorkerRestarts counts it; a worker that dies before it is ready is restarted after
 // a pause that doubles up to 10 s). Sessions save transactionally, so a session is as after
 // its last execution that saved. Everything a worker sends is checked before use.
@@ -58,6 +59,11 @@ struct WorkerPoolOptions {
   std::chrono::milliseconds start_timeout{120'000};
   // After Shutdown's grace, how long workers get to exit after SIGTERM before SIGKILL.
   std::chrono::milliseconds term_timeout{2'000};
+  // A ready worker that sends nothing for this long (it sends a heartbeat every
+  // worker::kHeartbeatIntervalMs, worker_protocol.h) is taken as hung (SIGSTOP, a
+  // deadlock): it is killed, its executions fail with Unavailable, and it is replaced, as
+  // for a worker that died. At least 4 heartbeat intervals.
+  std::chrono::milliseconds heartbeat_timeout{10'000};
   // Events worth a log line (a worker died, was replaced, broke the protocol), called on
   // the pool's thread with the pool's lock held: it must not call the pool. Empty: none.
   std::function<void(const std::string&)> log;
@@ -76,11 +82,13 @@ class WorkerPool : public Executor {
   // the pool is shutting down; ResourceExhausted past max_queue; InvalidArgument for a
   // thread_id the store refuses or code too large to send.
   void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) override;
+  bool SessionsElsewhere() const override { return true; }
   // Stops taking executions; lets those given to workers finish for up to `grace`; then
   // SIGTERM (workers finish what runs and exit 0), SIGKILL after term_timeout; executions
   // not finished by then fail with Unavailable. Returns when every worker was waited for.
   // Idempotent; REQUIRES: not called from on_output/on_done.
-  void Shutdown(std::chrono::milliseconds grace) override;
+  // Always true: every worker was waited for.
+  bool Shutdown(std::chrono::milliseconds grace) override;
   int64_t InFlight() const override;
   int64_t WorkerRestarts() const override;
   int64_t LiveSessions() const override;

@@ -10,7 +10,7 @@
 namespace brig::server::worker {
 namespace {
 
-constexpr uint8_t kFlagTimeout = 1, kFlagMemory = 2, kFlagStream = 4;
+constexpr uint8_t kFlagTimeout = 1, kFlagMemory = 2, kFlagStream = 4, kFlagDeferredSave = 8, kFlagSync = 16, kFlagSyncDrop = 32;
 constexpr uint32_t kMaxThreadIdBytes = 4096;  // far above the 255 bytes Sessions accepts
 
 }  // namespace
@@ -36,7 +36,7 @@ std::optional<Frame> FrameReader::Next(std::string* error) {
     return std::nullopt;
   }
   uint8_t type = static_cast<uint8_t>(avail[4]);
-  if (type < static_cast<uint8_t>(FrameType::kConfig) || type > static_cast<uint8_t>(FrameType::kError)) {
+  if (type < static_cast<uint8_t>(FrameType::kConfig) || type > static_cast<uint8_t>(FrameType::kHeartbeat)) {
     *error = "a frame of unknown type " + std::to_string(type);
     return std::nullopt;
   }
@@ -51,7 +51,9 @@ std::optional<Frame> FrameReader::Next(std::string* error) {
 
 std::string EncodeExecute(const ExecuteBody& e) {
   std::string out;
-  uint8_t flags = (e.timeout_seconds ? kFlagTimeout : 0) | (e.memory_bytes ? kFlagMemory : 0) | (e.stream ? kFlagStream : 0);
+  uint8_t flags = (e.timeout_seconds ? kFlagTimeout : 0) | (e.memory_bytes ? kFlagMemory : 0) | (e.stream ? kFlagStream : 0) |
+                  (e.deferred_save ? kFlagDeferredSave : 0) | (e.sync ? kFlagSync : 0) |
+                  (e.sync_drop ? kFlagSyncDrop : 0);
   out.push_back(static_cast<char>(flags));
   uint64_t bits = 0;
   double timeout = e.timeout_seconds.value_or(0);
@@ -73,7 +75,8 @@ std::optional<ExecuteBody> DecodeExecute(std::string_view body) {
   if (!r.U8(&flags) || !r.U64(&bits) || !r.U64(&memory) || !r.U32(&n) || n > kMaxThreadIdBytes || !r.Bytes(n, &id)) {
     return std::nullopt;
   }
-  if (flags & ~(kFlagTimeout | kFlagMemory | kFlagStream)) return std::nullopt;
+  if (flags & ~(kFlagTimeout | kFlagMemory | kFlagStream | kFlagDeferredSave | kFlagSync | kFlagSyncDrop)) return std::nullopt;
+  if ((flags & kFlagSyncDrop) && !(flags & kFlagSync)) return std::nullopt;
   ExecuteBody e;
   e.thread_id.assign(id);
   e.code.assign(r.rest());
@@ -85,6 +88,9 @@ std::optional<ExecuteBody> DecodeExecute(std::string_view body) {
   }
   if (flags & kFlagMemory) e.memory_bytes = memory;
   e.stream = flags & kFlagStream;
+  e.deferred_save = flags & kFlagDeferredSave;
+  e.sync = flags & kFlagSync;
+  e.sync_drop = flags & kFlagSyncDrop;
   return e;
 }
 

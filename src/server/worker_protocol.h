@@ -16,6 +16,9 @@
 //     kResult   u64 live sessions | JSON text of brig::ToJson(thread_id, SessionResult)
 //     kError    u64 live sessions | u8 status code (StatusCode) | message (the rest);
 //               id 0: the worker could not start (then it exits)
+//     kHeartbeat id 0, empty body, every kHeartbeatIntervalMs once ready: the supervisor
+//               kills a worker it hears nothing from (no byte at all) for its heartbeat
+//               timeout (worker_pool.h)
 //
 // The config travels in the socket, not on the command line, where other users could read
 // a PostgreSQL password in /proc/PID/cmdline.
@@ -50,7 +53,11 @@ enum class FrameType : uint8_t {
   kOutput = 4,
   kResult = 5,
   kError = 6,
+  kHeartbeat = 7,
 };
+// A ready worker sends kHeartbeat at least this often, from a thread of its own, whatever
+// its executions do: a worker that is alive but stuck (stopped, deadlocked) falls silent.
+inline constexpr int kHeartbeatIntervalMs = 500;
 
 struct Frame {
   FrameType type;
@@ -84,6 +91,10 @@ struct ExecuteBody {
   std::optional<double> timeout_seconds;
   std::optional<uint64_t> memory_bytes;
   bool stream = false;
+  bool deferred_save = false;
+  // Not an execution: Sessions::SyncToStore(thread_id, sync_drop); the code is empty.
+  bool sync = false;
+  bool sync_drop = false;
 };
 std::string EncodeExecute(const ExecuteBody& e);
 // Checks the layout only (the worker's Sessions checks the values).

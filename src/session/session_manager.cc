@@ -76,13 +76,14 @@ Status SessionManager::CheckNotExpired(const store::SessionInfo& session) const 
                                     session.thread_id + " DAYS) to use it again, or run brig cleanup to delete it");
 }
 
-StatusOr<store::SessionInfo> SessionManager::GetOrCreate(std::string_view thread_id) {
+StatusOr<store::SessionInfo> SessionManager::GetOrCreate(std::string_view thread_id, bool touch) {
   // Two tries: a concurrent creator may win the insert between our read and our create, and
   // a concurrent cleanup may delete an expired session between our read and our touch.
   for (int attempt = 0;; ++attempt) {
     StatusOr<store::SessionInfo> got = store_.GetSession(thread_id);
     if (got.ok()) {
       if (Status s = CheckNotExpired(got.value()); !s.ok()) return s;
+      if (!touch) return got;
       Status touched = store_.TouchSession(thread_id);
       if (touched.ok()) {
         got.value().last_accessed = Now();
@@ -107,11 +108,31 @@ StatusOr<store::SessionInfo> SessionManager::Use(std::string_view thread_id) {
 }
 
 StatusOr<store::SessionInfo> SessionManager::Create(std::string_view thread_id, std::optional<int64_t> expiry_days,
-                                                    const nlohmann::json& metadata) {
+                                                    const nlohmann::json& metadata, const store::SessionQuotas& quotas) {
   const int64_t days = expiry_days.value_or(options_.default_expiry_days);
   if (Status s = CheckDays(days); !s.ok()) return s;
-  if (Status s = store_.CreateSession(thread_id, Now() + days * kMicrosPerDay, metadata); !s.ok()) return s;
+  // A session's quotas only lower the process's: a client cannot raise its own.
+  auto over = [](const char* name, const std::optional<int64_t>& v, int64_t max) -> Status {
+    if (v && (*v < 1 || *v > max)) {
+      return Status::InvalidArgument(std::string("quota ") + name + " must be 1.." + std::to_string(max) +
+                                     " (this server's own), not " + std::to_string(*v));
+    }
+    return Status::Ok();
+  };
+  if (Status s = over("max_files", quotas.max_files, options_.max_files_per_session); !s.ok()) return s;
+  if (Status s = over("max_total_bytes", quotas.max_total_bytes, options_.max_bytes_per_session); !s.ok()) return s;
+  if (Status s = over("max_file_bytes", quotas.max_file_bytes, kMaxFileBytes); !s.ok()) return s;
+  if (Status s = store_.CreateSession(thread_id, Now() + days * kMicrosPerDay, metadata, quotas); !s.ok()) return s;
   return store_.GetSession(thread_id);
+}
+
+store::SessionQuotas SessionManager::EffectiveQuotas(const store::SessionQuotas& own) const {
+  store::SessionQuotas q;
+  q.max_files = std::min(own.max_files.value_or(options_.max_files_per_session), options_.max_files_per_session);
+  q.max_total_bytes =
+      std::min(own.max_total_bytes.value_or(options_.max_bytes_per_session), options_.max_bytes_per_session);
+  q.max_file_bytes = std::min(own.max_file_bytes.value_or(kMaxFileBytes), kMaxFileBytes);
+  return q;
 }
 
 StatusOr<bool> SessionManager::Exists(std::string_view thread_id) { return store_.SessionExists(thread_id); }
@@ -129,7 +150,10 @@ StatusOr<store::SessionInfo> SessionManager::Extend(std::string_view thread_id, 
   return got;
 }
 
-Status SessionManager::Delete(std::string_view thread_id) { return store_.DeleteSession(thread_id); }
+Status SessionManager::Delete(std::string_view thread_id) {
+  BeforeStoreUse(thread_id, StoreUse::kGone, /*lock_held=*/false);
+  return store_.DeleteSession(thread_id);
+}
 
 StatusOr<std::vector<store::SessionInfo>> SessionManager::List() { return store_.ListSessions(); }
 
@@ -137,6 +161,7 @@ Status SessionManager::Reset(std::string_view thread_id) {
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
   StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(thread_id, options_.lock_timeout);
   if (!lock.ok()) return lock.status();
+  BeforeStoreUse(thread_id, StoreUse::kGone, /*lock_held=*/true);
   // Under the lock no execution saves in between; a writer that does not take the lock
   // could, hence one retry on Conflict with the version read again.
   for (int attempt = 0;; ++attempt) {
@@ -166,12 +191,14 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
   if (taken.value()) return Status::AlreadyExists("session " + Quoted(dst) + " already exists");
   StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(src, options_.lock_timeout);
   if (!lock.ok()) return lock.status();
+  BeforeStoreUse(src, StoreUse::kRead, /*lock_held=*/true);
   // Under src's lock no execution or file write of src saves in between; a writer that skips
   // the lock could, and then CopySession's version check fails: one retry, read again.
   for (int attempt = 0;; ++attempt) {
     StatusOr<store::SessionInfo> source = Use(src);
     if (!source.ok()) return source.status();
-    if (Status s = CheckQuota(dst, store::FileUsage{source.value().file_count, source.value().total_bytes});
+    if (Status s = CheckQuota(dst, source.value().quotas,
+                              store::FileUsage{source.value().file_count, source.value().total_bytes});
         !s.ok()) {
       return s.WithPrefix("cannot fork " + Quoted(src) + ": ");
     }
@@ -182,6 +209,10 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
     if (state.value() && !state.value()->cleared()) {
       const store::SessionState& st = *state.value();
       copy = store::StateWrite{st.snapshot, st.format, st.guest_build_id};
+      // The fallback goes with it when it is of this very version (the fork's is version 1;
+      // an older one would claim to be of it). Without one, the fork gets a new one taken
+      // when it first runs live.
+      if (!st.fallback.empty() && st.fallback_version == st.version) copy->fallback = st.fallback;
       // The fork draws its own random numbers (as Sandbox::Fork's do). A state in a format
       // this brig does not write is copied as it is.
       if (st.format == kStateFormat) {
@@ -200,25 +231,35 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
 
 StatusOr<store::CleanupStats> SessionManager::Cleanup(bool dry_run) { return store_.Cleanup(Now(), dry_run); }
 
-Status SessionManager::CheckQuota(std::string_view thread_id, const store::FileUsage& after) const {
-  return CheckQuota(thread_id, store::FileUsage{0, 0}, after);
+Status SessionManager::CheckQuota(std::string_view thread_id, const store::SessionQuotas& own,
+                                  const store::FileUsage& after) const {
+  return CheckQuota(thread_id, own, store::FileUsage{0, 0}, after);
 }
 
-Status SessionManager::CheckQuota(std::string_view thread_id, const store::FileUsage& before,
-                                  const store::FileUsage& after) const {
-  if (after.file_count > options_.max_files_per_session && after.file_count > before.file_count) {
+Status SessionManager::CheckQuota(std::string_view thread_id, const store::SessionQuotas& own,
+                                  const store::FileUsage& before, const store::FileUsage& after) const {
+  const store::SessionQuotas q = EffectiveQuotas(own);
+  if (after.file_count > *q.max_files && after.file_count > before.file_count) {
     return Status::ResourceExhausted("session " + Quoted(thread_id) + " would hold " +
                                      std::to_string(after.file_count) + " files, over its quota of " +
-                                     std::to_string(options_.max_files_per_session) + " files");
+                                     std::to_string(*q.max_files) + " files");
   }
-  if (after.total_bytes > options_.max_bytes_per_session && after.total_bytes > before.total_bytes) {
+  if (after.total_bytes > *q.max_total_bytes && after.total_bytes > before.total_bytes) {
     return Status::ResourceExhausted("session " + Quoted(thread_id) + " would hold " +
                                      std::to_string(after.total_bytes) + " bytes (" + FormatBytes(after.total_bytes) +
-                                     ") of files, over its quota of " +
-                                     std::to_string(options_.max_bytes_per_session) + " bytes (" +
-                                     FormatBytes(options_.max_bytes_per_session) + ")");
+                                     ") of files, over its quota of " + std::to_string(*q.max_total_bytes) +
+                                     " bytes (" + FormatBytes(*q.max_total_bytes) + ")");
   }
   return Status::Ok();
+}
+
+Status SessionManager::CheckFileSize(std::string_view thread_id, const store::SessionQuotas& own,
+                                     std::string_view path, int64_t size) const {
+  const store::SessionQuotas q = EffectiveQuotas(own);
+  if (size <= *q.max_file_bytes) return Status::Ok();
+  return Status::ResourceExhausted("file '" + std::string(path) + "' of " + std::to_string(size) + " bytes (" +
+                                   FormatBytes(size) + ") is over session " + Quoted(thread_id) +
+                                   "'s quota of " + std::to_string(*q.max_file_bytes) + " bytes per file");
 }
 
 }  // namespace brig::session

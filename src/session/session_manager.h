@@ -65,14 +65,33 @@ class SessionManager {
   explicit SessionManager(store::Store& store, SessionOptions options = {});
 
   const SessionOptions& options() const { return options_; }
+
+  // What a holder of live sessions (brig::Sessions) must hear of before a session's stored
+  // form is used outside its executions, so that the store has what it owes it (executions
+  // run with a deferred save) and it drops what the use makes stale.
+  enum class StoreUse {
+    kRead,    // the stored state or files are read (fork, export, file reads)
+    kChange,  // they are about to change (file writes); the caller holds the session's lock
+    kGone,    // the state is cleared or the session deleted: what is owed is moot
+  };
+  using StoreUseHook = std::function<void(std::string_view thread_id, StoreUse use, bool lock_held)>;
+  // Set once, before the manager is shared.
+  void SetStoreUseHook(StoreUseHook hook) { store_use_hook_ = std::move(hook); }
+  // Calls the hook, if any. REQUIRES: lock_held says whether the caller holds the session's
+  // store lock (kChange: it must).
+  void BeforeStoreUse(std::string_view thread_id, StoreUse use, bool lock_held) const {
+    if (store_use_hook_) store_use_hook_(thread_id, use, lock_held);
+  }
   store::Store& store() const { return store_; }
   // The clock's now, in microseconds.
   int64_t Now() const { return options_.clock(); }
 
   // The session, created with the default expiry and empty metadata if it does not exist;
-  // its last_accessed is set to now. FailedPrecondition if it exists and is expired. Safe
-  // when several processes create the same session at once (one creates, all get it).
-  StatusOr<store::SessionInfo> GetOrCreate(std::string_view thread_id);
+  // its last_accessed is set to now, unless !touch (for a caller that saves next:
+  // store.SaveExecution sets it, without a write of its own). FailedPrecondition if it
+  // exists and is expired. Safe when several processes create the same session at once
+  // (one creates, all get it).
+  StatusOr<store::SessionInfo> GetOrCreate(std::string_view thread_id, bool touch = true);
 
   // The existing, unexpired session, with last_accessed set to now: for operations that
   // must not create one (reading files). NotFound if missing, FailedPrecondition if expired.
@@ -81,8 +100,13 @@ class SessionManager {
   // Creates a session expiring `expiry_days` from now (nullopt: the default). `metadata`:
   // a JSON object (null means {}). AlreadyExists if the thread_id is taken; InvalidArgument
   // for days outside 1..kMaxExpiryDays or metadata that is not an object.
+  // `quotas` as brig::SessionManager::Create.
   StatusOr<store::SessionInfo> Create(std::string_view thread_id, std::optional<int64_t> expiry_days = std::nullopt,
-                                      const nlohmann::json& metadata = nlohmann::json::object());
+                                      const nlohmann::json& metadata = nlohmann::json::object(),
+                                      const store::SessionQuotas& quotas = {});
+
+  // Each of `own` (a session's quotas), else the options' own: every field set.
+  store::SessionQuotas EffectiveQuotas(const store::SessionQuotas& own) const;
 
   StatusOr<bool> Exists(std::string_view thread_id);
 
@@ -122,20 +146,25 @@ class SessionManager {
   // revive it (brig sessions extend) or drop it (brig cleanup).
   Status CheckNotExpired(const store::SessionInfo& session) const;
 
-  // OK iff a session whose files would total `after` is within the quotas; else
-  // ResourceExhausted naming the quota, the numbers and the thread_id.
-  Status CheckQuota(std::string_view thread_id, const store::FileUsage& after) const;
+  // OK iff a session with quotas `own` (its SessionInfo::quotas) whose files would total
+  // `after` is within its effective quotas; else ResourceExhausted naming the quota, the
+  // numbers and the thread_id.
+  Status CheckQuota(std::string_view thread_id, const store::SessionQuotas& own, const store::FileUsage& after) const;
   // As above, but only growth is refused: a count (or byte total) that is over its quota but
   // not larger than `before` passes, so deleting or shrinking files in a session that is
   // over a (since lowered) quota still works.
-  Status CheckQuota(std::string_view thread_id, const store::FileUsage& before,
+  Status CheckQuota(std::string_view thread_id, const store::SessionQuotas& own, const store::FileUsage& before,
                     const store::FileUsage& after) const;
+  // ResourceExhausted if one file of `size` bytes is over the session's max_file_bytes.
+  Status CheckFileSize(std::string_view thread_id, const store::SessionQuotas& own, std::string_view path,
+                       int64_t size) const;
 
  private:
   Status CheckDays(int64_t days) const;
 
   store::Store& store_;
   const SessionOptions options_;
+  StoreUseHook store_use_hook_;
 };
 
 }  // namespace brig::session

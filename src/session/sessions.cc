@@ -1,18 +1,24 @@
 // brig::Sessions: load a session into a sandbox, execute, save state and changed files;
 // export and import a session as snapshot bytes. The stored state's format is
-// session/state_format.h, the snapshot's session/snapshot_format.h.
+// session/state_format.h, the snapshot's session/snapshot_format.h. The store's fallback of
+// the state (store::SessionState::fallback) has the same format with no page snapshot: the
+// portable snapshot taken after the save (Options::portable_in_background), with the version
+// it was taken at. A restore that cannot use the page snapshot takes the state's own portable
+// snapshot when it has one (saved with it), else the fallback's, which may be older.
 #include "brig/sessions.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <condition_variable>
 #include <functional>
 #include <iterator>
 #include <list>
 #include <set>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <unordered_map>
 
 #include "api/access.h"
@@ -48,9 +54,33 @@ struct LiveSession {
   // Loaded while the session held more than its quotas allow: the sandbox's file limits are
   // what was loaded (see SandboxLimits), not the quotas, so it is not kept live.
   bool over_quota = false;
+  // The session's own quotas (fixed at its creation, so they hold as long as created_at).
+  store::SessionQuotas quotas;
   // When it was last put back live, and whether it was compacted since.
   std::chrono::steady_clock::time_point idle_since{};
   bool compacted = false;
+  // Trimmed (Sandbox::Trim) since it was last put back live.
+  bool trimmed = false;
+  // Its portable snapshot is still to be taken (of `version`) and stored as the fallback;
+  // since when one has been owed (kept while executions follow one another).
+  bool portable_pending = false;
+  std::chrono::steady_clock::time_point pending_since{};
+  // What the last portable snapshot of it could not hold (reported with results).
+  std::map<std::string, std::string> not_portable;
+  // Executions ran in it with a deferred save (ExecuteOptions::deferred_save) that the store
+  // does not have yet; since when. The session's expiry as last read, for those executions
+  // (they do not read the store).
+  bool save_pending = false;
+  std::chrono::steady_clock::time_point save_pending_since{};
+  int64_t expires_at = 0;
+};
+
+// A live session in the list, with the thread_id it belongs to.
+struct LiveEntry {
+  std::string thread_id;
+  LiveSession s;
+  // The background thread is taking its portable snapshot: nobody else touches it.
+  bool busy = false;
 };
 
 bool GuestVisible(std::string_view path) { return path.starts_with("/home/user/") || path.starts_with("/tmp/"); }
@@ -74,31 +104,296 @@ struct Sessions::Impl {
   session::SessionManager* manager = nullptr;  // the policy behind public_manager
   std::unique_ptr<FileService> files;
 
-  // Live sessions, most recently used first. `mu` guards the map and list, not the
-  // sandboxes: a sandbox taken out is owned by the one execution that took it.
-  std::mutex mu;
-  std::list<std::pair<std::string, LiveSession>> live;
+  // Live sessions, most recently used first. `mu` guards the lists, not the sandboxes: a
+  // sandbox taken out is owned by the one execution that took it (its thread_id is then in
+  // `checked_out`), and one marked busy by the background thread.
+  mutable std::mutex mu;
+  std::condition_variable changed;  // an entry stopped being busy or checked out, or work for the background
+  std::list<LiveEntry> live;
+  // Entries pushed out of `live` that still owe the store something (a deferred save, a
+  // portable snapshot): the background thread writes them, then drops them. TakeLive takes
+  // one back if it is not being written.
+  std::list<LiveEntry> evicted;
+  // Sessions whose live interpreter an execution (or a store use) holds, live or not: one
+  // holder per session in this process, so that nobody loads a second, stale interpreter.
+  std::set<std::string, std::less<>> checked_out;
+  std::thread background;  // Housekeeping, started with the first live session
+  bool stopping = false;
+  int64_t deferred_lost = 0;  // GUARDED_BY(mu): deferred saves the store refused
 
-  std::optional<LiveSession> TakeLive(std::string_view thread_id) {
-    std::lock_guard<std::mutex> lock(mu);
-    for (auto it = live.begin(); it != live.end(); ++it) {
-      if (it->first == thread_id) {
-        LiveSession s = std::move(it->second);
-        live.erase(it);
-        return s;
-      }
+  // A live session unused this long gets its pages that hold the image's bytes again given
+  // back (Sandbox::Trim, ~a third of a small session's memory). Not after every execution:
+  // the trim (~0.3 ms) and the page faults it costs the next execution (~0.1 ms) were a
+  // fifth of a durable `x = 1` (bench/save_path_bench).
+  static constexpr auto kTrimIdleAfter = std::chrono::seconds(1);
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+      changed.notify_all();
     }
-    return std::nullopt;
+    // It writes every deferred save and portable snapshot still pending before it ends.
+    if (background.joinable()) background.join();
   }
 
+  static bool Owes(const LiveSession& s) { return s.save_pending || s.portable_pending; }
+
+  // Checks `thread_id` out: waits until no other holder has it, then returns its live
+  // interpreter if this process keeps one (nullopt if not). Either way the caller holds the
+  // session in this process until it calls PutLive or Release (Checkout does).
+  std::optional<LiveSession> TakeLive(std::string_view thread_id) {
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      if (checked_out.count(thread_id)) {
+        changed.wait(lock);
+        continue;
+      }
+      bool waiting = false;
+      for (std::list<LiveEntry>* list : {&live, &evicted}) {
+        for (auto it = list->begin(); it != list->end(); ++it) {
+          if (it->thread_id != thread_id) continue;
+          if (it->busy) {  // the background thread writes it: a moment, not a restore
+            waiting = true;
+            break;
+          }
+          LiveSession s = std::move(it->s);
+          list->erase(it);
+          checked_out.emplace(thread_id);
+          return s;
+        }
+        if (waiting) break;
+      }
+      if (waiting) {
+        changed.wait(lock);
+        continue;
+      }
+      checked_out.emplace(thread_id);
+      return std::nullopt;
+    }
+  }
+
+  // Gives the session back without an interpreter (the caller drops it, if it had one).
+  void Release(std::string_view thread_id) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = checked_out.find(thread_id); it != checked_out.end()) checked_out.erase(it);
+    changed.notify_all();
+  }
+
+  // Releases a checkout on scope exit unless PutLive gave the session back.
+  struct Checkout {
+    Impl* impl;
+    std::string thread_id;
+    bool held = true;
+    ~Checkout() {
+      if (held) impl->Release(thread_id);
+    }
+  };
+
+  // Keeps `s` live and releases the checkout. REQUIRES: the caller checked it out.
   void PutLive(std::string_view thread_id, LiveSession s) {
-    if (options.max_live == 0) return;
     s.idle_since = std::chrono::steady_clock::now();
     s.compacted = false;
+    s.trimmed = false;
     std::lock_guard<std::mutex> lock(mu);
-    live.emplace_front(std::string(thread_id), std::move(s));
-    while (live.size() > options.max_live) live.pop_back();
+    if (auto it = checked_out.find(thread_id); it != checked_out.end()) checked_out.erase(it);
+    changed.notify_all();
+    if (options.max_live == 0 && !Owes(s)) return;
+    live.push_front(LiveEntry{std::string(thread_id), std::move(s), false});
+    if (!background.joinable()) background = std::thread([this] { Housekeeping(); });
+    // The least recently used go, except one the background thread holds; one that still
+    // owes the store something goes to the background thread first.
+    while (live.size() > options.max_live) {
+      auto victim = std::prev(live.end());
+      while (victim->busy && victim != live.begin()) --victim;
+      if (victim->busy) break;
+      if (Owes(victim->s)) {
+        evicted.splice(evicted.end(), live, victim);
+      } else {
+        live.erase(victim);
+      }
+    }
     CompactIdleLocked(kCompactionsPerExecution);
+  }
+
+  // When `s` is due to have what it owes written (a deferred save, a portable snapshot).
+  std::chrono::steady_clock::time_point DueAt(const LiveSession& s) const {
+    auto due = std::chrono::steady_clock::time_point::max();
+    if (s.save_pending) due = std::min(s.idle_since + options.save_delay, s.save_pending_since + options.save_max_lag);
+    if (s.portable_pending) {
+      due = std::min(due, std::min(s.idle_since + options.portable_delay, s.pending_since + options.portable_max_lag));
+    }
+    return due;
+  }
+
+  // The background thread: writes what live sessions owe the store (Settle): the deferred
+  // saves and portable snapshots of a session idle for save_delay / portable_delay, or owed
+  // for save_max_lag / portable_max_lag, or pushed out of the live ones; on stopping, all of
+  // them first. Also trims live sessions idle for kTrimIdleAfter.
+  void Housekeeping() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      const auto now = std::chrono::steady_clock::now();
+      auto next = now + kTrimIdleAfter;  // when to look again
+      std::list<LiveEntry>* list = nullptr;
+      std::string id;
+      if (!evicted.empty()) {
+        for (const LiveEntry& e : evicted) {
+          if (!e.busy) {
+            list = &evicted;
+            id = e.thread_id;
+            break;
+          }
+        }
+      }
+      if (!list) {
+        for (const LiveEntry& e : live) {
+          if (!Owes(e.s) || e.busy) continue;
+          const auto when = DueAt(e.s);
+          if (stopping || when <= now) {
+            list = &live;
+            id = e.thread_id;
+            break;
+          }
+          next = std::min(next, when);
+        }
+      }
+      if (list) {
+        lock.unlock();
+        SettleInBackground(id, list == &evicted);
+        lock.lock();
+        continue;
+      }
+      if (stopping) return;
+      if (TrimOneIdle(lock)) continue;
+      changed.wait_until(lock, next);
+    }
+  }
+
+  // Writes what the live (or evicted) session `thread_id` owes, on the background thread.
+  // The session's store lock is taken before the entry is marked busy (as an execution
+  // takes it before checking the session out), so the two never wait for each other.
+  void SettleInBackground(const std::string& thread_id, bool from_evicted) {
+    std::unique_ptr<store::SessionLock> held;
+    bool needs_lock = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto* list : {&live, &evicted}) {
+        for (const LiveEntry& e : *list) {
+          if (e.thread_id == thread_id) needs_lock = needs_lock || e.s.save_pending;
+        }
+      }
+    }
+    if (needs_lock) {
+      auto taken = store->LockSession(thread_id, options.lock_timeout);
+      if (taken.ok()) held = std::move(taken.value());
+      // Not taken (the store is down, the session stays locked): Settle's save fails and
+      // what was deferred is dropped, as after a conflict.
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    std::list<LiveEntry>& list = from_evicted ? evicted : live;
+    auto it = list.begin();
+    while (it != list.end() && it->thread_id != thread_id) ++it;
+    if (it == list.end() || it->busy) return;  // taken back by an execution meanwhile
+    if (!from_evicted && !stopping && DueAt(it->s) > std::chrono::steady_clock::now()) return;  // used again since
+    it->busy = true;
+    lock.unlock();
+    const bool usable = Settle(thread_id, it->s, held != nullptr);
+    held.reset();
+    std::list<LiveEntry> gone;
+    lock.lock();
+    it->busy = false;
+    if (from_evicted || !usable) gone.splice(gone.end(), list, it);
+    changed.notify_all();
+    lock.unlock();
+    gone.clear();  // the sandbox goes, outside the lock
+    lock.lock();
+  }
+
+  // Trims the least recently used live session that is idle for kTrimIdleAfter and not yet
+  // trimmed; false if there is none. REQUIRES: `lock` holds mu (released while trimming).
+  bool TrimOneIdle(std::unique_lock<std::mutex>& lock) {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = live.rbegin(); it != live.rend(); ++it) {
+      LiveSession& s = it->s;
+      if (now - s.idle_since < kTrimIdleAfter) return false;  // newer ones are less idle
+      if (it->busy || s.trimmed || s.compacted) continue;
+      it->busy = true;
+      lock.unlock();
+      (void)s.sandbox->Trim();
+      lock.lock();
+      it->busy = false;
+      s.trimmed = true;
+      changed.notify_all();
+      return true;
+    }
+    return false;
+  }
+
+  // Writes what `s` owes the store: its deferred executions (a save, which also owes a
+  // portable snapshot), then its portable snapshot. A deferred save the store refuses
+  // (another process saved the session since, it was deleted, the store is down, or the
+  // caller could not get the lock) is lost: `s` is then unusable, and the session's next
+  // execution starts from what the store has. Returns whether `s` is still usable.
+  // REQUIRES: the caller owns `s` (busy, or checked out); lock_held: it holds the session's
+  // store lock (needed for a deferred save).
+  bool Settle(std::string_view thread_id, LiveSession& s, bool lock_held) {
+    if (s.save_pending) {
+      s.save_pending = false;
+      SessionResult ignored;
+      Status saved = lock_held ? Save(thread_id, s, &ignored)
+                               : Status::DeadlineExceeded("the session's lock was not taken");
+      if (!saved.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        ++deferred_lost;
+        return false;
+      }
+    }
+    if (s.portable_pending) {
+      s.portable_pending = false;
+      auto portable = s.sandbox->SavePortable();
+      if (portable.ok()) {
+        StoredState fallback;
+        fallback.portable = std::move(portable.value().data);
+        fallback.not_portable = portable.value().skipped;
+        // Refused (not written) when a newer one is stored already; an error leaves the older
+        // one: either way nothing to do, and the next execution brings a new one.
+        (void)store->SaveFallback(std::string(thread_id), s.version, session::EncodeState(fallback));
+        s.not_portable = std::move(portable.value().skipped);
+      }
+    }
+    return s.sandbox->usable();
+  }
+
+  // Before the stored form of `thread_id` is used outside its executions
+  // (SessionManager::StoreUse): what a live interpreter here owes is written first (kRead,
+  // kChange), and the interpreter is dropped when the use makes it stale (kChange, kGone).
+  // Without lock_held the session's store lock is taken if something must be saved.
+  void BeforeStoreUse(std::string_view thread_id, session::SessionManager::StoreUse use, bool lock_held) {
+    using Use = session::SessionManager::StoreUse;
+    std::unique_ptr<store::SessionLock> held;
+    if (use != Use::kGone && !lock_held) {
+      // Cheap when nothing is owed (the common case: a file read).
+      bool owes_save = false;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto* list : {&live, &evicted}) {
+          for (const LiveEntry& e : *list) owes_save = owes_save || (e.thread_id == thread_id && e.s.save_pending);
+        }
+        owes_save = owes_save || checked_out.count(thread_id) > 0;  // a deferred execution may be running
+      }
+      if (!owes_save) return;
+      auto taken = store->LockSession(thread_id, options.lock_timeout);
+      if (taken.ok()) held = std::move(taken.value());
+      lock_held = taken.ok();
+    }
+    std::optional<LiveSession> s = TakeLive(thread_id);
+    Checkout checkout{this, std::string(thread_id)};
+    if (!s) return;
+    if (use != Use::kGone && !Settle(thread_id, *s, lock_held)) return;  // unusable: dropped
+    if (use != Use::kRead) return;                                        // stale after the use: dropped
+    checkout.held = false;
+    PutLive(thread_id, std::move(*s));
   }
 
   // After an execution, at most this many idle sessions are compacted (~0.3 ms each), so that
@@ -106,14 +401,15 @@ struct Sessions::Impl {
   static constexpr size_t kCompactionsPerExecution = 4;
 
   // Compacts up to `budget` live sessions idle for compact_idle_after; the least recently
-  // used first. A sandbox that cannot compact (dead) is dropped. REQUIRES: mu held.
+  // used first. A sandbox that cannot compact (dead) is dropped. One the background thread
+  // holds is left alone. REQUIRES: mu held.
   size_t CompactIdleLocked(size_t budget) {
     const auto now = std::chrono::steady_clock::now();
     size_t done = 0;
     for (auto it = live.rbegin(); it != live.rend() && done < budget;) {
-      LiveSession& s = it->second;
+      LiveSession& s = it->s;
       if (now - s.idle_since < options.compact_idle_after) break;  // newer ones are less idle
-      if (s.compacted) {
+      if (s.compacted || it->busy) {
         ++it;
         continue;
       }
@@ -128,7 +424,6 @@ struct Sessions::Impl {
     return done;
   }
 
-  void DropLive(std::string_view thread_id) { TakeLive(thread_id); }
 
   // The limits of a sandbox for a session whose store holds `visible` (files the guest sees,
   // all loaded into its file system, which counts them) and `outside` (files kept in the
@@ -136,20 +431,22 @@ struct Sessions::Impl {
   // outside take, so that creating a file or writing past a quota fails that write in the
   // guest (OSError ENOSPC) instead of the save. Never below what is loaded, so that a session
   // already over a quota (quotas lowered since) still loads; the save-time check refuses it.
-  Limits SandboxLimits(const store::FileUsage& visible, const store::FileUsage& outside) const {
+  // `q`: the session's effective quotas (SessionManager::EffectiveQuotas).
+  Limits SandboxLimits(const store::SessionQuotas& q, const store::FileUsage& visible,
+                       const store::FileUsage& outside) const {
     auto room = [](int64_t quota, int64_t taken, int64_t loaded) {
       return static_cast<uint64_t>(std::max({quota - taken, loaded, int64_t{0}}));
     };
     Limits l = options.limits;
-    l.file_bytes = room(options.max_bytes_per_session, outside.total_bytes, visible.total_bytes);
-    l.max_file_bytes = static_cast<uint64_t>(store::kMaxFileBytes);
+    l.file_bytes = room(*q.max_total_bytes, outside.total_bytes, visible.total_bytes);
+    l.max_file_bytes = static_cast<uint64_t>(*q.max_file_bytes);
     // Regular files only: directories have their own allowance in the sandbox.
-    l.max_files = room(options.max_files_per_session, outside.file_count, visible.file_count);
+    l.max_files = room(*q.max_files, outside.file_count, visible.file_count);
     return l;
   }
 
   // A sandbox holding the session's stored files and state (version `stored`).
-  StatusOr<LiveSession> Load(std::string_view thread_id, int64_t created_at,
+  StatusOr<LiveSession> Load(std::string_view thread_id, int64_t created_at, const store::SessionQuotas& quotas,
                              const std::optional<store::SessionState>& stored, uint64_t memory_bytes,
                              SessionResult* result) {
     auto files = store->ListFiles(thread_id);
@@ -159,7 +456,7 @@ struct Sessions::Impl {
       if (!data.ok()) return data.status();
       return std::move(data.value().content);
     };
-    auto made = Build(files.value(), content, memory_bytes, result);
+    auto made = Build(files.value(), content, quotas, memory_bytes, result);
     if (!made.ok()) return made.status();
     LiveSession& s = made.value();
     s.created_at = created_at;
@@ -168,8 +465,35 @@ struct Sessions::Impl {
       std::optional<StoredState> state;
       if (stored->format == kStateFormat) state = session::DecodeState(stored->snapshot);
       if (!state) return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + stored->format + "')");
+      // The portable snapshot to fall back on: the state's own (saved with it), else the
+      // fallback stored after a save, which may be from an older version.
+      int64_t portable_version = stored->version;
+      if (state->portable.empty() && !stored->fallback.empty()) {
+        if (std::optional<StoredState> fallback = session::DecodeState(stored->fallback)) {
+          state->portable = std::move(fallback->portable);
+          state->not_portable = std::move(fallback->not_portable);
+          portable_version = stored->fallback_version;
+        }
+      }
       std::string pages_failure;
       if (Status restored = Restore(*s.sandbox, *state, result, &pages_failure); !restored.ok()) return restored;
+      if (result->restored_from == "pages") {
+        // What an older portable snapshot could not hold says nothing of this version's.
+        if (portable_version != stored->version) result->not_portable.clear();
+        s.not_portable = result->not_portable;
+        // A portable snapshot that was never written (brig stopped first): taken again once
+        // this session is live, if the execution does not save a newer one.
+        s.portable_pending = options.portable_snapshots && options.portable_in_background &&
+                             portable_version < stored->version;
+        s.pending_since = std::chrono::steady_clock::now();
+      } else if (portable_version < stored->version) {
+        const std::string lost = std::to_string(portable_version + 1) + "-" + std::to_string(stored->version);
+        result->not_restored.emplace(
+            "<versions " + lost + ">",
+            "the portable snapshot is from version " + std::to_string(portable_version) +
+                " (the newer ones were not written before brig stopped): what versions " + lost +
+                " did to the namespace is lost; the files are the latest");
+      }
     }
     s.files = VersionsOf(*s.sandbox);
     return std::move(made.value());
@@ -178,7 +502,7 @@ struct Sessions::Impl {
   // A sandbox holding `files` (contents from `content`), with result->restored_from "new".
   // Files the guest sees are loaded; the others stay in the store, outside its view.
   StatusOr<LiveSession> Build(const std::vector<store::FileInfo>& files, const ContentFn& content,
-                              uint64_t memory_bytes, SessionResult* result) {
+                              const store::SessionQuotas& quotas, uint64_t memory_bytes, SessionResult* result) {
     store::FileUsage visible, outside;
     for (const store::FileInfo& f : files) {
       if (f.is_directory()) continue;
@@ -186,13 +510,15 @@ struct Sessions::Impl {
       u.file_count++;
       u.total_bytes += f.size;
     }
-    Limits limits = SandboxLimits(visible, outside);
+    const store::SessionQuotas q = manager->EffectiveQuotas(quotas);
+    Limits limits = SandboxLimits(q, visible, outside);
     limits.memory_bytes = memory_bytes;  // this execution's: the state must fit in it
     auto made = Sandbox::Create(limits);
     if (!made.ok()) return made.status();
     LiveSession s;
-    s.over_quota = visible.file_count + outside.file_count > options.max_files_per_session ||
-                   visible.total_bytes + outside.total_bytes > options.max_bytes_per_session;
+    s.over_quota = visible.file_count + outside.file_count > *q.max_files ||
+                   visible.total_bytes + outside.total_bytes > *q.max_total_bytes;
+    s.quotas = quotas;
     s.sandbox = std::move(made.value());
     for (const store::FileInfo& f : files) {
       if (!GuestVisible(f.path)) continue;  // kept in the store, not mounted in the guest
@@ -288,30 +614,37 @@ struct Sessions::Impl {
         usage.total_bytes += f.size;
       }
     }
-    if (Status q = manager->CheckQuota(thread_id, usage); !q.ok()) return q;
+    if (Status q = manager->CheckQuota(thread_id, s.quotas, usage); !q.ok()) return q;
 
     StoredState state;
-    if (Status kept = Snapshot(sandbox, &state, result); !kept.ok()) return kept;
+    // The portable snapshot after the answer (Housekeeping), for a session that stays live.
+    const bool later = options.portable_in_background && options.max_live > 0 && !s.over_quota;
+    bool deferred = false;
+    if (Status kept = Snapshot(sandbox, later, &state, &deferred, result); !kept.ok()) return kept;
     store::StateWrite write{session::EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
     auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
     if (!version.ok()) return version.status();
     s.version = version.value();
     s.files = std::move(now);
     s.dirs = std::move(dirs_now);
+    if (deferred && !s.portable_pending) s.pending_since = std::chrono::steady_clock::now();
+    s.portable_pending = deferred;
+    if (!deferred) s.not_portable = state.not_portable;
     result->version = s.version;
     result->saved = true;
-    result->not_portable = std::move(state.not_portable);
+    result->not_portable = deferred ? s.not_portable : std::move(state.not_portable);
     for (const auto& f : upserts) result->files_saved.push_back(f.path);
     result->files_deleted = std::move(deletes);
     return Status::Ok();
   }
 
   // The interpreter's state into `state`: a page snapshot when the sandbox can make one, and
-  // the portable snapshot beside it (as a fallback for other builds). A sandbox that can make
-  // no page snapshot (cold-started, no image, an image that could not be read) is saved by
-  // its portable snapshot alone, and result->snapshot says so. Refused (nothing saved) only
-  // when neither can hold the state: then the error names what could not be saved.
-  Status Snapshot(Sandbox& sandbox, StoredState* state, SessionResult* result) {
+  // the portable snapshot beside it (as a fallback for other builds), unless `later` allows
+  // taking that one after the save (then *deferred is set). A sandbox that can make no page
+  // snapshot (cold-started, no image, an image that could not be read) is saved by its
+  // portable snapshot alone, and result->snapshot says so. Refused (nothing saved) only when
+  // neither can hold the state: then the error names what could not be saved.
+  Status Snapshot(Sandbox& sandbox, bool later, StoredState* state, bool* deferred, SessionResult* result) {
     auto pages = sandbox.SavePages();
     if (pages.ok()) {
       state->pages = std::move(pages.value());
@@ -321,6 +654,10 @@ struct Sessions::Impl {
       result->pages_unavailable = pages.status().message();
     }
     if (!options.portable_snapshots && pages.ok()) return Status::Ok();
+    if (later && pages.ok()) {
+      *deferred = true;
+      return Status::Ok();
+    }
     auto portable = sandbox.SavePortable();
     if (portable.ok()) {
       state->portable = std::move(portable.value().data);
@@ -367,6 +704,9 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(Store& store, const Options& 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->store = &internal::Access::Backend(store);
+  // On PostgreSQL other nodes restore the session, each from an image of its own: a page
+  // snapshot does not restore there, so the portable one must be in the store with the save.
+  if (impl->store->backend() == "postgresql") impl->options.portable_in_background = false;
   SessionOptions so;
   so.default_expiry_days = options.default_expiry_days;
   so.max_files_per_session = options.max_files_per_session;
@@ -375,6 +715,11 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(Store& store, const Options& 
   so.clock = NowMicros;
   impl->public_manager = std::make_unique<SessionManager>(store, so);
   impl->manager = &internal::Access::Manager(*impl->public_manager);
+  // Fork, file operations, reset and delete use the stored session: what a live session here
+  // still owes the store is written first, and what they make stale is dropped.
+  Impl* raw = impl.get();
+  impl->manager->SetStoreUseHook([raw](std::string_view thread_id, session::SessionManager::StoreUse use,
+                                       bool lock_held) { raw->BeforeStoreUse(thread_id, use, lock_held); });
   impl->files = std::make_unique<FileService>(*impl->public_manager);
   return std::unique_ptr<Sessions>(new Sessions(std::move(impl)));
 }
@@ -399,31 +744,83 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   checked.timeout_seconds = *call.timeout_seconds;
   checked.memory_bytes = *call.memory_bytes;
   if (Status s = ValidateLimits(checked); !s.ok()) return s;
+  if (options.deferred_save) {
+    // In the live interpreter this process holds, without the store: nothing read, nothing
+    // written (the background thread saves it later). A session not live here (or whose
+    // expiry, as last read, has passed) goes the durable way below, once.
+    std::optional<LiveSession> live = impl.TakeLive(thread_id);
+    Impl::Checkout checkout{&impl, std::string(thread_id)};
+    if (live && impl.manager->Now() < live->expires_at) {
+      SessionResult result;
+      result.restored_from = "live";
+      result.version = live->version;
+      result.not_portable = live->not_portable;
+      auto ran = live->sandbox->Execute(code, call, filename);
+      if (!ran.ok()) {
+        checkout.held = false;
+        impl.PutLive(thread_id, std::move(*live));
+        return ran.status();
+      }
+      result.execution = std::move(ran.value());
+      if (result.execution.failure == Failure::kNone) {
+        if (!live->save_pending) live->save_pending_since = std::chrono::steady_clock::now();
+        live->save_pending = true;
+      }
+      // A failed execution was rolled back (as below): what it owed before stays owed.
+      if (live->sandbox->usable()) {
+        checkout.held = false;
+        impl.PutLive(thread_id, std::move(*live));
+      } else if (live->save_pending) {
+        std::lock_guard<std::mutex> lock(impl.mu);
+        ++impl.deferred_lost;  // cannot happen after a rollback; counted if it does
+      }
+      return result;
+    }
+    if (live) {
+      checkout.held = false;
+      impl.PutLive(thread_id, std::move(*live));
+    }
+  }
   auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
   if (!lock.ok()) return lock.status();
-  auto info = impl.manager->GetOrCreate(thread_id);
+  // Not touched here: the save does it (one write less per execution); an execution that
+  // saves nothing touches below.
+  auto info = impl.manager->GetOrCreate(thread_id, /*touch=*/false);
   if (!info.ok()) return info.status();
-  auto stored = impl.store->GetState(thread_id);
-  if (!stored.ok()) return stored.status();
-  int64_t stored_version = stored.value() ? stored.value()->version : 0;
+  // The version alone first: a live session needs no more (the snapshot stays in the store).
+  auto stored_version = impl.store->GetStateVersion(thread_id);
+  if (!stored_version.ok()) return stored_version.status();
 
   SessionResult result;
   const int64_t created_at = info.value().created_at;
   std::optional<LiveSession> live = impl.TakeLive(thread_id);
-  if (live && live->version == stored_version && live->created_at == created_at) {
+  Impl::Checkout checkout{&impl, std::string(thread_id)};
+  if (live && live->version == stored_version.value() && live->created_at == created_at) {
+    // With deferred executions in it too: this save takes them along.
     result.restored_from = "live";
   } else {
+    if (live && live->save_pending) {
+      std::lock_guard<std::mutex> held(impl.mu);
+      ++impl.deferred_lost;  // another process saved the session since: they are lost
+    }
     // Absent, or another process saved a newer version since (or the session was made
     // again): restore from the store.
-    auto loaded = impl.Load(thread_id, created_at, stored.value(), *call.memory_bytes, &result);
+    auto stored = impl.store->GetState(thread_id);
+    if (!stored.ok()) return stored.status();
+    auto loaded = impl.Load(thread_id, created_at, info.value().quotas, stored.value(), *call.memory_bytes, &result);
     if (!loaded.ok()) return loaded.status();
     live = std::move(loaded.value());
   }
+  live->expires_at = info.value().expires_at;
   result.version = live->version;
+  auto keep = [&] {
+    checkout.held = false;
+    impl.PutLive(thread_id, std::move(*live));
+  };
   auto ran = live->sandbox->Execute(code, call, filename);
   if (!ran.ok()) {
     // Refused before running (a limit it cannot honour): the session is as it was.
-    if (!live->over_quota) impl.PutLive(thread_id, std::move(*live));
+    if (!live->over_quota) keep();
     return ran.status();
   }
   result.execution = std::move(ran.value());
@@ -432,21 +829,33 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     // Timeout, trap, exit or a broken guest: nothing is saved. The sandbox was rolled back to
     // the state it had before (the saved version), so it stays live; one that could not be
     // rolled back is dropped, and the next execution restores the saved state.
-    if (live->sandbox->usable() && !live->over_quota) impl.PutLive(thread_id, std::move(*live));
+    (void)impl.store->TouchSession(thread_id);  // used all the same
+    if (live->sandbox->usable() && !live->over_quota) keep();
     return result;
   }
   if (Status saved = impl.Save(thread_id, *live, &result); !saved.ok()) {
+    if (live->save_pending) {
+      std::lock_guard<std::mutex> held(impl.mu);
+      ++impl.deferred_lost;
+    }
     return saved.WithPrefix("the code ran but its session could not be saved (the session is unchanged): ");
   }
+  live->save_pending = false;
   // A session loaded over its quotas (and now back under them, or the save would have been
   // refused) is loaded again next time, with the quotas as its limits.
-  if (!live->over_quota) {
-    // Kept live: give back the pages that hold the image's bytes again (~a third of a small
-    // session's; tens of µs, against the milliseconds of the save just done).
-    (void)live->sandbox->Trim();
-    impl.PutLive(thread_id, std::move(*live));
-  }
+  // Kept live; trimmed by the background thread once idle (Impl::kTrimIdleAfter).
+  if (!live->over_quota) keep();
   return result;
+}
+
+void Sessions::SyncToStore(std::string_view thread_id, bool drop) {
+  using Use = session::SessionManager::StoreUse;
+  impl_->BeforeStoreUse(thread_id, drop ? Use::kChange : Use::kRead, /*lock_held=*/false);
+}
+
+int64_t Sessions::DeferredSavesLost() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->deferred_lost;
 }
 
 size_t Sessions::LiveSessions() const {
@@ -455,13 +864,18 @@ size_t Sessions::LiveSessions() const {
 }
 
 size_t Sessions::CompactIdle() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  // What the background thread holds now is idle too: wait for it (a portable snapshot or a
+  // trim, ~1 ms).
+  impl_->changed.wait(lock, [&] {
+    return std::none_of(impl_->live.begin(), impl_->live.end(), [](const LiveEntry& e) { return e.busy; });
+  });
   return impl_->CompactIdleLocked(SIZE_MAX);
 }
 
 Status Sessions::Reset(std::string_view thread_id) {
   Status s = impl_->manager->Reset(thread_id);
-  impl_->DropLive(thread_id);
+  impl_->BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kGone, /*lock_held=*/false);
   return s;
 }
 
@@ -479,6 +893,9 @@ StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
   snap.thread_id = std::string(thread_id);
   snap.exported_at = impl.manager->Now();
   snap.metadata = info.value().metadata;
+  // What a live session here still owes the store (a deferred save, a portable snapshot) is
+  // written now, so that the export carries it.
+  impl.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/true);
   auto stored = impl.store->GetState(thread_id);
   if (!stored.ok()) return stored.status();
   if (stored.value() && !stored.value()->cleared()) {
@@ -497,6 +914,20 @@ StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
         snap.guest_build_id = std::move(origin.value().guest_build_id);
         snap.image_digest = std::move(origin.value().image_digest);
         snap.pages = std::move(state->pages);
+      }
+    }
+    if (state->portable.empty() && !st.fallback.empty()) {
+      // Taken after the save, stored apart (Options::portable_in_background); older than the
+      // state only if the process that saved it stopped before writing a newer one.
+      if (std::optional<StoredState> fallback = session::DecodeState(st.fallback)) {
+        state->portable = std::move(fallback->portable);
+        state->not_portable = std::move(fallback->not_portable);
+        if (st.fallback_version < st.version) {
+          state->not_portable["<versions " + std::to_string(st.fallback_version + 1) + "-" +
+                              std::to_string(st.version) + ">"] =
+              "the portable snapshot is from version " + std::to_string(st.fallback_version) +
+              ": what the later versions did to the namespace is only in the page snapshot";
+        }
       }
     }
     snap.portable = std::move(state->portable);
@@ -570,7 +1001,7 @@ StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std:
   // The trial restore only checks that the state restores here: under the largest memory
   // limit, so that a big session is never cut down to its portable part for want of memory
   // (its executions need a limit that holds it, and say so).
-  auto built = impl.Build(infos, content, kMaxMemoryBytes, &trial);
+  auto built = impl.Build(infos, content, store::SessionQuotas{}, kMaxMemoryBytes, &trial);
   if (!built.ok()) return built.status();
   ImportResult out;
   out.restored_from = "new";

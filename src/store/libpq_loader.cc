@@ -22,11 +22,15 @@ namespace {
   X(PQfinish, void, (PGconn*))                                                         \
   X(PQstatus, ConnStatusType, (const PGconn*))                                         \
   X(PQtransactionStatus, PGTransactionStatusType, (const PGconn*))                     \
+  X(PQsocket, int, (const PGconn*))                                                    \
   X(PQerrorMessage, char*, (const PGconn*))                                            \
   X(PQsetNoticeProcessor, PQnoticeProcessor, (PGconn*, PQnoticeProcessor, void*))      \
   X(PQexec, PGresult*, (PGconn*, const char*))                                         \
   X(PQexecParams, PGresult*,                                                           \
     (PGconn*, const char*, int, const Oid*, const char* const*, const int*, const int*, int)) \
+  X(PQprepare, PGresult*, (PGconn*, const char*, const char*, int, const Oid*))        \
+  X(PQexecPrepared, PGresult*,                                                         \
+    (PGconn*, const char*, int, const char* const*, const int*, const int*, int))      \
   X(PQresultStatus, ExecStatusType, (const PGresult*))                                 \
   X(PQresultErrorMessage, char*, (const PGresult*))                                    \
   X(PQresultErrorField, char*, (const PGresult*, int))                                 \
@@ -88,6 +92,7 @@ ConnStatusType PQstatus(const PGconn* conn) {
 PGTransactionStatusType PQtransactionStatus(const PGconn* conn) {
   return conn && Lib().loaded ? Lib().PQtransactionStatus(conn) : PQTRANS_UNKNOWN;
 }
+int PQsocket(const PGconn* conn) { return conn && Lib().loaded ? Lib().PQsocket(conn) : -1; }
 char* PQerrorMessage(const PGconn* conn) {
   if (conn && Lib().loaded) return Lib().PQerrorMessage(conn);
   static std::string message;
@@ -105,6 +110,13 @@ PGresult* PQexecParams(PGconn* conn, const char* command, int n, const Oid* type
                        const int* lengths, const int* formats, int result_format) {
   return conn && Lib().loaded ? Lib().PQexecParams(conn, command, n, types, values, lengths, formats, result_format)
                               : nullptr;
+}
+PGresult* PQprepare(PGconn* conn, const char* name, const char* query, int n, const Oid* types) {
+  return conn && Lib().loaded ? Lib().PQprepare(conn, name, query, n, types) : nullptr;
+}
+PGresult* PQexecPrepared(PGconn* conn, const char* name, int n, const char* const* values, const int* lengths,
+                         const int* formats, int result_format) {
+  return conn && Lib().loaded ? Lib().PQexecPrepared(conn, name, n, values, lengths, formats, result_format) : nullptr;
 }
 // With a loaded library the result calls go straight through: libpq handles NULL results.
 ExecStatusType PQresultStatus(const PGresult* res) {

@@ -61,6 +61,19 @@ INSERT INTO brig_files_v2 (thread_id, path, content_type, size, created_at, modi
 DROP TABLE brig_files;
 ALTER TABLE brig_files_v2 RENAME TO brig_files;
 )sql"},
+    // The fallback (brig's portable snapshot) in a table of its own: it is written after
+    // the save, and SQLite rewrites a whole row for any update (the snapshot with it).
+    {3, R"sql(
+CREATE TABLE brig_session_fallback (
+  thread_id TEXT PRIMARY KEY NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  version   INTEGER NOT NULL CHECK (version >= 1),
+  fallback  BLOB NOT NULL CHECK (typeof(fallback) = 'blob')
+);
+)sql"},
+    // Per-session quotas (brig/session_info.h SessionQuotas), a JSON object of those set.
+    {4, R"sql(
+ALTER TABLE brig_sessions ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(quotas));
+)sql"},
 };
 
 constexpr Migration kPostgres[] = {
@@ -93,6 +106,18 @@ CREATE TABLE brig_session_state (
   version        BIGINT NOT NULL CHECK (version >= 1),
   updated_at     BIGINT NOT NULL
 );
+)sql"},
+    // As SQLite's migration 3.
+    {2, R"sql(
+CREATE TABLE brig_session_fallback (
+  thread_id TEXT PRIMARY KEY REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  version   BIGINT NOT NULL CHECK (version >= 1),
+  fallback  BYTEA NOT NULL
+);
+)sql"},
+    // Per-session quotas (brig/session_info.h SessionQuotas), a JSON object of those set.
+    {3, R"sql(
+ALTER TABLE brig_sessions ADD COLUMN IF NOT EXISTS quotas JSONB NOT NULL DEFAULT '{}'::jsonb;
 )sql"},
 };
 

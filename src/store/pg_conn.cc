@@ -1,7 +1,9 @@
 #include "store/pg_conn.h"
 
 #include <endian.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace brig::store::pg {
@@ -113,13 +115,45 @@ StatusOr<std::unique_ptr<Conn>> Conn::Open(const std::string& url, const StoreOp
   return conn;
 }
 
+namespace {
+
+// Statements worth preparing once per connection: the ones brig runs again and again. Not
+// transaction control (BEGIN, COMMIT...), which PostgreSQL does not prepare.
+bool Preparable(const char* sql) {
+  for (const char* verb : {"SELECT ", "INSERT ", "UPDATE ", "DELETE ", "WITH "}) {
+    if (std::strncmp(sql, verb, std::strlen(verb)) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 StatusOr<Result> Conn::Exec(const char* sql, const Params& params, std::string_view what) {
-  PGresult* r = PQexecParams(c_, sql, params.size(), nullptr, params.values(), params.lengths(),
-                             params.formats(), /*resultFormat=binary*/ 1);
+  PGresult* r = nullptr;
+  const std::string* name = Preparable(sql) ? Prepared(sql, params.size()) : nullptr;
+  if (name) {
+    r = PQexecPrepared(c_, name->c_str(), params.size(), params.values(), params.lengths(), params.formats(),
+                       /*resultFormat=binary*/ 1);
+  } else {
+    r = PQexecParams(c_, sql, params.size(), nullptr, params.values(), params.lengths(), params.formats(),
+                     /*resultFormat=binary*/ 1);
+  }
   Result result(r);
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return result;
   return FromResult(r, c_, what);
+}
+
+const std::string* Conn::Prepared(const char* sql, int params) {
+  auto it = prepared_.find(sql);
+  if (it != prepared_.end()) return &it->second;
+  const std::string name = "brig_" + std::to_string(prepared_.size() + 1);
+  PGresult* r = PQprepare(c_, name.c_str(), sql, params, nullptr);
+  const bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+  PQclear(r);
+  // Not prepared (inside a failed transaction, say): run unprepared; the next call tries again.
+  if (!ok) return nullptr;
+  return &prepared_.emplace(sql, name).first->second;
 }
 
 Status Conn::ExecScript(const char* sql, std::string_view what) {
@@ -128,6 +162,21 @@ Status Conn::ExecScript(const char* sql, std::string_view what) {
   const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Status::Ok();
   return FromResult(r, c_, what);
+}
+
+// An idle connection has nothing to read: the server speaks only when asked (brig uses no
+// LISTEN). Input on one means the server ended it (a restart or a terminated backend sends
+// "terminating connection" then closes; libpq's status says OK until a call finds out), or
+// something brig does not expect: either way it is not reused. One poll(2), no round trip,
+// and nothing is sent, so no statement can have run twice.
+bool Conn::StillOpenWhileIdle() const {
+  if (!healthy() || PQsocket(c_) < 0) return false;
+  pollfd p{PQsocket(c_), POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return n == 0;
 }
 
 }  // namespace brig::store::pg

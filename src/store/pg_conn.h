@@ -1,7 +1,8 @@
 // Thin RAII over libpq: one connection, one result, parameter lists, and the mapping from
 // PostgreSQL errors to Status. Every statement with values goes through Exec with
-// parameters (PQexecParams); SQL text is never built from values. Results come back in
-// binary format and are read by column type. Internal to src/store.
+// parameters (prepared once per connection: PQprepare, then PQexecPrepared); SQL text is
+// never built from values. Results come back in binary format and are read by column type.
+// Internal to src/store.
 //
 // Thread-safety: a PgConn is used by one thread at a time (the pool hands it out).
 #ifndef BRIG_STORE_PG_CONN_H_
@@ -12,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "store/store.h"
@@ -69,12 +71,22 @@ class Conn {
   Status ExecScript(const char* sql, std::string_view what);
   // False once the connection is lost: the pool then drops it.
   bool healthy() const { return PQstatus(c_) == CONNECTION_OK; }
+  // For a connection left idle (no statement running): false if the server has ended it
+  // meanwhile (a restart, a terminated backend), which libpq's status learns only on the
+  // next call. Pools check before handing one out, so that the call does not fail for it.
+  bool StillOpenWhileIdle() const;
   // Outside any transaction (a failed call may leave one open; ROLLBACK cleans it).
   bool idle() const { return PQtransactionStatus(c_) == PQTRANS_IDLE; }
 
  private:
   explicit Conn(PGconn* c) : c_(c) {}
+  // The name of `sql` prepared on this connection (PQprepare on first use), or null if it
+  // could not be prepared. Planning each statement anew was most of the server's work for
+  // brig's short statements.
+  const std::string* Prepared(const char* sql, int params);
+
   PGconn* const c_;
+  std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name
 };
 
 // A transaction on one connection: BEGIN now, ROLLBACK unless Commit() succeeded.

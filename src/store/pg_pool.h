@@ -1,7 +1,12 @@
 // A fixed-size pool of PostgreSQL connections. Connections are opened lazily, up to
 // `size`; a checkout waits for a free one when all are in use. A connection found broken
-// or left inside a transaction on return is closed, and a new one is opened on demand, so
-// a restarted server costs the calls that were running, not the pool.
+// or left inside a transaction on return is closed, and a new one is opened on demand.
+// An idle connection that the server closed meanwhile (a restart; libpq still says OK) is
+// found at checkout without a round trip (its socket has input: the server's "terminating
+// connection" and EOF) and replaced before it is handed out, so a restart between two
+// calls costs neither of them. A connection that breaks during a call fails that call
+// (Unavailable): whether its statements committed cannot be known there, so nothing is
+// retried blindly.
 //
 // Thread-safety: Checkout may be called from any thread; each PooledConn is used by one
 // thread at a time. The pool must outlive every PooledConn it handed out.

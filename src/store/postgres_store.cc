@@ -1,6 +1,9 @@
 #include "store/postgres_store.h"
 
+#include <atomic>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "store/migrations.h"
 #include "store/pg_conn.h"
@@ -22,7 +25,8 @@ constexpr int64_t kMigrationLockKey = 0x627269674d494752;
 constexpr const char* kSessionColumns =
     "SELECT s.thread_id, s.created_at, s.last_accessed, s.expires_at, s.metadata::text,"
     " (SELECT count(*) FROM brig_files f WHERE f.thread_id = s.thread_id AND f.content_type <> 'inode/directory')::bigint,"
-    " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint"
+    " (SELECT coalesce(sum(size), 0) FROM brig_files f WHERE f.thread_id = s.thread_id)::bigint,"
+    " s.quotas::text"
     " FROM brig_sessions s ";
 
 SessionInfo ReadSession(const Result& r, int row) {
@@ -34,11 +38,13 @@ SessionInfo ReadSession(const Result& r, int row) {
   info.metadata = internal::ParseMetadata(r.Bytes(row, 4));
   info.file_count = r.Int(row, 5);
   info.total_bytes = r.Int(row, 6);
+  info.quotas = internal::ParseQuotas(r.Bytes(row, 7));
   return info;
 }
 
-// The statistics of a cleanup, over three row sets its WITH clause names: doomed
-// (thread_ids of expired sessions), orphan_files (size), orphan_states (bytes). The
+// The statistics of a cleanup, over four row sets its WITH clause names: doomed
+// (thread_ids of expired sessions), orphan_files (size), orphan_states and orphan_fallbacks
+// (bytes). The
 // cascading deletes happen after the statement's snapshot, so the SELECT still sees the
 // doomed sessions' files.
 #define BRIG_CLEANUP_STATS                                                                      \
@@ -49,8 +55,11 @@ SessionInfo ReadSession(const Result& r, int row) {
   "   WHERE thread_id IN (SELECT thread_id FROM doomed))"                                       \
   "  + (SELECT coalesce(sum(octet_length(snapshot)), 0) FROM brig_session_state"                \
   "     WHERE thread_id IN (SELECT thread_id FROM doomed))"                                     \
+  "  + (SELECT coalesce(sum(octet_length(fallback)), 0) FROM brig_session_fallback"             \
+  "     WHERE thread_id IN (SELECT thread_id FROM doomed))"                                     \
   "  + (SELECT coalesce(sum(size), 0) FROM orphan_files)"                                       \
-  "  + (SELECT coalesce(sum(bytes), 0) FROM orphan_states))::bigint"
+  "  + (SELECT coalesce(sum(bytes), 0) FROM orphan_states)"                                     \
+  "  + (SELECT coalesce(sum(bytes), 0) FROM orphan_fallbacks))::bigint"
 
 constexpr const char* kCleanup =
     "WITH doomed AS (DELETE FROM brig_sessions WHERE expires_at <= $1 RETURNING thread_id),"
@@ -58,14 +67,19 @@ constexpr const char* kCleanup =
     "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = f.thread_id) RETURNING size),"
     " orphan_states AS (DELETE FROM brig_session_state st WHERE NOT EXISTS"
     "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = st.thread_id)"
-    "   RETURNING octet_length(snapshot) AS bytes)" BRIG_CLEANUP_STATS;
+    "   RETURNING octet_length(snapshot) AS bytes),"
+    " orphan_fallbacks AS (DELETE FROM brig_session_fallback fb WHERE NOT EXISTS"
+    "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = fb.thread_id)"
+    "   RETURNING octet_length(fallback) AS bytes)" BRIG_CLEANUP_STATS;
 
 constexpr const char* kCleanupDryRun =
     "WITH doomed AS (SELECT thread_id FROM brig_sessions WHERE expires_at <= $1),"
     " orphan_files AS (SELECT size FROM brig_files f WHERE NOT EXISTS"
     "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = f.thread_id)),"
     " orphan_states AS (SELECT octet_length(snapshot) AS bytes FROM brig_session_state st"
-    "   WHERE NOT EXISTS (SELECT 1 FROM brig_sessions s WHERE s.thread_id = st.thread_id))"
+    "   WHERE NOT EXISTS (SELECT 1 FROM brig_sessions s WHERE s.thread_id = st.thread_id)),"
+    " orphan_fallbacks AS (SELECT octet_length(fallback) AS bytes FROM brig_session_fallback fb"
+    "   WHERE NOT EXISTS (SELECT 1 FROM brig_sessions s WHERE s.thread_id = fb.thread_id))"
     BRIG_CLEANUP_STATS;
 
 #undef BRIG_CLEANUP_STATS
@@ -76,18 +90,59 @@ constexpr const char* kUpsertFile =
     " content = EXCLUDED.content, content_type = EXCLUDED.content_type,"
     " size = EXCLUDED.size, modified_at = EXCLUDED.modified_at";
 
-class AdvisoryLock final : public SessionLock {
+// Connections for session locks (each lock holds one for as long as it lives), kept for the
+// next lock once released: opening one costs a new server process and authentication, which
+// measured 15 ms per execution (bench/save_path_bench). Shared with the locks, which may
+// outlive the store.
+class LockConnections {
  public:
-  AdvisoryLock(std::unique_ptr<pg::Conn> conn, int64_t key) : conn_(std::move(conn)), key_(key) {}
-  ~AdvisoryLock() override {
-    // Unlock explicitly: a closed connection's locks go only when its backend exits, a
-    // moment later, and the next waiter should not pay for that.
-    Params p;
-    p.Int(key_);
-    (void)conn_->Exec("SELECT pg_advisory_unlock($1::bigint)", p, "unlock");
+  LockConnections(std::string url, const StoreOptions& options) : url_(std::move(url)), options_(options) {}
+
+  StatusOr<std::unique_ptr<pg::Conn>> Take() {
+    while (true) {
+      std::unique_ptr<pg::Conn> c;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (idle_.empty()) break;
+        c = std::move(idle_.back());
+        idle_.pop_back();
+      }
+      if (c->StillOpenWhileIdle()) return c;  // else closed by the server while kept: dropped
+    }
+    return pg::Conn::Open(url_, options_);
+  }
+
+  // `conn` holds no lock any more (checked by the caller).
+  void Give(std::unique_ptr<pg::Conn> conn) {
+    if (!conn->healthy() || !conn->idle()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(conn));
   }
 
  private:
+  static constexpr size_t kMaxIdle = 64;
+  const std::string url_;
+  const StoreOptions options_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<pg::Conn>> idle_;  // GUARDED_BY(mu_)
+};
+
+class AdvisoryLock final : public SessionLock {
+ public:
+  AdvisoryLock(std::shared_ptr<LockConnections> home, std::unique_ptr<pg::Conn> conn, int64_t key)
+      : home_(std::move(home)), conn_(std::move(conn)), key_(key) {}
+  ~AdvisoryLock() override {
+    // Unlock explicitly: a closed connection's locks go only when its backend exits, a
+    // moment later, and the next waiter should not pay for that. Only a connection known to
+    // hold no lock any more is reused; any doubt closes it (which releases everything).
+    Params p;
+    p.Int(key_);
+    StatusOr<Result> r = conn_->Exec("SELECT pg_advisory_unlock($1::bigint)", p, "unlock");
+    if (r.ok() && r.value().rows() == 1 && r.value().Bool(0, 0)) home_->Give(std::move(conn_));
+  }
+
+ private:
+  const std::shared_ptr<LockConnections> home_;
   std::unique_ptr<pg::Conn> conn_;  // the session holding the lock
   const int64_t key_;
 };
@@ -95,7 +150,11 @@ class AdvisoryLock final : public SessionLock {
 class PostgresStore final : public Store {
  public:
   PostgresStore(std::string url, const StoreOptions& options)
-      : url_(std::move(url)), options_(options), pool_(url_, options), clock_(internal::ClockOf(options)) {}
+      : url_(std::move(url)),
+        options_(options),
+        pool_(url_, options),
+        lock_connections_(std::make_shared<LockConnections>(url_, options)),
+        clock_(internal::ClockOf(options)) {}
 
   std::string_view backend() const override { return "postgresql"; }
 
@@ -151,12 +210,16 @@ class PostgresStore final : public Store {
     return static_cast<int>(r.value().Int(0, 0));
   }
 
-  Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata) override {
+  Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                       const SessionQuotas& quotas) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     if (Status s = internal::CheckMetadata(metadata); !s.ok()) return s;
+    if (Status s = internal::CheckQuotas(quotas); !s.ok()) return s;
     StatusOr<PooledConn> c = pool_.Checkout();
     if (!c.ok()) return c.status();
-    return InsertSession(*c.value(), thread_id, clock_(), expires_at, metadata);
+    Status s = InsertSession(*c.value(), thread_id, clock_(), expires_at, metadata, quotas);
+    if (s.ok()) ++transactions_;
+    return s;
   }
 
   StatusOr<SessionInfo> GetSession(std::string_view thread_id) override {
@@ -195,7 +258,7 @@ class PostgresStore final : public Store {
     Params p;
     p.Text(thread_id).Int(now).Int(by);
     // One statement: the row lock serialises concurrent extensions, each adding to the last.
-    StatusOr<Result> r = Query(
+    StatusOr<Result> r = WriteQuery(
         "UPDATE brig_sessions SET expires_at = GREATEST(expires_at, $2) + $3 WHERE thread_id = $1"
         " RETURNING expires_at",
         p, "cannot extend session");
@@ -244,7 +307,7 @@ class PostgresStore final : public Store {
     Params p;
     p.Text(thread_id).Text(file.path).Bytes(file.content).Text(type);
     p.Int(static_cast<int64_t>(file.content.size())).Int(clock_());
-    Status s = Query(kUpsertFile, p, "cannot write file '" + file.path + "'").status();
+    Status s = WriteQuery(kUpsertFile, p, "cannot write file '" + file.path + "'").status();
     if (s.IsNotFound()) return SessionNotFound(thread_id);  // the foreign key
     return s;
   }
@@ -277,7 +340,7 @@ class PostgresStore final : public Store {
     if (Status s = ValidateFilePath(path); !s.ok()) return s;
     Params p;
     p.Text(thread_id).Text(path);
-    StatusOr<Result> r = Query("DELETE FROM brig_files WHERE thread_id = $1 AND path = $2", p, "cannot delete file");
+    StatusOr<Result> r = WriteQuery("DELETE FROM brig_files WHERE thread_id = $1 AND path = $2", p, "cannot delete file");
     if (!r.ok()) return r.status();
     if (r.value().affected() == 0) return MissingFile(thread_id, path);
     return Status::Ok();
@@ -325,16 +388,56 @@ class PostgresStore final : public Store {
     Params p;
     p.Text(thread_id);
     StatusOr<Result> r = Query(
-        "SELECT st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at"
+        "SELECT st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at, fb.fallback, fb.version"
         " FROM brig_sessions s LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id"
+        " LEFT JOIN brig_session_fallback fb ON fb.thread_id = s.thread_id"
         " WHERE s.thread_id = $1",
         p, "cannot read state");
     if (!r.ok()) return r.status();
     const Result& row = r.value();
     if (row.rows() == 0) return SessionNotFound(thread_id);
     if (row.IsNull(0, 3)) return std::optional<SessionState>();
-    return std::optional<SessionState>(
-        SessionState{row.Bytes(0, 0), row.Bytes(0, 1), row.Bytes(0, 2), row.Int(0, 3), row.Int(0, 4)});
+    return std::optional<SessionState>(SessionState{row.Bytes(0, 0), row.Bytes(0, 1), row.Bytes(0, 2), row.Int(0, 3),
+                                                    row.Int(0, 4), row.IsNull(0, 5) ? "" : row.Bytes(0, 5),
+                                                    row.Int(0, 6)});
+  }
+
+  StatusOr<int64_t> GetStateVersion(std::string_view thread_id) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Params p;
+    p.Text(thread_id);
+    StatusOr<Result> r = Query(
+        "SELECT coalesce(st.version, 0)::bigint FROM brig_sessions s"
+        " LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id WHERE s.thread_id = $1",
+        p, "cannot read state version");
+    if (!r.ok()) return r.status();
+    if (r.value().rows() == 0) return SessionNotFound(thread_id);
+    return r.value().Int(0, 0);
+  }
+
+  StatusOr<bool> SaveFallback(std::string_view thread_id, int64_t version, std::string_view fallback) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    if (version < 1) return Status::InvalidArgument("a fallback belongs to a saved version (>= 1)");
+    Params p;
+    p.Text(thread_id).Int(version).Bytes(fallback);
+    // ON CONFLICT locks the row and checks the version against the latest one committed.
+    StatusOr<Result> r = WriteQuery(
+        "INSERT INTO brig_session_fallback (thread_id, version, fallback)"
+        " SELECT $1, $2, $3 FROM brig_session_state WHERE thread_id = $1 AND version >= $2"
+        " ON CONFLICT (thread_id) DO UPDATE SET version = EXCLUDED.version, fallback = EXCLUDED.fallback"
+        " WHERE brig_session_fallback.version < EXCLUDED.version",
+        p, "cannot save the fallback");
+    if (!r.ok()) return r.status().IsNotFound() ? SessionNotFound(thread_id) : r.status();
+    if (r.value().affected() > 0) return true;
+    StatusOr<bool> exists = SessionExists(thread_id);
+    if (!exists.ok()) return exists.status();
+    if (!exists.value()) return SessionNotFound(thread_id);
+    return false;
+  }
+
+  WriteStats GetWriteStats() const override {
+    const int64_t n = transactions_.load();
+    return WriteStats{n, n, 0};
   }
 
   StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
@@ -350,20 +453,23 @@ class PostgresStore final : public Store {
     pg::Conn& conn = *c.value();
     Txn txn(conn);
     if (!txn.Begun().ok()) return txn.Begun();
+    const int64_t now = clock_();
     Params id;
     id.Text(thread_id);
-    // The row lock makes concurrent saves of one session take turns; the second then reads
-    // the first one's version (READ COMMITTED: each statement sees the latest commits).
+    Params touch;
+    touch.Text(thread_id).Int(now);
+    // The touch locks the session row: concurrent saves of one session take turns; the second
+    // then reads the first one's version (READ COMMITTED: each statement sees the latest
+    // commits).
     StatusOr<Result> r =
-        conn.Exec("SELECT 1 FROM brig_sessions WHERE thread_id = $1 FOR NO KEY UPDATE", id, "cannot lock session");
+        conn.Exec("UPDATE brig_sessions SET last_accessed = $2 WHERE thread_id = $1", touch, "cannot lock session");
     if (!r.ok()) return r.status();
-    if (r.value().rows() == 0) return SessionNotFound(thread_id);
+    if (r.value().affected() == 0) return SessionNotFound(thread_id);
     r = conn.Exec("SELECT version FROM brig_session_state WHERE thread_id = $1", id, "cannot read state version");
     if (!r.ok()) return r.status();
     const int64_t stored = r.value().rows() ? r.value().Int(0, 0) : 0;
     if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
     const int64_t version = expected_version + 1;
-    const int64_t now = clock_();
     {
       const StateWrite empty;
       const StateWrite& w = state ? *state : empty;
@@ -381,6 +487,21 @@ class PostgresStore final : public Store {
                                 " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO UPDATE SET"
                                 " version = EXCLUDED.version, updated_at = EXCLUDED.updated_at";
       if (Status s = conn.Exec(sql, p, "cannot save state").status(); !s.ok()) return s;
+      // A fallback saved with the state, or an empty one for a cleared state (so that none
+      // taken before it can land after it).
+      const bool cleared = state && w.snapshot.empty() && w.format.empty();
+      if (state && (w.fallback || cleared)) {
+        Params f;
+        f.Text(thread_id).Int(version).Bytes(w.fallback && !cleared ? std::string_view(*w.fallback) : "");
+        if (Status s = conn.Exec("INSERT INTO brig_session_fallback (thread_id, version, fallback) VALUES ($1, $2, $3)"
+                                 " ON CONFLICT (thread_id) DO UPDATE SET version = EXCLUDED.version,"
+                                 " fallback = EXCLUDED.fallback",
+                                 f, "cannot save the fallback")
+                           .status();
+            !s.ok()) {
+          return s;
+        }
+      }
     }
     for (size_t i = 0; i < files_upserted.size(); ++i) {
       const FileWrite& f = files_upserted[i];
@@ -399,6 +520,7 @@ class PostgresStore final : public Store {
       }
     }
     if (Status s = txn.Commit(); !s.ok()) return s;
+    ++transactions_;
     return version;
   }
 
@@ -464,6 +586,13 @@ class PostgresStore final : public Store {
         !s.ok()) {
       return s;
     }
+    if (Status s = conn.Exec("UPDATE brig_sessions SET quotas = (SELECT quotas FROM brig_sessions WHERE thread_id = $1)"
+                             " WHERE thread_id = $2",
+                             p, "cannot copy quotas")
+                       .status();
+        !s.ok()) {
+      return s;
+    }
     return txn.Commit();
   }
 
@@ -472,7 +601,7 @@ class PostgresStore final : public Store {
     p.Int(now);
     // One statement: atomic on its own, and a session extended meanwhile is re-checked by
     // the DELETE and kept.
-    StatusOr<Result> r = Query(dry_run ? kCleanupDryRun : kCleanup, p, "cleanup failed");
+    StatusOr<Result> r = dry_run ? Query(kCleanupDryRun, p, "cleanup failed") : WriteQuery(kCleanup, p, "cleanup failed");
     if (!r.ok()) return r.status();
     return CleanupStats{r.value().Int(0, 0), r.value().Int(0, 1), r.value().Int(0, 2)};
   }
@@ -480,7 +609,7 @@ class PostgresStore final : public Store {
   StatusOr<std::unique_ptr<SessionLock>> LockSession(std::string_view thread_id,
                                                      std::chrono::milliseconds timeout) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    StatusOr<std::unique_ptr<pg::Conn>> c = pg::Conn::Open(url_, options_);
+    StatusOr<std::unique_ptr<pg::Conn>> c = lock_connections_->Take();
     if (!c.ok()) return c.status();
     const int64_t key = static_cast<int64_t>(ThreadIdHash(thread_id));
     Params p;
@@ -492,8 +621,11 @@ class PostgresStore final : public Store {
     while (true) {
       StatusOr<Result> r = c.value()->Exec("SELECT pg_try_advisory_lock($1::bigint)", p, "cannot take session lock");
       if (!r.ok()) return r.status();
-      if (r.value().Bool(0, 0)) return std::unique_ptr<SessionLock>(new AdvisoryLock(std::move(c.value()), key));
+      if (r.value().Bool(0, 0)) {
+        return std::unique_ptr<SessionLock>(new AdvisoryLock(lock_connections_, std::move(c.value()), key));
+      }
       if (std::chrono::steady_clock::now() >= deadline) {
+        lock_connections_->Give(std::move(c.value()));  // holds nothing
         return Status::DeadlineExceeded("session '" + std::string(thread_id) +
                                         "' is locked by another execution (waited " +
                                         std::to_string(timeout.count()) + " ms)");
@@ -511,9 +643,16 @@ class PostgresStore final : public Store {
     return c.value()->Exec(sql, params, what);
   }
 
+  // Query for a statement that writes: counted in GetWriteStats.
+  StatusOr<Result> WriteQuery(const char* sql, const Params& params, std::string_view what) {
+    StatusOr<Result> r = Query(sql, params, what);
+    if (r.ok()) ++transactions_;
+    return r;
+  }
+
   Status UpdateSession(std::string_view thread_id, const char* sql, const Params& params) {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    StatusOr<Result> r = Query(sql, params, "cannot update session");
+    StatusOr<Result> r = WriteQuery(sql, params, "cannot update session");
     if (!r.ok()) return r.status();
     if (r.value().affected() == 0) return SessionNotFound(thread_id);
     return Status::Ok();
@@ -521,24 +660,31 @@ class PostgresStore final : public Store {
 
   // Inserts a session row on `conn`. AlreadyExists (naming it) if the thread_id is taken.
   static Status InsertSession(pg::Conn& conn, std::string_view thread_id, int64_t now, int64_t expires_at,
-                              const nlohmann::json& metadata) {
+                              const nlohmann::json& metadata, const SessionQuotas& quotas = {}) {
     Params p;
-    p.Text(thread_id).Int(now).Int(expires_at).Text(internal::MetadataText(metadata));
-    Status s = conn.Exec("INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata)"
-                         " VALUES ($1, $2, $2, $3, $4::jsonb)",
+    p.Text(thread_id).Int(now).Int(expires_at).Text(internal::MetadataText(metadata)).Text(internal::QuotasText(quotas));
+    Status s = conn.Exec("INSERT INTO brig_sessions (thread_id, created_at, last_accessed, expires_at, metadata, quotas)"
+                         " VALUES ($1, $2, $2, $3, $4::jsonb, $5::jsonb)",
                          p, "cannot create session")
                    .status();
     if (s.IsAlreadyExists()) return Status::AlreadyExists("session '" + std::string(thread_id) + "' already exists");
     return s;
   }
 
-  // The first state of a new session, at version 1, on `conn` (in a transaction).
+  // The first state of a new session, at version 1, with its fallback if it has one, on
+  // `conn` (in a transaction).
   static Status InsertState(pg::Conn& conn, std::string_view thread_id, const StateWrite& w, int64_t now) {
     Params p;
     p.Text(thread_id).Bytes(w.snapshot).Text(w.format).Text(w.guest_build_id).Int(now);
-    return conn.Exec("INSERT INTO brig_session_state (thread_id, snapshot, format, guest_build_id, version, updated_at)"
+    Status s = conn.Exec("INSERT INTO brig_session_state (thread_id, snapshot, format, guest_build_id, version, updated_at)"
                      " VALUES ($1, $2, $3, $4, 1, $5)",
                      p, "cannot save state")
+               .status();
+    if (!s.ok() || !w.fallback) return s;
+    Params f;
+    f.Text(thread_id).Bytes(*w.fallback);
+    return conn.Exec("INSERT INTO brig_session_fallback (thread_id, version, fallback) VALUES ($1, 1, $2)", f,
+                     "cannot save the fallback")
         .status();
   }
 
@@ -552,7 +698,9 @@ class PostgresStore final : public Store {
   const std::string url_;
   const StoreOptions options_;
   pg::Pool pool_;
+  const std::shared_ptr<LockConnections> lock_connections_;
   const std::function<int64_t()> clock_;
+  std::atomic<int64_t> transactions_{0};  // write transactions committed (one per write)
 };
 
 }  // namespace

@@ -9,7 +9,13 @@
 // of two concurrent saves with the same expected version exactly one commits.
 //
 // Session locks are pg_advisory_lock(ThreadIdHash) held on a connection of their own (not
-// from the pool); the server releases them if the holder dies.
+// from the pool); the server releases them if the holder dies. Released connections are
+// kept for the next lock (opening one per execution cost ~15 ms).
+//
+// Commits: each write is its own transaction on a pooled connection. PostgreSQL flushes the
+// WAL for all commits waiting at once (a backend's flush covers the others' commit records),
+// so concurrent saves on different connections already share fsyncs; pool_size bounds how
+// many can wait together (see bench/RESULTS.md, 2026-12-: group commit).
 //
 // Thread-safety: safe for concurrent use from multiple threads; up to pool_size calls run
 // in parallel, the rest wait for a connection.

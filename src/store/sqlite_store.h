@@ -5,8 +5,12 @@
 // busy_timeout (StoreOptions::busy_timeout) for other processes' write locks. Every write
 // transaction starts with BEGIN IMMEDIATE, so two processes never deadlock upgrading a read.
 //
-// Thread-safety: each Store holds ONE connection, guarded by a mutex: calls from several
-// threads are safe and run one at a time. Open more Stores for parallel reads.
+// Writes go through one writer connection in group commits (group_commit.h): the writes of
+// all threads that queue while a transaction commits share the next transaction and its one
+// fsync, each in a savepoint of its own. Reads use a pool of read connections (opened as
+// needed, PRAGMA query_only), so they run in parallel with each other and with a commit.
+//
+// Thread-safety: safe for concurrent use from multiple threads.
 //
 // Session locks are flock(2)s on files in PATH.locks/ (created on open), one file per
 // 64-bit thread_id hash, named by its 16 hex digits.

@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <limits>
+
 #include <set>
 
 #include "names/utf8.h"
@@ -113,6 +115,43 @@ Status FileNotFound(std::string_view thread_id, std::string_view path) {
 nlohmann::json ParseMetadata(std::string_view text) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   return j.is_object() ? j : nlohmann::json::object();
+}
+
+Status CheckQuotas(const SessionQuotas& q) {
+  auto check = [](const char* name, const std::optional<int64_t>& v, int64_t max) -> Status {
+    if (v && (*v < 1 || *v > max)) {
+      return Status::InvalidArgument(std::string("quota ") + name + " must be 1.." + std::to_string(max) + ", not " +
+                                     std::to_string(*v));
+    }
+    return Status::Ok();
+  };
+  constexpr int64_t kAny = std::numeric_limits<int64_t>::max();
+  if (Status s = check("max_files", q.max_files, kAny); !s.ok()) return s;
+  if (Status s = check("max_total_bytes", q.max_total_bytes, kAny); !s.ok()) return s;
+  return check("max_file_bytes", q.max_file_bytes, kMaxFileBytes);
+}
+
+std::string QuotasText(const SessionQuotas& q) {
+  nlohmann::json j = nlohmann::json::object();
+  if (q.max_files) j["max_files"] = *q.max_files;
+  if (q.max_total_bytes) j["max_total_bytes"] = *q.max_total_bytes;
+  if (q.max_file_bytes) j["max_file_bytes"] = *q.max_file_bytes;
+  return j.dump();
+}
+
+SessionQuotas ParseQuotas(std::string_view text) {
+  SessionQuotas q;
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return q;
+  auto get = [&](const char* name, std::optional<int64_t>* out) {
+    auto it = j.find(name);
+    if (it != j.end() && it->is_number_integer() && it->get<int64_t>() >= 1) *out = it->get<int64_t>();
+  };
+  get("max_files", &q.max_files);
+  get("max_total_bytes", &q.max_total_bytes);
+  get("max_file_bytes", &q.max_file_bytes);
+  if (q.max_file_bytes && *q.max_file_bytes > kMaxFileBytes) q.max_file_bytes.reset();
+  return q;
 }
 
 std::function<int64_t()> ClockOf(const StoreOptions& options) {

@@ -11,6 +11,8 @@
 //            content_type kDirectoryType and no content: saved and restored like a file,
 //            never counted as one (file_count, GetFileUsage, quotas).
 //   state    thread_id (key), snapshot bytes, format, guest_build_id, version, updated_at
+//   fallback thread_id (key), bytes, version: a second form of the state that is expensive to
+//            take (brig's portable snapshot), written with a save or after it (SaveFallback)
 // Files and state belong to their session: deleting the session deletes them (the schema
 // cascades). Every timestamp is int64 microseconds since the Unix epoch (UTC).
 //
@@ -23,6 +25,14 @@
 // successful SaveExecution. SaveExecution with an expected version that is not the stored
 // one changes nothing and returns Conflict: that is how a process holding a live session
 // learns that another process saved a newer one.
+//
+// Group commit. Writes from different threads of one process are committed together: while
+// one transaction commits (and waits for the disk), the writes that arrive queue up and then
+// commit in the next transaction, each inside a savepoint of its own (SQLite; see
+// group_commit.h). Each write stays atomic and isolated as if it ran alone (one that fails
+// changes nothing and fails no other), and returns only once its transaction has committed:
+// when it returns OK it is durable (SQLite: WAL with synchronous=FULL; PostgreSQL: its
+// synchronous_commit). PostgreSQL groups the commits of concurrent connections itself.
 //
 // Thread-safety: a Store is safe for concurrent use from multiple threads without external
 // synchronisation. Several processes may open the same store at once.
@@ -63,6 +73,7 @@ using ::brig::FileInfo;
 using ::brig::kDirectoryType;
 using ::brig::NowMicros;
 using ::brig::SessionInfo;
+using ::brig::SessionQuotas;
 using ::brig::StoreOptions;
 
 // A file to create or replace.
@@ -78,11 +89,15 @@ struct FileUsage {
 };
 
 // What a save writes as the session's state. An empty snapshot with an empty format is a
-// cleared state (what `reset` saves).
+// cleared state (what `reset` saves); a cleared state also clears the fallback.
 struct StateWrite {
   std::string snapshot;  // bytes
   std::string format;
   std::string guest_build_id;
+  // The fallback taken from the same state, stored with it (its version: the new one).
+  // nullopt: the stored fallback stays, from an older version, until SaveFallback brings a
+  // newer one.
+  std::optional<std::string> fallback = std::nullopt;
 };
 
 struct SessionState {
@@ -91,7 +106,18 @@ struct SessionState {
   std::string guest_build_id;
   int64_t version = 0;
   int64_t updated_at = 0;
+  // The newest fallback stored and the version it was taken at (<= version; 0 and empty if
+  // none). Older than `version` when the state was saved without one since.
+  std::string fallback;
+  int64_t fallback_version = 0;
   bool cleared() const { return snapshot.empty() && format.empty(); }
+};
+
+// What the group commit did since the store was opened (see Group commit above).
+struct WriteStats {
+  int64_t transactions = 0;  // transactions committed by this Store's writes
+  int64_t writes = 0;        // writes they carried
+  int64_t queued = 0;        // writes waiting for their transaction now
 };
 
 // Serialises executions in one session across threads and processes. Held while the object
@@ -115,11 +141,12 @@ class Store {
   virtual StatusOr<int> SchemaVersion() = 0;
 
   // ---- sessions ----
-  // Creates a session expiring at `expires_at`. `metadata` must be a JSON object (or null,
-  // stored as {}); InvalidArgument otherwise.
+  // Creates a session expiring at `expires_at`, with its `quotas` (stored with it, read back
+  // in SessionInfo::quotas). `metadata` must be a JSON object (or null, stored as {});
+  // InvalidArgument otherwise, or for a quota out of range (internal::CheckQuotas).
   // AlreadyExists if the thread_id is taken.
-  virtual Status CreateSession(std::string_view thread_id, int64_t expires_at,
-                               const nlohmann::json& metadata) = 0;
+  virtual Status CreateSession(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
+                               const SessionQuotas& quotas = {}) = 0;
   // NotFound if there is no such session.
   virtual StatusOr<SessionInfo> GetSession(std::string_view thread_id) = 0;
   virtual StatusOr<bool> SessionExists(std::string_view thread_id) = 0;
@@ -164,15 +191,33 @@ class Store {
   // In ONE transaction: checks that the stored version (0 if none) equals
   // `expected_version`, writes `state` (nullopt: keep the stored snapshot, still bump the
   // version because the files changed), upserts `files_upserted`, deletes
-  // `files_deleted` (missing ones are ignored), and returns the new version
+  // `files_deleted` (missing ones are ignored), sets the session's last_accessed to the
+  // clock's now (a save is a use: no TouchSession needed), and returns the new version
   // (expected_version + 1). Conflict if the version differs; NotFound if the session is
   // missing; InvalidArgument / ResourceExhausted for a bad file. On any error nothing is
   // changed; a crash at any moment leaves either the old or the new state and files.
   // A path may not appear twice across files_upserted and files_deleted.
+  // Concurrent calls (other sessions, other threads) commit together (Group commit above).
   virtual StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
                                           const std::optional<StateWrite>& state,
                                           const std::vector<FileWrite>& files_upserted,
                                           const std::vector<std::string>& files_deleted) = 0;
+
+  // The stored state's version (0 if never saved), without reading the snapshot: what a
+  // process holding the session live checks before each execution. NotFound if the session
+  // is missing.
+  virtual StatusOr<int64_t> GetStateVersion(std::string_view thread_id) = 0;
+  // Stores `fallback` as the fallback of the state saved at `version`, after that save (a
+  // fallback that is slow to take is written once the save has answered). Written only if
+  // the stored state's version is `version` or later and the stored fallback is from an
+  // older version, so that fallbacks only move forward and one taken before a reset (or
+  // before a save that brought its own) never lands after it; returns whether it was
+  // written. Never changes the state or its version; never Conflict. NotFound if the
+  // session is missing.
+  virtual StatusOr<bool> SaveFallback(std::string_view thread_id, int64_t version, std::string_view fallback) = 0;
+
+  // Counters of the group commit (see above).
+  virtual WriteStats GetWriteStats() const = 0;
 
   // ---- whole sessions (fork, snapshot import) ----
   // Creates the session `thread_id` whole, in ONE transaction: the session row (expiring at
@@ -183,7 +228,7 @@ class Store {
   virtual Status CreateSessionWith(std::string_view thread_id, int64_t expires_at, const nlohmann::json& metadata,
                                    const std::optional<StateWrite>& state, const std::vector<FileWrite>& files) = 0;
   // Creates the session `to` in ONE transaction as a copy of `from`'s files (contents,
-  // content types and timestamps), with `state` (if given) as its state at version 1,
+  // content types and timestamps) and quotas, with `state` (if given) as its state at version 1,
   // expiring at `expires_at`, with `metadata`. The same transaction checks that from's state
   // version is still `from_version` (0: none saved), so that the copy and the state the
   // caller read are of one moment: Conflict otherwise. NotFound if `from` is missing;
@@ -192,8 +237,9 @@ class Store {
                              const nlohmann::json& metadata, const std::optional<StateWrite>& state) = 0;
 
   // ---- cleanup ----
-  // Deletes sessions with expires_at <= now (with their files and state) and orphaned files
-  // and states (rows whose session is gone, e.g. written by a client without foreign keys).
+  // Deletes sessions with expires_at <= now (with their files, state and fallback) and
+  // orphaned files, states and fallbacks (rows whose session is gone, e.g. written by a
+  // client without foreign keys).
   // With dry_run, changes nothing and returns what would be deleted.
   virtual StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) = 0;
 

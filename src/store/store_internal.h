@@ -31,6 +31,12 @@ Status SessionNotFound(std::string_view thread_id);
 Status FileNotFound(std::string_view thread_id, std::string_view path);
 // Parses a metadata column; a damaged value becomes an empty object rather than a failure.
 nlohmann::json ParseMetadata(std::string_view text);
+// InvalidArgument unless every quota set is >= 1 (and max_file_bytes <= kMaxFileBytes).
+Status CheckQuotas(const SessionQuotas& quotas);
+// The quotas column: a JSON object of the quotas set ({} for none), and back (a damaged or
+// out-of-range value reads as no quota: the process's own then apply).
+std::string QuotasText(const SessionQuotas& quotas);
+SessionQuotas ParseQuotas(std::string_view text);
 // The clock from options, or NowMicros.
 std::function<int64_t()> ClockOf(const StoreOptions& options);
 

@@ -180,6 +180,40 @@ TEST_P(PublicApiTest, FileOperations) {
   EXPECT_EQ(manager_->Get("s").value().file_count, 2);
 }
 
+// A session's own quotas (lower than the manager's 5 files / 1000 bytes) hold for its file
+// writes; they cannot raise the manager's; a fork keeps them.
+TEST_P(PublicApiTest, PerSessionQuotas) {
+  SessionQuotas q;
+  q.max_files = 2;
+  q.max_total_bytes = 300;
+  q.max_file_bytes = 200;
+  StatusOr<SessionInfo> made = manager_->Create("q", std::nullopt, nlohmann::json::object(), q);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_EQ(made.value().quotas, q);
+  EXPECT_EQ(manager_->EffectiveQuotas(made.value()), q);
+  SessionQuotas defaults = manager_->EffectiveQuotas(manager_->GetOrCreate("plain").value());
+  EXPECT_EQ(defaults.max_files, 5);
+  EXPECT_EQ(defaults.max_total_bytes, 1000);
+  EXPECT_EQ(defaults.max_file_bytes, kMaxFileBytes);
+  FileService& f = *files_;
+  StatusOr<FileInfo> w = f.Write("q", "/tmp/big", std::string(201, 'b'));
+  EXPECT_TRUE(w.status().IsResourceExhausted()) << w.status().ToString();
+  ASSERT_TRUE(f.Write("q", "/tmp/a", std::string(200, 'a')).ok());
+  EXPECT_TRUE(f.Write("q", "/tmp/b", std::string(101, 'b')).status().IsResourceExhausted());  // 301 bytes
+  ASSERT_TRUE(f.Write("q", "/tmp/b", std::string(100, 'b')).ok());
+  EXPECT_TRUE(f.Write("q", "/tmp/c", "c").status().IsResourceExhausted());  // a third file
+  EXPECT_TRUE(f.Write("plain", "/tmp/c", std::string(500, 'c')).ok());  // others keep the defaults
+  EXPECT_EQ(f.Read("q", "/tmp/a").value().content, std::string(200, 'a'));
+  // Only lower: above the manager's own is refused, and nothing is made.
+  SessionQuotas high;
+  high.max_files = 6;
+  EXPECT_TRUE(manager_->Create("high", std::nullopt, nlohmann::json::object(), high).status().IsInvalidArgument());
+  EXPECT_FALSE(manager_->Exists("high").value());
+  ASSERT_TRUE(manager_->Fork("q", "q2").ok());
+  EXPECT_EQ(manager_->Get("q2").value().quotas, q);
+  EXPECT_TRUE(f.Write("q2", "/tmp/c", "c").status().IsResourceExhausted());
+}
+
 TEST_P(PublicApiTest, PeriodicCleanupRunsRoundsAndStops) {
   ASSERT_TRUE(manager_->Create("gone", 1).ok());
   now_ += 2 * kMicrosPerDay;

@@ -329,10 +329,31 @@ class CliCases:
         self.fails(1, "sessions", "fork", "src", "z", says="expired")
         self.fails(1, "sessions", "show", "z")  # nothing was made
 
+    def test_sessions_create_with_quotas(self):
+        j = self.json("sessions", "create", "q", "--max-files", "1", "--max-total-bytes", "100", "--max-file-bytes", "60")
+        self.assertEqual(j["quotas"], {"max_files": 1, "max_total_bytes": 100, "max_file_bytes": 60})
+        self.assertIn(b"quotas:         1 files, 100 B in all, 60 B per file (its own)",
+                      self.ok("sessions", "show", "q").stdout)
+        self.fails(1, "files", "put", "--session", "q", "/tmp/big", stdin=b"x" * 61, says="quota")
+        self.ok("files", "put", "--session", "q", "/tmp/a", stdin=b"a" * 50)
+        self.fails(1, "files", "put", "--session", "q", "/tmp/b", stdin=b"b", says="quota of 1 files")
+        p = self.ok("exec", "--session", "q", "-c",
+                    "try:\n    open('/tmp/b', 'w').write('b')\nexcept OSError as e:\n    import errno\n    print(e.errno == errno.ENOSPC)")
+        self.assertEqual(p.stdout, b"True\n")
+        self.assertEqual(self.ok("files", "cat", "--session", "q", "/tmp/a").stdout, b"a" * 50)
+        # Only lower than the defaults (1000 files); then no session is made.
+        self.fails(2, "sessions", "create", "r", "--max-files", "5000", says="max_files")
+        self.fails(1, "sessions", "show", "r")
+        # A fork keeps the quotas.
+        self.ok("sessions", "fork", "q", "q2")
+        self.assertEqual(self.json("sessions", "show", "q2")["quotas"]["max_files"], 1)
+
     def test_sessions_export_import_round_trip(self):
-        self.ok("exec", "--session", "src", "-c",
-                "import os\nx = 41\nclass P:\n    def v(self): return x + 1\np = P()\n"
-                "os.makedirs('/home/user/empty')\nopen('/tmp/data.bin', 'wb').write(bytes(range(256)))")
+        j = self.json("exec", "--session", "src", "-c",
+                      "import os\nx = 41\nclass P:\n    def v(self): return x + 1\np = P()\n"
+                      "os.makedirs('/home/user/empty')\nopen('/tmp/data.bin', 'wb').write(bytes(range(256)))")
+        # The state was saved as pages (not only portably: a sandbox without an image says why).
+        self.assertEqual(j["session"]["snapshot"], "pages", j["session"])
         self.ok("files", "put", "--session", "src", "/data/outside.csv", stdin=b"a,b\n")
         self.ok("sessions", "create", "meta", "--metadata", '{"owner": "me"}')
         snap = os.path.join(self.home, "src.brigsnap")
@@ -342,7 +363,7 @@ class CliCases:
         with open(snap, "rb") as f:
             self.assertEqual(f.read(8), b"BRIGSNAP")
         j = self.json("sessions", "import", "copy", snap)
-        self.assertEqual(j["restored_from"], "pages")
+        self.assertEqual(j["restored_from"], "pages", j)  # pages_dropped says why not
         self.assertIsNone(j["pages_dropped"])
         self.assertEqual(j["not_restored"], {})
         self.assertEqual(j["session"]["thread_id"], "copy")

@@ -284,6 +284,44 @@ TEST_P(SnapshotTest, ExportAndImportRefusals) {
   EXPECT_TRUE(s->ExportSnapshot("old").ok());
 }
 
+// A live session's portable snapshot is taken after the answer (Options::
+// portable_in_background). A fork or an export that comes before it must not copy an older
+// one (or none): the pending one is stored first.
+TEST_P(SnapshotTest, ForkAndExportRightAfterAnExecutionCarryItsPortableSnapshot) {
+  SKIP_IF_NO_BACKEND();
+  if (GetParam() == Backend::kPostgres) GTEST_SKIP() << "on PostgreSQL the portable snapshot is saved with the state";
+  Sessions::Options o;
+  o.portable_delay = std::chrono::hours(1);  // the background thread would not take it in time
+  o.portable_max_lag = std::chrono::hours(1);
+  auto s = Open(url_, o);
+  Run(*s, "src", "x = 1");
+  Run(*s, "src", "x = 2");
+  ASSERT_TRUE(s->manager().Fork("src", "dst").ok());
+  auto store = store::OpenStore(url_);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  StatusOr<std::optional<store::SessionState>> src = store.value()->GetState("src");
+  ASSERT_TRUE(src.ok() && src.value());
+  EXPECT_EQ(src.value()->fallback_version, 2) << "the fork stored the pending portable snapshot first";
+  StatusOr<std::optional<store::SessionState>> dst = store.value()->GetState("dst");
+  ASSERT_TRUE(dst.ok() && dst.value());
+  EXPECT_EQ(dst.value()->version, 1);
+  EXPECT_EQ(dst.value()->fallback_version, 1) << "the fork carries the fallback of the version it copied";
+  EXPECT_FALSE(dst.value()->fallback.empty());
+
+  Run(*s, "src", "x = 3");
+  StatusOr<session::SessionSnapshot> decoded = session::DecodeSnapshot(s->ExportSnapshot("src").value(), {});
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_FALSE(decoded.value().portable.empty());
+  // Restored by its portable part alone (as another build would): the latest namespace.
+  session::SessionSnapshot portable_only = decoded.value();
+  portable_only.pages.clear();
+  portable_only.guest_build_id.clear();
+  portable_only.image_digest.clear();
+  StatusOr<ImportResult> r = s->ImportSnapshot("moved", session::EncodeSnapshot(portable_only));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Eval(*s, "moved", "x"), "3");
+}
+
 // A snapshot whose page snapshot another guest build (or another image) made: the import
 // keeps its portable part, reports what will not come back, and the session restores from it.
 // Without a portable part the import is refused, naming both builds.

@@ -104,6 +104,74 @@ TEST_F(SessionsTest, IdleLiveSessionsAreCompactedAndStayLive) {
   EXPECT_EQ(c.execution.result, "2");
 }
 
+// The portable snapshot is taken after Execute returns (Options::portable_in_background) and
+// stored as the state's fallback, for the version just saved; ~Sessions writes any still
+// pending.
+TEST_F(SessionsTest, ThePortableSnapshotIsStoredAfterTheAnswer) {
+  auto store = store::OpenStore(options_.store_url);
+  ASSERT_TRUE(store.ok());
+  auto fallback_version = [&](const std::string& id) {
+    auto st = store.value()->GetState(id);
+    return st.ok() && st.value() ? st.value()->fallback_version : -1;
+  };
+  {
+    auto s = Open();
+    EXPECT_EQ(Run(*s, "p", "x = 1").version, 1);
+    // Written by the background thread while the Sessions lives (waits for it; no deadline
+    // but the test's own).
+    while (fallback_version("p") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(Run(*s, "p", "x = 2").version, 2);
+  }
+  EXPECT_EQ(fallback_version("p"), 2) << "~Sessions writes what is pending";
+
+  // A session pushed out of the live ones with its portable snapshot pending gets it too.
+  options_.max_live = 1;
+  {
+    auto s = Open();
+    Run(*s, "q1", "a = 1");
+    Run(*s, "q2", "b = 2");
+    Run(*s, "q1", "a = 3");
+  }
+  EXPECT_EQ(fallback_version("q1"), 2);
+  EXPECT_EQ(fallback_version("q2"), 1);
+
+  // Saved inside the save instead: then the snapshot holds it and there is no fallback.
+  options_.portable_in_background = false;
+  {
+    auto s = Open();
+    SessionResult r = Run(*s, "sync", "gen = (i for i in range(3))");
+    EXPECT_TRUE(r.not_portable.count("gen")) << "reported with the execution itself";
+  }
+  EXPECT_EQ(fallback_version("sync"), 0);
+}
+
+// A different build (here: a page snapshot that cannot be restored) after brig stopped before
+// writing the last portable snapshot: the session comes back from the older one, and the
+// result says which versions it lacks.
+TEST_F(SessionsTest, ARestoreFromAnOlderPortableSnapshotSaysWhatItLacks) {
+  {
+    auto s = Open();
+    Run(*s, "t", "x = 1; y = 5\ndef f(): return x + y");
+  }  // the portable snapshot of version 1 is stored
+  // Version 2, saved without a portable snapshot, with a page snapshot that does not restore.
+  auto store = store::OpenStore(options_.store_url);
+  ASSERT_TRUE(store.ok());
+  auto le64 = [](uint64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); };
+  const std::string junk = "not a page snapshot";
+  const std::string state = le64(junk.size()) + junk + le64(0) + "{\"not_portable\": {}}";
+  ASSERT_EQ(store.value()->SaveExecution("t", 1, store::StateWrite{state, "brig-session/1", "other-build"}, {}, {})
+                .value(),
+            2);
+  ASSERT_EQ(store.value()->GetState("t").value()->fallback_version, 1);
+  auto s = Open();
+  SessionResult r = Run(*s, "t", "f()");
+  EXPECT_EQ(r.restored_from, "portable");
+  EXPECT_EQ(r.execution.result, "6");
+  ASSERT_TRUE(r.not_restored.count("<versions 2-2>")) << "the lost versions are named";
+  EXPECT_NE(r.not_restored["<versions 2-2>"].find("version 1"), std::string::npos);
+  EXPECT_EQ(r.version, 3);
+}
+
 TEST_F(SessionsTest, ResetClearsStateAndKeepsFiles) {
   auto s = Open();
   Run(*s, "r", "x = 1\nopen('/tmp/keep.txt', 'w').write('kept')");

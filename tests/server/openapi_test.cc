@@ -60,5 +60,21 @@ TEST(OpenApiTest, DeclaresPathParameters) {
     }
 }
 
+// Sessions are created with quotas of their own (POST /v1/sessions "quotas"), and show the
+// quotas that hold for them: both in the document.
+TEST(OpenApiTest, DocumentsSessionQuotas) {
+  std::ifstream in(BRIG_OPENAPI_JSON);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json spec = nlohmann::json::parse(ss.str());
+  const nlohmann::json& quotas = spec["components"]["schemas"]["Quotas"];
+  for (const char* name : {"max_files", "max_total_bytes", "max_file_bytes"})
+    EXPECT_TRUE(quotas["properties"].contains(name)) << name;
+  const nlohmann::json& create =
+      spec["paths"]["/v1/sessions"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"];
+  EXPECT_EQ(create["quotas"]["$ref"], "#/components/schemas/Quotas");
+  EXPECT_EQ(spec["components"]["schemas"]["Session"]["properties"]["quotas"]["$ref"], "#/components/schemas/Quotas");
+}
+
 }  // namespace
 }  // namespace brig::server

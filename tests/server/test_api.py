@@ -87,6 +87,54 @@ class ApiCases(ServerClass):
         headers = {"Content-Type": content_type} if content_type else {}
         return self.ok("PUT", "/v1/sessions/%s/files%s" % (thread_id, urllib.parse.quote(path)), data, headers=headers).json()
 
+    # ---- per-session quotas
+
+    def test_a_session_created_with_quotas_holds_to_them(self):
+        t, other = self.tid(), self.tid("other")
+        quotas = {"max_files": 2, "max_total_bytes": 1000, "max_file_bytes": 600}
+        j = self.ok("POST", "/v1/sessions", {"thread_id": t, "quotas": quotas}, status=201).json()
+        self.assertEqual(j["quotas"], quotas)
+        self.assertEqual(self.ok("GET", "/v1/sessions/" + t).json()["quotas"], quotas)
+        # Another session has the server's own quotas.
+        self.ok("POST", "/v1/sessions", {"thread_id": other}, status=201)
+        theirs = self.ok("GET", "/v1/sessions/" + other).json()["quotas"]
+        self.assertEqual(theirs["max_files"], 1000)
+        self.assertGreater(theirs["max_file_bytes"], 600)
+        path = "/v1/sessions/%s/files/tmp/" % t
+        # File writes: one file past max_file_bytes, a third file, a total past max_total_bytes.
+        r = self.error(413, "quota_exceeded", "PUT", path + "big", b"x" * 601)
+        self.assertIn("600", r.json()["error"]["message"])
+        self.put(t, "/tmp/a", b"a" * 500)
+        self.put(t, "/tmp/b", b"b" * 400)
+        self.error(413, "quota_exceeded", "PUT", path + "c", b"c")
+        self.error(413, "quota_exceeded", "PUT", path + "b", b"B" * 600)
+        self.error(413, "quota_exceeded", "POST", "/v1/sessions/%s/files:write" % t, {"path": "/tmp/c", "content": "c"})
+        # Nothing was lost.
+        self.assertEqual(self.ok("GET", path + "a").body, b"a" * 500)
+        self.assertEqual(self.ok("GET", path + "b").body, b"b" * 400)
+        self.put(other, "/tmp/big", b"x" * 700)
+        # Executions: the guest's write fails (ENOSPC), the session's files stay as they were.
+        j = self.run_ok(t, "import errno\n"
+                           "try:\n"
+                           "    open('/tmp/c', 'w').write('z')\n"
+                           "    out = 'written'\n"
+                           "except OSError as e:\n"
+                           "    out = errno.errorcode[e.errno]\n"
+                           "out")
+        self.assertEqual(j["result"], "'ENOSPC'", j)
+        self.assertEqual(self.ok("GET", path + "a").body, b"a" * 500)
+        self.assertEqual(self.ok("GET", path + "b").body, b"b" * 400)
+        self.assertEqual(self.req("GET", path + "c").status, 404)
+        # Deleting makes room again.
+        self.ok("DELETE", path + "b")
+        self.put(t, "/tmp/c", b"c" * 100)
+        # Quotas only lower the server's; malformed ones are refused, and no session is made.
+        bad = self.tid("bad")
+        for q in ({"max_files": 5000}, {"max_total_bytes": 1 << 40}, {"max_file_bytes": 21 << 20}, {"max_files": 0},
+                  {"max_files": "2"}, {"max_inodes": 2}, [2], "2"):
+            self.error(400, "invalid_argument", "POST", "/v1/sessions", {"thread_id": bad, "quotas": q})
+        self.error(404, "not_found", "GET", "/v1/sessions/" + bad)
+
     # ---- fork, snapshot export and import
 
     def test_fork_copies_state_and_files_then_diverges(self):
@@ -224,6 +272,20 @@ class ApiCases(ServerClass):
         self.assertEqual(third["session"]["version"], first["session"]["version"] + 2)
         # The first execution made the session (default expiry).
         self.assertEqual(self.ok("GET", "/v1/sessions/" + t).json()["thread_id"], t)
+
+    def test_execute_not_durable_answers_before_the_save(self):
+        t = self.tid()
+        first = self.run_ok(t, "n = 0")  # not live yet: saved the durable way
+        self.assertTrue(first["session"]["saved"])
+        for _ in range(3):
+            j = self.run_ok(t, "n += 1\nopen('/home/user/n.txt', 'w').write(str(n))", durable=False)
+            self.assertFalse(j["session"]["saved"], j)
+            self.assertEqual(j["session"]["version"], first["session"]["version"])
+        # The file endpoints see what the unsaved executions wrote (saved first).
+        r = self.ok("GET", "/v1/sessions/%s/files/home/user/n.txt" % t)
+        self.assertEqual(r.body, b"3")
+        self.assertEqual(self.run_ok(t, "n")["result"], "3")
+        self.error(400, None, "POST", "/v1/sessions/%s/execute" % t, {"code": "1", "durable": "no"})
 
     def test_execute_answers_what_brig_exec_json_prints(self):
         t = self.tid()

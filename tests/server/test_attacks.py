@@ -234,6 +234,20 @@ class HttpBoundsTest(ServerClass, SqliteStore, unittest.TestCase):
         self.assertEqual(self.server.request("PUT", "/v1/sessions/big/files/tmp/ok", data).status, 200)
         self.assertEqual(self.server.request("GET", "/v1/sessions/big/files/tmp/ok").body, data)
 
+    def test_a_huge_chunk_size_is_413_not_a_closed_connection(self):
+        # Past the body bound, past 2^64 (Beast cannot even parse it), and with leading zeros
+        # (which are no size at all); each with the data of a first chunk before it.
+        for size in (b"7fffffffffffffff", b"ffffffffffffffff", b"10000000000000000", b"f" * 40, b"0" * 30 + b"f" * 20):
+            for first in (b"", b"3\r\nabc\r\n"):
+                raw = self.server.raw(request_bytes("PUT", "/v1/sessions/huge/files/tmp/h", ["Transfer-Encoding: chunked"],
+                                                    first + size + b"\r\nzzzz"))
+                self.assertEqual(status_of(raw), 413, (size, first, raw[:200]))
+                self.assertIn(b"body_too_large", raw)
+        # A chunk-size that is not hex is a malformed body: 400, also said, not a silent close.
+        raw = self.server.raw(request_bytes("PUT", "/v1/sessions/huge/files/tmp/h", ["Transfer-Encoding: chunked"], b"zz\r\nabc"))
+        self.assertEqual(status_of(raw), 400, raw[:200])
+        self.assertEqual(self.server.request("GET", "/v1/sessions/huge/files/tmp/h").status, 404)
+
     # ---- slow clients
 
     def test_slow_clients_are_cut_off_and_others_are_served_meanwhile(self):

@@ -1,7 +1,7 @@
 """`brig serve --workers N` (issue #10, item 4): executions run in worker processes; a worker
-that dies (SIGKILL, SIGSEGV) costs the request it was serving a 503 and nothing else, the
-server keeps answering, a new worker takes over, and the session is as after its last
-successful execution. Real processes over loopback, on SQLite."""
+that dies (SIGKILL, SIGSEGV) or hangs (SIGSTOP: no heartbeat for --worker-timeout) costs the
+request it was serving a 503 and nothing else, the server keeps answering, a new worker takes
+over, and the session is as after its last successful execution. Real processes over loopback, on SQLite."""
 import concurrent.futures
 import os
 import shutil
@@ -30,20 +30,27 @@ class WorkersTest(unittest.TestCase):
     def setUp(self):
         self.home = harness.make_home("workers")
         self.addCleanup(shutil.rmtree, self.home, True)
-        self.server = harness.BrigServer("sqlite:" + os.path.join(self.home, "brig.db"), self.home,
-                                         flags=["--workers", "2", "--threads", "2"])
+        flags = ["--workers", "2", "--threads", "2"]
+        if self._testMethodName == "test_a_hung_worker_is_killed_and_replaced":
+            # Short, to find the stopped worker soon; the others keep the default (10 s), which
+            # a loaded machine cannot mistake for a hang.
+            flags += ["--worker-timeout", "3"]
+        self.server = harness.BrigServer("sqlite:" + os.path.join(self.home, "brig.db"), self.home, flags=flags)
 
     def tearDown(self):
         self.assertEqual(self.server.stop(), 0, self.server.stderr_text()[-2000:])
 
-    def workers(self):
+    def workers(self, replaced=()):
+        """The 2 worker pids, once none of `replaced` is among them: a killed worker stays the
+        server's child (a zombie) until the supervisor reaps it, so wait for that (bounded)."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             pids = children(self.server.proc.pid)
-            if len(pids) == 2:
+            if len(pids) == 2 and not set(pids) & set(replaced):
                 return pids
             time.sleep(0.05)
-        self.fail("brig serve --workers 2 has %r worker processes" % children(self.server.proc.pid))
+        self.fail("brig serve --workers 2 has %r worker processes (replacing %r)"
+                  % (children(self.server.proc.pid), list(replaced)))
 
     def restarts(self):
         for line in self.server.request("GET", "/metrics").body.decode().splitlines():
@@ -68,7 +75,7 @@ class WorkersTest(unittest.TestCase):
         self.assertEqual(r.error_code(), "unavailable", r)
         self.assertIn("worker", r.json()["error"]["message"])
         # New workers; the session as after its last successful execution.
-        after = self.workers()
+        after = self.workers(replaced=before)
         self.assertFalse(set(before) & set(after), (before, after))
         r = s.execute("w", "x, open('/home/user/f.txt').read()")
         self.assertEqual((r.status, r.json()["result"]), (200, "(1, 'one')"), r)
@@ -79,6 +86,12 @@ class WorkersTest(unittest.TestCase):
 
     def test_a_worker_that_segfaults_costs_that_request_only(self):
         self.crash_during_execution(signal.SIGSEGV)
+
+    def test_a_hung_worker_is_killed_and_replaced(self):
+        # SIGSTOP: alive (its socket stays open) but silent. The supervisor hears no heartbeat
+        # for --worker-timeout, kills it, answers its request 503 and starts a new worker.
+        self.crash_during_execution(signal.SIGSTOP)
+        self.assertIn("hung", self.server.stderr_text())
 
     def test_executions_and_files_through_workers(self):
         s = self.server

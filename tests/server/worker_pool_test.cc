@@ -502,6 +502,30 @@ INSTANTIATE_TEST_SUITE_P(Modes, MalformedWorkerTest,
                            return name;
                          });
 
+// A worker that says it is ready and then falls silent (no heartbeat: as if stopped) is
+// killed as hung; its execution fails with Unavailable and a new worker takes the slot.
+TEST_F(WorkerPoolTest, AWorkerThatFallsSilentIsKilledAndReplaced) {
+  WorkerPoolOptions o = Options();
+  o.workers = 1;
+  o.heartbeat_timeout = 2s;
+  o.arguments = {"__fake_worker", "silent"};
+  WorkerPool& pool = Start(std::move(o));
+  const pid_t fake = pool.WorkerPids()[0];
+  auto r = Submit(pool, "t", "1", /*stream=*/false)->Wait();
+  ASSERT_TRUE(r.status().IsUnavailable()) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("hung"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(Gone(fake));
+  EXPECT_EQ(pool.WorkerRestarts(), 1);
+  EXPECT_NE(pool.WorkerPids()[0], fake);
+}
+
+TEST_F(WorkerPoolTest, AHeartbeatTimeoutShorterThanFourBeatsIsRefused) {
+  WorkerPoolOptions o = Options();
+  o.heartbeat_timeout = 1s;
+  auto pool = WorkerPool::Start(std::move(o));
+  EXPECT_TRUE(pool.status().IsInvalidArgument()) << pool.status().ToString();
+}
+
 // ---- The other roles of this binary.
 
 void SendRaw(int fd, const std::string& bytes) {

@@ -308,26 +308,42 @@ TYPED_TEST(SessionManagerTest, CleanupRemovesOrphanedFiles) {
 
 TYPED_TEST(SessionManagerTest, CheckQuotaNamesTheQuotaAndTheNumbers) {
   const SessionManager& m = *this->manager_;
-  EXPECT_TRUE(m.CheckQuota("q", {3, 100}).ok());  // at the limits is fine
-  Status count = m.CheckQuota("q", {4, 10});
+  EXPECT_TRUE(m.CheckQuota("q", {}, {3, 100}).ok());  // at the limits is fine
+  Status count = m.CheckQuota("q", {}, {4, 10});
   ASSERT_TRUE(count.IsResourceExhausted());
   EXPECT_NE(count.message().find("4 files"), std::string::npos) << count.message();
   EXPECT_NE(count.message().find("quota of 3 files"), std::string::npos) << count.message();
   EXPECT_NE(count.message().find("'q'"), std::string::npos) << count.message();
-  Status bytes = m.CheckQuota("q", {1, 101});
+  Status bytes = m.CheckQuota("q", {}, {1, 101});
   ASSERT_TRUE(bytes.IsResourceExhausted());
   EXPECT_NE(bytes.message().find("101 bytes"), std::string::npos) << bytes.message();
   EXPECT_NE(bytes.message().find("quota of 100 bytes"), std::string::npos) << bytes.message();
   // Only growth is refused when the usage before is known.
-  EXPECT_TRUE(m.CheckQuota("q", {5, 500}, {5, 400}).ok());
-  EXPECT_TRUE(m.CheckQuota("q", {5, 500}, {4, 500}).ok());
-  EXPECT_TRUE(m.CheckQuota("q", {5, 500}, {6, 400}).IsResourceExhausted());
-  EXPECT_TRUE(m.CheckQuota("q", {2, 500}, {2, 501}).IsResourceExhausted());
+  EXPECT_TRUE(m.CheckQuota("q", {}, {5, 500}, {5, 400}).ok());
+  EXPECT_TRUE(m.CheckQuota("q", {}, {5, 500}, {4, 500}).ok());
+  EXPECT_TRUE(m.CheckQuota("q", {}, {5, 500}, {6, 400}).IsResourceExhausted());
+  EXPECT_TRUE(m.CheckQuota("q", {}, {2, 500}, {2, 501}).IsResourceExhausted());
   // The defaults are the issue's: 1000 files, 200 MiB.
   SessionOptions defaults;
   EXPECT_EQ(defaults.max_files_per_session, 1000);
   EXPECT_EQ(defaults.max_bytes_per_session, 200 << 20);
   EXPECT_EQ(defaults.default_expiry_days, 180);
+  // A session's own quotas lower the manager's (3 files, 100 bytes here), never raise them.
+  SessionQuotas own;
+  own.max_files = 2;
+  own.max_total_bytes = 50;
+  Status lowered = m.CheckQuota("q", own, {3, 10});
+  ASSERT_TRUE(lowered.IsResourceExhausted());
+  EXPECT_NE(lowered.message().find("quota of 2 files"), std::string::npos) << lowered.message();
+  EXPECT_TRUE(m.CheckQuota("q", own, {1, 51}).IsResourceExhausted());
+  EXPECT_TRUE(m.CheckQuota("q", own, {2, 50}).ok());
+  SessionQuotas high;
+  high.max_files = 10;
+  EXPECT_TRUE(m.CheckQuota("q", high, {4, 10}).IsResourceExhausted());
+  own.max_file_bytes = 7;
+  EXPECT_TRUE(m.CheckFileSize("q", own, "/tmp/f", 7).ok());
+  EXPECT_TRUE(m.CheckFileSize("q", own, "/tmp/f", 8).IsResourceExhausted());
+  EXPECT_TRUE(m.CheckFileSize("q", {}, "/tmp/f", kMaxFileBytes).ok());
 }
 
 // ---- Fork (host side: what is copied, and every refusal; with a real interpreter:

@@ -36,7 +36,10 @@ TEST(SqliteStore, MigratesAVersionOneStoreKeepingItsFiles) {
   sqlite3_close(db);
   StatusOr<std::unique_ptr<Store>> s = OpenStore(url);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
-  EXPECT_EQ(s.value()->SchemaVersion().value(), 2);
+  EXPECT_EQ(s.value()->SchemaVersion().value(), SqliteMigrations().back().version);
+  StatusOr<SessionInfo> old = s.value()->GetSession("t");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old.value().quotas.empty());  // a session from before quotas has none of its own
   StatusOr<FileData> f = s.value()->GetFile("t", "/tmp/a");
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ(f.value().content, "abc");
@@ -93,6 +96,92 @@ TEST(SqliteStore, WriterBlockedByAnotherProcessGivesUpAfterBusyTimeout) {
   sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(other);
   EXPECT_TRUE(s.value()->CreateSession("t", 0, {}).ok());
+}
+
+// The group commit, made to happen: another process holds the write lock, so the first save
+// waits in BEGIN while the others queue behind it; all of them then share one transaction,
+// and the ones that fail (a conflict, a missing session, a constraint hit after the state and
+// a file were written) are rolled back to their savepoints alone.
+TEST(SqliteStore, SavesQueuedDuringACommitShareItsTransactionAndFailAlone) {
+  SqliteBackend backend;
+  const std::string url = backend.NewUrl().value();
+  StatusOr<std::unique_ptr<Store>> opened = OpenStore(url);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& s = *opened.value();
+  constexpr int kGood = 6;
+  for (int i = 0; i < kGood + 2; ++i) ASSERT_TRUE(s.CreateSession("c" + std::to_string(i), int64_t{1} << 60, {}).ok());
+  ASSERT_TRUE(SqliteBackend::ExecSql(url, SqliteBackend::PoisonFileSql("/tmp/poison")).ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const WriteStats before = s.GetWriteStats();
+
+  std::vector<StatusOr<int64_t>> results(kGood + 3, Status::Internal("unset"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kGood; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string tid = "c" + std::to_string(i);
+      results[i] = s.SaveExecution(tid, 0, StateWrite{tid, "f", "b"}, {{"/tmp/f", tid, ""}}, {});
+    });
+  }
+  threads.emplace_back([&] {  // a version conflict
+    results[kGood] = s.SaveExecution("c" + std::to_string(kGood), 3, StateWrite{"x", "f", "b"}, {}, {});
+  });
+  threads.emplace_back([&] {  // fails on its second file, after its state and first file
+    results[kGood + 1] = s.SaveExecution("c" + std::to_string(kGood + 1), 0, StateWrite{"x", "f", "b"},
+                                         {{"/tmp/f", "x", ""}, {"/tmp/poison", "x", ""}}, {});
+  });
+  threads.emplace_back([&] {  // no such session
+    results[kGood + 2] = s.SaveExecution("missing", 0, StateWrite{"x", "f", "b"}, {}, {});
+  });
+  // Every save queued (the first one waits in BEGIN with its own still in the queue).
+  while (s.GetWriteStats().queued < kGood + 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  for (auto& t : threads) t.join();
+
+  const WriteStats after = s.GetWriteStats();
+  EXPECT_EQ(after.writes - before.writes, kGood + 3);
+  EXPECT_EQ(after.transactions - before.transactions, 1) << "the saves did not share one transaction";
+  for (int i = 0; i < kGood; ++i) {
+    const std::string tid = "c" + std::to_string(i);
+    ASSERT_TRUE(results[i].ok()) << tid << ": " << results[i].status().ToString();
+    EXPECT_EQ(results[i].value(), 1);
+    EXPECT_EQ(s.GetState(tid).value()->snapshot, tid);
+    EXPECT_EQ(s.GetFile(tid, "/tmp/f").value().content, tid);
+  }
+  EXPECT_TRUE(results[kGood].status().IsConflict()) << results[kGood].status().ToString();
+  EXPECT_FALSE(results[kGood + 1].ok());
+  EXPECT_TRUE(results[kGood + 2].status().IsNotFound()) << results[kGood + 2].status().ToString();
+  for (int i = kGood; i < kGood + 2; ++i) {
+    const std::string tid = "c" + std::to_string(i);
+    EXPECT_FALSE(s.GetState(tid).value().has_value()) << tid << ": a failed save left its state";
+    EXPECT_TRUE(s.ListFiles(tid).value().empty()) << tid << ": a failed save left a file";
+  }
+}
+
+// Reads do not wait for a commit in progress (they have connections of their own).
+TEST(SqliteStore, ReadsGoOnWhileAWriteWaitsForTheWriteLock) {
+  SqliteBackend backend;
+  const std::string url = backend.NewUrl().value();
+  StatusOr<std::unique_ptr<Store>> opened = OpenStore(url);
+  ASSERT_TRUE(opened.ok());
+  Store& s = *opened.value();
+  ASSERT_TRUE(s.CreateSession("t", int64_t{1} << 60, {}).ok());
+  ASSERT_TRUE(s.SaveExecution("t", 0, StateWrite{"one", "f", "b"}, {{"/a", "a", ""}}, {}).ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(url.substr(7).c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::thread writer([&] { EXPECT_TRUE(s.TouchSession("t").ok()); });
+  while (s.GetWriteStats().queued < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // The writer holds the writer connection, waiting for the lock: reads answer all the same.
+  EXPECT_EQ(s.GetState("t").value()->snapshot, "one");
+  EXPECT_EQ(s.GetStateVersion("t").value(), 1);
+  EXPECT_EQ(s.GetFile("t", "/a").value().content, "a");
+  EXPECT_EQ(s.ListSessions().value().size(), 1u);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  writer.join();
 }
 
 class PostgresStoreTest : public ::testing::Test {

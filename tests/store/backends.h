@@ -45,6 +45,28 @@ class SqliteBackend {
     return "sqlite:" + dir_ + "/brig" + std::to_string(++n_) + ".db";
   }
 
+  // Runs SQL (no parameters) on the store's database, bypassing brig.
+  static Status ExecSql(const std::string& url, const std::string& sql) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open(url.substr(7).c_str(), &db) != SQLITE_OK) {
+      sqlite3_close(db);
+      return Status::Unavailable("open");
+    }
+    sqlite3_busy_timeout(db, 10'000);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    Status s = rc == SQLITE_OK ? Status::Ok() : Status::Internal(err ? err : "error");
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return s;
+  }
+  // A trigger that fails every insert of a file at `path` (a save that has already written
+  // its state and earlier files then fails: it must leave nothing).
+  static std::string PoisonFileSql(const std::string& path) {
+    return "CREATE TRIGGER brig_test_poison BEFORE INSERT ON brig_files WHEN NEW.path = '" + path +
+           "' BEGIN SELECT RAISE(ABORT, 'poisoned file'); END;";
+  }
+
   // Inserts a file row of `size` zero bytes with plain SQL. With `orphan`, foreign keys
   // are off (SQLite's default for a connection), so the session need not exist.
   static Status InsertRawFile(const std::string& url, const std::string& thread_id, const std::string& path,
@@ -117,6 +139,13 @@ class PostgresBackend {
       usleep(10'000);
     }
     return Status::DeadlineExceeded("a killed writer's server backend is still running after 10 s");
+  }
+
+  static Status ExecSql(const std::string& url, const std::string& sql) { return PgServer::Exec(url, sql); }
+  static std::string PoisonFileSql(const std::string& path) {
+    return "CREATE FUNCTION brig_test_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.path = '" + path +
+           "' THEN RAISE EXCEPTION 'poisoned file'; END IF; RETURN NEW; END $$;"
+           " CREATE TRIGGER brig_test_poison BEFORE INSERT ON brig_files FOR EACH ROW EXECUTE FUNCTION brig_test_poison();";
   }
 
   // As SqliteBackend::InsertRawFile; `orphan` turns off foreign-key triggers for the

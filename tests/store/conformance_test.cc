@@ -156,6 +156,35 @@ TYPED_TEST(StoreConformance, SessionLifecycle) {
   EXPECT_TRUE(s.DeleteSession("t1").IsNotFound());
 }
 
+// A session's own quotas are stored with it, read back by Get and List, copied by
+// CopySession, absent (all unset) when none were given, and checked.
+TYPED_TEST(StoreConformance, SessionQuotasAreStoredAndCopied) {
+  Store& s = *this->store_;
+  SessionQuotas q;
+  q.max_files = 3;
+  q.max_total_bytes = 5000;
+  q.max_file_bytes = 2000;
+  ASSERT_TRUE(s.CreateSession("q", 200 * kDay, {}, q).ok());
+  ASSERT_TRUE(s.CreateSession("plain", 200 * kDay, {}).ok());
+  EXPECT_EQ(s.GetSession("q").value().quotas, q);
+  EXPECT_TRUE(s.GetSession("plain").value().quotas.empty());
+  std::vector<SessionInfo> all = s.ListSessions().value();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_TRUE(all[0].quotas.empty());  // "plain"
+  EXPECT_EQ(all[1].quotas, q);
+  SessionQuotas only_files;
+  only_files.max_files = 7;
+  ASSERT_TRUE(s.CreateSession("one", 200 * kDay, {}, only_files).ok());
+  EXPECT_EQ(s.GetSession("one").value().quotas, only_files);
+  ASSERT_TRUE(s.CopySession("q", "q-copy", 0, 300 * kDay, {}, std::nullopt).ok());
+  EXPECT_EQ(s.GetSession("q-copy").value().quotas, q);
+  for (auto bad : {SessionQuotas{0, std::nullopt, std::nullopt}, SessionQuotas{std::nullopt, -1, std::nullopt},
+                   SessionQuotas{std::nullopt, std::nullopt, kMaxFileBytes + 1}}) {
+    EXPECT_TRUE(s.CreateSession("bad", 200 * kDay, {}, bad).IsInvalidArgument());
+  }
+  EXPECT_FALSE(s.SessionExists("bad").value());
+}
+
 TYPED_TEST(StoreConformance, UnicodeThreadIdRoundTrips) {
   const std::string id = "agent/\xc3\xa9t\xc3\xa9 \xf0\x9f\x90\x8d #1";  // "agent/été 🐍 #1"
   this->Create(id);
@@ -622,6 +651,88 @@ TYPED_TEST(StoreConformance, ConcurrentExtensionsAddUp) {
   EXPECT_TRUE(this->store_->ExtendSessionExpiry("ghost", 0, kDay).status().IsNotFound());
   // From now when the session had already expired.
   EXPECT_EQ(this->store_->ExtendSessionExpiry("t", int64_t{1} << 60, kDay).value(), (int64_t{1} << 60) + kDay);
+}
+
+TYPED_TEST(StoreConformance, FallbacksAreWrittenAfterTheirSaveAndOnlyMoveForward) {
+  Store& s = *this->store_;
+  this->Create("t");
+  EXPECT_EQ(s.GetStateVersion("t").value(), 0);
+  EXPECT_FALSE(s.SaveFallback("t", 1, "early").value()) << "no state at version 1 yet";
+  ASSERT_EQ(s.SaveExecution("t", 0, StateWrite{"s1", "f", "b"}, {}, {}).value(), 1);
+  EXPECT_EQ(s.GetStateVersion("t").value(), 1);
+  StatusOr<std::optional<SessionState>> st = s.GetState("t");
+  EXPECT_EQ(st.value()->fallback, "");
+  EXPECT_EQ(st.value()->fallback_version, 0);
+
+  // After the save, for its version (bytes of any kind).
+  const std::string p1("p1\0\xff", 4);
+  EXPECT_TRUE(s.SaveFallback("t", 1, p1).value());
+  st = s.GetState("t");
+  EXPECT_EQ(st.value()->fallback, p1);
+  EXPECT_EQ(st.value()->fallback_version, 1);
+  EXPECT_EQ(st.value()->snapshot, "s1") << "the state is untouched";
+  EXPECT_EQ(st.value()->version, 1) << "and so is its version";
+  EXPECT_FALSE(s.SaveFallback("t", 1, "again").value()) << "not newer than the stored one";
+
+  // A save without one keeps the older fallback; a save with one replaces it.
+  ASSERT_EQ(s.SaveExecution("t", 1, StateWrite{"s2", "f", "b"}, {}, {}).value(), 2);
+  st = s.GetState("t");
+  EXPECT_EQ(st.value()->fallback, p1);
+  EXPECT_EQ(st.value()->fallback_version, 1);
+  StateWrite with_fallback{"s3", "f", "b"};
+  with_fallback.fallback = "p3";
+  ASSERT_EQ(s.SaveExecution("t", 2, with_fallback, {}, {}).value(), 3);
+  st = s.GetState("t");
+  EXPECT_EQ(st.value()->fallback, "p3");
+  EXPECT_EQ(st.value()->fallback_version, 3);
+  EXPECT_FALSE(s.SaveFallback("t", 2, "p2").value()) << "older than the stored fallback";
+  EXPECT_FALSE(s.SaveFallback("t", 5, "p5").value()) << "for a version not saved yet";
+  EXPECT_EQ(s.GetState("t").value()->fallback, "p3");
+  ASSERT_EQ(s.SaveExecution("t", 3, StateWrite{"s4", "f", "b"}, {}, {}).value(), 4);
+  EXPECT_TRUE(s.SaveFallback("t", 4, "p4").value());
+
+  // A cleared state (reset) clears the fallback: none taken before it may land after it.
+  ASSERT_EQ(s.SaveExecution("t", 4, StateWrite{}, {}, {}).value(), 5);
+  st = s.GetState("t");
+  EXPECT_TRUE(st.value()->cleared());
+  EXPECT_EQ(st.value()->fallback, "");
+  EXPECT_EQ(st.value()->fallback_version, 5);
+  EXPECT_FALSE(s.SaveFallback("t", 4, "late").value());
+  EXPECT_EQ(s.GetState("t").value()->fallback, "");
+  // Files only: state and fallback stay.
+  ASSERT_EQ(s.SaveExecution("t", 5, std::nullopt, {{"/f", "x", ""}}, {}).value(), 6);
+  EXPECT_EQ(s.GetState("t").value()->fallback_version, 5);
+  EXPECT_TRUE(s.SaveFallback("t", 6, "p6").value());
+  EXPECT_EQ(s.GetState("t").value()->fallback, "p6");
+
+  EXPECT_TRUE(s.SaveFallback("ghost", 1, "x").status().IsNotFound());
+  EXPECT_TRUE(s.GetStateVersion("ghost").status().IsNotFound());
+  EXPECT_TRUE(s.SaveFallback("", 1, "x").status().IsInvalidArgument());
+  EXPECT_TRUE(s.SaveFallback("t", 0, "x").status().IsInvalidArgument());
+  EXPECT_TRUE(s.GetStateVersion("").status().IsInvalidArgument());
+}
+
+TYPED_TEST(StoreConformance, FallbacksGoWithTheirSession) {
+  Store& s = *this->store_;
+  this->Create("old", 50 * kDay);
+  StateWrite w{std::string(10, 's'), "f", "b"};
+  w.fallback = std::string(100, 'p');
+  ASSERT_TRUE(s.SaveExecution("old", 0, w, {}, {}).ok());
+  StatusOr<CleanupStats> dry = s.Cleanup(100 * kDay, /*dry_run=*/true);
+  ASSERT_TRUE(dry.ok()) << dry.status().ToString();
+  EXPECT_EQ(dry.value().bytes_freed, 110) << "the fallback's bytes are freed too";
+  EXPECT_EQ(s.Cleanup(100 * kDay, /*dry_run=*/false).value().bytes_freed, 110);
+  // A new session of the same name starts without it.
+  this->Create("old");
+  ASSERT_TRUE(s.SaveExecution("old", 0, StateWrite{"new", "f", "b"}, {}, {}).ok());
+  EXPECT_EQ(s.GetState("old").value()->fallback, "");
+  EXPECT_EQ(s.GetState("old").value()->fallback_version, 0);
+  // Deleting a session deletes its fallback (the schema cascades).
+  ASSERT_TRUE(s.SaveFallback("old", 1, "p").value());
+  ASSERT_TRUE(s.DeleteSession("old").ok());
+  this->Create("old");
+  EXPECT_EQ(s.SaveExecution("old", 0, StateWrite{"again", "f", "b"}, {}, {}).value(), 1);
+  EXPECT_EQ(s.GetState("old").value()->fallback, "");
 }
 
 TYPED_TEST(StoreConformance, CleanupDeletesExpiredSessionsAndOrphans) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <random>
 #include <thread>
 
@@ -137,6 +138,118 @@ TYPED_TEST(StoreFaults, KillNineDuringSaveLeavesOldOrNewNeverAMix) {
   }
   // The test only means something if the writer got saves in between the kills.
   EXPECT_GE(advanced, 5) << "the writer rarely committed; the kills did not land during saves";
+}
+
+// Many threads of one writer process saving their own sessions at once (so on SQLite their
+// saves share group commits), each reporting every save the store acknowledged through a
+// pipe, killed with SIGKILL at random moments: no acknowledged save may be missing, and each
+// session holds exactly one whole save (state and files from the same one).
+constexpr int kGroupThreads = 8;
+
+std::string GroupTag(int session, int64_t n) {
+  return "g" + std::to_string(session) + ":" + std::to_string(n) + ";" +
+         std::string(static_cast<size_t>((n * 7919 + session * 101) % 4096), 'x');
+}
+
+[[noreturn]] void GroupWriter(const std::string& url, int ready, int acks) {
+  StatusOr<std::unique_ptr<Store>> st = OpenStore(url);
+  if (!st.ok()) _exit(2);
+  Store& s = *st.value();
+  if (write(ready, "R", 1) != 1) _exit(5);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kGroupThreads; ++i) {
+    threads.emplace_back([&s, acks, i] {
+      const std::string tid = "g" + std::to_string(i);
+      while (true) {
+        StatusOr<int64_t> v0 = s.GetStateVersion(tid);
+        if (!v0.ok()) _exit(3);
+        const int64_t n = v0.value() + 1;
+        StatusOr<int64_t> r = s.SaveExecution(tid, n - 1, StateWrite{GroupTag(i, n), "test", "build"},
+                                              {{"/f", GroupTag(i, n), ""}}, {});
+        if (r.status().IsConflict()) continue;  // the killed writer's last COMMIT landed late
+        if (!r.ok() || r.value() != n) _exit(4);
+        // Acknowledged: from here on the save must survive anything.
+        char line[32];
+        const int len = std::snprintf(line, sizeof line, "%d %lld\n", i, static_cast<long long>(n));
+        if (write(acks, line, static_cast<size_t>(len)) != len) _exit(6);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  _exit(7);
+}
+
+TYPED_TEST(StoreFaults, KillNineDuringGroupCommitsLosesNoAcknowledgedSave) {
+  {
+    StatusOr<std::unique_ptr<Store>> st = OpenStore(this->url_);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    for (int i = 0; i < kGroupThreads; ++i) {
+      ASSERT_TRUE(st.value()->CreateSession("g" + std::to_string(i), NowMicros() + 3'600'000'000, {}).ok());
+    }
+  }
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> delay_us(5'000, 120'000);
+  std::vector<int64_t> acked(kGroupThreads, 0);
+  int64_t total_acks = 0;
+  for (int round = 0; round < 12 || (total_acks < 100 && round < 60); ++round) {
+    int ready[2], acks[2];
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(acks), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      close(acks[0]);
+      GroupWriter(TypeParam::WriterUrl(this->url_), ready[1], acks[1]);
+    }
+    close(ready[1]);
+    close(acks[1]);
+    // Read the acknowledgements as they come (a full pipe would stall the writer).
+    std::string received;
+    std::thread reader([&] {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(acks[0], buf, sizeof buf)) > 0) received.append(buf, static_cast<size_t>(n));
+    });
+    char byte;
+    const bool opened = read(ready[0], &byte, 1) == 1;
+    close(ready[0]);
+    if (opened) std::this_thread::sleep_for(std::chrono::microseconds(delay_us(rng)));
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    reader.join();  // the pipe's write end died with the child: everything it acknowledged is read
+    close(acks[0]);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "round " << round << ": the writer stopped by itself (exit " << WEXITSTATUS(status) << ")";
+    Status gone = TypeParam::WaitForKilledWriters(this->url_);
+    ASSERT_TRUE(gone.ok()) << gone.ToString();
+    std::istringstream lines(received);
+    int session;
+    long long n;
+    while (lines >> session >> n) {
+      ASSERT_TRUE(session >= 0 && session < kGroupThreads);
+      acked[session] = std::max<int64_t>(acked[session], n);
+      ++total_acks;
+    }
+
+    StatusOr<std::unique_ptr<Store>> st = OpenStore(this->url_);
+    ASSERT_TRUE(st.ok()) << "round " << round << ": " << st.status().ToString();
+    for (int i = 0; i < kGroupThreads; ++i) {
+      const std::string tid = "g" + std::to_string(i);
+      StatusOr<std::optional<SessionState>> state = st.value()->GetState(tid);
+      ASSERT_TRUE(state.ok()) << state.status().ToString();
+      const int64_t v = state.value() ? state.value()->version : 0;
+      SCOPED_TRACE("round " + std::to_string(round) + ", " + tid + " at version " + std::to_string(v));
+      ASSERT_GE(v, acked[i]) << "an acknowledged save was lost";
+      if (v == 0) continue;
+      EXPECT_TRUE(state.value()->snapshot == GroupTag(i, v)) << "the state is not from save " << v;
+      StatusOr<FileData> f = st.value()->GetFile(tid, "/f");
+      ASSERT_TRUE(f.ok()) << f.status().ToString();
+      EXPECT_TRUE(f.value().content == GroupTag(i, v)) << "the file is not from save " << v;
+    }
+  }
+  // Only meaningful if many saves were acknowledged in between the kills.
+  EXPECT_GE(total_acks, 100) << "the writers rarely committed; the kills did not land among saves";
 }
 
 // The importer: makes sessions "made-<n>" whole (CreateSessionWith: a state and kFiles files

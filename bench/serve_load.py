@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""`brig serve` under load (issue #10): starts the server on a temp BRIG_HOME with the SQLite
+store, and on a throwaway PostgreSQL (tests/e2e/pg_server.py: initdb in a temp dir, unix
+socket only, fsync on), runs bench/http_load against each for several connection/session
+settings, and prints one line per run: executions/s, p50, p99 and errors. Every execution
+is durable before its answer unless --durable false ("durable": false: answered from the
+live session, saved in the background).
+
+Usage: bench/serve_load.py [--build build] [--brig B] [--stores sqlite,postgresql]
+                           [--settings 1x1,16x64,64x256] [--seconds 5] [--warmup 2]
+                           [--rounds 1] [--durable true|false|both]
+                           [-- extra brig serve flags, e.g. --threads 16]
+A setting CxS is C connections over S sessions (http_load --connections C --sessions S).
+With --rounds N each setting runs N times (each on a fresh server) and every run is printed.
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+import pg_server  # noqa: E402  (the tests' throwaway PostgreSQL)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `brig serve` on loopback with its own BRIG_HOME; stopped with SIGTERM."""
+
+    def __init__(self, brig, db, extra):
+        self.home = tempfile.mkdtemp(prefix="brig-serve-load-")
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        env = dict(os.environ, BRIG_HOME=self.home)
+        argv = [brig, "serve", "--listen", "127.0.0.1:%d" % self.port] + (["--db", db] if db else []) + extra
+        self.log = open(os.path.join(self.home, "serve.log"), "w")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                sys.exit("serve_load.py: the server did not start; see its log above")
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        if self.proc.returncode not in (0, None, -15):
+            with open(os.path.join(self.home, "serve.log")) as f:
+                sys.stderr.write(f.read()[-4000:])
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def run_load(http_load, url, connections, sessions, seconds, warmup, durable=True):
+    argv = [http_load, url, "--connections", str(connections), "--sessions", str(sessions),
+            "--seconds", str(seconds), "--warmup", str(warmup)] + ([] if durable else ["--durable", "false"])
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + warmup + 300)
+    m = re.search(r"executions/s (\d+)\s+p50 ([\d.]+) ms\s+p99 ([\d.]+) ms\s+errors (\d+)", p.stdout)
+    if not m:
+        sys.exit("serve_load.py: http_load said: %s %s" % (p.stdout, p.stderr))
+    first_error = re.search(r"first error: (.*)", p.stdout)
+    return {"rate": int(m.group(1)), "p50": float(m.group(2)), "p99": float(m.group(3)),
+            "errors": int(m.group(4)), "first_error": first_error.group(1) if first_error else ""}
+
+
+def main():
+    argv = sys.argv[1:]
+    extra = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, extra = argv[:at], argv[at + 1:]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--brig", help="the brig binary (default BUILD/brig)")
+    ap.add_argument("--http-load", help="the load generator (default BUILD/bench/http_load)")
+    ap.add_argument("--stores", default="sqlite,postgresql")
+    ap.add_argument("--settings", default="1x1,16x64,64x256")
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--warmup", type=float, default=2)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--durable", default="true", choices=["true", "false", "both"],
+                    help="false: executions answered before their save (\"durable\": false)")
+    a = ap.parse_args(argv)
+    brig = a.brig or os.path.join(a.build, "brig")
+    http_load = a.http_load or os.path.join(a.build, "bench", "http_load")
+    settings = [tuple(int(x) for x in s.split("x")) for s in a.settings.split(",")]
+    pg = None
+    failed = False
+    try:
+        for store in a.stores.split(","):
+            for connections, sessions in settings:
+                for _ in range(a.rounds):
+                    db = None
+                    if store == "postgresql":
+                        if pg is None:
+                            pg = pg_server.start()
+                            if pg is None:
+                                sys.exit("serve_load.py: BRIG_SKIP_POSTGRES=1 but postgresql was asked for")
+                        db = pg.database()
+                    elif store != "sqlite":
+                        sys.exit("serve_load.py: unknown store %r" % store)
+                    for durable in {"true": [True], "false": [False], "both": [True, False]}[a.durable]:
+                        server = Server(brig, db, extra)
+                        try:
+                            r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup, durable)
+                        finally:
+                            server.stop()
+                        load = os.getloadavg()[0]
+                        print("%-10s %-11s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
+                              "errors %d  (load %.1f)%s" % (store, "durable" if durable else "non-durable", connections,
+                                                            sessions, r["rate"], r["p50"], r["p99"], r["errors"], load,
+                                                            "  first error: " + r["first_error"] if r["errors"] else ""),
+                              flush=True)
+                        failed |= r["errors"] > 0
+    finally:
+        if pg is not None:
+            pg.stop()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

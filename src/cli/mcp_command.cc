@@ -1,0 +1,62 @@
+// brig mcp [--db URL] [--timeout S] [--memory MB]
+// The MCP server on stdio (src/mcp): newline-delimited JSON-RPC on stdin/stdout, for agents
+// that start brig as a local tool server (Claude Desktop, Cursor, ...; README: MCP).
+// Sessions live in the store (--db, BRIG_DB, else $BRIG_HOME/brig.db), so a session made here
+// is the same one `brig exec --session` and `brig serve` see. Exits 0 at the end of stdin.
+#include <unistd.h>
+
+#include "brig/sessions.h"
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "mcp/mcp_server.h"
+#include "mcp/sessions_backend.h"
+#include "mcp/stdio.h"
+
+namespace brig::cli {
+
+namespace {
+
+struct McpOptions {
+  std::string db;
+  double timeout = 30;
+  uint64_t memory_mb = 256;
+  size_t max_output = 50'000;
+  int threads = 4;
+};
+
+int RunMcp(const McpOptions& opt) {
+  auto store = OpenConfiguredStore(opt.db);
+  if (!store.ok()) return store.status().IsInvalidArgument() ? kExitUsage : kExitFailure;
+  Sessions::Options options;
+  options.limits.timeout_seconds = opt.timeout;
+  options.limits.memory_bytes = opt.memory_mb << 20;
+  auto sessions = Sessions::Open(*store.value(), options);
+  if (!sessions.ok()) {
+    PrintError(sessions.status().ToString());
+    return kExitFailure;
+  }
+  mcp::SessionsBackend backend(*sessions.value());
+  mcp::Options mcp_options;
+  mcp_options.max_text_bytes = opt.max_output;
+  mcp::McpServer server(backend, mcp_options);
+  return mcp::ServeStdio(server, mcp::Caller{}, STDIN_FILENO, STDOUT_FILENO, opt.threads);
+}
+
+}  // namespace
+
+Runner AddMcpCommand(CLI::App& app) {
+  auto opt = std::make_shared<McpOptions>();
+  CLI::App* cmd = app.add_subcommand("mcp", "Serve the Model Context Protocol on stdin/stdout (README: MCP)");
+  AddStoreOption(cmd, &opt->db);
+  cmd->add_option("--timeout", opt->timeout, "Default time limit of an execution, seconds")->check(CLI::Range(0.001, 3600.0));
+  cmd->add_option("--memory", opt->memory_mb, "Memory limit of an execution, MiB")->check(CLI::Range(16, 4096));
+  cmd->add_option("--max-output", opt->max_output, "Bytes of stdout, stderr and file text a tool result shows, each")
+      ->check(CLI::Range(1000, 10'000'000));
+  cmd->add_option("--threads", opt->threads, "Requests handled at once")->check(CLI::Range(1, 64));
+  return [cmd, opt]() -> int {
+    if (!cmd->parsed()) return -1;
+    return RunMcp(*opt);
+  };
+}
+
+}  // namespace brig::cli
