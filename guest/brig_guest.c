@@ -99,6 +99,11 @@ static PyObject* init_brig_module(void) {
   return m;
 }
 
+PyMODINIT_FUNC PyInit__imaging(void);
+PyMODINIT_FUNC PyInit__imagingft(void);
+PyMODINIT_FUNC PyInit__imagingmath(void);
+PyMODINIT_FUNC PyInit__imagingmorph(void);
+
 static int fail(const char* what, PyStatus status) {
   if (PyStatus_Exception(status)) {
     fprintf(stderr, "brig guest: %s: %s\n", what, status.err_msg ? status.err_msg : "failed");
@@ -108,6 +113,12 @@ static int fail(const char* what, PyStatus status) {
 
 EXPORT(brig_init) int32_t brig_init(void) {
   if (PyImport_AppendInittab("_brig", init_brig_module) < 0) return -1;
+  /* Pillow's C modules (guest/build-pillow.sh), builtin: the sandbox has no dlopen. Found by
+     the finder that brig's patch adds to PIL/__init__.py; nothing is imported at start-up. */
+  if (PyImport_AppendInittab("PIL._imaging", PyInit__imaging) < 0 ||
+      PyImport_AppendInittab("PIL._imagingft", PyInit__imagingft) < 0 ||
+      PyImport_AppendInittab("PIL._imagingmath", PyInit__imagingmath) < 0 ||
+      PyImport_AppendInittab("PIL._imagingmorph", PyInit__imagingmorph) < 0) return -1;
   PyPreConfig pre;
   PyPreConfig_InitIsolatedConfig(&pre);
   pre.utf8_mode = 1; /* output and file names are UTF-8 whatever the (absent) locale says */

@@ -1,13 +1,14 @@
 #!/usr/bin/python3.11
 """Builds the read-only stdlib image the guest sees at /usr/local/lib/python3.11.
 
-Usage: pack_stdlib.py OUT.pack CPYTHON_OUT_DIR [EXTRA_FILE ...]
+Usage: pack_stdlib.py OUT.pack CPYTHON_OUT_DIR [EXTRA ...]
 (CPYTHON_OUT_DIR is what guest/build-cpython.sh made: its Lib/ and the build's
 _sysconfigdata module are packed.)
 
 Every module of LIB_DIR (minus tests, GUIs and installers that cannot work in the sandbox)
 goes in as source plus an unchecked-hash .pyc in __pycache__, so imports never compile or
-stat-compare, and tracebacks still show source lines. EXTRA_FILEs are added at the top level.
+stat-compare, and tracebacks still show source lines. EXTRAs are added at the top level: a
+file as itself, a directory (a package: Pillow's PIL) with its whole tree.
 Must run under Debian's python3.11 (the same 3.11 bytecode as the guest).
 
 Pack format "BRIGPK02" (read in place by src/vfs/pack.cc; described in src/vfs/pack.h): a
@@ -138,6 +139,18 @@ def main():
                 sources.append((full, rel))
     generated = tempfile.TemporaryDirectory()
     for extra in extras:
+        if os.path.isdir(extra):  # a package (Pillow's PIL/): its whole tree, at the top level
+            base = os.path.dirname(extra)
+            for root, dirs, files in os.walk(extra):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    rel = os.path.relpath(full, base).replace(os.sep, "/")
+                    with open(full, "rb") as f:
+                        entries[rel] = f.read()
+                    if name.endswith(".py"):
+                        sources.append((full, rel))
+            continue
         rel = os.path.basename(extra)
         with open(extra, "rb") as f:
             entries[rel] = f.read()

@@ -10,6 +10,7 @@ build_pkgs=(
   libsqlite3-dev libpq-dev nlohmann-json3-dev libcli11-dev libzstd-dev libboost-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-dev python3-setuptools  # the Python package (python/): its extension module, pip install
+  fonts-dejavu-core  # DejaVuSans.ttf, shipped with Pillow in the guest (guest/build-pillow.sh)
 )
 test_pkgs=(postgresql)
 # --sanitize: AddressSanitizer, UBSan and libFuzzer runtimes for clang-19 (`make test-sanitize`,

@@ -1,0 +1,229 @@
+"""Pillow inside brig (issue 12, item 2): Debian's Pillow with zlib, libjpeg-turbo and FreeType,
+built into the guest. The host writes a PNG with its own stdlib, the sandbox opens it, makes a
+thumbnail, draws shapes, text (the shipped DejaVuSans.ttf) and a bar chart, and saves PNG and
+JPEG to the session's files; the host reads them back and decodes them with its stdlib alone
+(PNG fully, JPEG's markers), so the test fails if any piece is missing or wrong.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import textwrap
+import unittest
+import zlib
+
+BRIG = os.environ.get("BRIG_BIN", os.path.join(os.path.dirname(__file__), "../../build/brig"))
+
+
+def make_png(width, height, pixel):
+    """An 8-bit RGB PNG, pixel(x, y) -> (r, g, b), written with zlib and struct only."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\0" + bytes(c for x in range(width) for c in pixel(x, y)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def read_png(data):
+    """Decodes an 8-bit non-interlaced greyscale/RGB/RGBA PNG: (width, height, channels, rows)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    pos, idat, ihdr = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        crc, = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, kind
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = ihdr
+    assert depth == 8 and interlace == 0, ihdr
+    channels = {0: 1, 2: 3, 6: 4}[colour]
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        ftype, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - channels] if i >= channels else 0
+            b = prev[i]
+            c = prev[i - channels] if i >= channels else 0
+            if ftype == 1:
+                line[i] = (line[i] + a) & 255
+            elif ftype == 2:
+                line[i] = (line[i] + b) & 255
+            elif ftype == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif ftype == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+            else:
+                assert ftype == 0, ftype
+        rows.append(bytes(line))
+        prev = line
+    return width, height, channels, rows
+
+
+def jpeg_size(data):
+    """(width, height, components) from a baseline/progressive JPEG's SOF marker."""
+    assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9", (data[:4], data[-4:])
+    pos = 2
+    while pos < len(data):
+        assert data[pos] == 0xFF, pos
+        marker = data[pos + 1]
+        length, = struct.unpack(">H", data[pos + 2:pos + 4])
+        if marker in (0xC0, 0xC1, 0xC2):
+            height, width, comps = struct.unpack(">HHB", data[pos + 5:pos + 10])
+            return width, height, comps
+        pos += 2 + length
+    raise AssertionError("no SOF marker")
+
+
+class PillowTest(unittest.TestCase):
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="brig-pillow-home-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.env = dict(os.environ, BRIG_HOME=self.home)
+        self.env.pop("BRIG_DB", None)
+
+    def brig(self, *args, stdin=None):
+        p = subprocess.run([BRIG, *args], input=stdin, capture_output=True, timeout=300, env=self.env)
+        self.assertEqual(p.returncode, 0, "%s: %s" % (args[:3], p.stderr.decode(errors="replace")))
+        return p.stdout
+
+    def run_py(self, code, session):
+        out = json.loads(self.brig("exec", "--json", "--session", session, "-c", textwrap.dedent(code)))
+        self.assertIsNone(out.get("error"), out)
+        return out["stdout"]
+
+    def test_thumbnail_draw_text_save_png_and_jpeg(self):
+        # 120x80: red left half, blue right half, a green band in rows 40..47.
+        def pixel(x, y):
+            if 40 <= y < 48:
+                return (0, 200, 0)
+            return (220, 20, 20) if x < 60 else (20, 20, 220)
+        self.brig("files", "put", "--session", "p", "/home/user/in.png", stdin=make_png(120, 80, pixel))
+        out = self.run_py("""
+            import json
+            from PIL import Image, ImageDraw, ImageFont, features
+            im = Image.open("/home/user/in.png")
+            facts = {"format": im.format, "size": im.size, "mode": im.mode,
+                     "px": [im.getpixel((10, 10)), im.getpixel((100, 10)), im.getpixel((60, 44))]}
+            im.thumbnail((60, 60))
+            facts["thumb"] = im.size
+            im.save("/home/user/thumb.png")
+            canvas = Image.new("RGB", (200, 100), "white")
+            canvas.paste(im, (0, 0))
+            d = ImageDraw.Draw(canvas)
+            d.rectangle((150, 10, 189, 49), fill=(255, 0, 0))
+            d.ellipse((150, 60, 189, 89), fill=(0, 0, 255), outline=(0, 0, 0))
+            d.line((0, 99, 199, 99), fill=(0, 0, 0), width=1)
+            font = ImageFont.truetype("DejaVuSans.ttf", 16)
+            d.text((64, 70), "Hi", font=font, fill=(0, 0, 0))
+            facts["text_bbox"] = d.textbbox((64, 70), "Hi", font=font)
+            facts["font"] = font.getname()
+            d.text((64, 5), "bitmap", font=ImageFont.load_default(), fill=(0, 128, 0))
+            canvas.save("/home/user/out.png")
+            canvas.save("/home/user/out.jpg", quality=90)
+            back = Image.open("/home/user/out.jpg")
+            back.load()
+            facts["jpeg_back"] = [back.format, back.size, back.getpixel((170, 30))]
+            facts["features"] = {f: features.check(f) for f in ("jpg", "zlib", "freetype2")}
+            print(json.dumps(facts))
+        """, "p")
+        facts = json.loads(out)
+        self.assertEqual(facts["format"], "PNG")
+        self.assertEqual(facts["size"], [120, 80])
+        self.assertEqual(facts["mode"], "RGB")
+        self.assertEqual(facts["px"], [[220, 20, 20], [20, 20, 220], [0, 200, 0]])
+        self.assertEqual(facts["thumb"], [60, 40])
+        self.assertEqual(facts["font"], ["DejaVu Sans", "Book"])
+        left, top, right, bottom = facts["text_bbox"]
+        self.assertTrue(64 <= left < right <= 100 and 70 <= top < bottom <= 95, facts["text_bbox"])
+        self.assertEqual(facts["features"], {"jpg": True, "zlib": True, "freetype2": True})
+        fmt, size, red = facts["jpeg_back"]
+        self.assertEqual((fmt, size), ("JPEG", [200, 100]))
+        self.assertTrue(red[0] > 230 and red[1] < 30 and red[2] < 30, red)
+
+        # The files, read back on the host and decoded with its stdlib.
+        w, h, ch, rows = read_png(self.brig("files", "cat", "--session", "p", "/home/user/thumb.png"))
+        self.assertEqual((w, h, ch), (60, 40, 3))
+        self.assertEqual(rows[5][3 * 5:3 * 6], bytes((220, 20, 20)))   # resized, still red
+        self.assertEqual(rows[5][3 * 55:3 * 56], bytes((20, 20, 220)))  # and blue
+        w, h, ch, rows = read_png(self.brig("files", "cat", "--session", "p", "/home/user/out.png"))
+        self.assertEqual((w, h, ch), (200, 100, 3))
+        at = lambda x, y: tuple(rows[y][3 * x:3 * x + 3])  # noqa: E731
+        self.assertEqual(at(170, 30), (255, 0, 0))      # the rectangle
+        self.assertEqual(at(170, 75), (0, 0, 255))      # the ellipse's inside
+        self.assertEqual(at(120, 99), (0, 0, 0))        # the line
+        self.assertEqual(at(120, 50), (255, 255, 255))  # background
+        self.assertEqual(at(5, 5), (220, 20, 20))       # the pasted thumbnail
+        # The glyphs: dark pixels inside the text's box, none just beside it.
+        dark = [(x, y) for y in range(70, 95) for x in range(60, 100) if sum(at(x, y)) < 200]
+        self.assertGreater(len(dark), 20)
+        self.assertTrue(all(left <= x < right and top <= y < bottom for x, y in dark), dark[:5])
+        self.assertTrue(any(at(x, y)[1] > 100 and at(x, y)[0] < 60 for y in range(5, 20) for x in range(64, 110)))
+        jpg = self.brig("files", "cat", "--session", "p", "/home/user/out.jpg")
+        self.assertEqual(jpeg_size(jpg), (200, 100, 3))
+        self.assertIn(b"JFIF", jpg[:20])
+
+    def test_bar_chart_png(self):
+        out = self.run_py("""
+            from PIL import Image, ImageDraw, ImageFont
+            data = {"north": 12, "south": 30, "east": 21, "west": 7}
+            im = Image.new("RGB", (320, 200), "white")
+            d = ImageDraw.Draw(im)
+            font = ImageFont.truetype("DejaVuSans.ttf", 11)
+            top = max(data.values())
+            for i, (name, value) in enumerate(data.items()):
+                x = 20 + i * 75
+                d.rectangle((x, 170 - value * 150 // top, x + 50, 170), fill=(40, 90, 200))
+                d.text((x, 178), name, font=font, fill="black")
+            d.line((10, 170, 310, 170), fill="black")
+            im.save("/home/user/chart.png", optimize=True)
+            print(im.size)
+        """, "c")
+        self.assertEqual(out, "(320, 200)\n")
+        w, h, ch, rows = read_png(self.brig("files", "cat", "--session", "c", "/home/user/chart.png"))
+        self.assertEqual((w, h, ch), (320, 200, 3))
+        # Each bar's height in the decoded file matches its value.
+        for i, value in enumerate((12, 30, 21, 7)):
+            x = 20 + i * 75 + 25
+            column = [tuple(rows[y][3 * x:3 * x + 3]) for y in range(h)]
+            bar = [y for y, p in enumerate(column) if p == (40, 90, 200)]
+            self.assertEqual((bar[0], bar[-1]), (170 - value * 150 // 30, 169), (i, value))
+
+    def test_versions_and_bad_input(self):
+        out = self.run_py("""
+            import io, sys, PIL
+            from PIL import Image, UnidentifiedImageError, features
+            print(PIL.__version__, features.version("jpg"), features.version("freetype2"),
+                  features.version("zlib"))
+            try:
+                Image.open(io.BytesIO(b"not an image at all"))
+            except UnidentifiedImageError:
+                print("unidentified")
+            print(sorted(m for m in sys.modules if m.startswith("PIL._imaging")))
+        """, "v")
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^9\.\d+\.\d+ (6\.2|8\.0|2\.\d+\.\d+|[\d.]+) 2\.\d+\.\d+ 1\.\d")
+        self.assertEqual(lines[1], "unidentified")
+        self.assertEqual(lines[2], "['PIL._imaging', 'PIL._imagingft']")
+
+    def test_nothing_of_pillow_at_start_up(self):
+        out = self.run_py("""
+            import sys
+            print([m for m in sys.modules if m == "PIL" or m.startswith("PIL.")])
+        """, "s")
+        self.assertEqual(out, "[]\n")
+
+
+if __name__ == "__main__":
+    unittest.main()
