@@ -6,8 +6,9 @@
 # no dlopen: brig_guest.c registers PIL._imaging, PIL._imagingft, PIL._imagingmath and
 # PIL._imagingmorph in the inittab). Leaves in CPYTHON_OUT_DIR/pillow:
 #   lib/lib{pillow,freetype,png16,jpeg}.a and link-inputs.txt (them, in link order);
-#   python/PIL/ (Pillow's Python package, with brig's patches from guest/patches/pillow, and
-#   fonts/DejaVuSans.ttf from Debian's fonts-dejavu-core) for the stdlib pack;
+#   python/PIL/ (Pillow's Python package, and fonts/DejaVuSans.ttf from Debian's
+#   fonts-dejavu-core) for the stdlib pack;
+# Pillow's C and Python sources carry brig's patches (guest/patches/pillow).
 #   versions.txt (the Debian revisions and this recipe's hash).
 # Needs CPYTHON_OUT_DIR's sysroot, deps/ and configured build (build-cpython.sh). A rerun with
 # the same inputs does nothing and rewrites nothing.
@@ -22,12 +23,25 @@ pysrc=$(cat "$cpy/source-dir.txt")
 font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 pilsrc=$("$fetch" pillow "$cpy/src")
+# brig's patches (guest/patches/pillow, in name order, on top of Debian's): a changed set
+# re-unpacks the pristine source from the cache first.
+patches=("$here"/patches/pillow/*.patch)
+patches_id=$(cat "${patches[@]}" | sha256sum | cut -c1-16)
+if [[ "$(cat "$pilsrc/.brig-patches" 2>/dev/null)" != "$patches_id" ]]; then
+  if [[ -f "$pilsrc/.brig-patches" ]]; then
+    rm -rf "$pilsrc" && pilsrc=$("$fetch" pillow "$cpy/src")
+  fi
+  for p in "${patches[@]}"; do
+    patch -p1 -N -s --no-backup-if-mismatch -d "$pilsrc" < "$p" ||
+      { echo "build-pillow: $p does not apply" >&2; rm -rf "$pilsrc"; exit 1; }
+  done
+  echo "$patches_id" > "$pilsrc/.brig-patches"
+fi
 jpgsrc=$("$fetch" libjpeg-turbo "$cpy/src")
 pngsrc=$("$fetch" libpng1.6 "$cpy/src")
 ftsrc=$("$fetch" freetype "$cpy/src")
 [[ -f $font ]] || { echo "build-pillow: $font missing: run scripts/install-deps.sh (fonts-dejavu-core)" >&2; exit 1; }
 
-patches=("$here"/patches/pillow/*.patch)
 recipe=$(cat "$0" "${patches[@]}" | sha256sum | cut -c1-16)
 want="recipe $recipe ${GUEST_CFLAGS:--O2}
 python $(cat "$cpy/debian-version.txt")
@@ -165,12 +179,7 @@ echo "$out/lib/libpillow.a $out/lib/libfreetype.a $out/lib/libpng16.a $out/lib/l
 # ---- Pillow's Python package, patched, and one TrueType font from Debian.
 mkdir -p "$out/python"
 cp -r "$pilsrc/src/PIL" "$out/python/PIL"
-for p in "${patches[@]}"; do
-  patch -p1 -N -s --no-backup-if-mismatch -d "$out/python" < "$p" ||
-    { echo "build-pillow: $p does not apply" >&2; exit 1; }
-done
 mkdir -p "$out/python/PIL/fonts"
 cp "$font" "$out/python/PIL/fonts/"
-find "$out/python" -name '*.orig' -delete
 
 echo "$want" > "$out/versions.txt"

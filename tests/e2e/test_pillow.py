@@ -217,6 +217,75 @@ class PillowTest(unittest.TestCase):
         self.assertEqual(lines[1], "unidentified")
         self.assertEqual(lines[2], "['PIL._imaging', 'PIL._imagingft']")
 
+    def test_a_tour_of_the_c_methods(self):
+        # Every method here goes through Pillow's C code; the ones that take no arguments
+        # trapped ("invalid indirect call") before guest/patches/pillow/0003.
+        out = self.run_py("""
+            from PIL import (Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageMath,
+                             ImageMorph, ImageOps, ImageStat)
+            font = ImageFont.truetype("DejaVuSans.ttf", 20)
+            bw = Image.new("1", (60, 30))
+            ImageDraw.Draw(bw).text((2, 2), "Hi", font=font, fill=1)
+            grey = Image.new("L", (60, 30))
+            ImageDraw.Draw(grey).rectangle((10, 5, 29, 14), fill=200)
+            rgb = Image.merge("RGB", (grey, grey.point(lambda v: v // 2), ImageChops.invert(grey)))
+            print(bw.getbbox() is not None, grey.getbbox(), grey.getextrema(), rgb.getextrema())
+            print([b.mode for b in rgb.split()], list(grey.im.getprojection()[0][8:12]), grey.im.isblock())
+            print(Image.new("P", (2, 2)).im.getpalettemode(), ImageChops.invert(grey).getpixel((0, 0)))
+            print(ImageMath.eval("a * 2 + 1", a=grey).getpixel((10, 5)))
+            _, out = ImageMorph.MorphOp(op_name="erosion4").apply(grey.point(lambda v: 255 if v else 0))
+            print(out.getbbox())
+            print(rgb.filter(ImageFilter.GaussianBlur(2)).getpixel((20, 10)), ImageOps.grayscale(rgb).mode)
+            print(round(ImageStat.Stat(grey).mean[0], 2), rgb.convert("P", palette=Image.ADAPTIVE).mode)
+            print(rgb.rotate(90, expand=True).size, rgb.transpose(Image.FLIP_LEFT_RIGHT).getpixel((49, 5)))
+            try:
+                font.get_variation_names()
+            except OSError as e:
+                print("not a variable font")
+        """, "t")
+        self.assertEqual(out.splitlines(), [
+            "True (10, 5, 30, 15) (0, 200) ((0, 200), (0, 100), (55, 255))",
+            "['L', 'L', 'L'] [0, 0, 1, 1] False",
+            "RGB 255",
+            "401",
+            "(11, 6, 29, 14)",
+            out.splitlines()[5],
+            "22.22 P",
+            "(30, 60) (200, 100, 55)",
+            "not a variable font",
+        ])
+        blurred, mode = out.splitlines()[5].rsplit(" ", 1)
+        self.assertEqual(mode, "L")
+
+    def test_a_corrupt_jpeg_ends_that_execution_only(self):
+        # libjpeg's fatal errors longjmp, which the guest cannot: the execution traps (README),
+        # the session is rolled back to before it and goes on; truncation still raises.
+        self.run_py("""
+            from PIL import Image
+            Image.new("RGB", (64, 64), "red").save("a.jpg")
+            d = bytearray(open("a.jpg", "rb").read())
+            i = d.find(b"\\xff\\xc4")
+            d[i + 2:i + 4] = b"\\x00\\x01"  # a Huffman table with a bogus length
+            open("bad.jpg", "wb").write(d)
+            kept = 42
+        """, "j")
+        p = subprocess.run([BRIG, "exec", "--session", "j", "-c",
+                            "from PIL import Image\nImage.open('bad.jpg').load()"],
+                           capture_output=True, text=True, timeout=300, env=self.env)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no longjmp in WebAssembly", p.stderr)
+        self.assertIn("trap", p.stderr)
+        out = self.run_py("""
+            import io
+            from PIL import Image
+            print(kept)
+            try:
+                Image.open(io.BytesIO(open("a.jpg", "rb").read()[:300])).load()
+            except OSError as e:
+                print("OSError:", e)
+        """, "j")
+        self.assertEqual(out, "42\nOSError: Truncated File Read\n")
+
     def test_nothing_of_pillow_at_start_up(self):
         out = self.run_py("""
             import sys
