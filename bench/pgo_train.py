@@ -3,7 +3,7 @@ bench/RESULTS.md for how it is used and what it measured).
 
 Typical agent code, deliberately not the benchmark's own functions: imports, classes and
 method calls, closures and generators, exceptions, string formatting, containers, json, re,
-decimal, datetime, sorting. It should cover the interpreter's hot paths, not any one test.
+decimal, datetime, sorting, and a Pillow chart. It should cover the interpreter's hot paths, not any one test.
 """
 import collections
 import csv
@@ -130,7 +130,24 @@ def small_executions():
             _brig_runner.execute(b"def g():\n    return 1 / 0\ng()", b"<exec>")
 
 
-for fn in (accounts, generators, closures, text, numbers, data, small_executions):
+def images():
+    """Pillow (guest/build-pillow.sh): a thumbnail, shapes, text, a PNG and a JPEG, in memory."""
+    from PIL import Image, ImageDraw, ImageFont
+    im = Image.new("RGB", (400, 300), "white")
+    d = ImageDraw.Draw(im)
+    font = ImageFont.truetype("DejaVuSans.ttf", 14)
+    for i, v in enumerate((12, 30, 21, 7, 18)):
+        d.rectangle((20 + 70 * i, 280 - 8 * v, 70 + 70 * i, 280), fill=(40, 90, 200))
+        d.text((20 + 70 * i, 285 - 8 * v - 20), str(v), font=font, fill="black")
+    d.ellipse((300, 20, 380, 100), outline="red", width=3)
+    for fmt in ("PNG", "JPEG"):
+        buf = io.BytesIO()
+        im.save(buf, fmt)
+        Image.open(io.BytesIO(buf.getvalue())).thumbnail((100, 100))
+    return im.getbbox()
+
+
+for fn in (accounts, generators, closures, text, numbers, data, small_executions, images):
     for _ in range(3):
         fn()
 print("trained")
