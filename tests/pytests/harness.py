@@ -2,7 +2,8 @@
 """`make pytests`: CPython's own Lib/test modules, inside brig and natively, compared.
 
 Usage: harness.py [--build DIR] [--modules a,b,...] [--jobs N] [--timeout S] [--json FILE]
-                  [--markdown FILE] [--keep DIR] [--strict]
+                  [--markdown FILE] [--differences FILE] [--keep DIR] [--strict]
+       harness.py --from-json FILE [...]   (report again on a saved run, no run)
 
 The tests come from the Debian source the guest is built from (DIR/cpython/source-dir.txt,
 fetched by guest/build-cpython.sh): Lib/test/__init__.py, support/, the helper and data files
@@ -26,6 +27,7 @@ import fnmatch
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +41,9 @@ MARKER = "@@PYTESTS@@ "
 NATIVE_PYTHON = "/usr/bin/python3.11"
 CATEGORIES = ("threads", "subprocesses", "sockets", "signals", "by-design", "gap")
 GUEST_TAR = "/tmp/pytests.tar"
+# The files' time in the tar: fixed, so the tar is reproducible, and after 1980 (zipfile
+# refuses earlier times). 2023-02-08, CPython 3.11.2's release.
+TAR_MTIME = 1675814400
 GUEST_ROOT = "/tmp/pytests"
 # Lib/test entries that no chosen module needs and that only make the tar bigger.
 LEFT_OUT = {"crashers", "leakers", "dtracedata", "audiodata", "sndhdrdata", "imghdrdata",
@@ -81,20 +86,32 @@ def classify(test_id, rules):
 
 def make_tar(lib_test, modules, out_path):
     """One uncompressed, reproducible tar of Lib/test's support files and the modules."""
-    names = [n for n in sorted(os.listdir(lib_test))
-             if (not n.startswith("test_") or n.removesuffix(".py") in modules)
-             and n not in LEFT_OUT and not n.endswith(".pyc")]
+    wanted = set(modules)
     missing = [m for m in modules if not (os.path.exists(os.path.join(lib_test, m + ".py"))
                                           or os.path.isdir(os.path.join(lib_test, m)))]
     if missing:
         raise SystemExit("not in %s: %s" % (lib_test, " ".join(missing)))
+    # Test modules that the chosen ones import (test_tokenize needs test_grammar).
+    for m in modules:
+        path = os.path.join(lib_test, m + ".py")
+        paths = [path] if os.path.exists(path) else [
+            os.path.join(root, f) for root, _, files in os.walk(os.path.join(lib_test, m))
+            for f in files if f.endswith(".py")]
+        for p in paths:
+            with open(p, encoding="utf-8", errors="replace") as f:
+                found = re.findall(r"\btest\.(test_\w+)|from test import (test_\w+)", f.read())
+            wanted.update(x or y for x, y in found)
+    names = [n for n in sorted(os.listdir(lib_test))
+             if (not n.startswith("test_") or n.removesuffix(".py") in wanted
+                 or (os.path.isfile(os.path.join(lib_test, n)) and not n.endswith(".py")))
+             and n not in LEFT_OUT and not n.endswith(".pyc")]
 
     def clean(info):
         if "__pycache__" in info.name.split("/"):
             return None
         info.uid = info.gid = 0
         info.uname = info.gname = ""
-        info.mtime = 0
+        info.mtime = TAR_MTIME
         return info
 
     with tarfile.open(out_path, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -247,6 +264,9 @@ def outcome_in(summary, test_id):
     for tid, why in summary["skipped"]:
         if tid == test_id:
             return "skipped: " + why[:200]
+    for tid, why in summary["skipped"]:
+        if tid.endswith(" [module]"):
+            return "skipped (the whole module): " + why[:200]
     return "not run"
 
 
@@ -267,8 +287,6 @@ def compare(module, native, brig, rules):
         category, reason = classify(tid, rules)
         diffs.append({"test": tid, "brig": outcome_in(bs, tid), "category": category,
                       "reason": reason})
-    if bs and not ns:
-        pass
     return diffs
 
 
@@ -308,7 +326,7 @@ def report(results, out):
     return total, by_cat
 
 
-def markdown(results, total, by_cat, command):
+def markdown(results, total, by_cat):
     lines = ["| module | native run | pass | fail | err | skip | brig run | pass | fail | err | skip | brig status | passes natively, not in brig |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
 
@@ -341,6 +359,7 @@ def main():
     ap.add_argument("--markdown", help="write the comparison table to this file")
     ap.add_argument("--differences", help="write the differences (one per line) to this file")
     ap.add_argument("--keep", help="work directory to use and keep (default: a temporary one)")
+    ap.add_argument("--from-json", help="no run: report on the results a --json FILE holds")
     ap.add_argument("--strict", action="store_true", help="fail on differences labelled gap too")
     args = ap.parse_args()
 
@@ -354,6 +373,13 @@ def main():
     timeouts = {m: t for m, t in listed}
     modules = args.modules.split(",") if args.modules else [m for m, _ in listed]
     rules = read_expected(os.path.join(HERE, "expected_differences.txt"))
+
+    if args.from_json:  # report again (e.g. after editing expected_differences.txt)
+        with open(args.from_json) as f:
+            results = json.load(f)
+        for r in results:
+            r["differences"] = compare(r["module"], r["native"], r["brig"], rules)
+        return finish(results, args)
 
     work = os.path.abspath(args.keep) if args.keep else tempfile.mkdtemp(prefix="brig-pytests-")
     os.makedirs(work, exist_ok=True)
@@ -392,7 +418,11 @@ def main():
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    return finish(results, args)
 
+
+def finish(results, args):
+    """Prints the comparison, writes the requested files; returns the exit status."""
     print()
     total, by_cat = report(results, sys.stdout)
     broken = [(r["module"], side, r[side]["status"], r[side].get("last_test"))
@@ -413,7 +443,7 @@ def main():
             json.dump(results, f, indent=1, sort_keys=True)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(markdown(results, total, by_cat, " ".join(sys.argv)))
+            f.write(markdown(results, total, by_cat))
     if args.differences:
         with open(args.differences, "w") as f:
             for r in results:

@@ -142,6 +142,9 @@ def run_module(root, module, progress=True):
                 suite.run(result)
         finally:
             sys.stdout, sys.stderr = real_stdout, real_stderr
+    except unittest.SkipTest as e:  # the whole module skips itself, as regrtest reports it
+        sys.stdout, sys.stderr = real_stdout, real_stderr
+        result.skips.append(["test.%s [module]" % module, str(e)[:300]])
     except BaseException as e:  # the module did not import, or the runner itself broke
         sys.stdout, sys.stderr = real_stdout, real_stderr
         tb = traceback.format_exc()[-MAX_TRACEBACK:]
