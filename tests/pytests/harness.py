@@ -24,7 +24,6 @@ Exit status: 0 when every module ran on both sides and nothing is unexplained or
 import argparse
 import concurrent.futures
 import fnmatch
-import io
 import json
 import os
 import re
@@ -397,10 +396,13 @@ def main():
         def one(task):
             module, side = task
             t = timeouts.get(module) or args.timeout
-            if side == "brig":
-                r = brig.run(module, tar_path, t)
-            else:
-                r = run_native(module, tar_path, t, work)
+            try:
+                if side == "brig":
+                    r = brig.run(module, tar_path, t)
+                else:
+                    r = run_native(module, tar_path, t, work)
+            except Exception as e:  # the harness's own failure: reported, the others still run
+                r = {"status": "harness error: %s: %s" % (type(e).__name__, e)}
             print("  %-18s %-6s %6.1fs %s" % (module, side, r.get("seconds", 0),
                                               r["status"].splitlines()[0][:100]), flush=True)
             return task, r
