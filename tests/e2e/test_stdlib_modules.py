@@ -127,6 +127,36 @@ class StdlibModulesTest(unittest.TestCase):
         """, session="db")
         self.assertEqual(out, "4 ['app.db']\n")  # no journal or lock files left behind
 
+    def test_sqlite3_in_a_fork_and_an_open_connection_kept(self):
+        # A connection held in a variable survives the session's save and restore (its
+        # descriptor is part of the session); a fork gets its own copy of the file.
+        self.run_py("""
+            import sqlite3
+            con = sqlite3.connect("/home/user/f.db")
+            con.execute("create table t (x)")
+            con.execute("insert into t values ('before fork')")
+            con.commit()
+        """, session="orig")
+        p = subprocess.run([BRIG, "sessions", "fork", "orig", "copy"], capture_output=True,
+                           text=True, env=self.env, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.run_py("""
+            con.execute("insert into t values ('fork')")
+            con.commit()
+            print([r[0] for r in con.execute("select x from t")])
+        """, session="copy"), "['before fork', 'fork']\n")
+        self.assertEqual(self.run_py("""
+            con.execute("insert into t values ('orig')")
+            con.commit()
+            print([r[0] for r in con.execute("select x from t")])
+            con.close()
+            print(sqlite3.connect("/home/user/f.db").execute("select count(*) from t").fetchone())
+        """, session="orig"), "['before fork', 'orig']\n(2,)\n")
+        self.assertEqual(self.run_py("""
+            import sqlite3
+            print([r[0] for r in sqlite3.connect("/home/user/f.db").execute("select x from t")])
+        """, session="copy"), "['before fork', 'fork']\n")
+
     def test_sqlite3_locks_between_connections_of_one_sandbox(self):
         out = self.run_py("""
             import sqlite3
@@ -159,6 +189,18 @@ class StdlibModulesTest(unittest.TestCase):
             print(len(zones) > 400, "Asia/Tokyo" in zones)
         """)
         self.assertEqual(out, "2024-07-01T14:00:00+02:00 CEST 2024-01-15T14:30:00+00:00\nTrue True\n")
+
+    def test_time_tzset_exists_and_stays_utc(self):
+        # wasi-libc has no time zones: tzset() recomputes the module's values, which stay UTC
+        # whatever TZ says (zoneinfo is the way to other zones).
+        out = self.run_py("""
+            import os, time
+            os.environ["TZ"] = "Europe/Berlin"
+            time.tzset()
+            print(time.tzname, time.timezone, time.altzone, time.daylight)
+            print(time.localtime(0).tm_hour, time.strftime("%H:%M", time.localtime(3600)))
+        """)
+        self.assertEqual(out, "('UTC', 'UTC') 0 0 0\n0 01:00\n")
 
     def test_sysconfig_get_config_var(self):
         out = self.run_py("""
