@@ -4,6 +4,7 @@ termios, fcntl, resource), zoneinfo with Debian's tzdata, sysconfig, os.utime, l
 sentence every unavailable module answers with. Each test drives build/brig exec and checks
 the result of real work, so it fails when the module is missing or broken.
 """
+import ast
 import json
 import os
 import subprocess
@@ -281,8 +282,13 @@ class StdlibModulesTest(unittest.TestCase):
             print(resource.getrusage(resource.RUSAGE_SELF).ru_utime >= 0,
                   resource.getrlimit(resource.RLIMIT_NOFILE)[0] == resource.RLIM_INFINITY)
             print(tty.tcgetattr is termios.tcgetattr)
+            import pty
+            try:
+                pty.openpty()
+            except OSError:
+                print("pty: OSError")
         """)
-        self.assertEqual(out, "True True\ntermios.error True\nTrue True\nTrue\n")
+        self.assertEqual(out, "True True\ntermios.error True\nTrue True\nTrue\npty: OSError\n")
 
     def test_c_accelerators_are_in(self):
         out = self.run_py("""
@@ -320,6 +326,13 @@ class StdlibModulesTest(unittest.TestCase):
             self.assertNotIn(f"'{name}'", first.split(" ", 1)[1])
         for name in ("ctypes", "ssl", "mmap", "readline", "curses", "tkinter", "syslog"):
             self.assertIn(f"'{name}'", first)
+        # The README's table names each unavailable module (`ctypes` through "(so `ctypes`)").
+        with open(os.path.join(os.path.dirname(__file__), "../../README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        start = readme.index("**Not available**")
+        table = readme[start:readme.index("\n\n", readme.index("| modules |", start))]
+        for name in ast.literal_eval(first.split(" ", 1)[1]):
+            self.assertIn(f"`{name}`", table, f"{name} is unavailable but not in the README's table")
 
     def test_unavailable_module_sentence(self):
         out = self.run_py("""
