@@ -13,6 +13,19 @@ jobs=${JOBS:-$(nproc)}
 unset MAKEFLAGS MFLAGS MAKELEVEL  # our own -j, not the caller's jobserver
 
 src=$("$here/../scripts/fetch-debian-source.sh" python3.11 "$out/src")
+# brig's own patches (guest/patches/cpython, applied in name order on top of Debian's): a
+# changed set re-unpacks the pristine source from the cache first.
+patches_id=$(cat "$here"/patches/cpython/*.patch | sha256sum | cut -c1-16)
+if [[ "$(cat "$src/.brig-patches" 2>/dev/null)" != "$patches_id" ]]; then
+  if [[ -f "$src/.brig-patches" ]]; then
+    rm -rf "$src" && src=$("$here/../scripts/fetch-debian-source.sh" python3.11 "$out/src")
+  fi
+  for p in "$here"/patches/cpython/*.patch; do
+    patch -p1 -N -s --no-backup-if-mismatch -d "$src" < "$p" ||
+      { echo "build-cpython: $p does not apply" >&2; rm -rf "$src"; exit 1; }
+  done
+  echo "$patches_id" > "$src/.brig-patches"
+fi
 cp "$src/.brig-unpacked" "$out/debian-version.txt.new"
 cmp -s "$out/debian-version.txt.new" "$out/debian-version.txt" 2>/dev/null ||
   mv "$out/debian-version.txt.new" "$out/debian-version.txt"
@@ -24,6 +37,13 @@ mkdir -p "$sysroot/include" "$sysroot/lib"
 ln -sfn /usr/include/wasm32-wasi "$sysroot/include/wasm32-wasi"
 ln -sfn /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
 
+# zlib, bzip2, xz-utils and sqlite3 for the zlib, _bz2, _lzma and _sqlite3 modules: static
+# wasm32-wasi libraries from Debian's sources, found by configure through their .pc files.
+"$here/build-deps.sh" "$out"
+# The IANA time zone database (Debian's tzdata source) for zoneinfo: data, packed with the
+# stdlib; not part of the interpreter's configuration.
+"$here/build-tzdata.sh" "$out"
+
 cc="clang-19 --target=wasm32-wasi --sysroot=$sysroot"
 # ccache makes a rebuild in a fresh tree (a new clone, CI) cost seconds, not minutes.
 # CCACHE_BASEDIR turns this tree's absolute paths into relative ones in ccache's hash.
@@ -32,21 +52,38 @@ export CCACHE_BASEDIR="$out" CCACHE_NOHASHDIR=1
 bld=$out/build
 mkdir -p "$bld"
 stamp=$bld/.brig-configured
-config_id="v4 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16)"
+config_id="v5 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16) patches $patches_id deps $(sha256sum < "$out/deps/versions.txt" | cut -c1-16)"
 # configure:begin
 # __DATE__/__TIME__ (CPython's build info) from Debian's changelog, not the clock: the same
 # inputs make the same guest.
 SOURCE_DATE_EPOCH=$(dpkg-parsechangelog -l "$src/debian/changelog" -STimestamp)
 export SOURCE_DATE_EPOCH
+# configure's link checks of SQLite's functions declare them with a wrong prototype, and
+# wasm-opt (which clang runs on every optimised link) fails to parse what wasm-ld makes of
+# that when the library comes first on the line: their answers come from the library's
+# symbol table instead.
+sqlite_answers=()
+sqlite_syms=$(llvm-nm-19 --defined-only "$out/deps/lib/libsqlite3.a")  # not piped into grep -q:
+# with pipefail, nm's SIGPIPE when grep stops early would read as "missing"
+for f in bind_double column_decltype column_double complete enable_shared_cache load_extension \
+         progress_handler result_double serialize set_authorizer trace trace_v2 value_double; do
+  if grep -q " T sqlite3_$f\$" <<<"$sqlite_syms"; then
+    sqlite_answers+=("ac_cv_lib_sqlite3_sqlite3_$f=yes")
+  else
+    sqlite_answers+=("ac_cv_lib_sqlite3_sqlite3_$f=no")
+  fi
+done
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   rm -rf "$bld" && mkdir -p "$bld"   # a changed configuration starts from a clean tree
   # The source is named relative to the build dir and __FILE__ is mapped, so no path of
   # this tree ends up in the guest: two checkouts build the same module, and ccache can
   # reuse the ~3 minute compile of its C translation.
   rel_src=$(realpath --relative-to="$bld" "$src")
+  # The sandbox refuses links by design: without link()/symlink() os.link and os.symlink do
+  # not exist, as on a platform that lacks them, so library code takes its fallback.
   (cd "$bld" &&
    CONFIG_SITE="$rel_src/Tools/wasm/config.site-wasm32-wasi" \
-   PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
+   PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$out/deps/lib/pkgconfig" \
    CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
    CFLAGS="${GUEST_CFLAGS:--O2} -ffile-prefix-map=$out=/brig -Wno-error=int-conversion -Wno-int-conversion" \
    "$rel_src/configure" -C \
@@ -54,6 +91,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
      --with-build-python=/usr/bin/python3.11 \
      --prefix=/usr/local --disable-ipv6 --disable-test-modules \
      --with-pymalloc --without-ensurepip --disable-shared \
+     ac_cv_func_symlink=no ac_cv_func_link=no "${sqlite_answers[@]}" \
      >"$bld/configure.log" 2>&1) || { tail -40 "$bld/configure.log"; exit 1; }
   echo "$config_id" > "$stamp"
 fi

@@ -26,9 +26,71 @@ import tempfile
 
 EXCLUDED_DIRS = {
     "test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "ensurepip",
-    "lib2to3", "site-packages", "__pycache__", "venv", "distutils", "pydoc_data",
+    "site-packages", "__pycache__", "venv",
 }
-EXCLUDED_FILES = {"turtle.py", "antigravity.py", "this.py"}
+EXCLUDED_FILES = {"turtle.py", "antigravity.py"}
+
+# The modules of sys.stdlib_module_names the sandbox cannot have, and why. Each is packed as
+# a stub that raises ModuleNotFoundError with this sentence (a subclass of ImportError, so
+# `try: import x / except ImportError` fallbacks work as where the module is missing). The
+# README lists the same modules.
+_NO_PROCESSES = "the sandbox is one process: it cannot start others"
+_NO_TERMINAL = "the sandbox has no terminal (its output is captured)"
+_NO_GUI = "the sandbox has no display (Tk is not built for it)"
+_WINDOWS = "it exists only on Windows"
+UNAVAILABLE = {
+    "_ctypes": "ctypes loads native code at run time, which WebAssembly cannot do",
+    "_curses": _NO_TERMINAL,
+    "_curses_panel": _NO_TERMINAL,
+    "readline": _NO_TERMINAL,
+    "_dbm": "the ndbm C library is not built for it; the dbm module uses dbm.dumb",
+    "_gdbm": "the GNU dbm C library is not built for it; the dbm module uses dbm.dumb",
+    "_hashlib": "OpenSSL is not built for it; hashlib uses CPython's own md5, sha1, sha2, "
+                "sha3 and blake2",
+    "_ssl": "the sandbox has no network, and OpenSSL is not built for it",
+    "_multiprocessing": _NO_PROCESSES,
+    "_posixshmem": _NO_PROCESSES + " or share memory",
+    "_posixsubprocess": _NO_PROCESSES,
+    "mmap": "WebAssembly cannot map files into memory",
+    "_uuid": "libuuid is not built for it; uuid uses its own pure-Python code",
+    "nis": "the sandbox has no network naming service",
+    "spwd": "the sandbox has no shadow password database",
+    "syslog": "the sandbox has no system log (write to stderr or a file)",
+    "ossaudiodev": "the sandbox has no sound device",
+    "_tkinter": _NO_GUI,
+    "tkinter": _NO_GUI,
+    "turtle": _NO_GUI,
+    "turtledemo": _NO_GUI,
+    "idlelib": _NO_GUI,
+    "antigravity": "it opens a web browser, and the sandbox has none",
+    "ensurepip": "pip is not shipped in the sandbox (no network, no PyPI)",
+    "venv": "virtual environments need to start processes, and " + _NO_PROCESSES,
+    "_scproxy": "it exists only on macOS",
+    "nt": _WINDOWS, "msvcrt": _WINDOWS, "winreg": _WINDOWS, "winsound": _WINDOWS,
+    "_winapi": _WINDOWS, "_overlapped": _WINDOWS, "_msi": _WINDOWS, "msilib": _WINDOWS,
+}
+
+STUB = """\
+# brig: {name} is not available in the sandbox (see brig's README).
+raise ModuleNotFoundError({message!r}, name={name!r})
+"""
+
+
+def unavailable_stub(name, reason):
+    message = f"No module named {name!r}: {name} is not available in the brig sandbox: {reason}"
+    return STUB.format(name=name, message=message)
+
+
+def debian_sysconfigdata_name(cpython_dir):
+    """The name Debian's patched sysconfig imports: _sysconfigdata_{ABIFLAGS}_{MULTIARCH}
+    (upstream puts the platform in it too, and the build writes upstream's name)."""
+    found = {}
+    with open(os.path.join(cpython_dir, "build", "Makefile")) as f:
+        for line in f:
+            for var in ("ABIFLAGS", "MULTIARCH"):
+                if line.startswith(var + "=") or line.startswith(var + "\t"):
+                    found[var] = line.split("=", 1)[1].strip()
+    return f"_sysconfigdata_{found.get('ABIFLAGS', '')}_{found['MULTIARCH']}.py"
 
 
 def wanted(rel):
@@ -74,12 +136,50 @@ def main():
                 entries[rel] = f.read()
             if name.endswith(".py"):
                 sources.append((full, rel))
+    generated = tempfile.TemporaryDirectory()
     for extra in extras:
         rel = os.path.basename(extra)
         with open(extra, "rb") as f:
             entries[rel] = f.read()
         if rel.endswith(".py"):
             sources.append((extra, rel))
+        if rel.startswith("_sysconfigdata") and rel.endswith(".py"):
+            alias = debian_sysconfigdata_name(cpython_dir)
+            if alias != rel:
+                entries[alias] = entries[rel]
+                sources.append((extra, alias))
+
+    def add_generated(rel, text):
+        path = os.path.join(generated.name, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        entries[rel] = text.encode("utf-8")
+        sources.append((path, rel))
+
+    for name, reason in sorted(UNAVAILABLE.items()):
+        if name + ".py" not in entries and name + "/__init__.py" not in entries:
+            add_generated(name + ".py", unavailable_stub(name, reason))
+
+    # The IANA database (guest/build-tzdata.sh) as the `tzdata` package, laid out as PyPI's:
+    # zoneinfo finds it there when no system zone directory exists (the sandbox has none).
+    tz_dir = os.path.join(cpython_dir, "tzdata")
+    with open(os.path.join(tz_dir, "iana-version.txt")) as f:
+        iana = f.read().strip()
+    add_generated("tzdata/__init__.py",
+                  f'"""The IANA time zone database {iana}, from Debian\'s tzdata (brig)."""\n'
+                  f'IANA_VERSION = {iana!r}\n__version__ = {iana!r}\n')
+    with open(os.path.join(tz_dir, "zones"), "rb") as f:
+        entries["tzdata/zones"] = f.read()
+    zone_root = os.path.join(tz_dir, "zoneinfo")
+    for root, dirs, files in os.walk(zone_root):
+        dirs.sort()
+        rel_dir = "tzdata/zoneinfo/" + os.path.relpath(root, zone_root).replace(os.sep, "/")
+        rel_dir = rel_dir.rstrip(".").rstrip("/")
+        add_generated(rel_dir + "/__init__.py", "")
+        for name in sorted(files):
+            with open(os.path.join(root, name), "rb") as f:
+                entries[rel_dir + "/" + name] = f.read()
 
     with concurrent.futures.ProcessPoolExecutor() as pool:
         for (src, rel), data in zip(sources, pool.map(compile_one, sources, chunksize=32)):
@@ -89,6 +189,7 @@ def main():
             pyc = importlib.util.cache_from_source(name).replace(os.sep, "/")
             entries[(head + "/" if head else "") + pyc] = data
 
+    generated.cleanup()
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as f:
         write_pack({rel.encode("utf-8"): data for rel, data in entries.items()}, f)
