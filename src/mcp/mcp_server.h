@@ -95,6 +95,9 @@ inline constexpr int kInvalidRequest = -32600;
 inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
+// 2026-07-28 (SEP-2243, SEP-2567): an HTTP header (Mcp-Method, Mcp-Name,
+// MCP-Protocol-Version) that says something else than the message it comes with.
+inline constexpr int kHeaderMismatch = -32001;
 
 }  // namespace brig::mcp
 
