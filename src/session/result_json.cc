@@ -170,15 +170,19 @@ StatusOr<SessionResult> SessionResultFromJson(const json& j, std::string* thread
     r.duration_ms = d->get<double>();
     if (!std::isfinite(r.duration_ms) || r.duration_ms < 0) top.Fail("duration_ms", "a duration");
   }
-  // The display outputs get the guest's checks again (allowlist, encodings, bounds).
-  sandbox::ReadGuestDisplay(j, &r);
-  if (auto note = j.find("display_note"); note != j.end() && !note->is_null()) {
-    if (note->is_string()) {
-      r.display_note = note->get<std::string>() + (r.display_note.empty() ? "" : "; " + r.display_note);
-    } else {
-      top.Fail("display_note", "a string or null");
+  // The display outputs: the shape is required, then the guest's checks run again
+  // (allowlist, encodings, bounds), dropping what fails them.
+  if (const json* d = top.Field("display", &json::is_array, "an array of objects of strings")) {
+    for (const json& bundle : *d) {
+      bool strings = bundle.is_object();
+      if (strings)
+        for (const auto& item : bundle.items()) strings = strings && item.value().is_string();
+      if (!strings) top.Fail("display", "an array of objects of strings");
     }
+    if (top.ok()) sandbox::ReadGuestDisplay(j, &r);
   }
+  if (const json* note = top.Field("display_note", &json::is_string, "a string or null", true))
+    r.display_note = note->get<std::string>() + (r.display_note.empty() ? "" : "; " + r.display_note);
   if (const json* session = top.Field("session", &json::is_object, "an object")) {
     Reader sr(*session, "session", &fault);
     std::string id;
@@ -190,19 +194,15 @@ StatusOr<SessionResult> SessionResultFromJson(const json& j, std::string* thread
     sr.StringMap("not_restored", &s.not_restored);
     sr.StringList("files_saved", &s.files_saved);
     sr.StringList("files_deleted", &s.files_deleted);
-    if (auto files = session->find("files"); files != session->end()) {
-      if (!files->is_array()) {
-        sr.Fail("files", "a list");
-      } else {
-        for (const json& f : *files) {
-          FileInfo info;
-          static const json kNotObject = nullptr;  // the reader faults on it
-          Reader fr(f.is_object() ? f : kNotObject, "session.files[]", &fault);
-          fr.String("path", &info.path);
-          fr.Int64("size", &info.size);
-          fr.String("content_type", &info.content_type);
-          s.files_changed.push_back(std::move(info));
-        }
+    if (const json* files = sr.Field("files", &json::is_array, "an array of files")) {
+      for (const json& f : *files) {
+        FileInfo info;
+        static const json kNotObject = nullptr;  // the reader faults on it
+        Reader fr(f.is_object() ? f : kNotObject, "session.files[]", &fault);
+        fr.String("path", &info.path);
+        fr.Int64("size", &info.size);
+        fr.String("content_type", &info.content_type);
+        s.files_changed.push_back(std::move(info));
       }
     }
     sr.String("snapshot", &s.snapshot);
