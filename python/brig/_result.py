@@ -82,21 +82,7 @@ def result_from_json(j: dict[str, Any]) -> "ExecutionResult":
                                               str(error.get("traceback", "")))
     elif failure:
         kind = str(failure.get("kind", ""))
-        err = PythonError(# MIME types whose data are bytes (base64 in the server's JSON); the others are text.
-BINARY_DISPLAY_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
-
-
-def display_from_json(items: Any) -> list[dict[str, bytes | str]]:
-    """The server's "display" list with image bytes decoded (the server checked them)."""
-    out: list[dict[str, bytes | str]] = []
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict):
-            out.append({str(k): base64.b64decode(v) if k in BINARY_DISPLAY_TYPES else str(v)
-                        for k, v in item.items() if isinstance(v, str)})
-    return out
-
-
-_FAILURE_ERROR_TYPES.get(kind, "SandboxError"), str(failure.get("message", "")))
+        err = PythonError(_FAILURE_ERROR_TYPES.get(kind, "SandboxError"), str(failure.get("message", "")))
     else:
         err = None
     exit_code = j.get("exit_code")
