@@ -71,6 +71,25 @@ enum class Failure {
   kGuestError,  // the guest broke brig's protocol (malformed result): a bug or an attack
 };
 
+// One rich output the code showed with `brig.show(obj)` in the guest, like Jupyter's display
+// data: the same thing in one or more MIME types (e.g. a chart as image/png and text/plain).
+struct DisplayOutput {
+  // MIME type -> data. image/png, image/jpeg and image/gif hold the bytes (checked to start
+  // as such a file does); text/plain, text/html, text/markdown, text/latex, image/svg+xml and
+  // application/json (checked to parse) hold UTF-8 text. No other type is ever here.
+  std::map<std::string, std::string> data;
+};
+
+// What one execution may show (the host's bounds; guest/stdlib/brig.py applies the same):
+// outputs, and bytes of data in all. Outputs past them are dropped, and said so in
+// ExecutionResult::display_note.
+inline constexpr size_t kMaxDisplayOutputs = 32;
+inline constexpr size_t kMaxDisplayBytes = size_t{16} << 20;
+
+// Whether `mime` is one a DisplayOutput may hold; whether its data are bytes (else UTF-8 text).
+bool IsDisplayType(std::string_view mime);
+bool IsBinaryDisplayType(std::string_view mime);
+
 struct ExecutionResult {
   // True when the code ran to the end (or called sys.exit(0)) without an exception.
   bool ok = false;
@@ -87,6 +106,11 @@ struct ExecutionResult {
   Failure failure = Failure::kNone;
   std::string failure_message;  // human-readable, set when failure != kNone
   double duration_ms = 0;
+  // What the code showed with brig.show(), in order (see DisplayOutput).
+  std::vector<DisplayOutput> display;
+  // Empty, or why some of what the code showed is not in `display` (over a limit, a MIME
+  // type or data brig does not take), e.g. "brig: 3 display outputs dropped: ...".
+  std::string display_note;
 };
 
 std::string_view FailureName(Failure failure);  // "trap", "exit", "timeout", ...

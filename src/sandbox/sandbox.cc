@@ -15,9 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/page_snapshot.h"
+#include "sandbox/display.h"
 #include "sandbox/image_cache.h"
 #include "sandbox/sandbox_impl.h"
 #include "sandbox/watchdog.h"
+#include "util/json_depth.h"
 #include "vfs/pack.h"
 
 extern "C" const char brig_stdlib_pack_begin[];
@@ -57,6 +59,8 @@ bool ParseGuestResult(const std::string& text, bool host_call, ExecutionResult* 
     r->result = text.substr(1);
     return true;
   }
+  // Copying and destroying a parsed value recurse: no deeper than the guest's runner makes.
+  if (JsonNestsTooDeep(text)) return *why = "result nests too deep", false;
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return *why = "result is not a JSON object", false;
   auto ok = j.find("ok");
@@ -83,6 +87,7 @@ bool ParseGuestResult(const std::string& text, bool host_call, ExecutionResult* 
     if (!exit_code->is_number_integer()) return *why = "result.exit_code is not an integer", false;
     r->exit_code = static_cast<int>(exit_code->get<int64_t>());
   }
+  sandbox::ReadGuestDisplay(j, r);
   return true;
 }
 

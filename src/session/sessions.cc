@@ -26,6 +26,7 @@
 #include "session/session_manager.h"
 #include "session/snapshot_format.h"
 #include "session/state_format.h"
+#include "store/content_type.h"
 #include "store/store.h"
 
 namespace brig {
@@ -644,7 +645,12 @@ struct Sessions::Impl {
     result->version = s.version;
     result->saved = true;
     result->not_portable = deferred ? s.not_portable : std::move(state.not_portable);
-    for (const auto& f : upserts) result->files_saved.push_back(f.path);
+    for (const auto& f : upserts) {
+      result->files_saved.push_back(f.path);
+      if (f.content_type == store::kDirectoryType) continue;
+      result->files_changed.push_back({f.path, f.content_type.empty() ? store::DetectContentType(f.path, f.content) : f.content_type,
+                                       static_cast<int64_t>(f.content.size())});
+    }
     result->files_deleted = std::move(deletes);
     return Status::Ok();
   }
