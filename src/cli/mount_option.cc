@@ -13,7 +13,7 @@ bool ParseMountOption(std::string_view value, Mount* out, std::string* error) {
   }
   size_t colon = v.rfind(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == v.size()) {
-    *error = "-v " + std::string(value) + ": expected HOST_DIR:GUEST_DIR[:ro|rw]";
+    *error = "-v " + std::string(value) + ": a mount is HOST_DIR:GUEST_DIR[:ro|rw]";
     return false;
   }
   std::error_code ec;
