@@ -284,8 +284,9 @@ WasiContext::u32 WasiContext::Resolve(GuestMemory& m, u32 fd, u32 ptr, u32 len, 
       t->mount = mount;
       t->host_dir = mount->root_fd();
       t->dir.reset();
-      t->path = i <= p.size() ? std::string(p.substr(i)) : std::string();
-      if (t->path.empty() || t->path.find_first_not_of('/') == std::string::npos) t->path = ".";
+      // The rest, relative to the mount's root ("a//b" is "a/b" there too).
+      const size_t rest = i <= p.size() ? p.find_first_not_of('/', i) : std::string_view::npos;
+      t->path = rest == std::string_view::npos ? "." : std::string(p.substr(rest));
       return err::kSuccess;
     }
   }
