@@ -23,7 +23,7 @@ constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO
 int OpenAt2(int dir, const std::string& path, uint64_t flags, uint64_t mode) {
   open_how how{};
   how.flags = flags;
-  how.mode = mode;
+  how.mode = (flags & O_CREAT) ? mode : 0;  // openat2 refuses a mode without O_CREAT
   how.resolve = kResolve;
   for (;;) {
     long r = syscall(SYS_openat2, dir, path.c_str(), &how, sizeof how);
