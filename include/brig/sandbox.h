@@ -30,6 +30,20 @@
 
 namespace brig {
 
+// A host directory shown to the guest (a volume mount; README "Volume mounts").
+// The guest reaches it at guest_dir and cannot leave it: "..", symlinks (any, anywhere in a
+// path), hard-linked files, special files and renames or links across its edge are refused,
+// by the kernel (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), race-free. Read-only unless
+// `writable`; writes into a writable mount count against Limits::file_bytes (bytes written,
+// for the sandbox's life, per mount) and Limits::max_file_bytes (a file's size).
+// A mount is never saved with the sandbox's state: not in snapshots, the session store or
+// forks (a fork has no mounts). Host writes are not undone when an execution fails.
+struct Mount {
+  std::string host_dir;   // an existing directory on the host
+  std::string guest_dir;  // absolute, outside /usr, /home and /tmp, e.g. /mnt/data
+  bool writable = false;
+};
+
 // Limits applied to a sandbox. Defaults are what a production agent sandbox uses.
 struct Limits {
   // Wall-clock limit of one execution, in seconds (0 < timeout <= 1e6). It stops Python
@@ -49,6 +63,10 @@ struct Limits {
   // on device"), errno.EFBIG ("File too large"). Deleting a file frees its place.
   uint64_t max_files = 10000;
   uint64_t max_file_bytes = 100ull << 20;
+  // Host directories to show the guest (see Mount); no two may overlap. Each sandbox made with
+  // these limits opens them anew (Sandbox::Create, Reset, a session's sandbox); Linux 5.6 or
+  // later is required (openat2), else creating the sandbox fails.
+  std::vector<Mount> mounts;
 };
 
 // Ok, or InvalidArgument saying which limit is out of its range (those documented above).

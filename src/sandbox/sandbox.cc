@@ -179,6 +179,9 @@ Status ValidateLimits(const Limits& limits) {
     return Status::InvalidArgument("timeout must be positive and at most 1e6 seconds");
   }
   if (limits.output_bytes == 0) return Status::InvalidArgument("output limit must be positive");
+  std::vector<std::string> points;
+  for (const Mount& m : limits.mounts) points.push_back(m.guest_dir);
+  if (std::string e = wasi::CheckMountPoints(points); !e.empty()) return Status::InvalidArgument(e);
   return Status::Ok();
 }
 
@@ -205,6 +208,15 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, std::opti
   wasi_options.random_seed = image_seed.value_or(0);
   Sandbox::Impl* raw = impl.get();
   wasi_options.sleep = [raw](uint64_t ns) { raw->SleepInterruptibly(ns); };
+  for (const Mount& mount : limits.mounts) {
+    wasi::HostMount::Quota quota;
+    quota.max_bytes_written = limits.file_bytes;
+    quota.max_file_size = limits.max_file_bytes;
+    std::string error;
+    auto m = wasi::HostMount::Open(mount.host_dir, mount.guest_dir, mount.writable, quota, &error);
+    if (!m) return Status::InvalidArgument(error);
+    wasi_options.mounts.push_back(std::move(m));
+  }
   impl->wasi = std::make_unique<wasi::WasiContext>(*impl->fs, std::move(wasi_options));
   return impl;
 }
