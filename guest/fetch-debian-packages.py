@@ -42,6 +42,15 @@ PATCHES = [
      "    from cryptography.hazmat.backends import default_backend\n"
      "    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes\n"
      "except ImportError:\n    pass\n"),
+    # pygal looks for map plugins through setuptools' pkg_resources, which is not shipped: the
+    # sandbox has no plugins to find.
+    ("pygal/__init__.py", "\nimport pkg_resources\n", "\n"),
+    ("pygal/__init__.py", "for entry in pkg_resources.iter_entry_points('pygal.maps'):",
+     "for entry in ():  # brig: no pkg_resources, no plugins"),
+    # reportlab needs Pillow only for bitmap images; without it, drawing text and vectors works.
+    ("reportlab/lib/utils.py", "\nfrom PIL import Image\n",
+     "\ntry:  # brig: Pillow is optional (bitmap images only)\n    from PIL import Image\n"
+     "except ImportError:\n    Image = None\n"),
 ]
 
 
