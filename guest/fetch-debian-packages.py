@@ -32,6 +32,12 @@ PATCHES = [
      'import tzdata\n    return tzdata.IANA_VERSION  # brig\n    tzdata_zi = None'),
     ("pytz/__init__.py", "filename = os.path.join('/usr','share',\n                                'zoneinfo', *name_parts)",
      f"filename = os.path.join({TZ_DIR!r}, *name_parts)  # brig"),
+    ("pytz/__init__.py", 'zone_tab = pathlib.Path("/usr/share/zoneinfo/zone1970.tab")\n',
+     'zone_tab = pathlib.Path("/usr/share/zoneinfo/zone1970.tab")\n'
+     '    if not zone_tab.exists():  # brig: no zone1970.tab; the Area/Location zones instead\n'
+     '        areas = {"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic",\n'
+     '                 "Australia", "Europe", "Indian", "Pacific"}\n'
+     '        return {z for z in zoneinfo.available_timezones() if z.split("/")[0] in areas}\n'),
     ("dateutil/tz/tz.py", 'TZPATHS = ["/usr/share/zoneinfo",',
      f'TZPATHS = [{TZ_DIR!r},  # brig\n               "/usr/share/zoneinfo",'),
     # cryptography (compiled) is only needed for AES-encrypted PDFs.
