@@ -14,6 +14,9 @@ import traceback
 import _brig
 
 _main = sys.modules["__main__"]
+# The pure-Python packages from Debian, packed with the stdlib (guest/fetch-debian-packages.py).
+# Last on the path, so they cannot shadow the stdlib; nothing is imported from there here.
+sys.path.append(os.path.join(os.path.dirname(os.__file__), "site-packages"))
 _RUNNER_FILE = __file__
 
 try:
