@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "brig/result_json.h"
 #include "server/api_json.h"
 #include "server/server_internal.h"
 #include "server/signed_link.h"
@@ -187,7 +188,7 @@ void Server::Impl::CreateSession(Call call) {
   Blocking([this, call = std::move(call), days, metadata = std::move(metadata), quotas] {
     auto created = manager->Create(call.thread_id, days, metadata, quotas);
     if (!created.ok()) return SendStatus(call, created.status());
-    SendJson(call, http::status::created, SessionInfoJson(*manager, created.value()));
+    SendJson(call, http::status::created, SessionInfoToJson(*manager, created.value()));
   });
 }
 
@@ -216,7 +217,7 @@ void Server::Impl::ListSessions(Call call) {
     if (!list.ok()) return SendStatus(call, list.status());
     json out = json::array();
     for (const auto& s : list.value())
-      if (!call.token || call.token->MayUse(s.thread_id)) out.push_back(SessionInfoJson(*manager, s));
+      if (!call.token || call.token->MayUse(s.thread_id)) out.push_back(SessionInfoToJson(*manager, s));
     SendJson(call, http::status::ok, {{"sessions", std::move(out)}});
   });
 }
@@ -225,7 +226,7 @@ void Server::Impl::GetSession(Call call) {
   Blocking([this, call = std::move(call)] {
     auto info = manager->Get(call.thread_id);
     if (!info.ok()) return SendStatus(call, info.status());
-    SendJson(call, http::status::ok, SessionInfoJson(*manager, info.value()));
+    SendJson(call, http::status::ok, SessionInfoToJson(*manager, info.value()));
   });
 }
 
@@ -246,7 +247,7 @@ void Server::Impl::ExtendSession(Call call) {
   Blocking([this, call = std::move(call), days = *days] {
     auto info = manager->Extend(call.thread_id, days);
     if (!info.ok()) return SendStatus(call, info.status());
-    SendJson(call, http::status::ok, SessionInfoJson(*manager, info.value()));
+    SendJson(call, http::status::ok, SessionInfoToJson(*manager, info.value()));
   });
 }
 
@@ -277,7 +278,7 @@ void Server::Impl::ForkSession(Call call) {
   Blocking([this, call = std::move(call), dst = *dst, options] {
     auto forked = manager->Fork(call.thread_id, dst, options);
     if (!forked.ok()) return SendStatus(call, forked.status());
-    SendJson(call, http::status::created, SessionInfoJson(*manager, forked.value()));
+    SendJson(call, http::status::created, SessionInfoToJson(*manager, forked.value()));
   });
 }
 
@@ -306,7 +307,7 @@ void Server::Impl::ImportSnapshot(Call call) {
     if (!imported.ok()) return SendStatus(call, imported.status());
     const ImportResult& r = imported.value();
     SendJson(call, http::status::created,
-             {{"session", SessionInfoJson(*manager, r.session)},
+             {{"session", SessionInfoToJson(*manager, r.session)},
               {"restored_from", r.restored_from},
               {"pages_dropped", r.pages_dropped.empty() ? json(nullptr) : json(r.pages_dropped)},
               {"not_restored", r.not_restored}});

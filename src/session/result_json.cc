@@ -213,4 +213,21 @@ StatusOr<SessionResult> SessionResultFromJson(const json& j, std::string* thread
   return s;
 }
 
+nlohmann::json SessionInfoToJson(const SessionManager& m, const SessionInfo& s) {
+  const SessionQuotas q = m.EffectiveQuotas(s);
+  nlohmann::json quotas = nlohmann::json::object();
+  if (q.max_files) quotas["max_files"] = *q.max_files;
+  if (q.max_total_bytes) quotas["max_total_bytes"] = *q.max_total_bytes;
+  if (q.max_file_bytes) quotas["max_file_bytes"] = *q.max_file_bytes;
+  return {{"thread_id", s.thread_id},
+          {"created_at", FormatTimestamp(s.created_at)},
+          {"last_accessed", FormatTimestamp(s.last_accessed)},
+          {"expires_at", FormatTimestamp(s.expires_at)},
+          {"expired", m.IsExpired(s)},
+          {"metadata", s.metadata},
+          {"file_count", s.file_count},
+          {"total_bytes", s.total_bytes},
+          {"quotas", std::move(quotas)}};
+}
+
 }  // namespace brig
