@@ -14,7 +14,7 @@ FUZZ_TARGETS ?=
 FUZZ_GUEST ?= ON
 CLANG_FLAGS = -DCMAKE_C_COMPILER=clang-19 -DCMAKE_CXX_COMPILER=clang++-19 -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps test-deps configure build run test bench clean test-sanitize fuzz
+.PHONY: all deps test-deps configure build run test bench clean test-sanitize fuzz pytests
 
 all: build
 
@@ -54,6 +54,12 @@ fuzz:
 	@cmake -S . -B $(FUZZ_BUILD) $(CLANG_FLAGS) -DBRIG_FUZZ=ON -DBRIG_WITH_GUEST=$(FUZZ_GUEST) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_targets
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+# CPython's own Lib/test modules (tests/pytests/modules.txt) in brig and natively, compared
+# (README). PYTESTS_FLAGS e.g. "--modules test_json,test_re --json out.json".
+PYTESTS_FLAGS ?=
+pytests: build
+	/usr/bin/python3.11 tests/pytests/harness.py --build $(BUILD) --jobs 2 $(PYTESTS_FLAGS)
 
 bench: build
 	bench/run.sh $(BUILD)

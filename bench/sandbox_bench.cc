@@ -66,6 +66,27 @@ void BM_LiveSessionAssign(benchmark::State& state) {
 }
 BENCHMARK(BM_LiveSessionAssign)->Unit(benchmark::kMicrosecond);
 
+// The page snapshot a durable save takes after `x = 1` in a live session (Sandbox::SavePages:
+// finding the pages that differ from the image, recording their differing words, zstd).
+void BM_LiveSessionSavePages(benchmark::State& state) {
+  auto sandbox = MustCreate();
+  for (int i = 0; i < 20; i++) MustRunQuietly(sandbox->Execute("x = 1"), "x = 1");
+  size_t bytes = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    MustRunQuietly(sandbox->Execute("x = 1"), "x = 1");
+    state.ResumeTiming();
+    auto pages = sandbox->SavePages();
+    if (!pages.ok()) {
+      std::fprintf(stderr, "sandbox_bench: SavePages: %s\n", pages.status().message().c_str());
+      std::exit(1);
+    }
+    bytes = pages.value().size();
+  }
+  state.counters["snapshot_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_LiveSessionSavePages)->Unit(benchmark::kMicrosecond);
+
 // The same through Execute(code, ExecuteOptions): per-execution limits given, and (Arg 1) an
 // output callback set. `x = 1` prints nothing: what a callback costs when nothing is written.
 void BM_LiveSessionAssignOptions(benchmark::State& state) {

@@ -42,6 +42,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "brig/sandbox.h"
 #include "brig/sessions.h"
 #include "store/store.h"
@@ -94,19 +96,36 @@ std::string PageBody(const std::string& snapshot) {
   return out;
 }
 
-// Pages of page data `b` (u32 indices, then the pages) that are not in `a` with the same bytes.
-double ChangedPages(const std::string& a, const std::string& b) {
-  auto split = [](const std::string& body) {
-    std::map<uint32_t, std::string_view> pages;
-    const size_t n = body.size() / (4 + 4096);
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t index;
-      std::memcpy(&index, body.data() + 4 * i, 4);
-      pages[index] = std::string_view(body).substr(4 * n + 4096 * i, 4096);
+// The page count of a page snapshot, from its header (JSON).
+size_t PageCount(const std::string& snapshot) {
+  uint32_t header = 0;
+  std::memcpy(&header, snapshot.data() + 8, 4);
+  return nlohmann::json::parse(snapshot.substr(12, header)).at("page_count").get<size_t>();
+}
+
+// The records of page data `body` holding `n` pages (u32 indices, then per page a 64-byte
+// mask of the differing 8-byte words and those words; src/sandbox/sandbox_state.cc), by index.
+std::map<uint32_t, std::string_view> PageRecords(const std::string& body, size_t n) {
+  std::map<uint32_t, std::string_view> pages;
+  size_t at = n * 4;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t index;
+    std::memcpy(&index, body.data() + 4 * i, 4);
+    size_t words = 0;
+    for (int k = 0; k < 8; ++k) {
+      uint64_t m;
+      std::memcpy(&m, body.data() + at + 8 * k, 8);
+      words += static_cast<size_t>(__builtin_popcountll(m));
     }
-    return pages;
-  };
-  auto pa = split(a), pb = split(b);
+    pages[index] = std::string_view(body).substr(at, 64 + 8 * words);
+    at += 64 + 8 * words;
+  }
+  return pages;
+}
+
+// Pages of `b` that are not in `a` with the same record (page data and page counts).
+double ChangedPages(const std::string& a, size_t na, const std::string& b, size_t nb) {
+  auto pa = PageRecords(a, na), pb = PageRecords(b, nb);
   int changed = 0;
   for (const auto& [index, bytes] : pb) {
     auto it = pa.find(index);
@@ -151,6 +170,7 @@ void Parts(const std::string& url, int reps, bool with_portable) {
   std::map<std::string, std::vector<double>> t;
   size_t pages_bytes = 0, portable_bytes = 0, page_body = 0;
   std::string last_body;
+  size_t last_count = 0, page_count = 0;
   // SavePages' zstd level (src/sandbox/sandbox_state.cc; it was 3 with a new context per save).
   const int kLevel = std::getenv("SAVE_PATH_BENCH_LEVEL") ? std::atoi(std::getenv("SAVE_PATH_BENCH_LEVEL")) : 1;
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
@@ -203,8 +223,10 @@ void Parts(const std::string& url, int reps, bool with_portable) {
     pages_bytes = pages.size();
     portable_bytes = portable.data.size();
     page_body = body.size();
-    if (!last_body.empty()) changed_since_save.push_back(ChangedPages(last_body, body));
+    page_count = PageCount(pages);
+    if (!last_body.empty()) changed_since_save.push_back(ChangedPages(last_body, last_count, body, page_count));
     last_body = body;
+    last_count = page_count;
     brig::store::StateWrite write{pages + portable.data, "bench", std::string(brig::Sandbox::GuestBuildId())};
     auto t10 = Clock::now();
     version = Must(store->SaveExecution(tid, version, write, {}, {}), "save");
@@ -254,7 +276,7 @@ void Parts(const std::string& url, int reps, bool with_portable) {
   std::printf("store %s, %d repetitions; page snapshot %zu bytes (%zu bytes of pages before zstd), portable %zu bytes\n",
               store->backend().data(), reps, pages_bytes, page_body, portable_bytes);
   std::printf("pages differing from the image: %zu; differing from the previous save: median %.0f\n",
-              page_body / 4100, Median(changed_since_save));
+              page_count, Median(changed_since_save));
   std::printf("zstd of the page data with a reused context:%s\n", levels.c_str());
 
   for (const char* name : order) {

@@ -8,10 +8,14 @@ live session, saved in the background).
 
 Usage: bench/serve_load.py [--build build] [--brig B] [--stores sqlite,postgresql]
                            [--settings 1x1,16x64,64x256] [--seconds 5] [--warmup 2]
-                           [--rounds 1] [--durable true|false|both]
+                           [--rounds 1] [--durable true|false|both] [--baseline OTHER_BRIG]
                            [-- extra brig serve flags, e.g. --threads 16]
 A setting CxS is C connections over S sessions (http_load --connections C --sessions S).
 With --rounds N each setting runs N times (each on a fresh server) and every run is printed.
+Each run also prints the server's CPU time per execution (the server and its worker
+processes, measured after the warm-up): on a machine shared with other work, a steadier
+figure than executions/s. --baseline runs another brig binary (e.g. the previous build) on
+the same settings, alternating with this one, so that both see the same machine.
 """
 import argparse
 import os
@@ -74,16 +78,44 @@ class Server:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def run_load(http_load, url, connections, sessions, seconds, warmup, durable=True):
-    argv = [http_load, url, "--connections", str(connections), "--sessions", str(sessions),
-            "--seconds", str(seconds), "--warmup", str(warmup)] + ([] if durable else ["--durable", "false"])
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + warmup + 300)
+def cpu_seconds(pid):
+    """User + system CPU time of `pid` and its live child processes (brig serve's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
+def run_load(http_load, url, connections, sessions, seconds, warmup, durable=True, pid=None):
+    base = [http_load, url, "--connections", str(connections), "--sessions", str(sessions)] + \
+        ([] if durable else ["--durable", "false"])
+    if warmup > 0:
+        subprocess.run(base + ["--seconds", str(warmup), "--warmup", "0"], capture_output=True, text=True,
+                       timeout=warmup + 300)
+    cpu0 = cpu_seconds(pid) if pid else 0
+    p = subprocess.run(base + ["--seconds", str(seconds), "--warmup", "0"], capture_output=True, text=True,
+                       timeout=seconds + 300)
+    cpu = cpu_seconds(pid) - cpu0 if pid else 0
     m = re.search(r"executions/s (\d+)\s+p50 ([\d.]+) ms\s+p99 ([\d.]+) ms\s+errors (\d+)", p.stdout)
     if not m:
         sys.exit("serve_load.py: http_load said: %s %s" % (p.stdout, p.stderr))
     first_error = re.search(r"first error: (.*)", p.stdout)
-    return {"rate": int(m.group(1)), "p50": float(m.group(2)), "p99": float(m.group(3)),
-            "errors": int(m.group(4)), "first_error": first_error.group(1) if first_error else ""}
+    rate = int(m.group(1))
+    return {"rate": rate, "p50": float(m.group(2)), "p99": float(m.group(3)),
+            "errors": int(m.group(4)), "first_error": first_error.group(1) if first_error else "",
+            "cpu_us": 1e6 * cpu / (rate * seconds) if rate else 0}
 
 
 def main():
@@ -103,6 +135,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--durable", default="true", choices=["true", "false", "both"],
                     help="false: executions answered before their save (\"durable\": false)")
+    ap.add_argument("--baseline", help="another brig binary to run alternately on the same settings")
     a = ap.parse_args(argv)
     brig = a.brig or os.path.join(a.build, "brig")
     http_load = a.http_load or os.path.join(a.build, "bench", "http_load")
@@ -123,18 +156,23 @@ def main():
                     elif store != "sqlite":
                         sys.exit("serve_load.py: unknown store %r" % store)
                     for durable in {"true": [True], "false": [False], "both": [True, False]}[a.durable]:
-                        server = Server(brig, db, extra)
-                        try:
-                            r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup, durable)
-                        finally:
-                            server.stop()
-                        load = os.getloadavg()[0]
-                        print("%-10s %-11s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
-                              "errors %d  (load %.1f)%s" % (store, "durable" if durable else "non-durable", connections,
-                                                            sessions, r["rate"], r["p50"], r["p99"], r["errors"], load,
-                                                            "  first error: " + r["first_error"] if r["errors"] else ""),
-                              flush=True)
-                        failed |= r["errors"] > 0
+                        for binary in [brig] + ([a.baseline] if a.baseline else []):
+                            if db and a.baseline:
+                                db = pg.database()  # each binary on an empty database of its own
+                            server = Server(binary, db, extra)
+                            try:
+                                r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup, durable,
+                                             server.proc.pid)
+                            finally:
+                                server.stop()
+                            load = os.getloadavg()[0]
+                            print("%s%-10s %-11s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
+                                  "server CPU %6.0f us/execution  errors %d  (load %.1f)%s" % (
+                                      "baseline: " if binary != brig else "", store, "durable" if durable else "non-durable",
+                                      connections, sessions, r["rate"], r["p50"], r["p99"], r["cpu_us"], r["errors"], load,
+                                      "  first error: " + r["first_error"] if r["errors"] else ""),
+                                  flush=True)
+                            failed |= r["errors"] > 0
     finally:
         if pg is not None:
             pg.stop()

@@ -14,6 +14,9 @@ import traceback
 import _brig
 
 _main = sys.modules["__main__"]
+# The pure-Python packages from Debian, packed with the stdlib (guest/fetch-debian-packages.py).
+# Last on the path, so they cannot shadow the stdlib; nothing is imported from there here.
+sys.path.append(os.path.join(os.path.dirname(os.__file__), "site-packages"))
 _RUNNER_FILE = __file__
 
 try:
@@ -208,10 +211,33 @@ def load_portable(text):
     return json.dumps({str(k): str(v) for k, v in failed.items()})
 
 
+def _take_display():
+    """The outputs brig.show() gathered in this execution (see guest/stdlib/brig.py), cleared
+    for the next: [bundles], dropped count. The user's code may have replaced any of it, so
+    only lists of str -> str dicts pass (the host checks the rest)."""
+    module = sys.modules.get("brig")
+    if module is None:
+        return None, 0
+    try:
+        names = module.__dict__
+        pending, dropped = names.get("_pending"), names.get("_dropped")
+        names["_pending"], names["_dropped"], names["_total"] = [], 0, 0
+        bundles = []
+        if type(pending) is list:
+            for bundle in pending[:64]:
+                if type(bundle) is dict:
+                    bundles.append({_clean(k): _clean(v) for k, v in bundle.items() if type(k) is str and type(v) is str})
+        return bundles, (dropped if type(dropped) is int and 0 <= dropped < 2**31 else 0) + max(0, len(pending) - 64)
+    except BaseException:
+        return None, 0
+
+
 def execute(source_bytes, filename_bytes):
     """Returns the outcome as JSON, or "" for the common case (no error, no value to show)."""
     if _needs_reseed:
         _reseed()
+    if "brig" in sys.modules:
+        _take_display()  # nothing shown by an earlier execution carries over
     filename = "<exec>" if filename_bytes == b"<exec>" else (filename_bytes.decode("utf-8", "replace") or "<exec>")
     namespace = _main.__dict__
     outcome = None  # made only when there is something to report
@@ -249,4 +275,11 @@ def execute(source_bytes, filename_bytes):
         namespace.pop(_RESULT_NAME, None)  # also when the code failed after storing it
         if sys.stdout is not _STDOUT or sys.stderr is not _STDERR:
             _flush()
+    if "brig" in sys.modules:
+        shown, dropped = _take_display()
+        if shown or dropped:
+            if outcome is None:
+                outcome = {"ok": True, "result": None, "error": None, "exit_code": None}
+            outcome["display"] = shown or []
+            outcome["display_dropped"] = dropped
     return "" if outcome is None else json.dumps(outcome)

@@ -37,7 +37,9 @@ elif [[ -f "$prof_dir/python.profdata.xz" && -f "$prof_dir/python.key" ]] &&
      [[ "$(sha256sum < "$src" | cut -c1-64)" == "$(cut -c1-64 "$prof_dir/python.key")" ]]; then
   /usr/bin/python3.11 -c 'import lzma, sys; open(sys.argv[2], "wb").write(lzma.open(sys.argv[1]).read())' \
     "$prof_dir/python.profdata.xz" "$out.profdata"
-  pgo=(-fprofile-instr-use="$out.profdata" -Wno-profile-instr-unprofiled)
+  # Named relative to the working directory: ccache rewrites only plain path arguments under
+  # CCACHE_BASEDIR, so an absolute path here would make every checkout miss the cache.
+  pgo=(-fprofile-instr-use="$(realpath --relative-to=. "$out.profdata")" -Wno-profile-instr-unprofiled)
   echo "compile-guest-c: profile-guided ($prof_dir/python.profdata.xz)" >&2
 else
   why="was made for another guest (python.key does not match this python.c)"

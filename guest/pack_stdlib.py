@@ -1,7 +1,7 @@
 #!/usr/bin/python3.11
 """Builds the read-only stdlib image the guest sees at /usr/local/lib/python3.11.
 
-Usage: pack_stdlib.py OUT.pack CPYTHON_OUT_DIR [EXTRA ...]
+Usage: pack_stdlib.py OUT.pack CPYTHON_OUT_DIR [--site=DIR] [EXTRA ...]
 (CPYTHON_OUT_DIR is what guest/build-cpython.sh made: its Lib/ and the build's
 _sysconfigdata module are packed.)
 
@@ -9,6 +9,8 @@ Every module of LIB_DIR (minus tests, GUIs and installers that cannot work in th
 goes in as source plus an unchecked-hash .pyc in __pycache__, so imports never compile or
 stat-compare, and tracebacks still show source lines. EXTRAs are added at the top level: a
 file as itself, a directory (a package: Pillow's PIL) with its whole tree.
+--site=DIR packs DIR (guest/fetch-debian-packages.py's Debian packages) as site-packages/,
+the same way.
 Must run under Debian's python3.11 (the same 3.11 bytecode as the guest).
 
 Pack format "BRIGPK02" (read in place by src/vfs/pack.cc; described in src/vfs/pack.h): a
@@ -118,6 +120,8 @@ def main():
     if sys.version_info[:2] != (3, 11):
         sys.exit("pack_stdlib.py must run under python3.11")
     out_path, cpython_dir, extras = sys.argv[1], sys.argv[2], sys.argv[3:]
+    sites = [a.split("=", 1)[1] for a in extras if a.startswith("--site=")]
+    extras = [a for a in extras if not a.startswith("--site=")]
     with open(os.path.join(cpython_dir, "source-dir.txt")) as f:
         lib_dir = os.path.join(f.read().strip(), "Lib")
     with open(os.path.join(cpython_dir, "build", "pybuilddir.txt")) as f:
@@ -137,6 +141,19 @@ def main():
                 entries[rel] = f.read()
             if name.endswith(".py"):
                 sources.append((full, rel))
+    for site in sites:
+        for root, dirs, files in os.walk(site):
+            dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS)
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                rel = os.path.relpath(full, site).replace(os.sep, "/")
+                if not wanted(rel) or name.endswith((".pyc", ".pyo", ".so")):
+                    continue
+                rel = "site-packages/" + rel
+                with open(full, "rb") as f:
+                    entries[rel] = f.read()
+                if name.endswith(".py"):
+                    sources.append((full, rel))
     generated = tempfile.TemporaryDirectory()
     for extra in extras:
         if os.path.isdir(extra):  # a package (Pillow's PIL/): its whole tree, at the top level

@@ -23,6 +23,8 @@
 #include <string_view>
 
 #include "brig/sandbox.h"
+#include "brig/session_info.h"
+#include "brig/session_manager.h"
 #include "brig/sessions.h"
 #include "brig/status.h"
 
@@ -38,6 +40,11 @@ nlohmann::json ToJson(std::string_view thread_id, const SessionResult& result);
 // type or out of range (an unknown failure kind, an exit code outside int). Unknown fields
 // are ignored. *thread_id (if not null) gets session.thread_id.
 StatusOr<SessionResult> SessionResultFromJson(const nlohmann::json& j, std::string* thread_id = nullptr);
+
+// A session as `brig sessions ... --json` and the HTTP API show it: times as ISO 8601 text,
+// "expired", and "quotas" holding the quotas that apply to it (m.EffectiveQuotas), one field
+// per quota that is set.
+nlohmann::json SessionInfoToJson(const SessionManager& m, const SessionInfo& s);
 
 }  // namespace brig
 

@@ -30,6 +30,20 @@
 
 namespace brig {
 
+// A host directory shown to the guest (a volume mount; README "Volume mounts").
+// The guest reaches it at guest_dir and cannot leave it: "..", symlinks (any, anywhere in a
+// path), hard-linked files, special files and renames or links across its edge are refused,
+// by the kernel (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), race-free. Read-only unless
+// `writable`; writes into a writable mount count against Limits::file_bytes (bytes written,
+// for the sandbox's life, per mount) and Limits::max_file_bytes (a file's size).
+// A mount is never saved with the sandbox's state: not in snapshots, the session store or
+// forks (a fork has no mounts). Host writes are not undone when an execution fails.
+struct Mount {
+  std::string host_dir;   // an existing directory on the host
+  std::string guest_dir;  // absolute, outside /usr, /home and /tmp, e.g. /mnt/data
+  bool writable = false;
+};
+
 // Limits applied to a sandbox. Defaults are what a production agent sandbox uses.
 struct Limits {
   // Wall-clock limit of one execution, in seconds (0 < timeout <= 1e6). It stops Python
@@ -49,6 +63,10 @@ struct Limits {
   // on device"), errno.EFBIG ("File too large"). Deleting a file frees its place.
   uint64_t max_files = 10000;
   uint64_t max_file_bytes = 100ull << 20;
+  // Host directories to show the guest (see Mount); no two may overlap. Each sandbox made with
+  // these limits opens them anew (Sandbox::Create, Reset, a session's sandbox); Linux 5.6 or
+  // later is required (openat2), else creating the sandbox fails.
+  std::vector<Mount> mounts;
 };
 
 // Ok, or InvalidArgument saying which limit is out of its range (those documented above).
@@ -71,6 +89,25 @@ enum class Failure {
   kGuestError,  // the guest broke brig's protocol (malformed result): a bug or an attack
 };
 
+// One rich output the code showed with `brig.show(obj)` in the guest, like Jupyter's display
+// data: the same thing in one or more MIME types (e.g. a chart as image/png and text/plain).
+struct DisplayOutput {
+  // MIME type -> data. image/png, image/jpeg and image/gif hold the bytes (checked to start
+  // as such a file does); text/plain, text/html, text/markdown, text/latex, image/svg+xml and
+  // application/json (checked to parse) hold UTF-8 text. No other type is ever here.
+  std::map<std::string, std::string> data;
+};
+
+// What one execution may show (the host's bounds; guest/stdlib/brig.py applies the same):
+// outputs, and bytes of data in all. Outputs past them are dropped, and said so in
+// ExecutionResult::display_note.
+inline constexpr size_t kMaxDisplayOutputs = 32;
+inline constexpr size_t kMaxDisplayBytes = size_t{16} << 20;
+
+// Whether `mime` is one a DisplayOutput may hold; whether its data are bytes (else UTF-8 text).
+bool IsDisplayType(std::string_view mime);
+bool IsBinaryDisplayType(std::string_view mime);
+
 struct ExecutionResult {
   // True when the code ran to the end (or called sys.exit(0)) without an exception.
   bool ok = false;
@@ -87,6 +124,11 @@ struct ExecutionResult {
   Failure failure = Failure::kNone;
   std::string failure_message;  // human-readable, set when failure != kNone
   double duration_ms = 0;
+  // What the code showed with brig.show(), in order (see DisplayOutput).
+  std::vector<DisplayOutput> display;
+  // Empty, or why some of what the code showed is not in `display` (over a limit, a MIME
+  // type or data brig does not take), e.g. "brig: 3 display outputs dropped: ...".
+  std::string display_note;
 };
 
 std::string_view FailureName(Failure failure);  // "trap", "exit", "timeout", ...

@@ -88,6 +88,9 @@ struct SessionResult {
   // Files written to / deleted from the store by this execution.
   std::vector<std::string> files_saved;
   std::vector<std::string> files_deleted;
+  // The regular files of files_saved with their size and content type (directories left out;
+  // created_at / modified_at are not set).
+  std::vector<FileInfo> files_changed;
   bool saved = false;  // whether state and files were saved
 };
 

@@ -35,8 +35,9 @@ class _Stopped:
 class CleanupJob:
     """Deletes expired sessions with their files and state, and orphaned files.
 
-    ``db_pool`` as for :class:`brig.StatefulExecutor`, but a store (in-process): a server
-    runs its own cleanup (``brig serve --cleanup-every SECONDS``). ``interval_seconds``: the
+    ``db_pool`` as for :class:`brig.StatefulExecutor`: a store (in-process), or a server URL
+    (remote: ``POST /v1/cleanup``, which needs a token for every session that is not
+    read-only; a server can also run its own, ``brig serve --cleanup-every SECONDS``). ``interval_seconds``: the
     period of :meth:`start`. ``dry_run``: report what would be deleted, delete nothing.
     """
 

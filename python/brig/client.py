@@ -198,8 +198,8 @@ class Client:
             body = {k: v for k, v in a.items() if v is not None}
             return self.request("POST", s + "/fork", body)
         if op == "cleanup":
-            raise BrigError("cleanup is not offered over HTTP: run `brig serve --cleanup-every SECONDS` "
-                            "or `brig cleanup` next to the store")
+            # POST /v1/cleanup: needs a token for every session, not read-only (or no tokens).
+            return self.request("POST", "/v1/cleanup", {"dry_run": bool(a.get("dry_run"))})
         if op == "file_edit":
             return self.request("POST", s + "/files:edit", a)
         if op == "file_delete":

@@ -47,8 +47,11 @@ class SessionExecutionResult:
     repr text; ``result_repr`` always the text), or None. ``error``: a
     :class:`brig.PythonError` (a str: ``"NameError: name 'x' is not defined"``, with
     ``.type``, ``.message``, ``.traceback``) or None. ``execution_time``: seconds.
-    ``created_files``: session files this execution saved. ``failure``: why the sandbox
-    stopped the code (``"timeout"``...), else None.
+    ``created_files``: session files this execution saved; ``files``: the same (regular
+    files only) as dicts with ``path``, ``size`` and ``content_type``. ``display``: what the
+    code showed with ``brig.show(obj)`` in the sandbox, in order: ``{MIME type: data}``
+    dicts (bytes for PNG/JPEG/GIF, str otherwise). ``failure``: why the sandbox stopped the
+    code (``"timeout"``...), else None.
     """
 
     success: bool
@@ -60,6 +63,8 @@ class SessionExecutionResult:
     created_files: list[str] = field(default_factory=list)
     result_repr: str | None = None
     failure: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    display: list[dict[str, bytes | str]] = field(default_factory=list)
     raw: ExecutionResult | None = field(default=None, repr=False)
 
 
@@ -91,7 +96,8 @@ class StatefulExecutor:
         return SessionExecutionResult(
             success=r.success, stdout=r.stdout, stderr=r.stderr, result=_value(r.result), error=r.error,
             execution_time=r.duration_ms / 1000.0, created_files=list(session.get("files_saved", [])),
-            result_repr=r.result, failure=r.failure, raw=r)
+            result_repr=r.result, failure=r.failure, files=list(session.get("files", [])),
+            display=list(r.display), raw=r)
 
     async def reset_session(self) -> None:
         """Clears the session's variables, functions and imports (its files stay). The next

@@ -111,6 +111,8 @@ struct ResultObject {
   PyObject* failure;  // "timeout", "trap", "exit", "guest_error" or None
   PyObject* failure_message;
   PyObject* session;  // dict for a session execution, else None
+  PyObject* display;       // list of {MIME type: bytes | str} (brig.show() in the guest)
+  PyObject* display_note;  // str or None
   double duration_ms;
   char ok;
   char stdout_truncated;
@@ -128,20 +130,24 @@ void ResultDealloc(ResultObject* self) {
   Py_XDECREF(self->failure);
   Py_XDECREF(self->failure_message);
   Py_XDECREF(self->session);
+  Py_XDECREF(self->display);
+  Py_XDECREF(self->display_note);
   Py_TYPE(self)->tp_free(reinterpret_cast<PyObject*>(self));
 }
 
 // ExecutionResult(**fields): what the remote client builds from a server's JSON.
 int ResultInit(ResultObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kw[] = {"stdout", "stderr", "result", "error", "exit_code", "failure", "failure_message",
-                             "session", "duration_ms", "ok", "stdout_truncated", "stderr_truncated", nullptr};
+                             "session", "duration_ms", "ok", "stdout_truncated", "stderr_truncated",
+                             "display", "display_note", nullptr};
   PyObject *out = nullptr, *err = nullptr, *result = Py_None, *error = Py_None, *exit_code = Py_None,
-           *failure = Py_None, *failure_message = nullptr, *session = Py_None;
+           *failure = Py_None, *failure_message = nullptr, *session = Py_None,
+           *display = nullptr, *display_note = Py_None;
   double duration_ms = 0;
   int ok = 0, out_trunc = 0, err_trunc = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$UUOOOOUOdppp", const_cast<char**>(kw), &out, &err, &result,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$UUOOOOUOdpppO!O", const_cast<char**>(kw), &out, &err, &result,
                                    &error, &exit_code, &failure, &failure_message, &session, &duration_ms, &ok,
-                                   &out_trunc, &err_trunc))
+                                   &out_trunc, &err_trunc, &PyList_Type, &display, &display_note))
     return -1;
   auto set = [](PyObject** slot, PyObject* v) {
     Py_XINCREF(v);
@@ -157,6 +163,14 @@ int ResultInit(ResultObject* self, PyObject* args, PyObject* kwargs) {
   set(&self->exit_code, exit_code);
   set(&self->failure, failure);
   set(&self->session, session);
+  if (display) {
+    set(&self->display, display);
+  } else {
+    PyObject* none_shown = PyList_New(0);
+    if (!none_shown) return -1;
+    Py_XSETREF(self->display, none_shown);
+  }
+  set(&self->display_note, display_note);
   self->duration_ms = duration_ms;
   self->ok = static_cast<char>(ok);
   self->stdout_truncated = static_cast<char>(out_trunc);
@@ -187,6 +201,13 @@ PyMemberDef kResultMembers[] = {
     {"failure_message", T_OBJECT, offsetof(ResultObject, failure_message), READONLY, "Says what the failure was."},
     {"session", T_OBJECT, offsetof(ResultObject, session), READONLY,
      "For a session execution: version, saved, restored_from, files_saved, files_deleted; else None."},
+    {"display", T_OBJECT, offsetof(ResultObject, display), READONLY,
+     "What the code showed with brig.show(obj), in order: a list of {MIME type: data} dicts (Jupyter's display "
+     "data): bytes for image/png, image/jpeg, image/gif; str for text/plain, text/html, text/markdown, "
+     "text/latex, image/svg+xml, application/json (JSON text)."},
+    {"outputs", T_OBJECT, offsetof(ResultObject, display), READONLY, "Same as display."},
+    {"display_note", T_OBJECT, offsetof(ResultObject, display_note), READONLY,
+     "Why some shown outputs were dropped (limits, bad data), or None."},
     {"duration_ms", T_DOUBLE, offsetof(ResultObject, duration_ms), READONLY, "Time the execution took."},
     {"ok", T_BOOL, offsetof(ResultObject, ok), READONLY, "Same as success."},
     {"stdout_truncated", T_BOOL, offsetof(ResultObject, stdout_truncated), READONLY, "stdout was cut at the limit."},
@@ -250,6 +271,21 @@ PyObject* MakeResult(const brig::ExecutionResult& r, PyObject* session) {
   o->failure = kind ? PyUnicode_FromString(kind) : Py_NewRef(Py_None);
   o->failure_message = Text(r.failure_message);
   o->session = session ? session : Py_NewRef(Py_None);
+  o->display = PyList_New(0);
+  for (const brig::DisplayOutput& shown : r.display) {
+    if (!o->display) break;
+    PyObject* bundle = PyDict_New();
+    for (const auto& [mime, data] : shown.data) {
+      PyObject* v = !bundle ? nullptr
+                    : brig::IsBinaryDisplayType(mime) ? PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size()))
+                                                      : Text(data);
+      if (!v || PyDict_SetItemString(bundle, mime.c_str(), v) < 0) Py_CLEAR(bundle);
+      Py_XDECREF(v);
+    }
+    if (!bundle || PyList_Append(o->display, bundle) < 0) Py_CLEAR(o->display);
+    Py_XDECREF(bundle);
+  }
+  o->display_note = r.display_note.empty() ? Py_NewRef(Py_None) : Text(r.display_note);
   if (r.error) {
     o->error = MakeError(r.error->type, r.error->message, r.error->traceback);
   } else if (kind) {
@@ -262,7 +298,7 @@ PyObject* MakeResult(const brig::ExecutionResult& r, PyObject* session) {
   o->stdout_truncated = r.stdout_truncated;
   o->stderr_truncated = r.stderr_truncated;
   if (!o->stdout_text || !o->stderr_text || !o->result || !o->exit_code || !o->failure || !o->failure_message ||
-      !o->error) {
+      !o->error || !o->display || !o->display_note) {
     Py_DECREF(o);
     return nullptr;
   }
@@ -779,6 +815,10 @@ PyObject* SessionDict(const std::string& thread_id, const brig::SessionResult& s
                       {"saved", s.saved},               {"restored_from", s.restored_from},
                       {"files_saved", s.files_saved},   {"files_deleted", s.files_deleted},
                       {"not_portable", s.not_portable}, {"not_restored", s.not_restored}};
+  nlohmann::json files = nlohmann::json::array();
+  for (const brig::FileInfo& f : s.files_changed)
+    files.push_back({{"path", f.path}, {"size", f.size}, {"content_type", f.content_type}});
+  j["files"] = std::move(files);
   PyObject* text = JsonToPython(j);
   if (!text || !g_json_loads) return text;
   PyObject* d = PyObject_CallOneArg(g_json_loads, text);

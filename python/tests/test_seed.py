@@ -194,6 +194,59 @@ class SeedExamples:
 
         self.run_async(errors())
 
+    def test_cleanup(self):
+        async def make():
+            manager = SandboxManager(self.db_pool)
+            await manager.create_session("old", expiration_days=1)
+            await StatefulExecutor(self.db_pool, "old").execute("open('/tmp/f.txt', 'w').write('12345')")
+            await manager.create_session("young", expiration_days=1)
+
+        self.run_async(make())
+        self.expire("old")
+
+        async def example(db_pool):
+            # Create cleanup job
+            cleanup = CleanupJob(db_pool)
+
+            # Run cleanup once
+            stats = await cleanup.run_once()
+            print(f"Deleted {stats['sessions_deleted']} sessions")
+            print(f"Deleted {stats['files_deleted']} files")
+            return stats
+
+        dry = self.run_async(CleanupJob(self.db_pool, dry_run=True).run_once())
+        self.assertEqual(dry["sessions_deleted"], 1)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            stats = self.run_async(example(self.db_pool))
+        self.assertEqual(out.getvalue(), "Deleted 1 sessions\nDeleted 1 files\n")
+        self.assertGreaterEqual(stats["bytes_freed"], 5)
+        manager = SandboxManager(self.db_pool)
+        # Remote: the server's own store was cleaned (POST /v1/cleanup), not a local one.
+        self.assertFalse(self.run_async(manager.session_exists("old")))
+        self.assertTrue(self.run_async(manager.session_exists("young")))
+
+    def test_shown_outputs_and_files_with_size_and_type(self):
+        async def example():
+            executor = StatefulExecutor(self.db_pool, "user_show")
+            return await executor.execute(
+                "import brig\n"
+                "class Chart:\n"
+                "    def _repr_png_(self): return b'\\x89PNG\\r\\n\\x1a\\n' + bytes(8)\n"
+                "brig.show(Chart())\n"
+                "brig.show('<b>x</b>', mime='text/html')\n"
+                "open('/home/user/r.json', 'w').write('[1]')\n")
+
+        r = self.run_async(example())
+        self.assertTrue(r.success, r.error)
+        self.assertEqual(len(r.display), 2)
+        self.assertEqual(r.display[0]["image/png"], b"\x89PNG\r\n\x1a\n" + bytes(8))
+        self.assertIsInstance(r.display[0]["text/plain"], str)
+        self.assertEqual(r.display[1], {"text/html": "<b>x</b>"})
+        self.assertEqual(r.raw.outputs, r.raw.display)
+        self.assertIsNone(r.raw.display_note)
+        self.assertEqual(r.files, [{"path": "/home/user/r.json", "size": 3, "content_type": "application/json"}])
+
     def test_file_server_endpoints(self):
         async def make_files():
             executor = StatefulExecutor(self.db_pool, "user_files")
@@ -228,37 +281,6 @@ class SeedLocalTest(SeedExamples, unittest.TestCase):
 
     def tearDown(self):
         self.home.close()
-
-    def test_cleanup(self):
-        async def make():
-            manager = SandboxManager(self.db_pool)
-            await manager.create_session("old", expiration_days=1)
-            await StatefulExecutor(self.db_pool, "old").execute("open('/tmp/f.txt', 'w').write('12345')")
-            await manager.create_session("young", expiration_days=1)
-
-        self.run_async(make())
-        self.expire("old")
-
-        async def example(db_pool):
-            # Create cleanup job
-            cleanup = CleanupJob(db_pool)
-
-            # Run cleanup once
-            stats = await cleanup.run_once()
-            print(f"Deleted {stats['sessions_deleted']} sessions")
-            print(f"Deleted {stats['files_deleted']} files")
-            return stats
-
-        dry = self.run_async(CleanupJob(self.db_pool, dry_run=True).run_once())
-        self.assertEqual(dry["sessions_deleted"], 1)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            stats = self.run_async(example(self.db_pool))
-        self.assertEqual(out.getvalue(), "Deleted 1 sessions\nDeleted 1 files\n")
-        self.assertGreaterEqual(stats["bytes_freed"], 5)
-        manager = SandboxManager(self.db_pool)
-        self.assertFalse(self.run_async(manager.session_exists("old")))
-        self.assertTrue(self.run_async(manager.session_exists("young")))
 
     def test_periodic_cleanup_start_stop(self):
         self.run_async(SandboxManager(self.db_pool).create_session("gone", expiration_days=1))
@@ -357,10 +379,10 @@ class SeedRemoteTest(SeedExamples, ServerCase):
     def test_calls_go_to_the_server(self):
         self.assertIsInstance(StatefulExecutor(self.db_pool, "t").backend, brig.Client)
 
-    def test_cleanup_is_the_servers_job(self):
-        with self.assertRaises(brig.BrigError) as cm:
-            self.run_async(CleanupJob(self.db_pool).run_once())
-        self.assertIn("--cleanup-every", str(cm.exception))
+    def test_cleanup_runs_on_the_server(self):
+        job = CleanupJob(self.db_pool, dry_run=True)
+        self.assertIsInstance(job.backend, brig.Client)
+        self.assertEqual(set(self.run_async(job.run_once())) >= {"sessions_deleted", "files_deleted"}, True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 // `brig exec`: run Python code once in a fresh sandbox and report what it did.
 //
 //   brig exec -c CODE | FILE | -   [--session ID [--db URL]] [--json] [--timeout S] [--memory MB]
+//             [-v HOST_DIR:GUEST_DIR[:ro|rw]]...
 //
 // Without --session the code runs in a fresh sandbox that is thrown away. With --session it
 // runs in that session (created if missing): its variables, functions and files from earlier
@@ -20,12 +21,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "brig/result_json.h"
 #include "brig/sandbox.h"
 #include "brig/sessions.h"
 #include "brig/store.h"
 #include "cli/commands.h"
+#include "cli/mount_option.h"
 #include "cli/output.h"
 
 namespace brig::cli {
@@ -44,6 +47,7 @@ struct ExecOptions {
   int64_t max_files = 0;
   int64_t max_mib = 0;
   int64_t expires_days = 0;
+  std::vector<std::string> mounts;  // -v values
 };
 
 constexpr int kExitSession = 3;
@@ -94,6 +98,19 @@ int RunExec(const ExecOptions& opt) {
   brig::Limits limits;
   limits.timeout_seconds = opt.timeout_seconds;
   limits.memory_bytes = opt.memory_mb << 20;
+  for (const std::string& v : opt.mounts) {
+    brig::Mount mount;
+    std::string error;
+    if (!ParseMountOption(v, &mount, &error)) {
+      PrintError("exec: " + error);
+      return kExitUsage;
+    }
+    limits.mounts.push_back(std::move(mount));
+  }
+  if (brig::Status valid = brig::ValidateLimits(limits); !valid.ok()) {
+    PrintError("exec: " + valid.message());
+    return kExitUsage;
+  }
   brig::ExecutionResult r;
   nlohmann::json json_out;  // --json: what brig/result_json.h makes of the outcome
   if (!opt.session.empty()) {
@@ -187,6 +204,9 @@ Runner AddExecCommand(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--memory", exec->memory_mb, "Guest memory limit in MB (default 256)")
       ->check(CLI::Range(16, 4095));
+  cmd->add_option("-v,--volume", exec->mounts,
+                  "Show host directory HOST_DIR to the code at GUEST_DIR (HOST_DIR:GUEST_DIR[:ro|rw], "
+                  "read-only by default; repeatable). Not saved with a session");
   cmd->callback([exec, code_opt] { exec->has_code = code_opt->count() > 0; });
   return [exec, cmd]() -> int { return cmd->parsed() ? RunExec(*exec) : -1; };
 }

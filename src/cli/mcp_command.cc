@@ -1,4 +1,4 @@
-// brig mcp [--db URL] [--timeout S] [--memory MB]
+// brig mcp [--db URL] [--timeout S] [--memory MB] [-v HOST_DIR:GUEST_DIR[:ro|rw]]...
 // The MCP server on stdio (src/mcp): newline-delimited JSON-RPC on stdin/stdout, for agents
 // that start brig as a local tool server (Claude Desktop, Cursor, ...; README: MCP).
 // Sessions live in the store (--db, BRIG_DB, else $BRIG_HOME/brig.db), so a session made here
@@ -7,6 +7,7 @@
 
 #include "brig/sessions.h"
 #include "cli/commands.h"
+#include "cli/mount_option.h"
 #include "cli/output.h"
 #include "mcp/mcp_server.h"
 #include "mcp/sessions_backend.h"
@@ -22,6 +23,7 @@ struct McpOptions {
   uint64_t memory_mb = 256;
   size_t max_output = 50'000;
   int threads = 4;
+  std::vector<std::string> mounts;  // -v values: every session's sandbox gets them
 };
 
 int RunMcp(const McpOptions& opt) {
@@ -30,6 +32,19 @@ int RunMcp(const McpOptions& opt) {
   Sessions::Options options;
   options.limits.timeout_seconds = opt.timeout;
   options.limits.memory_bytes = opt.memory_mb << 20;
+  for (const std::string& v : opt.mounts) {
+    Mount mount;
+    std::string error;
+    if (!ParseMountOption(v, &mount, &error)) {
+      PrintError("mcp: " + error);
+      return kExitUsage;
+    }
+    options.limits.mounts.push_back(std::move(mount));
+  }
+  if (Status valid = ValidateLimits(options.limits); !valid.ok()) {
+    PrintError("mcp: " + valid.message());
+    return kExitUsage;
+  }
   auto sessions = Sessions::Open(*store.value(), options);
   if (!sessions.ok()) {
     PrintError(sessions.status().ToString());
@@ -53,6 +68,9 @@ Runner AddMcpCommand(CLI::App& app) {
   cmd->add_option("--max-output", opt->max_output, "Bytes of stdout, stderr and file text a tool result shows, each")
       ->check(CLI::Range(1000, 10'000'000));
   cmd->add_option("--threads", opt->threads, "Requests handled at once")->check(CLI::Range(1, 64));
+  cmd->add_option("-v,--volume", opt->mounts,
+                  "Show host directory HOST_DIR to every session's code at GUEST_DIR "
+                  "(HOST_DIR:GUEST_DIR[:ro|rw], read-only by default; repeatable)");
   return [cmd, opt]() -> int {
     if (!cmd->parsed()) return -1;
     return RunMcp(*opt);

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 
+#include "brig/result_json.h"
 #include "brig/session_info.h"
 #include "brig/session_manager.h"
 #include "brig/sessions.h"
@@ -70,26 +71,6 @@ Status ParseMetadata(const std::string& text, std::optional<nlohmann::json>* out
 
 // Prints the error as one line; a malformed argument is a usage error.
 
-nlohmann::json QuotasJson(const SessionQuotas& q) {
-  nlohmann::json j = nlohmann::json::object();
-  if (q.max_files) j["max_files"] = *q.max_files;
-  if (q.max_total_bytes) j["max_total_bytes"] = *q.max_total_bytes;
-  if (q.max_file_bytes) j["max_file_bytes"] = *q.max_file_bytes;
-  return j;
-}
-
-nlohmann::json ToJson(const SessionManager& m, const SessionInfo& s) {
-  return {{"thread_id", s.thread_id},
-          {"created_at", FormatTimestamp(s.created_at)},
-          {"last_accessed", FormatTimestamp(s.last_accessed)},
-          {"expires_at", FormatTimestamp(s.expires_at)},
-          {"expired", m.IsExpired(s)},
-          {"metadata", s.metadata},
-          {"file_count", s.file_count},
-          {"total_bytes", s.total_bytes},
-          {"quotas", QuotasJson(m.EffectiveQuotas(s))}};
-}
-
 // "expires 2026-05-21T10:00:00Z (in 179 days)" / "expired 2025-...".
 std::string ExpiryText(const SessionManager& m, const SessionInfo& s) {
   if (m.IsExpired(s)) return "expired " + FormatTimestamp(s.expires_at);
@@ -118,7 +99,7 @@ int RunList(SessionManager& m, const SessionsOptions& opt) {
   if (!list.ok()) return ReportFailure(list.status());
   if (opt.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const SessionInfo& s : list.value()) out.push_back(ToJson(m, s));
+    for (const SessionInfo& s : list.value()) out.push_back(SessionInfoToJson(m, s));
     PrintJson(out);
     return kExitOk;
   }
@@ -142,7 +123,7 @@ int RunList(SessionManager& m, const SessionsOptions& opt) {
 int Show(SessionManager& m, const SessionsOptions& opt, const StatusOr<SessionInfo>& s) {
   if (!s.ok()) return ReportFailure(s.status());
   if (opt.json) {
-    PrintJson(ToJson(m, s.value()));
+    PrintJson(SessionInfoToJson(m, s.value()));
   } else {
     PrintSession(m, s.value());
   }
@@ -160,7 +141,7 @@ int RunExtend(SessionManager& m, const SessionsOptions& opt) {
   StatusOr<SessionInfo> s = m.Extend(opt.thread_id, opt.days);
   if (!s.ok()) return ReportFailure(s.status());
   if (opt.json) {
-    PrintJson(ToJson(m, s.value()));
+    PrintJson(SessionInfoToJson(m, s.value()));
   } else {
     std::cout << "session '" << s.value().thread_id << "' expires " << ExpiryText(m, s.value()) << "\n";
   }
@@ -194,7 +175,7 @@ int RunFork(SessionManager& m, const SessionsOptions& opt) {
   StatusOr<SessionInfo> s = m.Fork(opt.thread_id, opt.dst, fork);
   if (!s.ok()) return ReportFailure(s.status());
   if (opt.json) {
-    PrintJson(ToJson(m, s.value()));
+    PrintJson(SessionInfoToJson(m, s.value()));
   } else {
     std::cout << "forked session '" << opt.thread_id << "' into '" << s.value().thread_id << "' ("
               << s.value().file_count << (s.value().file_count == 1 ? " file" : " files") << "; expires "
@@ -286,7 +267,7 @@ int RunImport(Sessions& sessions, const SessionsOptions& opt) {
   const ImportResult& got = r.value();
   SessionManager& m = sessions.manager();
   if (opt.json) {
-    PrintJson({{"session", ToJson(m, got.session)},
+    PrintJson({{"session", SessionInfoToJson(m, got.session)},
                {"restored_from", got.restored_from},
                {"pages_dropped", got.pages_dropped.empty() ? nlohmann::json() : nlohmann::json(got.pages_dropped)},
                {"not_restored", got.not_restored},

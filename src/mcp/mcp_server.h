@@ -45,7 +45,8 @@ struct Options {
   // read_file answer's text: the first two thirds and the last third, with a line saying how
   // much was cut in between. Default 50,000 bytes (~12k tokens).
   size_t max_text_bytes = 50'000;
-  // Images an execution wrote that come back inline (image content): at most this many, each
+  // Images an execution showed (brig.show) or wrote that come back inline (image content),
+  // shown ones first: at most this many, each
   // at most max_image_bytes; the others come back as resource links. Defaults 8, 4 MiB.
   size_t max_images = 8;
   int64_t max_image_bytes = int64_t{4} << 20;
@@ -95,6 +96,9 @@ inline constexpr int kInvalidRequest = -32600;
 inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
+// 2026-07-28 (SEP-2243, SEP-2567): an HTTP header (Mcp-Method, Mcp-Name,
+// MCP-Protocol-Version) that says something else than the message it comes with.
+inline constexpr int kHeaderMismatch = -32001;
 
 }  // namespace brig::mcp
 

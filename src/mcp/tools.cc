@@ -75,8 +75,9 @@ json MakeDefinitions() {
       "calls with the same session_id. Omit session_id to start a new session: its id is returned, pass "
       "it to every later call. Returns stdout, stderr, the repr of the last expression's value, and the "
       "exception with its traceback if the code raised (then isError is true: fix the code and run again). "
-      "Images the code saves (png, jpeg, gif, svg) are returned as images; other new or changed files as "
-      "links. Long output is cut in the middle.",
+      "Images the code saves (png, jpeg, gif, svg) or shows with `import brig; brig.show(obj)` (PNG/JPEG "
+      "bytes, SVG or HTML text, dicts as JSON, objects with _repr_png_ etc., matplotlib figures) are "
+      "returned as images; other new or changed files as links. Long output is cut in the middle.",
       {{"code", {{"type", "string"}, {"minLength", 1}, {"description", "Python source to run. The value of a final expression is returned, as in a REPL."}}},
        {"session_id", {{"type", "string"}, {"minLength", 1}, {"maxLength", 255},
                        {"description", "Session to run in (from an earlier result). Omit to start a new one."}}},
@@ -96,6 +97,14 @@ json MakeDefinitions() {
        {"exit_code", {{"type", {"integer", "null"}}}},
        {"files", {{"type", "array"}, {"items", FileInfoSchema()}, {"description", "files this run created or changed"}}},
        {"deleted_files", {{"type", "array"}, {"items", {{"type", "string"}}}}},
+       {"display",
+        {{"type", "array"},
+         {"description", "what the code showed with brig.show(obj), in order (images also come back as image content)"},
+         {"items",
+          {{"type", "object"},
+           {"properties",
+            {{"mime_types", {{"type", "array"}, {"items", {{"type", "string"}}}}},
+             {"text", {{"type", {"string", "null"}}}}}}}}}},
        {"duration_ms", {{"type", "number"}}}},
       {"session_id", "ok", "stdout", "stderr", "result", "error", "failure", "files"},
       Annotations("Run Python", false, true, false)));
@@ -424,12 +433,42 @@ json RunPython(Backend& backend, const Options& options, const Caller& caller, c
   if (!sr.saved && r.failure == Failure::kNone) section("warning", "the session was not saved");
 
   json extra = json::array();
+  size_t images = 0;
+  // What the code showed with brig.show(): images as image content, the rest as text (the
+  // richest text type first), each in the structured result by its MIME types.
+  structured["display"] = json::array();
+  std::string display_text;
+  for (const DisplayOutput& shown : r.display) {
+    json types = json::array();
+    for (const auto& [mime, data] : shown.data) types.push_back(mime);
+    json item = {{"mime_types", std::move(types)}, {"text", nullptr}};
+    bool inlined = false;
+    for (const char* kind : {"image/png", "image/jpeg", "image/gif", "image/svg+xml"}) {
+      auto it = shown.data.find(kind);
+      if (it == shown.data.end() || inlined) continue;
+      if (static_cast<int64_t>(it->second.size()) <= options.max_image_bytes && images < options.max_images) {
+        extra.push_back({{"type", "image"}, {"data", Base64Encode(it->second)}, {"mimeType", kind}});
+        ++images;
+        inlined = true;
+      }
+    }
+    for (const char* kind : {"text/markdown", "text/plain", "application/json", "text/html", "text/latex"}) {
+      auto it = shown.data.find(kind);
+      if (it == shown.data.end()) continue;
+      item["text"] = CapText(it->second, options.max_text_bytes, "the display text");
+      if (!inlined) display_text += item["text"].get<std::string>() + "\n";
+      break;
+    }
+    if (!inlined && item["text"].is_null()) display_text += "(an image past the limit of images per result)\n";
+    structured["display"].push_back(std::move(item));
+  }
+  if (!r.display_note.empty()) display_text += r.display_note + "\n";
+  section("display", display_text);
   if (!sr.files_saved.empty()) {
     std::map<std::string, FileInfo> infos;
     auto listed = backend.files().List(id, "");
     if (listed.ok())
       for (auto& f : listed.value()) infos.emplace(f.path, std::move(f));
-    size_t images = 0;
     std::string files_text;
     for (const std::string& path : sr.files_saved) {
       auto it = infos.find(path);

@@ -15,9 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/page_snapshot.h"
+#include "sandbox/display.h"
 #include "sandbox/image_cache.h"
 #include "sandbox/sandbox_impl.h"
 #include "sandbox/watchdog.h"
+#include "util/json_depth.h"
 #include "vfs/pack.h"
 
 extern "C" const char brig_stdlib_pack_begin[];
@@ -57,6 +59,8 @@ bool ParseGuestResult(const std::string& text, bool host_call, ExecutionResult* 
     r->result = text.substr(1);
     return true;
   }
+  // Copying and destroying a parsed value recurse: no deeper than the guest's runner makes.
+  if (JsonNestsTooDeep(text)) return *why = "result nests too deep", false;
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return *why = "result is not a JSON object", false;
   auto ok = j.find("ok");
@@ -83,6 +87,7 @@ bool ParseGuestResult(const std::string& text, bool host_call, ExecutionResult* 
     if (!exit_code->is_number_integer()) return *why = "result.exit_code is not an integer", false;
     r->exit_code = static_cast<int>(exit_code->get<int64_t>());
   }
+  sandbox::ReadGuestDisplay(j, r);
   return true;
 }
 
@@ -174,6 +179,9 @@ Status ValidateLimits(const Limits& limits) {
     return Status::InvalidArgument("timeout must be positive and at most 1e6 seconds");
   }
   if (limits.output_bytes == 0) return Status::InvalidArgument("output limit must be positive");
+  std::vector<std::string> points;
+  for (const Mount& m : limits.mounts) points.push_back(m.guest_dir);
+  if (std::string e = wasi::CheckMountPoints(points); !e.empty()) return Status::InvalidArgument(e);
   return Status::Ok();
 }
 
@@ -200,6 +208,15 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, std::opti
   wasi_options.random_seed = image_seed.value_or(0);
   Sandbox::Impl* raw = impl.get();
   wasi_options.sleep = [raw](uint64_t ns) { raw->SleepInterruptibly(ns); };
+  for (const Mount& mount : limits.mounts) {
+    wasi::HostMount::Quota quota;
+    quota.max_bytes_written = limits.file_bytes;
+    quota.max_file_size = limits.max_file_bytes;
+    std::string error;
+    auto m = wasi::HostMount::Open(mount.host_dir, mount.guest_dir, mount.writable, quota, &error);
+    if (!m) return Status::InvalidArgument(error);
+    wasi_options.mounts.push_back(std::move(m));
+  }
   impl->wasi = std::make_unique<wasi::WasiContext>(*impl->fs, std::move(wasi_options));
   return impl;
 }

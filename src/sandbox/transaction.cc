@@ -190,7 +190,9 @@ Status Sandbox::Impl::PrepareRun() {
   uint64_t id = brig_python_instance_id(instance);
   bool stale = !tx.checkpoint || tx.instance_id != id || tx.fs_generation != fs->generation();
   bool long_log = tx.log_ns > kReplayFactor * std::max(tx.checkpoint_ns, kMinCheckpointNs) ||
-                  tx.log.size() >= kMaxLogRuns || tx.log_bytes >= kMaxLogBytes;
+                  tx.log.size() >= kMaxLogRuns || tx.log_bytes >= kMaxLogBytes ||
+                  // A replay would read and write the host's files again: never replay.
+                  (!wasi->options().mounts.empty() && !tx.log.empty());
   if (stale || long_log) (void)TakeCheckpoint();  // without one, a failure cannot be undone
   if (!base_image && tx.image && !own_image) {
     // A fork froze what this sandbox grew into: map it again for page snapshots (their
@@ -351,7 +353,9 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> Sandbox::Impl::Fork() {
     tx.shared_fs_generation = fs->generation();
     UpdateBaseImage(this);  // what it grew into is frozen now: it maps files besides the image
   }
-  auto made = NewImpl(limits);
+  Limits child_limits = limits;
+  child_limits.mounts.clear();  // a mount is not part of the state a fork copies
+  auto made = NewImpl(child_limits);
   if (!made.ok()) return made.status();
   std::unique_ptr<Impl> child = std::move(made.value());
   child->start = start;

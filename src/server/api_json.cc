@@ -5,26 +5,6 @@
 
 namespace brig::server {
 
-nlohmann::json SessionInfoJson(const SessionManager& m, const SessionInfo& s) {
-  return {{"thread_id", s.thread_id},
-          {"created_at", FormatTimestamp(s.created_at)},
-          {"last_accessed", FormatTimestamp(s.last_accessed)},
-          {"expires_at", FormatTimestamp(s.expires_at)},
-          {"expired", m.IsExpired(s)},
-          {"metadata", s.metadata},
-          {"file_count", s.file_count},
-          {"total_bytes", s.total_bytes},
-          {"quotas", QuotasJson(m.EffectiveQuotas(s))}};
-}
-
-nlohmann::json QuotasJson(const SessionQuotas& q) {
-  nlohmann::json j = nlohmann::json::object();
-  if (q.max_files) j["max_files"] = *q.max_files;
-  if (q.max_total_bytes) j["max_total_bytes"] = *q.max_total_bytes;
-  if (q.max_file_bytes) j["max_file_bytes"] = *q.max_file_bytes;
-  return j;
-}
-
 nlohmann::json FileInfoJson(const FileInfo& f) {
   return {{"path", f.path},
           {"size", f.size},

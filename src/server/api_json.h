@@ -15,10 +15,7 @@
 
 namespace brig::server {
 
-// A session as the API shows it; "quotas" are those that hold for it (EffectiveQuotas).
-nlohmann::json SessionInfoJson(const SessionManager& m, const SessionInfo& s);
-// The quotas set, as a JSON object.
-nlohmann::json QuotasJson(const SessionQuotas& q);
+// Sessions: SessionInfoToJson (brig/result_json.h), shared with the CLI.
 nlohmann::json FileInfoJson(const FileInfo& f);
 nlohmann::json GrepResultJson(const GrepResult& r, GrepMode mode);
 // What `brig exec --json` prints, with "session" holding the session's part.

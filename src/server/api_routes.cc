@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "brig/result_json.h"
 #include "server/api_json.h"
 #include "server/server_internal.h"
 #include "server/signed_link.h"
@@ -147,6 +148,8 @@ void Server::Impl::AddApiRoutes() {
   add(verb::post, "/v1/sessions/{thread_id}/files:glob", false, &Impl::GlobFiles, false, read);
   add(verb::post, "/v1/sessions/{thread_id}/files:grep", false, &Impl::GrepFiles, false, read);
   add(verb::get, "/metrics", false, &Impl::MetricsPage, /*all_threads=*/true);
+  // Deletes other callers' sessions: an administrator's token (every session, not read-only).
+  add(verb::post, "/v1/cleanup", true, &Impl::CleanupNow, /*all_threads=*/true);
 }
 
 // ---- Sessions.
@@ -185,7 +188,26 @@ void Server::Impl::CreateSession(Call call) {
   Blocking([this, call = std::move(call), days, metadata = std::move(metadata), quotas] {
     auto created = manager->Create(call.thread_id, days, metadata, quotas);
     if (!created.ok()) return SendStatus(call, created.status());
-    SendJson(call, http::status::created, SessionInfoJson(*manager, created.value()));
+    SendJson(call, http::status::created, SessionInfoToJson(*manager, created.value()));
+  });
+}
+
+// POST /v1/cleanup {"dry_run": false}: expired sessions and orphaned files, now (what
+// `brig cleanup` and --cleanup-every do).
+void Server::Impl::CleanupNow(Call call) {
+  auto body = JsonBody(*this, call);
+  if (!body) return;
+  Fields f{*this, call, *body};
+  const bool dry_run = f.Bool("dry_run", false);
+  if (f.failed) return;
+  Blocking([this, call = std::move(call), dry_run] {
+    auto stats = manager->Cleanup(dry_run);
+    if (!stats.ok()) return SendStatus(call, stats.status());
+    SendJson(call, http::status::ok,
+             {{"sessions_deleted", stats.value().sessions_deleted},
+              {"files_deleted", stats.value().files_deleted},
+              {"bytes_freed", stats.value().bytes_freed},
+              {"dry_run", dry_run}});
   });
 }
 
@@ -195,7 +217,7 @@ void Server::Impl::ListSessions(Call call) {
     if (!list.ok()) return SendStatus(call, list.status());
     json out = json::array();
     for (const auto& s : list.value())
-      if (!call.token || call.token->MayUse(s.thread_id)) out.push_back(SessionInfoJson(*manager, s));
+      if (!call.token || call.token->MayUse(s.thread_id)) out.push_back(SessionInfoToJson(*manager, s));
     SendJson(call, http::status::ok, {{"sessions", std::move(out)}});
   });
 }
@@ -204,7 +226,7 @@ void Server::Impl::GetSession(Call call) {
   Blocking([this, call = std::move(call)] {
     auto info = manager->Get(call.thread_id);
     if (!info.ok()) return SendStatus(call, info.status());
-    SendJson(call, http::status::ok, SessionInfoJson(*manager, info.value()));
+    SendJson(call, http::status::ok, SessionInfoToJson(*manager, info.value()));
   });
 }
 
@@ -225,7 +247,7 @@ void Server::Impl::ExtendSession(Call call) {
   Blocking([this, call = std::move(call), days = *days] {
     auto info = manager->Extend(call.thread_id, days);
     if (!info.ok()) return SendStatus(call, info.status());
-    SendJson(call, http::status::ok, SessionInfoJson(*manager, info.value()));
+    SendJson(call, http::status::ok, SessionInfoToJson(*manager, info.value()));
   });
 }
 
@@ -256,7 +278,7 @@ void Server::Impl::ForkSession(Call call) {
   Blocking([this, call = std::move(call), dst = *dst, options] {
     auto forked = manager->Fork(call.thread_id, dst, options);
     if (!forked.ok()) return SendStatus(call, forked.status());
-    SendJson(call, http::status::created, SessionInfoJson(*manager, forked.value()));
+    SendJson(call, http::status::created, SessionInfoToJson(*manager, forked.value()));
   });
 }
 
@@ -285,7 +307,7 @@ void Server::Impl::ImportSnapshot(Call call) {
     if (!imported.ok()) return SendStatus(call, imported.status());
     const ImportResult& r = imported.value();
     SendJson(call, http::status::created,
-             {{"session", SessionInfoJson(*manager, r.session)},
+             {{"session", SessionInfoToJson(*manager, r.session)},
               {"restored_from", r.restored_from},
               {"pages_dropped", r.pages_dropped.empty() ? json(nullptr) : json(r.pages_dropped)},
               {"not_restored", r.not_restored}});
@@ -303,22 +325,10 @@ void Server::Impl::Execute(Call call) {
   auto memory_mb = f.Int("memory_mb", 16, 4096);
   const bool durable = f.Bool("durable", true);
   if (f.failed) return;
-  {
-    std::lock_guard lock(per_session_mu);
-    // Bounded here, not by the executor's queue, so that "too many" is always a 429 (the
-    // executor's ResourceExhausted would read as a quota).
-    if (executions_in_flight >= max_in_flight)
-      return SendError(call, http::status::too_many_requests, "too_many_requests",
-                       "the server is running " + std::to_string(executions_in_flight) + " executions; try again shortly");
-    int& n = per_session[call.thread_id];
-    if (n >= options.max_executions_per_session) {
-      if (n == 0) per_session.erase(call.thread_id);
-      return SendError(call, http::status::too_many_requests, "too_many_executions",
-                       "this session already has " + std::to_string(n) + " executions running or waiting");
-    }
-    ++n;
-    ++executions_in_flight;
-  }
+  // Bounded here, not by the executor's queue, so that "too many" is always a 429 (the
+  // executor's ResourceExhausted would read as a quota).
+  if (auto refused = Admit(call.thread_id))
+    return SendError(call, http::status::too_many_requests, refused->first, refused->second);
   ExecRequest request;
   request.thread_id = call.thread_id;
   request.code = std::move(*code);
@@ -351,11 +361,7 @@ void Server::Impl::Execute(Call call) {
     shared_call->out->Write(SseEvent(stream == OutputStream::kStdout ? "stdout" : "stderr", json{{"text", bytes}}));
   };
   Executor::DoneFn on_done = [this, shared_call, state, open_stream, start](StatusOr<SessionResult> result) {
-    {
-      std::lock_guard lock(per_session_mu);
-      if (--per_session[shared_call->thread_id] <= 0) per_session.erase(shared_call->thread_id);
-      --executions_in_flight;
-    }
+    Release(shared_call->thread_id);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const Call& c = *shared_call;
     if (!result.ok()) {
@@ -376,6 +382,8 @@ void Server::Impl::Execute(Call call) {
     if (c.request()[http::field::accept].find("text/event-stream") != std::string_view::npos) {
       std::lock_guard lock(state->mu);
       open_stream();
+      // Each shown output as its own event, in order, then the result (which holds them too).
+      for (const json& shown : j["display"]) c.out->Write(SseEvent("display", {{"data", shown}}));
       c.out->Write(SseEvent("result", j));
       c.out->Finish();
       return;

@@ -11,6 +11,7 @@
 #include "mcp/mcp_server.h"
 #include "server/server_internal.h"
 #include "server/signed_link.h"
+#include "util/json_depth.h"
 
 namespace brig::server {
 
@@ -26,6 +27,10 @@ class ExecutorBackend : public mcp::Backend {
   explicit ExecutorBackend(Server::Impl& s) : s_(s) {}
   StatusOr<SessionResult> Execute(const std::string& thread_id, const std::string& code,
                                   std::optional<double> timeout_s) override {
+    // The bounds of /v1 executions (--max-per-session, the server's queue) apply here too.
+    if (auto refused = s_.Admit(thread_id)) {
+      return Status::ResourceExhausted(refused->second);
+    }
     ExecRequest request;
     request.thread_id = thread_id;
     request.code = code;
@@ -35,6 +40,7 @@ class ExecutorBackend : public mcp::Backend {
     auto start = std::chrono::steady_clock::now();
     s_.executor->Execute(std::move(request), nullptr, [done](StatusOr<SessionResult> r) { done->set_value(std::move(r)); });
     StatusOr<SessionResult> r = future.get();
+    s_.Release(thread_id);
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string outcome;
     if (!r.ok()) outcome = HttpStatusOf(r.status()).second;
@@ -92,6 +98,39 @@ void Server::Impl::Mcp(Call call) {
                     mcp::ErrorResponse(nullptr, mcp::kInvalidRequest,
                                        "unsupported MCP-Protocol-Version '" + std::string(version.substr(0, 64)) + "'",
                                        {{"supported", mcp::SupportedVersions()}}));
+  // 2026-07-28 mirrors the message's method, tool name / resource URI and version in headers
+  // (Mcp-Method, Mcp-Name, MCP-Protocol-Version) for proxies and load balancers. What a
+  // header says must be what the body says, or an intermediary and brig would act on
+  // different requests. A missing header is accepted: the clients in use (the TypeScript
+  // SDK among them) do not send them yet.
+  auto header = [&req](const char* name) {
+    auto f = req[boost::beast::string_view(name)];
+    return std::string_view(f.data(), f.size());
+  };
+  std::string_view method_header = header("Mcp-Method"), name_header = header("Mcp-Name");
+  if (!method_header.empty() || !name_header.empty() || !version.empty()) {
+    const std::string& body = req.body();
+    json msg = JsonNestsTooDeep(body) ? json() : json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (msg.is_object()) {  // anything else is the JSON-RPC layer's to refuse
+      const json id = msg.contains("id") ? msg["id"] : json(nullptr);
+      const json* params = msg.contains("params") && msg["params"].is_object() ? &msg["params"] : nullptr;
+      std::string mismatch;
+      if (!method_header.empty() && !(msg.contains("method") && msg["method"] == method_header)) mismatch = "Mcp-Method";
+      if (mismatch.empty() && !name_header.empty()) {
+        const char* key = msg.value("method", json()) == "resources/read" ? "uri" : "name";
+        if (!params || !params->contains(key) || (*params)[key] != name_header) mismatch = "Mcp-Name";
+      }
+      if (mismatch.empty() && !version.empty() && params && params->contains("_meta") && (*params)["_meta"].is_object()) {
+        const json& meta = (*params)["_meta"];
+        auto v = meta.find("io.modelcontextprotocol/protocolVersion");
+        if (v != meta.end() && *v != version) mismatch = "MCP-Protocol-Version";
+      }
+      if (!mismatch.empty())
+        return SendJson(call, http::status::bad_request,
+                        mcp::ErrorResponse(id.is_string() || id.is_number_integer() ? id : json(nullptr), mcp::kHeaderMismatch,
+                                           "the " + mismatch + " header does not match the message"));
+    }
+  }
   mcp::Caller caller;
   if (call.token) {
     const Token* token = call.token;

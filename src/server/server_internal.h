@@ -84,6 +84,30 @@ struct Server::Impl {
   int64_t executions_in_flight = 0;  // guarded by per_session_mu
   int64_t max_in_flight = 0;         // running + queued, in all
 
+  // Counts an execution of `thread_id` in, within max_in_flight and
+  // max_executions_per_session, or says why not: {error code, message} (a 429 for /v1, a
+  // tool error for MCP). Every admitted execution is Released once it is done.
+  std::optional<std::pair<std::string, std::string>> Admit(const std::string& thread_id) {
+    std::lock_guard lock(per_session_mu);
+    if (executions_in_flight >= max_in_flight)
+      return std::pair<std::string, std::string>{"too_many_requests", "the server is running " + std::to_string(executions_in_flight) +
+                                                                          " executions; try again shortly"};
+    int& n = per_session[thread_id];
+    if (n >= options.max_executions_per_session) {
+      std::string message = "this session already has " + std::to_string(n) + " executions running or waiting";
+      if (n == 0) per_session.erase(thread_id);
+      return std::pair<std::string, std::string>{"too_many_executions", std::move(message)};
+    }
+    ++n;
+    ++executions_in_flight;
+    return std::nullopt;
+  }
+  void Release(const std::string& thread_id) {
+    std::lock_guard lock(per_session_mu);
+    if (--per_session[thread_id] <= 0) per_session.erase(thread_id);
+    --executions_in_flight;
+  }
+
   ~Impl() {
     // Ordered: nothing that uses the store outlives it.
     cleanup.reset();
@@ -112,6 +136,7 @@ struct Server::Impl {
   // Route handlers (api_routes.cc, file_routes.cc).
   void CreateSession(Call call);
   void ListSessions(Call call);
+  void CleanupNow(Call call);
   void GetSession(Call call);
   void DeleteSession(Call call);
   void ExtendSession(Call call);

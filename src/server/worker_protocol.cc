@@ -77,6 +77,11 @@ std::optional<ExecuteBody> DecodeExecute(std::string_view body) {
   }
   if (flags & ~(kFlagTimeout | kFlagMemory | kFlagStream | kFlagDeferredSave | kFlagSync | kFlagSyncDrop)) return std::nullopt;
   if ((flags & kFlagSyncDrop) && !(flags & kFlagSync)) return std::nullopt;
+  // A sync is not an execution: code or execution options on one are a malformed request,
+  // not something to half-honour.
+  if ((flags & kFlagSync) && (!r.rest().empty() || (flags & (kFlagTimeout | kFlagMemory | kFlagStream | kFlagDeferredSave)))) {
+    return std::nullopt;
+  }
   ExecuteBody e;
   e.thread_id.assign(id);
   e.code.assign(r.rest());

@@ -92,7 +92,7 @@ struct ExecuteBody {
   std::optional<uint64_t> memory_bytes;
   bool stream = false;
   bool deferred_save = false;
-  // Not an execution: Sessions::SyncToStore(thread_id, sync_drop); the code is empty.
+  // Not an execution: Sessions::SyncToStore(thread_id, sync_drop); no code, no options.
   bool sync = false;
   bool sync_drop = false;
 };

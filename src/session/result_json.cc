@@ -5,6 +5,9 @@
 #include <limits>
 #include <optional>
 
+#include "brig/text.h"
+#include "sandbox/display.h"
+
 namespace brig {
 namespace {
 
@@ -91,6 +94,14 @@ json ToJson(const ExecutionResult& r) {
     j["failure"] = nullptr;
   }
   j["duration_ms"] = r.duration_ms;
+  json display = json::array();
+  for (const DisplayOutput& out : r.display) {
+    json bundle = json::object();
+    for (const auto& [mime, data] : out.data) bundle[mime] = IsBinaryDisplayType(mime) ? Base64Encode(data) : data;
+    display.push_back(std::move(bundle));
+  }
+  j["display"] = std::move(display);
+  j["display_note"] = r.display_note.empty() ? json(nullptr) : json(r.display_note);
   return j;
 }
 
@@ -101,6 +112,10 @@ json ToJson(std::string_view thread_id, const SessionResult& s) {
                   {"not_portable", s.not_portable}, {"not_restored", s.not_restored},
                   {"files_saved", s.files_saved},   {"files_deleted", s.files_deleted},
                   {"snapshot", s.snapshot}};
+  json files = json::array();
+  for (const FileInfo& f : s.files_changed)
+    files.push_back({{"path", f.path}, {"size", f.size}, {"content_type", f.content_type}});
+  session["files"] = std::move(files);
   // Why the session was saved by its portable snapshot alone (a cold start, no image).
   if (!s.pages_unavailable.empty()) session["pages_unavailable"] = s.pages_unavailable;
   j["session"] = std::move(session);
@@ -155,6 +170,19 @@ StatusOr<SessionResult> SessionResultFromJson(const json& j, std::string* thread
     r.duration_ms = d->get<double>();
     if (!std::isfinite(r.duration_ms) || r.duration_ms < 0) top.Fail("duration_ms", "a duration");
   }
+  // The display outputs: the shape is required, then the guest's checks run again
+  // (allowlist, encodings, bounds), dropping what fails them.
+  if (const json* d = top.Field("display", &json::is_array, "an array of objects of strings")) {
+    for (const json& bundle : *d) {
+      bool strings = bundle.is_object();
+      if (strings)
+        for (const auto& item : bundle.items()) strings = strings && item.value().is_string();
+      if (!strings) top.Fail("display", "an array of objects of strings");
+    }
+    if (top.ok()) sandbox::ReadGuestDisplay(j, &r);
+  }
+  if (const json* note = top.Field("display_note", &json::is_string, "a string or null", true))
+    r.display_note = note->get<std::string>() + (r.display_note.empty() ? "" : "; " + r.display_note);
   if (const json* session = top.Field("session", &json::is_object, "an object")) {
     Reader sr(*session, "session", &fault);
     std::string id;
@@ -166,12 +194,40 @@ StatusOr<SessionResult> SessionResultFromJson(const json& j, std::string* thread
     sr.StringMap("not_restored", &s.not_restored);
     sr.StringList("files_saved", &s.files_saved);
     sr.StringList("files_deleted", &s.files_deleted);
+    if (const json* files = sr.Field("files", &json::is_array, "an array of files")) {
+      for (const json& f : *files) {
+        FileInfo info;
+        static const json kNotObject = nullptr;  // the reader faults on it
+        Reader fr(f.is_object() ? f : kNotObject, "session.files[]", &fault);
+        fr.String("path", &info.path);
+        fr.Int64("size", &info.size);
+        fr.String("content_type", &info.content_type);
+        s.files_changed.push_back(std::move(info));
+      }
+    }
     sr.String("snapshot", &s.snapshot);
     if (session->contains("pages_unavailable")) sr.String("pages_unavailable", &s.pages_unavailable);
     if (thread_id) *thread_id = std::move(id);
   }
   if (!fault.empty()) return Status::InvalidArgument("malformed execution result: " + fault);
   return s;
+}
+
+nlohmann::json SessionInfoToJson(const SessionManager& m, const SessionInfo& s) {
+  const SessionQuotas q = m.EffectiveQuotas(s);
+  nlohmann::json quotas = nlohmann::json::object();
+  if (q.max_files) quotas["max_files"] = *q.max_files;
+  if (q.max_total_bytes) quotas["max_total_bytes"] = *q.max_total_bytes;
+  if (q.max_file_bytes) quotas["max_file_bytes"] = *q.max_file_bytes;
+  return {{"thread_id", s.thread_id},
+          {"created_at", FormatTimestamp(s.created_at)},
+          {"last_accessed", FormatTimestamp(s.last_accessed)},
+          {"expires_at", FormatTimestamp(s.expires_at)},
+          {"expired", m.IsExpired(s)},
+          {"metadata", s.metadata},
+          {"file_count", s.file_count},
+          {"total_bytes", s.total_bytes},
+          {"quotas", std::move(quotas)}};
 }
 
 }  // namespace brig

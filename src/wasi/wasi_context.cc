@@ -3,6 +3,9 @@
 #include <sched.h>
 #include <sys/random.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <new>
@@ -41,6 +44,50 @@ void DefaultSleep(uint64_t ns) {
 
 uint8_t Filetype(const vfs::Node& n) { return n.is_dir() ? kFiletypeDirectory : kFiletypeRegularFile; }
 
+Filestat ToFilestat(const HostMount& mount, const HostMount::FileStat& st) {
+  Filestat s{};
+  s.dev = mount.dev();
+  s.ino = st.ino;
+  s.filetype = st.is_dir ? kFiletypeDirectory : kFiletypeRegularFile;
+  s.nlink = st.nlink;
+  s.size = st.size;
+  s.atim = st.atim;
+  s.mtim = st.mtim;
+  s.ctim = st.ctim;
+  return s;
+}
+
+// futimens(2) values for a WASI set-times call (flags already checked).
+void HostTimes(uint64_t atim, uint64_t mtim, uint32_t fst, int64_t* a, int64_t* m) {
+  *a = (fst & kFstflagAtimNow) ? UTIME_NOW : (fst & kFstflagAtim) ? static_cast<int64_t>(atim) : UTIME_OMIT;
+  *m = (fst & kFstflagMtimNow) ? UTIME_NOW : (fst & kFstflagMtim) ? static_cast<int64_t>(mtim) : UTIME_OMIT;
+}
+
+uint64_t HostSize(int fd) {
+  HostMount::FileStat st;
+  return HostMount::StatFd(fd, &st) == err::kSuccess ? st.size : 0;
+}
+
+// The absolute path of a VFS node as components ("" for the root), from the names under
+// which each ancestor holds the next; false for a node no longer in the tree.
+bool NodeComponents(const vfs::Node* n, std::vector<std::string>* out) {
+  out->clear();
+  for (const vfs::Node* c = n; c->parent; c = c->parent) {
+    bool named = false;
+    for (const auto& [name, child] : c->parent->children) {
+      if (child.get() == c) {
+        out->emplace_back(name);
+        named = true;
+        break;
+      }
+    }
+    if (!named) return false;
+  }
+  std::reverse(out->begin(), out->end());
+  return true;
+}
+
+
 }  // namespace
 
 uint32_t ToWasiErrno(vfs::Error e) {
@@ -76,6 +123,7 @@ struct WasiContext::Fd {
   uint64_t rights_base = 0;
   uint64_t rights_inheriting = 0;
   bool preopen = false;
+  std::shared_ptr<HostHandle> host;  // a file or directory in a host mount (node is null)
   // fd_readdir's listing, taken at cookie 0 so cookies stay stable across calls.
   std::vector<vfs::DirEntry> listing;
   bool listing_valid = false;
@@ -152,8 +200,13 @@ void WasiContext::CopyStateFrom(const WasiContext& other, vfs::FileSystem::NodeM
       fds.push_back(nullptr);
       continue;
     }
+    if (f->host && std::find(options_.mounts.begin(), options_.mounts.end(), f->host->mount) ==
+                       options_.mounts.end()) {
+      fds.push_back(nullptr);  // a mount this copy does not have (a fork): closed in it
+      continue;
+    }
     auto copy = std::make_unique<Fd>(*f);
-    copy->node = fs_.CopyOf(f->node, map);
+    if (!f->host) copy->node = fs_.CopyOf(f->node, map);
     fds.push_back(std::move(copy));
   }
   fds_ = std::move(fds);
@@ -186,6 +239,57 @@ WasiContext::u32 WasiContext::DirFd(u32 fd, vfs::NodeRef* dir) {
   if (!f) return err::kBadF;
   if (f->kind != Fd::Kind::kDir) return err::kNotDir;
   *dir = f->node;
+  return err::kSuccess;
+}
+
+HostHandle* WasiContext::Host(u32 fd) {
+  Fd* f = GetFd(fd);
+  return f ? f->host.get() : nullptr;
+}
+
+WasiContext::u32 WasiContext::Resolve(GuestMemory& m, u32 fd, u32 ptr, u32 len, Target* t) {
+  Fd* f = GetFd(fd);
+  if (!f) return err::kBadF;
+  if (f->kind != Fd::Kind::kDir) return err::kNotDir;
+  if (u32 e = ReadPath(m, ptr, len, &t->path)) return e;
+  if (f->host) {
+    t->mount = f->host->mount;
+    t->host_dir = f->host->fd;
+    return err::kSuccess;
+  }
+  t->dir = f->node;
+  if (options_.mounts.empty()) return err::kSuccess;
+  // Walk the path lexically from the directory's own absolute path (the VFS has no links, so
+  // this is where the VFS would go); at a mount point the rest is the mount's to resolve.
+  std::vector<std::string> at;
+  if (!NodeComponents(f->node.get(), &at)) return err::kSuccess;
+  const std::string_view p = t->path;
+  size_t i = 0;
+  if (!p.empty() && p[0] == '/') at.clear();
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    std::string_view c = p.substr(i, j - i);
+    i = j + 1;
+    if (c.empty() || c == ".") continue;
+    if (c == "..") {
+      if (!at.empty()) at.pop_back();
+      continue;
+    }
+    at.emplace_back(c);
+    std::string joined;
+    for (const auto& a : at) joined += "/" + a;
+    for (const auto& mount : options_.mounts) {
+      if (mount->guest_dir() != joined) continue;
+      t->mount = mount;
+      t->host_dir = mount->root_fd();
+      t->dir.reset();
+      // The rest, relative to the mount's root ("a//b" is "a/b" there too).
+      const size_t rest = i <= p.size() ? p.find_first_not_of('/', i) : std::string_view::npos;
+      t->path = rest == std::string_view::npos ? "." : std::string(p.substr(rest));
+      return err::kSuccess;
+    }
+  }
   return err::kSuccess;
 }
 
@@ -321,6 +425,11 @@ WasiContext::u32 WasiContext::FdAllocate(GuestMemory&, u32 fd, u64 offset, u64 l
     Fd* f = GetFd(fd);
     if (!f) return err::kBadF;
     if (f->kind != Fd::Kind::kFile || !f->writable()) return err::kBadF;
+    if (f->host) {
+      if (len > UINT64_MAX - offset) return err::kFBig;
+      if (HostSize(f->host->fd) >= offset + len) return err::kSuccess;
+      return f->host->mount->Truncate(f->host->fd, offset + len);
+    }
     return ToWasiErrno(fs_.Allocate(f->node, offset, len));
   });
 }
@@ -346,7 +455,9 @@ WasiContext::u32 WasiContext::FdFdstatGet(GuestMemory& m, u32 fd, u32 stat_out) 
     Fd* f = GetFd(fd);
     if (!f) return err::kBadF;
     Fdstat s{};
-    s.filetype = f->stdio() ? kStdioFiletype : Filetype(*f->node);
+    s.filetype = f->stdio()  ? kStdioFiletype
+                 : f->host ? (f->host->is_dir ? kFiletypeDirectory : kFiletypeRegularFile)
+                           : Filetype(*f->node);
     s.flags = f->fdflags;
     s.rights_base = f->rights_base;
     s.rights_inheriting = f->rights_inheriting;
@@ -377,7 +488,11 @@ WasiContext::u32 WasiContext::FdFdstatSetRights(GuestMemory&, u32 fd, u64 base, 
 
 WasiContext::u32 WasiContext::WriteFilestat(GuestMemory& m, const Fd* f, const vfs::NodeRef& node, u32 out) {
   Filestat s{};
-  if (f && f->stdio()) {
+  if (f && f->host) {
+    HostMount::FileStat st;
+    if (u32 e = HostMount::StatFd(f->host->fd, &st)) return e;
+    s = ToFilestat(*f->host->mount, st);
+  } else if (f && f->stdio()) {
     s.filetype = kStdioFiletype;
   } else {
     vfs::Stat st = vfs::FileSystem::GetStat(*node);
@@ -406,14 +521,22 @@ WasiContext::u32 WasiContext::FdFilestatSetSize(GuestMemory&, u32 fd, u64 size) 
     Fd* f = GetFd(fd);
     if (!f) return err::kBadF;
     if (f->kind != Fd::Kind::kFile || !f->writable()) return err::kInval;
+    if (f->host) return f->host->mount->Truncate(f->host->fd, size);
     return ToWasiErrno(fs_.Truncate(f->node, size));
   });
 }
 
-WasiContext::u32 WasiContext::SetTimes(const vfs::NodeRef& node, u64 atim, u64 mtim, u32 fst) {
-  if (fst & ~u32{kFstflagsAll}) return err::kInval;
+namespace {
+uint32_t CheckTimeFlags(uint32_t fst) {
+  if (fst & ~uint32_t{kFstflagsAll}) return err::kInval;
   if (((fst & kFstflagAtim) && (fst & kFstflagAtimNow)) || ((fst & kFstflagMtim) && (fst & kFstflagMtimNow)))
     return err::kInval;
+  return err::kSuccess;
+}
+}  // namespace
+
+WasiContext::u32 WasiContext::SetTimes(const vfs::NodeRef& node, u64 atim, u64 mtim, u32 fst) {
+  if (u32 e = CheckTimeFlags(fst)) return e;
   const uint64_t now = tape_ ? tape_->Value(vfs::NowNs()) : vfs::NowNs();
   std::optional<uint64_t> a, mt;
   if (fst & kFstflagAtimNow) a = now;
@@ -428,6 +551,12 @@ WasiContext::u32 WasiContext::FdFilestatSetTimes(GuestMemory&, u32 fd, u64 atim,
     Fd* f = GetFd(fd);
     if (!f) return err::kBadF;
     if (f->stdio()) return (fst & ~u32{kFstflagsAll}) ? err::kInval : err::kSuccess;
+    if (f->host) {
+      if (u32 e = CheckTimeFlags(fst)) return e;
+      int64_t a, mt;
+      HostTimes(atim, mtim, fst, &a, &mt);
+      return f->host->mount->SetTimesFd(f->host->fd, a, mt);
+    }
     return SetTimes(f->node, atim, mtim, fst);
   });
 }
@@ -441,7 +570,23 @@ WasiContext::u32 WasiContext::DoRead(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_l
   std::vector<Iovec> iov;
   if (u32 e = ReadIovecs(m, iovs, iovs_len, &iov)) return e;
   uint64_t total = 0;
-  if (f.kind == Fd::Kind::kFile) {
+  if (f.host) {
+    uint64_t pos = offset ? *offset : f.offset;
+    for (const Iovec& v : iov) {
+      uint64_t want = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
+      auto span = m.View(v.buf, want);
+      if (!span) return err::kFault;
+      size_t n = 0;
+      if (u32 e = HostMount::Read(f.host->fd, pos, span->data(), span->size(), &n)) {
+        if (total == 0) return e;
+        break;
+      }
+      pos += n;
+      total += n;
+      if (n < want || total >= kMaxTransfer) break;
+    }
+    if (!offset) f.offset = pos;
+  } else if (f.kind == Fd::Kind::kFile) {
     uint64_t pos = offset ? *offset : f.offset;
     for (const Iovec& v : iov) {
       uint64_t want = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
@@ -483,6 +628,24 @@ WasiContext::u32 WasiContext::DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_
       }
       total += n;
     }
+  } else if (f.host) {
+    uint64_t pos = offset ? *offset : (f.fdflags & kFdflagAppend) ? HostSize(f.host->fd) : f.offset;
+    for (const Iovec& v : iov) {
+      uint64_t n = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
+      if (n == 0) continue;
+      auto span = m.View(v.buf, n);
+      if (!span) return err::kFault;
+      size_t done = 0;
+      u32 e = f.host->mount->Write(f.host->fd, pos, span->data(), span->size(), &done);
+      if (e != err::kSuccess) {
+        if (total == 0) return e;
+        break;
+      }
+      pos += done;
+      total += done;
+      if (done < n) break;
+    }
+    if (!offset) f.offset = pos;
   } else {
     uint64_t pos = offset ? *offset : (f.fdflags & kFdflagAppend) ? f.node->size() : f.offset;
     for (const Iovec& v : iov) {
@@ -563,7 +726,21 @@ WasiContext::u32 WasiContext::FdReaddir(GuestMemory& m, u32 fd, u32 buf, u32 buf
     Fd* f = GetFd(fd);
     if (!f) return err::kBadF;
     if (f->kind != Fd::Kind::kDir) return err::kNotDir;
-    if (cookie == 0 || !f->listing_valid) {
+    if (f->host && (cookie == 0 || !f->listing_valid)) {
+      std::vector<HostMount::Entry> entries;
+      if (u32 e = HostMount::List(f->host->fd, &entries)) return e;
+      HostMount::FileStat self;
+      if (u32 e = HostMount::StatFd(f->host->fd, &self)) return e;
+      std::vector<vfs::DirEntry> listing;
+      listing.reserve(entries.size() + 2);
+      listing.push_back({".", vfs::NodeType::kDirectory, self.ino});
+      listing.push_back({"..", vfs::NodeType::kDirectory, self.ino});
+      for (auto& e : entries) {
+        listing.push_back({std::move(e.name), e.is_dir ? vfs::NodeType::kDirectory : vfs::NodeType::kFile, e.ino});
+      }
+      f->listing = std::move(listing);
+      f->listing_valid = true;
+    } else if (cookie == 0 || !f->listing_valid) {
       auto entries = fs_.ReadDir(f->node);
       if (!entries) return ToWasiErrno(entries.error());
       auto parent = fs_.Parent(f->node);
@@ -614,7 +791,7 @@ WasiContext::u32 WasiContext::FdSeek(GuestMemory& m, u32 fd, u64 offset, u32 whe
     switch (whence) {
       case kWhenceSet: base = 0; break;
       case kWhenceCur: base = f->offset; break;
-      case kWhenceEnd: base = f->node->size(); break;
+      case kWhenceEnd: base = f->host ? HostSize(f->host->fd) : f->node->size(); break;
       default: return err::kInval;
     }
     const int64_t delta = static_cast<int64_t>(offset);
@@ -645,22 +822,24 @@ WasiContext::u32 WasiContext::FdTell(GuestMemory& m, u32 fd, u32 offset_out) {
 
 WasiContext::u32 WasiContext::PathCreateDirectory(GuestMemory& m, u32 fd, u32 path, u32 path_len) {
   return Guarded([&]() -> u32 {
-    vfs::NodeRef dir;
-    std::string p;
-    if (u32 e = DirFd(fd, &dir)) return e;
-    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
-    return ToWasiErrno(fs_.Mkdir(dir, p));
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (t.mount) return t.mount->MkdirAt(t.host_dir, t.path);
+    return ToWasiErrno(fs_.Mkdir(t.dir, t.path));
   });
 }
 
 WasiContext::u32 WasiContext::PathFilestatGet(GuestMemory& m, u32 fd, u32, u32 path, u32 path_len, u32 stat_out) {
   return Guarded([&]() -> u32 {
     if (!m.InBounds(stat_out, sizeof(Filestat))) return err::kFault;
-    vfs::NodeRef dir;
-    std::string p;
-    if (u32 e = DirFd(fd, &dir)) return e;
-    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
-    auto node = fs_.Lookup(dir, p);
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (t.mount) {
+      HostMount::FileStat st;
+      if (u32 e = t.mount->StatAt(t.host_dir, t.path, &st)) return e;
+      return m.Write(stat_out, ToFilestat(*t.mount, st)) ? err::kSuccess : err::kFault;
+    }
+    auto node = fs_.Lookup(t.dir, t.path);
     if (!node) return ToWasiErrno(node.error());
     return WriteFilestat(m, nullptr, node.value(), stat_out);
   });
@@ -669,32 +848,33 @@ WasiContext::u32 WasiContext::PathFilestatGet(GuestMemory& m, u32 fd, u32, u32 p
 WasiContext::u32 WasiContext::PathFilestatSetTimes(GuestMemory& m, u32 fd, u32, u32 path, u32 path_len, u64 atim,
                                                    u64 mtim, u32 fst) {
   return Guarded([&]() -> u32 {
-    vfs::NodeRef dir;
-    std::string p;
-    if (u32 e = DirFd(fd, &dir)) return e;
-    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
-    auto node = fs_.Lookup(dir, p);
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (t.mount) {
+      if (u32 e = CheckTimeFlags(fst)) return e;
+      int64_t a, mt;
+      HostTimes(atim, mtim, fst, &a, &mt);
+      return t.mount->SetTimesAt(t.host_dir, t.path, a, mt);
+    }
+    auto node = fs_.Lookup(t.dir, t.path);
     if (!node) return ToWasiErrno(node.error());
     return SetTimes(node.value(), atim, mtim, fst);
   });
 }
 
 WasiContext::u32 WasiContext::TwoPaths(GuestMemory& m, u32 fd_a, u32 ptr_a, u32 len_a, u32 fd_b, u32 ptr_b,
-                                       u32 len_b, vfs::NodeRef* dir_a, std::string* path_a, vfs::NodeRef* dir_b,
-                                       std::string* path_b) {
-  if (u32 e = DirFd(fd_a, dir_a)) return e;
-  if (u32 e = DirFd(fd_b, dir_b)) return e;
-  if (u32 e = ReadPath(m, ptr_a, len_a, path_a)) return e;
-  return ReadPath(m, ptr_b, len_b, path_b);
+                                       u32 len_b, Target* a, Target* b) {
+  if (u32 e = Resolve(m, fd_a, ptr_a, len_a, a)) return e;
+  return Resolve(m, fd_b, ptr_b, len_b, b);
 }
 
 WasiContext::u32 WasiContext::PathLink(GuestMemory& m, u32 old_fd, u32, u32 old_path, u32 old_len, u32 new_fd,
                                        u32 new_path, u32 new_len) {
   return Guarded([&]() -> u32 {
-    vfs::NodeRef from, to;
-    std::string a, b;
-    if (u32 e = TwoPaths(m, old_fd, old_path, old_len, new_fd, new_path, new_len, &from, &a, &to, &b)) return e;
-    return ToWasiErrno(fs_.Link(from, a, to, b));
+    Target a, b;
+    if (u32 e = TwoPaths(m, old_fd, old_path, old_len, new_fd, new_path, new_len, &a, &b)) return e;
+    if (a.mount || b.mount) return a.mount == b.mount ? err::kPerm : err::kXDev;  // no links in a mount
+    return ToWasiErrno(fs_.Link(a.dir, a.path, b.dir, b.path));
   });
 }
 
@@ -702,10 +882,8 @@ WasiContext::u32 WasiContext::PathOpen(GuestMemory& m, u32 fd, u32, u32 path, u3
                                        u64 rights_base, u64 rights_inheriting, u32 fdflags, u32 fd_out) {
   return Guarded([&]() -> u32 {
     if (!m.InBounds(fd_out, 4)) return err::kFault;
-    vfs::NodeRef dir;
-    std::string p;
-    if (u32 e = DirFd(fd, &dir)) return e;
-    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
     if ((oflags & ~u32{kOflagsAll}) || (fdflags & ~u32{kFdflagsAll})) return err::kInval;
     // Refuse before creating anything when no descriptor is left.
     if (open_fd_count() >= options_.max_fds) return err::kMFile;
@@ -715,11 +893,26 @@ WasiContext::u32 WasiContext::PathOpen(GuestMemory& m, u32 fd, u32, u32 path, u3
     flags.truncate = oflags & kOflagTrunc;
     flags.directory = oflags & kOflagDirectory;
     flags.write = (rights_base & rights::kWriteIntent) || flags.truncate || (fdflags & kFdflagAppend);
-    auto node = fs_.Open(dir, p, flags);
-    if (!node) return ToWasiErrno(node.error());
     auto entry = std::make_unique<Fd>();
-    entry->kind = node.value()->is_dir() ? Fd::Kind::kDir : Fd::Kind::kFile;
-    entry->node = node.value();
+    if (t.mount) {
+      HostMount::OpenRequest req;
+      req.create = flags.create;
+      req.exclusive = flags.exclusive;
+      req.truncate = flags.truncate;
+      req.directory = flags.directory;
+      req.write = flags.write;
+      req.read = (rights_base & rights::kFdRead) || !flags.write;
+      int host_fd = -1;
+      bool is_dir = false;
+      if (u32 e = t.mount->OpenAt(t.host_dir, t.path, req, &host_fd, &is_dir)) return e;
+      entry->host = std::make_shared<HostHandle>(t.mount, host_fd, is_dir);
+      entry->kind = is_dir ? Fd::Kind::kDir : Fd::Kind::kFile;
+    } else {
+      auto node = fs_.Open(t.dir, t.path, flags);
+      if (!node) return ToWasiErrno(node.error());
+      entry->kind = node.value()->is_dir() ? Fd::Kind::kDir : Fd::Kind::kFile;
+      entry->node = node.value();
+    }
     entry->fdflags = static_cast<uint16_t>(fdflags);
     entry->rights_base = rights_base & rights::kAll;
     entry->rights_inheriting = rights_inheriting & rights::kAll;
@@ -737,53 +930,51 @@ WasiContext::u32 WasiContext::PathReadlink(GuestMemory& m, u32 fd, u32 path, u32
                                            u32 bufused_out) {
   return Guarded([&]() -> u32 {
     if (!m.InBounds(buf, buf_len) || !m.InBounds(bufused_out, 4)) return err::kFault;
-    vfs::NodeRef dir;
-    std::string p;
-    if (u32 e = DirFd(fd, &dir)) return e;
-    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
-    return ToWasiErrno(fs_.ReadLink(dir, p));
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (t.mount) return err::kInval;  // a link's target is never shown
+    return ToWasiErrno(fs_.ReadLink(t.dir, t.path));
   });
 }
 
 WasiContext::u32 WasiContext::PathRemoveDirectory(GuestMemory& m, u32 fd, u32 path, u32 path_len) {
   return Guarded([&]() -> u32 {
-    vfs::NodeRef dir;
-    std::string p;
-    if (u32 e = DirFd(fd, &dir)) return e;
-    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
-    return ToWasiErrno(fs_.Rmdir(dir, p));
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (t.mount) return t.mount->UnlinkAt(t.host_dir, t.path, /*directory=*/true);
+    return ToWasiErrno(fs_.Rmdir(t.dir, t.path));
   });
 }
 
 WasiContext::u32 WasiContext::PathRename(GuestMemory& m, u32 fd, u32 old_path, u32 old_len, u32 new_fd,
                                          u32 new_path, u32 new_len) {
   return Guarded([&]() -> u32 {
-    vfs::NodeRef from, to;
-    std::string a, b;
-    if (u32 e = TwoPaths(m, fd, old_path, old_len, new_fd, new_path, new_len, &from, &a, &to, &b)) return e;
-    return ToWasiErrno(fs_.Rename(from, a, to, b));
+    Target a, b;
+    if (u32 e = TwoPaths(m, fd, old_path, old_len, new_fd, new_path, new_len, &a, &b)) return e;
+    if (a.mount != b.mount) return err::kXDev;
+    if (a.mount) return a.mount->RenameAt(a.host_dir, a.path, b.host_dir, b.path);
+    return ToWasiErrno(fs_.Rename(a.dir, a.path, b.dir, b.path));
   });
 }
 
 WasiContext::u32 WasiContext::PathSymlink(GuestMemory& m, u32 old_path, u32 old_len, u32 fd, u32 new_path,
                                           u32 new_len) {
   return Guarded([&]() -> u32 {
-    vfs::NodeRef dir;
-    std::string target, p;
+    std::string target;
     if (u32 e = ReadPath(m, old_path, old_len, &target)) return e;
-    if (u32 e = DirFd(fd, &dir)) return e;
-    if (u32 e = ReadPath(m, new_path, new_len, &p)) return e;
-    return ToWasiErrno(fs_.Symlink(target, dir, p));
+    Target t;
+    if (u32 e = Resolve(m, fd, new_path, new_len, &t)) return e;
+    if (t.mount) return t.mount->writable() ? err::kPerm : err::kRoFs;  // no links in a mount
+    return ToWasiErrno(fs_.Symlink(target, t.dir, t.path));
   });
 }
 
 WasiContext::u32 WasiContext::PathUnlinkFile(GuestMemory& m, u32 fd, u32 path, u32 path_len) {
   return Guarded([&]() -> u32 {
-    vfs::NodeRef dir;
-    std::string p;
-    if (u32 e = DirFd(fd, &dir)) return e;
-    if (u32 e = ReadPath(m, path, path_len, &p)) return e;
-    return ToWasiErrno(fs_.Unlink(dir, p));
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (t.mount) return t.mount->UnlinkAt(t.host_dir, t.path, /*directory=*/false);
+    return ToWasiErrno(fs_.Unlink(t.dir, t.path));
   });
 }
 
@@ -823,7 +1014,7 @@ WasiContext::u32 WasiContext::PollOneoff(GuestMemory& m, u32 in, u32 out, u32 ns
           ev.error = static_cast<uint16_t>(err::kBadF);
         } else if (s.tag == kEventtypeFdRead) {
           if (f->kind == Fd::Kind::kFile) {
-            uint64_t size = f->node->size();
+            uint64_t size = f->host ? HostSize(f->host->fd) : f->node->size();
             ev.nbytes = size > f->offset ? size - f->offset : 0;
           } else if (f->kind == Fd::Kind::kStdin) {
             ev.flags = kEventrwflagHangup;  // stdin is always at end of file

@@ -13,6 +13,7 @@
 // what is enforced: read needs FD_READ, write needs FD_WRITE (else EBADF), read-only parts
 // of the VFS (EROFS), O_DIRECTORY, and that directories are not written.
 // Paths are resolved in the VFS: absolute paths start at its root, ".." stops at "/",
+// except under the mount points of Options::mounts (host directories, wasi/host_mount.h);
 // there are no symlinks (path_symlink and path_link: EPERM; path_readlink: EINVAL).
 // Sockets are never granted (sock_*: ENOTSUP).
 //
@@ -31,6 +32,7 @@
 
 #include "vfs/file_system.h"
 #include "wasi/guest_memory.h"
+#include "wasi/host_mount.h"
 #include "wasi/output_capture.h"
 #include "wasi/tape.h"
 
@@ -57,6 +59,12 @@ class WasiContext {
     // this stream) and records it with the image.
     bool deterministic = false;
     uint64_t random_seed = 0;
+    // Host directories shown at their mount points (wasi/host_mount.h); their points must
+    // pass CheckMountPoints. A path that, taken lexically from the root (".." never above
+    // "/"), reaches a mount point continues inside that mount, resolved there by the kernel.
+    // Renames and links between a mount and anything else: EXDEV. Not listed in their parent
+    // directories, which need not exist.
+    std::vector<std::shared_ptr<HostMount>> mounts;
   };
 
   WasiContext(vfs::FileSystem& fs, Options options);
@@ -188,9 +196,20 @@ class WasiContext {
   u32 AllocateFd(std::unique_ptr<Fd> entry, u32* out);
   u32 ReadPath(GuestMemory& m, u32 ptr, u32 len, std::string* out);
   u32 DirFd(u32 fd, vfs::NodeRef* dir);
+  // Where (descriptor `fd`, `path`) leads: a VFS directory and the path in it, or a host
+  // mount, a host directory descriptor in it and the path relative to that.
+  struct Target {
+    vfs::NodeRef dir;
+    std::shared_ptr<HostMount> mount;  // non-null: in a mount
+    int host_dir = -1;
+    std::string path;
+  };
+  u32 Resolve(GuestMemory& m, u32 fd, u32 ptr, u32 len, Target* t);
+  // The host descriptor of a mounted file or directory the guest opened; null for others.
+  HostHandle* Host(u32 fd);
   // The two (directory, path) pairs of path_link and path_rename.
-  u32 TwoPaths(GuestMemory& m, u32 fd_a, u32 ptr_a, u32 len_a, u32 fd_b, u32 ptr_b, u32 len_b,
-               vfs::NodeRef* dir_a, std::string* path_a, vfs::NodeRef* dir_b, std::string* path_b);
+  u32 TwoPaths(GuestMemory& m, u32 fd_a, u32 ptr_a, u32 len_a, u32 fd_b, u32 ptr_b, u32 len_b, Target* a,
+               Target* b);
   u32 ReadIovecs(GuestMemory& m, u32 iovs, u32 iovs_len, std::vector<Iovec>* out);
   u32 DoRead(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset, u32 nread_out);
   u32 DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset, u32 nwritten_out);

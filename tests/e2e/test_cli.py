@@ -74,6 +74,16 @@ class ExecTest(unittest.TestCase):
         self.assertIsInstance(j["duration_ms"], (int, float))
         self.assertGreater(j["duration_ms"], 0)
 
+    def test_json_has_what_the_code_showed(self):
+        p, j = brig_json("-c", "import brig\nbrig.show({'k': [1]})\nbrig.show(b'GIF89a' + bytes(4))")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(j["display"][0], {"application/json": '{"k": [1]}', "text/plain": "{'k': [1]}"})
+        self.assertEqual(j["display"][1], {"image/gif": "R0lGODlhAAAAAA=="})
+        self.assertIsNone(j["display_note"])
+        p, j = brig_json("-c", "import brig\nbrig._pending.append({'text/evil': 'x'})")
+        self.assertEqual((j["display"], j["display_note"]),
+                         ([], 'brig: 1 display output dropped: unsupported MIME type "text/evil"'))
+
     def test_json_fields_on_exception(self):
         p, j = brig_json("-c", "1/0")
         self.assertEqual(p.returncode, 1)

@@ -448,7 +448,7 @@ def _with_other_build(snapshot, build, keep_portable):
     pages = rest[:header["pages_bytes"]]
     portable = rest[header["pages_bytes"]:header["pages_bytes"] + header["portable_bytes"]]
     files = rest[header["pages_bytes"] + header["portable_bytes"]:]
-    assert pages[:8] == b"BRIGPG01"
+    assert pages[:8] == b"BRIGPG02"
     (plen,) = struct.unpack_from("<I", pages, 8)
     page_header = json.loads(pages[12:12 + plen])
     page_header["guest_build_id"] = build

@@ -4,6 +4,7 @@ termios, fcntl, resource), zoneinfo with Debian's tzdata, sysconfig, os.utime, l
 sentence every unavailable module answers with. Each test drives build/brig exec and checks
 the result of real work, so it fails when the module is missing or broken.
 """
+import ast
 import json
 import os
 import subprocess
@@ -127,6 +128,36 @@ class StdlibModulesTest(unittest.TestCase):
         """, session="db")
         self.assertEqual(out, "4 ['app.db']\n")  # no journal or lock files left behind
 
+    def test_sqlite3_in_a_fork_and_an_open_connection_kept(self):
+        # A connection held in a variable survives the session's save and restore (its
+        # descriptor is part of the session); a fork gets its own copy of the file.
+        self.run_py("""
+            import sqlite3
+            con = sqlite3.connect("/home/user/f.db")
+            con.execute("create table t (x)")
+            con.execute("insert into t values ('before fork')")
+            con.commit()
+        """, session="orig")
+        p = subprocess.run([BRIG, "sessions", "fork", "orig", "copy"], capture_output=True,
+                           text=True, env=self.env, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.run_py("""
+            con.execute("insert into t values ('fork')")
+            con.commit()
+            print([r[0] for r in con.execute("select x from t")])
+        """, session="copy"), "['before fork', 'fork']\n")
+        self.assertEqual(self.run_py("""
+            con.execute("insert into t values ('orig')")
+            con.commit()
+            print([r[0] for r in con.execute("select x from t")])
+            con.close()
+            print(sqlite3.connect("/home/user/f.db").execute("select count(*) from t").fetchone())
+        """, session="orig"), "['before fork', 'orig']\n(2,)\n")
+        self.assertEqual(self.run_py("""
+            import sqlite3
+            print([r[0] for r in sqlite3.connect("/home/user/f.db").execute("select x from t")])
+        """, session="copy"), "['before fork', 'fork']\n")
+
     def test_sqlite3_locks_between_connections_of_one_sandbox(self):
         out = self.run_py("""
             import sqlite3
@@ -159,6 +190,18 @@ class StdlibModulesTest(unittest.TestCase):
             print(len(zones) > 400, "Asia/Tokyo" in zones)
         """)
         self.assertEqual(out, "2024-07-01T14:00:00+02:00 CEST 2024-01-15T14:30:00+00:00\nTrue True\n")
+
+    def test_time_tzset_exists_and_stays_utc(self):
+        # wasi-libc has no time zones: tzset() recomputes the module's values, which stay UTC
+        # whatever TZ says (zoneinfo is the way to other zones).
+        out = self.run_py("""
+            import os, time
+            os.environ["TZ"] = "Europe/Berlin"
+            time.tzset()
+            print(time.tzname, time.timezone, time.altzone, time.daylight)
+            print(time.localtime(0).tm_hour, time.strftime("%H:%M", time.localtime(3600)))
+        """)
+        self.assertEqual(out, "('UTC', 'UTC') 0 0 0\n0 01:00\n")
 
     def test_sysconfig_get_config_var(self):
         out = self.run_py("""
@@ -239,8 +282,13 @@ class StdlibModulesTest(unittest.TestCase):
             print(resource.getrusage(resource.RUSAGE_SELF).ru_utime >= 0,
                   resource.getrlimit(resource.RLIMIT_NOFILE)[0] == resource.RLIM_INFINITY)
             print(tty.tcgetattr is termios.tcgetattr)
+            import pty
+            try:
+                pty.openpty()
+            except OSError:
+                print("pty: OSError")
         """)
-        self.assertEqual(out, "True True\ntermios.error True\nTrue True\nTrue\n")
+        self.assertEqual(out, "True True\ntermios.error True\nTrue True\nTrue\npty: OSError\n")
 
     def test_c_accelerators_are_in(self):
         out = self.run_py("""
@@ -278,6 +326,13 @@ class StdlibModulesTest(unittest.TestCase):
             self.assertNotIn(f"'{name}'", first.split(" ", 1)[1])
         for name in ("ctypes", "ssl", "mmap", "readline", "curses", "tkinter", "syslog"):
             self.assertIn(f"'{name}'", first)
+        # The README's table names each unavailable module (`ctypes` through "(so `ctypes`)").
+        with open(os.path.join(os.path.dirname(__file__), "../../README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        start = readme.index("**Not available**")
+        table = readme[start:readme.index("\n\n", readme.index("| modules |", start))]
+        for name in ast.literal_eval(first.split(" ", 1)[1]):
+            self.assertIn(f"`{name}`", table, f"{name} is unavailable but not in the README's table")
 
     def test_unavailable_module_sentence(self):
         out = self.run_py("""

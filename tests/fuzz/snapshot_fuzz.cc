@@ -31,7 +31,10 @@
 
 namespace {
 
-constexpr char kMagic[] = "BRIGPG01";
+// What SavePages writes (records of differing words), and the older form still read (whole
+// XORed pages).
+constexpr char kMagic[] = "BRIGPG02";
+constexpr char kWholeMagic[] = "BRIGPG01";
 
 struct Base {
   brig::Limits limits;
@@ -47,7 +50,7 @@ std::unique_ptr<brig::Sandbox> NewSandbox(const brig::Limits& limits) {
 
 nlohmann::json HeaderOf(const std::string& snapshot) {
   uint32_t len = 0;
-  FUZZ_CHECK(snapshot.size() > 12 && snapshot.compare(0, 8, kMagic) == 0);
+  FUZZ_CHECK(snapshot.size() > 12 && snapshot.compare(0, 8, kMagic) == 0, "SavePages wrote another format");
   std::memcpy(&len, snapshot.data() + 8, 4);
   return nlohmann::json::parse(snapshot.substr(12, len));
 }
@@ -114,7 +117,10 @@ std::string Built(FuzzedDataProvider& in, const Base& base) {
   }
   h["fds"] = std::move(fds);
 
-  // Pages: indices (ascending unless flag 16) and XOR deltas, a few bytes of each page.
+  // Pages: indices (ascending unless flag 16) and XOR deltas, a few bytes of each page: as
+  // whole pages (BRIGPG01) or as records of a word mask and the masked words (BRIGPG02), whose
+  // counts may not match (a mask bit more or less than the words given).
+  const bool whole = in.ConsumeBool();
   const uint64_t host_pages = std::min<uint64_t>(pages, 1 << 16) * 16;
   std::vector<uint32_t> index;
   std::string deltas;
@@ -122,11 +128,28 @@ std::string Built(FuzzedDataProvider& in, const Base& base) {
   uint32_t at = in.ConsumeIntegralInRange<uint32_t>(0, host_pages ? host_pages - 1 : 0);
   for (int i = 0; i < n; ++i) {
     index.push_back(at);
-    std::string page(4096, '\0');
-    const uint32_t off = in.ConsumeIntegralInRange<uint32_t>(0, 4095);
-    std::string bytes = in.ConsumeRandomLengthString(64);
-    std::memcpy(page.data() + off, bytes.data(), std::min<size_t>(bytes.size(), 4096 - off));
-    deltas += page;
+    if (whole) {
+      std::string page(4096, '\0');
+      const uint32_t off = in.ConsumeIntegralInRange<uint32_t>(0, 4095);
+      std::string bytes = in.ConsumeRandomLengthString(64);
+      std::memcpy(page.data() + off, bytes.data(), std::min<size_t>(bytes.size(), 4096 - off));
+      deltas += page;
+    } else {
+      uint64_t mask[8] = {};
+      const int words = in.ConsumeIntegralInRange(0, 8);
+      for (int w = 0; w < words; ++w) {
+        const uint32_t word = in.ConsumeIntegralInRange<uint32_t>(0, 511);
+        mask[word / 64] |= uint64_t{1} << (word % 64);
+      }
+      if (in.ConsumeIntegralInRange(0, 15) == 0) mask[in.ConsumeIntegralInRange(0, 7)] = in.ConsumeIntegral<uint64_t>();
+      int count = 0;
+      for (uint64_t m : mask) {
+        Append<uint64_t>(&deltas, m);
+        count += __builtin_popcountll(m);
+      }
+      const int given = count + (in.ConsumeIntegralInRange(0, 15) == 0 ? in.ConsumeIntegralInRange(-2, 2) : 0);
+      for (int w = 0; w < given; ++w) Append<uint64_t>(&deltas, in.ConsumeIntegral<uint64_t>());
+    }
     at += (flags & 16) ? in.ConsumeIntegral<uint32_t>() : 1 + in.ConsumeIntegralInRange<uint32_t>(0, 300);
   }
   h["page_count"] = (flags & 32) ? in.ConsumeIntegralInRange<uint64_t>(0, 8) : index.size();
@@ -139,7 +162,7 @@ std::string Built(FuzzedDataProvider& in, const Base& base) {
   if (flags & 64 && !z.empty()) z[in.ConsumeIntegralInRange<size_t>(0, z.size() - 1)] ^= 1 + in.ConsumeIntegral<uint8_t>() % 255;
 
   const std::string text = h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::string out(kMagic, 8);
+  std::string out(whole ? kWholeMagic : kMagic, 8);
   Append<uint32_t>(&out, static_cast<uint32_t>(text.size()));
   out += text;
   Append<uint64_t>(&out, (flags & 128) ? in.ConsumeIntegral<uint64_t>() : z.size());

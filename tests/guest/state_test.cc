@@ -1,7 +1,11 @@
 // Saved sandbox state: page snapshots, portable snapshots and host-side files. Page
 // snapshots come back from a database, so the damaged-input tests treat them as hostile.
 #include <gtest/gtest.h>
+#include <zstd.h>
 
+#include <bit>
+#include <cstring>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "brig/sandbox.h"
@@ -208,6 +212,114 @@ TEST(PageSnapshot, DamagedSnapshotsAreRejected) {
       continue;
     }
     EXPECT_TRUE(st.IsInvalidArgument() || st.IsFailedPrecondition()) << st.message();
+    EXPECT_EQ(Exec(*b, "mine"), "7");
+  }
+}
+
+// A page snapshot's parts: the header (JSON) and its decompressed body.
+struct PagesParts {
+  nlohmann::json header;
+  std::string body;
+};
+PagesParts Split(const std::string& snapshot) {
+  uint32_t hlen;
+  std::memcpy(&hlen, snapshot.data() + 8, 4);
+  PagesParts p{nlohmann::json::parse(snapshot.substr(12, hlen)), {}};
+  const char* z = snapshot.data() + 12 + hlen + 8;
+  const size_t zlen = snapshot.size() - 12 - hlen - 8;
+  p.body.resize(ZSTD_getFrameContentSize(z, zlen));
+  EXPECT_EQ(ZSTD_decompress(p.body.data(), p.body.size(), z, zlen), p.body.size());
+  return p;
+}
+std::string Join(const char* magic, const nlohmann::json& header, const std::string& body) {
+  std::string z(ZSTD_compressBound(body.size()), '\0');
+  z.resize(ZSTD_compress(z.data(), z.size(), body.data(), body.size(), 1));
+  const std::string text = header.dump();
+  std::string out(magic, 8);
+  const uint32_t hlen = static_cast<uint32_t>(text.size());
+  out.append(reinterpret_cast<const char*>(&hlen), 4);
+  out += text;
+  const uint64_t zlen = z.size();
+  out.append(reinterpret_cast<const char*>(&zlen), 8);
+  return out + z;
+}
+
+// SavePages records only the 8-byte words that differ from the image; snapshots stored by
+// earlier builds hold whole XORed pages ("BRIGPG01") and still restore.
+TEST(PageSnapshot, WholePageSnapshotsOfEarlierBuildsStillRestore) {
+  auto a = NewSandbox();
+  Exec(*a, "x = 42; y = 100\ndef calculate(): return x + y\nbig = list(range(50000))");
+  const std::string saved = a->SavePages().value();
+  ASSERT_EQ(saved.substr(0, 8), "BRIGPG02");
+  PagesParts p = Split(saved);
+  const size_t n = p.header["page_count"].get<size_t>();
+  ASSERT_GT(n, 0u);
+  // The same pages, each expanded from its word record to the whole XORed page.
+  std::string whole = p.body.substr(0, n * 4);
+  size_t at = n * 4;
+  size_t words_total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::string page(4096, '\0');
+    uint64_t mask[8];
+    std::memcpy(mask, p.body.data() + at, 64);
+    at += 64;
+    for (size_t w = 0; w < 512; ++w) {
+      if (!(mask[w / 64] >> (w % 64) & 1)) continue;
+      std::memcpy(page.data() + w * 8, p.body.data() + at, 8);
+      at += 8;
+      ++words_total;
+    }
+    whole += page;
+  }
+  ASSERT_EQ(at, p.body.size());
+  EXPECT_GT(words_total, 0u);
+  auto b = NewSandbox();
+  ASSERT_TRUE(b->RestorePages(Join("BRIGPG01", p.header, whole)).ok());
+  EXPECT_EQ(Exec(*b, "calculate(), len(big), sum(big)"), "(142, 50000, 1249975000)");
+}
+
+// Records whose masks and words disagree, or with bytes left over, are damaged: the sandbox
+// keeps its own state.
+TEST(PageSnapshot, WordRecordsThatDoNotAddUpAreRejected) {
+  auto a = NewSandbox();
+  Exec(*a, "x = 42");
+  PagesParts p = Split(a->SavePages().value());
+  const size_t n = p.header["page_count"].get<size_t>();
+  ASSERT_GT(n, 0u);
+  auto b = NewSandbox();
+  Exec(*b, "mine = 7");
+  const size_t first_mask = n * 4;
+  std::vector<std::string> bodies;
+  {
+    std::string more = p.body;  // one word more claimed than given (the last page's mask)
+    size_t at = n * 4, last = at;
+    for (size_t i = 0; i < n; ++i) {
+      last = at;
+      size_t words = 0;
+      for (int k = 0; k < 8; ++k) {
+        uint64_t m;
+        std::memcpy(&m, more.data() + at + 8 * k, 8);
+        words += std::popcount(m);
+      }
+      at += 64 + 8 * words;
+    }
+    uint64_t m;
+    std::memcpy(&m, more.data() + last, 8);
+    m |= m + 1;  // sets the lowest clear bit
+    std::memcpy(more.data() + last, &m, 8);
+    bodies.push_back(more);
+  }
+  bodies.push_back(p.body + std::string(8, '\1'));   // a word too many
+  bodies.push_back(p.body.substr(0, p.body.size() - 8));  // a word too few
+  {
+    std::string all = p.body;  // a mask with every bit set: far more words than there are
+    std::memset(all.data() + first_mask, 0xff, 64);
+    bodies.push_back(all);
+  }
+  bodies.push_back(p.body.substr(0, first_mask + 10));  // cut inside the first mask
+  for (const std::string& body : bodies) {
+    Status st = b->RestorePages(Join("BRIGPG02", p.header, body));
+    EXPECT_TRUE(st.IsInvalidArgument()) << st.message();
     EXPECT_EQ(Exec(*b, "mine"), "7");
   }
 }

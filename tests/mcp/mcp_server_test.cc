@@ -452,5 +452,30 @@ TEST_F(McpTest, StdioAnswersEachLineAndSkipsOverlongOnes) {
   EXPECT_TRUE(seen.count("error:-32700"));
 }
 
+// What the code showed (brig.show): images as image content, in order, text types as text;
+// the structured result lists each output's MIME types; a drop note reaches the model.
+TEST_F(McpTest, ShownOutputsComeBackAsImagesAndText) {
+  const std::string png = Base64Decode(kPngBase64).value();
+  backend_->on_execute = [&](const std::string&, const std::string&, SessionResult* r) {
+    r->execution.display.push_back({{{"image/png", png}, {"text/plain", "<Figure>"}}});
+    r->execution.display.push_back({{{"text/html", "<b>t</b>"}, {"text/plain", "table"}}});
+    r->execution.display.push_back({{{"image/svg+xml", "<svg/>"}}});
+    r->execution.display_note = "brig: 2 display outputs dropped: over the limit";
+  };
+  json r = Call("run_python", {{"code", "import brig"}});
+  ASSERT_EQ(r["content"].size(), 3u) << r.dump();
+  EXPECT_EQ(r["content"][1]["type"], "image");
+  EXPECT_EQ(r["content"][1]["mimeType"], "image/png");
+  EXPECT_EQ(r["content"][1]["data"], kPngBase64);
+  EXPECT_EQ(r["content"][2]["mimeType"], "image/svg+xml");
+  EXPECT_EQ(Base64Decode(r["content"][2]["data"].get<std::string>()).value(), "<svg/>");
+  std::string text = Text(r);
+  EXPECT_NE(text.find("[display]\ntable\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("2 display outputs dropped"), std::string::npos) << text;
+  ASSERT_EQ(r["structuredContent"]["display"].size(), 3u);
+  EXPECT_EQ(r["structuredContent"]["display"][0]["mime_types"], json({"image/png", "text/plain"}));
+  EXPECT_EQ(r["structuredContent"]["display"][1]["text"], "table");
+}
+
 }  // namespace
 }  // namespace brig::mcp

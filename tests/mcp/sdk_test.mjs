@@ -101,6 +101,16 @@ async function conversation(client, label, { httpBase, headers } = {}) {
   assert.equal(image.data, PNG);
   log("image content back");
 
+  // An image the code shows (brig.show) comes back as image content too, with no file.
+  const shown = await run(`import base64, brig\nbrig.show(base64.b64decode('${PNG}'))\nbrig.show('<b>t</b>', mime='text/html')`, sid);
+  assert.equal(shown.isError, false, textOf(shown));
+  const shownImage = shown.content.find((c) => c.type === "image");
+  assert.ok(shownImage, JSON.stringify(shown.content).slice(0, 500));
+  assert.equal(shownImage.data, PNG);
+  assert.equal(shown.structuredContent.display.length, 2);
+  assert.deepEqual(shown.structuredContent.display[1].mime_types, ["text/html"]);
+  log("shown image back");
+
   // Fork, reset, list.
   const fork = await client.callTool({ name: "fork_session", arguments: { session_id: sid } });
   const copy = fork.structuredContent.session_id;

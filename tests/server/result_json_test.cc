@@ -78,8 +78,8 @@ TEST(ResultJson, TheShapeBrigExecPrints) {
   s.saved = true;
   s.files_saved = {"/home/user/f"};
   EXPECT_EQ(ToJson("t-1", s).dump(),
-            R"({"duration_ms":0.5,"error":null,"exit_code":null,"failure":null,"ok":true,"result":"2",)"
-            R"("session":{"files_deleted":[],"files_saved":["/home/user/f"],"not_portable":{},"not_restored":{},)"
+            R"({"display":[],"display_note":null,"duration_ms":0.5,"error":null,"exit_code":null,"failure":null,)"
+            R"("ok":true,"result":"2","session":{"files":[],"files_deleted":[],"files_saved":["/home/user/f"],"not_portable":{},"not_restored":{},)"
             R"("restored_from":"live","saved":true,"snapshot":"pages","thread_id":"t-1","version":3},)"
             R"("stderr":"","stderr_truncated":false,"stdout":"hi\n","stdout_truncated":false})");
   EXPECT_FALSE(ToJson(s.execution).contains("session"));

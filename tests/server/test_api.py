@@ -380,6 +380,36 @@ class ApiCases(ServerClass):
         # The state was saved as by a plain execution.
         self.assertEqual(self.run_ok(t, "6 * 7 + 1")["session"]["version"], result["session"]["version"] + 1)
 
+    SHOW = ("import brig\n"
+            "brig.show(b'\\x89PNG\\r\\n\\x1a\\n' + bytes(30))\n"
+            "brig.show('<b>t</b>', mime='text/html')\n"
+            "open('/home/user/out.csv', 'w').write('a,b\\n1,2\\n')\n")
+
+    def test_execute_reports_shown_outputs_and_files_with_size_and_type(self):
+        t = self.tid()
+        j = self.run_ok(t, self.SHOW)
+        self.assertEqual(len(j["display"]), 2, j)
+        self.assertEqual(base64.b64decode(j["display"][0]["image/png"]), b"\x89PNG\r\n\x1a\n" + bytes(30))
+        self.assertEqual(j["display"][1], {"text/html": "<b>t</b>"})
+        self.assertIsNone(j["display_note"])
+        self.assertEqual(j["session"]["files"], [{"path": "/home/user/out.csv", "size": 8, "content_type": "text/csv"}])
+        # Nothing shown: an empty list.
+        self.assertEqual(self.run_ok(t, "1")["display"], [])
+
+    def test_stream_sends_display_events_before_the_result(self):
+        t = self.tid()
+        events = parse_events(self.stream(t, self.SHOW).body)
+        names = [e for e, _ in events]
+        self.assertEqual(names[-3:], ["display", "display", "result"], names)
+        self.assertEqual(events[-2][1], {"data": {"text/html": "<b>t</b>"}})
+        self.assertEqual(events[-1][1]["display"][1], {"text/html": "<b>t</b>"})
+
+    def test_cleanup_route(self):
+        r = self.req("POST", "/v1/cleanup", {"dry_run": True})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["dry_run"], True)
+        self.assertEqual(self.req("POST", "/v1/cleanup", {"dry_run": "yes"}).status, 400)
+
     def test_stream_of_a_python_exception(self):
         t = self.tid()
         r = self.stream(t, "print('x')\nraise KeyError('k')")

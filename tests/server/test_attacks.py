@@ -448,6 +448,50 @@ class HttpBoundsTest(ServerClass, SqliteStore, unittest.TestCase):
         # The slot is free again.
         self.assertEqual(self.server.execute(t, "'third'").json()["result"], "'third'")
 
+    def mcp_run(self, session_id, code):
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "run_python", "arguments": {"session_id": session_id, "code": code}}}
+        r = self.server.request("POST", "/mcp", body, headers={"Accept": "application/json, text/event-stream"})
+        self.assertEqual(r.status, 200, r)
+        return r.json()["result"]
+
+    def test_mcp_runs_count_towards_max_per_session(self):
+        # MCP's run_python and /v1's execute share the bound (--max-per-session 1 here), both ways.
+        t = "mcp-busy"
+        self.assertEqual(self.server.execute(t, "import time").status, 200)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(self.server.execute, t, "time.sleep(2.5)\n'first'")
+            self.wait_in_flight(1)
+            refused = self.mcp_run(t, "'second'")
+            self.assertTrue(refused["isError"], refused)
+            self.assertIn("already has 1 executions running", refused["content"][0]["text"])
+            self.assertEqual(first.result(timeout=60).json()["result"], "'first'")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(self.mcp_run, t, "time.sleep(2.5)\n'mcp'")
+            self.wait_in_flight(1)
+            second = self.server.execute(t, "'second'")
+            self.assertEqual((second.status, second.error_code()), (429, "too_many_executions"), second)
+            self.assertFalse(first.result(timeout=60)["isError"])
+        # The slots are free again.
+        self.assertFalse(self.mcp_run(t, "'third'")["isError"])
+
+    def test_mcp_headers_must_match_the_message(self):
+        # 2026-07-28 (SEP-2243): Mcp-Method / Mcp-Name / MCP-Protocol-Version mirror the body.
+        body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                "params": {"name": "list_sessions", "arguments": {},
+                           "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}
+        base = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2026-07-28"}
+        ok = dict(base, **{"Mcp-Method": "tools/call", "Mcp-Name": "list_sessions"})
+        r = self.server.request("POST", "/mcp", body, headers=ok)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("result", r.json())
+        self.assertEqual(self.server.request("POST", "/mcp", body, headers=base).status, 200)  # headers are optional
+        for bad in ({"Mcp-Method": "tools/list"}, {"Mcp-Method": "tools/call", "Mcp-Name": "run_python"},
+                    {"MCP-Protocol-Version": "2025-11-25"}):
+            r = self.server.request("POST", "/mcp", body, headers=dict(base, **bad))
+            self.assertEqual(r.status, 400, (bad, r))
+            self.assertEqual((r.json()["id"], r.json()["error"]["code"]), (7, -32001), r)
+
     def test_the_server_timeout_fails_the_execution_and_keeps_the_session(self):
         t = "spin"
         version = self.server.execute(t, "z = 1").json()["session"]["version"]

@@ -140,6 +140,15 @@ class AuthCases(ServerClass):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["status"], "ok")
 
+    def test_cleanup_needs_an_administrators_token(self):
+        # It deletes other callers' sessions: a token for every thread that may write.
+        self.assert_error(self.req("POST", "/v1/cleanup", {}), 401, "unauthorized")
+        for token in (AGENT_TOKEN, READER_TOKEN, ALL_READER_TOKEN):
+            self.assert_error(self.req("POST", "/v1/cleanup", {"dry_run": True}, token=token), 403, "forbidden")
+        r = self.req("POST", "/v1/cleanup", {"dry_run": True}, token=ADMIN_TOKEN)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(r.json()), {"sessions_deleted", "files_deleted", "bytes_freed", "dry_run"})
+
     def test_metrics_needs_a_token_for_every_thread(self):
         self.assert_error(self.req("GET", "/metrics"), 401, "unauthorized")
         self.assert_error(self.req("GET", "/metrics", token=AGENT_TOKEN), 403, "forbidden")
