@@ -425,9 +425,11 @@ brig_mem_file* brig_rt_memory_freeze_growth(wasm_rt_memory_t* memory, uint64_t* 
   uint64_t used = memory->size - g->live_start;
   /* From now on the memory changes its own copies of these pages, never the file. */
   void* remapped = mmap(at, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, g->fd, 0);
-  void* tail = remapped == MAP_FAILED ? MAP_FAILED
-                                      : mmap(at + used, g->mapped - used, PROT_NONE,
-                                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  /* No tail when the memory grew to its very maximum: mmap of 0 bytes fails (EINVAL). */
+  void* tail = remapped == MAP_FAILED || g->mapped == used
+                   ? remapped
+                   : mmap(at + used, g->mapped - used, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   if (remapped == MAP_FAILED || tail == MAP_FAILED) {
     /* The mapping is now in an unknown state: the memory must not be used again. */
     pthread_mutex_unlock(&g_growth_mu);

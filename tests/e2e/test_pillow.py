@@ -4,6 +4,7 @@ thumbnail, draws shapes, text (the shipped DejaVuSans.ttf) and a bar chart, and 
 JPEG to the session's files; the host reads them back and decodes them with its stdlib alone
 (PNG fully, JPEG's markers), so the test fails if any piece is missing or wrong.
 """
+import base64
 import json
 import os
 import shutil
@@ -95,7 +96,7 @@ class PillowTest(unittest.TestCase):
 
     def brig(self, *args, stdin=None):
         p = subprocess.run([BRIG, *args], input=stdin, capture_output=True, timeout=300, env=self.env)
-        self.assertEqual(p.returncode, 0, "%s: %s" % (args[:3], p.stderr.decode(errors="replace")))
+        self.assertEqual(p.returncode, 0, "%s: %s %s" % (args[:3], p.stderr.decode(errors="replace"), p.stdout[-3000:]))
         return p.stdout
 
     def run_py(self, code, session):
@@ -285,6 +286,127 @@ class PillowTest(unittest.TestCase):
                 print("OSError:", e)
         """, "j")
         self.assertEqual(out, "42\nOSError: Truncated File Read\n")
+
+    def test_make_a_thumbnail(self):
+        # A 800x600 JPEG "photo" (a gradient), then a thumbnail of it in a later execution:
+        # thumbnail() keeps the aspect ratio and lets libjpeg decode at 1/4 scale (draft).
+        self.run_py("""
+            from PIL import Image
+            im = Image.linear_gradient("L").resize((800, 600)).convert("RGB")
+            im.save("photo.jpg", quality=85)
+        """, "th")
+        out = self.run_py("""
+            from PIL import Image
+            with Image.open("photo.jpg") as im:
+                im.thumbnail((128, 128))
+                print(im.size, im.mode)
+                im.save("thumb.jpg")
+                im.save("thumb.png")
+        """, "th")
+        self.assertEqual(out, "(128, 96) RGB\n")
+        self.assertEqual(jpeg_size(self.brig("files", "cat", "--session", "th", "thumb.jpg")), (128, 96, 3))
+        w, h, ch, rows = read_png(self.brig("files", "cat", "--session", "th", "thumb.png"))
+        self.assertEqual((w, h, ch), (128, 96, 3))
+        # The gradient runs top (black) to bottom (white), and survived the round trip.
+        self.assertLess(rows[2][3 * 64], 30)
+        self.assertGreater(rows[93][3 * 64], 225)
+
+    def test_show_a_pil_image_is_a_png_display(self):
+        # brig.show() takes Jupyter's _repr_png_: the result carries the PNG, base64-encoded.
+        out = json.loads(self.brig("exec", "--json", "-c", textwrap.dedent("""
+            import brig
+            from PIL import Image, ImageDraw
+            im = Image.new("RGB", (40, 30), "white")
+            ImageDraw.Draw(im).rectangle((10, 10, 19, 19), fill=(255, 0, 0))
+            brig.show(im)
+        """)))
+        self.assertIsNone(out["error"], out)
+        self.assertIsNone(out["display_note"], out)
+        self.assertEqual(len(out["display"]), 1, out["display"])
+        bundle = out["display"][0]
+        self.assertIn("image/png", bundle)
+        self.assertRegex(bundle["text/plain"], r"^<PIL\.Image\.Image image mode=RGB size=40x30")
+        w, h, ch, rows = read_png(base64.b64decode(bundle["image/png"]))
+        self.assertEqual((w, h, ch), (40, 30, 3))
+        self.assertEqual(tuple(rows[15][3 * 15:3 * 16]), (255, 0, 0))
+        self.assertEqual(tuple(rows[5][3 * 5:3 * 6]), (255, 255, 255))
+
+    def test_hostile_images(self):
+        # The decoders run inside the sandbox: a hostile image may fail, or at worst trap the
+        # execution, never reach the host. Corrupt and truncated PNGs and truncated JPEGs
+        # raise; a decompression bomb's header is refused by MAX_IMAGE_PIXELS before any
+        # pixel is allocated; one under that limit but over the sandbox's memory is a
+        # MemoryError; the session lives on after each.
+        png = make_png(64, 48, lambda x, y: (x * 4, y * 5, 128))
+        self.brig("files", "put", "--session", "h", "/home/user/ok.png", stdin=png)
+
+        def header_only_png(width, height, colour=2):
+            def chunk(kind, data):
+                return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+            return (b"\x89PNG\r\n\x1a\n"
+                    + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
+                    + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+        self.brig("files", "put", "--session", "h", "/home/user/bomb.png", stdin=header_only_png(20000, 20000))
+        self.brig("files", "put", "--session", "h", "/home/user/warn.png", stdin=header_only_png(12000, 12000))
+        self.brig("files", "put", "--session", "h", "/home/user/big.png", stdin=header_only_png(9000, 9000, 6))
+        out = self.run_py("""
+            import io, random, warnings, zlib
+            from PIL import Image
+            def attempt(data):
+                try:
+                    with Image.open(io.BytesIO(data)) as im:
+                        im.load()
+                    return "ok"
+                except Exception as e:
+                    return type(e).__name__
+            ok = open("ok.png", "rb").read()
+            print("ok", attempt(ok))
+            print("truncated", sorted({attempt(ok[:n]) for n in (8, 20, 33, 40, 60, len(ok) // 2)}))
+            bad_idat = bytearray(ok)
+            i = bad_idat.find(b"IDAT") + 4
+            bad_idat[i:i + 8] = b"\\xff" * 8
+            print("bad IDAT", attempt(bytes(bad_idat)))
+            rng = random.Random(12)
+            kinds = set()
+            # Random byte flips: each fails with an exception or decodes, none traps.
+            # (OverflowError: a chunk length past the 32-bit guest's Py_ssize_t.)
+            for _ in range(300):
+                d = bytearray(ok)
+                for _ in range(rng.randint(1, 8)):
+                    d[rng.randrange(len(d))] = rng.randrange(256)
+                kinds.add(attempt(bytes(d)))
+            print("fuzzed", kinds <= {"ok", "UnidentifiedImageError", "OSError", "SyntaxError",
+                                      "ValueError", "EOFError", "DecompressionBombError",
+                                      "MemoryError", "OverflowError", "error"}, sorted(kinds))
+            Image.open("ok.png").save("ok.jpg")
+            jpg = open("ok.jpg", "rb").read()
+            print("jpeg truncated", sorted({attempt(jpg[:n]) for n in (2, 10, 100, 300, len(jpg) - 10)}))
+            print("bomb", attempt(open("bomb.png", "rb").read()))
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                print("warn", attempt(open("warn.png", "rb").read()))
+            print("big", attempt(open("big.png", "rb").read()))
+            Image.MAX_IMAGE_PIXELS = None  # the code may lift Pillow's limit: memory still holds
+            print("bomb unchecked", attempt(open("bomb.png", "rb").read()))
+            print("after", Image.new("RGB", (1000, 1000)).size)
+        """, "h")
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "ok ok", out)
+        self.assertTrue(lines[1].startswith("truncated ["), lines[1])
+        self.assertNotIn("'ok'", lines[1])
+        self.assertRegex(lines[2], r"^bad IDAT (OSError|SyntaxError|error)$")
+        self.assertTrue(lines[3].startswith("fuzzed True "), lines[3])
+        self.assertTrue(lines[4].startswith("jpeg truncated ["), lines[4])
+        self.assertNotIn("'ok'", lines[4])
+        self.assertEqual(lines[5:], [
+            "bomb DecompressionBombError",
+            "warn DecompressionBombWarning",
+            "big MemoryError",
+            "bomb unchecked MemoryError",
+            "after (1000, 1000)",
+        ])
+        # The session is intact: its files and a fresh execution.
+        self.assertEqual(self.run_py("print(open('ok.png', 'rb').read()[:4])", "h"), "b'\\x89PNG'\n")
 
     def test_nothing_of_pillow_at_start_up(self):
         out = self.run_py("""

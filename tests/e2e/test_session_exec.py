@@ -172,6 +172,19 @@ log = open('/tmp/log.txt', 'w'); log.write('one\\n'); log.flush()
         p, out = self.run_json("fail", "import os\n(x, open('/tmp/keep.txt').read(), os.path.exists('/tmp/lost.txt'))")
         self.assertEqual(out["result"], "(1, 'kept', False)")
 
+    def test_memory_grown_to_its_very_limit_is_saved_and_restored(self):
+        # Memory grown to exactly --memory once broke the checkpoint (a 0-byte mmap of the
+        # growth's tail failed) and every later execution of the session with it.
+        fill = ("l = []\nfor size in (4 << 20, 1 << 20, 64 << 10, 4 << 10, 256):\n"
+                "    try:\n        while True: l.append(bytearray(size))\n"
+                "    except MemoryError: pass\nprint(len(l) > 10)\ndel l\nkept = 7")
+        p, out = self.run_json("full", fill, "--memory", "32")
+        self.assertEqual((out["stdout"], out["failure"], out["session"]["not_portable"]), ("True\n", None, {}), out)
+        for _ in range(2):
+            p, out = self.run_json("full", "print(kept)", "--memory", "32")
+            self.assertEqual((out["stdout"], out["failure"]), ("7\n", None), out)
+            self.assertEqual(out["session"]["restored_from"], "pages")
+
     def test_exception_keeps_what_ran_before_it(self):
         p, out = self.run_json("exc", "x = 5\n1/0")
         self.assertEqual(p.returncode, 1)
