@@ -408,6 +408,24 @@ class PillowTest(unittest.TestCase):
         # The session is intact: its files and a fresh execution.
         self.assertEqual(self.run_py("print(open('ok.png', 'rb').read()[:4])", "h"), "b'\\x89PNG'\n")
 
+    def test_reportlab_puts_a_pil_image_in_a_pdf(self):
+        # reportlab (guest/debian-packages.txt) reads bitmap images through Pillow.
+        out = self.run_py("""
+            from PIL import Image
+            from reportlab.lib.utils import ImageReader
+            from reportlab.pdfgen import canvas
+            Image.new("RGB", (50, 40), "red").save("r.png")
+            print(ImageReader("r.png").getSize())
+            c = canvas.Canvas("o.pdf")
+            c.drawImage("r.png", 10, 10, 50, 40)
+            c.save()
+        """, "rl")
+        self.assertEqual(out, "(50, 40)\n")
+        pdf = self.brig("files", "cat", "--session", "rl", "o.pdf")
+        self.assertTrue(pdf.startswith(b"%PDF-"), pdf[:10])
+        self.assertIn(b"/Subtype /Image", pdf)
+        self.assertIn(b"/Width 50", pdf)
+
     def test_nothing_of_pillow_at_start_up(self):
         out = self.run_py("""
             import sys
