@@ -191,6 +191,33 @@ TEST(Runtime, RaisingTheMaximumExtendsTheGrowthFile) {
   close(image);
 }
 
+// Growth up to the very maximum leaves no tail past it to map: the freeze still succeeds
+// (it once tried a 0-byte mmap, failed, and declared the memory damaged).
+TEST(Runtime, FreezingGrowthThatReachedTheMaximum) {
+  constexpr uint32_t kPage = 65536;
+  int image = memfd_create("test-image", MFD_CLOEXEC);
+  ASSERT_GE(image, 0);
+  ASSERT_EQ(ftruncate(image, kPage), 0);
+  wasm_rt_memory_t m{};
+  ASSERT_EQ(brig_rt_map_memory_image(&m, image, kPage, 4), 0);
+  ASSERT_EQ(brig_rt_memory_use_growth_file(&m), 0);
+  EXPECT_EQ(wasm_rt_grow_memory(&m, 3), 1u);  // pages 1..3: all the maximum allows
+  m.data[4 * kPage - 1] = 33;
+  uint64_t start = 0;
+  int error = 0;
+  brig_mem_file* frozen = brig_rt_memory_freeze_growth(&m, &start, &error);
+  ASSERT_NE(frozen, nullptr);
+  EXPECT_EQ(error, 0);
+  EXPECT_EQ(start, kPage);
+  EXPECT_EQ(brig_mem_file_bytes(frozen), 3ull * kPage);
+  EXPECT_EQ(m.data[4 * kPage - 1], 33);
+  m.data[4 * kPage - 1] = 34;  // still writable, privately
+  EXPECT_EQ(m.data[4 * kPage - 1], 34);
+  brig_mem_file_unref(frozen);
+  wasm_rt_free_memory(&m);
+  close(image);
+}
+
 // Clean calls on one thread, 200 traps on another, interleaved: the trapping thread waits
 // for a clean call to finish before each trap, so clean calls demonstrably run between the
 // first and the last trap.
