@@ -200,7 +200,7 @@ async function overHttp() {
     // The stateless revision: a request with its version in _meta and no initialize.
     const res = await fetch(`${base}/mcp`, { method: "POST",
       headers: { ...headers, "content-type": "application/json", accept: "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28" },
+        "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list" },
       body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/list", params: { _meta: {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } } }) });
     assert.equal(res.status, 200);
