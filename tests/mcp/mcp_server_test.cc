@@ -560,7 +560,7 @@ TEST_F(McpTest, ModernListsAndReadsCarryCacheHints) {
     EXPECT_EQ(r["cacheScope"], "public") << method;
     EXPECT_FALSE(Request(method)["result"].contains("ttlMs")) << method;
   }
-  ASSERT_EQ(Call("write_file", {{"session_id", "s1"}, {"path", "/a.txt"}, {"content", "x"}})["isError"], false);
+  ASSERT_EQ(Call("write_file", {{"session_id", "s1"}, {"path", "/home/user/a.txt"}, {"content", "x"}})["isError"], false);
   json read = Request("resources/read", {{"uri", "brig://sessions/s1/files/home/user/a.txt"}, {"_meta", ModernMeta()}});
   ASSERT_TRUE(read.contains("result")) << read.dump();
   EXPECT_EQ(read["result"]["ttlMs"], 0);  // files change with every write
@@ -619,7 +619,7 @@ TEST_F(McpTest, AMissingResourceIsInvalidParamsInTheModernRevision) {
 TEST_F(McpTest, SubscriptionsListenIsAcknowledgedThenEnded) {
   json msg = {{"jsonrpc", "2.0"}, {"id", "sub-1"}, {"method", "subscriptions/listen"},
               {"params", {{"_meta", ModernMeta()},
-                          {"notifications", {{"toolsListChanged", true}, {"resourceSubscriptions", {"brig://x"}}}}}}}};
+                          {"notifications", {{"toolsListChanged", true}, {"resourceSubscriptions", {"brig://x"}}}}}}};
   Exchange ex = server_->Process(msg, Caller{});
   ASSERT_EQ(ex.notifications.size(), 1u);
   const json& ack = ex.notifications[0];
