@@ -704,8 +704,12 @@ TEST(McpHttpHeaders, ModernRequestsNeedTheMirroredHeaders) {
   // The header says 2026-07-28, the body carries no version: they do not match.
   json bare = {{"jsonrpc", "2.0"}, {"id", 8}, {"method", "tools/list"}};
   EXPECT_EQ(code(CheckHttpHeaders(bare, {"2026-07-28", "tools/list", ""})), -32020);
-  // Invalid characters.
-  EXPECT_EQ(code(CheckHttpHeaders(call, {"2026-07-28", "tools/call", "list_sessions\x01"})), -32020);
+  // Invalid characters: a name that is not plain ASCII must come base64-encoded, even when
+  // its bytes are the body's.
+  json accented = call;
+  accented["params"]["name"] = "caf\xc3\xa9";
+  EXPECT_EQ(code(CheckHttpHeaders(accented, {"2026-07-28", "tools/call", "caf\xc3\xa9"})), -32020);
+  EXPECT_EQ(code(CheckHttpHeaders(accented, {"2026-07-28", "tools/call", "=?base64?" + Base64Encode("caf\xc3\xa9") + "?="})), 0);
   // An unsupported version: -32022 with its data.
   auto v = CheckHttpHeaders(call, {"1900-01-01", "tools/call", "list_sessions"});
   EXPECT_EQ(code(v), -32022);
