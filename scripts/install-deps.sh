@@ -23,8 +23,8 @@ for arg in "$@"; do
   case $arg in
     --test)
       want+=("${test_pkgs[@]}")
-      # The MCP test's client (tests/mcp: the official SDK, from npm) needs node and npm; any
-      # that provide them will do (Debian's, or NodeSource's nodejs, which holds npm).
+      # The MCP test's clients (tests/mcp: the official SDKs, from npm) need node 20 or later
+      # and npm (NodeSource's nodejs, which holds npm; Debian 12's nodejs is 18: too old).
       command -v node >/dev/null && command -v npm >/dev/null || want+=(nodejs npm) ;;
     --sanitize) want+=("${sanitize_pkgs[@]}") ;;
     *) echo "usage: install-deps.sh [--test] [--sanitize]" >&2; exit 2 ;;

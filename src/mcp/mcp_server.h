@@ -1,26 +1,40 @@
 // brig::mcp::McpServer: the Model Context Protocol (JSON-RPC 2.0) over brig's sessions,
 // shared by `brig mcp` (stdio, stdio.h) and `brig serve`'s POST /mcp (streamable HTTP).
 //
-// Protocol revisions. 2026-07-28 is stateless: no initialize, no Mcp-Session-Id; every
-// request may carry its version in params._meta["io.modelcontextprotocol/protocolVersion"],
-// and server/discover says what the server speaks. The older revisions 2025-06-18 and
-// 2025-11-25 (and 2025-03-26) open with `initialize`: the server answers with the client's
-// version when it speaks it, else its newest handshake revision (2025-11-25). The server
-// keeps no state between messages either way: tools/list and tools/call are answered with
-// or without an initialize before them, and the session a tool works on is its
-// `session_id` argument (the brig session's thread_id).
+// Protocol revisions. The server is dual-era:
+//   - modern, 2026-07-28 (schema/2026-07-28/schema.ts): stateless, no initialize, no
+//     Mcp-Session-Id. A request is modern when params._meta["io.modelcontextprotocol/
+//     protocolVersion"] is "2026-07-28"; it must then also carry
+//     "io.modelcontextprotocol/clientCapabilities" (an object) and, if it has one, a
+//     well-formed "io.modelcontextprotocol/clientInfo" (name and version strings), else
+//     -32602 (HTTP 400). Its results carry resultType "complete" and
+//     _meta["io.modelcontextprotocol/serverInfo"]; list results, resources/read and
+//     server/discover carry ttlMs and cacheScope. initialize and ping are not methods of
+//     the revision (-32601, HTTP 404). subscriptions/listen is acknowledged with an empty
+//     filter (brig's lists never change) and ended at once with its empty result.
+//     A resource that does not exist is -32602.
+//   - legacy, 2025-11-25, 2025-06-18, 2025-03-26: open with `initialize`; the server answers
+//     with the client's version when it speaks it, else 2025-11-25. A missing resource is
+//     -32002. Results are as those revisions define them (no resultType, ttlMs, ...).
+// A _meta protocolVersion the server does not speak is -32022 UnsupportedProtocolVersion
+// with data {supported, requested} (HTTP 400). server/discover is answered in the modern
+// shape whatever the request carries (it exists only in 2026-07-28). The server keeps no
+// state between messages in either era: tools/list and tools/call are answered with or
+// without an initialize before them, and the session a tool works on is its `session_id`
+// argument (the brig session's thread_id).
 //
-// Methods: initialize, notifications/* (accepted, nothing answered), ping, server/discover,
-// tools/list, tools/call, resources/list (empty), resources/templates/list,
-// resources/read (brig://sessions/{id}/files/{path} URIs that tool results link to).
+// Methods: initialize, ping (legacy), notifications/* (accepted, nothing answered),
+// server/discover, subscriptions/listen (modern), tools/list, tools/call, resources/list
+// (empty), resources/templates/list, resources/read (brig://sessions/{id}/files/{path}
+// URIs that tool results link to).
 //
 // Errors. A protocol problem is a JSON-RPC error: -32700 malformed JSON (or a message
 // nesting deeper than 64 levels, or larger than Options::max_message_bytes), -32600 not a
 // request object (batches are refused: no revision in use has them), -32601 unknown
-// method, -32602 bad params (unknown tool, unsupported protocol version). Everything a tool
-// does wrong or meets (a Python exception, a timeout, bad or missing arguments, a missing
-// file, a session the caller may not use) is a tool result with isError: true and a
-// message the model can act on (tools.h).
+// method, -32602 bad params (unknown tool, a malformed modern _meta), -32022 unsupported
+// protocol version. Everything a tool does wrong or meets (a Python exception, a timeout,
+// bad or missing arguments, a missing file, a session the caller may not use) is a tool
+// result with isError: true and a message the model can act on (tools.h).
 //
 // Thread-safety: Handle may be called from several threads at once (it keeps no state).
 #ifndef BRIG_MCP_MCP_SERVER_H_
@@ -59,6 +73,23 @@ struct Options {
 // 2025-03-26.
 const std::vector<std::string>& SupportedVersions();
 bool IsSupportedVersion(std::string_view version);
+// The revision whose requests carry their version in _meta (2026-07-28).
+inline constexpr std::string_view kModernVersion = "2026-07-28";
+inline constexpr std::string_view kMetaProtocolVersion = "io.modelcontextprotocol/protocolVersion";
+
+// What params._meta["io.modelcontextprotocol/protocolVersion"] of `message` holds (any JSON
+// value), or null when the message has none.
+nlohmann::json MetaVersion(const nlohmann::json& message);
+
+// What one message produces: notifications to send before the response (the
+// acknowledgement of subscriptions/listen), then the response, if one is due.
+struct Exchange {
+  std::vector<nlohmann::json> notifications;
+  std::optional<nlohmann::json> response;
+  // The HTTP status 2026-07-28 gives this outcome: 400 for an unsupported version or a
+  // malformed modern _meta, 404 for an unknown method of a modern request, else 200.
+  int http_status = 200;
+};
 
 class McpServer {
  public:
@@ -66,10 +97,16 @@ class McpServer {
   McpServer(Backend& backend, Options options = {});
 
   // One message (a line of stdio, a POST body) in, the reply's JSON text out; nullopt when
-  // no reply is due (a notification, or a response from the client). Never throws.
+  // no reply is due (a notification, or a response from the client). Notifications the
+  // message produces (Exchange) are dropped: transports use Process. Never throws.
   std::optional<std::string> HandleText(std::string_view text, const Caller& caller) const;
   // The same for a parsed message; nullopt as above.
   std::optional<nlohmann::json> Handle(const nlohmann::json& message, const Caller& caller) const;
+  // Everything a message produces. Never throws.
+  Exchange Process(const nlohmann::json& message, const Caller& caller) const;
+  // A message's JSON text parsed, or the parse error response to send (too large, too
+  // deep, malformed) in *error.
+  std::optional<nlohmann::json> Parse(std::string_view text, nlohmann::json* error) const;
 
   // tools/list's result: the tool definitions (name, title, description, inputSchema,
   // outputSchema, annotations).
@@ -79,7 +116,7 @@ class McpServer {
 
  private:
   nlohmann::json Dispatch(const std::string& method, const nlohmann::json& params, const Caller& caller,
-                          const nlohmann::json& id, bool* is_error) const;
+                          const nlohmann::json& id, bool modern, Exchange* exchange, bool* is_error) const;
   Backend& backend_;
   Options options_;
 };
@@ -96,9 +133,16 @@ inline constexpr int kInvalidRequest = -32600;
 inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
-// 2026-07-28 (SEP-2243, SEP-2567): an HTTP header (Mcp-Method, Mcp-Name,
-// MCP-Protocol-Version) that says something else than the message it comes with.
-inline constexpr int kHeaderMismatch = -32001;
+// 2026-07-28's codes (its schema: -32020..-32099 are the specification's).
+// An HTTP header (MCP-Protocol-Version, Mcp-Method, Mcp-Name) missing where required,
+// malformed, or saying something else than the message it comes with.
+inline constexpr int kHeaderMismatch = -32020;
+// A request needs a client capability it did not declare (brig needs none: never sent).
+inline constexpr int kMissingRequiredClientCapability = -32021;
+// The request's protocol version is not one the server speaks; data {supported, requested}.
+inline constexpr int kUnsupportedProtocolVersion = -32022;
+// 2025-11-25 and earlier: a resource that does not exist (2026-07-28 uses -32602).
+inline constexpr int kLegacyResourceNotFound = -32002;
 
 }  // namespace brig::mcp
 

@@ -14,6 +14,8 @@
 
 namespace brig::mcp {
 
+using nlohmann::json;
+
 namespace {
 
 class Writer {
@@ -61,7 +63,16 @@ int ServeStdio(const McpServer& server, const Caller& caller, int in_fd, int out
           line = std::move(queue.front());
           queue.pop_front();
         }
-        if (auto reply = server.HandleText(line, caller)) writer.WriteLine(std::move(*reply));
+        json error;
+        auto message = server.Parse(line, &error);
+        if (!message) {
+          writer.WriteLine(Dump(error));
+          continue;
+        }
+        // Notifications first (subscriptions/listen's acknowledgement precedes its result).
+        Exchange ex = server.Process(*message, caller);
+        for (const auto& n : ex.notifications) writer.WriteLine(Dump(n));
+        if (ex.response) writer.WriteLine(Dump(*ex.response));
       }
     });
   auto submit = [&](std::string line) {

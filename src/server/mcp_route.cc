@@ -1,6 +1,9 @@
 // POST /mcp: the MCP server (src/mcp) over streamable HTTP, one JSON-RPC message per POST,
-// answered with application/json (202 and no body for a notification). Stateless: no
-// Mcp-Session-Id is issued or needed, GET (a server-to-client stream) is 405. The caller
+// answered with application/json (202 and no body for a notification; text/event-stream
+// when notifications precede the response: subscriptions/listen). The headers
+// (MCP-Protocol-Version, Mcp-Method, Mcp-Name) are checked against the body first
+// (mcp/http_headers.h). Stateless: no Mcp-Session-Id is issued or needed, GET (a
+// server-to-client stream) is 405. The caller
 // is the bearer token: tools refuse sessions the token may not use, and everything that
 // writes for a read-only token. Executions go through the server's Executor like /v1's.
 #include <ctime>
@@ -8,10 +11,10 @@
 #include <boost/asio/post.hpp>
 #include <future>
 
+#include "mcp/http_headers.h"
 #include "mcp/mcp_server.h"
 #include "server/server_internal.h"
 #include "server/signed_link.h"
-#include "util/json_depth.h"
 
 namespace brig::server {
 
@@ -91,46 +94,6 @@ void Server::Impl::Mcp(Call call) {
   std::string_view origin(origin_field.data(), origin_field.size());
   if (!origin.empty() && tokens.empty() && !IsLoopbackHost(OriginHost(origin)))
     return SendError(call, http::status::forbidden, "forbidden", "requests from this Origin are not accepted");
-  auto version_field = req["MCP-Protocol-Version"];
-  std::string_view version(version_field.data(), version_field.size());
-  if (!version.empty() && !mcp::IsSupportedVersion(version))
-    return SendJson(call, http::status::bad_request,
-                    mcp::ErrorResponse(nullptr, mcp::kInvalidRequest,
-                                       "unsupported MCP-Protocol-Version '" + std::string(version.substr(0, 64)) + "'",
-                                       {{"supported", mcp::SupportedVersions()}}));
-  // 2026-07-28 mirrors the message's method, tool name / resource URI and version in headers
-  // (Mcp-Method, Mcp-Name, MCP-Protocol-Version) for proxies and load balancers. What a
-  // header says must be what the body says, or an intermediary and brig would act on
-  // different requests. A missing header is accepted: the clients in use (the TypeScript
-  // SDK among them) do not send them yet.
-  auto header = [&req](const char* name) {
-    auto f = req[boost::beast::string_view(name)];
-    return std::string_view(f.data(), f.size());
-  };
-  std::string_view method_header = header("Mcp-Method"), name_header = header("Mcp-Name");
-  if (!method_header.empty() || !name_header.empty() || !version.empty()) {
-    const std::string& body = req.body();
-    json msg = JsonNestsTooDeep(body) ? json() : json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (msg.is_object()) {  // anything else is the JSON-RPC layer's to refuse
-      const json id = msg.contains("id") ? msg["id"] : json(nullptr);
-      const json* params = msg.contains("params") && msg["params"].is_object() ? &msg["params"] : nullptr;
-      std::string mismatch;
-      if (!method_header.empty() && !(msg.contains("method") && msg["method"] == method_header)) mismatch = "Mcp-Method";
-      if (mismatch.empty() && !name_header.empty()) {
-        const char* key = msg.value("method", json()) == "resources/read" ? "uri" : "name";
-        if (!params || !params->contains(key) || (*params)[key] != name_header) mismatch = "Mcp-Name";
-      }
-      if (mismatch.empty() && !version.empty() && params && params->contains("_meta") && (*params)["_meta"].is_object()) {
-        const json& meta = (*params)["_meta"];
-        auto v = meta.find("io.modelcontextprotocol/protocolVersion");
-        if (v != meta.end() && *v != version) mismatch = "MCP-Protocol-Version";
-      }
-      if (!mismatch.empty())
-        return SendJson(call, http::status::bad_request,
-                        mcp::ErrorResponse(id.is_string() || id.is_number_integer() ? id : json(nullptr), mcp::kHeaderMismatch,
-                                           "the " + mismatch + " header does not match the message"));
-    }
-  }
   mcp::Caller caller;
   if (call.token) {
     const Token* token = call.token;
@@ -152,14 +115,41 @@ void Server::Impl::Mcp(Call call) {
     return base + MakeFileLink(link_key, thread_id, path, expires);
   };
   boost::asio::post(*mcp_pool, [this, call = std::move(call), caller = std::move(caller)] {
-    auto reply = mcp->HandleText(call.request().body(), caller);
-    if (!reply) {
+    // The body is parsed once, off the I/O thread; the headers are checked against it
+    // before anything runs.
+    const Request& req = call.request();
+    json parse_error;
+    std::optional<json> message = mcp->Parse(req.body(), &parse_error);
+    if (!message) return SendJson(call, http::status::ok, parse_error);
+    auto header = [&req](const char* name) {
+      auto f = req[boost::beast::string_view(name)];
+      return std::string_view(f.data(), f.size());
+    };
+    if (auto refused = mcp::CheckHttpHeaders(
+            *message, {header("MCP-Protocol-Version"), header("Mcp-Method"), header("Mcp-Name")}))
+      return SendJson(call, http::status::bad_request, *refused);
+    mcp::Exchange ex = mcp->Process(*message, caller);
+    if (!ex.response && ex.notifications.empty()) {
       auto res = MakeResponse(call.request(), http::status::accepted, "", "application/json");
       res.set("X-Request-Id", call.ctx->request_id);
       return call.out->Send(std::move(res));
     }
-    auto res = MakeResponse(call.request(), http::status::ok, *reply + "\n", "application/json");
+    auto status = static_cast<http::status>(ex.http_status);
+    if (ex.notifications.empty()) {
+      auto res = MakeResponse(call.request(), status, mcp::Dump(*ex.response) + "\n", "application/json");
+      res.set("X-Request-Id", call.ctx->request_id);
+      return call.out->Send(std::move(res));
+    }
+    // Notifications before the response (subscriptions/listen's acknowledgement): an SSE
+    // stream scoped to this request, that the response ends.
+    std::string body;
+    auto event = [&body](const json& m) { body += "event: message\ndata: " + mcp::Dump(m) + "\n\n"; };
+    for (const auto& n : ex.notifications) event(n);
+    if (ex.response) event(*ex.response);
+    auto res = MakeResponse(call.request(), status, body, "text/event-stream");
     res.set("X-Request-Id", call.ctx->request_id);
+    res.set("Cache-Control", "no-cache");
+    res.set("X-Accel-Buffering", "no");
     call.out->Send(std::move(res));
   });
 }

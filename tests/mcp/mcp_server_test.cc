@@ -18,6 +18,7 @@
 #include "brig/store.h"
 #include "brig/text.h"
 #include "mcp/backend.h"
+#include "mcp/http_headers.h"
 #include "mcp/mcp_server.h"
 #include "mcp/stdio.h"
 #include "mcp/tools.h"
@@ -170,9 +171,9 @@ TEST_F(McpTest, StatelessRequestsNeedNoInitialize) {
   EXPECT_EQ(r["result"]["tools"].size(), 11u);
   json d = Request("server/discover", meta);
   EXPECT_EQ(d["result"]["supportedVersions"][0], "2026-07-28");
-  EXPECT_EQ(d["result"]["serverInfo"]["name"], "brig");
+  EXPECT_EQ(d["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "brig");
   json bad = Request("tools/list", {{"_meta", {{"io.modelcontextprotocol/protocolVersion", "2024-01-01"}}}});
-  EXPECT_EQ(bad["error"]["code"], kInvalidParams);
+  EXPECT_EQ(bad["error"]["code"], kUnsupportedProtocolVersion);
   EXPECT_EQ(bad["error"]["data"]["supported"][0], "2026-07-28");
   // A call carrying its version, with no initialize ever sent.
   json call = Request("tools/call", {{"name", "list_sessions"}, {"arguments", json::object()},
@@ -475,6 +476,265 @@ TEST_F(McpTest, ShownOutputsComeBackAsImagesAndText) {
   ASSERT_EQ(r["structuredContent"]["display"].size(), 3u);
   EXPECT_EQ(r["structuredContent"]["display"][0]["mime_types"], json({"image/png", "text/plain"}));
   EXPECT_EQ(r["structuredContent"]["display"][1]["text"], "table");
+}
+
+// ---- 2026-07-28 against its schema (schema/2026-07-28/schema.ts) ----
+
+// The _meta of a well-formed 2026-07-28 request.
+json ModernMeta(json extra = json::object()) {
+  json meta = {{"io.modelcontextprotocol/protocolVersion", "2026-07-28"},
+               {"io.modelcontextprotocol/clientCapabilities", json::object()},
+               {"io.modelcontextprotocol/clientInfo", {{"name", "t"}, {"version", "1"}}}};
+  meta.update(extra);
+  return meta;
+}
+
+// RequestMetaObject: clientCapabilities is required (an object); clientInfo, when sent, an
+// Implementation. A request missing one is malformed: -32602 with HTTP 400.
+TEST_F(McpTest, ModernRequestsNeedWellFormedMeta) {
+  auto process = [&](json meta) {
+    json msg = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/list"}, {"params", {{"_meta", std::move(meta)}}}};
+    return server_->Process(msg, Caller{});
+  };
+  Exchange ok = process(ModernMeta());
+  ASSERT_TRUE(ok.response.has_value());
+  EXPECT_TRUE(ok.response->contains("result")) << ok.response->dump();
+  EXPECT_EQ(ok.http_status, 200);
+  json no_caps = ModernMeta();
+  no_caps.erase("io.modelcontextprotocol/clientCapabilities");
+  json no_info = ModernMeta();
+  no_info.erase("io.modelcontextprotocol/clientInfo");
+  EXPECT_TRUE(process(no_info).response->contains("result"));  // clientInfo is optional
+  for (const json& bad : {no_caps, ModernMeta({{"io.modelcontextprotocol/clientCapabilities", "all"}}),
+                          ModernMeta({{"io.modelcontextprotocol/clientCapabilities", {{"extensions", 1}}}}),
+                          ModernMeta({{"io.modelcontextprotocol/clientInfo", "me"}}),
+                          ModernMeta({{"io.modelcontextprotocol/clientInfo", {{"name", "me"}}}})}) {
+    Exchange ex = process(bad);
+    ASSERT_TRUE(ex.response.has_value());
+    EXPECT_EQ((*ex.response)["error"]["code"], kInvalidParams) << bad.dump();
+    EXPECT_EQ(ex.http_status, 400) << bad.dump();
+  }
+  // The older revisions put nothing in _meta: a request without it is theirs, and fine.
+  EXPECT_TRUE(Request("tools/list").contains("result"));
+}
+
+// UnsupportedProtocolVersionError: -32022, data {supported, requested}, HTTP 400.
+TEST_F(McpTest, AnUnsupportedVersionIsMinus32022) {
+  for (json v : {json("1900-01-01"), json(7)}) {
+    json msg = {{"jsonrpc", "2.0"}, {"id", "a"}, {"method", "tools/list"},
+                {"params", {{"_meta", ModernMeta({{"io.modelcontextprotocol/protocolVersion", v}})}}}};
+    Exchange ex = server_->Process(msg, Caller{});
+    ASSERT_TRUE(ex.response.has_value());
+    const json& e = (*ex.response)["error"];
+    EXPECT_EQ(e["code"], -32022);
+    EXPECT_EQ(e["data"]["supported"], json(SupportedVersions()));
+    EXPECT_EQ(e["data"]["requested"], v.is_string() ? v : json("7"));
+    EXPECT_EQ((*ex.response)["id"], "a");
+    EXPECT_EQ(ex.http_status, 400);
+  }
+}
+
+// Result: resultType (required) and _meta["io.modelcontextprotocol/serverInfo"] (SHOULD, on
+// every result) in 2026-07-28; the older revisions' results are left as they were.
+TEST_F(McpTest, ModernResultsCarryResultTypeAndServerInfo) {
+  for (const char* method : {"tools/list", "resources/list", "resources/templates/list"}) {
+    json r = Request(method, {{"_meta", ModernMeta()}})["result"];
+    EXPECT_EQ(r["resultType"], "complete") << method;
+    EXPECT_EQ(r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "brig") << method;
+    EXPECT_TRUE(r["_meta"]["io.modelcontextprotocol/serverInfo"]["version"].is_string()) << method;
+  }
+  json call = Request("tools/call", {{"name", "list_sessions"}, {"arguments", json::object()}, {"_meta", ModernMeta()}});
+  EXPECT_EQ(call["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "brig");
+  json legacy = Request("tools/list")["result"];
+  EXPECT_FALSE(legacy.contains("resultType"));
+  EXPECT_FALSE(legacy.contains("_meta"));
+}
+
+// CacheableResult: ttlMs and cacheScope on tools/list, resources/list,
+// resources/templates/list and resources/read (and server/discover) in 2026-07-28.
+TEST_F(McpTest, ModernListsAndReadsCarryCacheHints) {
+  for (const char* method : {"tools/list", "resources/list", "resources/templates/list"}) {
+    json r = Request(method, {{"_meta", ModernMeta()}})["result"];
+    ASSERT_TRUE(r["ttlMs"].is_number_integer()) << method;
+    EXPECT_GT(r["ttlMs"].get<int64_t>(), 0) << method;
+    EXPECT_EQ(r["cacheScope"], "public") << method;
+    EXPECT_FALSE(Request(method)["result"].contains("ttlMs")) << method;
+  }
+  ASSERT_EQ(Call("write_file", {{"session_id", "s1"}, {"path", "/home/user/a.txt"}, {"content", "x"}})["isError"], false);
+  json read = Request("resources/read", {{"uri", "brig://sessions/s1/files/home/user/a.txt"}, {"_meta", ModernMeta()}});
+  ASSERT_TRUE(read.contains("result")) << read.dump();
+  EXPECT_EQ(read["result"]["ttlMs"], 0);  // files change with every write
+  EXPECT_EQ(read["result"]["cacheScope"], "private");  // what a token may read is its own
+  EXPECT_EQ(read["result"]["contents"][0]["text"], "x");
+}
+
+// DiscoverResult: supportedVersions, capabilities, instructions + CacheableResult; the
+// server's identity is in _meta, not a serverInfo field. No extension (tasks among them)
+// nor logging is advertised: brig implements none.
+TEST_F(McpTest, DiscoverHasTheSchemasShape) {
+  json r = Request("server/discover", {{"_meta", ModernMeta()}})["result"];
+  std::set<std::string> keys;
+  for (auto it = r.begin(); it != r.end(); ++it) keys.insert(it.key());
+  EXPECT_EQ(keys, (std::set<std::string>{"supportedVersions", "capabilities", "instructions", "ttlMs", "cacheScope",
+                                          "resultType", "_meta"}));
+  EXPECT_EQ(r["supportedVersions"], json(SupportedVersions()));
+  EXPECT_EQ(r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "brig");
+  EXPECT_EQ(r["cacheScope"], "public");
+  EXPECT_FALSE(r["capabilities"].contains("extensions"));
+  EXPECT_FALSE(r["capabilities"].contains("tasks"));
+  EXPECT_FALSE(r["capabilities"].contains("logging"));
+  EXPECT_EQ(r["capabilities"]["tools"]["listChanged"], false);
+  EXPECT_FALSE(r["capabilities"]["resources"].value("subscribe", false));
+}
+
+// 2026-07-28 removed ping (and the initialize handshake): -32601, HTTP 404 for an
+// unknown method of a modern request. The older revisions keep both.
+TEST_F(McpTest, ModernRequestsHaveNoPingNorInitialize) {
+  for (const char* method : {"ping", "initialize", "logging/setLevel", "no/such"}) {
+    json msg = {{"jsonrpc", "2.0"}, {"id", 3}, {"method", method},
+                {"params", {{"protocolVersion", "2025-11-25"}, {"_meta", ModernMeta()}}}};
+    Exchange ex = server_->Process(msg, Caller{});
+    ASSERT_TRUE(ex.response.has_value());
+    EXPECT_EQ((*ex.response)["error"]["code"], kMethodNotFound) << method;
+    EXPECT_EQ(ex.http_status, 404) << method;
+  }
+  EXPECT_EQ(Request("ping")["result"], json::object());
+  EXPECT_EQ(Request("initialize", {{"protocolVersion", "2025-11-25"}})["result"]["protocolVersion"], "2025-11-25");
+  // A legacy unknown method stays a plain JSON-RPC error (HTTP 200).
+  json msg = {{"jsonrpc", "2.0"}, {"id", 3}, {"method", "no/such"}};
+  EXPECT_EQ(server_->Process(msg, Caller{}).http_status, 200);
+}
+
+// A resource that does not exist: -32602 in 2026-07-28 (which forbids -32002), -32002
+// for the older revisions.
+TEST_F(McpTest, AMissingResourceIsInvalidParamsInTheModernRevision) {
+  json modern = Request("resources/read", {{"uri", "brig://sessions/s1/files/nope"}, {"_meta", ModernMeta()}});
+  EXPECT_EQ(modern["error"]["code"], kInvalidParams) << modern.dump();
+  EXPECT_EQ(Request("resources/read", {{"uri", "brig://sessions/s1/files/nope"}})["error"]["code"], -32002);
+}
+
+// subscriptions/listen: brig honours no notification type (its lists never change, no
+// resource subscriptions), so it acknowledges an empty filter, tagged with the
+// subscription id, then ends the subscription with its (empty) result.
+TEST_F(McpTest, SubscriptionsListenIsAcknowledgedThenEnded) {
+  json msg = {{"jsonrpc", "2.0"}, {"id", "sub-1"}, {"method", "subscriptions/listen"},
+              {"params", {{"_meta", ModernMeta()},
+                          {"notifications", {{"toolsListChanged", true}, {"resourceSubscriptions", {"brig://x"}}}}}}};
+  Exchange ex = server_->Process(msg, Caller{});
+  ASSERT_EQ(ex.notifications.size(), 1u);
+  const json& ack = ex.notifications[0];
+  EXPECT_FALSE(ack.contains("id"));
+  EXPECT_EQ(ack["method"], "notifications/subscriptions/acknowledged");
+  EXPECT_EQ(ack["params"]["notifications"], json::object());
+  EXPECT_EQ(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "sub-1");
+  ASSERT_TRUE(ex.response.has_value());
+  EXPECT_EQ((*ex.response)["id"], "sub-1");
+  EXPECT_EQ((*ex.response)["result"]["resultType"], "complete");
+  EXPECT_EQ((*ex.response)["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "sub-1");
+  EXPECT_EQ(ex.http_status, 200);
+  // Its filter is required.
+  msg["params"].erase("notifications");
+  Exchange bad = server_->Process(msg, Caller{});
+  EXPECT_TRUE(bad.notifications.empty());
+  EXPECT_EQ((*bad.response)["error"]["code"], kInvalidParams);
+  // Not a method of the older revisions.
+  EXPECT_EQ(Request("subscriptions/listen", {{"notifications", json::object()}})["error"]["code"], kMethodNotFound);
+}
+
+// Tasks are an extension (io.modelcontextprotocol/tasks) brig does not advertise: a client
+// that declares it, or a 2025-11-25 client that asks for a task, gets the ordinary result
+// ("revert to core protocol behavior").
+TEST_F(McpTest, ATaskRequestGetsAnOrdinaryResult) {
+  json meta = ModernMeta({{"io.modelcontextprotocol/clientCapabilities",
+                           {{"extensions", {{"io.modelcontextprotocol/tasks", json::object()}}}}}});
+  json modern = Request("tools/call", {{"name", "list_sessions"}, {"arguments", json::object()}, {"_meta", meta},
+                                       {"task", {{"ttl", 60000}}}});
+  EXPECT_EQ(modern["result"]["resultType"], "complete") << modern.dump();
+  EXPECT_TRUE(modern["result"].contains("content"));
+  json legacy = Request("tools/call", {{"name", "list_sessions"}, {"arguments", json::object()}, {"task", {{"ttl", 60000}}}});
+  EXPECT_TRUE(legacy["result"].contains("content")) << legacy.dump();
+  EXPECT_FALSE(legacy["result"].contains("task"));
+}
+
+// On stdio the acknowledgement precedes the listen's result.
+TEST_F(McpTest, StdioWritesTheAcknowledgementBeforeTheResult) {
+  int in[2], out[2];
+  ASSERT_EQ(pipe(in), 0);
+  ASSERT_EQ(pipe(out), 0);
+  std::thread serving([&] { ServeStdio(*server_, Caller{}, in[0], out[1], 1); ::close(out[1]); });
+  json msg = {{"jsonrpc", "2.0"}, {"id", 9}, {"method", "subscriptions/listen"},
+              {"params", {{"_meta", ModernMeta()}, {"notifications", {{"toolsListChanged", true}}}}}};
+  std::string input = msg.dump() + "\n";
+  ASSERT_EQ(::write(in[1], input.data(), input.size()), static_cast<ssize_t>(input.size()));
+  ::close(in[1]);
+  std::string all;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(out[0], buf, sizeof buf)) > 0) all.append(buf, n);
+  serving.join();
+  ::close(in[0]);
+  ::close(out[0]);
+  size_t nl = all.find('\n');
+  ASSERT_NE(nl, std::string::npos) << all;
+  EXPECT_EQ(json::parse(all.substr(0, nl))["method"], "notifications/subscriptions/acknowledged");
+  json second = json::parse(all.substr(nl + 1));
+  EXPECT_EQ(second["id"], 9);
+  EXPECT_TRUE(second.contains("result"));
+}
+
+// Streamable HTTP's request headers (http_headers.h).
+TEST(McpHttpHeaders, ModernRequestsNeedTheMirroredHeaders) {
+  json call = {{"jsonrpc", "2.0"}, {"id", 7}, {"method", "tools/call"},
+               {"params", {{"name", "list_sessions"}, {"arguments", json::object()}, {"_meta", ModernMeta()}}}};
+  auto code = [](const std::optional<json>& r) { return r ? (*r)["error"]["code"].get<int>() : 0; };
+  EXPECT_EQ(code(CheckHttpHeaders(call, {"2026-07-28", "tools/call", "list_sessions"})), 0);
+  // Missing: the version, the method, the name (tools/call and resources/read need it).
+  EXPECT_EQ(code(CheckHttpHeaders(call, {"", "tools/call", "list_sessions"})), -32020);
+  EXPECT_EQ(code(CheckHttpHeaders(call, {"2026-07-28", "", "list_sessions"})), -32020);
+  EXPECT_EQ(code(CheckHttpHeaders(call, {"2026-07-28", "tools/call", ""})), -32020);
+  json list = {{"jsonrpc", "2.0"}, {"id", 8}, {"method", "tools/list"}, {"params", {{"_meta", ModernMeta()}}}};
+  EXPECT_EQ(code(CheckHttpHeaders(list, {"2026-07-28", "tools/list", ""})), 0);
+  // Mismatches.
+  auto r = CheckHttpHeaders(call, {"2026-07-28", "tools/list", "list_sessions"});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ((*r)["id"], 7);
+  EXPECT_EQ(code(r), -32020);
+  EXPECT_EQ(code(CheckHttpHeaders(call, {"2026-07-28", "tools/call", "run_python"})), -32020);
+  EXPECT_EQ(code(CheckHttpHeaders(call, {"2025-11-25", "tools/call", "list_sessions"})), -32020);
+  // The header says 2026-07-28, the body carries no version: they do not match.
+  json bare = {{"jsonrpc", "2.0"}, {"id", 8}, {"method", "tools/list"}};
+  EXPECT_EQ(code(CheckHttpHeaders(bare, {"2026-07-28", "tools/list", ""})), -32020);
+  // Invalid characters: a name that is not plain ASCII must come base64-encoded, even when
+  // its bytes are the body's.
+  json accented = call;
+  accented["params"]["name"] = "caf\xc3\xa9";
+  EXPECT_EQ(code(CheckHttpHeaders(accented, {"2026-07-28", "tools/call", "caf\xc3\xa9"})), -32020);
+  EXPECT_EQ(code(CheckHttpHeaders(accented, {"2026-07-28", "tools/call", "=?base64?" + Base64Encode("caf\xc3\xa9") + "?="})), 0);
+  // An unsupported version: -32022 with its data.
+  auto v = CheckHttpHeaders(call, {"1900-01-01", "tools/call", "list_sessions"});
+  EXPECT_EQ(code(v), -32022);
+  EXPECT_EQ((*v)["error"]["data"]["requested"], "1900-01-01");
+  EXPECT_EQ((*v)["error"]["data"]["supported"][0], "2026-07-28");
+}
+
+TEST(McpHttpHeaders, McpNameMayBeBase64) {
+  json read = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "resources/read"},
+               {"params", {{"uri", "brig://sessions/s/files/home/user/caf\xc3\xa9.txt"}, {"_meta", ModernMeta()}}}};
+  std::string encoded = "=?base64?" + Base64Encode("brig://sessions/s/files/home/user/caf\xc3\xa9.txt") + "?=";
+  EXPECT_FALSE(CheckHttpHeaders(read, {"2026-07-28", "resources/read", encoded}).has_value());
+  EXPECT_TRUE(CheckHttpHeaders(read, {"2026-07-28", "resources/read", "=?base64?!!!?="}).has_value());
+  EXPECT_EQ(DecodeHeaderValue("=?base64?" + Base64Encode(" padded ") + "?="), " padded ");
+  EXPECT_EQ(DecodeHeaderValue("plain"), "plain");
+}
+
+TEST(McpHttpHeaders, LegacyRequestsAndNotificationsNeedNone) {
+  json legacy = {{"jsonrpc", "2.0"}, {"id", 1}, {"method", "tools/call"}, {"params", {{"name", "list_sessions"}}}};
+  EXPECT_FALSE(CheckHttpHeaders(legacy, {}).has_value());
+  EXPECT_FALSE(CheckHttpHeaders(legacy, {"2025-06-18", "", ""}).has_value());
+  EXPECT_FALSE(CheckHttpHeaders(legacy, {"2025-11-25", "tools/call", "list_sessions"}).has_value());
+  EXPECT_TRUE(CheckHttpHeaders(legacy, {"", "tools/call", "run_python"}).has_value());  // sent: must match
+  json note = {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", 1}}}};
+  EXPECT_FALSE(CheckHttpHeaders(note, {"2026-07-28", "", ""}).has_value());
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ctest's mcp_sdk: installs the official MCP TypeScript SDK from the npm registry with
+# ctest's mcp_sdk: installs the official MCP TypeScript SDK clients from the npm registry with
 # `npm ci` (the versions of the committed package-lock.json) into BUILD_DIR/mcp-sdk-test,
 # then runs sdk_test.mjs against BRIG_BIN. When npm or the registry cannot be reached the
 # test FAILS, saying so: it never skips.
@@ -10,6 +10,11 @@ brig=$(realpath "$1")
 work_root=$(realpath "$2")/mcp-sdk-test
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "mcp_sdk: FAILED: node and npm are needed (scripts/install-deps.sh --test installs them)" >&2
+  exit 1
+fi
+# The 2.x client (@modelcontextprotocol/client, the 2026-07-28 checks) needs node 20 or later.
+if (( $(node -p 'process.versions.node.split(".")[0]') < 20 )); then
+  echo "mcp_sdk: FAILED: node $(node --version) is too old: @modelcontextprotocol/client needs node 20 or later" >&2
   exit 1
 fi
 mkdir -p "$work_root"

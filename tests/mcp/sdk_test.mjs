@@ -1,5 +1,8 @@
-// brig's MCP server, driven by the official MCP TypeScript SDK client over stdio
-// (`brig mcp`) and over streamable HTTP (`brig serve`'s POST /mcp, with a bearer token).
+// brig's MCP server, driven by the official MCP TypeScript SDK clients over stdio
+// (`brig mcp`) and over streamable HTTP (`brig serve`'s POST /mcp, with a bearer token):
+// @modelcontextprotocol/sdk 1.x (the 2025 revisions, through initialize) and
+// @modelcontextprotocol/client 2.x pinned to 2026-07-28 (server/discover, per-request _meta,
+// the mirrored HTTP headers, subscriptions/listen).
 // Run by run_sdk_test.sh (ctest: mcp_sdk) after `npm ci`. Environment: BRIG_BIN, WORK (a
 // fresh directory). Exits non-zero on the first failed check.
 import assert from "node:assert/strict";
@@ -10,6 +13,8 @@ import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernHttpTransport } from "@modelcontextprotocol/client";
+import { StdioClientTransport as ModernStdioTransport } from "@modelcontextprotocol/client/stdio";
 
 const BRIG = process.env.BRIG_BIN;
 const WORK = process.env.WORK;
@@ -165,6 +170,38 @@ async function overStdio() {
   await client.close();
 }
 
+// The official 2.x client pinned to 2026-07-28: no initialize, everything per request.
+function modernClient() {
+  return new ModernClient({ name: "brig-sdk-test-modern", version: "2.0.0" },
+    { versionNegotiation: { mode: { pin: "2026-07-28" } } });
+}
+
+async function modernChecks(client, label, opts) {
+  const log = (m) => console.log(`[${label}] ${m}`);
+  assert.equal(client.getNegotiatedProtocolVersion(), "2026-07-28");
+  assert.equal(client.getServerVersion().name, "brig");
+  assert.ok(client.getServerCapabilities().tools, "the server offers tools");
+  log("server/discover: 2026-07-28 negotiated");
+  await conversation(client, label, opts);
+  // brig's lists never change: the subscription honours nothing and ends gracefully.
+  const sub = await client.listen({ toolsListChanged: true, resourcesListChanged: true });
+  assert.deepEqual(sub.honoredFilter, {});
+  assert.equal(await sub.closed, "graceful");
+  log("subscriptions/listen: acknowledged with an empty filter, ended gracefully");
+}
+
+async function modernOverStdio() {
+  const home = path.join(WORK, "stdio-modern-home");
+  fs.mkdirSync(home, { recursive: true });
+  const transport = new ModernStdioTransport({
+    command: BRIG, args: ["mcp", "--db", `sqlite:${path.join(home, "brig.db")}`],
+    env: { ...process.env, BRIG_HOME: home }, stderr: "inherit" });
+  const client = modernClient();
+  await client.connect(transport);
+  await modernChecks(client, "stdio 2026-07-28");
+  await client.close();
+}
+
 async function overHttp() {
   const home = path.join(WORK, "http-home");
   fs.mkdirSync(home, { recursive: true });
@@ -197,10 +234,14 @@ async function overHttp() {
     assert.equal(transport.sessionId, undefined, "stateless: no Mcp-Session-Id");
     await conversation(client, "http", { httpBase: base, headers });
     await client.close();
+    const modern = modernClient();
+    await modern.connect(new ModernHttpTransport(new URL(`${base}/mcp`), { requestInit: { headers } }));
+    await modernChecks(modern, "http 2026-07-28", { httpBase: base, headers });
+    await modern.close();
     // The stateless revision: a request with its version in _meta and no initialize.
     const res = await fetch(`${base}/mcp`, { method: "POST",
       headers: { ...headers, "content-type": "application/json", accept: "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28" },
+        "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list" },
       body: JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/list", params: { _meta: {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } } }) });
     assert.equal(res.status, 200);
@@ -241,6 +282,7 @@ async function overHttp() {
 
 try {
   await overStdio();
+  await modernOverStdio();
   await overHttp();
   console.log("mcp_sdk: all checks passed");
   process.exit(0);

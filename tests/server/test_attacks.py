@@ -475,22 +475,64 @@ class HttpBoundsTest(ServerClass, SqliteStore, unittest.TestCase):
         # The slots are free again.
         self.assertFalse(self.mcp_run(t, "'third'")["isError"])
 
+    MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                   "io.modelcontextprotocol/clientCapabilities": {}}
+
     def test_mcp_headers_must_match_the_message(self):
-        # 2026-07-28 (SEP-2243): Mcp-Method / Mcp-Name / MCP-Protocol-Version mirror the body.
+        # 2026-07-28 (SEP-2243): MCP-Protocol-Version / Mcp-Method / Mcp-Name mirror the body;
+        # a modern request must send them, and they must match (else 400, -32020 HeaderMismatch).
         body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                "params": {"name": "list_sessions", "arguments": {},
-                           "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}
+                "params": {"name": "list_sessions", "arguments": {}, "_meta": self.MODERN_META}}
         base = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2026-07-28"}
         ok = dict(base, **{"Mcp-Method": "tools/call", "Mcp-Name": "list_sessions"})
         r = self.server.request("POST", "/mcp", body, headers=ok)
         self.assertEqual(r.status, 200, r)
-        self.assertIn("result", r.json())
-        self.assertEqual(self.server.request("POST", "/mcp", body, headers=base).status, 200)  # headers are optional
-        for bad in ({"Mcp-Method": "tools/list"}, {"Mcp-Method": "tools/call", "Mcp-Name": "run_python"},
-                    {"MCP-Protocol-Version": "2025-11-25"}):
+        self.assertEqual(r.json()["result"]["resultType"], "complete")
+        for bad in ({}, {"Mcp-Method": "tools/call"}, {"Mcp-Method": "tools/list"},
+                    {"Mcp-Method": "tools/call", "Mcp-Name": "run_python"},
+                    {"Mcp-Method": "tools/call", "Mcp-Name": "list_sessions", "MCP-Protocol-Version": "2025-11-25"}):
             r = self.server.request("POST", "/mcp", body, headers=dict(base, **bad))
             self.assertEqual(r.status, 400, (bad, r))
-            self.assertEqual((r.json()["id"], r.json()["error"]["code"]), (7, -32001), r)
+            self.assertEqual((r.json()["id"], r.json()["error"]["code"]), (7, -32020), r)
+        # Nothing ran for a refused request: no session was made by it (list_sessions is
+        # read-only anyway; run_python refused the same way never executes).
+        run = {"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+               "params": {"name": "run_python", "arguments": {"session_id": "hdr-refused", "code": "1"},
+                          "_meta": self.MODERN_META}}
+        r = self.server.request("POST", "/mcp", run, headers=dict(base, **{"Mcp-Method": "tools/call",
+                                                                             "Mcp-Name": "list_sessions"}))
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(self.server.request("GET", "/v1/sessions/hdr-refused").status, 404)
+        # A legacy request (no _meta version) needs none of the headers.
+        legacy = {"jsonrpc": "2.0", "id": 9, "method": "tools/list"}
+        self.assertEqual(self.server.request("POST", "/mcp", legacy, headers={"Accept": "application/json"}).status, 200)
+
+    def test_mcp_modern_errors_have_their_http_status(self):
+        hdrs = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2026-07-28"}
+        # Unsupported version (header): 400 and -32022 with the supported list.
+        r = self.server.request("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                                headers={"MCP-Protocol-Version": "1900-01-01", "Mcp-Method": "tools/list"})
+        self.assertEqual((r.status, r.error_code()), (400, -32022), r)
+        self.assertEqual(r.json()["error"]["data"]["requested"], "1900-01-01")
+        self.assertIn("2026-07-28", r.json()["error"]["data"]["supported"])
+        # Missing clientCapabilities: 400, -32602.
+        r = self.server.request("POST", "/mcp", {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}, headers=dict(hdrs, **{"Mcp-Method": "tools/list"}))
+        self.assertEqual((r.status, r.error_code()), (400, -32602), r)
+        # An unknown method (ping is gone in 2026-07-28): 404, -32601.
+        r = self.server.request("POST", "/mcp", {"jsonrpc": "2.0", "id": 3, "method": "ping", "params": {
+            "_meta": self.MODERN_META}}, headers=dict(hdrs, **{"Mcp-Method": "ping"}))
+        self.assertEqual((r.status, r.error_code()), (404, -32601), r)
+        # subscriptions/listen: an SSE stream with the acknowledgement, then the result.
+        r = self.server.request("POST", "/mcp", {"jsonrpc": "2.0", "id": 4, "method": "subscriptions/listen", "params": {
+            "_meta": self.MODERN_META, "notifications": {"toolsListChanged": True}}},
+            headers=dict(hdrs, **{"Mcp-Method": "subscriptions/listen"}))
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["Content-Type"].startswith("text/event-stream"), r.headers)
+        events = [json.loads(line[len("data: "):]) for line in r.body.decode().splitlines() if line.startswith("data: ")]
+        self.assertEqual([e.get("method") for e in events], ["notifications/subscriptions/acknowledged", None], events)
+        self.assertEqual(events[0]["params"]["notifications"], {})
+        self.assertEqual(events[1]["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 4)
 
     def test_the_server_timeout_fails_the_execution_and_keeps_the_session(self):
         t = "spin"
