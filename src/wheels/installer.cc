@@ -58,10 +58,18 @@ StatusOr<InstallResult> Installer::Install(std::string_view thread_id, std::stri
     return Status::ResourceExhausted("the wheel is " + std::to_string(bytes.size()) + " bytes, more than " +
                                      std::to_string(kMaxWheelBytes));
   }
+  // The wheel is checked before the session is made: a refused one leaves no empty session.
+  store::SessionQuotas quotas;  // a new session's: the options' own
+  StatusOr<store::SessionInfo> existing = sessions_.Get(thread_id);
+  if (existing.ok()) {
+    quotas = existing.value().quotas;
+  } else if (!existing.status().IsNotFound()) {
+    return existing.status();
+  }
+  StatusOr<Wheel> wheel = ParseWheel(bytes, filename, LimitsFor(quotas));
+  if (!wheel.ok()) return wheel.status();
   StatusOr<store::SessionInfo> session = sessions_.GetOrCreate(thread_id);
   if (!session.ok()) return session.status();
-  StatusOr<Wheel> wheel = ParseWheel(bytes, filename, LimitsFor(session.value().quotas));
-  if (!wheel.ok()) return wheel.status();
   return InstallParsed(thread_id, session.value(), wheel.value());
 }
 

@@ -25,7 +25,7 @@ class Installer {
  public:
   explicit Installer(session::SessionManager& sessions) : sessions_(sessions), store_(sessions.store()) {}
 
-  StatusOr<InstallResult> Install(std::string_view thread_id, std::string_view wheel, std::string_view filename);
+  StatusOr<InstallResult> Install(std::string_view thread_id, std::string_view wheel, std::string_view filename = "");
   StatusOr<InstallResult> InstallFile(std::string_view thread_id, std::string_view path);
   StatusOr<std::vector<InstalledPackage>> List(std::string_view thread_id);
   StatusOr<InstalledPackage> Uninstall(std::string_view thread_id, std::string_view name);

@@ -80,6 +80,13 @@ TYPED_TEST(InstallerTest, InstallWritesSitePackagesAndListsIt) {
   EXPECT_EQ(list.value()[0].files, 6);
 }
 
+TYPED_TEST(InstallerTest, ARefusedWheelMakesNoSession) {
+  WheelSpec so;
+  so.files.emplace_back("demo_pkg/_c.so", "x");
+  EXPECT_TRUE(this->installer_->Install("new", MakeWheel(so)).status().IsInvalidArgument());
+  EXPECT_FALSE(this->manager_->Exists("new").value());
+}
+
 TYPED_TEST(InstallerTest, InstallFileFromTheSession) {
   ASSERT_TRUE(this->fs_->Write("t", "/home/user/demo_pkg-1.0-py3-none-any.whl", MakeWheel(WheelSpec())).ok());
   auto r = this->installer_->InstallFile("t", "/home/user/demo_pkg-1.0-py3-none-any.whl");

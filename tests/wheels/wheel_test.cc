@@ -351,6 +351,23 @@ TEST(ZipReader, ReadsStoredAndDeflated) {
   EXPECT_EQ(e.value()[2].content, text);
 }
 
+TEST(ZipReader, EmptyFilesAndDataDescriptors) {
+  // An empty file deflated (every wheel's empty __init__.py), and an entry written as a stream:
+  // flag 3, sizes and CRC only in the central directory (and a descriptor after the data).
+  ZipLayout l;
+  std::string z = MakeZip({{"empty.py", ""}, {"streamed.py", "x = 1\n"}}, &l);
+  Set16(&z, l.local[1] + 6, 0x0808);
+  Set16(&z, l.central[1] + 8, 0x0808);
+  for (size_t at : {l.local[1] + 14, l.local[1] + 18, l.local[1] + 22}) Set32(&z, at, 0);
+  StatusOr<std::vector<ZipEntry>> e = ReadZip(z);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e.value()[0].content, "");
+  EXPECT_EQ(e.value()[1].content, "x = 1\n");
+  // Without the flag, the local header's zero sizes disagree.
+  Set16(&z, l.local[1] + 6, 0x0800);
+  EXPECT_REFUSED(ZipRefusal(z), "other sizes");
+}
+
 TEST(Wheel, NormalizeName) {
   EXPECT_EQ(NormalizeName("Demo_Pkg"), "demo-pkg");
   EXPECT_EQ(NormalizeName("demo.-_pkg"), "demo-pkg");
