@@ -14,6 +14,11 @@ import traceback
 import _brig
 
 _main = sys.modules["__main__"]
+# The session's own site-packages, where `brig pip install` puts wheels (include/brig/wheels.h):
+# session files, so writable and persisted. After the stdlib (which it cannot shadow), before
+# the packages brig ships (so a wheel may bring a newer version of one).
+USER_SITE = "/home/user/.local/lib/python3.11/site-packages"
+sys.path.append(USER_SITE)
 # The pure-Python packages from Debian, packed with the stdlib (guest/fetch-debian-packages.py).
 # Last on the path, so they cannot shadow the stdlib; nothing is imported from there here.
 sys.path.append(os.path.join(os.path.dirname(os.__file__), "site-packages"))
@@ -236,6 +241,11 @@ def execute(source_bytes, filename_bytes):
     """Returns the outcome as JSON, or "" for the common case (no error, no value to show)."""
     if _needs_reseed:
         _reseed()
+    # An import that missed while USER_SITE did not exist (in the image, or before the first
+    # install) cached None for it: drop that so that packages installed since are found.
+    # (A FileFinder already there notices new files by the directory's mtime.)
+    if sys.path_importer_cache.get(USER_SITE, 0) is None:
+        del sys.path_importer_cache[USER_SITE]
     if "brig" in sys.modules:
         _take_display()  # nothing shown by an earlier execution carries over
     filename = "<exec>" if filename_bytes == b"<exec>" else (filename_bytes.decode("utf-8", "replace") or "<exec>")

@@ -26,6 +26,7 @@ using Runner = std::function<int()>;
 Runner AddExecCommand(CLI::App& app);
 Runner AddSessionsCommand(CLI::App& app);
 Runner AddFilesCommand(CLI::App& app);
+Runner AddPipCommand(CLI::App& app);
 Runner AddCleanupCommand(CLI::App& app);
 Runner AddServeCommand(CLI::App& app);
 Runner AddMcpCommand(CLI::App& app);

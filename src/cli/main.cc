@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   runners.push_back(AddExecCommand(app));
   runners.push_back(AddSessionsCommand(app));
   runners.push_back(AddFilesCommand(app));
+  runners.push_back(AddPipCommand(app));
   runners.push_back(AddCleanupCommand(app));
   runners.push_back(AddServeCommand(app));
   runners.push_back(AddMcpCommand(app));

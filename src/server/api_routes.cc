@@ -147,6 +147,10 @@ void Server::Impl::AddApiRoutes() {
   add(verb::post, "/v1/sessions/{thread_id}/files:edit", true, &Impl::EditFile, false, change);
   add(verb::post, "/v1/sessions/{thread_id}/files:glob", false, &Impl::GlobFiles, false, read);
   add(verb::post, "/v1/sessions/{thread_id}/files:grep", false, &Impl::GrepFiles, false, read);
+  // Pure-Python wheels in the session's site-packages (brig/wheels.h).
+  add(verb::post, "/v1/sessions/{thread_id}/pip/install", true, &Impl::PipInstall, false, change);
+  add(verb::get, "/v1/sessions/{thread_id}/pip/packages", false, &Impl::PipList, false, read);
+  add(verb::delete_, "/v1/sessions/{thread_id}/pip/packages/{name}", true, &Impl::PipUninstall, false, change);
   add(verb::get, "/metrics", false, &Impl::MetricsPage, /*all_threads=*/true);
   // Deletes other callers' sessions: an administrator's token (every session, not read-only).
   add(verb::post, "/v1/cleanup", true, &Impl::CleanupNow, /*all_threads=*/true);
@@ -552,6 +556,47 @@ void Server::Impl::MetricsPage(Call call) {
   g.open_connections = static_cast<int64_t>(http->open_connections());
   auto res = MakeResponse(call.request(), http::status::ok, metrics.Render(g), "text/plain; version=0.0.4");
   call.out->Send(std::move(res));
+}
+
+// ---- Wheels.
+
+namespace {
+
+json PackageJson(const InstalledPackage& p) {
+  return {{"name", p.name}, {"version", p.version}, {"dist_info", p.dist_info}, {"files", p.files}, {"bytes", p.bytes}};
+}
+
+}  // namespace
+
+void Server::Impl::PipInstall(Call call) {
+  Blocking([this, call = std::move(call)] {
+    auto r = wheels->Install(call.thread_id, call.request().body());
+    if (!r.ok()) return SendStatus(call, r.status());
+    json j = PackageJson(r.value().package);
+    j["replaced_version"] = r.value().replaced_version.empty() ? json() : json(r.value().replaced_version);
+    j["notes"] = r.value().notes;
+    j["site_packages"] = kSitePackages;
+    SendJson(call, http::status::ok, j);
+  });
+}
+
+void Server::Impl::PipList(Call call) {
+  Blocking([this, call = std::move(call)] {
+    auto r = wheels->List(call.thread_id);
+    if (!r.ok()) return SendStatus(call, r.status());
+    json out = json::array();
+    for (const InstalledPackage& p : r.value()) out.push_back(PackageJson(p));
+    SendJson(call, http::status::ok, {{"packages", out}});
+  });
+}
+
+void Server::Impl::PipUninstall(Call call) {
+  std::string name = call.params["name"];
+  Blocking([this, call = std::move(call), name] {
+    auto r = wheels->Uninstall(call.thread_id, name);
+    if (!r.ok()) return SendStatus(call, r.status());
+    SendJson(call, http::status::ok, PackageJson(r.value()));
+  });
 }
 
 }  // namespace brig::server

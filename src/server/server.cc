@@ -65,6 +65,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   s.sessions = std::move(sessions.value());
   s.manager = &s.sessions->manager();
   s.files = &s.sessions->files();
+  s.wheels = std::make_unique<Wheels>(*s.manager);
   if (s.options.workers > 0) {
     // Executions in worker processes (worker_pool.h); this process keeps its Sessions for
     // the session and file routes only.

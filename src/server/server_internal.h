@@ -16,6 +16,7 @@
 #include "brig/session_manager.h"
 #include "brig/sessions.h"
 #include "brig/store.h"
+#include "brig/wheels.h"
 #include "mcp/backend.h"
 #include "mcp/mcp_server.h"
 #include "server/auth.h"
@@ -64,6 +65,7 @@ struct Server::Impl {
   std::unique_ptr<Sessions> sessions;
   SessionManager* manager = nullptr;
   FileService* files = nullptr;
+  std::unique_ptr<Wheels> wheels;  // over *manager
   std::unique_ptr<Executor> executor;
   std::unique_ptr<boost::asio::thread_pool> blocking;
   std::unique_ptr<HttpServer> http;
@@ -158,6 +160,9 @@ struct Server::Impl {
   void EditFile(Call call);
   void GlobFiles(Call call);
   void GrepFiles(Call call);
+  void PipInstall(Call call);
+  void PipList(Call call);
+  void PipUninstall(Call call);
   void Health(Call call);
   void FileServerList(Call call);
   void MetricsPage(Call call);

@@ -6,12 +6,14 @@ every thread (BRIG_TOKENS). One server per class; each test uses thread_ids of i
 """
 import base64
 import hashlib
+import io
 import json
 import os
 import subprocess
 import time
 import unittest
 import urllib.parse
+import zipfile
 from datetime import datetime, timedelta
 
 import harness
@@ -461,6 +463,47 @@ class ApiCases(ServerClass):
         self.assertEqual(r["error"]["type"], "NameError")
         self.assertEqual(self.run_ok(t, "open('/home/user/keep.txt').read()")["result"], "'kept'")
         self.error(404, "not_found", "POST", "/v1/sessions/%s/reset" % self.tid("-missing"))
+
+    # ---- wheels
+
+    @staticmethod
+    def wheel(name, files, tag="py3-none-any"):
+        """A wheel's bytes: files + dist-info (METADATA, WHEEL, RECORD with sha256)."""
+        di = "%s-1.0.dist-info" % name
+        contents = dict(files)
+        contents[di + "/METADATA"] = "Metadata-Version: 2.1\nName: %s\nVersion: 1.0\n" % name
+        contents[di + "/WHEEL"] = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: %s\n" % tag
+        record = ""
+        for path, data in contents.items():
+            data = data.encode() if isinstance(data, str) else data
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record += "%s,sha256=%s,%d\n" % (path, digest, len(data))
+        contents[di + "/RECORD"] = record + di + "/RECORD,,\n"
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            for path, data in contents.items():
+                z.writestr(path, data)
+        return out.getvalue()
+
+    def test_pip_install_into_a_live_session(self):
+        t = self.tid()
+        # The session is live (in a worker, or here) and has already missed an import.
+        self.run_ok(t, "try:\n    import hello_whl\nexcept ImportError:\n    pass\nx = 5")
+        j = self.ok("POST", "/v1/sessions/%s/pip/install" % t,
+                    self.wheel("hello_whl", {"hello_whl/__init__.py": "def f(v):\n    return 2 * v\n"})).json()
+        self.assertEqual((j["name"], j["version"], j["replaced_version"], j["notes"]), ("hello_whl", "1.0", None, []))
+        self.assertEqual(j["site_packages"], "/home/user/.local/lib/python3.11/site-packages")
+        # The next execution keeps its variables and imports the package.
+        self.assertEqual(self.run_ok(t, "import hello_whl\nhello_whl.f(x)")["result"], "10")
+        packages = self.ok("GET", "/v1/sessions/%s/pip/packages" % t).json()["packages"]
+        self.assertEqual([(p["name"], p["version"]) for p in packages], [("hello_whl", "1.0")])
+        r = self.error(400, "invalid_argument", "POST", "/v1/sessions/%s/pip/install" % t,
+                       self.wheel("fast", {"fast/_c.cpython-311-x86_64-linux-gnu.so": b"\x7fELF" + bytes(64)}))
+        self.assertIn("compiled code", r.json()["error"]["message"])
+        self.error(400, "invalid_argument", "POST", "/v1/sessions/%s/pip/install" % t, b"not a zip")
+        self.assertEqual(self.ok("DELETE", "/v1/sessions/%s/pip/packages/hello-whl" % t).json()["name"], "hello_whl")
+        self.error(404, "not_found", "DELETE", "/v1/sessions/%s/pip/packages/hello_whl" % t)
+        self.assertEqual(self.ok("GET", "/v1/sessions/%s/pip/packages" % t).json(), {"packages": []})
 
     # ---- files under /v1
 
