@@ -88,8 +88,14 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   # _xxtestfuzz serve no test brig runs; the others need dlopen and configure drops them.
   # The sandbox refuses links by design: without link()/symlink() os.link and os.symlink do
   # not exist, as on a platform that lacks them, so library code takes its fallback.
+  # CPython's WASI site file says fdopendir() fails (on an SDK newer than Debian's): here it
+  # works, and listdir(fd)/scandir(fd) open their own descriptor (patch 0006), so os.fwalk
+  # and the fd forms of listdir and scandir exist. A site file may override the command
+  # line, so the override is a site file of its own, read after CPython's.
+  printf '. %s\nac_cv_func_fdopendir=yes\n' "$rel_src/Tools/wasm/config.site-wasm32-wasi" \
+    > "$bld/config.site-brig"
   (cd "$bld" &&
-   CONFIG_SITE="$rel_src/Tools/wasm/config.site-wasm32-wasi" \
+   CONFIG_SITE=./config.site-brig \
    PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$out/deps/lib/pkgconfig" \
    CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
    LIBS="$out/libc-tz/__tz.o" \

@@ -257,6 +257,43 @@ class StdlibModulesTest(unittest.TestCase):
         """)
         self.assertEqual(out, "('UTC', 'UTC') 0 12 UTC\n" * 9)
 
+    def test_fwalk_listdir_scandir_of_a_descriptor_and_rmtree(self):
+        # WASI has no dup(): listdir(fd)/scandir(fd) open the directory again through fd
+        # (patch 0006), which gives os.fwalk, and shutil.rmtree its descriptor-based walk.
+        out = self.run_py("""
+            import os, shutil
+            os.makedirs("/tmp/w/a/b")
+            for p in ("/tmp/w/top.txt", "/tmp/w/a/one.txt", "/tmp/w/a/b/two.txt"):
+                open(p, "w").close()
+            probe = os.open("/tmp", os.O_RDONLY); os.close(probe)
+            print([(os.path.relpath(root, "/tmp/w"), sorted(dirs), sorted(files))
+                   for root, dirs, files, rootfd in os.fwalk("/tmp/w")])
+            fd = os.open("/tmp/w/a", os.O_RDONLY)
+            print(sorted(os.listdir(fd)), sorted((e.name, e.is_dir()) for e in os.scandir(fd)),
+                  os.listdir(fd) == os.listdir(fd))
+            os.close(fd)
+            f = os.open("/tmp/w/top.txt", os.O_RDONLY)
+            closed = os.open("/tmp/w/a/one.txt", os.O_RDONLY); os.close(closed)
+            for bad in (f, closed, 12345, -5):  # a file, a closed descriptor, never opened
+                for call in (os.listdir, os.scandir):
+                    try:
+                        call(bad)
+                    except OSError as e:
+                        print(type(e).__name__, end=" ")
+            os.close(f)
+            print()
+            again = os.open("/tmp", os.O_RDONLY); os.close(again)
+            print(probe == again, shutil.rmtree.avoids_symlink_attacks)
+            shutil.rmtree("/tmp/w")
+            print(os.path.exists("/tmp/w"))
+        """)
+        self.assertEqual(out, "[('.', ['a'], ['top.txt']), ('a', ['b'], ['one.txt']), "
+                              "('a/b', [], ['two.txt'])]\n"
+                              "['b', 'one.txt'] [('b', True), ('one.txt', False)] True\n"
+                              "NotADirectoryError NotADirectoryError" + " OSError" * 6 + " \n"
+                              "True True\n"
+                              "False\n")
+
     def test_testcapi_modules_are_built_in_but_not_in_the_image(self):
         # CPython's test modules, for `make pytests` (test_sqlite3, test_capi, ...): built in,
         # imported by nothing until a test asks (the image holds none of them).
