@@ -88,7 +88,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   # _xxtestfuzz serve no test brig runs; the others need dlopen and configure drops them.
   # The sandbox refuses links by design: without link()/symlink() os.link and os.symlink do
   # not exist, as on a platform that lacks them, so library code takes its fallback.
-  # CPython's WASI site file says fdopendir() fails (on an SDK newer than Debian's): here it
+  # CPython's WASI site file says fdopendir() fails (seen with wasi-sdk 15): Debian's wasi-libc
   # works, and listdir(fd)/scandir(fd) open their own descriptor (patch 0006), so os.fwalk
   # and the fd forms of listdir and scandir exist. A site file may override the command
   # line, so the override is a site file of its own, read after CPython's.
