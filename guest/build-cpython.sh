@@ -43,6 +43,9 @@ ln -sfn /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
 # The IANA time zone database (Debian's tzdata source) for zoneinfo: data, packed with the
 # stdlib; not part of the interpreter's configuration.
 "$here/build-tzdata.sh" "$out"
+# musl's time zone code, which Debian's wasi-libc leaves out, for time.tzset() and local time
+# (build-libc-tz.sh): linked in through configure's LIBS.
+"$here/build-libc-tz.sh" "$out"
 
 cc="clang-19 --target=wasm32-wasi --sysroot=$sysroot"
 # ccache makes a rebuild in a fresh tree (a new clone, CI) cost seconds, not minutes.
@@ -52,7 +55,7 @@ export CCACHE_BASEDIR="$out" CCACHE_NOHASHDIR=1
 bld=$out/build
 mkdir -p "$bld"
 stamp=$bld/.brig-configured
-config_id="v5 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16) patches $patches_id deps $(sha256sum < "$out/deps/versions.txt" | cut -c1-16)"
+config_id="v5 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16) patches $patches_id deps $(sha256sum < "$out/deps/versions.txt" | cut -c1-16) tz $(sha256sum < "$out/libc-tz/version.txt" | cut -c1-16)"
 # configure:begin
 # __DATE__/__TIME__ (CPython's build info) from Debian's changelog, not the clock: the same
 # inputs make the same guest.
@@ -79,19 +82,31 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   # this tree ends up in the guest: two checkouts build the same module, and ccache can
   # reuse the ~3 minute compile of its C translation.
   rel_src=$(realpath --relative-to="$bld" "$src")
+  # The test modules CPython's own test suite imports (_testcapi, _testinternalcapi,
+  # _testbuffer) are built in, so `make pytests` runs the tests that need them. Built-in
+  # modules cost only code: nothing imports them into the image. _testclinic and
+  # _xxtestfuzz serve no test brig runs; the others need dlopen and configure drops them.
   # The sandbox refuses links by design: without link()/symlink() os.link and os.symlink do
   # not exist, as on a platform that lacks them, so library code takes its fallback.
+  # CPython's WASI site file says fdopendir() fails (seen with wasi-sdk 15): Debian's wasi-libc
+  # works, and listdir(fd)/scandir(fd) open their own descriptor (patch 0006), so os.fwalk
+  # and the fd forms of listdir and scandir exist. A site file may override the command
+  # line, so the override is a site file of its own, read after CPython's.
+  printf '. %s\nac_cv_func_fdopendir=yes\n' "$rel_src/Tools/wasm/config.site-wasm32-wasi" \
+    > "$bld/config.site-brig"
   (cd "$bld" &&
-   CONFIG_SITE="$rel_src/Tools/wasm/config.site-wasm32-wasi" \
+   CONFIG_SITE=./config.site-brig \
    PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$out/deps/lib/pkgconfig" \
    CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
+   LIBS="$out/libc-tz/__tz.o" \
    CFLAGS="${GUEST_CFLAGS:--O2} -ffile-prefix-map=$out=/brig -Wno-error=int-conversion -Wno-int-conversion" \
    "$rel_src/configure" -C \
      --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
      --with-build-python=/usr/bin/python3.11 \
-     --prefix=/usr/local --disable-ipv6 --disable-test-modules \
+     --prefix=/usr/local --disable-ipv6 --enable-test-modules \
      --with-pymalloc --without-ensurepip --disable-shared \
      ac_cv_func_symlink=no ac_cv_func_link=no "${sqlite_answers[@]}" \
+     py_cv_module__testclinic=n/a py_cv_module__xxtestfuzz=n/a \
      >"$bld/configure.log" 2>&1) || { tail -40 "$bld/configure.log"; exit 1; }
   echo "$config_id" > "$stamp"
 fi

@@ -1,8 +1,9 @@
 """The standard library inside brig (issue 12, item 1): the C modules cross-compiled from
 Debian's sources (zlib, _bz2, _lzma, _sqlite3), the stand-ins for what WASI lacks (pwd, grp,
-termios, fcntl, resource), zoneinfo with Debian's tzdata, sysconfig, os.utime, links, and the
-sentence every unavailable module answers with. Each test drives build/brig exec and checks
-the result of real work, so it fails when the module is missing or broken.
+termios, fcntl, resource), zoneinfo with Debian's tzdata, time.tzset, CPython's test modules
+(_testcapi), sysconfig, os.utime, links, and the sentence every unavailable module answers
+with. Each test drives build/brig exec and checks the result of real work, so it fails when
+the module is missing or broken.
 """
 import ast
 import json
@@ -191,17 +192,136 @@ class StdlibModulesTest(unittest.TestCase):
         """)
         self.assertEqual(out, "2024-07-01T14:00:00+02:00 CEST 2024-01-15T14:30:00+00:00\nTrue True\n")
 
-    def test_time_tzset_exists_and_stays_utc(self):
-        # wasi-libc has no time zones: tzset() recomputes the module's values, which stay UTC
-        # whatever TZ says (zoneinfo is the way to other zones).
+    def test_time_tzset_posix_rule(self):
+        # musl's TZ code linked into the guest (guest/build-libc-tz.sh): a POSIX rule string.
         out = self.run_py("""
             import os, time
+            from datetime import datetime, timezone
+            os.environ["TZ"] = "EST+05EDT,M3.2.0,M11.1.0"
+            time.tzset()
+            print(time.tzname, time.timezone, time.altzone, time.daylight)
+            jan, jul = time.localtime(0), time.localtime(1720000000)
+            print(jan.tm_hour, jan.tm_zone, jan.tm_gmtoff, jul.tm_hour, jul.tm_isdst, jul.tm_zone)
+            print(time.strftime("%Y-%m-%d %H:%M %Z %z", jul), time.mktime(jul) == 1720000000)
+            print(time.mktime((2024, 3, 10, 3, 30, 0, 0, 0, -1)))  # just after the spring change
+            print(datetime(2024, 7, 3, 12, tzinfo=timezone.utc).astimezone().isoformat(),
+                  datetime.fromtimestamp(0).astimezone().tzname())
+        """)
+        self.assertEqual(out, "('EST', 'EDT') 18000 14400 1\n"
+                              "19 EST -18000 5 1 EDT\n"
+                              "2024-07-03 05:46 EDT -0400 True\n"
+                              "1710055800.0\n"
+                              "2024-07-03T08:00:00-04:00 EST\n")
+
+    def test_time_tzset_iana_name_from_the_sandbox_tzdata(self):
+        out = self.run_py("""
+            import os, time
+            from datetime import datetime, timezone
             os.environ["TZ"] = "Europe/Berlin"
             time.tzset()
             print(time.tzname, time.timezone, time.altzone, time.daylight)
-            print(time.localtime(0).tm_hour, time.strftime("%H:%M", time.localtime(3600)))
+            t = time.localtime(1719835200)  # 2024-07-01 12:00 UTC
+            print(t.tm_hour, t.tm_zone, time.strftime("%Z %z", t))
+            print(datetime(2024, 1, 1, 12, tzinfo=timezone.utc).astimezone().isoformat())
+            os.environ["TZ"] = "Asia/Tokyo"
+            time.tzset()
+            print(time.tzname, time.localtime(0).tm_hour)
+            del os.environ["TZ"]
+            time.tzset()
+            print(time.tzname, time.timezone, time.localtime(0).tm_hour)
         """)
-        self.assertEqual(out, "('UTC', 'UTC') 0 0 0\n0 01:00\n")
+        self.assertEqual(out, "('CET', 'CEST') -3600 -7200 1\n"
+                              "14 CEST CEST +0200\n"
+                              "2024-01-01T13:00:00+01:00\n"
+                              "('JST', 'JST') 9\n"
+                              "('UTC', 'UTC') 0 0\n")
+
+    def test_time_tzset_falls_back_to_utc_and_reads_no_guest_file(self):
+        # The TZif parser trusts what it reads, so it reads only the read-only tzdata: a TZ
+        # naming a file (absolute, relative, or a name that climbs out) is UTC, as is an
+        # unknown zone or a huge TZ. A crafted file with absurd counts must not be parsed.
+        out = self.run_py("""
+            import os, struct, time
+            evil = b"TZif2" + b"\\0" * 15 + struct.pack(">6I", *[0x7fffffff] * 6) + b"\\xff" * 64
+            os.makedirs("/tmp/z", exist_ok=True)
+            for path in ("/tmp/z/evil", "/tmp/z/Evil"):
+                with open(path, "wb") as f:
+                    f.write(evil)
+            os.chdir("/tmp/z")
+            for tz in ("/tmp/z/evil", ":/tmp/z/evil", "./evil", ":evil", "../../tmp/z/Evil",
+                       "Nowhere/Land", "x" * 100000, "Europe/../../../../tmp/z/Evil", ""):
+                os.environ["TZ"] = tz
+                time.tzset()
+                t = time.localtime(1719835200)
+                print(time.tzname, time.timezone, t.tm_hour, t.tm_zone)
+        """)
+        self.assertEqual(out, "('UTC', 'UTC') 0 12 UTC\n" * 9)
+
+    def test_fwalk_listdir_scandir_of_a_descriptor_and_rmtree(self):
+        # WASI has no dup(): listdir(fd)/scandir(fd) open the directory again through fd
+        # (patch 0006), which gives os.fwalk, and shutil.rmtree its descriptor-based walk.
+        out = self.run_py("""
+            import os, shutil
+            os.makedirs("/tmp/w/a/b")
+            for p in ("/tmp/w/top.txt", "/tmp/w/a/one.txt", "/tmp/w/a/b/two.txt"):
+                open(p, "w").close()
+            probe = os.open("/tmp", os.O_RDONLY); os.close(probe)
+            print([(os.path.relpath(root, "/tmp/w"), sorted(dirs), sorted(files))
+                   for root, dirs, files, rootfd in os.fwalk("/tmp/w")])
+            fd = os.open("/tmp/w/a", os.O_RDONLY)
+            print(sorted(os.listdir(fd)), sorted((e.name, e.is_dir()) for e in os.scandir(fd)),
+                  os.listdir(fd) == os.listdir(fd))
+            os.close(fd)
+            f = os.open("/tmp/w/top.txt", os.O_RDONLY)
+            closed = os.open("/tmp/w/a/one.txt", os.O_RDONLY); os.close(closed)
+            for bad in (f, closed, 12345, -5):  # a file, a closed descriptor, never opened
+                for call in (os.listdir, os.scandir):
+                    try:
+                        call(bad)
+                    except OSError as e:
+                        print(type(e).__name__, end=" ")
+            os.close(f)
+            print()
+            again = os.open("/tmp", os.O_RDONLY); os.close(again)
+            print(probe == again, shutil.rmtree.avoids_symlink_attacks)
+            shutil.rmtree("/tmp/w")
+            print(os.path.exists("/tmp/w"))
+        """)
+        self.assertEqual(out, "[('.', ['a'], ['top.txt']), ('a', ['b'], ['one.txt']), "
+                              "('a/b', [], ['two.txt'])]\n"
+                              "['b', 'one.txt'] [('b', True), ('one.txt', False)] True\n"
+                              "NotADirectoryError NotADirectoryError" + " OSError" * 6 + " \n"
+                              "True True\n"
+                              "False\n")
+
+    def test_testcapi_modules_are_built_in_but_not_in_the_image(self):
+        # CPython's test modules, for `make pytests` (test_sqlite3, test_capi, ...): built in,
+        # imported by nothing until a test asks (the image holds none of them).
+        out = self.run_py("""
+            import sys
+            names = ("_testcapi", "_testinternalcapi", "_testbuffer")
+            print([n in sys.builtin_module_names for n in names], [n in sys.modules for n in names])
+            import _testcapi, _testinternalcapi, _testbuffer
+            print(_testcapi.INT_MAX, _testcapi.ULONG_MAX, _testinternalcapi.SIZEOF_PYGC_HEAD)
+            print(_testbuffer.ndarray([1, 2, 3, 4], shape=[2, 2], format="i").tolist())
+            print(_testcapi.test_list_api(), _testinternalcapi.get_recursion_depth() > 0)
+        """)
+        self.assertEqual(out, "[True, True, True] [False, False, False]\n"
+                              "2147483647 4294967295 8\n"
+                              "[[1, 2], [3, 4]]\n"
+                              "None True\n")
+
+    def test_testcapi_fatal_error_ends_only_that_sandbox(self):
+        # _testcapi can abort the interpreter on purpose: that is a trap of this sandbox, the
+        # session keeps its last saved state and brig goes on.
+        self.run_py("x = 41", session="capi")
+        argv = [BRIG, "exec", "--json", "--session", "capi", "-c",
+                "import _testcapi\nx = 0\n_testcapi.fatal_error(b'on purpose')"]
+        p = subprocess.run(argv, capture_output=True, text=True, env=self.env, timeout=300)
+        out = json.loads(p.stdout)
+        self.assertIs(out["ok"], False, out)
+        self.assertIn(out["failure"]["kind"], ("trap", "exit"), out)
+        self.assertEqual(self.run_py("print(x + 1)", session="capi"), "42\n")
 
     def test_sysconfig_get_config_var(self):
         out = self.run_py("""

@@ -260,8 +260,8 @@ def outcome_in(summary, test_id):
     for tid, tb in summary["errors"]:
         if tid.split(" ", 1)[0] == test_id:
             return "error: " + tb.strip().splitlines()[-1][:200]
-    for tid, why in summary["skipped"]:
-        if tid == test_id:
+    for tid, why in summary["skipped"]:  # a skipped subtest's id ends in " (params)"
+        if tid.split(" ", 1)[0] == test_id:
             return "skipped: " + why[:200]
     for tid, why in summary["skipped"]:
         if tid.endswith(" [module]"):
