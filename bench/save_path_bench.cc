@@ -7,7 +7,8 @@
 //   get_state     GetStateVersion (before: GetState, which read the whole snapshot)
 //   execute       Sandbox::Execute("x = 1")
 //   files         the sandbox's file versions, empty directories and usage
-//   list_files    store.ListFiles (the quota backstop)
+//   list_files    store.ListFiles (the quota backstop; Sessions no longer reads it per save:
+//                 the live session keeps what its files outside the guest take)
 //   page_diff     SavePages less its compression: finding and XORing the changed pages
 //   compress      zstd of the same page data (level -3, a kept context, as SavePages does)
 //   portable      SavePortable (pickling the namespace inside the guest; Sessions now takes

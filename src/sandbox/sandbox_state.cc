@@ -78,6 +78,7 @@ SaveScratch& ThreadScratch() {
   return scratch;
 }
 
+// A candidate page (brig_python_instance_candidates): its record if it differs from the image.
 int CollectPage(void* ctx, uint32_t page, const uint8_t* bytes, const uint8_t* base) {
   static const uint64_t kZeros[kWordsPerPage] = {};
   auto* c = static_cast<DiffCollector*>(ctx);
@@ -103,6 +104,7 @@ int CollectPage(void* ctx, uint32_t page, const uint8_t* bytes, const uint8_t* b
       out += 8;
     }
   }
+  if (out == record + kMaskBytes) return 0;  // the image's bytes after all (written back)
   for (size_t k = 0; k < kWordsPerPage / 64; k++) brig_le_store64(record + k * 8, mask[k]);
   c->data.append(record, static_cast<size_t>(out - record));
   c->pages.push_back(page);
@@ -177,7 +179,8 @@ StatusOr<std::string> Sandbox::SavePages() {
   }
   SaveScratch& scratch = ThreadScratch();
   DiffCollector& diff = scratch.diff;
-  int64_t n = brig_python_instance_diff(image, impl.instance, CollectPage, &diff);
+  // Each candidate compared once, by CollectPage (which keeps only those that differ).
+  int64_t n = brig_python_instance_candidates(image, impl.instance, CollectPage, &diff);
   if (n < 0) return Status::Internal("cannot read this process's page map");
 
   nlohmann::json header;
