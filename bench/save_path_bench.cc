@@ -7,9 +7,10 @@
 //   get_state     GetStateVersion (before: GetState, which read the whole snapshot)
 //   execute       Sandbox::Execute("x = 1")
 //   files         the sandbox's file versions, empty directories and usage
-//   list_files    store.ListFiles (the quota backstop)
+//   list_files    store.ListFiles (the quota backstop; Sessions no longer reads it per save:
+//                 the live session keeps what its files outside the guest take)
 //   page_diff     SavePages less its compression: finding and XORing the changed pages
-//   compress      zstd of the same page data (level 1, a kept context, as SavePages does)
+//   compress      zstd of the same page data (level -3, a kept context, as SavePages does)
 //   portable      SavePortable (pickling the namespace inside the guest; Sessions now takes
 //                 it after answering, Options::portable_in_background)
 //   save          store.SaveExecution (statements + commit)
@@ -171,8 +172,9 @@ void Parts(const std::string& url, int reps, bool with_portable) {
   size_t pages_bytes = 0, portable_bytes = 0, page_body = 0;
   std::string last_body;
   size_t last_count = 0, page_count = 0;
-  // SavePages' zstd level (src/sandbox/sandbox_state.cc; it was 3 with a new context per save).
-  const int kLevel = std::getenv("SAVE_PATH_BENCH_LEVEL") ? std::atoi(std::getenv("SAVE_PATH_BENCH_LEVEL")) : 1;
+  // SavePages' zstd level (src/sandbox/sandbox_state.cc: -3 since 2026-12-04; 1 before, 3 with a new
+  // context per save before that).
+  const int kLevel = std::getenv("SAVE_PATH_BENCH_LEVEL") ? std::atoi(std::getenv("SAVE_PATH_BENCH_LEVEL")) : -3;
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   std::vector<double> changed_since_save;  // pages whose bytes differ from the previous save's
   for (int i = 0; i < reps + 3; ++i) {
@@ -260,7 +262,7 @@ void Parts(const std::string& url, int reps, bool with_portable) {
   // The same page data at other zstd levels.
   std::string out(ZSTD_compressBound(last_body.size()), '\0');
   std::string levels;
-  for (int level : {-5, -1, 1, 3}) {
+  for (int level : {-5, -3, -2, -1, 1, 3}) {
     std::vector<double> us;
     size_t size = 0;
     for (int i = 0; i < 21; ++i) {

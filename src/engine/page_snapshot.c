@@ -182,8 +182,9 @@ static int mark_present(const uint8_t* data, uint64_t first, uint64_t n, page_bi
   return result;
 }
 
-int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_instance* p,
-                                  brig_page_visitor visit, void* ctx) {
+/* The walk behind brig_python_instance_diff (compare != 0) and _candidates (compare == 0). */
+static int64_t walk_pages(const brig_python_image* img, brig_python_instance* p, brig_page_visitor visit, void* ctx,
+                          int compare) {
   image_view* v = view_of(img, NULL);
   if (!v) return -1;
   const wasm_rt_memory_t* mem = &p->module.w2c_memory;
@@ -215,7 +216,7 @@ int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_inst
       const uint8_t* data = mem->data + page * BRIG_HOST_PAGE;
       const uint8_t* image_page =
           page < v->pages && v->has_data[page] ? v->bytes + page * BRIG_HOST_PAGE : NULL;
-      if (image_page ? memcmp(data, image_page, BRIG_HOST_PAGE) == 0 : is_zero_page(data)) continue;
+      if (compare && (image_page ? memcmp(data, image_page, BRIG_HOST_PAGE) == 0 : is_zero_page(data))) continue;
       if (visit(ctx, (uint32_t)page, data, image_page) != 0) {
         count = -2;
         break;
@@ -225,6 +226,16 @@ int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_inst
   }
   free(cand.bits);
   return count;
+}
+
+int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_instance* p,
+                                  brig_page_visitor visit, void* ctx) {
+  return walk_pages(img, p, visit, ctx, 1);
+}
+
+int64_t brig_python_instance_candidates(const brig_python_image* img, brig_python_instance* p,
+                                        brig_page_visitor visit, void* ctx) {
+  return walk_pages(img, p, visit, ctx, 0);
 }
 
 int brig_python_instance_table_matches(const brig_python_image* img, brig_python_instance* p) {

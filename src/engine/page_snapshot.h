@@ -50,6 +50,12 @@ typedef int (*brig_page_visitor)(void* ctx, uint32_t page, const uint8_t* data, 
  * is short, -2 if `visit` stopped the walk. */
 int64_t brig_python_instance_diff(const brig_python_image* image, brig_python_instance* p,
                                   brig_page_visitor visit, void* ctx);
+/* The same walk without the comparison: visits every candidate page (one `p` wrote, or maps
+ * from files of its own, or past the image), which may still hold the image's bytes; `visit`
+ * compares it itself (once, where a caller that records differences would otherwise
+ * compare twice). Returns the number of pages visited, or -1 / -2 as above. */
+int64_t brig_python_instance_candidates(const brig_python_image* image, brig_python_instance* p,
+                                        brig_page_visitor visit, void* ctx);
 
 /* 1 if `p`'s function table is the image's (same size, same functions in each slot):
  * page snapshots do not carry the table, so they are only valid while this holds. */

@@ -55,6 +55,10 @@ struct LiveSession {
   // Loaded while the session held more than its quotas allow: the sandbox's file limits are
   // what was loaded (see SandboxLimits), not the quotas, so it is not kept live.
   bool over_quota = false;
+  // What its stored files outside the guest's view take (counted at every save against the
+  // quotas). Fixed while it is live: the guest cannot reach them, and a file written through
+  // the API bumps the state version (FileService), so the session is loaded again.
+  store::FileUsage outside;
   // The session's own quotas (fixed at its creation, so they hold as long as created_at).
   store::SessionQuotas quotas;
   // When it was last put back live, and whether it was compacted since.
@@ -528,6 +532,7 @@ struct Sessions::Impl {
     auto made = Sandbox::Create(limits);
     if (!made.ok()) return made.status();
     LiveSession s;
+    s.outside = outside;
     s.over_quota = visible.file_count + outside.file_count > *q.max_files ||
                    visible.total_bytes + outside.total_bytes > *q.max_total_bytes;
     s.quotas = quotas;
@@ -615,17 +620,12 @@ struct Sessions::Impl {
     }
     const Sandbox::FileUsage in_guest = sandbox.GetFileUsage();
     store::FileUsage usage{static_cast<int64_t>(in_guest.files), static_cast<int64_t>(in_guest.bytes)};
-    // Files the store holds outside the guest's view count towards the quota too. The guest's
-    // file system was given the quotas as limits (SandboxLimits), so this is a backstop: it
-    // refuses the save of a session that was already over a quota when it was loaded.
-    auto stored = store->ListFiles(thread_id);
-    if (!stored.ok()) return stored.status();
-    for (const auto& f : stored.value()) {
-      if (!GuestVisible(f.path) && !f.is_directory()) {
-        usage.file_count++;
-        usage.total_bytes += f.size;
-      }
-    }
+    // Files the store holds outside the guest's view count towards the quota too (as counted
+    // when the session was loaded: no store read per save). The guest's file system was given
+    // the quotas as limits (SandboxLimits), so this is a backstop: it refuses the save of a
+    // session that was already over a quota when it was loaded.
+    usage.file_count += s.outside.file_count;
+    usage.total_bytes += s.outside.total_bytes;
     if (Status q = manager->CheckQuota(thread_id, s.quotas, usage); !q.ok()) return q;
 
     StoredState state;

@@ -290,6 +290,52 @@ TEST_F(SessionsTest, SessionOverALoweredQuotaLoadsButItsSaveIsRefused) {
   EXPECT_EQ(Run(*s, "m", "import os\n(x, sorted(os.listdir('/tmp')))").execution.result, "(3, ['f2', 'f3'])");
 }
 
+// Files outside the guest's view count at every save (the quota backstop), by the figure
+// counted when the session was loaded: one written through the API while the session is live
+// makes it load again, so that figure and the guest's limits stay true.
+TEST_F(SessionsTest, FilesOutsideTheGuestCountAtSaveAndAnApiWriteReloadsTheSession) {
+  Sessions::Options o = options_;
+  o.max_files_per_session = 4;
+  {
+    auto store = store::OpenStore(options_.store_url);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(store.value()->CreateSession("o", store::NowMicros() + 86'400'000'000LL, nullptr).ok());
+    ASSERT_TRUE(store.value()->PutFile("o", {"/data/a.txt", "a", ""}).ok());
+    ASSERT_TRUE(store.value()->PutFile("o", {"/data/b.txt", "b", ""}).ok());
+  }
+  auto s = Open(o);
+  SessionResult r = Run(*s, "o", "open('/tmp/g0', 'w').write('0')\nopen('/tmp/g1', 'w').write('1')\nx = 1");
+  EXPECT_TRUE(r.saved);  // 2 outside + 2 in the guest: the quota of 4
+  // Under a lower quota the session loads (its files fill its limit) and its save is refused:
+  // counting the 2 files outside (the guest's 2 alone are within 3).
+  o.max_files_per_session = 3;
+  auto lowered = Open(o);
+  auto refused = lowered->Execute("o", "x = 2");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("over its quota of 3 files"), std::string::npos)
+      << refused.status().message();
+
+  // Live, with room for two more files (2 in the guest, quota 4) ...
+  {
+    auto store = store::OpenStore(options_.store_url);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(store.value()->CreateSession("p", store::NowMicros() + 86'400'000'000LL, nullptr).ok());
+  }
+  Sessions::Options four = options_;
+  four.max_files_per_session = 4;
+  auto u = Open(four);
+  EXPECT_TRUE(Run(*u, "p", "open('/tmp/g0', 'w').write('0')\nopen('/tmp/g1', 'w').write('1')\nx = 1").saved);
+  EXPECT_EQ(Run(*u, "p", "x").restored_from, "live");
+  // ... then 2 files outside through the API: the next execution loads the session again and
+  // its guest has no room left (the store's 4 files are the quota).
+  ASSERT_TRUE(u->files().Write("p", "/data/c.txt", "c").ok());
+  ASSERT_TRUE(u->files().Write("p", "/data/d.txt", "d").ok());
+  SessionResult full = Run(*u, "p", "try:\n    open('/tmp/g2', 'w')\n    err = None\nexcept OSError as e:\n    err = e.strerror\nerr");
+  EXPECT_NE(full.restored_from, "live");
+  EXPECT_EQ(full.execution.result, "'No space left on device'");
+  EXPECT_TRUE(full.saved);
+}
+
 TEST_F(SessionsTest, TimeoutSavesNothingAndTheSessionGoesOn) {
   Sessions::Options o = options_;
   o.limits.timeout_seconds = 0.5;
