@@ -19,26 +19,6 @@ MARKER = "@@PYTESTS@@ "
 MAX_TRACEBACK = 1500  # chars kept per failure: the summary must stay well under 1 MiB
 
 
-def _sysconfig_workaround():
-    """Debian's sysconfig looks for _sysconfigdata__wasm32-wasi but the guest ships
-    _sysconfigdata__wasi_wasm32-wasi (issue 12, item 1): without this, `import test.support`
-    fails in the guest. Returns a note when it had to act, else None."""
-    if sys.platform != "wasi":
-        return None
-    import sysconfig
-    name = sysconfig._get_sysconfigdata_name()
-    try:
-        __import__(name)
-        return None
-    except ImportError:
-        pass
-    import importlib
-    sys.modules[name] = importlib.import_module("_sysconfigdata__wasi_wasm32-wasi")
-    sysconfig._CONFIG_VARS = None
-    sysconfig._CONFIG_VARS_INITIALIZED = False
-    return "aliased %s to _sysconfigdata__wasi_wasm32-wasi" % name
-
-
 class _Result(unittest.TestResult):
     """Collects every outcome by test id."""
 
@@ -104,9 +84,6 @@ def run_module(root, module, progress=True):
     summary = {"module": module, "platform": sys.platform, "notes": notes}
     sink = io.StringIO()
     try:
-        note = _sysconfig_workaround()
-        if note:
-            notes.append(note)
         for name in [m for m in sys.modules if m == "test" or m.startswith("test.")]:
             del sys.modules[name]
         sys.path.insert(0, root)
