@@ -87,9 +87,12 @@ PATCHES = [
      "                        \"package_data\", \"templates\", template_name + \".json\"\n"
      "                    )\n"
      "                    template_str = pkgutil.get_data(\"plotly\", path).decode(\"utf-8\")\n"),
-    # Static image export: without kaleido, plotly looks for orca, whose module needs tenacity
-    # (not shipped; orca is a separate program the sandbox could not start anyway). Caught, so
-    # that to_image/write_image raise plotly's own "requires the kaleido package" error.
+    # plotly.io._orca needs tenacity (not shipped: orca is a separate program the sandbox could
+    # not start anyway). The renderers (fig.show()) import it for nothing; static image export
+    # without kaleido looks for orca: caught, so that to_image/write_image raise plotly's own
+    # "requires the kaleido package" error.
+    ("plotly.zip/plotly/io/_base_renderers.py", "from plotly.io._orca import ensure_server\n",
+     "# brig: `from plotly.io._orca import ensure_server` (unused, and it needs tenacity)\n"),
     ("plotly.zip/plotly/io/_kaleido.py",
      "            from ._orca import validate_executable\n\n            try:\n",
      "            try:  # brig: orca's module needs tenacity\n"
