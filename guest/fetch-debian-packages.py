@@ -93,6 +93,26 @@ PATCHES = [
     # "requires the kaleido package" error.
     ("plotly.zip/plotly/io/_base_renderers.py", "from plotly.io._orca import ensure_server\n",
      "# brig: `from plotly.io._orca import ensure_server` (unused, and it needs tenacity)\n"),
+    # No browser in the sandbox: instead of no renderer at all (fig.show() did nothing, and
+    # brig.show(fig) failed on the empty renderer name), a "brig" renderer, the default, that
+    # shows the figure with brig.show() as HTML (plotly.js from the CDN, not 8.7 MB inline).
+    ("plotly.zip/plotly/io/_renderers.py",
+     "    import webbrowser\n\n"
+     "    try:\n"
+     "        webbrowser.get()\n"
+     "        default_renderer = \"browser\"\n"
+     "    except webbrowser.Error:\n"
+     "        # Default browser could not be loaded\n"
+     "        pass\n",
+     "    # brig: the sandbox has no browser; brig.show() attaches the figure to the result.\n"
+     "    class BrigRenderer(ExternalRenderer):\n"
+     "        def render(self, fig_dict):\n"
+     "            import brig\n"
+     "            from plotly.io import to_html\n"
+     "            html = to_html(fig_dict, full_html=False, include_plotlyjs=\"cdn\")\n"
+     "            brig.show(html, mime=\"text/html\")\n\n"
+     "    renderers[\"brig\"] = BrigRenderer()\n"
+     "    default_renderer = \"brig\"\n"),
     ("plotly.zip/plotly/io/_kaleido.py",
      "            from ._orca import validate_executable\n\n            try:\n",
      "            try:  # brig: orca's module needs tenacity\n"

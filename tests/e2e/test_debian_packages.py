@@ -34,7 +34,7 @@ class DebianPackagesTest(unittest.TestCase):
 
     def run_py(self, code, session=None):
         """Runs code in a fresh sandbox (or the session's) in a new brig process and returns its
-        stdout; fails the test on any error."""
+        stdout (and keeps the whole result in self.result); fails the test on any error."""
         where = ["--session", session] if session else []
         p = subprocess.run([BRIG, "exec", "--json", *where, "-c", textwrap.dedent(code)],
                            capture_output=True, text=True, env=self.env, timeout=600)
@@ -42,6 +42,7 @@ class DebianPackagesTest(unittest.TestCase):
         out = json.loads(p.stdout)
         self.assertIsNone(out.get("error"), out)
         self.assertEqual(p.returncode, 0, out)
+        self.result = out
         return out["stdout"]
 
     def test_every_package_imports_from_the_read_only_site_packages(self):
@@ -187,7 +188,7 @@ class DebianPackagesTest(unittest.TestCase):
                 import plotly.express
             except ImportError as e:
                 print(e)
-            fig.show()  # no browser or notebook: nothing to show, and no error
+            fig.show()  # the sandbox's "brig" renderer: brig.show() as HTML
             try:
                 fig.to_image("png")
             except ValueError as e:
@@ -215,6 +216,10 @@ class DebianPackagesTest(unittest.TestCase):
         self.assertIn(data, cdn)
         self.assertIn('<script src="https://cdn.plot.ly/plotly-2.6.3.min.js"></script>', cdn)
         self.assertLess(len(cdn), 100_000)
+        (shown,) = self.result["display"]
+        self.assertIn(data, shown["text/html"])
+        self.assertIn('<script src="https://cdn.plot.ly/plotly-2.6.3.min.js"></script>',
+                      shown["text/html"])
 
     def test_graphs_parsing_and_dates(self):
         out = self.run_py("""
