@@ -10,7 +10,9 @@ goes in as source plus an unchecked-hash .pyc in __pycache__, so imports never c
 stat-compare, and tracebacks still show source lines. EXTRAs are added at the top level: a
 file as itself, a directory (a package: Pillow's PIL) with its whole tree.
 --site=DIR packs DIR (guest/fetch-debian-packages.py's Debian packages) as site-packages/,
-the same way.
+the same way, except that a directory NAME.zip/ in it becomes a zip file NAME.zip, deflate-
+compressed, for zipimport: each module as source plus, when the source is at least
+ZIP_PYC_MIN_SOURCE bytes, an unchecked-hash .pyc next to it (where zipimport looks).
 Must run under Debian's python3.11 (the same 3.11 bytecode as the guest).
 
 Pack format "BRIGPK02" (read in place by src/vfs/pack.cc; described in src/vfs/pack.h): a
@@ -21,17 +23,25 @@ contents. write_pack() writes the same bytes as brig::vfs::BuildPack for the sam
 """
 import concurrent.futures
 import importlib.util
+import io
 import os
 import py_compile
 import struct
 import sys
 import tempfile
+import zipfile
 
 EXCLUDED_DIRS = {
     "test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "ensurepip",
     "site-packages", "__pycache__", "venv",
 }
 EXCLUDED_FILES = {"turtle.py", "antigravity.py"}
+
+# In a zip, modules with less source than this get no .pyc: compiling one takes microseconds,
+# and its .pyc (larger than the source, and compressing worse) would grow the zip. plotly's
+# 10,000 validators are such modules (18 MB instead of 26 MB).
+ZIP_PYC_MIN_SOURCE = 2048
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # every member's, so that the pack is reproducible
 
 # The modules of sys.stdlib_module_names the sandbox cannot have, and why. Each is packed as
 # a stub that raises ModuleNotFoundError with this sentence (a subclass of ImportError, so
@@ -130,6 +140,8 @@ def main():
                if n.startswith("_sysconfigdata") and n.endswith(".py")]
     entries = {}
     sources = []
+    archives = {}  # rel of a zip in the pack -> {member: bytes}
+    archive_sources = []  # (source file, rel of the zip, member)
     for root, dirs, files in os.walk(lib_dir):
         dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS)
         for name in sorted(files):
@@ -144,6 +156,11 @@ def main():
     for site in sites:
         for root, dirs, files in os.walk(site):
             dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS)
+            for d in [d for d in dirs if d.endswith(".zip")]:
+                dirs.remove(d)
+                full = os.path.join(root, d)
+                rel = "site-packages/" + os.path.relpath(full, site).replace(os.sep, "/")
+                archives[rel] = collect_archive(full, rel, archive_sources)
             for name in sorted(files):
                 full = os.path.join(root, name)
                 rel = os.path.relpath(full, site).replace(os.sep, "/")
@@ -218,12 +235,49 @@ def main():
             head, name = os.path.split(rel)
             pyc = importlib.util.cache_from_source(name).replace(os.sep, "/")
             entries[(head + "/" if head else "") + pyc] = data
+        jobs = [(src, archive + "/" + member) for src, archive, member in archive_sources]
+        for (_, archive, member), data in zip(archive_sources,
+                                              pool.map(compile_one, jobs, chunksize=32)):
+            if data is not None:
+                archives[archive][member + "c"] = data
+    for rel, members in archives.items():
+        entries[rel] = zip_bytes(members)
 
     generated.cleanup()
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as f:
         write_pack({rel.encode("utf-8"): data for rel, data in entries.items()}, f)
     os.replace(tmp, out_path)
+
+
+def collect_archive(directory, rel, archive_sources):
+    """The files of directory (a NAME.zip/ of --site) as {member: bytes}; adds the sources to
+    compile to archive_sources."""
+    members = {}
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS)
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            member = os.path.relpath(full, directory).replace(os.sep, "/")
+            if not wanted(member) or name.endswith((".pyc", ".pyo", ".so")):
+                continue
+            with open(full, "rb") as f:
+                members[member] = f.read()
+            if name.endswith(".py") and len(members[member]) >= ZIP_PYC_MIN_SOURCE:
+                archive_sources.append((full, rel, member))
+    return members
+
+
+def zip_bytes(members):
+    """A deflate-compressed zip of members ({name: bytes}), the same bytes for the same input."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, members[name], compresslevel=9)
+    return buf.getvalue()
 
 
 HEADER_SIZE = 16

@@ -5,6 +5,7 @@ result of real work, so it fails when a package is missing or broken.
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import textwrap
 import unittest
@@ -17,7 +18,7 @@ MODULES = [
     "defusedxml", "tabulate", "dateutil", "six", "pytz", "jinja2", "markupsafe", "yaml", "tomli",
     "markdown", "bs4", "soupsieve", "chardet", "charset_normalizer", "rich", "pygments",
     "markdown_it", "mdurl", "pyparsing", "sympy", "mpmath", "networkx", "pygal", "svgwrite",
-    "segno", "attr", "attrs", "more_itertools", "typing_extensions", "packaging", "pydantic",
+    "segno", "plotly", "attr", "attrs", "more_itertools", "typing_extensions", "packaging", "pydantic",
     "requests", "urllib3", "idna", "certifi",
 ]
 
@@ -31,15 +32,17 @@ class DebianPackagesTest(unittest.TestCase):
     def tearDown(self):
         self.home.cleanup()
 
-    def run_py(self, code):
-        """Runs code in a fresh sandbox in a new brig process and returns its stdout; fails the
-        test on any error."""
-        p = subprocess.run([BRIG, "exec", "--json", "-c", textwrap.dedent(code)],
+    def run_py(self, code, session=None):
+        """Runs code in a fresh sandbox (or the session's) in a new brig process and returns its
+        stdout (and keeps the whole result in self.result); fails the test on any error."""
+        where = ["--session", session] if session else []
+        p = subprocess.run([BRIG, "exec", "--json", *where, "-c", textwrap.dedent(code)],
                            capture_output=True, text=True, env=self.env, timeout=600)
         self.assertNotEqual(p.stdout, "", p.stderr)
         out = json.loads(p.stdout)
         self.assertIsNone(out.get("error"), out)
         self.assertEqual(p.returncode, 0, out)
+        self.result = out
         return out["stdout"]
 
     def test_every_package_imports_from_the_read_only_site_packages(self):
@@ -158,6 +161,65 @@ class DebianPackagesTest(unittest.TestCase):
             print(qr.version, buf.getvalue().startswith(b"<?xml"))
         """)
         self.assertEqual(out.splitlines(), ["3", "True", "2 True"])
+
+    def session_file(self, session, path):
+        p = subprocess.run([BRIG, "files", "cat", "--session", session, path],
+                           capture_output=True, env=self.env, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.decode("utf-8")
+
+    def test_plotly_chart_as_html_and_json(self):
+        # plotly is shipped in a compressed zip (fetch-debian-packages.py's ZIPPED) with its
+        # plotly.js bundle and templates, read back from the zip.
+        out = self.run_py("""
+            import sys, time
+            t = time.perf_counter()
+            import plotly.graph_objects as go
+            t = time.perf_counter() - t
+            import plotly, plotly.io as pio
+            fig = go.Figure(go.Bar(x=["north", "south", "east"], y=[12, 30, 21], name="sales"),
+                            layout_title_text="Sales by region")
+            pio.write_html(fig, "/home/user/inline.html", include_plotlyjs=True)
+            with open("/home/user/cdn.html", "w") as f:
+                f.write(fig.to_html(include_plotlyjs="cdn"))
+            with open("/home/user/chart.json", "w") as f:
+                f.write(fig.to_json())
+            try:
+                import plotly.express
+            except ImportError as e:
+                print(e)
+            fig.show()  # the sandbox's "brig" renderer: brig.show() as HTML
+            try:
+                fig.to_image("png")
+            except ValueError as e:
+                print(str(e).split(",")[0].strip())
+            print(plotly.__version__, [m for m in ("tenacity", "nbformat", "pandas") if m in sys.modules])
+            print(f"{t:.2f}")
+        """, session="plot")
+        *lines, seconds = out.splitlines()
+        print(f"\nimport plotly.graph_objects in the sandbox: {seconds} s", file=sys.stderr)
+        self.assertEqual(lines, [
+            "Plotly express requires pandas to be installed.",
+            'Image export using the "kaleido" engine requires the kaleido package', "5.4.0 []"])
+        chart = json.loads(self.session_file("plot", "/home/user/chart.json"))
+        self.assertEqual([(t["type"], t["name"], t["x"], t["y"]) for t in chart["data"]],
+                         [("bar", "sales", ["north", "south", "east"], [12, 30, 21])])
+        self.assertEqual(chart["layout"]["title"]["text"], "Sales by region")
+        self.assertIn("colorway", chart["layout"]["template"]["layout"])  # the default template
+        data = '"x":["north","south","east"],"y":[12,30,21]'
+        inline = self.session_file("plot", "/home/user/inline.html")
+        self.assertIn(data, inline)
+        self.assertIn("* plotly.js v2.6.3", inline)  # the bundle itself, from the zip
+        self.assertIn("Plotly.newPlot(", inline)
+        self.assertGreater(len(inline), 3_000_000)
+        cdn = self.session_file("plot", "/home/user/cdn.html")
+        self.assertIn(data, cdn)
+        self.assertIn('<script src="https://cdn.plot.ly/plotly-2.6.3.min.js"></script>', cdn)
+        self.assertLess(len(cdn), 100_000)
+        (shown,) = self.result["display"]
+        self.assertIn(data, shown["text/html"])
+        self.assertIn('<script src="https://cdn.plot.ly/plotly-2.6.3.min.js"></script>',
+                      shown["text/html"])
 
     def test_graphs_parsing_and_dates(self):
         out = self.run_py("""
