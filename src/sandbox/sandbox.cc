@@ -45,6 +45,15 @@ const std::shared_ptr<const vfs::PackTree>& Stdlib(std::string* error) {
   return tree;
 }
 
+// The system's tz directory, /usr/share/zoneinfo: a second view of the pack's tzdata/zoneinfo
+// (the same bytes) without the files that make it a Python package, made once and shared like
+// the pack; null if the pack has none.
+const std::shared_ptr<const vfs::PackTree>& Zoneinfo(const std::shared_ptr<const vfs::PackTree>& stdlib) {
+  static std::shared_ptr<const vfs::PackTree> tree =
+      stdlib->Subtree("tzdata/zoneinfo", vfs::kZoneinfoMount, {"__init__.py", "__pycache__"});
+  return tree;
+}
+
 std::string TruncationMarker(uint64_t dropped) {
   return "\n[brig: output truncated, " + std::to_string(dropped) + " more bytes dropped]\n";
 }
@@ -194,6 +203,7 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> NewImpl(const Limits& limits, std::opti
   impl->limits = limits;
   vfs::FileSystem::Options fs_options;
   fs_options.stdlib = stdlib;
+  fs_options.zoneinfo = Zoneinfo(stdlib);
   fs_options.limits.max_total_bytes = limits.file_bytes;
   fs_options.limits.SetFileLimit(limits.max_files);  // and room for as many directories
   fs_options.limits.max_file_size = limits.max_file_bytes;

@@ -48,7 +48,10 @@ struct FileSystem::Walked {
 };
 
 FileSystem::FileSystem(Options options)
-    : limits_(options.limits), stdlib_tree_(std::move(options.stdlib)), quota_(std::make_shared<QuotaUsage>()) {
+    : limits_(options.limits),
+      stdlib_tree_(std::move(options.stdlib)),
+      zoneinfo_tree_(std::move(options.zoneinfo)),
+      quota_(std::make_shared<QuotaUsage>()) {
   const uint64_t now = NowNs();
   auto dir = [&](Node* parent, const char* name, bool writable, uint32_t mount) {
     auto n = std::make_shared<Node>(NodeType::kDirectory, writable, mount, next_ino_++);
@@ -76,11 +79,19 @@ FileSystem::FileSystem(Options options)
     stdlib_root_ = dir(nullptr, "", false, kStdlibMount);
     lib->children.emplace("python3.11", stdlib_root_);
   }
+  // Made last, so that the inode numbers above are those of a file system without it.
+  if (zoneinfo_tree_) {
+    auto share = dir(usr.get(), "share", false, kSyntheticMount);
+    zoneinfo_parent_ = share.get();
+    zoneinfo_root_ = zoneinfo_tree_->root();  // shared; its parent stays nullptr (see ParentOf)
+    share->children.emplace("zoneinfo", zoneinfo_root_);
+  }
 }
 
 Node* FileSystem::ParentOf(const Node* n) const {
   if (n == root_.get()) return root_.get();
   if (n == stdlib_root_.get()) return stdlib_parent_;
+  if (zoneinfo_root_ && n == zoneinfo_root_.get()) return zoneinfo_parent_;
   return n->parent;  // nullptr once removed
 }
 
@@ -629,6 +640,7 @@ std::unique_ptr<FileSystem> FileSystem::Clone(NodeMap* map) const {
   Options options;
   options.limits = limits_;
   options.stdlib = stdlib_tree_;
+  options.zoneinfo = zoneinfo_tree_;
   auto copy = std::make_unique<FileSystem>(std::move(options));
   copy->CopyInto(*root_, copy->root_.get(), map);
   copy->next_ino_ = next_ino_;

@@ -4,6 +4,8 @@
 //   /                               synthetic, read-only; lists only: home, tmp, usr
 //   /usr, /usr/local, /usr/local/lib, /home    synthetic, read-only
 //   /usr/local/lib/python3.11       the stdlib PackTree, read-only (shared, not copied)
+//   /usr/share (synthetic), /usr/share/zoneinfo   the tz database PackTree (a Subtree of the
+//                                   stdlib pack), read-only, shared; only when one is given
 //   /home/user                      read-write workspace (the guest's working directory)
 //   /tmp                            read-write
 // Writes to read-only parts fail with kRoFs. There are no symbolic or hard links: Symlink
@@ -68,6 +70,10 @@ class FileSystem {
     Limits limits;
     // Mounted at /usr/local/lib/python3.11; null mounts an empty read-only directory.
     std::shared_ptr<const PackTree> stdlib;
+    // Mounted at /usr/share/zoneinfo (the system's IANA tz directory); null: no /usr/share.
+    // Its nodes must not be the stdlib's (a PackTree::Subtree is a separate tree), so that
+    // ".." from its root leads to /usr/share.
+    std::shared_ptr<const PackTree> zoneinfo;
   };
 
   explicit FileSystem(Options options);
@@ -191,11 +197,14 @@ class FileSystem {
 
   Limits limits_;
   std::shared_ptr<const PackTree> stdlib_tree_;
+  std::shared_ptr<const PackTree> zoneinfo_tree_;
   std::shared_ptr<QuotaUsage> quota_;
   uint64_t next_ino_ = 1;
   NodeRef root_;
   NodeRef stdlib_root_;    // pack root (parent == nullptr) or an empty read-only dir
   Node* stdlib_parent_;    // /usr/local/lib
+  NodeRef zoneinfo_root_;  // the tz tree's root (parent == nullptr), or null
+  Node* zoneinfo_parent_ = nullptr;  // /usr/share
   uint64_t generation_ = 0;
   std::function<uint64_t()> clock_;  // empty: NowNs
 };

@@ -134,6 +134,7 @@ inline constexpr uint32_t kSyntheticMount = 1;  // "/", "/usr", ...: read-only, 
 inline constexpr uint32_t kStdlibMount = 2;     // /usr/local/lib/python3.11 (pack)
 inline constexpr uint32_t kHomeMount = 3;       // /home/user (read-write)
 inline constexpr uint32_t kTmpMount = 4;        // /tmp (read-write)
+inline constexpr uint32_t kZoneinfoMount = 5;   // /usr/share/zoneinfo (a view of the pack's tzdata)
 
 struct Node : std::enable_shared_from_this<Node> {
   Node(NodeType t, bool w, uint32_t mount, uint64_t inode) : type(t), writable(w), mount_id(mount), ino(inode) {}

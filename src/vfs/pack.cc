@@ -38,6 +38,14 @@ struct PackIndex {
   const char* records = nullptr;
   const char* names = nullptr;
   uint64_t mtime_ns = 0;
+  uint32_t mount_id = kStdlibMount;  // of every node made from this index (st_dev)
+  std::vector<std::string> hidden;    // entry names left out of every directory (Subtree)
+
+  bool Hidden(std::string_view name) const {
+    for (const std::string& h : hidden)
+      if (name == h) return true;
+    return false;
+  }
 
   Record At(uint32_t i) const {
     const char* r = records + static_cast<size_t>(i) * kRecordSize;
@@ -50,7 +58,7 @@ struct PackIndex {
   std::shared_ptr<Node> MakeNode(uint32_t i, Node* parent, const std::shared_ptr<const PackIndex>& self) const {
     Record r = At(i);
     auto n = std::make_shared<Node>(r.kind == kKindDirectory ? NodeType::kDirectory : NodeType::kFile,
-                                    /*writable=*/false, kStdlibMount, uint64_t{i} + 1);
+                                    /*writable=*/false, mount_id, uint64_t{i} + 1);
     n->atime_ns = n->mtime_ns = n->ctime_ns = mtime_ns;
     n->parent = parent;
     if (r.kind == kKindDirectory) {
@@ -79,6 +87,7 @@ void Children::Fill() const {
   Map entries;
   for (uint64_t i = dir.first; i < dir.first + dir.count; ++i) {
     const uint32_t child = static_cast<uint32_t>(i);
+    if (pack_->Hidden(pack_->Name(pack_->At(child)))) continue;
     // Entries are sorted: each goes in at the end of the map.
     entries.emplace_hint(entries.end(), std::string(pack_->Name(pack_->At(child))),
                          pack_->MakeNode(child, owner_, pack_));
@@ -165,10 +174,63 @@ std::shared_ptr<const PackTree> PackTree::Parse(std::string_view bytes, std::str
   if (next != n) return fail(std::to_string(n - next) + " records are in no directory");
 
   std::shared_ptr<PackTree> tree(new PackTree());
+  tree->index_ = index;
   tree->root_ = index->MakeNode(0, nullptr, index);
   tree->root_->mount_root = true;
   tree->file_count_ = files;
   tree->node_count_ = n;
+  return tree;
+}
+
+std::shared_ptr<const PackTree> PackTree::Subtree(std::string_view path, uint32_t mount_id,
+                                                  const std::vector<std::string>& hidden) const {
+  // Found through the index, not the nodes: the full tree's directories stay unfilled.
+  uint32_t at = 0;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    const std::string_view name = path.substr(start, slash - start);
+    start = slash + 1;
+    if (name.empty()) return nullptr;
+    const Record dir = index_->At(at);
+    if (dir.kind != kKindDirectory) return nullptr;
+    bool found = false;
+    for (uint64_t c = dir.first; c < dir.first + dir.count; ++c) {
+      if (index_->Name(index_->At(static_cast<uint32_t>(c))) == name) {
+        at = static_cast<uint32_t>(c);
+        found = true;
+        break;
+      }
+    }
+    if (!found) return nullptr;
+  }
+  if (index_->At(at).kind != kKindDirectory) return nullptr;
+  // Its own index (the same bytes and records) so that its nodes carry `mount_id`.
+  auto index = std::make_shared<PackIndex>(*index_);
+  index->mount_id = mount_id;
+  index->hidden = hidden;
+  std::shared_ptr<PackTree> tree(new PackTree());
+  tree->index_ = index;
+  tree->root_ = index->MakeNode(at, nullptr, index);
+  tree->root_->mount_root = true;
+  // Counted by walking the records below it (ordered breadth-first: a directory's entries
+  // are a contiguous run, so the subtree is a set of runs).
+  std::vector<uint32_t> todo = {at};
+  uint64_t files = 0, nodes = 1;
+  while (!todo.empty()) {
+    const Record r = index->At(todo.back());
+    todo.pop_back();
+    if (r.kind != kKindDirectory) continue;
+    for (uint64_t c = r.first; c < r.first + r.count; ++c) {
+      if (index->Hidden(index->Name(index->At(static_cast<uint32_t>(c))))) continue;
+      ++nodes;
+      if (index->At(static_cast<uint32_t>(c)).kind == kKindFile) ++files;
+      else todo.push_back(static_cast<uint32_t>(c));
+    }
+  }
+  tree->file_count_ = files;
+  tree->node_count_ = nodes;
   return tree;
 }
 

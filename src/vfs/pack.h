@@ -40,6 +40,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vfs/node.h"
 
@@ -60,6 +61,15 @@ class PackTree {
   static std::shared_ptr<const PackTree> Parse(std::string_view bytes, std::string* error,
                                                uint64_t mtime_ns = 0);
 
+  // A second, separate tree for the directory `path` ("a/b", relative to the root) of this
+  // pack: the same bytes (nothing copied) with nodes of its own, every one with mount_id
+  // `mount_id`, its root's parent nullptr (".." from it is wherever it is mounted, never
+  // back into this pack). Inode numbers are the pack's. nullptr if `path` names no
+  // directory. Entries named as one of `hidden` are left out of each of its directories
+  // (with what is below them). Made once and shared like the pack it views.
+  std::shared_ptr<const PackTree> Subtree(std::string_view path, uint32_t mount_id,
+                                          const std::vector<std::string>& hidden = {}) const;
+
   // The tree's root directory. Read-only (writable == false), parent == nullptr.
   const std::shared_ptr<Node>& root() const { return root_; }
   uint64_t file_count() const { return file_count_; }
@@ -67,6 +77,7 @@ class PackTree {
 
  private:
   PackTree() = default;
+  std::shared_ptr<const PackIndex> index_;
   std::shared_ptr<Node> root_;
   uint64_t file_count_ = 0;
   uint64_t node_count_ = 0;

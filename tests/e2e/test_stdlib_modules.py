@@ -192,6 +192,70 @@ class StdlibModulesTest(unittest.TestCase):
         """)
         self.assertEqual(out, "2024-07-01T14:00:00+02:00 CEST 2024-01-15T14:30:00+00:00\nTrue True\n")
 
+    def test_usr_share_zoneinfo_is_the_read_only_tz_database(self):
+        # /usr/share/zoneinfo: a read-only view of the stdlib pack's tzdata/zoneinfo (the same
+        # bytes), in every sandbox, not the session's: never saved, listed or exported.
+        code = """
+            import errno, os, zoneinfo
+            from zoneinfo import _tzpath
+            zi = "/usr/share/zoneinfo"
+            data = open(zi + "/Europe/Berlin", "rb").read()
+            pack = open("/usr/local/lib/python3.11/tzdata/zoneinfo/Europe/Berlin", "rb").read()
+            print(data[:4], data == pack, os.path.isdir(zi), os.path.islink(zi + "/UTC"))
+            names = os.listdir(zi)
+            print("Europe" in names, "UTC" in names, "Berlin" in os.listdir(zi + "/Europe"),
+                  [n for n in names if n.startswith("__")])
+            print(zoneinfo.TZPATH[0], _tzpath.find_tzfile("Europe/Berlin"))
+            print(zoneinfo.ZoneInfo("Europe/Berlin").utcoffset(__import__("datetime").datetime(2024, 7, 1)))
+            print(sorted(os.listdir(zi + "/..")), os.path.realpath(zi + "/../zoneinfo/UTC"))
+            def refused(f, *a):
+                try:
+                    f(*a)
+                except OSError as e:
+                    return errno.errorcode[e.errno]
+                return "allowed"
+            open("/home/user/mine.txt", "w").write("mine")
+            print(refused(open, zi + "/UTC", "r+b"), refused(open, zi + "/New", "wb"),
+                  refused(os.mkdir, zi + "/Mars"), refused(os.remove, zi + "/UTC"),
+                  refused(os.rmdir, zi + "/Europe"), refused(os.rename, zi + "/UTC", zi + "/GMT0x"),
+                  refused(os.rename, "/home/user/mine.txt", zi + "/UTC"),
+                  refused(os.rename, zi + "/UTC", "/tmp/UTC"),
+                  refused(os.utime, zi + "/UTC"), refused(os.truncate, zi + "/UTC", 0),
+                  refused(os.mkdir, "/usr/share/other"), refused(open, "/usr/share/x", "w"))
+            # chmod has no WASI call: the guest's is a no-op there as in the stdlib.
+            mode, pack_utc = os.stat(zi + "/UTC").st_mode, "/usr/local/lib/python3.11/tzdata/zoneinfo/UTC"
+            print(refused(os.chmod, zi + "/UTC", 0o777) == refused(os.chmod, pack_utc, 0o777),
+                  os.stat(zi + "/UTC").st_mode == mode == os.stat(pack_utc).st_mode)
+            print(open(zi + "/Europe/Berlin", "rb").read() == data)
+        """
+        out = self.run_py(code, session="tz")
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "b'TZif' True True False")
+        self.assertEqual(lines[1], "True True True []")
+        self.assertEqual(lines[2], "/usr/share/zoneinfo /usr/share/zoneinfo/Europe/Berlin")
+        self.assertEqual(lines[3], "2:00:00")
+        self.assertEqual(lines[4], "['zoneinfo'] /usr/share/zoneinfo/UTC")
+        refusals = lines[5].split()
+        self.assertEqual(len(refusals), 12, lines[5])
+        for r in refusals:
+            self.assertIn(r, ("EROFS", "EACCES", "EPERM", "EXDEV", "ENOTSUP", "EBUSY"), lines[5])
+        self.assertEqual(lines[6], "True True")
+        self.assertEqual(lines[7], "True")
+        # The session holds only its own file; the view is there again in the next exec.
+        p = subprocess.run([BRIG, "files", "ls", "--session", "tz", "--json"], capture_output=True,
+                           text=True, env=self.env, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([f["path"] for f in json.loads(p.stdout)], ["/home/user/mine.txt"])
+        p = subprocess.run([BRIG, "sessions", "show", "tz", "--json"], capture_output=True, text=True,
+                           env=self.env, timeout=120)
+        shown = json.loads(p.stdout)
+        self.assertEqual((shown["file_count"], shown["total_bytes"]), (1, 4), shown)
+        out = self.run_py("""
+            import os
+            print(os.path.getsize("/usr/share/zoneinfo/Europe/Berlin") > 100, os.listdir("/usr/share"))
+        """, session="tz")
+        self.assertEqual(out, "True ['zoneinfo']\n")
+
     def test_time_tzset_posix_rule(self):
         # musl's TZ code linked into the guest (guest/build-libc-tz.sh): a POSIX rule string.
         out = self.run_py("""

@@ -336,7 +336,8 @@ TEST(MountPoints, Rules) {
   EXPECT_EQ(CheckMountPoint("/mnt/data"), "");
   EXPECT_EQ(CheckMountPoint("/data"), "");
   for (const char* bad : {"", "mnt", "/", "/mnt/", "/mnt//x", "/mnt/./x", "/mnt/../etc", "/usr", "/usr/x", "/home",
-                          "/home/user/data", "/tmp/x", "/tmp"}) {
+                          "/home/user/data", "/tmp/x", "/tmp", "/usr/share", "/usr/share/zoneinfo",
+                          "/usr/share/zoneinfo/x"}) {
     EXPECT_NE(CheckMountPoint(bad), "") << bad;
   }
   EXPECT_NE(CheckMountPoint(std::string("/mnt/a\nb")), "");
