@@ -32,6 +32,15 @@ std::map<std::string, std::set<std::string>> DistInfos(const std::vector<store::
   return out;
 }
 
+// Regular files -> their sizes.
+std::unordered_map<std::string, int64_t> RegularFileSizes(const std::vector<store::FileInfo>& files) {
+  std::unordered_map<std::string, int64_t> sizes;
+  for (const store::FileInfo& f : files) {
+    if (!f.is_directory()) sizes[f.path] = f.size;
+  }
+  return sizes;
+}
+
 // The distribution name a dist-info directory is for ("my_pkg-1.0.dist-info" -> "my_pkg").
 std::string DirName(std::string_view dist_info) {
   std::string_view stem = dist_info.substr(0, dist_info.size() - 10);
@@ -127,20 +136,7 @@ StatusOr<InstallResult> Installer::SaveUnderLock(std::string_view thread_id, con
     StatusOr<InstalledPackage> old = Describe(thread_id, dist_info);
     if (!old.ok()) return old.status();
     if (result.replaced_version.empty()) result.replaced_version = old.value().version;
-    StatusOr<store::FileData> record = store_.GetFile(thread_id, kSite + dist_info + "/RECORD");
-    if (record.ok()) {
-      StatusOr<std::vector<std::string>> paths = RecordPaths(record.value().content);
-      if (paths.ok()) {
-        for (const std::string& p : paths.value()) {
-          const std::string full = kSite + p;
-          if (p.find("..") == std::string::npos && sizes.count(full) > 0) deletes.insert(full);
-        }
-      }
-    }
-    const std::string prefix = kSite + dist_info + "/";
-    for (auto& [path, size] : sizes) {
-      if (path.compare(0, prefix.size(), prefix) == 0) deletes.insert(path);
-    }
+    deletes.merge(OwnedFiles(thread_id, dist_info, sizes));
   }
 
   std::vector<store::FileWrite> upserts;
@@ -229,23 +225,38 @@ StatusOr<InstalledPackage> Installer::Describe(std::string_view thread_id, std::
     const size_t dash = stem.find('-');
     if (dash != std::string_view::npos) p.version = std::string(stem.substr(dash + 1));
   }
-  StatusOr<store::FileData> record = store_.GetFile(thread_id, dir + "RECORD");
-  if (!record.ok()) return p;
-  StatusOr<std::vector<std::string>> paths = RecordPaths(record.value().content);
-  if (!paths.ok()) return p;
   StatusOr<std::vector<store::FileInfo>> present = store_.ListFiles(thread_id, kSite);
   if (!present.ok()) return present.status();
-  std::unordered_map<std::string, int64_t> sizes;
-  for (const store::FileInfo& f : present.value()) {
-    if (!f.is_directory()) sizes[f.path] = f.size;
-  }
-  for (const std::string& rel : paths.value()) {
-    auto it = sizes.find(kSite + rel);
-    if (rel.find("..") != std::string::npos || it == sizes.end()) continue;
+  const std::unordered_map<std::string, int64_t> sizes = RegularFileSizes(present.value());
+  for (const std::string& path : RecordedFiles(thread_id, dist_info, sizes)) {
     p.files++;
-    p.bytes += it->second;
+    p.bytes += sizes.at(path);
   }
   return p;
+}
+
+std::set<std::string> Installer::RecordedFiles(std::string_view thread_id, std::string_view dist_info,
+                                               const std::unordered_map<std::string, int64_t>& files) {
+  std::set<std::string> out;
+  StatusOr<store::FileData> record = store_.GetFile(thread_id, kSite + std::string(dist_info) + "/RECORD");
+  if (!record.ok()) return out;
+  StatusOr<std::vector<std::string>> paths = RecordPaths(record.value().content);
+  if (!paths.ok()) return out;
+  for (const std::string& rel : paths.value()) {
+    std::string full = kSite + rel;
+    if (rel.find("..") == std::string::npos && files.count(full) > 0) out.insert(std::move(full));
+  }
+  return out;
+}
+
+std::set<std::string> Installer::OwnedFiles(std::string_view thread_id, std::string_view dist_info,
+                                            const std::unordered_map<std::string, int64_t>& files) {
+  std::set<std::string> out = RecordedFiles(thread_id, dist_info, files);
+  const std::string prefix = kSite + std::string(dist_info) + "/";
+  for (const auto& [path, size] : files) {
+    if (path.compare(0, prefix.size(), prefix) == 0) out.insert(path);
+  }
+  return out;
 }
 
 StatusOr<std::vector<InstalledPackage>> Installer::List(std::string_view thread_id) {
@@ -287,23 +298,7 @@ StatusOr<InstalledPackage> Installer::Uninstall(std::string_view thread_id, std:
     }
     StatusOr<InstalledPackage> p = Describe(thread_id, found);
     if (!p.ok()) return p.status();
-    std::set<std::string> present, deletes;
-    for (const store::FileInfo& f : listed.value()) {
-      if (!f.is_directory()) present.insert(f.path);
-    }
-    const std::string dir = kSite + found + "/";
-    for (const std::string& path : present) {
-      if (path.compare(0, dir.size(), dir) == 0) deletes.insert(path);
-    }
-    StatusOr<store::FileData> record = store_.GetFile(thread_id, dir + "RECORD");
-    if (record.ok()) {
-      StatusOr<std::vector<std::string>> paths = RecordPaths(record.value().content);
-      if (paths.ok()) {
-        for (const std::string& rel : paths.value()) {
-          if (rel.find("..") == std::string::npos && present.count(kSite + rel) > 0) deletes.insert(kSite + rel);
-        }
-      }
-    }
+    const std::set<std::string> deletes = OwnedFiles(thread_id, found, RegularFileSizes(listed.value()));
     StatusOr<std::optional<store::SessionState>> state = store_.GetState(thread_id);
     if (!state.ok()) return state.status();
     const int64_t version = state.value() ? state.value()->version : 0;

@@ -9,8 +9,11 @@
 #ifndef BRIG_WHEELS_INSTALLER_H_
 #define BRIG_WHEELS_INSTALLER_H_
 
+#include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "brig/status.h"
@@ -36,6 +39,15 @@ class Installer {
                                         const Wheel& wheel);
   // What is installed as `dist_info` (its METADATA, the files its RECORD lists that exist).
   StatusOr<InstalledPackage> Describe(std::string_view thread_id, std::string_view dist_info);
+  // The files (full paths, keys of `files`: the session's regular files under site-packages
+  // and their sizes) that `dist_info`'s RECORD lists; none if it has no readable RECORD.
+  // A listed path with ".." is never followed: the guest can rewrite RECORD.
+  std::set<std::string> RecordedFiles(std::string_view thread_id, std::string_view dist_info,
+                                      const std::unordered_map<std::string, int64_t>& files);
+  // RecordedFiles plus every file under the dist-info directory: what replacing or
+  // uninstalling the distribution deletes.
+  std::set<std::string> OwnedFiles(std::string_view thread_id, std::string_view dist_info,
+                                   const std::unordered_map<std::string, int64_t>& files);
   StatusOr<InstallResult> InstallParsed(std::string_view thread_id, const store::SessionInfo& session,
                                         const Wheel& wheel);
   ZipLimits LimitsFor(const store::SessionQuotas& quotas) const;
