@@ -27,6 +27,7 @@
 #include "brig/session_manager.h"
 #include "brig/sessions.h"
 #include "brig/status.h"
+#include "brig/wheels.h"
 
 namespace brig {
 
@@ -45,6 +46,13 @@ StatusOr<SessionResult> SessionResultFromJson(const nlohmann::json& j, std::stri
 // "expired", and "quotas" holding the quotas that apply to it (m.EffectiveQuotas), one field
 // per quota that is set.
 nlohmann::json SessionInfoToJson(const SessionManager& m, const SessionInfo& s);
+
+// A package installed from a wheel, as `brig pip ... --json` and the HTTP API show it:
+// {"name", "version", "dist_info", "files", "bytes"}.
+nlohmann::json ToJson(const InstalledPackage& p);
+// An install's outcome: the package's fields, "replaced_version" (or null), "notes" and
+// "site_packages".
+nlohmann::json ToJson(const InstallResult& r);
 
 }  // namespace brig
 

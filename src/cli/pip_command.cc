@@ -18,6 +18,7 @@
 #include <string>
 #include <sys/stat.h>
 
+#include "brig/result_json.h"
 #include "brig/session_manager.h"
 #include "brig/store.h"
 #include "brig/wheels.h"
@@ -34,10 +35,6 @@ struct PipOptions {
   std::string wheel;  // install: WHEEL; uninstall: NAME
   bool from_session = false;
 };
-
-nlohmann::json ToJson(const InstalledPackage& p) {
-  return {{"name", p.name}, {"version", p.version}, {"dist_info", p.dist_info}, {"files", p.files}, {"bytes", p.bytes}};
-}
 
 bool IsLocalFile(const std::string& path) {
   struct stat st;
@@ -70,11 +67,7 @@ int RunInstall(Wheels& wheels, const PipOptions& opt) {
   }
   const InstallResult& res = r.value();
   if (opt.json) {
-    nlohmann::json j = ToJson(res.package);
-    j["replaced_version"] = res.replaced_version.empty() ? nlohmann::json() : nlohmann::json(res.replaced_version);
-    j["notes"] = res.notes;
-    j["site_packages"] = kSitePackages;
-    PrintJson(j);
+    PrintJson(ToJson(res));
   } else {
     std::cout << "Installed " << res.package.name << " " << res.package.version;
     if (!res.replaced_version.empty()) std::cout << " (replacing " << res.replaced_version << ")";

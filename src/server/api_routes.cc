@@ -560,23 +560,11 @@ void Server::Impl::MetricsPage(Call call) {
 
 // ---- Wheels.
 
-namespace {
-
-json PackageJson(const InstalledPackage& p) {
-  return {{"name", p.name}, {"version", p.version}, {"dist_info", p.dist_info}, {"files", p.files}, {"bytes", p.bytes}};
-}
-
-}  // namespace
-
 void Server::Impl::PipInstall(Call call) {
   Blocking([this, call = std::move(call)] {
     auto r = wheels->Install(call.thread_id, call.request().body());
     if (!r.ok()) return SendStatus(call, r.status());
-    json j = PackageJson(r.value().package);
-    j["replaced_version"] = r.value().replaced_version.empty() ? json() : json(r.value().replaced_version);
-    j["notes"] = r.value().notes;
-    j["site_packages"] = kSitePackages;
-    SendJson(call, http::status::ok, j);
+    SendJson(call, http::status::ok, ToJson(r.value()));
   });
 }
 
@@ -585,7 +573,7 @@ void Server::Impl::PipList(Call call) {
     auto r = wheels->List(call.thread_id);
     if (!r.ok()) return SendStatus(call, r.status());
     json out = json::array();
-    for (const InstalledPackage& p : r.value()) out.push_back(PackageJson(p));
+    for (const InstalledPackage& p : r.value()) out.push_back(ToJson(p));
     SendJson(call, http::status::ok, {{"packages", out}});
   });
 }
@@ -595,7 +583,7 @@ void Server::Impl::PipUninstall(Call call) {
   Blocking([this, call = std::move(call), name] {
     auto r = wheels->Uninstall(call.thread_id, name);
     if (!r.ok()) return SendStatus(call, r.status());
-    SendJson(call, http::status::ok, PackageJson(r.value()));
+    SendJson(call, http::status::ok, ToJson(r.value()));
   });
 }
 

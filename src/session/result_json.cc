@@ -230,4 +230,16 @@ nlohmann::json SessionInfoToJson(const SessionManager& m, const SessionInfo& s) 
           {"quotas", std::move(quotas)}};
 }
 
+nlohmann::json ToJson(const InstalledPackage& p) {
+  return {{"name", p.name}, {"version", p.version}, {"dist_info", p.dist_info}, {"files", p.files}, {"bytes", p.bytes}};
+}
+
+nlohmann::json ToJson(const InstallResult& r) {
+  nlohmann::json j = ToJson(r.package);
+  j["replaced_version"] = r.replaced_version.empty() ? nlohmann::json() : nlohmann::json(r.replaced_version);
+  j["notes"] = r.notes;
+  j["site_packages"] = kSitePackages;
+  return j;
+}
+
 }  // namespace brig
