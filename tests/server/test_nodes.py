@@ -26,7 +26,9 @@ class Node:
 
     def __init__(self, db_url, home, *flags):
         self.home = home
-        self.log = open(os.path.join(home, "serve-%d.log" % time.monotonic_ns()), "w+")
+        # "a+": the child's stderr shares this file's offset; O_APPEND keeps its writes at the
+        # end while text() seeks to 0 to read, or a line would overwrite the first one.
+        self.log = open(os.path.join(home, "serve-%d.log" % time.monotonic_ns()), "a+")
         env = dict(os.environ, BRIG_HOME=home, BRIG_LINK_KEY="k" * 40)
         self.proc = subprocess.Popen([BRIG, "serve", "--listen", "127.0.0.1:0", "--db", db_url,
                                       "--max-per-session", "64", *flags],
