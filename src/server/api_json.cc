@@ -2,6 +2,7 @@
 
 #include "brig/result_json.h"
 #include "brig/text.h"
+#include "names/utf8.h"
 
 namespace brig::server {
 
@@ -32,6 +33,36 @@ nlohmann::json GrepResultJson(const GrepResult& result, GrepMode mode) {
 }
 
 nlohmann::json ExecutionJson(std::string_view thread_id, const SessionResult& s) { return ToJson(thread_id, s); }
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t at = i;
+      if (utf8::Decode(s, &i) >= utf8::kInvalidByteBase) {
+        out->append("\\ufffd");
+      } else {
+        out->append(s.substr(at, i - at));
+      }
+      continue;
+    }
+    ++i;
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c == 0x7f) {
+      out->append("\\u00");
+      out->push_back(kHex[c >> 4]);
+      out->push_back(kHex[c & 15]);
+    } else {
+      out->push_back(static_cast<char>(c));
+    }
+  }
+  out->push_back('"');
+}
 
 std::string Dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 

@@ -46,6 +46,12 @@ struct ServerOptions {
   std::string default_link_key_file;  // REQUIRES: set ($BRIG_HOME/link.key in brig serve)
   HttpLimits http;
   int io_threads = 2;
+  // A non-durable execution ("durable": false, not streamed) of a session live and idle in
+  // the process that reads the request (--workers 0) runs right there on the I/O thread if
+  // it finishes within this; one that runs longer is rolled back and handed to the
+  // execution threads (Sessions::TryExecuteLive). With worker processes, a worker does the
+  // same on the thread that reads its socket. 0: always hand off.
+  std::chrono::microseconds inline_budget{2000};
   // Threads for store and file operations, which block.
   int blocking_threads = 8;
   // The cleanup job (expired sessions, orphans) every this often; 0: never.
