@@ -204,22 +204,22 @@ void Loop(const Options& o, const addrinfo* ai, std::vector<Conn>& conns, std::a
   // Opens c's connection again and sends its current request (a new attempt each time the
   // send fails at once, until stop).
   auto reconnect = [&](Conn& c) {
-   while (true) {
-    if (c.fd >= 0) close(c.fd);
-    c.fd = -1;
-    while (!stop.load(std::memory_order_relaxed)) {
-      c.fd = Connect(ai);
-      if (c.fd >= 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    while (true) {
+      if (c.fd >= 0) close(c.fd);
+      c.fd = -1;
+      while (!stop.load(std::memory_order_relaxed)) {
+        c.fd = Connect(ai);
+        if (c.fd >= 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (c.fd < 0) return;
+      epoll_event ev{};
+      ev.data.ptr = &c;
+      ev.events = EPOLLIN;
+      epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+      if (begin(c)) return;
+      fail("send failed");
     }
-    if (c.fd < 0) return;
-    epoll_event ev{};
-    ev.data.ptr = &c;
-    ev.events = EPOLLIN;
-    epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
-    if (begin(c)) return;
-    fail("send failed");
-   }
   };
   for (Conn& c : conns) reconnect(c);
   std::vector<epoll_event> events(std::max<size_t>(1, conns.size()));
