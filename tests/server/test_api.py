@@ -874,11 +874,11 @@ class PostgresApiTokensTest(TokensMixin, ApiCases, StoreUrl, PostgresStore, unit
 
 class InProcessMixin:
     """Executions on threads of the server's own process (--workers 0); the other classes use
-    the default, worker processes."""
+    the default, worker processes. Quick non-durable ones on the I/O threads (--inline-io)."""
 
     @classmethod
     def server_flags(cls):
-        return ["--workers", "0"]
+        return ["--workers", "0", "--inline-io"]
 
 
 class SqliteApiInProcessTest(InProcessMixin, ApiCases, StoreUrl, SqliteStore, unittest.TestCase):
