@@ -52,8 +52,8 @@ struct ServerOptions {
   // threads (Sessions::TryExecuteLive). 0: always hand off.
   std::chrono::microseconds inline_budget{2000};
   // The same in this process (--workers 0), on the I/O thread that read the request. Off by
-  // default: on a machine shared with other work it cut CPU per execution but not latency
-  // (bench/RESULTS.md, 2026-12-05).
+  // default: measured on the shared 2-core machine, no less CPU per execution and fewer
+  // executions/s with a worse p99 (bench/RESULTS.md, 2026-12-05).
   bool inline_on_io_threads = false;
   // Threads for store and file operations, which block.
   int blocking_threads = 8;
