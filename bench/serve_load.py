@@ -83,9 +83,14 @@ def cpu_seconds(pid):
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     pids = [pid]
+    # Children of every thread: the worker processes are started by the pool's own thread.
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            pids += [int(c) for c in f.read().split()]
+        for task in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                    pids += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
     except OSError:
         pass
     for p in pids:

@@ -202,6 +202,20 @@ class Sessions {
   StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
                                   const ExecuteOptions& options, std::string_view filename = "<exec>");
 
+  // Execute with options.deferred_save, but only if it can be done at once and quickly here:
+  // the session is live in this process, nobody holds it, its expiry (as last read) has not
+  // passed, its last execution ran within budget / 4, and this one finishes within `budget`
+  // (its timeout is cut to that; one that runs past it is rolled back, as a timeout is).
+  // Returns what Execute would, or nullopt when it ran nothing and changed nothing: then the
+  // caller runs it with Execute (on a thread that may wait). For a server to answer quick
+  // executions of live sessions on the thread that read the request, without a hand-off.
+  // Never waits for a lock; the code runs on the calling thread for up to `budget` (plus a
+  // rollback's replay when it runs past). A call with options.deferred_save false, or with
+  // limits out of range, returns nullopt (Execute reports the error).
+  std::optional<StatusOr<SessionResult>> TryExecuteLive(std::string_view thread_id, std::string_view code,
+                                                        const ExecuteOptions& options, std::chrono::microseconds budget,
+                                                        std::string_view filename = "<exec>");
+
   // Writes what this process's live interpreter of the session still owes the store (its
   // deferred executions, its portable snapshot), taking the session's lock if it must save;
   // with `drop`, then drops the interpreter (for a process about to change the stored session

@@ -26,6 +26,8 @@ struct ServeOptions {
   double cleanup_every = 0;
   double grace = 30;
   double worker_timeout = 10;
+  double inline_ms = 2;
+  bool inline_io = false;
   double timeout = 30;
   uint64_t memory_mb = 256;
   int per_session = 4;
@@ -70,6 +72,8 @@ int RunServe(const ServeOptions& opt) {
   options.cleanup_every = std::chrono::seconds(static_cast<int64_t>(opt.cleanup_every));
   options.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(opt.grace * 1000));
   options.worker_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.worker_timeout * 1000));
+  options.inline_budget = std::chrono::microseconds(static_cast<int64_t>(opt.inline_ms * 1000));
+  options.inline_on_io_threads = opt.inline_io;
   options.max_executions_per_session = opt.per_session;
   options.max_queued_executions = opt.max_queue;
   options.http.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.header_timeout * 1000));
@@ -138,6 +142,12 @@ Runner AddServeCommand(CLI::App& app) {
   cmd->add_option("--worker-timeout", opt->worker_timeout,
                   "Seconds a worker process may stay silent (no heartbeat: stopped, hung) before it is killed and replaced")
       ->check(CLI::Range(2.0, 3600.0));
+  cmd->add_option("--inline-ms", opt->inline_ms,
+                  "A worker runs a quick non-durable execution of a live session on the thread that read it if it "
+                  "ends within this many ms (else it is rolled back and handed off); 0: always hand off")
+      ->check(CLI::Range(0.0, 1000.0));
+  cmd->add_flag("--inline-io", opt->inline_io,
+                "With --workers 0: run those quick executions on the HTTP I/O threads too (default: hand them off)");
   cmd->add_option("--timeout", opt->timeout, "Default time limit of an execution, seconds")->check(CLI::Range(0.001, 3600.0));
   cmd->add_option("--memory", opt->memory_mb, "Default memory limit of an execution, MiB")->check(CLI::Range(16, 4096));
   cmd->add_option("--max-per-session", opt->per_session, "Executions of one session running or waiting at once")

@@ -22,6 +22,9 @@ nlohmann::json GrepResultJson(const GrepResult& r, GrepMode mode);
 nlohmann::json ExecutionJson(std::string_view thread_id, const SessionResult& s);
 // One line of JSON; invalid UTF-8 in strings replaced (never an exception).
 std::string Dump(const nlohmann::json& j);
+// Appends `s` as a JSON string (quoted, escaped; invalid UTF-8 replaced by U+FFFD, as Dump
+// does): for lines built without a json object (the request log, one per request).
+void AppendJsonString(std::string* out, std::string_view s);
 
 }  // namespace brig::server
 

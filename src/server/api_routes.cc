@@ -395,6 +395,11 @@ void Server::Impl::Execute(Call call) {
     SendJson(c, http::status::ok, j);
   };
   bool stream = request.stream;
+  // A quick non-durable execution of a session live here runs on this (I/O) thread: no
+  // hand-off to an execution thread and back (executor.h).
+  if (!stream && options.inline_on_io_threads && options.inline_budget.count() > 0) {
+    if (auto done = executor->TryRunHere(request, options.inline_budget)) return on_done(std::move(*done));
+  }
   executor->Execute(std::move(request), stream ? std::move(on_output) : nullptr, std::move(on_done));
 }
 

@@ -61,6 +61,17 @@ class Executor {
   // if it had finished saving before) and ResourceExhausted when too many are queued.
   virtual void Execute(ExecRequest request, OutputFn on_output, DoneFn on_done) = 0;
 
+  // Runs `request` on the calling thread if that can be done at once and quickly: a
+  // non-durable, non-streaming execution of a session live and idle in this process
+  // (Sessions::TryExecuteLive, with `budget`). Its result, or nullopt when nothing ran (then
+  // call Execute). Saves the hand-off to an execution thread and back; the caller's thread
+  // is held for up to `budget` (plus a rollback). Default: never (nullopt).
+  virtual std::optional<StatusOr<SessionResult>> TryRunHere(const ExecRequest& request, std::chrono::microseconds budget) {
+    (void)request;
+    (void)budget;
+    return std::nullopt;
+  }
+
   // Stops taking executions, lets running ones finish for up to `grace`, then fails the
   // rest with Unavailable; returns within about `grace` (plus the time to stop workers).
   // True if nothing of an execution still runs in this process; false if some execution

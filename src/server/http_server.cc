@@ -7,6 +7,7 @@
 #include <random>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -319,7 +320,9 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
     if (head_) response.body().clear();
     auto res = std::make_shared<http::response<http::string_body>>(std::move(response));
     auto conn = conn_;
-    net::post(conn->stream().get_executor(), [conn, res] {
+    // dispatch: answered on the connection's strand (a handler that answers at once, or an
+    // execution run on the I/O thread), it goes out now rather than after a queued hop.
+    net::dispatch(conn->stream().get_executor(), [conn, res] {
       conn->SetStatus(res->result_int());
       conn->SetKeepAlive(res->keep_alive());
       conn->NoteBody(res->body().size());

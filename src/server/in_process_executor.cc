@@ -118,6 +118,19 @@ class InProcessExecutor : public Executor {
     on_done(refused);
   }
 
+  std::optional<StatusOr<SessionResult>> TryRunHere(const ExecRequest& request, std::chrono::microseconds budget) override {
+    if (!request.deferred_save || request.stream || request.sync != ExecRequest::Sync::kNone) return std::nullopt;
+    {
+      std::lock_guard lock(state_->mu);
+      if (state_->stopping) return std::nullopt;  // Execute answers
+    }
+    ExecuteOptions options;
+    options.timeout_seconds = request.timeout_seconds;
+    options.memory_bytes = request.memory_bytes;
+    options.deferred_save = true;
+    return state_->sessions.TryExecuteLive(request.thread_id, request.code, options, budget);
+  }
+
   bool Shutdown(std::chrono::milliseconds grace) override {
     std::deque<Job> dropped;
     std::vector<std::shared_ptr<Callbacks>> abandoned;

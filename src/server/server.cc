@@ -5,6 +5,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cmath>
+#include <cstdio>
 #include <mutex>
 #include <unordered_map>
 
@@ -74,6 +76,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     pool.sessions.store_url = s.options.store_url;
     pool.workers = s.options.workers;
     pool.threads_per_worker = s.options.execution_threads;
+    pool.inline_budget = s.options.inline_budget;
     pool.max_queue = s.options.max_queued_executions;
     pool.heartbeat_timeout = s.options.worker_timeout;
     pool.log = [log = s.options.log_line](const std::string& line) {
@@ -271,16 +274,29 @@ void Server::Impl::LogRequest(const RequestContext& ctx, unsigned status, uint64
   // The query is left out: a signed link's signature is a credential.
   std::string_view path = target.substr(0, target.find('?'));
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ctx.received).count();
-  nlohmann::json j = {{"ts", NowIso()},
-                      {"request_id", ctx.request_id},
-                      {"remote", ctx.remote},
-                      {"method", std::string(ctx.request.method_string())},
-                      {"path", std::string(path)},
-                      {"status", status},
-                      {"bytes", bytes},
-                      {"ms", std::round(ms * 1000) / 1000}};
-  if (!ctx.principal.empty()) j["principal"] = ctx.principal;
-  options.log_line(Dump(j));
+  // Built by hand, not as a json object: one line per request, ~10 allocations fewer.
+  std::string line;
+  line.reserve(200 + path.size());
+  line += "{\"ts\":";
+  AppendJsonString(&line, NowIso());
+  line += ",\"request_id\":";
+  AppendJsonString(&line, ctx.request_id);
+  line += ",\"remote\":";
+  AppendJsonString(&line, ctx.remote);
+  line += ",\"method\":";
+  AppendJsonString(&line, Sv(ctx.request.method_string()));
+  line += ",\"path\":";
+  AppendJsonString(&line, path);
+  char numbers[96];
+  snprintf(numbers, sizeof numbers, ",\"status\":%u,\"bytes\":%llu,\"ms\":%.3f", status,
+           static_cast<unsigned long long>(bytes), std::isfinite(ms) ? ms : 0.0);
+  line += numbers;
+  if (!ctx.principal.empty()) {
+    line += ",\"principal\":";
+    AppendJsonString(&line, ctx.principal);
+  }
+  line += '}';
+  options.log_line(line);
 }
 
 std::vector<std::pair<std::string, std::string>> Server::Routes() {

@@ -46,6 +46,15 @@ struct ServerOptions {
   std::string default_link_key_file;  // REQUIRES: set ($BRIG_HOME/link.key in brig serve)
   HttpLimits http;
   int io_threads = 2;
+  // A non-durable execution ("durable": false, not streamed) of a session a worker process
+  // holds live and idle runs on the thread that reads the worker's socket if it finishes
+  // within this; one that runs longer is rolled back and handed to the worker's execution
+  // threads (Sessions::TryExecuteLive). 0: always hand off.
+  std::chrono::microseconds inline_budget{2000};
+  // The same in this process (--workers 0), on the I/O thread that read the request. Off by
+  // default: measured on the shared 2-core machine, no less CPU per execution and fewer
+  // executions/s with a worse p99 (bench/RESULTS.md, 2026-12-05).
+  bool inline_on_io_threads = false;
   // Threads for store and file operations, which block.
   int blocking_threads = 8;
   // The cleanup job (expired sessions, orphans) every this often; 0: never.

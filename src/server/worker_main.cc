@@ -71,7 +71,7 @@ class Worker {
     if (config.type != FrameType::kConfig || config.id != 0) Die(2, "the first frame is not the configuration");
     Sessions::Options options;
     int threads = 0;
-    if (Status s = worker::DecodeConfig(config.body, &options, &threads); !s.ok()) Fail(s);
+    if (Status s = worker::DecodeConfig(config.body, &options, &threads, &inline_budget_); !s.ok()) Fail(s);
     auto opened = Sessions::Open(options);
     if (!opened.ok()) Fail(opened.status());
     sessions_ = std::move(opened.value());
@@ -92,6 +92,30 @@ class Worker {
       if (f.type != FrameType::kExecute || f.id == 0) Die(2, "unexpected frame type " + std::to_string(static_cast<int>(f.type)));
       auto body = worker::DecodeExecute(f.body);
       if (!body) Die(2, "malformed execute frame");
+      // A quick non-durable execution of a session live here runs on this thread: no
+      // hand-off to a runner and back (Sessions::TryExecuteLive). Later frames wait for it.
+      if (body->deferred_save && !body->stream && !body->sync && inline_budget_.count() > 0) {
+        bool stopping;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          stopping = stopping_;
+          inline_running_ = !stopping;
+        }
+        if (!stopping) {
+          ExecuteOptions options;
+          options.timeout_seconds = body->timeout_seconds;
+          options.memory_bytes = body->memory_bytes;
+          options.deferred_save = true;
+          auto done = sessions_->TryExecuteLive(body->thread_id, body->code, options, inline_budget_);
+          if (done) Answer(f.id, body->thread_id, *done);
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            inline_running_ = false;
+            inline_done_.notify_all();
+          }
+          if (done) continue;
+        }
+      }
       std::unique_lock<std::mutex> lock(mu_);
       if (stopping_) {
         lock.unlock();
@@ -136,6 +160,11 @@ class Worker {
     }
     for (const Job& j : dropped) Reply(j.id, Status::Unavailable("the worker is shutting down; the execution did not start"));
     for (std::thread& t : runners_) t.join();
+    {
+      // An execution running on the reading thread (Run) finishes too.
+      std::unique_lock<std::mutex> lock(mu_);
+      inline_done_.wait(lock, [&] { return !inline_running_; });
+    }
     // ~Sessions writes what the live sessions still owe the store (deferred saves, portable
     // snapshots) before the worker goes.
     sessions_.reset();
@@ -176,27 +205,35 @@ class Worker {
       sessions_->SyncToStore(e.thread_id, e.sync_drop);
       return Send(FrameType::kResult, job.id, worker::EncodeResult(Live(), ToJson(e.thread_id, SessionResult{}).dump()));
     }
-    auto result = sessions_->Execute(e.thread_id, e.code, options);
-    if (!result.ok()) return Reply(job.id, result.status());
-    std::string json = ToJson(e.thread_id, result.value()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    Answer(job.id, e.thread_id, sessions_->Execute(e.thread_id, e.code, options));
+  }
+
+  // Sends execution `id`'s outcome to the supervisor.
+  void Answer(uint64_t id, const std::string& thread_id, const StatusOr<SessionResult>& result) {
+    if (!result.ok()) return Reply(id, result.status());
+    std::string json = ToJson(thread_id, result.value()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     std::string body = worker::EncodeResult(Live(), json);
     if (body.size() + 9 > worker::kMaxFrame) {
-      return Reply(job.id, Status::Internal("the execution's result (" + std::to_string(json.size()) +
-                                            " bytes of JSON) is too large to pass to the server" +
-                                            (result.value().saved ? "; the session was saved" : "")));
+      return Reply(id, Status::Internal("the execution's result (" + std::to_string(json.size()) +
+                                        " bytes of JSON) is too large to pass to the server" +
+                                        (result.value().saved ? "; the session was saved" : "")));
     }
-    Send(FrameType::kResult, job.id, body);
+    Send(FrameType::kResult, id, body);
   }
 
   const int fd_;
   std::mutex write_mu_;
   worker::FrameReader reader_;
   std::unique_ptr<Sessions> sessions_;
+  std::chrono::microseconds inline_budget_{0};  // from the configuration
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  // The reading thread runs an execution itself (TryExecuteLive); AwaitTerm waits for it.
+  bool inline_running_ = false;
+  std::condition_variable inline_done_;
   std::vector<std::thread> runners_;
 };
 

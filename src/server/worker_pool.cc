@@ -514,7 +514,7 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Start(WorkerPoolOptions option
   Impl& p = *impl;
   p.options = std::move(options);
   worker::AppendFrame(&p.config_frame, FrameType::kConfig, 0,
-                      worker::EncodeConfig(p.options.sessions, p.options.threads_per_worker));
+                      worker::EncodeConfig(p.options.sessions, p.options.threads_per_worker, p.options.inline_budget));
   p.capacity = static_cast<size_t>(p.options.workers) * static_cast<size_t>(p.options.threads_per_worker) + p.options.max_queue;
   p.slots.resize(static_cast<size_t>(p.options.workers));
   p.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

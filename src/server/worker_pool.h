@@ -48,6 +48,9 @@ struct WorkerPoolOptions {
   Sessions::Options sessions;
   int workers = 2;             // at least 1
   int threads_per_worker = 4;  // executions at once in one worker; at least 1
+  // A worker runs a quick non-durable execution of a session it holds live on the thread
+  // that reads its socket, within this (ServerOptions::inline_budget); 0: never.
+  std::chrono::microseconds inline_budget{0};
   // Executions accepted beyond workers * threads_per_worker, waiting in the workers;
   // past it Execute answers ResourceExhausted.
   size_t max_queue = 256;

@@ -151,7 +151,7 @@ std::optional<WorkerReply> DecodeReply(FrameType type, std::string_view body) {
   return reply;
 }
 
-std::string EncodeConfig(const Sessions::Options& o, int threads) {
+std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::microseconds inline_budget) {
   const Limits& l = o.limits;
   nlohmann::json limits = {{"timeout_seconds", l.timeout_seconds}, {"memory_bytes", l.memory_bytes},
                            {"output_bytes", l.output_bytes},       {"file_bytes", l.file_bytes},
@@ -167,10 +167,10 @@ std::string EncodeConfig(const Sessions::Options& o, int threads) {
                              {"lock_timeout_ms", o.lock_timeout.count()},
                              {"pool_size", o.pool_size},
                              {"statement_timeout_ms", o.statement_timeout.count()}};
-  return nlohmann::json({{"threads", threads}, {"sessions", sessions}}).dump();
+  return nlohmann::json({{"threads", threads}, {"inline_budget_us", inline_budget.count()}, {"sessions", sessions}}).dump();
 }
 
-Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads) {
+Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, std::chrono::microseconds* inline_budget) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   std::string fault;
   auto obj = [&](const nlohmann::json& parent, const char* key) -> const nlohmann::json* {
@@ -216,8 +216,9 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads) {
     *out = it->get<bool>();
   };
   if (!j.is_object()) return Status::InvalidArgument("worker config: not a JSON object");
-  int64_t n = 0, max_live = 0, compact_ms = 0, lock_ms = 0, pool = 0, statement_ms = 0;
+  int64_t n = 0, max_live = 0, compact_ms = 0, lock_ms = 0, pool = 0, statement_ms = 0, budget_us = 0;
   i64(&j, "threads", &n);
+  if (j.contains("inline_budget_us")) i64(&j, "inline_budget_us", &budget_us);
   const nlohmann::json* s = obj(j, "sessions");
   const nlohmann::json* l = s ? obj(*s, "limits") : nullptr;
   Sessions::Options out;
@@ -238,6 +239,7 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads) {
   i64(s, "pool_size", &pool);
   i64(s, "statement_timeout_ms", &statement_ms);
   if (fault.empty() && (n < 1 || n > 1024)) fault = "threads is out of range (1..1024)";
+  if (fault.empty() && (budget_us < 0 || budget_us > 60'000'000)) fault = "inline_budget_us is out of range";
   if (fault.empty() && (max_live < 0 || compact_ms < 0 || lock_ms < 0 || statement_ms < 0 || pool < 1 || pool > 1024)) {
     fault = "a count or duration is out of range";
   }
@@ -250,6 +252,7 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads) {
   out.statement_timeout = std::chrono::milliseconds(statement_ms);
   *o = std::move(out);
   *threads = static_cast<int>(n);
+  if (inline_budget) *inline_budget = std::chrono::microseconds(budget_us);
   return Status::Ok();
 }
 

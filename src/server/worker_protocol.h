@@ -7,7 +7,8 @@
 // kills that worker (its executions fail with Unavailable), a worker exits.
 //
 //   supervisor -> worker
-//     kConfig   id 0, first frame: JSON {"threads": N, "sessions": {Sessions::Options}}
+//     kConfig   id 0, first frame: JSON {"threads": N, "inline_budget_us": N,
+//               "sessions": {Sessions::Options}}
 //     kExecute  id > 0: u8 flags (1 timeout, 2 memory, 4 stream) | f64 timeout (IEEE bits,
 //               u64) | u64 memory bytes | u32 n | thread_id (n bytes) | code (the rest)
 //   worker -> supervisor
@@ -27,6 +28,7 @@
 #ifndef BRIG_SERVER_WORKER_PROTOCOL_H_
 #define BRIG_SERVER_WORKER_PROTOCOL_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -114,10 +116,14 @@ struct WorkerReply {
 };
 std::optional<WorkerReply> DecodeReply(FrameType type, std::string_view body);
 
-// kConfig's body: the options a worker opens its Sessions with, and its thread count.
-std::string EncodeConfig(const Sessions::Options& options, int threads);
+// kConfig's body: the options a worker opens its Sessions with, its thread count, and how
+// long a quick execution may run on the thread that reads the socket (inline_budget_us,
+// WorkerPoolOptions::inline_budget; absent: 0).
+std::string EncodeConfig(const Sessions::Options& options, int threads,
+                         std::chrono::microseconds inline_budget = std::chrono::microseconds(0));
 // InvalidArgument naming what is missing or out of range.
-Status DecodeConfig(std::string_view body, Sessions::Options* options, int* threads);
+Status DecodeConfig(std::string_view body, Sessions::Options* options, int* threads,
+                    std::chrono::microseconds* inline_budget = nullptr);
 
 }  // namespace brig::server::worker
 

@@ -78,6 +78,8 @@ struct LiveSession {
   bool save_pending = false;
   std::chrono::steady_clock::time_point save_pending_since{};
   int64_t expires_at = 0;
+  // How long its last execution ran (Sessions::TryExecuteLive runs only quick ones).
+  std::chrono::steady_clock::duration last_run{};
 };
 
 // A live session in the list, with the thread_id it belongs to.
@@ -183,6 +185,25 @@ struct Sessions::Impl {
       checked_out.emplace(thread_id);
       return std::nullopt;
     }
+  }
+
+  // TakeLive without the wait: the live interpreter of `thread_id`, checked out, if this
+  // process keeps one that nobody holds now and whose last execution ran within `quick`;
+  // nullopt (and nothing checked out) otherwise.
+  std::optional<LiveSession> TryTakeLive(std::string_view thread_id, std::chrono::steady_clock::duration quick) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (checked_out.count(thread_id)) return std::nullopt;
+    for (std::list<LiveEntry>* list : {&live, &evicted}) {
+      for (auto it = list->begin(); it != list->end(); ++it) {
+        if (it->thread_id != thread_id) continue;
+        if (it->busy || it->s.last_run > quick) return std::nullopt;
+        LiveSession s = std::move(it->s);
+        list->erase(it);
+        checked_out.emplace(thread_id);
+        return s;
+      }
+    }
+    return std::nullopt;
   }
 
   // Gives the session back without an interpreter (the caller drops it, if it had one).
@@ -772,7 +793,9 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
       result.restored_from = "live";
       result.version = live->version;
       result.not_portable = live->not_portable;
+      const auto began = std::chrono::steady_clock::now();
       auto ran = live->sandbox->Execute(code, call, filename);
+      live->last_run = std::chrono::steady_clock::now() - began;
       if (!ran.ok()) {
         checkout.held = false;
         impl.PutLive(thread_id, std::move(*live));
@@ -834,7 +857,9 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     checkout.held = false;
     impl.PutLive(thread_id, std::move(*live));
   };
+  const auto began = std::chrono::steady_clock::now();
   auto ran = live->sandbox->Execute(code, call, filename);
+  live->last_run = std::chrono::steady_clock::now() - began;
   if (!ran.ok()) {
     // Refused before running (a limit it cannot honour): the session is as it was.
     if (!live->over_quota) keep();
@@ -863,6 +888,73 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   // Kept live; trimmed by the background thread once idle (Impl::kTrimIdleAfter).
   if (!live->over_quota) keep();
   return result;
+}
+
+std::optional<StatusOr<SessionResult>> Sessions::TryExecuteLive(std::string_view thread_id, std::string_view code,
+                                                                const ExecuteOptions& options,
+                                                                std::chrono::microseconds budget,
+                                                                std::string_view filename) {
+  Impl& impl = *impl_;
+  if (!options.deferred_save || budget.count() <= 0) return std::nullopt;
+  if (!store::ValidateThreadId(thread_id).ok()) return std::nullopt;  // Execute says why
+  ExecuteOptions call = options;
+  const double timeout = options.timeout_seconds.value_or(impl.options.limits.timeout_seconds);
+  call.memory_bytes = options.memory_bytes.value_or(impl.options.limits.memory_bytes);
+  Limits checked = impl.options.limits;
+  checked.timeout_seconds = timeout;
+  checked.memory_bytes = *call.memory_bytes;
+  if (!ValidateLimits(checked).ok()) return std::nullopt;
+  // Sessions whose last execution took more than a quarter of the budget are left to
+  // Execute: most of them would run past it and be run twice.
+  std::optional<LiveSession> live = impl.TryTakeLive(thread_id, budget / 4);
+  if (!live) return std::nullopt;
+  Impl::Checkout checkout{&impl, std::string(thread_id)};
+  auto put_back = [&] {
+    checkout.held = false;
+    impl.PutLive(thread_id, std::move(*live));
+  };
+  if (impl.manager->Now() >= live->expires_at) {
+    put_back();
+    return std::nullopt;  // Execute reads the store, and says so
+  }
+  const double budget_seconds = std::chrono::duration<double>(budget).count();
+  const bool cut_short = budget_seconds < timeout;
+  call.timeout_seconds = cut_short ? budget_seconds : timeout;
+  SessionResult result;
+  result.restored_from = "live";
+  result.version = live->version;
+  result.not_portable = live->not_portable;
+  const auto began = std::chrono::steady_clock::now();
+  auto ran = live->sandbox->Execute(code, call, filename);
+  live->last_run = std::chrono::steady_clock::now() - began;
+  if (!ran.ok()) {
+    put_back();
+    return StatusOr<SessionResult>(ran.status());
+  }
+  if (cut_short && ran.value().failure == Failure::kTimeout) {
+    // Past the budget, not the caller's timeout: rolled back (sandbox.h), so as if it never
+    // ran. The caller runs it again with Execute.
+    live->last_run = std::max(live->last_run, std::chrono::steady_clock::duration(budget));
+    if (live->sandbox->usable()) {
+      put_back();
+    } else if (live->save_pending) {
+      std::lock_guard<std::mutex> lock(impl.mu);
+      ++impl.deferred_lost;  // cannot happen after a rollback; counted if it does
+    }
+    return std::nullopt;
+  }
+  result.execution = std::move(ran.value());
+  if (result.execution.failure == Failure::kNone) {
+    if (!live->save_pending) live->save_pending_since = std::chrono::steady_clock::now();
+    live->save_pending = true;
+  }
+  if (live->sandbox->usable()) {
+    put_back();
+  } else if (live->save_pending) {
+    std::lock_guard<std::mutex> lock(impl.mu);
+    ++impl.deferred_lost;
+  }
+  return StatusOr<SessionResult>(std::move(result));
 }
 
 void Sessions::SyncToStore(std::string_view thread_id, bool drop) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "store/file_lock.h"
+#include "store/write_lock.h"
 #include "store/group_commit.h"
 #include "store/migrations.h"
 #include "store/store_internal.h"
@@ -243,6 +244,9 @@ class SqliteStore final : public Store, private GroupCommit::Database {
       return Status::Unavailable("cannot create the session lock directory " + lock_dir_ + ": " +
                                  std::strerror(errno));
     }
+    auto write_lock = WriteLock::Open(lock_dir_ + "/writer");
+    if (!write_lock.ok()) return write_lock.status();
+    write_lock_ = std::move(write_lock.value());
     return Status::Ok();
   }
 
@@ -657,7 +661,21 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     const int rc = sqlite3_exec(writer_.db, sql, nullptr, nullptr, nullptr);
     return rc == SQLITE_OK ? Status::Ok() : SqliteError(writer_.db, rc, what);
   }
-  Status Begin() override { return Exec("BEGIN IMMEDIATE", "cannot begin a transaction"); }
+  // Each transaction holds the store's cross-process write lock (write_lock.h) from before
+  // BEGIN to after COMMIT or ROLLBACK: a writer in another process waits on it and wakes at
+  // its release, instead of in SQLite's busy handler.
+  Status Begin() override {
+    if (Status s = write_lock_->Lock(busy_timeout_); !s.ok()) return s;
+    write_locked_ = true;
+    Status s = Exec("BEGIN IMMEDIATE", "cannot begin a transaction");
+    if (!s.ok()) ReleaseWriteLock();
+    return s;
+  }
+  void ReleaseWriteLock() {
+    if (!write_locked_) return;
+    write_locked_ = false;
+    write_lock_->Unlock();
+  }
   Status Savepoint() override { return Exec("SAVEPOINT brig_write", "cannot make a savepoint"); }
   Status EndSavepoint(bool keep) override {
     if (!keep) {
@@ -669,10 +687,12 @@ class SqliteStore final : public Store, private GroupCommit::Database {
   Status Commit() override {
     Status s = Exec("COMMIT", "commit failed");
     if (!s.ok()) Rollback();  // a COMMIT that failed (BUSY, I/O) may leave the transaction open
+    ReleaseWriteLock();
     return s;
   }
   void Rollback() override {
     if (!sqlite3_get_autocommit(writer_.db)) sqlite3_exec(writer_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    ReleaseWriteLock();
   }
 
   Status Migrate() {
@@ -907,6 +927,10 @@ class SqliteStore final : public Store, private GroupCommit::Database {
   const std::string lock_dir_;
   const std::chrono::milliseconds busy_timeout_;
   const std::function<int64_t()> clock_;
+  // Taken around every write transaction (Begin .. Commit/Rollback, the group leader's
+  // thread); write_locked_ says whether that thread holds it now.
+  std::unique_ptr<WriteLock> write_lock_;
+  bool write_locked_ = false;
   GroupCommit group_;
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Conn>> readers_;  // GUARDED_BY(readers_mu_): idle read connections

@@ -179,5 +179,42 @@ TEST_F(DeferredSaveTest, ASessionThatExpiredWhileLiveIsRefused) {
   EXPECT_TRUE(r.status().IsFailedPrecondition()) << r.status().ToString();
 }
 
+// TryExecuteLive: what a server runs on its I/O thread. Only a session live here and idle,
+// only quick code; anything else runs nothing and changes nothing (the caller uses Execute).
+TEST_F(DeferredSaveTest, TryExecuteLiveRunsQuickCodeOfALiveSessionOnly) {
+  options_.limits.timeout_seconds = 30;
+  auto s = Open();
+  ExecuteOptions deferred;
+  deferred.deferred_save = true;
+  const auto budget = std::chrono::milliseconds(200);
+  EXPECT_FALSE(s->TryExecuteLive("t", "x = 1", deferred, budget).has_value()) << "not live yet";
+  EXPECT_EQ(Run(*s, "t", "x = 1").version, 1);
+  ExecuteOptions durable;
+  EXPECT_FALSE(s->TryExecuteLive("t", "x = 2", durable, budget).has_value()) << "durable executions are not for it";
+  auto quick = s->TryExecuteLive("t", "x += 1\nx", deferred, budget);
+  ASSERT_TRUE(quick.has_value());
+  ASSERT_TRUE(quick->ok()) << quick->status().ToString();
+  EXPECT_EQ(quick->value().execution.result.value_or(""), "2");
+  EXPECT_FALSE(quick->value().saved);
+  EXPECT_EQ(quick->value().restored_from, "live");
+  EXPECT_EQ(quick->value().version, 1);
+  // Past the budget (not the timeout): rolled back, as if it never ran.
+  auto slow = s->TryExecuteLive("t", "y = 1\nx = 100\nwhile True: pass", deferred, budget);
+  EXPECT_FALSE(slow.has_value());
+  EXPECT_EQ(Eval(*s, "t", "x", /*deferred=*/true), "2");
+  EXPECT_EQ(Eval(*s, "t", "'y' in dir()", /*deferred=*/true), "False");
+  // Its own timeout within the budget is its own answer: a timeout, not a hand-off.
+  ExecuteOptions short_timeout = deferred;
+  short_timeout.timeout_seconds = 0.05;
+  auto timed_out = s->TryExecuteLive("t", "while True: pass", short_timeout, budget);
+  ASSERT_TRUE(timed_out.has_value());
+  ASSERT_TRUE(timed_out->ok());
+  EXPECT_EQ(timed_out->value().execution.failure, Failure::kTimeout);
+  // What it ran is saved with the deferred ones, and another process sees it.
+  s.reset();
+  auto other = Open();
+  EXPECT_EQ(Eval(*other, "t", "x"), "2");
+}
+
 }  // namespace
 }  // namespace brig

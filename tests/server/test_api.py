@@ -289,6 +289,18 @@ class ApiCases(ServerClass):
         self.assertEqual(self.run_ok(t, "n")["result"], "3")
         self.error(400, None, "POST", "/v1/sessions/%s/execute" % t, {"code": "1", "durable": "no"})
 
+    def test_execute_not_durable_past_the_quick_budget_counts_once(self):
+        # A quick non-durable execution of a live session runs on the thread that read it;
+        # one that runs past that budget (2 ms) is rolled back and run again on an execution
+        # thread: its effects and output must be there once.
+        t = self.tid()
+        self.run_ok(t, "n = 0")
+        self.run_ok(t, "n += 1", durable=False)
+        slow = "n += 1\nprint(n)\nimport time\nt0 = time.monotonic()\nwhile time.monotonic() - t0 < 0.05: pass\nn"
+        j = self.run_ok(t, slow, durable=False)
+        self.assertEqual((j["result"], j["stdout"]), ("2", "2\n"), j)
+        self.assertEqual(self.run_ok(t, "n")["result"], "2")
+
     def test_execute_answers_what_brig_exec_json_prints(self):
         t = self.tid()
         served = self.run_ok(t, "print('out')\n6 * 7")
@@ -862,11 +874,11 @@ class PostgresApiTokensTest(TokensMixin, ApiCases, StoreUrl, PostgresStore, unit
 
 class InProcessMixin:
     """Executions on threads of the server's own process (--workers 0); the other classes use
-    the default, worker processes."""
+    the default, worker processes. Quick non-durable ones on the I/O threads (--inline-io)."""
 
     @classmethod
     def server_flags(cls):
-        return ["--workers", "0"]
+        return ["--workers", "0", "--inline-io"]
 
 
 class SqliteApiInProcessTest(InProcessMixin, ApiCases, StoreUrl, SqliteStore, unittest.TestCase):
