@@ -124,8 +124,9 @@ TEST_F(ModesTest, PathChmodPointersAndLengthsOutsideMemoryFault) {
 
 TEST_F(ModesTest, PathChmodErrors) {
   const uint32_t p = Put("tmp/f");
-  for (uint32_t fd : {0u, 1u, 2u, 99u, 1024u, 0xffffffffu}) {
-    EXPECT_EQ(ctx->BrigPathChmod(mem, fd, p, 5, 0600), err::kBadF) << fd;
+  for (uint32_t fd : {99u, 1024u, 0xffffffffu}) EXPECT_EQ(ctx->BrigPathChmod(mem, fd, p, 5, 0600), err::kBadF) << fd;
+  for (uint32_t fd : {0u, 1u, 2u, file_fd}) {
+    EXPECT_EQ(ctx->BrigPathChmod(mem, fd, p, 5, 0600), err::kNotDir) << fd;  // not directories
   }
   EXPECT_EQ(Chmod("tmp/missing", 0600), err::kNoEnt);
   EXPECT_EQ(Chmod("", 0600), err::kNoEnt);
