@@ -450,7 +450,7 @@ class StdlibModulesTest(unittest.TestCase):
             except KeyError:
                 print("KeyError")
         """)
-        self.assertEqual(out, "user 1000 /home/user True\nTrue user user\nroot\nKeyError\n")
+        self.assertEqual(out, "user 1000 /home/user True\nTrue user user\nuser\nKeyError\n")  # it owns its files
 
     def test_termios_tty_signal_fcntl_resource(self):
         out = self.run_py("""
