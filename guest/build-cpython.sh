@@ -46,6 +46,9 @@ ln -sfn /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
 # musl's time zone code, which Debian's wasi-libc leaves out, for time.tzset() and local time
 # (build-libc-tz.sh): linked in through configure's LIBS.
 "$here/build-libc-tz.sh" "$out"
+# File modes, umask and the file owner (guest/libc_perms.c, build-libc-perms.sh): linked in
+# through configure's LIBS too.
+"$here/build-libc-perms.sh" "$out"
 
 cc="clang-19 --target=wasm32-wasi --sysroot=$sysroot"
 # ccache makes a rebuild in a fresh tree (a new clone, CI) cost seconds, not minutes.
@@ -55,7 +58,7 @@ export CCACHE_BASEDIR="$out" CCACHE_NOHASHDIR=1
 bld=$out/build
 mkdir -p "$bld"
 stamp=$bld/.brig-configured
-config_id="v5 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16) patches $patches_id deps $(sha256sum < "$out/deps/versions.txt" | cut -c1-16) tz $(sha256sum < "$out/libc-tz/version.txt" | cut -c1-16)"
+config_id="v5 ${GUEST_CFLAGS:--O2} $(cat "$out/debian-version.txt") $(sed -n '/^# configure:begin/,/^# configure:end/p' "$0" | sha256sum | cut -c1-16) patches $patches_id deps $(sha256sum < "$out/deps/versions.txt" | cut -c1-16) tz $(sha256sum < "$out/libc-tz/version.txt" | cut -c1-16) perms $(cat "$out/libc-perms/version.txt")"
 # configure:begin
 # __DATE__/__TIME__ (CPython's build info) from Debian's changelog, not the clock: the same
 # inputs make the same guest.
@@ -98,7 +101,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
    CONFIG_SITE=./config.site-brig \
    PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$out/deps/lib/pkgconfig" \
    CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
-   LIBS="$out/libc-tz/__tz.o" \
+   LIBS="$out/libc-tz/__tz.o $out/libc-perms/perms.o" \
    CFLAGS="${GUEST_CFLAGS:--O2} -ffile-prefix-map=$out=/brig -Wno-error=int-conversion -Wno-int-conversion" \
    "$rel_src/configure" -C \
      --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \

@@ -26,6 +26,7 @@ enum class Error : uint8_t {
   kBadF,         // the node was removed (e.g. creating inside a removed directory)
   kNoMem,        // allocation failed
   kIlSeq,        // a new name is not valid UTF-8 (names/path_rules.h)
+  kAcces,        // the node's mode bits deny the guest (its single user owns every node)
 };
 
 // Short stable name ("ENOENT", ...) for messages and tests.

@@ -34,6 +34,7 @@ const char* ErrorName(Error e) {
     case Error::kBadF: return "EBADF";
     case Error::kNoMem: return "ENOMEM";
     case Error::kIlSeq: return "EILSEQ";
+    case Error::kAcces: return "EACCES";
   }
   return "E?";
 }
@@ -67,7 +68,7 @@ FileSystem::FileSystem(Options options)
   root_ = dir(nullptr, "", false, kSyntheticMount);
   auto home = dir(root_.get(), "home", false, kSyntheticMount);
   dir(home.get(), "user", true, kHomeMount);
-  dir(root_.get(), "tmp", true, kTmpMount);
+  dir(root_.get(), "tmp", true, kTmpMount)->mode = 01777;  // as on Linux: sticky, anyone writes
   auto usr = dir(root_.get(), "usr", false, kSyntheticMount);
   auto local = dir(usr.get(), "local", false, kSyntheticMount);
   auto lib = dir(local.get(), "lib", false, kSyntheticMount);
@@ -86,6 +87,16 @@ FileSystem::FileSystem(Options options)
     zoneinfo_root_ = zoneinfo_tree_->root();  // shared; its parent stays nullptr (see ParentOf)
     share->children.emplace("zoneinfo", zoneinfo_root_);
   }
+  // Made after everything else, for the same reason: /dev holds only null (as on Linux, a
+  // character device anyone may read and write: 0666).
+  auto dev = dir(root_.get(), "dev", false, kSyntheticMount);
+  auto null = std::make_shared<Node>(NodeType::kNullDevice, false, kSyntheticMount, next_ino_++);
+  null->atime_ns = null->mtime_ns = null->ctime_ns = now;
+  null->mount_root = true;  // cannot be removed or renamed
+  null->mode = 0666;
+  null->parent = dev.get();
+  null->path_bytes = dev->path_bytes + 5;
+  dev->children.emplace("null", null);
 }
 
 Node* FileSystem::ParentOf(const Node* n) const {
@@ -194,6 +205,10 @@ Error FileSystem::CheckCanCreate(const Node* dir, std::string_view name, NodeTyp
   return Error::kOk;
 }
 
+Error FileSystem::CheckDirWrite(const Node* dir) const {
+  return (as_host_ || (dir->mode & 0200)) ? Error::kOk : Error::kAcces;
+}
+
 void FileSystem::Detach(Node* n) {
   if (n->counts_as_file()) --quota_->files;
   n->linked = false;
@@ -228,18 +243,24 @@ Result<NodeRef> FileSystem::Open(const NodeRef& base, std::string_view path, con
       if (w->trailing_slash) return Error::kIsDir;
       if (flags.directory) return Error::kInval;
       if (Error e = CheckCanCreate(w->dir.get(), w->name, NodeType::kFile); e != Error::kOk) return e;
-      return NewNode(NodeType::kFile, w->dir.get(), w->name);
+      if (Error e = CheckDirWrite(w->dir.get()); e != Error::kOk) return e;
+      NodeRef made = NewNode(NodeType::kFile, w->dir.get(), w->name);
+      made->mode = flags.mode & 07777;  // the new file is open as asked, whatever its mode
+      return made;
     }
     if (flags.create && flags.exclusive) return Error::kExist;
     node = it->second;
   }
+  if (flags.read && !as_host_ && !(node->mode & 0400)) return Error::kAcces;
   if (node->is_dir()) {
     if (flags.write || flags.truncate) return Error::kIsDir;
     return node;
   }
   if (w->trailing_slash || flags.directory) return Error::kNotDir;
+  if (node->type == NodeType::kNullDevice) return node;  // O_TRUNC and writes: nothing to change
   if (flags.write || flags.truncate) {
     if (!node->writable) return Error::kRoFs;
+    if (!as_host_ && !(node->mode & 0200)) return Error::kAcces;
     if (flags.truncate) {
       if (Error e = Resize(node.get(), 0); e != Error::kOk) return e;
     }
@@ -247,12 +268,13 @@ Result<NodeRef> FileSystem::Open(const NodeRef& base, std::string_view path, con
   return node;
 }
 
-Error FileSystem::Mkdir(const NodeRef& base, std::string_view path) {
+Error FileSystem::Mkdir(const NodeRef& base, std::string_view path, uint16_t mode) {
   auto w = WalkToParent(base, path);
   if (!w) return w.error();
   if (w->name.empty() || w->dir->children.count(w->name)) return Error::kExist;
   if (Error e = CheckCanCreate(w->dir.get(), w->name, NodeType::kDirectory); e != Error::kOk) return e;
-  NewNode(NodeType::kDirectory, w->dir.get(), w->name);
+  if (Error e = CheckDirWrite(w->dir.get()); e != Error::kOk) return e;
+  NewNode(NodeType::kDirectory, w->dir.get(), w->name)->mode = mode & 07777;
   return Error::kOk;
 }
 
@@ -266,6 +288,7 @@ Error FileSystem::Rmdir(const NodeRef& base, std::string_view path) {
   if (!n->is_dir()) return Error::kNotDir;
   if (!w->dir->writable) return Error::kRoFs;
   if (n->mount_root) return Error::kBusy;
+  if (Error e = CheckDirWrite(w->dir.get()); e != Error::kOk) return e;
   if (!n->children.empty()) return Error::kNotEmpty;
   Detach(n);
   w->dir->children.erase(it);
@@ -283,6 +306,7 @@ Error FileSystem::Unlink(const NodeRef& base, std::string_view path) {
   if (n->is_dir()) return Error::kIsDir;
   if (w->trailing_slash) return Error::kNotDir;
   if (!w->dir->writable) return Error::kRoFs;
+  if (Error e = CheckDirWrite(w->dir.get()); e != Error::kOk) return e;
   const uint64_t now = ChangeTime();
   Detach(n);  // gives back the file count at once, even if the file stays open
   n->ctime_ns = now;
@@ -309,6 +333,8 @@ Error FileSystem::Rename(const NodeRef& old_base, std::string_view old_path, con
   if (src->mount_root) return Error::kBusy;
   if (from->dir->mount_id != to->dir->mount_id) return Error::kXDev;
   if (!to->dir->linked) return Error::kNoEnt;
+  if (Error e = CheckDirWrite(from->dir.get()); e != Error::kOk) return e;
+  if (Error e = CheckDirWrite(to->dir.get()); e != Error::kOk) return e;
   // The longest path below the moved node, relative to it: the new paths must fit too.
   // One walk of a moved directory's subtree: its height (directories below it) for the
   // depth limit, and the longest path below it, relative to it, for the path-length limit.
@@ -410,7 +436,15 @@ Stat FileSystem::GetStat(const Node& n) {
   s.atime_ns = n.atime_ns;
   s.mtime_ns = n.mtime_ns;
   s.ctime_ns = n.ctime_ns;
+  s.mode = n.mode;
   return s;
+}
+
+Error FileSystem::SetMode(const NodeRef& node, uint32_t mode) {
+  if (!node->writable) return Error::kRoFs;
+  node->mode = static_cast<uint16_t>(mode & 07777);
+  node->ctime_ns = ChangeTime();
+  return Error::kOk;
 }
 
 Error FileSystem::SetTimes(const NodeRef& node, std::optional<uint64_t> atime_ns,
@@ -448,6 +482,7 @@ Error FileSystem::Resize(Node* node, uint64_t size) {
 }
 
 Result<uint64_t> FileSystem::Write(const NodeRef& node, uint64_t offset, std::span<const uint8_t> in) {
+  if (node->type == NodeType::kNullDevice) return in.size();  // taken and dropped
   if (node->is_dir()) return Error::kIsDir;
   if (!node->writable) return Error::kRoFs;
   if (in.empty()) return uint64_t{0};
@@ -502,6 +537,19 @@ Error FileSystem::SetContents(Node* node, std::string_view bytes) {
 
 namespace {
 
+// Marks a host-side call for its duration: modes are the guest's rules, not the host's.
+class HostCall {
+ public:
+  explicit HostCall(bool* flag) : flag_(flag), was_(*flag) { *flag = true; }
+  ~HostCall() { *flag_ = was_; }
+  HostCall(const HostCall&) = delete;
+  HostCall& operator=(const HostCall&) = delete;
+
+ private:
+  bool* flag_;
+  bool was_;
+};
+
 // Removes, deepest first, the directories a failed MakeDirs or WriteFile made: a failed
 // operation changes nothing.
 void RemoveMade(FileSystem& fs, const std::vector<std::string_view>& made) {
@@ -532,6 +580,7 @@ Error MakeParents(FileSystem& fs, std::string_view path, std::vector<std::string
 }  // namespace
 
 Error FileSystem::MakeDirs(std::string_view path) {
+  HostCall host(&as_host_);
   if (path.empty() || path.front() != '/') return Error::kInval;
   if (path.size() > limits_.max_path_length) return Error::kNameTooLong;
   std::vector<std::string_view> made;
@@ -541,6 +590,7 @@ Error FileSystem::MakeDirs(std::string_view path) {
 }
 
 Error FileSystem::WriteFile(std::string_view path, std::string_view bytes) {
+  HostCall host(&as_host_);
   if (path.empty() || path.front() != '/') return Error::kInval;
   if (path.size() > limits_.max_path_length) return Error::kNameTooLong;
   std::vector<std::string_view> made;
@@ -581,6 +631,7 @@ Result<Stat> FileSystem::StatPath(std::string_view path) const {
 }
 
 Error FileSystem::Remove(std::string_view path) {
+  HostCall host(&as_host_);
   if (path.empty() || path.front() != '/') return Error::kInval;
   auto n = Lookup(root_, path);
   if (!n) return n.error();
@@ -603,6 +654,7 @@ NodeRef FileSystem::CopyNode(const Node& src, Node* parent, NodeMap* map) {
   n->atime_ns = src.atime_ns;
   n->mtime_ns = src.mtime_ns;
   n->ctime_ns = src.ctime_ns;
+  n->mode = src.mode;
   n->path_bytes = src.path_bytes;
   n->data = src.data;  // shared until one side writes
   n->quota = quota_;
@@ -621,6 +673,7 @@ void FileSystem::CopyInto(const Node& src, Node* dst, NodeMap* map) {
   dst->atime_ns = src.atime_ns;
   dst->mtime_ns = src.mtime_ns;
   dst->ctime_ns = src.ctime_ns;
+  dst->mode = src.mode;
   (*map)[&src] = dst->shared_from_this();
   for (const auto& [name, child] : src.children) {
     auto here = dst->children.find(name);

@@ -1,13 +1,15 @@
 // brig::vfs::FileSystem: one sandbox's in-memory file tree. Never touches the host's files.
 //
 // Layout (fixed):
-//   /                               synthetic, read-only; lists only: home, tmp, usr
+//   /                               synthetic, read-only; lists only: dev, home, tmp, usr
 //   /usr, /usr/local, /usr/local/lib, /home    synthetic, read-only
 //   /usr/local/lib/python3.11       the stdlib PackTree, read-only (shared, not copied)
 //   /usr/share (synthetic), /usr/share/zoneinfo   the tz database PackTree (a Subtree of the
 //                                   stdlib pack), read-only, shared; only when one is given
 //   /home/user                      read-write workspace (the guest's working directory)
 //   /tmp                            read-write
+//   /dev (synthetic), /dev/null     the null device: reads at EOF, writes succeed and are
+//                                   dropped, O_TRUNC does nothing; mode 0666
 // Writes to read-only parts fail with kRoFs. There are no symbolic or hard links: Symlink
 // and Link always fail (kPerm after the usual existence checks), ReadLink of an existing
 // path fails with kInval. ".." never goes above "/". Renames stay within one mount (kXDev).
@@ -47,6 +49,7 @@ struct Stat {
   uint64_t nlink;  // files: 1, or 0 once unlinked; directories: 2
   uint64_t size;   // files: bytes; directories: 0
   uint64_t atime_ns, mtime_ns, ctime_ns;
+  uint32_t mode;   // permission bits (07777), without the type
 };
 
 struct DirEntry {
@@ -62,6 +65,9 @@ struct OpenFlags {
   bool directory = false;  // the target must be a directory (kNotDir)
   bool write = false;      // the caller will write: the file must be writable (kRoFs);
                            // a directory fails with kIsDir
+  bool read = false;       // the caller will read (only checked against the mode bits)
+  // Permission bits of a file this call creates (07777; the caller applied its umask).
+  uint16_t mode = 0644;
 };
 
 class FileSystem {
@@ -85,6 +91,11 @@ class FileSystem {
   // path starting with '/' starts at the root). Paths are byte strings: a NUL byte fails
   // with kInval, too long with kNameTooLong, empty with kNoEnt. A trailing '/' requires a
   // directory.
+  // Permissions: the guest is the owner of every node and not root, so as on Linux, opening
+  // an existing file to read needs its 0400 bit and to write (or truncate) its 0200 bit, and
+  // adding, removing or renaming entries of a directory needs the directory's 0200 bit, else
+  // kAcces. (Search permission, the x bits, is not checked.) The host-side API below is not
+  // subject to modes.
 
   const NodeRef& root() const { return root_; }
 
@@ -96,8 +107,9 @@ class FileSystem {
   // The directory containing `node` ("/" for "/"). kNoEnt if `node` was removed.
   Result<NodeRef> Parent(const NodeRef& node) const;
 
-  // kExist if present; kRoFs in read-only parts; kNoSpc over the node quota.
-  Error Mkdir(const NodeRef& base, std::string_view path);
+  // kExist if present; kRoFs in read-only parts; kNoSpc over the node quota. `mode`: the new
+  // directory's permission bits (07777).
+  Error Mkdir(const NodeRef& base, std::string_view path, uint16_t mode = 0755);
   // kNotDir for a file, kNotEmpty, kBusy for a mount point, kInval for "." / "/".
   Error Rmdir(const NodeRef& base, std::string_view path);
   // kIsDir for a directory.
@@ -118,6 +130,9 @@ class FileSystem {
   Error ReadLink(const NodeRef& base, std::string_view path) const;
 
   static Stat GetStat(const Node& node);
+  // chmod: sets the permission bits to `mode` & 07777; ctime becomes now. kRoFs for
+  // read-only nodes.
+  Error SetMode(const NodeRef& node, uint32_t mode);
   // Sets the times given (others unchanged); ctime becomes now. kRoFs for read-only nodes.
   Error SetTimes(const NodeRef& node, std::optional<uint64_t> atime_ns, std::optional<uint64_t> mtime_ns);
   // Copies up to out.size() bytes from `offset`; returns the count (0 at or past EOF).
@@ -190,6 +205,9 @@ class FileSystem {
   NodeRef NewNode(NodeType type, Node* dir, std::string_view name);
   Error Resize(Node* node, uint64_t size);
   Error SetContents(Node* node, std::string_view bytes);
+  // kAcces when the guest may not change the entries of `dir` (its 0200 bit), unless the
+  // host is the caller (as_host_).
+  Error CheckDirWrite(const Node* dir) const;
   // The time of a change being made now (the clock); counts the change in generation_.
   uint64_t ChangeTime();
   NodeRef CopyNode(const Node& src, Node* parent, NodeMap* map);
@@ -206,6 +224,7 @@ class FileSystem {
   NodeRef zoneinfo_root_;  // the tz tree's root (parent == nullptr), or null
   Node* zoneinfo_parent_ = nullptr;  // /usr/share
   uint64_t generation_ = 0;
+  bool as_host_ = false;  // inside a host-side call: modes are not checked
   std::function<uint64_t()> clock_;  // empty: NowNs
 };
 

@@ -54,7 +54,8 @@ class FileData {
   std::shared_ptr<std::string> bytes_;
 };
 
-enum class NodeType : uint8_t { kDirectory, kFile };
+// kNullDevice: /dev/null, the one device (reads are at EOF, writes are taken and dropped).
+enum class NodeType : uint8_t { kDirectory, kFile, kNullDevice };
 
 struct Node;
 struct PackIndex;
@@ -137,7 +138,8 @@ inline constexpr uint32_t kTmpMount = 4;        // /tmp (read-write)
 inline constexpr uint32_t kZoneinfoMount = 5;   // /usr/share/zoneinfo (a view of the pack's tzdata)
 
 struct Node : std::enable_shared_from_this<Node> {
-  Node(NodeType t, bool w, uint32_t mount, uint64_t inode) : type(t), writable(w), mount_id(mount), ino(inode) {}
+  Node(NodeType t, bool w, uint32_t mount, uint64_t inode)
+      : type(t), writable(w), mount_id(mount), ino(inode), mode(t == NodeType::kDirectory ? 0755 : 0644) {}
   ~Node() {
     if (quota) {
       quota->bytes -= data.size();
@@ -167,6 +169,10 @@ struct Node : std::enable_shared_from_this<Node> {
   // where it is mounted) and for removed nodes. Not owning: the parent owns us.
   Node* parent = nullptr;
   uint64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;
+  // POSIX permission bits (07777; the type is `type`). The sandbox's one user owns every
+  // node: FileSystem checks the owner bits (0400 read, 0200 write) for the guest. Read-only
+  // nodes keep their default (0644 files, 0755 directories).
+  uint16_t mode;
   // Bytes in this node's absolute path ("/home/user" 10, "/" 0), so that the path-length rule
   // is checked without walking names. Kept for nodes of the writable mounts and their
   // ancestors; not meaningful for the stdlib pack.

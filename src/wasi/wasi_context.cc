@@ -42,7 +42,10 @@ void DefaultSleep(uint64_t ns) {
   while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
 }
 
-uint8_t Filetype(const vfs::Node& n) { return n.is_dir() ? kFiletypeDirectory : kFiletypeRegularFile; }
+uint8_t Filetype(const vfs::Node& n) {
+  if (n.type == vfs::NodeType::kNullDevice) return kFiletypeCharacterDevice;
+  return n.is_dir() ? kFiletypeDirectory : kFiletypeRegularFile;
+}
 
 Filestat ToFilestat(const HostMount& mount, const HostMount::FileStat& st) {
   Filestat s{};
@@ -110,6 +113,7 @@ uint32_t ToWasiErrno(vfs::Error e) {
     case Error::kBadF: return err::kBadF;
     case Error::kNoMem: return err::kNoMem;
     case Error::kIlSeq: return err::kIlSeq;
+    case Error::kAcces: return err::kAcces;
   }
   return err::kIo;
 }
@@ -504,6 +508,9 @@ WasiContext::u32 WasiContext::WriteFilestat(GuestMemory& m, const Fd* f, const v
     s.atim = st.atime_ns;
     s.mtim = st.mtime_ns;
     s.ctim = st.ctime_ns;
+    const uint16_t mode = kFilestatModeFlag | static_cast<uint16_t>(st.mode & 07777);
+    s.pad[1] = static_cast<uint8_t>(mode);
+    s.pad[2] = static_cast<uint8_t>(mode >> 8);
   }
   return m.Write(out, s) ? err::kSuccess : err::kFault;
 }
@@ -759,7 +766,9 @@ WasiContext::u32 WasiContext::FdReaddir(GuestMemory& m, u32 fd, u32 buf, u32 buf
       d.d_next = i + 1;
       d.d_ino = e.ino;
       d.d_namlen = static_cast<uint32_t>(e.name.size());
-      d.d_type = e.type == vfs::NodeType::kDirectory ? kFiletypeDirectory : kFiletypeRegularFile;
+      d.d_type = e.type == vfs::NodeType::kDirectory    ? kFiletypeDirectory
+                 : e.type == vfs::NodeType::kNullDevice ? kFiletypeCharacterDevice
+                                                        : kFiletypeRegularFile;
       out.append(reinterpret_cast<const char*>(&d), sizeof d);
       out.append(e.name);
     }
@@ -821,11 +830,12 @@ WasiContext::u32 WasiContext::FdTell(GuestMemory& m, u32 fd, u32 offset_out) {
 // ---- paths
 
 WasiContext::u32 WasiContext::PathCreateDirectory(GuestMemory& m, u32 fd, u32 path, u32 path_len) {
+  const uint16_t mode = TakeCreateMode(0755);
   return Guarded([&]() -> u32 {
     Target t;
     if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
     if (t.mount) return t.mount->MkdirAt(t.host_dir, t.path);
-    return ToWasiErrno(fs_.Mkdir(t.dir, t.path));
+    return ToWasiErrno(fs_.Mkdir(t.dir, t.path, mode));
   });
 }
 
@@ -880,6 +890,7 @@ WasiContext::u32 WasiContext::PathLink(GuestMemory& m, u32 old_fd, u32, u32 old_
 
 WasiContext::u32 WasiContext::PathOpen(GuestMemory& m, u32 fd, u32, u32 path, u32 path_len, u32 oflags,
                                        u64 rights_base, u64 rights_inheriting, u32 fdflags, u32 fd_out) {
+  const uint16_t create_mode = TakeCreateMode(0644);
   return Guarded([&]() -> u32 {
     if (!m.InBounds(fd_out, 4)) return err::kFault;
     Target t;
@@ -893,6 +904,8 @@ WasiContext::u32 WasiContext::PathOpen(GuestMemory& m, u32 fd, u32, u32 path, u3
     flags.truncate = oflags & kOflagTrunc;
     flags.directory = oflags & kOflagDirectory;
     flags.write = (rights_base & rights::kWriteIntent) || flags.truncate || (fdflags & kFdflagAppend);
+    flags.read = rights_base & rights::kFdRead;
+    flags.mode = create_mode;
     auto entry = std::make_unique<Fd>();
     if (t.mount) {
       HostMount::OpenRequest req;
@@ -1128,6 +1141,42 @@ std::vector<WasiContext::u32> WasiContext::RestoreFds(const std::vector<SavedFd>
     fds_[s.fd] = std::move(f);
   }
   return failed;
+}
+
+// ---- brig's own calls: file modes.
+
+uint16_t WasiContext::TakeCreateMode(uint16_t fallback) {
+  const u32 mode = create_mode_;
+  create_mode_ = kDefaultCreateMode;
+  return mode == kDefaultCreateMode ? fallback : static_cast<uint16_t>(mode);
+}
+
+WasiContext::u32 WasiContext::BrigCreateMode(GuestMemory&, u32 mode) {
+  if (mode != kDefaultCreateMode && mode > 07777) return err::kInval;
+  create_mode_ = mode;
+  return err::kSuccess;
+}
+
+WasiContext::u32 WasiContext::BrigFdChmod(GuestMemory&, u32 fd, u32 mode) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    if (mode > 07777) return err::kInval;
+    if (f->stdio() || f->host) return err::kPerm;
+    return ToWasiErrno(fs_.SetMode(f->node, mode));
+  });
+}
+
+WasiContext::u32 WasiContext::BrigPathChmod(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 mode) {
+  return Guarded([&]() -> u32 {
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (mode > 07777) return err::kInval;
+    if (t.mount) return err::kPerm;
+    auto node = fs_.Lookup(t.dir, t.path);
+    if (!node) return ToWasiErrno(node.error());
+    return ToWasiErrno(fs_.SetMode(node.value(), mode));
+  });
 }
 
 }  // namespace brig::wasi

@@ -16,6 +16,9 @@
 // except under the mount points of Options::mounts (host directories, wasi/host_mount.h);
 // there are no symlinks (path_symlink and path_link: EPERM; path_readlink: EINVAL).
 // Sockets are never granted (sock_*: ENOTSUP).
+// File modes: each VFS node has POSIX permission bits (vfs::Node::mode), reported in the
+// filestat's padding (wasi_types.h: kFilestatModeFlag) and set with brig's own calls below;
+// the guest is their owner and not root (vfs::FileSystem checks them).
 //
 // Thread-safety: not thread-safe; one guest calls it at a time. Lifetime: the FileSystem
 // must outlive the context.
@@ -135,6 +138,20 @@ class WasiContext {
   u32 SockSend(GuestMemory& m, u32 fd, u32 si_data, u32 si_data_len, u32 si_flags, u32 so_datalen_out);
   u32 SockShutdown(GuestMemory& m, u32 fd, u32 how);
 
+  // ---- brig's own calls, for what WASI preview 1 lacks: file modes (the guest's libc,
+  // guest/libc_perms.c). Imported from the wasi_snapshot_preview1 module under these names
+  // (brig_imports.cc); same conventions as the WASI calls (a WASI errno, guest values checked).
+  // brig_create_mode(mode): the permission bits (<= 07777) of the node that the next
+  // path_open or path_create_directory creates (the guest applied its umask); 0xffffffff:
+  // the defaults, 0644 for files and 0755 for directories. Other values: EINVAL. Every
+  // path_open and path_create_directory uses it up. Not part of copied or saved state.
+  u32 BrigCreateMode(GuestMemory& m, u32 mode);
+  // chmod of an open descriptor / of a path (no symlinks: nothing to follow). `mode` > 07777:
+  // EINVAL. EROFS in read-only parts, EPERM for stdio and inside host mounts (their modes are
+  // the host's), EBADF, ENOENT, EFAULT as usual.
+  u32 BrigFdChmod(GuestMemory& m, u32 fd, u32 mode);
+  u32 BrigPathChmod(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 mode);
+
   // ---- Host side.
   const std::string& stdout_data() const { return stdout_.data(); }
   bool stdout_truncated() const { return stdout_.truncated(); }
@@ -230,6 +247,10 @@ class WasiContext {
   Tape* tape_ = nullptr;        // records or replays readings from outside; null: none
   OutputSink sink_;             // see set_output_sink
   bool sink_failed_ = false;    // the sink threw: not called again
+  static constexpr u32 kDefaultCreateMode = 0xffffffff;
+  u32 create_mode_ = kDefaultCreateMode;  // brig_create_mode, until the next create
+  // The mode for a create now (the pending one or `fallback`); clears the pending one.
+  uint16_t TakeCreateMode(uint16_t fallback);
 };
 
 // The WASI errno for a VFS error.

@@ -128,6 +128,11 @@ struct Fdstat {
   uint64_t rights_inheriting;
 };
 
+// brig's extension: pad[1..2] (bytes 18-19, little-endian) hold kFilestatModeFlag | the
+// node's permission bits (07777), which WASI's filestat has no field for; the guest's libc
+// (guest/libc_perms.c) reads them into st_mode. Zero when brig has no mode to tell (stdio).
+inline constexpr uint16_t kFilestatModeFlag = 0x8000;
+
 struct Filestat {
   uint64_t dev;
   uint64_t ino;

@@ -63,13 +63,16 @@ class EscapeTest : public ::testing::Test {
 
 TEST_F(EscapeTest, HostFilesAreUnreachable) {
   for (const char* p : {"etc/passwd", "/etc/passwd", "../../etc/passwd", "home/user/../../../../etc/passwd",
-                        "proc/self/environ", "/proc/self/mem", "dev/null", "sys", "root", "usr/bin/python3",
+                        "proc/self/environ", "/proc/self/mem", "dev/zero", "/dev/sda", "sys", "root", "usr/bin/python3",
                         "home/user/../../usr/local/lib/python3.11/../../../../../../etc/shadow"}) {
     EXPECT_EQ(Open(p, 0, rights::kFdRead), err::kNoEnt) << p;
     uint32_t st = next;
     auto [pp, pl] = P(p);
     EXPECT_EQ(ctx->PathFilestatGet(mem, 3, 0, pp, pl, st), err::kNoEnt) << p;
   }
+  // /dev/null is the VFS's own device (no bytes, writes dropped), never the host's.
+  EXPECT_EQ(fs->StatPath("/dev/null").value().type, vfs::NodeType::kNullDevice);
+  EXPECT_EQ(fs->List("/dev").value().size(), 1u);
   // ".." out of a subdirectory descriptor lands on the VFS root, never the host's.
   uint32_t home = 0;
   ASSERT_EQ(Open("home/user", kOflagDirectory, rights::kFdReaddir, &home), err::kSuccess);
@@ -161,7 +164,7 @@ TEST_F(EscapeTest, NothingCreatedOutsideWritableMounts) {
   EXPECT_EQ(ctx->PathRename(mem, 3, h, hl, 3, h2, h2l), err::kRoFs);
   auto [dot, dotl] = P("home/user/.");
   EXPECT_EQ(ctx->PathRemoveDirectory(mem, 3, dot, dotl), err::kBusy);
-  EXPECT_EQ(fs->List("/").value().size(), 3u);
+  EXPECT_EQ(fs->List("/").value().size(), 4u);  // dev, home, tmp, usr
 }
 
 TEST_F(EscapeTest, RenameOutOfWorkspace) {

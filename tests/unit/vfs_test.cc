@@ -48,7 +48,7 @@ std::span<const uint8_t> Bytes(std::string_view s) {
 
 TEST(FileSystemTest, RootListsOnlyMounts) {
   auto fs = MakeFs();
-  EXPECT_EQ(Names(*fs->List("/")), (std::vector<std::string>{"home", "tmp", "usr"}));
+  EXPECT_EQ(Names(*fs->List("/")), (std::vector<std::string>{"dev", "home", "tmp", "usr"}));
   EXPECT_EQ(Names(*fs->List("/home")), (std::vector<std::string>{"user"}));
   EXPECT_EQ(Names(*fs->List("/usr/local/lib")), (std::vector<std::string>{"python3.11"}));
   EXPECT_EQ(Names(*fs->List("/usr/local/lib/python3.11")),
@@ -574,6 +574,52 @@ TEST(FileSystemTest, FailedWriteFileOrMakeDirsLeavesNoDirectories) {
   EXPECT_FALSE(tight.StatPath("/tmp/a").ok());
   EXPECT_EQ(tight.nodes_used(), 0u);
   EXPECT_EQ(tight.WriteFile("/tmp/a/c", "x"), Error::kOk);
+}
+
+
+// ---- modes and /dev/null
+
+TEST(FileSystemTest, ModesAreKeptAndCheckedForTheGuestOnly) {
+  auto fs = MakeFs();
+  ASSERT_EQ(fs->WriteFile("/tmp/f", "x"), Error::kOk);
+  OpenFlags create;
+  create.create = true;
+  create.mode = 0400;
+  auto made = fs->Open(fs->root(), "/tmp/new", create);
+  ASSERT_TRUE(made.ok());
+  EXPECT_EQ(fs->StatPath("/tmp/new").value().mode, 0400u);
+  ASSERT_EQ(fs->Mkdir(fs->root(), "/tmp/d", 0500), Error::kOk);
+  EXPECT_EQ(fs->StatPath("/tmp/d").value().mode, 0500u);
+  OpenFlags w;
+  w.write = true;
+  EXPECT_EQ(fs->Open(fs->root(), "/tmp/new", w).error(), Error::kAcces);
+  EXPECT_EQ(fs->Mkdir(fs->root(), "/tmp/d/sub"), Error::kAcces);
+  EXPECT_EQ(fs->SetMode(fs->Lookup(fs->root(), "/tmp/f").value(), 0170000 | 0600), Error::kOk);
+  EXPECT_EQ(fs->StatPath("/tmp/f").value().mode, 0600u);  // only the permission bits
+  EXPECT_EQ(fs->SetMode(fs->Lookup(fs->root(), "/usr").value(), 0700), Error::kRoFs);
+  // The host API is not the guest.
+  EXPECT_EQ(fs->WriteFile("/tmp/new", "host"), Error::kOk);
+  EXPECT_EQ(fs->WriteFile("/tmp/d/sub/f", "host"), Error::kOk);
+  EXPECT_EQ(fs->Remove("/tmp/d/sub/f"), Error::kOk);
+}
+
+TEST(FileSystemTest, DevNullReadsNothingAndDropsWrites) {
+  auto fs = MakeFs();
+  OpenFlags w;
+  w.write = true;
+  w.truncate = true;
+  auto null = fs->Open(fs->root(), "/dev/null", w);
+  ASSERT_TRUE(null.ok());
+  EXPECT_EQ(fs->Write(null.value(), 0, Bytes("dropped")).value(), 7u);
+  uint8_t buf[4];
+  EXPECT_EQ(FileSystem::Read(*null.value(), 0, buf), 0u);
+  Stat st = fs->StatPath("/dev/null").value();
+  EXPECT_EQ(st.type, NodeType::kNullDevice);
+  EXPECT_EQ(st.size, 0u);
+  EXPECT_EQ(st.mode, 0666u);
+  EXPECT_EQ(fs->bytes_used(), 0u);
+  EXPECT_EQ(fs->Unlink(fs->root(), "/dev/null"), Error::kRoFs);
+  EXPECT_EQ(fs->Open(fs->root(), "/dev/other", OpenFlags{.create = true}).error(), Error::kRoFs);
 }
 
 }  // namespace

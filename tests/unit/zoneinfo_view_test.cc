@@ -78,7 +78,7 @@ TEST(ZoneinfoViewTest, SubtreeFindsOnlyDirectories) {
 
 TEST(ZoneinfoViewTest, MountedAtUsrShareZoneinfo) {
   auto fs = MakeFs();
-  EXPECT_EQ(Names(*fs->List("/")), (std::vector<std::string>{"home", "tmp", "usr"}));
+  EXPECT_EQ(Names(*fs->List("/")), (std::vector<std::string>{"dev", "home", "tmp", "usr"}));
   EXPECT_EQ(Names(*fs->List("/usr")), (std::vector<std::string>{"local", "share"}));
   EXPECT_EQ(Names(*fs->List("/usr/share")), (std::vector<std::string>{"zoneinfo"}));
   EXPECT_EQ(Names(*fs->List("/usr/share/zoneinfo")), (std::vector<std::string>{"Europe", "UTC"}));

@@ -1,0 +1,188 @@
+/* File modes and the file owner in the sandbox, for the guest's libc (Debian's wasi-libc),
+ * which WASI preview 1 leaves without them: build-libc-perms.sh compiles this file into
+ * libc-perms/perms.o, which CPython links (configure's LIBS) ahead of libc.a, so that
+ * configure finds chmod, fchmod, fchmodat and umask, and so that fstat() and fstatat()
+ * (stat, lstat) come from here, not from libc.a.
+ *
+ *   umask(mask)          the process's mask, kept here (in guest memory: it lives and is saved
+ *                        with the sandbox like any other state); 022 at start.
+ *   __brig_open/openat/mkdir/mkdirat(..., mode)
+ *                        as open/openat/mkdir/mkdirat, with the mode that WASI's calls have no
+ *                        argument for: told to the host (brig_create_mode) just before, for the
+ *                        node the call creates. CPython's os.open, os.mkdir and io.FileIO use
+ *                        them (CPython patch 0010); other creators get 0666/0777 less 022.
+ *   chmod, fchmod, fchmodat
+ *                        the host's brig_path_chmod / brig_fd_chmod. There are no symbolic
+ *                        links, so AT_SYMLINK_NOFOLLOW changes nothing (as glibc's fchmodat on
+ *                        a file that is not a link).
+ *   fstat, fstatat       as wasi-libc's, plus the permission bits the host puts in the
+ *                        filestat's padding (wasi/wasi_types.h: kFilestatModeFlag) and the
+ *                        sandbox's single user (uid and gid 1000) as the owner of every file.
+ *
+ * The brig_* host calls are imported from the wasi_snapshot_preview1 module (brig's own
+ * names there start with brig_), so that they reach the same host instance as WASI's calls.
+ * Each returns a WASI errno. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <wasi/api.h>
+#include <wasi/libc-find-relpath.h>
+#include <wasi/libc-nocwd.h>
+#include <wasi/libc.h>
+
+#define BRIG_IMPORT(name) __attribute__((import_module("wasi_snapshot_preview1"), import_name(#name)))
+
+/* The mode of the node the next create makes (07777), or kNoCreateMode: the host's default. */
+uint16_t brig_create_mode_import(uint32_t mode) BRIG_IMPORT(brig_create_mode);
+uint16_t brig_fd_chmod_import(uint32_t fd, uint32_t mode) BRIG_IMPORT(brig_fd_chmod);
+uint16_t brig_path_chmod_import(uint32_t fd, uint32_t path, uint32_t path_len, uint32_t mode)
+    BRIG_IMPORT(brig_path_chmod);
+
+#define kNoCreateMode 0xffffffffu
+#define kModeFlag 0x8000u /* wasi_types.h: the padding holds a mode */
+#define kSandboxUser 1000
+
+static mode_t g_umask = 022;
+
+mode_t umask(mode_t mask) {
+  mode_t old = g_umask;
+  g_umask = mask & 0777;
+  return old;
+}
+
+/* A path's preopened directory and the path relative to it, as wasi-libc's posix.c finds
+ * them (its find_relpath is static). */
+static int find_relpath(const char* path, char** relative) {
+  static char* buf = NULL;
+  static size_t buf_len = 0;
+  const char* abs;
+  int fd = __wasilibc_find_relpath_alloc ? __wasilibc_find_relpath_alloc(path, &abs, &buf, &buf_len, 1)
+                                         : __wasilibc_find_relpath(path, &abs, &buf, buf_len);
+  *relative = buf;  /* assigned after the call, which may move it */
+  return fd;
+}
+
+static int set_errno(uint16_t e) {
+  if (e == 0) return 0;
+  errno = e;
+  return -1;
+}
+
+static void create_mode(mode_t mode) { (void)brig_create_mode_import(mode & 07777 & ~g_umask); }
+static void no_create_mode(void) { (void)brig_create_mode_import(kNoCreateMode); }
+
+int __brig_open(const char* path, int oflag, mode_t mode) {
+  if (!(oflag & O_CREAT)) return open(path, oflag);
+  create_mode(mode);
+  int fd = open(path, oflag, mode);
+  no_create_mode();
+  return fd;
+}
+
+int __brig_openat(int dirfd, const char* path, int oflag, mode_t mode) {
+  if (!(oflag & O_CREAT)) return openat(dirfd, path, oflag);
+  create_mode(mode);
+  int fd = openat(dirfd, path, oflag, mode);
+  no_create_mode();
+  return fd;
+}
+
+int __brig_mkdir(const char* path, mode_t mode) {
+  create_mode(mode);
+  int r = mkdir(path, mode);
+  no_create_mode();
+  return r;
+}
+
+int __brig_mkdirat(int dirfd, const char* path, mode_t mode) {
+  create_mode(mode);
+  int r = mkdirat(dirfd, path, mode);
+  no_create_mode();
+  return r;
+}
+
+int fchmodat(int fd, const char* path, mode_t mode, int flag) {
+  if (flag & ~AT_SYMLINK_NOFOLLOW) {
+    errno = EINVAL;
+    return -1;
+  }
+  const char* rel = path;
+  if (fd == AT_FDCWD) {
+    char* found;
+    fd = find_relpath(path, &found);
+    if (fd == -1) {
+      errno = ENOENT;
+      return -1;
+    }
+    rel = found;
+  }
+  return set_errno(brig_path_chmod_import((uint32_t)fd, (uint32_t)(uintptr_t)rel, strlen(rel), mode & 07777));
+}
+
+int chmod(const char* path, mode_t mode) { return fchmodat(AT_FDCWD, path, mode, 0); }
+
+int fchmod(int fd, mode_t mode) { return set_errno(brig_fd_chmod_import((uint32_t)fd, mode & 07777)); }
+
+/* wasi-libc's to_public_stat (cloudlibc's stat_impl.h), with the mode and the owner. */
+static void to_public_stat(const __wasi_filestat_t* in, struct stat* out) {
+  *out = (struct stat){
+      .st_dev = in->dev,
+      .st_ino = in->ino,
+      .st_nlink = in->nlink,
+      .st_size = in->size,
+      .st_atim = {.tv_sec = in->atim / 1000000000, .tv_nsec = in->atim % 1000000000},
+      .st_mtim = {.tv_sec = in->mtim / 1000000000, .tv_nsec = in->mtim % 1000000000},
+      .st_ctim = {.tv_sec = in->ctim / 1000000000, .tv_nsec = in->ctim % 1000000000},
+      .st_uid = kSandboxUser,
+      .st_gid = kSandboxUser,
+  };
+  const unsigned char* pad = (const unsigned char*)&in->filetype;
+  uint32_t extra = pad[2] | (uint32_t)pad[3] << 8; /* bytes 18-19 of the filestat */
+  if (extra & kModeFlag) out->st_mode = extra & 07777;
+  switch (in->filetype) {
+    case __WASI_FILETYPE_BLOCK_DEVICE: out->st_mode |= S_IFBLK; break;
+    case __WASI_FILETYPE_CHARACTER_DEVICE: out->st_mode |= S_IFCHR; break;
+    case __WASI_FILETYPE_DIRECTORY: out->st_mode |= S_IFDIR; break;
+    case __WASI_FILETYPE_REGULAR_FILE: out->st_mode |= S_IFREG; break;
+    case __WASI_FILETYPE_SOCKET_DGRAM:
+    case __WASI_FILETYPE_SOCKET_STREAM: out->st_mode |= S_IFSOCK; break;
+    case __WASI_FILETYPE_SYMBOLIC_LINK: out->st_mode |= S_IFLNK; break;
+  }
+}
+
+/* cloudlibc's errno_fixup_directory: ENOTCAPABLE on a descriptor that is not a directory. */
+static int errno_fixup_directory(int fd, __wasi_errno_t error) {
+  __wasi_fdstat_t fds;
+  if (error == __WASI_ERRNO_NOTCAPABLE && __wasi_fd_fdstat_get(fd, &fds) == 0 &&
+      fds.fs_filetype != __WASI_FILETYPE_DIRECTORY)
+    return ENOTDIR;
+  return error;
+}
+
+int fstat(int fildes, struct stat* buf) {
+  __wasi_filestat_t internal_stat;
+  __wasi_errno_t error = __wasi_fd_filestat_get(fildes, &internal_stat);
+  if (error != 0) {
+    errno = error;
+    return -1;
+  }
+  to_public_stat(&internal_stat, buf);
+  return 0;
+}
+
+int __wasilibc_nocwd_fstatat(int fd, const char* restrict path, struct stat* restrict buf, int flag) {
+  __wasi_lookupflags_t lookup_flags = 0;
+  if ((flag & AT_SYMLINK_NOFOLLOW) == 0) lookup_flags |= __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW;
+  __wasi_filestat_t internal_stat;
+  __wasi_errno_t error = __wasi_path_filestat_get(fd, lookup_flags, path, &internal_stat);
+  if (error != 0) {
+    errno = errno_fixup_directory(fd, error);
+    return -1;
+  }
+  to_public_stat(&internal_stat, buf);
+  return 0;
+}
