@@ -134,7 +134,6 @@ struct WasiContext::Fd {
 
   // Not a file or directory: stdio or a pipe end (not seekable, no node).
   bool stdio() const { return kind != Kind::kFile && kind != Kind::kDir; }
-  bool is_pipe() const { return kind == Kind::kPipeRead || kind == Kind::kPipeWrite; }
   bool readable() const { return rights_base & rights::kFdRead; }
   bool writable() const { return rights_base & rights::kFdWrite; }
 };
@@ -1075,7 +1074,11 @@ WasiContext::u32 WasiContext::PollOneoff(GuestMemory& m, u32 in, u32 out, u32 ns
             ev.flags = kEventrwflagHangup;  // stdin is always at end of file
           } else if (f->kind == Fd::Kind::kPipeRead) {
             ev.nbytes = f->pipe->bytes.size();
-            if (!PipeEndOpen(f->pipe.get(), /*write_end=*/true)) ev.flags = kEventrwflagHangup;
+            if (!PipeEndOpen(f->pipe.get(), /*write_end=*/true)) {
+              ev.flags = kEventrwflagHangup;
+            } else if (ev.nbytes == 0) {
+              continue;  // empty, a writer open: not ready (a clock may still fire)
+            }
           } else if (f->kind == Fd::Kind::kDir) {
             ev.error = static_cast<uint16_t>(err::kIsDir);
           } else {
@@ -1085,7 +1088,11 @@ WasiContext::u32 WasiContext::PollOneoff(GuestMemory& m, u32 in, u32 out, u32 ns
           ev.error = static_cast<uint16_t>(err::kBadF);
         } else if (f->kind == Fd::Kind::kPipeWrite) {
           ev.nbytes = f->pipe->space();
-          if (!PipeEndOpen(f->pipe.get(), /*write_end=*/false)) ev.flags = kEventrwflagHangup;
+          if (!PipeEndOpen(f->pipe.get(), /*write_end=*/false)) {
+            ev.flags = kEventrwflagHangup;
+          } else if (ev.nbytes == 0) {
+            continue;  // full, a reader open: not ready
+          }
         }
         ready.push_back(ev);
       } else {

@@ -124,7 +124,8 @@ class WasiContext {
   u32 PathSymlink(GuestMemory& m, u32 old_path, u32 old_path_len, u32 fd, u32 new_path, u32 new_path_len);
   u32 PathUnlinkFile(GuestMemory& m, u32 fd, u32 path, u32 path_len);
   // Clock subscriptions: sleeps (through Options::sleep) for the smallest timeout unless
-  // another subscription is ready. fd_read/fd_write on open descriptors are ready at once.
+  // another subscription is ready. fd_read/fd_write on open descriptors are ready at once,
+  // except on pipes (BrigFdPipe).
   u32 PollOneoff(GuestMemory& m, u32 in, u32 out, u32 nsubscriptions, u32 nevents_out);
   // Records the exit code only; the caller (wasi_imports.cc) leaves guest execution.
   void ProcExit(u32 code) noexcept;
@@ -145,8 +146,9 @@ class WasiContext {
   // closed), a write to a full pipe EAGAIN (else a short write of what fits), and a write
   // with no read end open EPIPE. Blocking and O_NONBLOCK ends behave alike. Not seekable
   // (ESPIPE), filetype unknown (WASI has no FIFO type), rights as stdio's. poll_oneoff: a read
-  // end is ready with its byte count, a write end with its free space (hangup when the
-  // other end is closed). Forks and checkpoints copy the bytes (CopyStateFrom); a session
+  // end is ready when it holds bytes (nbytes), a write end when it has room (nbytes: the free
+  // space), either with hangup once the other end is closed; otherwise not ready, and only
+  // clocks can end the wait (no clock: poll_oneoff returns no events rather than waiting). Forks and checkpoints copy the bytes (CopyStateFrom); a session
   // saved to its store does not keep them (SaveFds skips pipes).
   u32 BrigFdPipe(GuestMemory& m, u32 fds_out);
   // brig_fd_dup: another descriptor, the lowest free number >= min_fd, for the same open

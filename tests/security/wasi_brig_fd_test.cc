@@ -210,8 +210,34 @@ TEST_F(PipeTest, PollReportsDataSpaceAndHangup) {
   EXPECT_EQ(ev[0].flags, 0);
   EXPECT_EQ(ev[1].error, 0);
   EXPECT_EQ(ev[1].nbytes, PipeBuffer::kCapacity - 3);
-  ASSERT_EQ(ctx->FdClose(mem, w), err::kSuccess);
+  // Drained: the read end is not ready; only a clock ends the wait.
+  ASSERT_EQ(Read(*ctx, r, 10, &n), err::kSuccess);
+  Subscription two[2]{};
+  two[0].tag = kEventtypeFdRead;
+  two[0].u.fd = r;
+  two[1].userdata = 7;
+  two[1].tag = kEventtypeClock;
+  two[1].u.clock.id = kClockMonotonic;
+  two[1].u.clock.timeout = 1000;
+  std::memcpy(&backing[kSubs], two, sizeof two);
+  ASSERT_EQ(ctx->PollOneoff(mem, kSubs, kEvents, 2, kOut), err::kSuccess);
+  ASSERT_EQ(Get32(kOut), 1u);
+  std::memcpy(ev, &backing[kEvents], sizeof ev[0]);
+  EXPECT_EQ(ev[0].userdata, 7u);
+  ASSERT_EQ(ctx->PollOneoff(mem, kSubs, kEvents, 1, kOut), err::kSuccess);  // no clock: no wait
+  EXPECT_EQ(Get32(kOut), 0u);
+  // A full pipe's write end is not ready either.
+  ASSERT_EQ(Write(*ctx, w, 100000, &n), err::kSuccess);
+  two[0].tag = kEventtypeFdWrite;
+  two[0].u.fd = w;
+  std::memcpy(&backing[kSubs], two, sizeof two);
   ASSERT_EQ(ctx->PollOneoff(mem, kSubs, kEvents, 1, kOut), err::kSuccess);
+  EXPECT_EQ(Get32(kOut), 0u);
+  // Closed write end: the read end hangs up (ready).
+  ASSERT_EQ(ctx->FdClose(mem, w), err::kSuccess);
+  std::memcpy(&backing[kSubs], subs, sizeof subs[0]);
+  ASSERT_EQ(ctx->PollOneoff(mem, kSubs, kEvents, 1, kOut), err::kSuccess);
+  ASSERT_EQ(Get32(kOut), 1u);
   std::memcpy(ev, &backing[kEvents], sizeof ev[0]);
   EXPECT_EQ(ev[0].flags, kEventrwflagHangup);
 }
