@@ -48,7 +48,7 @@ RULES = [
     # The test modules skip these on sys.platform == "wasi" whatever the platform does; in brig
     # os.dup/dup2 exist and a closed descriptor gives EBADF (tests/guest/cases/pipes.test).
     (r"Cannot create invalid FD on WASI|WASI does not support dup", "gap",
-     "the test skips itself on WASI (a decorator on sys.platform): os.dup and EBADF work in brig"),
+     "the test skips itself on WASI (a decorator on sys.platform): in brig os.dup works and a closed fd gives EBADF, except os.get_inheritable"),
     (r"invalid FD|support dup|os\.dup\(|maps '' to cwd|fd support for listdir|dir_fd", "gap",
      "WASI descriptor semantics (dup, invalid fds, dir_fd)"),
     (r"statvfs|disk_usage|splice|eventfd|extended attribute", "gap",
