@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #define Py_BUILD_CORE 1 /* linked into the interpreter: its parser and compiler's C API */
 #include <Python.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +87,56 @@ done:
   return result;
 }
 
+/* brig's host call for a pipe inside the sandbox (src/wasi/wasi_context.h, BrigFdPipe): WASI
+ * preview 1 has none. Imported from wasi_snapshot_preview1 so that the reactor needs no
+ * second import module; returns a WASI errno, which is wasi-libc's errno value. */
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("brig_fd_pipe")))
+extern uint16_t brig_fd_pipe(int32_t* fds);
+
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("brig_fd_dup")))
+extern uint16_t brig_fd_dup(int32_t fd, int32_t min_fd, int32_t* out);
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("brig_fd_dup2")))
+extern uint16_t brig_fd_dup2(int32_t fd, int32_t to);
+
+static PyObject* errno_error(uint16_t e) {
+  errno = e;
+  return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+/* _brig.pipe() -> (read_fd, write_fd): os.pipe on wasi (CPython patch 0008). */
+static PyObject* brig_pipe(PyObject* self, PyObject* unused) {
+  int32_t fds[2];
+  uint16_t e = brig_fd_pipe(fds);
+  if (e != 0) return errno_error(e);
+  return Py_BuildValue("(ii)", (int)fds[0], (int)fds[1]);
+}
+
+/* _brig.dup(fd) -> new fd: os.dup on wasi (patch 0008). */
+static PyObject* brig_dup(PyObject* self, PyObject* arg) {
+  int fd = _PyLong_AsInt(arg);
+  if (fd == -1 && PyErr_Occurred()) return NULL;
+  if (fd < 0) return errno_error(EBADF);
+  int32_t out = -1;
+  uint16_t e = brig_fd_dup(fd, 0, &out);
+  if (e != 0) return errno_error(e);
+  return PyLong_FromLong(out);
+}
+
+/* _brig.dup2(fd, fd2) -> fd2: os.dup2 on wasi (patch 0008). */
+static PyObject* brig_dup2(PyObject* self, PyObject* args) {
+  int fd, fd2;
+  if (!PyArg_ParseTuple(args, "ii", &fd, &fd2)) return NULL;
+  if (fd < 0 || fd2 < 0) return errno_error(EBADF);
+  uint16_t e = brig_fd_dup2(fd, fd2);
+  if (e != 0) return errno_error(e);
+  return PyLong_FromLong(fd2);
+}
+
 static PyMethodDef brig_methods[] = {
     {"compile_repl", compile_repl, METH_VARARGS, "compile user code; (code, has_value)"},
+    {"pipe", brig_pipe, METH_NOARGS, "a pipe inside the sandbox; (read_fd, write_fd)"},
+    {"dup", brig_dup, METH_O, "a duplicate of a descriptor; the lowest free number"},
+    {"dup2", brig_dup2, METH_VARARGS, "(fd, fd2): make fd2 a duplicate of fd; fd2"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,7 @@
 #include "wasi/wasi_context.h"
 
+#include <map>
+
 #include <sched.h>
 #include <sys/random.h>
 
@@ -119,8 +121,10 @@ uint32_t ToWasiErrno(vfs::Error e) {
 }
 
 struct WasiContext::Fd {
-  enum class Kind { kStdin, kStdout, kStderr, kFile, kDir };
+  // kPipeRead/kPipeWrite: the ends of a pipe (BrigFdPipe); like stdio, they have no node.
+  enum class Kind { kStdin, kStdout, kStderr, kFile, kDir, kPipeRead, kPipeWrite };
   Kind kind;
+  std::shared_ptr<PipeBuffer> pipe;  // kPipeRead / kPipeWrite
   vfs::NodeRef node;  // kFile / kDir
   uint64_t offset = 0;
   uint16_t fdflags = 0;
@@ -132,7 +136,8 @@ struct WasiContext::Fd {
   std::vector<vfs::DirEntry> listing;
   bool listing_valid = false;
 
-  bool stdio() const { return kind == Kind::kStdin || kind == Kind::kStdout || kind == Kind::kStderr; }
+  // Not a file or directory: stdio or a pipe end (not seekable, no node).
+  bool stdio() const { return kind != Kind::kFile && kind != Kind::kDir; }
   bool readable() const { return rights_base & rights::kFdRead; }
   bool writable() const { return rights_base & rights::kFdWrite; }
 };
@@ -197,8 +202,12 @@ uint64_t WasiContext::ClockNow(u32 id) {
 }
 
 void WasiContext::CopyStateFrom(const WasiContext& other, vfs::FileSystem::NodeMap* map) {
-  std::vector<std::unique_ptr<Fd>> fds;
+  std::vector<std::shared_ptr<Fd>> fds;
   fds.reserve(other.fds_.size());
+  // A pipe's bytes are copied once, and both ends in the copy share that copy; descriptors
+  // that share one Fd (brig_fd_dup) share its copy.
+  std::map<const PipeBuffer*, std::shared_ptr<PipeBuffer>> pipes;
+  std::map<const Fd*, std::shared_ptr<Fd>> copies;
   for (const auto& f : other.fds_) {
     if (!f) {
       fds.push_back(nullptr);
@@ -209,8 +218,18 @@ void WasiContext::CopyStateFrom(const WasiContext& other, vfs::FileSystem::NodeM
       fds.push_back(nullptr);  // a mount this copy does not have (a fork): closed in it
       continue;
     }
-    auto copy = std::make_unique<Fd>(*f);
+    if (auto it = copies.find(f.get()); it != copies.end()) {
+      fds.push_back(it->second);
+      continue;
+    }
+    auto copy = std::make_shared<Fd>(*f);
+    copies[f.get()] = copy;
     if (!f->host) copy->node = fs_.CopyOf(f->node, map);
+    if (f->pipe) {
+      auto& mine = pipes[f->pipe.get()];
+      if (!mine) mine = std::make_shared<PipeBuffer>(*f->pipe);
+      copy->pipe = mine;
+    }
     fds.push_back(std::move(copy));
   }
   fds_ = std::move(fds);
@@ -220,7 +239,7 @@ void WasiContext::CopyStateFrom(const WasiContext& other, vfs::FileSystem::NodeM
   fake_random_ = other.fake_random_;
 }
 
-WasiContext::u32 WasiContext::AllocateFd(std::unique_ptr<Fd> entry, u32* out) {
+WasiContext::u32 WasiContext::AllocateFd(std::shared_ptr<Fd> entry, u32* out) {
   for (u32 i = 0; i < fds_.size(); ++i) {
     if (!fds_[i]) {
       fds_[i] = std::move(entry);
@@ -572,12 +591,30 @@ WasiContext::u32 WasiContext::DoRead(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_l
                                      u32 nread_out) {
   if (!m.InBounds(nread_out, 4)) return err::kFault;
   if (f.kind == Fd::Kind::kDir) return err::kIsDir;
-  if (!f.readable() || f.kind == Fd::Kind::kStdout || f.kind == Fd::Kind::kStderr) return err::kBadF;
+  if (!f.readable() || f.kind == Fd::Kind::kStdout || f.kind == Fd::Kind::kStderr ||
+      f.kind == Fd::Kind::kPipeWrite)
+    return err::kBadF;
   if (offset && f.stdio()) return err::kSPipe;
   std::vector<Iovec> iov;
   if (u32 e = ReadIovecs(m, iovs, iovs_len, &iov)) return e;
   uint64_t total = 0;
-  if (f.host) {
+  if (f.kind == Fd::Kind::kPipeRead) {
+    PipeBuffer& p = *f.pipe;
+    uint64_t wanted = 0;
+    for (const Iovec& v : iov) wanted += v.buf_len;
+    // Empty with a writer open: no other thread or process could ever fill it, so a blocking
+    // read would wait forever; both modes answer EAGAIN (BlockingIOError) at once instead.
+    if (p.bytes.empty() && wanted > 0 && PipeEndOpen(f.pipe.get(), /*write_end=*/true)) return err::kAgain;
+    for (const Iovec& v : iov) {
+      const uint64_t n = std::min<uint64_t>(v.buf_len, p.bytes.size());
+      if (n == 0) break;
+      auto span = m.View(v.buf, n);
+      if (!span) return err::kFault;
+      std::copy_n(p.bytes.begin(), n, span->data());
+      p.bytes.erase(p.bytes.begin(), p.bytes.begin() + static_cast<std::ptrdiff_t>(n));
+      total += n;
+    }
+  } else if (f.host) {
     uint64_t pos = offset ? *offset : f.offset;
     for (const Iovec& v : iov) {
       uint64_t want = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
@@ -613,12 +650,29 @@ WasiContext::u32 WasiContext::DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_
                                       u32 nwritten_out) {
   if (!m.InBounds(nwritten_out, 4)) return err::kFault;
   if (f.kind == Fd::Kind::kDir) return err::kIsDir;
-  if (!f.writable() || f.kind == Fd::Kind::kStdin) return err::kBadF;
+  if (!f.writable() || f.kind == Fd::Kind::kStdin || f.kind == Fd::Kind::kPipeRead) return err::kBadF;
   if (offset && f.stdio()) return err::kSPipe;
   std::vector<Iovec> iov;
   if (u32 e = ReadIovecs(m, iovs, iovs_len, &iov)) return e;
   uint64_t total = 0;
-  if (f.stdio()) {
+  if (f.kind == Fd::Kind::kPipeWrite) {
+    PipeBuffer& p = *f.pipe;
+    // No reader: EPIPE, as Linux (CPython ignores SIGPIPE, so BrokenPipeError).
+    if (!PipeEndOpen(f.pipe.get(), /*write_end=*/false)) return err::kPipe;
+    uint64_t wanted = 0;
+    for (const Iovec& v : iov) wanted += v.buf_len;
+    // Full: nothing could drain it while the guest waits, so EAGAIN in both modes (see
+    // DoRead); otherwise a short write of what fits, as a non-blocking Linux pipe.
+    if (p.space() == 0 && wanted > 0) return err::kAgain;
+    for (const Iovec& v : iov) {
+      const uint64_t n = std::min<uint64_t>(v.buf_len, p.space());
+      if (n == 0) break;
+      auto span = m.View(v.buf, n);
+      if (!span) return err::kFault;
+      p.bytes.insert(p.bytes.end(), span->data(), span->data() + n);
+      total += n;
+    }
+  } else if (f.stdio()) {
     OutputCapture& out = f.kind == Fd::Kind::kStdout ? stdout_ : stderr_;
     for (const Iovec& v : iov) {
       uint64_t n = std::min<uint64_t>(v.buf_len, kMaxTransfer - total);
@@ -1031,13 +1085,27 @@ WasiContext::u32 WasiContext::PollOneoff(GuestMemory& m, u32 in, u32 out, u32 ns
             ev.nbytes = size > f->offset ? size - f->offset : 0;
           } else if (f->kind == Fd::Kind::kStdin) {
             ev.flags = kEventrwflagHangup;  // stdin is always at end of file
+          } else if (f->kind == Fd::Kind::kPipeRead) {
+            ev.nbytes = f->pipe->bytes.size();
+            if (!PipeEndOpen(f->pipe.get(), /*write_end=*/true)) {
+              ev.flags = kEventrwflagHangup;
+            } else if (ev.nbytes == 0) {
+              continue;  // empty, a writer open: not ready (a clock may still fire)
+            }
           } else if (f->kind == Fd::Kind::kDir) {
             ev.error = static_cast<uint16_t>(err::kIsDir);
           } else {
             ev.error = static_cast<uint16_t>(err::kBadF);
           }
-        } else if (f->kind == Fd::Kind::kDir || f->kind == Fd::Kind::kStdin) {
+        } else if (f->kind == Fd::Kind::kDir || f->kind == Fd::Kind::kStdin || f->kind == Fd::Kind::kPipeRead) {
           ev.error = static_cast<uint16_t>(err::kBadF);
+        } else if (f->kind == Fd::Kind::kPipeWrite) {
+          ev.nbytes = f->pipe->space();
+          if (!PipeEndOpen(f->pipe.get(), /*write_end=*/false)) {
+            ev.flags = kEventrwflagHangup;
+          } else if (ev.nbytes == 0) {
+            continue;  // full, a reader open: not ready
+          }
         }
         ready.push_back(ev);
       } else {
@@ -1176,6 +1244,62 @@ WasiContext::u32 WasiContext::BrigPathChmod(GuestMemory& m, u32 fd, u32 path, u3
     auto node = fs_.Lookup(t.dir, t.path);
     if (!node) return ToWasiErrno(node.error());
     return ToWasiErrno(fs_.SetMode(node.value(), mode));
+  });
+}
+
+// ---- brig's own descriptor calls (not WASI preview 1)
+
+bool WasiContext::PipeEndOpen(const PipeBuffer* pipe, bool write_end) const {
+  const Fd::Kind end = write_end ? Fd::Kind::kPipeWrite : Fd::Kind::kPipeRead;
+  for (const auto& f : fds_) {
+    if (f && f->kind == end && f->pipe.get() == pipe) return true;
+  }
+  return false;
+}
+
+WasiContext::u32 WasiContext::BrigFdPipe(GuestMemory& m, u32 fds_out) {
+  return Guarded([&]() -> u32 {
+    if (!m.ArrayInBounds<uint32_t>(fds_out, 2)) return err::kFault;
+    auto buffer = std::make_shared<PipeBuffer>();
+    auto end = [&](Fd::Kind kind, uint64_t rights) {
+      auto f = std::make_unique<Fd>();
+      f->kind = kind;
+      f->pipe = buffer;
+      f->rights_base = rights;
+      return f;
+    };
+    u32 r = 0, w = 0;
+    if (u32 e = AllocateFd(end(Fd::Kind::kPipeRead, rights::kStdio & ~rights::kFdWrite), &r)) return e;
+    if (u32 e = AllocateFd(end(Fd::Kind::kPipeWrite, rights::kStdio & ~rights::kFdRead), &w)) {
+      fds_[r].reset();  // the table is full: no half pipe left behind
+      return e;
+    }
+    if (!m.Write<uint32_t>(fds_out, r) || !m.Write<uint32_t>(fds_out + 4, w)) return err::kFault;
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::BrigFdDup(GuestMemory& m, u32 fd, u32 min_fd, u32 fd_out) {
+  return Guarded([&]() -> u32 {
+    if (!m.InBounds(fd_out, 4)) return err::kFault;
+    if (!GetFd(fd)) return err::kBadF;
+    if (min_fd >= options_.max_fds) return err::kInval;
+    u32 to = min_fd;
+    while (to < fds_.size() && fds_[to]) ++to;
+    if (to >= options_.max_fds) return err::kMFile;
+    if (to >= fds_.size()) fds_.resize(to + 1);
+    fds_[to] = fds_[fd];
+    return m.Write<uint32_t>(fd_out, to) ? err::kSuccess : err::kFault;
+  });
+}
+
+WasiContext::u32 WasiContext::BrigFdDup2(GuestMemory&, u32 fd, u32 to) {
+  return Guarded([&]() -> u32 {
+    if (!GetFd(fd) || to >= options_.max_fds) return err::kBadF;
+    if (fd == to) return err::kSuccess;
+    if (to >= fds_.size()) fds_.resize(to + 1);
+    fds_[to] = fds_[fd];  // closes what `to` was, as dup2
+    return err::kSuccess;
   });
 }
 

@@ -37,6 +37,7 @@
 #include "wasi/guest_memory.h"
 #include "wasi/host_mount.h"
 #include "wasi/output_capture.h"
+#include "wasi/pipe_buffer.h"
 #include "wasi/tape.h"
 
 namespace brig::wasi {
@@ -126,7 +127,8 @@ class WasiContext {
   u32 PathSymlink(GuestMemory& m, u32 old_path, u32 old_path_len, u32 fd, u32 new_path, u32 new_path_len);
   u32 PathUnlinkFile(GuestMemory& m, u32 fd, u32 path, u32 path_len);
   // Clock subscriptions: sleeps (through Options::sleep) for the smallest timeout unless
-  // another subscription is ready. fd_read/fd_write on open descriptors are ready at once.
+  // another subscription is ready. fd_read/fd_write on open descriptors are ready at once,
+  // except on pipes (BrigFdPipe).
   u32 PollOneoff(GuestMemory& m, u32 in, u32 out, u32 nsubscriptions, u32 nevents_out);
   // Records the exit code only; the caller (wasi_imports.cc) leaves guest execution.
   void ProcExit(u32 code) noexcept;
@@ -151,6 +153,30 @@ class WasiContext {
   // the host's), EBADF, ENOENT, EFAULT as usual.
   u32 BrigFdChmod(GuestMemory& m, u32 fd, u32 mode);
   u32 BrigPathChmod(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 mode);
+
+  // ---- brig's own calls, imported by the guest under wasi_snapshot_preview1 as brig_*.
+  // brig_fd_pipe: a pipe inside the sandbox (os.pipe): writes the read end's and the write
+  // end's numbers (two u32) at fds_out. EFAULT (nothing opened) if fds_out is out of
+  // bounds; EMFILE if the table cannot hold both. The buffer holds PipeBuffer::kCapacity
+  // bytes. The guest is one thread and no other process exists, so nothing ever waits: a read
+  // of an empty pipe returns EAGAIN while a write end is open (0, end of file, once all are
+  // closed), a write to a full pipe EAGAIN (else a short write of what fits), and a write
+  // with no read end open EPIPE. Blocking and O_NONBLOCK ends behave alike. Not seekable
+  // (ESPIPE), filetype unknown (WASI has no FIFO type), rights as stdio's. poll_oneoff: a read
+  // end is ready when it holds bytes (nbytes), a write end when it has room (nbytes: the free
+  // space), either with hangup once the other end is closed; otherwise not ready, and only
+  // clocks can end the wait (no clock: poll_oneoff returns no events rather than waiting). Forks and checkpoints copy the bytes (CopyStateFrom); a session
+  // saved to its store does not keep them (SaveFds skips pipes).
+  u32 BrigFdPipe(GuestMemory& m, u32 fds_out);
+  // brig_fd_dup: another descriptor, the lowest free number >= min_fd, for the same open
+  // file (F_DUPFD): both share its offset, flags and rights, as POSIX's open file description;
+  // closing one leaves the other open. Writes the number (u32) at fd_out. EFAULT if fd_out is
+  // out of bounds, EBADF if fd is not open, EINVAL if min_fd >= max_fds, EMFILE if no number
+  // from min_fd up is free. (WASI preview 1 has fd_renumber, which moves, but no dup.)
+  u32 BrigFdDup(GuestMemory& m, u32 fd, u32 min_fd, u32 fd_out);
+  // brig_fd_dup2: makes `to` a descriptor of fd's open file, closing what `to` was (dup2).
+  // EBADF if fd is not open or to >= max_fds; fd == to does nothing.
+  u32 BrigFdDup2(GuestMemory& m, u32 fd, u32 to);
 
   // ---- Host side.
   const std::string& stdout_data() const { return stdout_.data(); }
@@ -210,7 +236,9 @@ class WasiContext {
  private:
   struct Fd;
   Fd* GetFd(u32 fd);
-  u32 AllocateFd(std::unique_ptr<Fd> entry, u32* out);
+  u32 AllocateFd(std::shared_ptr<Fd> entry, u32* out);
+  // Whether a write end (else a read end) of `pipe` is open.
+  bool PipeEndOpen(const PipeBuffer* pipe, bool write_end) const;
   u32 ReadPath(GuestMemory& m, u32 ptr, u32 len, std::string* out);
   u32 DirFd(u32 fd, vfs::NodeRef* dir);
   // Where (descriptor `fd`, `path`) leads: a VFS directory and the path in it, or a host
@@ -239,7 +267,8 @@ class WasiContext {
   vfs::FileSystem& fs_;
   Options options_;
   OutputCapture stdout_, stderr_;
-  std::vector<std::unique_ptr<Fd>> fds_;  // index = descriptor number; null = free
+  // Index = descriptor number; null = free. Descriptors made by brig_fd_dup share one Fd.
+  std::vector<std::shared_ptr<Fd>> fds_;
   uint64_t created_ns_;                    // MONOTONIC at construction (CPU-time clocks)
   std::optional<uint32_t> exit_code_;
   uint64_t fake_clock_ns_ = 0;  // Options::deterministic: readings so far, in ns

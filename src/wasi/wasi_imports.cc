@@ -1,7 +1,8 @@
-// The wasi_snapshot_preview1 imports of the wasm2c-generated guest: 45 extern "C" entry
+// The wasi_snapshot_preview1 imports of the wasm2c-generated guest: 45 WASI extern "C" entry
 // points with exactly the signatures wasm2c 1.0.32 declares, each forwarding to the sandbox's
 // WasiContext with a GuestMemory built fresh from the instance's memory (its size changes
-// as the guest grows memory). Compiled by the engine target, not by brig_wasi.
+// as the guest grows memory), plus brig's own calls (brig_*, not WASI; the guest imports them
+// under the same module). Compiled by the engine target, not by brig_wasi.
 //
 // WasiContext members never throw, so no C++ exception crosses these C frames; proc_exit
 // leaves guest execution through brig_guest_exit (a longjmp) from a frame holding no C++
@@ -217,4 +218,17 @@ extern "C" uint32_t Z_wasi_snapshot_preview1Z_sock_send(Inst* inst, uint32_t a0,
 
 extern "C" uint32_t Z_wasi_snapshot_preview1Z_sock_shutdown(Inst* inst, uint32_t a0, uint32_t a1) {
   return Forward<&WasiContext::SockShutdown>(inst, a0, a1);
+}
+
+// brig's own calls (not WASI preview 1), imported by the guest under the same module.
+extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_fd_pipe(Inst* inst, uint32_t a0) {
+  return Forward<&WasiContext::BrigFdPipe>(inst, a0);
+}
+
+extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_fd_dup(Inst* inst, uint32_t a0, uint32_t a1, uint32_t a2) {
+  return Forward<&WasiContext::BrigFdDup>(inst, a0, a1, a2);
+}
+
+extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_fd_dup2(Inst* inst, uint32_t a0, uint32_t a1) {
+  return Forward<&WasiContext::BrigFdDup2>(inst, a0, a1);
 }

@@ -39,6 +39,7 @@ inline constexpr uint32_t kNotSock = 57;
 inline constexpr uint32_t kNotSup = 58;
 inline constexpr uint32_t kOverflow = 61;
 inline constexpr uint32_t kPerm = 63;
+inline constexpr uint32_t kPipe = 64;
 inline constexpr uint32_t kRoFs = 69;
 inline constexpr uint32_t kSPipe = 70;
 inline constexpr uint32_t kXDev = 75;

@@ -119,7 +119,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     brig::vfs::FileSystem& fs = *fs_owner;
     WasiContext& ctx = *ctx_owner;
     u32 r = 0;
-    switch (in.ConsumeIntegralInRange(0, 48)) {
+    switch (in.ConsumeIntegralInRange(0, 51)) {
       case 0: r = ctx.ArgsGet(mem, a.Ptr(), a.Ptr()); break;
       case 1: r = ctx.ArgsSizesGet(mem, a.Ptr(), a.Ptr()); break;
       case 2: r = ctx.EnvironGet(mem, a.Ptr(), a.Ptr()); break;
@@ -219,6 +219,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         fs_owner = std::move(copy);
         break;
       }
+      // brig's own calls (pipes and dup).
+      case 49: r = ctx.BrigFdPipe(mem, a.Ptr()); break;
+      case 50: { u32 fd = a.Fd(), min = a.Fd(); r = ctx.BrigFdDup(mem, fd, min, a.Ptr()); break; }
+      case 51: { u32 fd = a.Fd(); r = ctx.BrigFdDup2(mem, fd, a.Fd()); break; }
     }
     brig::vfs::FileSystem& fs_now = *fs_owner;
     WasiContext& ctx_now = *ctx_owner;

@@ -233,4 +233,24 @@ TEST(Fork, ForksOfDifferentSandboxesOnTwoThreads) {
   for (auto& th : threads) th.join();
 }
 
+TEST(Fork, PipesAreCopiedWithTheirBytesAndDiverge) {
+  auto parent = Make();
+  Value(*parent, "import os\nr, w = os.pipe()\nos.write(w, b'shared')");
+  auto child = ForkOf(*parent);
+  ASSERT_TRUE(child);
+  EXPECT_EQ(Value(*child, "os.write(w, b'+child'); os.read(r, 100)"), "b'shared+child'");
+  EXPECT_EQ(Value(*parent, "os.read(r, 100)"), "b'shared'");
+  // Closing the child's write end does not end the parent's pipe.
+  EXPECT_EQ(Value(*child, "os.close(w); os.read(r, 1)"), "b''");
+  EXPECT_EQ(Value(*parent, "try:\n    os.read(r, 1)\nexcept BlockingIOError:\n    ok = 'open'\nok"), "'open'");
+}
+
+TEST(Fork, AFailedExecutionRollsBackWhatItPutInAPipe) {
+  auto s = Make(0.5);
+  Value(*s, "import os\nr, w = os.pipe()\nos.write(w, b'kept')");
+  ExecutionResult r = s->Execute("os.write(w, b'lost')\nos.read(r, 2)\nwhile True: pass\n");
+  EXPECT_EQ(r.failure, Failure::kTimeout);
+  EXPECT_EQ(Value(*s, "os.read(r, 100)"), "b'kept'");
+}
+
 }  // namespace

@@ -233,6 +233,23 @@ TEST_P(SnapshotTest, ExportThenImportElsewhereRestoresEverything) {
   EXPECT_EQ(Eval(*b, "blank", "open('/home/user/in.txt').read()"), "'input'");
 }
 
+TEST_P(SnapshotTest, PipesAreNotSavedWithTheSession) {
+  SKIP_IF_NO_BACKEND();
+  auto a = Open(url_);
+  Run(*a, "p", "import os\nr, w = os.pipe()\nos.write(w, b'x')\nf = open('/tmp/kept.txt', 'w+')\nf.write('k')");
+  StatusOr<std::string> bytes = a->ExportSnapshot("p");
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  auto b = Open(NewUrl());
+  StatusOr<ImportResult> imported = b->ImportSnapshot("copy", bytes.value());
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  // Restored elsewhere: the file is open again, the pipe's ends are not.
+  EXPECT_EQ(Eval(*b, "copy",
+                 "import errno\ntry:\n    os.read(r, 1)\nexcept OSError as e:\n    gone = errno.errorcode[e.errno]\n"
+                 "gone, f.tell()"),
+            "('EBADF', 1)");
+  EXPECT_EQ(Eval(*a, "p", "os.read(r, 10)"), "b'x'");  // the live session keeps its pipe
+}
+
 TEST_P(SnapshotTest, ExportAndImportRefusals) {
   SKIP_IF_NO_BACKEND();
   auto s = Open(url_);
