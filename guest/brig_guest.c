@@ -152,6 +152,7 @@ PyMODINIT_FUNC PyInit__imaging(void);
 PyMODINIT_FUNC PyInit__imagingft(void);
 PyMODINIT_FUNC PyInit__imagingmath(void);
 PyMODINIT_FUNC PyInit__imagingmorph(void);
+PyMODINIT_FUNC PyInit_etree(void); /* lxml.etree */
 
 static int fail(const char* what, PyStatus status) {
   if (PyStatus_Exception(status)) {
@@ -168,6 +169,9 @@ EXPORT(brig_init) int32_t brig_init(void) {
       PyImport_AppendInittab("PIL._imagingft", PyInit__imagingft) < 0 ||
       PyImport_AppendInittab("PIL._imagingmath", PyInit__imagingmath) < 0 ||
       PyImport_AppendInittab("PIL._imagingmorph", PyInit__imagingmorph) < 0) return -1;
+  /* lxml.etree with libxml2 and libxslt (guest/build-lxml.sh), the same way: found by the
+     finder that brig's patch adds to lxml/__init__.py. */
+  if (PyImport_AppendInittab("lxml.etree", PyInit_etree) < 0) return -1;
   PyPreConfig pre;
   PyPreConfig_InitIsolatedConfig(&pre);
   pre.utf8_mode = 1; /* output and file names are UTF-8 whatever the (absent) locale says */

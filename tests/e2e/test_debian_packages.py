@@ -19,7 +19,7 @@ MODULES = [
     "markdown", "bs4", "soupsieve", "chardet", "charset_normalizer", "rich", "pygments",
     "markdown_it", "mdurl", "pyparsing", "sympy", "mpmath", "networkx", "pygal", "svgwrite",
     "segno", "plotly", "attr", "attrs", "more_itertools", "typing_extensions", "packaging", "pydantic",
-    "requests", "urllib3", "idna", "certifi",
+    "requests", "urllib3", "idna", "certifi", "docx",
 ]
 
 
@@ -85,9 +85,12 @@ class DebianPackagesTest(unittest.TestCase):
             book.close()
             ws = openpyxl.load_workbook("/home/user/b.xlsx")["W"]
             print(ws["A1"].value, ws["B1"].value)
+            import openpyxl.xml, sys
+            print(openpyxl.xml.LXML, "lxml.etree" in sys.modules)  # openpyxl goes through lxml
         """)
         self.assertEqual(out.splitlines(), [
-            "[['item', 'qty'], ['apples', 3], ['pears', 4], [None, '=SUM(B2:B3)']]", "x 2.5"])
+            "[['item', 'qty'], ['apples', 3], ['pears', 4], [None, '=SUM(B2:B3)']]", "x 2.5",
+            "True True"])
 
     def test_pdf_made_with_reportlab_and_its_text_extracted(self):
         out = self.run_py("""
