@@ -119,6 +119,14 @@ CREATE TABLE brig_session_fallback (
     {3, R"sql(
 ALTER TABLE brig_sessions ADD COLUMN IF NOT EXISTS quotas JSONB NOT NULL DEFAULT '{}'::jsonb;
 )sql"},
+    // The seed every node's image is made with (Store::SharedImageSeed): one row, the first
+    // node's choice.
+    {4, R"sql(
+CREATE TABLE brig_image_seed (
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
+  seed BIGINT NOT NULL
+);
+)sql"},
 };
 
 }  // namespace
