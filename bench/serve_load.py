@@ -85,10 +85,15 @@ def cpu_seconds(pid):
     total = 0
     pids = [pid]
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            pids += [int(c) for c in f.read().split()]
+        tasks = os.listdir("/proc/%d/task" % pid)
     except OSError:
-        pass
+        tasks = []
+    for task in tasks:  # each thread's children: brig serve starts its workers from another thread
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                pids += [int(c) for c in f.read().split() if int(c) not in pids]
+        except (OSError, ValueError):
+            pass
     for p in pids:
         try:
             with open("/proc/%d/stat" % p) as f:
