@@ -127,6 +127,12 @@ CREATE TABLE brig_image_seed (
   seed BIGINT NOT NULL
 );
 )sql"},
+    // Snapshots are zstd-compressed already: stored out of line without pglz trying again
+    // (EXTERNAL), which cost PostgreSQL's backend CPU on every save for nothing.
+    {5, R"sql(
+ALTER TABLE brig_session_state ALTER COLUMN snapshot SET STORAGE EXTERNAL;
+ALTER TABLE brig_session_fallback ALTER COLUMN fallback SET STORAGE EXTERNAL;
+)sql"},
 };
 
 }  // namespace
