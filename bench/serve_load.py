@@ -79,20 +79,21 @@ class Server:
 
 
 def cpu_seconds(pid):
-    """User + system CPU time of `pid` and its live child processes (brig serve's workers)."""
+    """User + system CPU time of `pid` and its live child processes (brig serve's workers, or
+    PostgreSQL's backends: those that exit within the window are not counted)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     pids = [pid]
-    # Children of every thread: the worker processes are started by the pool's own thread.
     try:
-        for task in os.listdir("/proc/%d/task" % pid):
-            try:
-                with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                    pids += [int(c) for c in f.read().split()]
-            except OSError:
-                pass
+        tasks = os.listdir("/proc/%d/task" % pid)
     except OSError:
-        pass
+        tasks = []
+    for task in tasks:  # each thread's children: brig serve starts its workers from another thread
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                pids += [int(c) for c in f.read().split() if int(c) not in pids]
+        except (OSError, ValueError):
+            pass
     for p in pids:
         try:
             with open("/proc/%d/stat" % p) as f:
@@ -103,16 +104,27 @@ def cpu_seconds(pid):
     return total / tick
 
 
-def run_load(http_load, url, connections, sessions, seconds, warmup, durable=True, pid=None):
+def postmaster_pid(pg):
+    """The PostgreSQL server's postmaster (its backends are its children), or None."""
+    try:
+        with open(os.path.join(pg.dir, "data", "postmaster.pid")) as f:
+            return int(f.readline())
+    except (OSError, ValueError):
+        return None
+
+
+def run_load(http_load, url, connections, sessions, seconds, warmup, durable=True, pid=None, db_pid=None):
     base = [http_load, url, "--connections", str(connections), "--sessions", str(sessions)] + \
         ([] if durable else ["--durable", "false"])
     if warmup > 0:
         subprocess.run(base + ["--seconds", str(warmup), "--warmup", "0"], capture_output=True, text=True,
                        timeout=warmup + 300)
     cpu0 = cpu_seconds(pid) if pid else 0
+    db_cpu0 = cpu_seconds(db_pid) if db_pid else 0
     p = subprocess.run(base + ["--seconds", str(seconds), "--warmup", "0"], capture_output=True, text=True,
                        timeout=seconds + 300)
     cpu = cpu_seconds(pid) - cpu0 if pid else 0
+    db_cpu = cpu_seconds(db_pid) - db_cpu0 if db_pid else 0
     m = re.search(r"executions/s (\d+)\s+p50 ([\d.]+) ms\s+p99 ([\d.]+) ms\s+errors (\d+)", p.stdout)
     if not m:
         sys.exit("serve_load.py: http_load said: %s %s" % (p.stdout, p.stderr))
@@ -120,7 +132,8 @@ def run_load(http_load, url, connections, sessions, seconds, warmup, durable=Tru
     rate = int(m.group(1))
     return {"rate": rate, "p50": float(m.group(2)), "p99": float(m.group(3)),
             "errors": int(m.group(4)), "first_error": first_error.group(1) if first_error else "",
-            "cpu_us": 1e6 * cpu / (rate * seconds) if rate else 0}
+            "cpu_us": 1e6 * cpu / (rate * seconds) if rate else 0,
+            "db_cpu_us": 1e6 * db_cpu / (rate * seconds) if rate else 0}
 
 
 def main():
@@ -167,14 +180,16 @@ def main():
                             server = Server(binary, db, extra)
                             try:
                                 r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup, durable,
-                                             server.proc.pid)
+                                             server.proc.pid, postmaster_pid(pg) if db else None)
                             finally:
                                 server.stop()
                             load = os.getloadavg()[0]
                             print("%s%-10s %-11s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
-                                  "server CPU %6.0f us/execution  errors %d  (load %.1f)%s" % (
+                                  "server CPU %6.0f us/execution%s  errors %d  (load %.1f)%s" % (
                                       "baseline: " if binary != brig else "", store, "durable" if durable else "non-durable",
-                                      connections, sessions, r["rate"], r["p50"], r["p99"], r["cpu_us"], r["errors"], load,
+                                      connections, sessions, r["rate"], r["p50"], r["p99"], r["cpu_us"],
+                                      "  PostgreSQL CPU %5.0f us/execution" % r["db_cpu_us"] if db else "",
+                                      r["errors"], load,
                                       "  first error: " + r["first_error"] if r["errors"] else ""),
                                   flush=True)
                             failed |= r["errors"] > 0

@@ -148,8 +148,9 @@ class Sessions {
     // not_restored says which versions it lacks; the page snapshot, the files and the
     // version are always the latest. A live session whose portable snapshot is being taken
     // makes its next execution wait for it (~1 ms).
-    // SQLite only: on PostgreSQL, the store of several nodes, each with an image of its own
-    // that another node's page snapshots do not restore on, it is always taken in the save.
+    // On PostgreSQL too: the nodes there make their images with the seed stored in the
+    // database, so another node of the same build restores the page snapshot; only if this
+    // process's image was made earlier with another seed is it taken in the save.
     bool portable_in_background = true;
     std::chrono::milliseconds portable_delay{200};
     std::chrono::milliseconds portable_max_lag{10'000};

@@ -141,13 +141,20 @@ class MakingLock {
   int fd_;
 };
 
-// The image in `path`, or null; a file there that is refused is reported (one line).
-brig_python_image* LoadFile(const std::string& path, bool* refused) {
+// The image in `path`, or null; a file there that is refused is reported (one line). An
+// image made with another seed than `seed` (when given) is not used, silently (expected
+// once per cache when the nodes on a PostgreSQL store first share a seed).
+brig_python_image* LoadFile(const std::string& path, std::optional<uint64_t> seed, bool* refused) {
   const char* why = nullptr;
   brig_image_check how = BRIG_IMAGE_CHECK_HASHED;
   brig_python_image* image = brig_python_image_load(path.c_str(), &why, &how);
   *refused = !image && why;
   if (*refused) Warn("cached image " + path + " ignored (" + why + "); making a new one");
+  if (image && seed && brig_python_image_random_seed(image) != *seed) {
+    if (Debug()) std::fprintf(stderr, "brig: image cache %s: made with another seed; making a new one\n", path.c_str());
+    brig_python_image_destroy(image);
+    return nullptr;  // not refused: a process making the one with `seed` may save it meanwhile
+  }
   if (image && Debug()) {
     const char* checked = how == BRIG_IMAGE_CHECK_RECORDED             ? "memory verified by an earlier process"
                           : how == BRIG_IMAGE_CHECK_HASHED_AND_RECORDED ? "memory hashed, verification recorded"
@@ -194,7 +201,7 @@ std::string UnsafeDirectory(const std::string& dir, const std::string& root) {
   return "";
 }
 
-brig_python_image* LoadOrMake(const MakeFn& make) {
+brig_python_image* LoadOrMake(std::optional<uint64_t> seed, const MakeFn& make) {
   bool save = false;
   Location where = Where();
   std::string path = FileIn(where.dir);
@@ -208,10 +215,10 @@ brig_python_image* LoadOrMake(const MakeFn& make) {
     return make(&save);
   }
   bool refused = false;
-  if (brig_python_image* image = LoadFile(path, &refused)) return image;
+  if (brig_python_image* image = LoadFile(path, seed, &refused)) return image;
   MakingLock lock(where.dir);
   if (!refused) {  // another process may have saved it while this one waited
-    if (brig_python_image* image = LoadFile(path, &refused)) return image;
+    if (brig_python_image* image = LoadFile(path, seed, &refused)) return image;
   }
   brig_python_image* image = make(&save);
   if (!image || !save) return image;

@@ -12,7 +12,9 @@
 #ifndef BRIG_SANDBOX_IMAGE_CACHE_H_
 #define BRIG_SANDBOX_IMAGE_CACHE_H_
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "engine/python_instance.h"
@@ -24,8 +26,10 @@ using MakeFn = std::function<brig_python_image*(bool* save)>;
 
 // The cached image for this binary, or else the one `make` returns, which is then saved.
 // Processes that start together with no image in the cache make it once: the others wait
-// (a lock on the directory, bounded) and load what the first saved.
-brig_python_image* LoadOrMake(const MakeFn& make);
+// (a lock on the directory, bounded) and load what the first saved. With `seed`, a cached
+// image made with another seed is not used: `make` (which must then use `seed`) makes the
+// one saved over it.
+brig_python_image* LoadOrMake(std::optional<uint64_t> seed, const MakeFn& make);
 
 // The file LoadOrMake uses; empty when the cache is off.
 std::string Path();

@@ -12,11 +12,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "engine/page_snapshot.h"
 #include "sandbox/display.h"
 #include "sandbox/image_cache.h"
+#include "sandbox/image_seed.h"
 #include "sandbox/sandbox_impl.h"
 #include "sandbox/watchdog.h"
 #include "util/json_depth.h"
@@ -264,10 +266,10 @@ uint64_t NewImageSeed() {
 
 // Makes the process image: CPython started, the common modules imported, the heap frozen.
 // *save: whether it is worth keeping for later processes.
-brig_python_image* MakeImage(std::string* error, bool* save) {
+brig_python_image* MakeImage(std::optional<uint64_t> wanted_seed, std::string* error, bool* save) {
   Limits limits;
   limits.memory_bytes = kMaxMemory;  // clones apply their own limit
-  uint64_t seed = NewImageSeed();
+  uint64_t seed = wanted_seed ? *wanted_seed : NewImageSeed();
   auto impl = NewImpl(limits, seed);
   if (!impl.ok()) return *error = impl.status().message(), nullptr;
   Status started = StartCold(impl.value().get());
@@ -304,14 +306,44 @@ brig_python_image* MakeImage(std::string* error, bool* save) {
 
 }  // namespace
 
+namespace {
+
+// The seed UseImageSeed asked for, and whether ProcessImage has read it (then it is fixed).
+std::mutex image_seed_mu;
+std::optional<uint64_t> image_seed;  // GUARDED_BY(image_seed_mu)
+bool image_seed_fixed = false;       // GUARDED_BY(image_seed_mu)
+
+}  // namespace
+
 // The image from the cache (made by an earlier process) or made now.
 const brig_python_image* ProcessImage(std::string* why) {
   static std::once_flag once;
   static brig_python_image* image = nullptr;
   static std::string error;
-  std::call_once(once, [] { image = image_cache::LoadOrMake([](bool* save) { return MakeImage(&error, save); }); });
+  std::call_once(once, [] {
+    std::optional<uint64_t> seed;
+    {
+      std::lock_guard<std::mutex> lock(image_seed_mu);
+      seed = image_seed;
+      image_seed_fixed = true;
+    }
+    image = image_cache::LoadOrMake(seed, [seed](bool* save) { return MakeImage(seed, &error, save); });
+  });
   if (!image) *why = error;
   return image;
+}
+
+bool UseImageSeed(uint64_t seed) {
+  {
+    std::lock_guard<std::mutex> lock(image_seed_mu);
+    if (!image_seed_fixed) {
+      image_seed = seed;
+      return true;
+    }
+  }
+  std::string why;
+  const brig_python_image* image = ProcessImage(&why);  // made, or being made: wait for it
+  return image && brig_python_image_random_seed(image) == seed;
 }
 
 // Gives `impl` its guest: a clone of the process image, or (cold) a new interpreter.

@@ -7,7 +7,10 @@
 // snapshot when it has one (saved with it), else the fallback's, which may be older.
 #include "brig/sessions.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -23,6 +26,7 @@
 
 #include "api/access.h"
 #include "names/path_rules.h"
+#include "sandbox/image_seed.h"
 #include "session/session_manager.h"
 #include "session/snapshot_format.h"
 #include "session/state_format.h"
@@ -742,9 +746,19 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(Store& store, const Options& 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->store = &internal::Access::Backend(store);
-  // On PostgreSQL other nodes restore the session, each from an image of its own: a page
-  // snapshot does not restore there, so the portable one must be in the store with the save.
-  if (impl->store->backend() == "postgresql") impl->options.portable_in_background = false;
+  // On PostgreSQL other nodes restore the session. Their images share the seed stored in the
+  // database, so a page snapshot from here restores on any node of the same build and the
+  // portable snapshot can be taken after the answer, as on SQLite. Only if this process's
+  // image was made with another seed before (an embedder's early sandbox) must the portable
+  // snapshot be in the store with each save.
+  if (impl->store->backend() == "postgresql") {
+    uint64_t proposed = 0;
+    while (getrandom(&proposed, sizeof proposed, 0) != static_cast<ssize_t>(sizeof proposed) && errno == EINTR) {
+    }
+    StatusOr<uint64_t> seed = impl->store->SharedImageSeed(proposed);
+    if (!seed.ok()) return seed.status();
+    if (!UseImageSeed(seed.value())) impl->options.portable_in_background = false;
+  }
   SessionOptions so;
   so.default_expiry_days = options.default_expiry_days;
   so.max_files_per_session = options.max_files_per_session;

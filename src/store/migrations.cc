@@ -119,6 +119,20 @@ CREATE TABLE brig_session_fallback (
     {3, R"sql(
 ALTER TABLE brig_sessions ADD COLUMN IF NOT EXISTS quotas JSONB NOT NULL DEFAULT '{}'::jsonb;
 )sql"},
+    // The seed every node's image is made with (Store::SharedImageSeed): one row, the first
+    // node's choice.
+    {4, R"sql(
+CREATE TABLE brig_image_seed (
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
+  seed BIGINT NOT NULL
+);
+)sql"},
+    // Snapshots are zstd-compressed already: stored out of line without pglz trying again
+    // (EXTERNAL), which cost PostgreSQL's backend CPU on every save for nothing.
+    {5, R"sql(
+ALTER TABLE brig_session_state ALTER COLUMN snapshot SET STORAGE EXTERNAL;
+ALTER TABLE brig_session_fallback ALTER COLUMN fallback SET STORAGE EXTERNAL;
+)sql"},
 };
 
 }  // namespace

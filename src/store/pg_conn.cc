@@ -24,7 +24,7 @@ Status FromResult(const PGresult* r, PGconn* c, std::string_view what) {
   if (code == "23505") return Status::AlreadyExists(msg);
   if (code == "23503") return Status::NotFound(msg);
   if (code.substr(0, 2) == "23" || code.substr(0, 2) == "22") return Status::InvalidArgument(msg);
-  if (code == "57014") return Status::DeadlineExceeded(msg);  // statement_timeout
+  if (code == "57014" || code == "55P03") return Status::DeadlineExceeded(msg);  // statement_timeout, lock_timeout
   if (code == "40001" || code == "40P01") return Status::Conflict(msg);
   if (code == "54000") return Status::ResourceExhausted(msg);
   if (code.substr(0, 2) == "08" || code.substr(0, 2) == "53" || code.substr(0, 2) == "57") {

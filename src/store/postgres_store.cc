@@ -448,6 +448,12 @@ class PostgresStore final : public Store {
         internal::CheckSave(thread_id, expected_version, files_upserted, files_deleted);
     if (!checked.ok()) return checked.status();
     const std::vector<std::string>& types = checked.value();
+    // The common save (a new state, no file changed, no fallback to write with it) is one
+    // statement: one round trip instead of six.
+    if (state && expected_version > 0 && !state->fallback && !(state->snapshot.empty() && state->format.empty()) &&
+        files_upserted.empty() && files_deleted.empty()) {
+      return SaveStateOnly(thread_id, expected_version, *state);
+    }
     StatusOr<PooledConn> c = pool_.Checkout();
     if (!c.ok()) return c.status();
     pg::Conn& conn = *c.value();
@@ -606,6 +612,27 @@ class PostgresStore final : public Store {
     return CleanupStats{r.value().Int(0, 0), r.value().Int(0, 1), r.value().Int(0, 2)};
   }
 
+  StatusOr<uint64_t> SharedImageSeed(uint64_t proposed) override {
+    Params p;
+    p.Int(static_cast<int64_t>(proposed));
+    // One statement: the SELECT does not see the CTE's insert, so one row comes back, the
+    // inserted seed or the one already there.
+    StatusOr<Result> r = WriteQuery(
+        "WITH ins AS (INSERT INTO brig_image_seed (id, seed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING"
+        " RETURNING seed)"
+        " SELECT seed FROM ins UNION ALL SELECT seed FROM brig_image_seed WHERE id = 1",
+        p, "cannot read the shared image seed");
+    if (!r.ok()) return r.status();
+    if (r.value().rows() < 1) {
+      // Lost a race with another node's first insert: its row committed after this
+      // statement's snapshot was taken, so read it afresh.
+      r = Query("SELECT seed FROM brig_image_seed WHERE id = 1", Params(), "cannot read the shared image seed");
+      if (!r.ok()) return r.status();
+      if (r.value().rows() < 1) return Status::Internal("the shared image seed is missing");
+    }
+    return static_cast<uint64_t>(r.value().Int(0, 0));
+  }
+
   StatusOr<std::unique_ptr<SessionLock>> LockSession(std::string_view thread_id,
                                                      std::chrono::milliseconds timeout) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
@@ -614,28 +641,48 @@ class PostgresStore final : public Store {
     const int64_t key = static_cast<int64_t>(ThreadIdHash(thread_id));
     Params p;
     p.Int(key);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto pause = std::chrono::milliseconds(1);
-    // Polling pg_try_advisory_lock: a blocking pg_advisory_lock would be cut by
-    // statement_timeout, not by the caller's timeout.
-    while (true) {
-      StatusOr<Result> r = c.value()->Exec("SELECT pg_try_advisory_lock($1::bigint)", p, "cannot take session lock");
-      if (!r.ok()) return r.status();
-      if (r.value().Bool(0, 0)) {
-        return std::unique_ptr<SessionLock>(new AdvisoryLock(lock_connections_, std::move(c.value()), key));
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        lock_connections_->Give(std::move(c.value()));  // holds nothing
-        return Status::DeadlineExceeded("session '" + std::string(thread_id) +
-                                        "' is locked by another execution (waited " +
-                                        std::to_string(timeout.count()) + " ms)");
-      }
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    // A blocking pg_advisory_lock, bounded by lock_timeout (set in the same round trip; the
+    // FROM clause runs first): the server wakes the waiter at the release, where polling
+    // pg_try_advisory_lock with a backoff slept past it. statement_timeout, if shorter, cuts
+    // the wait too. Either way the connection holds nothing after the error.
+    p.Text(std::to_string(std::max<int64_t>(1, timeout.count())) + "ms");
+    StatusOr<Result> r = c.value()->Exec(
+        "SELECT pg_advisory_lock($1::bigint) FROM (SELECT set_config('lock_timeout', $2, false)) AS t", p,
+        "cannot take session lock");
+    if (!r.ok()) {
+      if (!r.status().IsDeadlineExceeded()) return r.status();
+      lock_connections_->Give(std::move(c.value()));
+      return Status::DeadlineExceeded("session '" + std::string(thread_id) + "' is locked by another execution (waited " +
+                                      std::to_string(timeout.count()) + " ms)");
     }
+    return std::unique_ptr<SessionLock>(new AdvisoryLock(lock_connections_, std::move(c.value()), key));
   }
 
  private:
+  // SaveExecution of a new state alone over an existing one, in ONE statement (its own
+  // transaction). The touch takes the session row first, as every other save does (one lock
+  // order); its version test reads the statement's snapshot, the state's UPDATE re-checks
+  // the version on the latest row. Only if a concurrent save of the same session commits in
+  // between does the touch land without the state (a save tried is a use of the session).
+  StatusOr<int64_t> SaveStateOnly(std::string_view thread_id, int64_t expected_version, const StateWrite& w) {
+    const int64_t version = expected_version + 1;
+    Params p;
+    p.Text(thread_id).Bytes(w.snapshot).Text(w.format).Text(w.guest_build_id).Int(expected_version).Int(clock_());
+    StatusOr<Result> r = WriteQuery(
+        "WITH touched AS (UPDATE brig_sessions SET last_accessed = $6 WHERE thread_id = $1"
+        "   AND (SELECT version FROM brig_session_state WHERE thread_id = $1) = $5 RETURNING 1),"
+        " saved AS (UPDATE brig_session_state SET snapshot = $2, format = $3, guest_build_id = $4,"
+        "   version = $5 + 1, updated_at = $6"
+        "   WHERE thread_id = $1 AND version = $5 AND EXISTS (SELECT 1 FROM touched) RETURNING 1)"
+        " SELECT (SELECT count(*) FROM saved)::bigint",
+        p, "cannot save state");
+    if (!r.ok()) return r.status();
+    if (r.value().Int(0, 0) == 1) return version;
+    StatusOr<int64_t> stored = GetStateVersion(thread_id);  // NotFound if the session is gone
+    if (!stored.ok()) return stored.status();
+    return internal::VersionConflict(thread_id, stored.value(), expected_version);
+  }
+
   // One statement on a pooled connection, in its own implicit transaction.
   StatusOr<Result> Query(const char* sql, const Params& params, std::string_view what) {
     StatusOr<PooledConn> c = pool_.Checkout();

@@ -243,6 +243,17 @@ class Store {
   // With dry_run, changes nothing and returns what would be deleted.
   virtual StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) = 0;
 
+  // ---- the nodes' shared image seed ----
+  // The seed that every node on this store makes its process image with, so that a page
+  // snapshot saved by one node restores on the others of the same build (an image is a
+  // function of the build and its seed). The first caller's `proposed` is stored and wins;
+  // every later call, on any node, returns it. FailedPrecondition on a store that only one
+  // machine uses (SQLite: the processes there share the image cache instead).
+  virtual StatusOr<uint64_t> SharedImageSeed(uint64_t proposed) {
+    (void)proposed;
+    return Status::FailedPrecondition("this store keeps no shared image seed");
+  }
+
   // ---- locking ----
   // Blocks until this caller holds the session's lock or `timeout` passes
   // (DeadlineExceeded). The session need not exist. Two different thread_ids may (rarely)

@@ -145,6 +145,37 @@ class TwoNodesTest(unittest.TestCase):
         versions = sorted(r2["session"]["version"] for _, r2 in results)
         self.assertEqual(versions, list(range(2, rounds + 2)), "every execution saved once, in turn")
 
+    def test_a_page_snapshot_saved_by_one_node_restores_on_the_other(self):
+        # The nodes' images share the seed stored in the database: equal images (same build),
+        # so B restores A's page snapshot, not the portable one (which A takes after the answer).
+        status, r = self.a.execute("pages", "x = 41\nclass K: pass\nk = K()")
+        self.assertEqual(status, 200, r)
+        status, r = self.b.execute("pages", "x + 1, type(k).__name__")
+        self.assertEqual(status, 200, r)
+        self.assertEqual(r["result"], "(42, 'K')", r)
+        self.assertEqual(r["session"]["restored_from"], "pages", r)
+
+    def test_nodes_with_different_seeds_fall_back_to_the_portable_snapshot(self):
+        status, r = self.a.execute("seeds", "x = 41")
+        self.assertEqual(status, 200, r)
+        # SIGTERM writes the portable snapshot still pending (taken after the answer).
+        self.a.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.a.proc.wait(timeout=60), 0, self.a.text()[-2000:])
+        # A node whose image has another seed (here: the database's seed changed under it).
+        db = self.db.split("///")[1].split("?")[0]
+        _pg._run([_pg.bin + "/psql", "-h", _pg.dir, "-p", "5432", "-U", "postgres", "-q",
+                  "-c", "UPDATE brig_image_seed SET seed = seed + 1", db])
+        os.makedirs(self.tmp.name + "/c")
+        c = Node(self.db, self.tmp.name + "/c")
+        try:
+            status, r = c.execute("seeds", "x + 1")
+            self.assertEqual(status, 200, r)
+            self.assertEqual(r["result"], "42", r)
+            self.assertEqual(r["session"]["restored_from"], "portable", r)
+            self.assertFalse(any(k.startswith("<versions") for k in r["session"]["not_restored"]), r)
+        finally:
+            self.assertEqual(c.stop(), 0)
+
     def test_a_node_killed_mid_execution_leaves_the_session_usable_on_the_other(self):
         self.assertEqual(self.a.execute("k", "state = 'before'")[0], 200)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <barrier>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -248,6 +249,45 @@ TEST_F(PostgresStoreTest, StatementTimeoutCutsAStatementWaitingOnALock) {
   PQfinish(other);
   // The connection that timed out is usable again.
   EXPECT_TRUE(s.value()->ListSessions().ok());
+}
+
+TEST_F(PostgresStoreTest, EveryStoreOnOneDatabaseGetsTheFirstImageSeed) {
+  StatusOr<std::unique_ptr<Store>> a = OpenStore(url_);
+  StatusOr<std::unique_ptr<Store>> b = OpenStore(url_);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a.value()->SharedImageSeed(0xfeedfacecafebeefull).value(), 0xfeedfacecafebeefull);
+  EXPECT_EQ(b.value()->SharedImageSeed(7).value(), 0xfeedfacecafebeefull);
+  EXPECT_EQ(a.value()->SharedImageSeed(8).value(), 0xfeedfacecafebeefull);
+  // Nodes starting together on a new database: one proposal wins, all read it.
+  StatusOr<std::string> fresh = backend_.NewUrl();
+  ASSERT_TRUE(fresh.ok());
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < 6; ++i) {
+    StatusOr<std::unique_ptr<Store>> s = OpenStore(fresh.value());
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    stores.push_back(std::move(s.value()));
+  }
+  std::vector<uint64_t> got(stores.size());
+  std::vector<std::thread> threads;
+  std::barrier sync(static_cast<std::ptrdiff_t>(stores.size()));
+  for (size_t i = 0; i < stores.size(); ++i) {
+    threads.emplace_back([&, i] {
+      sync.arrive_and_wait();
+      StatusOr<uint64_t> seed = stores[i]->SharedImageSeed(100 + i);
+      got[i] = seed.ok() ? seed.value() : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GE(got[0], 100u);
+  EXPECT_LT(got[0], 106u);
+  for (uint64_t g : got) EXPECT_EQ(g, got[0]);
+}
+
+TEST(SqliteStore, KeepsNoSharedImageSeed) {
+  SqliteBackend backend;
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(backend.NewUrl().value());
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s.value()->SharedImageSeed(1).status().IsFailedPrecondition());
 }
 
 TEST_F(PostgresStoreTest, ValuesNeverBecomeSql) {

@@ -772,6 +772,66 @@ TYPED_TEST(StoreConformance, CleanupDeletesExpiredSessionsAndOrphans) {
   EXPECT_EQ(again.value().bytes_freed, 0);
 }
 
+// A save of a new state alone (no file changed): PostgreSQL writes it in one statement.
+TYPED_TEST(StoreConformance, StateOnlySaveChecksTheVersionAndChangesNothingOnConflict) {
+  Store& s = *this->store_;
+  this->Create("t");
+  EXPECT_TRUE(s.SaveExecution("missing", 1, StateWrite{"x", "f", "b"}, {}, {}).status().IsNotFound());
+  ASSERT_EQ(s.SaveExecution("t", 0, StateWrite{"v1", "f", "b"}, {}, {}).value(), 1);
+  ASSERT_EQ(s.SaveExecution("t", 1, StateWrite{"v2", "f", "b"}, {}, {}).value(), 2);
+  EXPECT_TRUE(s.SaveExecution("missing", 2, StateWrite{"x", "f", "b"}, {}, {}).status().IsNotFound());
+  this->now_ = 105 * kDay;
+  for (int64_t wrong : {1, 3, 7}) {
+    StatusOr<int64_t> v = s.SaveExecution("t", wrong, StateWrite{"new", "f2", "b2"}, {}, {});
+    ASSERT_TRUE(v.status().IsConflict()) << v.status().ToString();
+    EXPECT_NE(v.status().message().find("version 2"), std::string::npos) << v.status().message();
+  }
+  StatusOr<std::optional<SessionState>> st = s.GetState("t");
+  EXPECT_EQ(st.value()->snapshot, "v2");
+  EXPECT_EQ(st.value()->version, 2);
+  EXPECT_EQ(st.value()->updated_at, 100 * kDay);
+  EXPECT_EQ(s.GetSession("t").value().last_accessed, 100 * kDay);
+  // The right version saves, and touches the session.
+  ASSERT_EQ(s.SaveExecution("t", 2, StateWrite{"v3", "f3", "b3"}, {}, {}).value(), 3);
+  st = s.GetState("t");
+  EXPECT_EQ(st.value()->snapshot, "v3");
+  EXPECT_EQ(st.value()->format, "f3");
+  EXPECT_EQ(st.value()->guest_build_id, "b3");
+  EXPECT_EQ(st.value()->updated_at, 105 * kDay);
+  EXPECT_EQ(s.GetSession("t").value().last_accessed, 105 * kDay);
+}
+
+TYPED_TEST(StoreConformance, ConcurrentStateOnlySavesWithOneVersionExactlyOneWins) {
+  this->Create("t");
+  std::unique_ptr<Store> a = this->Open();
+  std::unique_ptr<Store> b = this->Open();
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(this->store_->SaveExecution("t", 0, StateWrite{"first", "f", "b"}, {}, {}).ok());
+  int64_t version = 1;
+  for (int round = 0; round < 20; ++round) {
+    std::barrier sync(2);
+    StatusOr<int64_t> ra = Status::Internal("unset"), rb = Status::Internal("unset");
+    auto save = [&](Store* store, const std::string& who, StatusOr<int64_t>* out) {
+      sync.arrive_and_wait();
+      *out = store->SaveExecution("t", version, StateWrite{who + std::to_string(round), "f", "b"}, {}, {});
+    };
+    std::thread ta(save, a.get(), "a", &ra);
+    std::thread tb(save, b.get(), "b", &rb);
+    ta.join();
+    tb.join();
+    ASSERT_NE(ra.ok(), rb.ok()) << "round " << round << ": " << ra.status().ToString() << " / "
+                                << rb.status().ToString();
+    const bool a_won = ra.ok();
+    EXPECT_TRUE((a_won ? rb : ra).status().IsConflict()) << (a_won ? rb : ra).status().ToString();
+    ++version;
+    EXPECT_EQ((a_won ? ra : rb).value(), version);
+    std::string winner = a_won ? "a" : "b";
+    winner += std::to_string(round);
+    EXPECT_EQ(this->store_->GetState("t").value()->snapshot, winner);
+    EXPECT_EQ(this->store_->GetState("t").value()->version, version);
+  }
+}
+
 TYPED_TEST(StoreConformance, ConcurrentSavesWithOneVersionExactlyOneWins) {
   this->Create("t");
   std::unique_ptr<Store> a = this->Open();
