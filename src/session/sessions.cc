@@ -227,6 +227,33 @@ struct Sessions::Impl {
     }
   };
 
+  // A result of an execution in the live interpreter, before it runs.
+  static SessionResult LiveResult(const LiveSession& s) {
+    SessionResult result;
+    result.restored_from = "live";
+    result.version = s.version;
+    result.not_portable = s.not_portable;
+    return result;
+  }
+
+  // After an execution in the live interpreter that saves later: a successful one
+  // (`owes_save`) is owed to the store; then `s` stays live, or, its sandbox no longer
+  // usable, what it owed is counted lost (cannot happen after a rollback; counted if it
+  // does). REQUIRES: `checkout` holds thread_id.
+  void ReturnAfterLiveRun(std::string_view thread_id, LiveSession&& s, bool owes_save, Checkout& checkout) {
+    if (owes_save) {
+      if (!s.save_pending) s.save_pending_since = std::chrono::steady_clock::now();
+      s.save_pending = true;
+    }
+    if (s.sandbox->usable()) {
+      checkout.held = false;
+      PutLive(thread_id, std::move(s));
+    } else if (s.save_pending) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++deferred_lost;
+    }
+  }
+
   // Keeps `s` live and releases the checkout. REQUIRES: the caller checked it out.
   void PutLive(std::string_view thread_id, LiveSession s) {
     s.idle_since = std::chrono::steady_clock::now();
@@ -803,10 +830,7 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
     std::optional<LiveSession> live = impl.TakeLive(thread_id);
     Impl::Checkout checkout{&impl, std::string(thread_id)};
     if (live && impl.manager->Now() < live->expires_at) {
-      SessionResult result;
-      result.restored_from = "live";
-      result.version = live->version;
-      result.not_portable = live->not_portable;
+      SessionResult result = Impl::LiveResult(*live);
       const auto began = std::chrono::steady_clock::now();
       auto ran = live->sandbox->Execute(code, call, filename);
       live->last_run = std::chrono::steady_clock::now() - began;
@@ -816,18 +840,8 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
         return ran.status();
       }
       result.execution = std::move(ran.value());
-      if (result.execution.failure == Failure::kNone) {
-        if (!live->save_pending) live->save_pending_since = std::chrono::steady_clock::now();
-        live->save_pending = true;
-      }
       // A failed execution was rolled back (as below): what it owed before stays owed.
-      if (live->sandbox->usable()) {
-        checkout.held = false;
-        impl.PutLive(thread_id, std::move(*live));
-      } else if (live->save_pending) {
-        std::lock_guard<std::mutex> lock(impl.mu);
-        ++impl.deferred_lost;  // cannot happen after a rollback; counted if it does
-      }
+      impl.ReturnAfterLiveRun(thread_id, std::move(*live), result.execution.failure == Failure::kNone, checkout);
       return result;
     }
     if (live) {
@@ -934,10 +948,7 @@ std::optional<StatusOr<SessionResult>> Sessions::TryExecuteLive(std::string_view
   const double budget_seconds = std::chrono::duration<double>(budget).count();
   const bool cut_short = budget_seconds < timeout;
   call.timeout_seconds = cut_short ? budget_seconds : timeout;
-  SessionResult result;
-  result.restored_from = "live";
-  result.version = live->version;
-  result.not_portable = live->not_portable;
+  SessionResult result = Impl::LiveResult(*live);
   const auto began = std::chrono::steady_clock::now();
   auto ran = live->sandbox->Execute(code, call, filename);
   live->last_run = std::chrono::steady_clock::now() - began;
@@ -949,25 +960,11 @@ std::optional<StatusOr<SessionResult>> Sessions::TryExecuteLive(std::string_view
     // Past the budget, not the caller's timeout: rolled back (sandbox.h), so as if it never
     // ran. The caller runs it again with Execute.
     live->last_run = std::max(live->last_run, std::chrono::steady_clock::duration(budget));
-    if (live->sandbox->usable()) {
-      put_back();
-    } else if (live->save_pending) {
-      std::lock_guard<std::mutex> lock(impl.mu);
-      ++impl.deferred_lost;  // cannot happen after a rollback; counted if it does
-    }
+    impl.ReturnAfterLiveRun(thread_id, std::move(*live), /*owes_save=*/false, checkout);
     return std::nullopt;
   }
   result.execution = std::move(ran.value());
-  if (result.execution.failure == Failure::kNone) {
-    if (!live->save_pending) live->save_pending_since = std::chrono::steady_clock::now();
-    live->save_pending = true;
-  }
-  if (live->sandbox->usable()) {
-    put_back();
-  } else if (live->save_pending) {
-    std::lock_guard<std::mutex> lock(impl.mu);
-    ++impl.deferred_lost;
-  }
+  impl.ReturnAfterLiveRun(thread_id, std::move(*live), result.execution.failure == Failure::kNone, checkout);
   return StatusOr<SessionResult>(std::move(result));
 }
 
