@@ -43,7 +43,7 @@ if [[ "$(cat "$lxmlsrc/.brig-patches" 2>/dev/null)" != "$patches_id" ]]; then
   echo "$patches_id" > "$lxmlsrc/.brig-patches"
 fi
 
-recipe=$(cat "$0" "${patches[@]}" | sha256sum | cut -c1-16)
+recipe=$(cat "$0" "$here/compile-lib.sh" "${patches[@]}" | sha256sum | cut -c1-16)
 want="recipe $recipe ${GUEST_CFLAGS:--O2}
 python $(cat "$cpy/debian-version.txt")
 libxml2 $(cat "$xml2src/.brig-unpacked")
@@ -62,24 +62,7 @@ command -v ccache >/dev/null && cc=(ccache "${cc[@]}")
 export CCACHE_BASEDIR="$cpy" CCACHE_NOHASHDIR=1
 cflags=(${GUEST_CFLAGS:--O2} -ffile-prefix-map="$cpy"=/brig -w)
 
-# compile_lib NAME SRC_DIR EXTRA_FLAGS... -- FILES...: objects in obj/NAME, lib/libNAME.a.
-compile_lib() {
-  local name=$1 dir=$2; shift 2
-  local extra=()
-  while [[ $1 != -- ]]; do extra+=("$1"); shift; done
-  shift
-  mkdir -p "$out/obj/$name"
-  local f pids=() n=0 o
-  for f in "$@"; do
-    o=${f%.c}; o=${o//\//_}
-    "${cc[@]}" "${cflags[@]}" "${extra[@]}" -I "$dir" -c "$dir/$f" -o "$out/obj/$name/$o.o" &
-    pids+=($!)
-    if (( ++n % jobs == 0 )); then for p in "${pids[@]}"; do wait "$p"; done; pids=(); fi
-  done
-  for p in "${pids[@]}"; do wait "$p"; done
-  rm -f "$out/lib/lib$name.a"
-  llvm-ar-19 rcsD "$out/lib/lib$name.a" "$out/obj/$name"/*.o
-}
+source "$here/compile-lib.sh"
 
 # configure_wasi BUILD_DIR SRC_DIR ARGS...: the source's own configure, for wasm32-wasi. The
 # tarballs' config.sub predates WASI: CPython's (same GNU file, newer) replaces it. Their

@@ -42,7 +42,7 @@ pngsrc=$("$fetch" libpng1.6 "$cpy/src")
 ftsrc=$("$fetch" freetype "$cpy/src")
 [[ -f $font ]] || { echo "build-pillow: $font missing: run scripts/install-deps.sh (fonts-dejavu-core)" >&2; exit 1; }
 
-recipe=$(cat "$0" "${patches[@]}" | sha256sum | cut -c1-16)
+recipe=$(cat "$0" "$here/compile-lib.sh" "${patches[@]}" | sha256sum | cut -c1-16)
 want="recipe $recipe ${GUEST_CFLAGS:--O2}
 python $(cat "$cpy/debian-version.txt")
 zlib $(head -2 "$cpy/deps/versions.txt" | tail -1)
@@ -85,24 +85,7 @@ void longjmp(jmp_buf env, int val) {
 }
 EOF
 
-# compile_lib NAME SRC_DIR EXTRA_FLAGS... -- FILES...: objects in obj/NAME, lib/libNAME.a.
-compile_lib() {
-  local name=$1 dir=$2; shift 2
-  local extra=()
-  while [[ $1 != -- ]]; do extra+=("$1"); shift; done
-  shift
-  mkdir -p "$out/obj/$name"
-  local f pids=() n=0 o
-  for f in "$@"; do
-    o=${f%.c}; o=${o//\//_}
-    "${cc[@]}" "${cflags[@]}" "${extra[@]}" -I "$dir" -c "$dir/$f" -o "$out/obj/$name/$o.o" &
-    pids+=($!)
-    if (( ++n % jobs == 0 )); then for p in "${pids[@]}"; do wait "$p"; done; pids=(); fi
-  done
-  for p in "${pids[@]}"; do wait "$p"; done
-  rm -f "$out/lib/lib$name.a"
-  llvm-ar-19 rcsD "$out/lib/lib$name.a" "$out/obj/$name"/*.o
-}
+source "$here/compile-lib.sh"
 
 # ---- libjpeg-turbo: the libjpeg API (6b ABI, as Debian's libjpeg62-turbo), no SIMD.
 jver=$(sed -n 's/^set(VERSION \([0-9.]*\)).*/\1/p' "$jpgsrc/CMakeLists.txt")
