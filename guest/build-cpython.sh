@@ -46,8 +46,8 @@ ln -sfn /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
 # musl's time zone code, which Debian's wasi-libc leaves out, for time.tzset() and local time
 # (build-libc-tz.sh): linked in through configure's LIBS.
 "$here/build-libc-tz.sh" "$out"
-# File modes, umask and the file owner (guest/libc_perms.c, build-libc-perms.sh): linked in
-# through configure's LIBS too.
+# File modes, umask, the file owner and statvfs (guest/libc_perms.c, build-libc-perms.sh):
+# linked in through configure's LIBS too, with --wrap so that an empty path is ENOENT.
 "$here/build-libc-perms.sh" "$out"
 
 cc="clang-19 --target=wasm32-wasi --sysroot=$sysroot"
@@ -93,15 +93,16 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   # not exist, as on a platform that lacks them, so library code takes its fallback.
   # CPython's WASI site file says fdopendir() fails (seen with wasi-sdk 15): Debian's wasi-libc
   # works, and listdir(fd)/scandir(fd) open their own descriptor (patch 0006), so os.fwalk
-  # and the fd forms of listdir and scandir exist. A site file may override the command
-  # line, so the override is a site file of its own, read after CPython's.
-  printf '. %s\nac_cv_func_fdopendir=yes\n' "$rel_src/Tools/wasm/config.site-wasm32-wasi" \
+  # and the fd forms of listdir and scandir exist. It says there is no eventfd(): brig's
+  # guest/libc_perms.c has one. A site file may override the command line, so the override
+  # is a site file of its own, read after CPython's.
+  printf '. %s\nac_cv_func_fdopendir=yes\nac_cv_func_eventfd=yes\n' "$rel_src/Tools/wasm/config.site-wasm32-wasi" \
     > "$bld/config.site-brig"
   (cd "$bld" &&
    CONFIG_SITE=./config.site-brig \
    PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$out/deps/lib/pkgconfig" \
    CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
-   LIBS="$out/libc-tz/__tz.o $out/libc-perms/perms.o" \
+   LIBS="$out/libc-tz/__tz.o $out/libc-perms/perms.o -Wl,--wrap=__wasilibc_find_relpath_alloc" \
    CFLAGS="${GUEST_CFLAGS:--O2} -ffile-prefix-map=$out=/brig -Wno-error=int-conversion -Wno-int-conversion" \
    "$rel_src/configure" -C \
      --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \

@@ -18,6 +18,19 @@
  *   fstat, fstatat       as wasi-libc's, plus the permission bits the host puts in the
  *                        filestat's padding (wasi/wasi_types.h: kFilestatModeFlag) and the
  *                        sandbox's single user (uid and gid 1000) as the owner of every file.
+ *   statvfs, fstatvfs    the host's brig_path_statvfs / brig_fd_statvfs (the session's quotas;
+ *                        guest/include/sys/statvfs.h, which wasi-libc lacks).
+ *   eventfd, eventfd_read, eventfd_write
+ *                        the host's brig_fd_eventfd (guest/include/sys/eventfd.h).
+ *   select               as wasi-libc's, which refuses (ENOSYS) any descriptor in the
+ *                        exceptional-condition set: in the sandbox none ever has one (that
+ *                        needs sockets), so that set comes back empty, as Linux would leave it.
+ *   an empty path        fails with ENOENT, as on Linux, in every call that takes a path
+ *                        (the host's answer for ""): wasi-libc resolves "" to the working
+ *                        directory. CPython links with
+ *                        --wrap=__wasilibc_find_relpath_alloc (build-cpython.sh), so that
+ *                        every path wasi-libc resolves goes through
+ *                        __wrap___wasilibc_find_relpath_alloc here.
  *
  * The brig_* host calls are imported from the wasi_snapshot_preview1 module (brig's own
  * names there start with brig_), so that they reach the same host instance as WASI's calls.
@@ -29,6 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
+#include <sys/select.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 #include <wasi/api.h>
 #include <wasi/libc-find-relpath.h>
 #include <wasi/libc-nocwd.h>
@@ -39,11 +56,16 @@
 /* The mode of the node the next create makes (07777), or kNoCreateMode: the host's default. */
 uint16_t brig_create_mode_import(uint32_t mode) BRIG_IMPORT(brig_create_mode);
 uint16_t brig_fd_chmod_import(uint32_t fd, uint32_t mode) BRIG_IMPORT(brig_fd_chmod);
+uint16_t brig_fd_eventfd_import(uint32_t initval, uint32_t flags, uint32_t fd_out) BRIG_IMPORT(brig_fd_eventfd);
+uint16_t brig_fd_statvfs_import(uint32_t fd, uint32_t out) BRIG_IMPORT(brig_fd_statvfs);
+uint16_t brig_path_statvfs_import(uint32_t fd, uint32_t path, uint32_t path_len, uint32_t out)
+    BRIG_IMPORT(brig_path_statvfs);
 uint16_t brig_path_chmod_import(uint32_t fd, uint32_t path, uint32_t path_len, uint32_t mode)
     BRIG_IMPORT(brig_path_chmod);
 
 #define kNoCreateMode 0xffffffffu
 #define kModeFlag 0x8000u /* wasi_types.h: the padding holds a mode */
+#define kFifoFlag 0x4000u /* wasi_types.h: ... of a pipe */
 #define kSandboxUser 1000
 
 static mode_t g_umask = 022;
@@ -143,6 +165,7 @@ static void to_public_stat(const __wasi_filestat_t* in, struct stat* out) {
   const unsigned char* pad = (const unsigned char*)&in->filetype;
   uint32_t extra = pad[2] | (uint32_t)pad[3] << 8; /* bytes 18-19 of the filestat */
   if (extra & kModeFlag) out->st_mode = extra & 07777;
+  if ((extra & kModeFlag) && (extra & kFifoFlag)) out->st_mode |= S_IFIFO; /* a pipe */
   switch (in->filetype) {
     case __WASI_FILETYPE_BLOCK_DEVICE: out->st_mode |= S_IFBLK; break;
     case __WASI_FILETYPE_CHARACTER_DEVICE: out->st_mode |= S_IFCHR; break;
@@ -185,4 +208,101 @@ int __wasilibc_nocwd_fstatat(int fd, const char* restrict path, struct stat* res
   }
   to_public_stat(&internal_stat, buf);
   return 0;
+}
+
+/* The host's eleven u64 (wasi_context.h, BrigFdStatvfs) into musl's struct statvfs. */
+static void to_statvfs(const uint64_t in[11], struct statvfs* out) {
+  memset(out, 0, sizeof *out);
+  out->f_bsize = (unsigned long)in[0];
+  out->f_frsize = (unsigned long)in[1];
+  out->f_blocks = in[2];
+  out->f_bfree = in[3];
+  out->f_bavail = in[4];
+  out->f_files = in[5];
+  out->f_ffree = in[6];
+  out->f_favail = in[7];
+  out->f_fsid = (unsigned long)in[8];
+  out->f_flag = (unsigned long)in[9];
+  out->f_namemax = (unsigned long)in[10];
+}
+
+int fstatvfs(int fd, struct statvfs* buf) {
+  uint64_t v[11];
+  if (set_errno(brig_fd_statvfs_import((uint32_t)fd, (uint32_t)(uintptr_t)v)) != 0) return -1;
+  to_statvfs(v, buf);
+  return 0;
+}
+
+int statvfs(const char* restrict path, struct statvfs* restrict buf) {
+  char* relative;
+  int dirfd = find_relpath(path, &relative);
+  if (dirfd == -1) {
+    errno = ENOENT;
+    return -1;
+  }
+  uint64_t v[11];
+  if (set_errno(brig_path_statvfs_import((uint32_t)dirfd, (uint32_t)(uintptr_t)relative, (uint32_t)strlen(relative),
+                                         (uint32_t)(uintptr_t)v)) != 0)
+    return -1;
+  to_statvfs(v, buf);
+  return 0;
+}
+
+/* Every path wasi-libc resolves (open, stat, mkdir, access, opendir, ...), and ours, comes
+ * here first (--wrap): "" is no file, as on Linux, instead of the working directory. Failing
+ * here would not do (wasi-libc's callers then say ENOTCAPABLE, not ENOENT): "" goes to the host
+ * as itself, relative to "/", and the host answers ENOENT for an empty path. */
+int __real___wasilibc_find_relpath_alloc(const char* path, const char** abs, char** relative, size_t* relative_len,
+                                         int can_realloc);
+int __wrap___wasilibc_find_relpath_alloc(const char* path, const char** abs, char** relative, size_t* relative_len,
+                                         int can_realloc) {
+  if (path[0] == '\0') {
+    int fd = __real___wasilibc_find_relpath_alloc("/", abs, relative, relative_len, can_realloc);
+    if (fd != -1) (*relative)[0] = '\0'; /* "." in a buffer of at least 2 bytes */
+    return fd;
+  }
+  return __real___wasilibc_find_relpath_alloc(path, abs, relative, relative_len, can_realloc);
+}
+
+int eventfd(unsigned int initval, int flags) {
+  if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) {
+    errno = EINVAL;
+    return -1;
+  }
+  uint32_t fd;
+  if (set_errno(brig_fd_eventfd_import(initval, (uint32_t)(flags & (EFD_SEMAPHORE | EFD_NONBLOCK)),
+                                       (uint32_t)(uintptr_t)&fd)) != 0)
+    return -1;
+  return (int)fd;
+}
+
+int eventfd_read(int fd, eventfd_t* value) { return read(fd, value, sizeof *value) == sizeof *value ? 0 : -1; }
+
+int eventfd_write(int fd, eventfd_t value) { return write(fd, &value, sizeof value) == sizeof value ? 0 : -1; }
+
+int select(int nfds, fd_set* restrict readfds, fd_set* restrict writefds, fd_set* restrict errorfds,
+           struct timeval* restrict timeout) {
+  if (errorfds != NULL) {
+    /* Each descriptor there must still be open, as Linux checks. */
+    for (size_t i = 0; i < errorfds->__nfds; ++i) {
+      __wasi_fdstat_t st;
+      const int fd = errorfds->__fds[i];
+      if (fd < nfds && __wasi_fd_fdstat_get((__wasi_fd_t)fd, &st) != 0) {
+        errno = EBADF;
+        return -1;
+      }
+    }
+  }
+  struct timespec ts;
+  if (timeout != NULL) {
+    if (timeout->tv_sec < 0 || timeout->tv_usec < 0 || timeout->tv_usec >= 1000000) {
+      errno = EINVAL;
+      return -1;
+    }
+    ts.tv_sec = timeout->tv_sec;
+    ts.tv_nsec = (long)timeout->tv_usec * 1000;
+  }
+  int n = pselect(nfds, readfds, writefds, NULL, timeout != NULL ? &ts : NULL, NULL);
+  if (n >= 0 && errorfds != NULL) FD_ZERO(errorfds);
+  return n;
 }

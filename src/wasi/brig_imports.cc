@@ -44,3 +44,16 @@ extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_path_chmod(Inst* inst, uint32
                                                               uint32_t a3) {
   return Forward<&WasiContext::BrigPathChmod>(inst, a0, a1, a2, a3);
 }
+
+extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_fd_statvfs(Inst* inst, uint32_t a0, uint32_t a1) {
+  return Forward<&WasiContext::BrigFdStatvfs>(inst, a0, a1);
+}
+
+extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_path_statvfs(Inst* inst, uint32_t a0, uint32_t a1, uint32_t a2,
+                                                                uint32_t a3) {
+  return Forward<&WasiContext::BrigPathStatvfs>(inst, a0, a1, a2, a3);
+}
+
+extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_fd_eventfd(Inst* inst, uint32_t a0, uint32_t a1, uint32_t a2) {
+  return Forward<&WasiContext::BrigFdEventfd>(inst, a0, a1, a2);
+}

@@ -62,6 +62,7 @@ class HostMount {
   bool writable() const { return writable_; }
   int root_fd() const { return root_; }
   uint64_t bytes_written() const { return written_; }
+  const Quota& quota() const { return quota_; }
   // st_dev reported to the guest for files in this mount.
   uint64_t dev() const { return dev_; }
 

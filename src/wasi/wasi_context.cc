@@ -121,10 +121,12 @@ uint32_t ToWasiErrno(vfs::Error e) {
 }
 
 struct WasiContext::Fd {
-  // kPipeRead/kPipeWrite: the ends of a pipe (BrigFdPipe); like stdio, they have no node.
-  enum class Kind { kStdin, kStdout, kStderr, kFile, kDir, kPipeRead, kPipeWrite };
+  // kPipeRead/kPipeWrite: the ends of a pipe (BrigFdPipe); kEventfd: an eventfd
+  // (BrigFdEventfd). Like stdio, they have no node.
+  enum class Kind { kStdin, kStdout, kStderr, kFile, kDir, kPipeRead, kPipeWrite, kEventfd };
   Kind kind;
   std::shared_ptr<PipeBuffer> pipe;  // kPipeRead / kPipeWrite
+  std::shared_ptr<EventCounter> counter;  // kEventfd
   vfs::NodeRef node;  // kFile / kDir
   uint64_t offset = 0;
   uint16_t fdflags = 0;
@@ -207,6 +209,7 @@ void WasiContext::CopyStateFrom(const WasiContext& other, vfs::FileSystem::NodeM
   // A pipe's bytes are copied once, and both ends in the copy share that copy; descriptors
   // that share one Fd (brig_fd_dup) share its copy.
   std::map<const PipeBuffer*, std::shared_ptr<PipeBuffer>> pipes;
+  std::map<const EventCounter*, std::shared_ptr<EventCounter>> counters;
   std::map<const Fd*, std::shared_ptr<Fd>> copies;
   for (const auto& f : other.fds_) {
     if (!f) {
@@ -229,6 +232,11 @@ void WasiContext::CopyStateFrom(const WasiContext& other, vfs::FileSystem::NodeM
       auto& mine = pipes[f->pipe.get()];
       if (!mine) mine = std::make_shared<PipeBuffer>(*f->pipe);
       copy->pipe = mine;
+    }
+    if (f->counter) {
+      auto& mine = counters[f->counter.get()];
+      if (!mine) mine = std::make_shared<EventCounter>(*f->counter);
+      copy->counter = mine;
     }
     fds.push_back(std::move(copy));
   }
@@ -517,6 +525,11 @@ WasiContext::u32 WasiContext::WriteFilestat(GuestMemory& m, const Fd* f, const v
     s = ToFilestat(*f->host->mount, st);
   } else if (f && f->stdio()) {
     s.filetype = kStdioFiletype;
+    if (f->pipe) {
+      const uint16_t mode = kFilestatModeFlag | kFilestatFifoFlag | 0600;  // Linux's pipe(2): 0600
+      s.pad[1] = static_cast<uint8_t>(mode);
+      s.pad[2] = static_cast<uint8_t>(mode >> 8);
+    }
   } else {
     vfs::Stat st = vfs::FileSystem::GetStat(*node);
     s.dev = st.dev;
@@ -598,7 +611,19 @@ WasiContext::u32 WasiContext::DoRead(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_l
   std::vector<Iovec> iov;
   if (u32 e = ReadIovecs(m, iovs, iovs_len, &iov)) return e;
   uint64_t total = 0;
-  if (f.kind == Fd::Kind::kPipeRead) {
+  if (f.kind == Fd::Kind::kEventfd) {
+    // Linux's eventfd read: 8 bytes (native order), the count (1 in semaphore mode), which
+    // goes to 0 (down by 1); EINVAL for a smaller buffer; at 0, EAGAIN at once in both modes,
+    // as for pipes (nothing else could ever raise it while the guest waits).
+    uint64_t bytes = 0;
+    if (u32 e = EventfdTransfer(m, iov, &bytes)) return e;
+    EventCounter& c = *f.counter;
+    if (c.value == 0) return err::kAgain;
+    uint64_t v = c.semaphore ? 1 : c.value;
+    if (u32 e = EventfdCopy(m, iov, &v, /*to_guest=*/true)) return e;
+    c.value -= v;
+    total = 8;
+  } else if (f.kind == Fd::Kind::kPipeRead) {
     PipeBuffer& p = *f.pipe;
     uint64_t wanted = 0;
     for (const Iovec& v : iov) wanted += v.buf_len;
@@ -655,7 +680,20 @@ WasiContext::u32 WasiContext::DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_
   std::vector<Iovec> iov;
   if (u32 e = ReadIovecs(m, iovs, iovs_len, &iov)) return e;
   uint64_t total = 0;
-  if (f.kind == Fd::Kind::kPipeWrite) {
+  if (f.kind == Fd::Kind::kEventfd) {
+    // Linux's eventfd write: 8 bytes added to the count; EINVAL for fewer or for
+    // 0xffffffffffffffff; EAGAIN (at once, see DoRead) when the count would pass its maximum,
+    // 0xfffffffffffffffe.
+    uint64_t bytes = 0;
+    if (u32 e = EventfdTransfer(m, iov, &bytes)) return e;
+    uint64_t v = 0;
+    if (u32 e = EventfdCopy(m, iov, &v, /*to_guest=*/false)) return e;
+    if (v == UINT64_MAX) return err::kInval;
+    EventCounter& c = *f.counter;
+    if (v > EventCounter::kMax - c.value) return err::kAgain;
+    c.value += v;
+    total = 8;
+  } else if (f.kind == Fd::Kind::kPipeWrite) {
     PipeBuffer& p = *f.pipe;
     // No reader: EPIPE, as Linux (CPython ignores SIGPIPE, so BrokenPipeError).
     if (!PipeEndOpen(f.pipe.get(), /*write_end=*/false)) return err::kPipe;
@@ -848,6 +886,8 @@ WasiContext::u32 WasiContext::FdSeek(GuestMemory& m, u32 fd, u64 offset, u32 whe
     if (!m.InBounds(newoffset_out, 8)) return err::kFault;
     Fd* f = GetFd(fd);
     if (!f) return err::kBadF;
+    // An eventfd has no position, and Linux's lseek on one succeeds without moving (0).
+    if (f->kind == Fd::Kind::kEventfd) return m.Write<uint64_t>(newoffset_out, 0) ? err::kSuccess : err::kFault;
     if (f->stdio()) return err::kSPipe;
     if (f->kind == Fd::Kind::kDir) return err::kIsDir;
     uint64_t base;
@@ -1092,6 +1132,9 @@ WasiContext::u32 WasiContext::PollOneoff(GuestMemory& m, u32 in, u32 out, u32 ns
             } else if (ev.nbytes == 0) {
               continue;  // empty, a writer open: not ready (a clock may still fire)
             }
+          } else if (f->kind == Fd::Kind::kEventfd) {
+            if (f->counter->value == 0) continue;  // not readable until written
+            ev.nbytes = 8;
           } else if (f->kind == Fd::Kind::kDir) {
             ev.error = static_cast<uint16_t>(err::kIsDir);
           } else {
@@ -1099,6 +1142,9 @@ WasiContext::u32 WasiContext::PollOneoff(GuestMemory& m, u32 in, u32 out, u32 ns
           }
         } else if (f->kind == Fd::Kind::kDir || f->kind == Fd::Kind::kStdin || f->kind == Fd::Kind::kPipeRead) {
           ev.error = static_cast<uint16_t>(err::kBadF);
+        } else if (f->kind == Fd::Kind::kEventfd) {
+          if (f->counter->value == EventCounter::kMax) continue;  // full: not writable
+          ev.nbytes = 8;
         } else if (f->kind == Fd::Kind::kPipeWrite) {
           ev.nbytes = f->pipe->space();
           if (!PipeEndOpen(f->pipe.get(), /*write_end=*/false)) {
@@ -1299,6 +1345,112 @@ WasiContext::u32 WasiContext::BrigFdDup2(GuestMemory&, u32 fd, u32 to) {
     if (fd == to) return err::kSuccess;
     if (to >= fds_.size()) fds_.resize(to + 1);
     fds_[to] = fds_[fd];  // closes what `to` was, as dup2
+    return err::kSuccess;
+  });
+}
+
+WasiContext::u32 WasiContext::WriteStatvfs(GuestMemory& m, const vfs::Node* node, const HostMount* mount, u32 out) {
+  constexpr uint64_t kBlock = 4096;
+  constexpr uint64_t kReadOnly = 1;  // ST_RDONLY
+  uint64_t v[11] = {kBlock, kBlock, 0, 0, 0, 0, 0, 0, 0, 0, fs_.limits().max_name_length};
+  enum { kBlocks = 2, kBfree, kBavail, kFiles, kFfree, kFavail, kFsid, kFlag };
+  if (mount) {
+    const uint64_t max = mount->quota().max_bytes_written, used = std::min(mount->bytes_written(), max);
+    v[kBlocks] = max / kBlock;
+    v[kBfree] = v[kBavail] = (max - used) / kBlock;
+    v[kFsid] = mount->dev();
+    if (!mount->writable()) v[kFlag] = kReadOnly;
+  } else if (node) {
+    v[kFsid] = node->mount_id;
+    if (node->writable || node->mount_id == vfs::kHomeMount || node->mount_id == vfs::kTmpMount) {
+      const vfs::Limits& l = fs_.limits();
+      const uint64_t bytes = std::min(fs_.bytes_used(), l.max_total_bytes);
+      const uint64_t files = std::min(fs_.files_used(), l.max_files);
+      v[kBlocks] = l.max_total_bytes / kBlock;
+      v[kBfree] = v[kBavail] = (l.max_total_bytes - bytes) / kBlock;
+      v[kFiles] = l.max_files;
+      v[kFfree] = v[kFavail] = l.max_files - files;
+    } else {
+      v[kFlag] = kReadOnly;
+    }
+  }
+  if (!m.InBounds(out, kStatvfsBytes)) return err::kFault;
+  for (int i = 0; i < 11; ++i) {
+    if (!m.Write<uint64_t>(out + 8 * i, v[i])) return err::kFault;
+  }
+  return err::kSuccess;
+}
+
+WasiContext::u32 WasiContext::BrigFdStatvfs(GuestMemory& m, u32 fd, u32 out) {
+  return Guarded([&]() -> u32 {
+    Fd* f = GetFd(fd);
+    if (!f) return err::kBadF;
+    return WriteStatvfs(m, f->node.get(), f->host ? f->host->mount.get() : nullptr, out);
+  });
+}
+
+WasiContext::u32 WasiContext::BrigPathStatvfs(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 out) {
+  return Guarded([&]() -> u32 {
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (t.mount) {
+      HostMount::FileStat st;
+      if (u32 e = t.mount->StatAt(t.host_dir, t.path, &st)) return e;
+      return WriteStatvfs(m, nullptr, t.mount.get(), out);
+    }
+    auto node = fs_.Lookup(t.dir, t.path);
+    if (!node) return ToWasiErrno(node.error());
+    return WriteStatvfs(m, node.value().get(), nullptr, out);
+  });
+}
+
+// The 8 bytes an eventfd read or write moves: EINVAL when the iovecs hold fewer.
+WasiContext::u32 WasiContext::EventfdTransfer(GuestMemory&, const std::vector<Iovec>& iov, uint64_t* bytes) {
+  *bytes = 0;
+  for (const Iovec& v : iov) *bytes += v.buf_len;
+  return *bytes < 8 ? err::kInval : err::kSuccess;
+}
+
+// Copies the 8 bytes of *value to (or from) the first 8 bytes the iovecs name, in order.
+WasiContext::u32 WasiContext::EventfdCopy(GuestMemory& m, const std::vector<Iovec>& iov, uint64_t* value,
+                                          bool to_guest) {
+  uint8_t bytes[8];
+  if (to_guest) std::memcpy(bytes, value, 8);
+  uint64_t done = 0;
+  for (const Iovec& v : iov) {
+    const uint64_t n = std::min<uint64_t>(v.buf_len, 8 - done);
+    if (n == 0) continue;
+    auto span = m.View(v.buf, n);
+    if (!span) return err::kFault;
+    if (to_guest) {
+      std::memcpy(span->data(), bytes + done, n);
+    } else {
+      std::memcpy(bytes + done, span->data(), n);
+    }
+    done += n;
+    if (done == 8) break;
+  }
+  if (!to_guest) std::memcpy(value, bytes, 8);
+  return err::kSuccess;
+}
+
+WasiContext::u32 WasiContext::BrigFdEventfd(GuestMemory& m, u32 initval, u32 flags, u32 fd_out) {
+  return Guarded([&]() -> u32 {
+    if (!m.InBounds(fd_out, 4)) return err::kFault;
+    if (flags & ~(kEventfdSemaphore | kFdflagNonblock)) return err::kInval;
+    auto f = std::make_shared<Fd>();
+    f->kind = Fd::Kind::kEventfd;
+    f->counter = std::make_shared<EventCounter>();
+    f->counter->value = initval;
+    f->counter->semaphore = flags & kEventfdSemaphore;
+    f->fdflags = (flags & kFdflagNonblock) ? kFdflagNonblock : 0;
+    f->rights_base = rights::kStdio;
+    u32 fd = 0;
+    if (u32 e = AllocateFd(std::move(f), &fd)) return e;
+    if (!m.Write<uint32_t>(fd_out, fd)) {
+      fds_[fd].reset();
+      return err::kFault;
+    }
     return err::kSuccess;
   });
 }

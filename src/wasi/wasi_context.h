@@ -37,6 +37,7 @@
 #include "wasi/guest_memory.h"
 #include "wasi/host_mount.h"
 #include "wasi/output_capture.h"
+#include "wasi/event_counter.h"
 #include "wasi/pipe_buffer.h"
 #include "wasi/tape.h"
 
@@ -177,6 +178,28 @@ class WasiContext {
   // brig_fd_dup2: makes `to` a descriptor of fd's open file, closing what `to` was (dup2).
   // EBADF if fd is not open or to >= max_fds; fd == to does nothing.
   u32 BrigFdDup2(GuestMemory& m, u32 fd, u32 to);
+  // brig_fd_statvfs / brig_path_statvfs: what statvfs(3) says of the file system holding an
+  // open descriptor / a path (which must exist), as eleven u64 at `out` (kStatvfsBytes):
+  // bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax. The
+  // sandbox's own writable trees (/home/user, /tmp) answer from the session's quotas: blocks
+  // of 4096 bytes up to max_total_bytes, those not used free; files up to max_files. A host
+  // mount answers from its own write quota (blocks; no file count), the read-only parts (the
+  // stdlib, /usr/share/zoneinfo, "/") as full and read-only (flag ST_RDONLY, 1); stdio and
+  // pipes with zeros. Never the host's disk. EBADF, ENOENT, EFAULT (nothing written) as usual.
+  static constexpr u32 kStatvfsBytes = 11 * 8;
+  // brig_fd_eventfd: an eventfd inside the sandbox (os.eventfd) counting from `initval`;
+  // writes its number (u32) at fd_out. flags: kEventfdSemaphore (EFD_SEMAPHORE) and
+  // kFdflagNonblock (EFD_NONBLOCK: the guest's O_NONBLOCK); others EINVAL. A read takes 8
+  // bytes, the count (1 in semaphore mode) and lowers it by that; a write of 8 bytes adds to
+  // it; fewer bytes or a write of 2^64-1: EINVAL. As for pipes nothing waits: a read at 0
+  // and a write past 2^64-2 answer EAGAIN at once, blocking or not. poll_oneoff: readable when
+  // the count is not 0, writable below 2^64-2. Not seekable, filetype unknown. Forks and
+  // checkpoints copy the count; a session saved to its store does not keep it (closed,
+  // EBADF, in another process). EFAULT (nothing opened), EMFILE.
+  static constexpr u32 kEventfdSemaphore = 1;
+  u32 BrigFdEventfd(GuestMemory& m, u32 initval, u32 flags, u32 fd_out);
+  u32 BrigFdStatvfs(GuestMemory& m, u32 fd, u32 out);
+  u32 BrigPathStatvfs(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 out);
 
   // ---- Host side.
   const std::string& stdout_data() const { return stdout_.data(); }
@@ -260,6 +283,11 @@ class WasiContext {
   u32 DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_len, std::optional<u64> offset, u32 nwritten_out);
   u32 SetTimes(const vfs::NodeRef& node, u64 atim, u64 mtim, u32 fst_flags);
   u32 WriteFilestat(GuestMemory& m, const Fd* f, const vfs::NodeRef& node, u32 out);
+  // BrigFdStatvfs's answer for a node of the VFS (null: stdio or a pipe) or a host mount.
+  u32 WriteStatvfs(GuestMemory& m, const vfs::Node* node, const HostMount* mount, u32 out);
+  // An eventfd read or write: the iovecs' total length (EINVAL under 8), and its 8 bytes.
+  u32 EventfdTransfer(GuestMemory& m, const std::vector<Iovec>& iov, uint64_t* bytes);
+  u32 EventfdCopy(GuestMemory& m, const std::vector<Iovec>& iov, uint64_t* value, bool to_guest);
   uint64_t MonotonicNs() const;
   // A clock reading: the host's, or the fixed sequence of Options::deterministic.
   uint64_t ClockNow(u32 id);

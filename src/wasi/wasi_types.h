@@ -133,6 +133,9 @@ struct Fdstat {
 // node's permission bits (07777), which WASI's filestat has no field for; the guest's libc
 // (guest/libc_perms.c) reads them into st_mode. Zero when brig has no mode to tell (stdio).
 inline constexpr uint16_t kFilestatModeFlag = 0x8000;
+// With kFilestatModeFlag: the descriptor is a pipe (brig_fd_pipe), which the guest reports
+// as a FIFO (S_IFIFO), as Linux does; WASI has no filetype for it (the filetype stays unknown).
+inline constexpr uint16_t kFilestatFifoFlag = 0x4000;
 
 struct Filestat {
   uint64_t dev;

@@ -40,17 +40,14 @@ RULES = [
     # Gaps: to close (issue 12). Closed gaps (_testcapi, tzset, os.fwalk, utime,
     # /usr/share/zoneinfo, getrandom, sendfile, copy_file_range, memfd_create, priority,
     # chmod/umask, the single user's ids and chown, /dev/null, os.pipe, os.dup for fwalk's
-    # descriptor count) have no rule left, so that a regression shows up as unexplained, not
-    # as a known gap.
+    # descriptor count, descriptors not open (TestInvalidFD), an empty path, statvfs, splice,
+    # eventfd) have no rule left, so that a regression shows up as unexplained, not as a
+    # known gap.
     (r"_hashlib|OpenSSL", "gap", "no OpenSSL in the guest (hashlib's builtin fallbacks only)"),
     (r"os\.pipe|os\.mkfifo", "gap", "os.mkfifo: no named pipes in the sandbox (os.pipe works)"),
-    # The test modules skip these on sys.platform == "wasi" whatever the platform does; in brig
-    # os.dup/dup2 exist and a closed descriptor gives EBADF (tests/guest/cases/pipes.test).
-    (r"Cannot create invalid FD on WASI|WASI does not support dup", "gap",
-     "the test skips itself on WASI (a decorator on sys.platform): in brig os.dup works and a closed fd gives EBADF, except os.get_inheritable"),
-    (r"invalid FD|support dup|os\.dup\(|maps '' to cwd|fd support for listdir|dir_fd", "gap",
+    (r"invalid FD|support dup|os\.dup\(|fd support for listdir|dir_fd", "gap",
      "WASI descriptor semantics (dup, invalid fds, dir_fd)"),
-    (r"statvfs|disk_usage|splice|eventfd|extended attribute", "gap",
+    (r"extended attribute", "gap",
      "a Linux system call WASI does not have"),
     (r"utf-8 mode is enabled", "gap", "the guest runs in UTF-8 mode"),
     (r"not supported on Emscripten/WASI", "gap",

@@ -1,5 +1,6 @@
-// brig's own descriptor calls (brig_fd_pipe, brig_fd_dup, brig_fd_dup2) attacked from the
-// guest. Pipes: out-of-bounds and
+// brig's own descriptor calls (brig_fd_pipe, brig_fd_dup, brig_fd_dup2, brig_fd_eventfd)
+// attacked from the guest. Eventfds: bad flags and output pointers, short and straddling
+// buffers, the count's bounds, and copies.  Pipes: out-of-bounds and
 // straddling output pointers, a full descriptor table, a pipe filled past its bound, huge
 // reads and writes, the wrong end, seeks; then the semantics single-threaded code relies on
 // (EAGAIN instead of waiting forever, end of file, EPIPE) and copies for forks/checkpoints.
@@ -161,8 +162,11 @@ TEST_F(PipeTest, WrongEndAndSeeksAreRefused) {
   EXPECT_EQ(ctx->FdPread(mem, r, kIov, 1, 0, kOut), err::kSPipe);
   EXPECT_EQ(ctx->FdFilestatSetSize(mem, w, 0), err::kInval);
   EXPECT_EQ(ctx->FdReaddir(mem, r, kData, 100, 0, kOut), err::kNotDir);
-  // fstat works and says "unknown" (WASI has no FIFO type), as for stdio.
+  // fstat works and says "unknown" (WASI has no FIFO type), as for stdio, with brig's flag
+  // in the padding that makes the guest's libc say S_IFIFO.
   EXPECT_EQ(ctx->FdFilestatGet(mem, r, kData), err::kSuccess);
+  EXPECT_EQ(backing[kData + 16], kFiletypeUnknown);
+  EXPECT_EQ(backing[kData + 18] | backing[kData + 19] << 8, kFilestatModeFlag | kFilestatFifoFlag | 0600);
   EXPECT_EQ(ctx->FdFdstatGet(mem, w, kData), err::kSuccess);
   EXPECT_EQ(backing[kData], kFiletypeUnknown);
   // Non-blocking mode can be set and read back.
@@ -345,6 +349,80 @@ TEST_F(PipeTest, DuplicatesStayDuplicatesInCopies) {
   EXPECT_EQ(std::string(reinterpret_cast<char*>(&backing[kData]), n), "cd");
   ASSERT_EQ(Read(*ctx, copy, 2, &n), err::kSuccess);  // the original's offset did not move
   EXPECT_EQ(std::string(reinterpret_cast<char*>(&backing[kData]), n), "ab");
+}
+
+// ---- eventfd
+
+TEST_F(PipeTest, EventfdRefusesBadFlagsAndPointersAndOpensNothing) {
+  for (uint32_t flags : {2u, 8u, 0x100u, 0xffffffffu}) EXPECT_EQ(ctx->BrigFdEventfd(mem, 0, flags, kOut), err::kInval) << flags;
+  for (uint32_t out : {kMemSize, kMemSize - 3, 0xfffffffeu}) EXPECT_EQ(ctx->BrigFdEventfd(mem, 0, 0, out), err::kFault) << out;
+  // Nothing was opened by the failures: the next descriptor is the first free one.
+  ASSERT_EQ(ctx->BrigFdEventfd(mem, 7, WasiContext::kEventfdSemaphore | kFdflagNonblock, kOut), err::kSuccess);
+  const uint32_t fd = Get32(kOut);
+  ASSERT_EQ(ctx->BrigFdPipe(mem, kOut), err::kSuccess);
+  EXPECT_EQ(Get32(kOut), fd + 1);
+  // A full table: EMFILE.
+  auto small = Make(fs, 4);
+  EXPECT_EQ(small->BrigFdEventfd(mem, 0, 0, kOut), err::kMFile);
+}
+
+TEST_F(PipeTest, EventfdCountsWithinItsBounds) {
+  ASSERT_EQ(ctx->BrigFdEventfd(mem, 5, 0, kOut), err::kSuccess);
+  const uint32_t fd = Get32(kOut);
+  uint32_t n;
+  auto put = [&](uint64_t v) {
+    std::memcpy(&backing[kData], &v, 8);
+    return Write(*ctx, fd, 8, &n);
+  };
+  auto get = [&](uint64_t* v) {
+    uint32_t e = Read(*ctx, fd, 8, &n);
+    std::memcpy(v, &backing[kData], 8);
+    return e;
+  };
+  uint64_t v = 0;
+  ASSERT_EQ(get(&v), err::kSuccess);
+  EXPECT_EQ(v, 5u);
+  EXPECT_EQ(n, 8u);
+  EXPECT_EQ(get(&v), err::kAgain);  // 0: would wait forever on Linux
+  EXPECT_EQ(put(UINT64_MAX), err::kInval);
+  ASSERT_EQ(put(UINT64_MAX - 1), err::kSuccess);  // the maximum
+  EXPECT_EQ(put(1), err::kAgain);                 // past it
+  EXPECT_EQ(Read(*ctx, fd, 7, &n), err::kInval);  // fewer than 8 bytes
+  EXPECT_EQ(Write(*ctx, fd, 4, &n), err::kInval);
+  // Buffers outside memory fault and change nothing.
+  Iovec bad{kMemSize - 4, 8};
+  std::memcpy(&backing[kIov], &bad, sizeof bad);
+  EXPECT_EQ(ctx->FdRead(mem, fd, kIov, 1, kOut), err::kFault);
+  EXPECT_EQ(ctx->FdWrite(mem, fd, kIov, 1, kOut), err::kFault);
+  ASSERT_EQ(get(&v), err::kSuccess);
+  EXPECT_EQ(v, UINT64_MAX - 1);
+  // Eight bytes across two iovecs read as one value.
+  uint64_t three = 3;
+  std::memcpy(&backing[kData], &three, 8);
+  Iovec two[2] = {{kData, 3}, {kData + 3, 5}};
+  std::memcpy(&backing[kIov], two, sizeof two);
+  ASSERT_EQ(ctx->FdWrite(mem, fd, kIov, 2, kOut), err::kSuccess);
+  ASSERT_EQ(get(&v), err::kSuccess);
+  EXPECT_EQ(v, 3u);
+}
+
+TEST_F(PipeTest, EventfdCopiesHaveTheirOwnCountAndAreNotSaved) {
+  ASSERT_EQ(ctx->BrigFdEventfd(mem, 9, 0, kOut), err::kSuccess);
+  const uint32_t fd = Get32(kOut);
+  vfs::FileSystem::NodeMap map;
+  auto fs2 = fs.Clone(&map);
+  auto copy = Make(*fs2, 1024);
+  copy->CopyStateFrom(*ctx, &map);
+  uint32_t n;
+  uint64_t v = 0;
+  ASSERT_EQ(Read(*copy, fd, 8, &n), err::kSuccess);
+  std::memcpy(&v, &backing[kData], 8);
+  EXPECT_EQ(v, 9u);
+  EXPECT_EQ(Read(*copy, fd, 8, &n), err::kAgain);
+  ASSERT_EQ(Read(*ctx, fd, 8, &n), err::kSuccess);  // the original's count was not taken
+  std::memcpy(&v, &backing[kData], 8);
+  EXPECT_EQ(v, 9u);
+  for (const auto& s : ctx->SaveFds()) EXPECT_NE(s.fd, fd);
 }
 
 }  // namespace
