@@ -394,6 +394,15 @@ void Server::Impl::Execute(Call call) {
     }
     SendJson(c, http::status::ok, j);
   };
+  if (!request.stream) {
+    // A worker's result goes out as the worker wrote it (executor.h): the bytes SendJson
+    // would write after reading it in and out again.
+    request.on_rendered = [this, shared_call, start](ExecRequest::Rendered r) {
+      Release(shared_call->thread_id);
+      metrics.ObserveExecution(r.outcome, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      SendJsonText(*shared_call, http::status::ok, std::move(r.json));
+    };
+  }
   bool stream = request.stream;
   // A quick non-durable execution of a session live here runs on this (I/O) thread: no
   // hand-off to an execution thread and back (executor.h).

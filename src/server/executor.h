@@ -39,6 +39,18 @@ struct ExecRequest {
   // (Sessions::SyncToStore), dropping it if kDrop. on_done gets an empty result.
   enum class Sync { kNone, kWrite, kDrop };
   Sync sync = Sync::kNone;
+  // A result as the API's JSON text (brig::ToJson(thread_id, SessionResult), dumped as
+  // api_json.h's Dump does) and its outcome for the metrics ("ok", "python_error", or the
+  // failure's kind).
+  struct Rendered {
+    std::string json;
+    std::string outcome;
+  };
+  // Optional. An executor that has a successful result as text already (a worker process
+  // sends it so) calls this instead of on_done, with that text unchanged: the server answers
+  // with it as is, instead of reading it into a SessionResult only to write the same JSON
+  // again. Errors still go to on_done. Same thread rules as on_done.
+  std::function<void(Rendered)> on_rendered;
 };
 
 using OutputStream = brig::OutputStream;  // brig/sandbox.h

@@ -212,7 +212,12 @@ bool Server::Impl::CheckSignedLink(Call& call) {
 // ---- Answers.
 
 void Server::Impl::SendJson(const Call& call, http::status status, const nlohmann::json& body) {
-  auto res = MakeResponse(call.ctx->request, status, Dump(body) + "\n", "application/json");
+  SendJsonText(call, status, Dump(body));
+}
+
+void Server::Impl::SendJsonText(const Call& call, http::status status, std::string json_text) {
+  json_text += "\n";
+  auto res = MakeResponse(call.ctx->request, status, std::move(json_text), "application/json");
   res.set("X-Request-Id", call.ctx->request_id);
   call.out->Send(std::move(res));
 }

@@ -128,6 +128,8 @@ struct Server::Impl {
   void LogRequest(const RequestContext& ctx, unsigned status, uint64_t bytes);
 
   void SendJson(const Call& call, http::status status, const nlohmann::json& body);
+  // The same with the body's JSON text already written (as Dump writes it).
+  void SendJsonText(const Call& call, http::status status, std::string json_text);
   void SendError(const Call& call, http::status status, std::string_view code, std::string_view message);
   // Maps `s` (not OK) to its HTTP status and code; an expired session is 410.
   // REQUIRES: on a blocking thread (it may ask the store).

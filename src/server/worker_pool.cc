@@ -70,6 +70,7 @@ struct Pending {
   std::string thread_id;
   Executor::OutputFn on_output;  // set only when streaming
   Executor::DoneFn on_done;
+  std::function<void(ExecRequest::Rendered)> on_rendered;  // optional (ExecRequest::on_rendered)
   uint64_t streamed[2] = {0, 0};
 };
 
@@ -78,7 +79,8 @@ struct Event {
   std::shared_ptr<Pending> pending;
   OutputStream stream = OutputStream::kStdout;
   std::string bytes;
-  std::optional<StatusOr<SessionResult>> result;  // set: on_done; else on_output
+  std::optional<StatusOr<SessionResult>> result;  // set: on_done
+  std::optional<ExecRequest::Rendered> rendered;   // set: on_rendered; neither: on_output
 };
 
 }  // namespace
@@ -340,10 +342,17 @@ struct WorkerPool::Impl {
         auto reply = worker::DecodeReply(f.type, f.body);
         if (!reply) return *error = "a reply too short", false;
         std::optional<StatusOr<SessionResult>> outcome;
+        std::optional<ExecRequest::Rendered> rendered;
         if (f.type == FrameType::kError) {
           std::optional<Status> st = worker::StatusFromCode(reply->code, std::string(reply->rest));
           if (!st) return *error = "an error with an unknown status code " + std::to_string(reply->code), false;
           outcome.emplace(*st);
+        } else if (p->on_rendered) {
+          // Checked (one JSON object, this session's), not rebuilt: passed on as it came.
+          std::optional<worker::ResultSummary> summary = worker::SummarizeResult(reply->rest);
+          if (!summary) return *error = "a result that is not JSON of a result", false;
+          if (summary->thread_id != p->thread_id) return *error = "a result for another session", false;
+          rendered.emplace(ExecRequest::Rendered{std::string(reply->rest), std::move(summary->outcome)});
         } else {
           nlohmann::json j = nlohmann::json::parse(reply->rest, nullptr, /*allow_exceptions=*/false);
           if (j.is_discarded()) return *error = "a result that is not JSON", false;
@@ -356,7 +365,7 @@ struct WorkerPool::Impl {
         s.live = reply->live_sessions;
         s.pending.erase(f.id);
         in_flight--;
-        events->push_back({p, OutputStream::kStdout, "", std::move(outcome)});
+        events->push_back({p, OutputStream::kStdout, "", std::move(outcome), std::move(rendered)});
         return true;
       }
       case FrameType::kHeartbeat:
@@ -404,7 +413,9 @@ struct WorkerPool::Impl {
     for (Event& e : events) {
       // A callback that throws must not take the pool's thread with it.
       try {
-        if (e.result) {
+        if (e.rendered) {
+          e.pending->on_rendered(std::move(*e.rendered));
+        } else if (e.result) {
           e.pending->on_done(std::move(*e.result));
         } else {
           e.pending->on_output(e.stream, e.bytes);
@@ -566,6 +577,7 @@ void WorkerPool::Execute(ExecRequest request, OutputFn on_output, DoneFn on_done
       pending->thread_id = request.thread_id;
       if (request.stream) pending->on_output = std::move(on_output);
       pending->on_done = std::move(on_done);
+      pending->on_rendered = std::move(request.on_rendered);
       worker::ExecuteBody body;
       body.thread_id = std::move(request.thread_id);
       body.code = std::move(request.code);

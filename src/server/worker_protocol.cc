@@ -151,6 +151,100 @@ std::optional<WorkerReply> DecodeReply(FrameType type, std::string_view body) {
   return reply;
 }
 
+namespace {
+
+// nlohmann's SAX interface: reads the fields SummarizeResult needs as the parser goes, and
+// keeps nothing else (no json value is built).
+class SummaryReader {
+ public:
+  using json = nlohmann::json;
+  bool null() { return Scalar(Kind::kNull); }
+  bool boolean(bool v) {
+    if (depth_ == 1 && keys_[1] == "ok") ok_ = v;
+    return Scalar(Kind::kOther);
+  }
+  bool number_integer(json::number_integer_t) { return Scalar(Kind::kOther); }
+  bool number_unsigned(json::number_unsigned_t) { return Scalar(Kind::kOther); }
+  bool number_float(json::number_float_t, const json::string_t&) { return Scalar(Kind::kOther); }
+  bool binary(json::binary_t&) { return Scalar(Kind::kOther); }
+  bool string(json::string_t& v) {
+    if (depth_ == 2 && in_object_[2] && keys_[1] == "session" && keys_[2] == "thread_id") thread_id_ = std::move(v);
+    if (depth_ == 2 && in_object_[2] && keys_[1] == "failure" && keys_[2] == "kind") kind_ = std::move(v);
+    return Scalar(Kind::kOther);
+  }
+  bool start_object(std::size_t) { return Open(true); }
+  bool start_array(std::size_t) { return Open(false); }
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+  bool key(json::string_t& k) {
+    if (depth_ < kTracked) keys_[depth_] = std::move(k);
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+  std::optional<ResultSummary> Summary() {
+    if (!top_was_object_ || !ok_ || !thread_id_ || !failure_) return std::nullopt;
+    ResultSummary s;
+    s.thread_id = std::move(*thread_id_);
+    if (*failure_ == Kind::kObject) {
+      if (!kind_) return std::nullopt;
+      s.outcome = std::move(*kind_);
+    } else if (*failure_ == Kind::kNull) {
+      s.outcome = *ok_ ? "ok" : "python_error";
+    } else {
+      return std::nullopt;
+    }
+    return s;
+  }
+
+ private:
+  enum class Kind { kNull, kObject, kOther };
+  static constexpr int kTracked = 3;  // the top object (1) and the objects in it (2)
+  // A value at the top object's "failure".
+  bool Scalar(Kind k) {
+    if (depth_ == 0) return false;  // the text must be an object
+    if (depth_ == 1 && keys_[1] == "failure") failure_ = k;
+    return true;
+  }
+  bool Open(bool object) {
+    if (depth_ == 0) {
+      if (!object) return false;
+      top_was_object_ = true;
+    } else if (depth_ == 1 && keys_[1] == "failure") {
+      failure_ = object ? Kind::kObject : Kind::kOther;
+    }
+    ++depth_;
+    if (depth_ < kTracked) {
+      keys_[depth_].clear();
+      in_object_[depth_] = object;
+    }
+    return true;
+  }
+  bool Close() {
+    --depth_;
+    return true;
+  }
+
+  int depth_ = 0;
+  std::string keys_[kTracked];
+  bool in_object_[kTracked] = {};
+  bool top_was_object_ = false;
+  std::optional<bool> ok_;
+  std::optional<Kind> failure_;
+  std::optional<std::string> thread_id_, kind_;
+};
+
+}  // namespace
+
+std::optional<ResultSummary> SummarizeResult(std::string_view json_text) {
+  SummaryReader reader;
+  if (!nlohmann::json::sax_parse(json_text.begin(), json_text.end(), &reader, nlohmann::json::input_format_t::json,
+                                 /*strict=*/true)) {
+    return std::nullopt;
+  }
+  return reader.Summary();
+}
+
 std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::microseconds inline_budget) {
   const Limits& l = o.limits;
   nlohmann::json limits = {{"timeout_seconds", l.timeout_seconds}, {"memory_bytes", l.memory_bytes},

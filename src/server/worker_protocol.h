@@ -116,6 +116,18 @@ struct WorkerReply {
 };
 std::optional<WorkerReply> DecodeReply(FrameType type, std::string_view body);
 
+// What the supervisor needs of a kResult's JSON text (brig::ToJson(thread_id, SessionResult))
+// to pass it on unchanged as the HTTP answer, without building it as a json value: the
+// session it is of ("session"."thread_id") and its outcome for the metrics: the failure's
+// kind ("failure"."kind") if there is one, else "ok" or "python_error" ("ok"). nullopt when
+// the text is not one valid JSON object (checked in full) or those fields are missing or of
+// another type: a broken worker.
+struct ResultSummary {
+  std::string thread_id;
+  std::string outcome;
+};
+std::optional<ResultSummary> SummarizeResult(std::string_view json_text);
+
 // kConfig's body: the options a worker opens its Sessions with, its thread count, and how
 // long a quick execution may run on the thread that reads the socket (inline_budget_us,
 // WorkerPoolOptions::inline_budget; absent: 0).

@@ -29,6 +29,7 @@
 
 #include "../store/pg_harness.h"
 #include "brig/result_json.h"
+#include "server/api_json.h"
 #include "server/in_process_executor.h"
 #include "server/worker_main.h"
 #include "server/worker_protocol.h"
@@ -48,6 +49,7 @@ struct Outcome {
   std::optional<StatusOr<SessionResult>> result;
   std::vector<std::pair<OutputStream, std::string>> output;
   bool done_before_output = false;  // on_output after on_done: a broken contract
+  std::optional<ExecRequest::Rendered> rendered;  // when the answer came through on_rendered
 
   // Waits for on_done (a guard of 5 minutes, so that a hang fails instead of blocking ctest).
   StatusOr<SessionResult> Wait() {
@@ -70,10 +72,24 @@ struct Outcome {
   }
 };
 
+// rendered: asks for the result as text (ExecRequest::on_rendered); the Outcome's result is
+// then that text read back, so that Wait works either way.
 std::shared_ptr<Outcome> Submit(Executor& e, const std::string& thread_id, const std::string& code, bool stream = false,
-                                std::optional<double> timeout = std::nullopt, std::optional<uint64_t> memory = std::nullopt) {
+                                std::optional<double> timeout = std::nullopt, std::optional<uint64_t> memory = std::nullopt,
+                                bool rendered = false) {
   auto out = std::make_shared<Outcome>();
   ExecRequest r;
+  if (rendered) {
+    r.on_rendered = [out](ExecRequest::Rendered text) {
+      std::lock_guard<std::mutex> lock(out->mu);
+      EXPECT_FALSE(out->done) << "on_done called twice";
+      out->done = true;
+      std::string ignored;
+      out->result.emplace(SessionResultFromJson(nlohmann::json::parse(text.json), &ignored));
+      out->rendered = std::move(text);
+      out->cv.notify_all();
+    };
+  }
   r.thread_id = thread_id;
   r.code = code;
   r.stream = stream;
@@ -483,13 +499,36 @@ TEST_P(MalformedWorkerTest, IsKilledAndItsExecutionFails) {
   o.workers = 1;
   o.arguments = {"__fake_worker", GetParam()};
   WorkerPool& pool = Start(std::move(o));
-  const pid_t fake = pool.WorkerPids()[0];
-  auto r = Submit(pool, "t", "1", /*stream=*/GetParam() == "too-much-output")->Wait();
-  ASSERT_TRUE(r.status().IsUnavailable()) << r.status().ToString();
-  EXPECT_NE(r.status().message().find("broke the protocol"), std::string::npos) << r.status().message();
-  EXPECT_TRUE(Gone(fake));
-  EXPECT_EQ(pool.WorkerRestarts(), 1);
-  EXPECT_NE(pool.WorkerPids()[0], fake);
+  // Both ways of taking a result: read into a SessionResult, and checked then passed on as
+  // text (ExecRequest::on_rendered).
+  for (bool rendered : {false, true}) {
+    const pid_t fake = pool.WorkerPids()[0];
+    auto r = Submit(pool, "t", "1", /*stream=*/GetParam() == "too-much-output", std::nullopt, std::nullopt, rendered)->Wait();
+    ASSERT_TRUE(r.status().IsUnavailable()) << rendered << " " << r.status().ToString();
+    EXPECT_NE(r.status().message().find("broke the protocol"), std::string::npos) << r.status().message();
+    EXPECT_TRUE(Gone(fake));
+    EXPECT_EQ(pool.WorkerRestarts(), rendered ? 2 : 1);
+    EXPECT_NE(pool.WorkerPids()[0], fake);
+  }
+}
+
+// A result taken as text is the worker's JSON unchanged: the bytes the server would write
+// from the SessionResult, with the outcome the metrics would give it.
+TEST_F(WorkerPoolTest, RenderedResultsAreTheJsonOfTheResult) {
+  WorkerPool& pool = Start(Options());
+  struct Case {
+    std::string code;
+    std::string outcome;
+  };
+  for (const Case& c : {Case{"x = 6 * 7\nprint(x)\nx", "ok"}, Case{"1 / 0", "python_error"},
+                        Case{"while True: pass", "timeout"}}) {
+    auto out = Submit(pool, "rendered", c.code, false, /*timeout=*/0.5, std::nullopt, /*rendered=*/true);
+    auto r = out->Wait();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(out->rendered) << c.code;
+    EXPECT_EQ(out->rendered->outcome, c.outcome) << c.code;
+    EXPECT_EQ(out->rendered->json, Dump(ToJson("rendered", r.value()))) << c.code;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, MalformedWorkerTest,

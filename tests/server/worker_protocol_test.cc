@@ -85,5 +85,41 @@ TEST(WorkerProtocol, TruncatedOrOversizedBodiesAreRefused) {
   EXPECT_FALSE(DecodeExecute(Body(kTimeout, "t1", "x", std::numeric_limits<double>::quiet_NaN())).has_value());
 }
 
+// What the supervisor reads of a result it passes on as text (SummarizeResult): the session
+// and the outcome, from a whole valid object only; anything else is a broken worker.
+TEST(WorkerProtocol, ResultSummaryReadsTheSessionAndTheOutcome) {
+  auto summary = [](std::string_view text) { return SummarizeResult(text); };
+  auto s = summary(R"({"display":[{"session":"no"}],"failure":null,"ok":true,"session":{"files":[],"thread_id":"t1"}})");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->thread_id, "t1");
+  EXPECT_EQ(s->outcome, "ok");
+  s = summary(R"({"ok":false,"failure":null,"session":{"thread_id":"t\u00e9"}})");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->thread_id, "t\xc3\xa9");
+  EXPECT_EQ(s->outcome, "python_error");
+  s = summary(R"({"ok":false,"failure":{"kind":"timeout","message":"x"},"session":{"thread_id":"t"}})");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->outcome, "timeout");
+  // A thread_id or kind anywhere else does not count.
+  s = summary(R"({"ok":true,"failure":null,"session":{"x":{"thread_id":"deep"},"thread_id":"t"},"thread_id":"top"})");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->thread_id, "t");
+  for (std::string_view bad : {
+           "", "{", "[]", "null", "\"ok\"", R"({"ok":true,"failure":null,"session":{"thread_id":"t"}} x)",
+           R"({"ok":true,"failure":null,"session":{"thread_id":"t"})",                       // cut short
+           R"({"failure":null,"session":{"thread_id":"t"}})",                                 // no ok
+           R"({"ok":1,"failure":null,"session":{"thread_id":"t"}})",                          // ok not a bool
+           R"({"ok":true,"session":{"thread_id":"t"}})",                                      // no failure
+           R"({"ok":true,"failure":"x","session":{"thread_id":"t"}})",                        // failure a string
+           R"({"ok":true,"failure":{"message":"x"},"session":{"thread_id":"t"}})",            // no kind
+           R"({"ok":true,"failure":null,"session":{"thread_id":7}})",                         // id not a string
+           R"({"ok":true,"failure":null,"session":["thread_id","t"]})",                       // session an array
+           R"({"ok":true,"failure":null})",                                                   // no session
+           "{\"ok\":true,\"failure\":null,\"session\":{\"thread_id\":\"\xff\"}}",  // not UTF-8
+       }) {
+    EXPECT_FALSE(summary(bad)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace brig::server::worker
