@@ -853,11 +853,21 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   if (!lock.ok()) return lock.status();
   // Not touched here: the save does it (one write less per execution); an execution that
   // saves nothing touches below.
-  auto info = impl.manager->GetOrCreate(thread_id, /*touch=*/false);
-  if (!info.ok()) return info.status();
-  // The version alone first: a live session needs no more (the snapshot stays in the store).
-  auto stored_version = impl.store->GetStateVersion(thread_id);
-  if (!stored_version.ok()) return stored_version.status();
+  // The session and its state's version, in one read (the snapshot stays in the store: a
+  // live session needs no more). A session missing (made here) or expired (refused, saying
+  // why) goes through the manager.
+  StatusOr<store::SessionInfo> info = Status::Internal("unread");
+  StatusOr<int64_t> stored_version = Status::Internal("unread");
+  if (auto both = impl.store->GetSessionAndStateVersion(thread_id); both.ok() && !impl.manager->IsExpired(both.value().first)) {
+    info = std::move(both.value().first);
+    stored_version = both.value().second;
+  } else {
+    if (!both.ok() && !both.status().IsNotFound()) return both.status();
+    info = impl.manager->GetOrCreate(thread_id, /*touch=*/false);
+    if (!info.ok()) return info.status();
+    stored_version = impl.store->GetStateVersion(thread_id);
+    if (!stored_version.ok()) return stored_version.status();
+  }
 
   SessionResult result;
   const int64_t created_at = info.value().created_at;

@@ -51,6 +51,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -207,6 +208,15 @@ class Store {
   // process holding the session live checks before each execution. NotFound if the session
   // is missing.
   virtual StatusOr<int64_t> GetStateVersion(std::string_view thread_id) = 0;
+  // The session (as GetSession) and its state's version (as GetStateVersion) in one read:
+  // what an execution reads before it runs. NotFound if the session is missing.
+  virtual StatusOr<std::pair<SessionInfo, int64_t>> GetSessionAndStateVersion(std::string_view thread_id) {
+    StatusOr<SessionInfo> info = GetSession(thread_id);
+    if (!info.ok()) return info.status();
+    StatusOr<int64_t> version = GetStateVersion(thread_id);
+    if (!version.ok()) return version.status();
+    return std::make_pair(std::move(info.value()), version.value());
+  }
   // Stores `fallback` as the fallback of the state saved at `version`, after that save (a
   // fallback that is slow to take is written once the save has answered). Written only if
   // the stored state's version is `version` or later and the stored fallback is from an

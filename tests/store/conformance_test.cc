@@ -772,6 +772,23 @@ TYPED_TEST(StoreConformance, CleanupDeletesExpiredSessionsAndOrphans) {
   EXPECT_EQ(again.value().bytes_freed, 0);
 }
 
+TYPED_TEST(StoreConformance, GetSessionAndStateVersionReadsBothAtOnce) {
+  Store& s = *this->store_;
+  EXPECT_TRUE(s.GetSessionAndStateVersion("missing").status().IsNotFound());
+  this->Create("t");
+  ASSERT_TRUE(s.PutFile("t", {"/a", "abc", ""}).ok());
+  StatusOr<std::pair<SessionInfo, int64_t>> both = s.GetSessionAndStateVersion("t");
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  EXPECT_EQ(both.value().second, 0);
+  EXPECT_EQ(both.value().first.thread_id, "t");
+  EXPECT_EQ(both.value().first.expires_at, s.GetSession("t").value().expires_at);
+  EXPECT_EQ(both.value().first.file_count, 1);
+  EXPECT_EQ(both.value().first.total_bytes, 3);
+  ASSERT_TRUE(s.SaveExecution("t", 0, StateWrite{"v1", "f", "b"}, {}, {}).ok());
+  ASSERT_TRUE(s.SaveExecution("t", 1, StateWrite{"v2", "f", "b"}, {}, {}).ok());
+  EXPECT_EQ(s.GetSessionAndStateVersion("t").value().second, 2);
+}
+
 // A save of a new state alone (no file changed): PostgreSQL writes it in one statement.
 TYPED_TEST(StoreConformance, StateOnlySaveChecksTheVersionAndChangesNothingOnConflict) {
   Store& s = *this->store_;
