@@ -1,8 +1,8 @@
 // brig's own host calls for the guest (what WASI preview 1 lacks: file modes, statvfs,
-// eventfd), as extern "C" entry points with the signatures wasm2c 1.0.32 declares for them. The guest imports them
-// from the wasi_snapshot_preview1 module under names starting with brig_ (guest/libc_perms.c),
-// so they take the same import object as WASI's calls and reach the sandbox's WasiContext;
-// each forwards like wasi_imports.cc. Compiled by the engine target, not by brig_wasi.
+// eventfd), as extern "C" entry points with the signatures wasm2c 1.0.32 declares for them.
+// The guest imports them from the wasi_snapshot_preview1 module under names starting with
+// brig_ (guest/libc_perms.c), so they take the same import object as WASI's calls and reach
+// the sandbox's WasiContext; each forwards like wasi_imports.cc. Compiled by the engine target, not by brig_wasi.
 #include <cstdint>
 
 #include <type_traits>
