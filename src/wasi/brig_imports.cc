@@ -2,7 +2,8 @@
 // eventfd), as extern "C" entry points with the signatures wasm2c 1.0.32 declares for them.
 // The guest imports them from the wasi_snapshot_preview1 module under names starting with
 // brig_ (guest/libc_perms.c), so they take the same import object as WASI's calls and reach
-// the sandbox's WasiContext; each forwards like wasi_imports.cc. Compiled by the engine target, not by brig_wasi.
+// the sandbox's WasiContext; each forwards like wasi_imports.cc. Compiled by the engine
+// target, not by brig_wasi.
 #include <cstdint>
 
 #include <type_traits>
