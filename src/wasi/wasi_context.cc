@@ -572,6 +572,36 @@ uint32_t CheckTimeFlags(uint32_t fst) {
     return err::kInval;
   return err::kSuccess;
 }
+
+// Bytes the iovecs (already checked by ReadIovecs) name in all.
+uint64_t TotalLength(const std::vector<Iovec>& iov) {
+  uint64_t n = 0;
+  for (const Iovec& v : iov) n += v.buf_len;
+  return n;
+}
+
+// An eventfd's 8 bytes (native order) to or from the first 8 bytes the iovecs name.
+// REQUIRES: TotalLength(iov) >= 8.
+uint32_t CopyEventfdValue(GuestMemory& m, const std::vector<Iovec>& iov, uint64_t* value, bool to_guest) {
+  uint8_t bytes[8];
+  if (to_guest) std::memcpy(bytes, value, 8);
+  uint64_t done = 0;
+  for (const Iovec& v : iov) {
+    const uint64_t n = std::min<uint64_t>(v.buf_len, 8 - done);
+    if (n == 0) continue;
+    auto span = m.View(v.buf, n);
+    if (!span) return err::kFault;
+    if (to_guest) {
+      std::memcpy(span->data(), bytes + done, n);
+    } else {
+      std::memcpy(bytes + done, span->data(), n);
+    }
+    done += n;
+    if (done == 8) break;
+  }
+  if (!to_guest) std::memcpy(value, bytes, 8);
+  return err::kSuccess;
+}
 }  // namespace
 
 WasiContext::u32 WasiContext::SetTimes(const vfs::NodeRef& node, u64 atim, u64 mtim, u32 fst) {
@@ -615,18 +645,16 @@ WasiContext::u32 WasiContext::DoRead(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_l
     // Linux's eventfd read: 8 bytes (native order), the count (1 in semaphore mode), which
     // goes to 0 (down by 1); EINVAL for a smaller buffer; at 0, EAGAIN at once in both modes,
     // as for pipes (nothing else could ever raise it while the guest waits).
-    uint64_t bytes = 0;
-    if (u32 e = EventfdTransfer(m, iov, &bytes)) return e;
+    if (TotalLength(iov) < 8) return err::kInval;
     EventCounter& c = *f.counter;
     if (c.value == 0) return err::kAgain;
     uint64_t v = c.semaphore ? 1 : c.value;
-    if (u32 e = EventfdCopy(m, iov, &v, /*to_guest=*/true)) return e;
+    if (u32 e = CopyEventfdValue(m, iov, &v, /*to_guest=*/true)) return e;
     c.value -= v;
     total = 8;
   } else if (f.kind == Fd::Kind::kPipeRead) {
     PipeBuffer& p = *f.pipe;
-    uint64_t wanted = 0;
-    for (const Iovec& v : iov) wanted += v.buf_len;
+    const uint64_t wanted = TotalLength(iov);
     // Empty with a writer open: no other thread or process could ever fill it, so a blocking
     // read would wait forever; both modes answer EAGAIN (BlockingIOError) at once instead.
     if (p.bytes.empty() && wanted > 0 && PipeEndOpen(f.pipe.get(), /*write_end=*/true)) return err::kAgain;
@@ -684,10 +712,9 @@ WasiContext::u32 WasiContext::DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_
     // Linux's eventfd write: 8 bytes added to the count; EINVAL for fewer or for
     // 0xffffffffffffffff; EAGAIN (at once, see DoRead) when the count would pass its maximum,
     // 0xfffffffffffffffe.
-    uint64_t bytes = 0;
-    if (u32 e = EventfdTransfer(m, iov, &bytes)) return e;
+    if (TotalLength(iov) < 8) return err::kInval;
     uint64_t v = 0;
-    if (u32 e = EventfdCopy(m, iov, &v, /*to_guest=*/false)) return e;
+    if (u32 e = CopyEventfdValue(m, iov, &v, /*to_guest=*/false)) return e;
     if (v == UINT64_MAX) return err::kInval;
     EventCounter& c = *f.counter;
     if (v > EventCounter::kMax - c.value) return err::kAgain;
@@ -697,8 +724,7 @@ WasiContext::u32 WasiContext::DoWrite(GuestMemory& m, Fd& f, u32 iovs, u32 iovs_
     PipeBuffer& p = *f.pipe;
     // No reader: EPIPE, as Linux (CPython ignores SIGPIPE, so BrokenPipeError).
     if (!PipeEndOpen(f.pipe.get(), /*write_end=*/false)) return err::kPipe;
-    uint64_t wanted = 0;
-    for (const Iovec& v : iov) wanted += v.buf_len;
+    const uint64_t wanted = TotalLength(iov);
     // Full: nothing could drain it while the guest waits, so EAGAIN in both modes (see
     // DoRead); otherwise a short write of what fits, as a non-blocking Linux pipe.
     if (p.space() == 0 && wanted > 0) return err::kAgain;
@@ -1402,36 +1428,6 @@ WasiContext::u32 WasiContext::BrigPathStatvfs(GuestMemory& m, u32 fd, u32 path, 
     if (!node) return ToWasiErrno(node.error());
     return WriteStatvfs(m, node.value().get(), nullptr, out);
   });
-}
-
-// The 8 bytes an eventfd read or write moves: EINVAL when the iovecs hold fewer.
-WasiContext::u32 WasiContext::EventfdTransfer(GuestMemory&, const std::vector<Iovec>& iov, uint64_t* bytes) {
-  *bytes = 0;
-  for (const Iovec& v : iov) *bytes += v.buf_len;
-  return *bytes < 8 ? err::kInval : err::kSuccess;
-}
-
-// Copies the 8 bytes of *value to (or from) the first 8 bytes the iovecs name, in order.
-WasiContext::u32 WasiContext::EventfdCopy(GuestMemory& m, const std::vector<Iovec>& iov, uint64_t* value,
-                                          bool to_guest) {
-  uint8_t bytes[8];
-  if (to_guest) std::memcpy(bytes, value, 8);
-  uint64_t done = 0;
-  for (const Iovec& v : iov) {
-    const uint64_t n = std::min<uint64_t>(v.buf_len, 8 - done);
-    if (n == 0) continue;
-    auto span = m.View(v.buf, n);
-    if (!span) return err::kFault;
-    if (to_guest) {
-      std::memcpy(span->data(), bytes + done, n);
-    } else {
-      std::memcpy(bytes + done, span->data(), n);
-    }
-    done += n;
-    if (done == 8) break;
-  }
-  if (!to_guest) std::memcpy(value, bytes, 8);
-  return err::kSuccess;
 }
 
 WasiContext::u32 WasiContext::BrigFdEventfd(GuestMemory& m, u32 initval, u32 flags, u32 fd_out) {

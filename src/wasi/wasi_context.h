@@ -285,9 +285,6 @@ class WasiContext {
   u32 WriteFilestat(GuestMemory& m, const Fd* f, const vfs::NodeRef& node, u32 out);
   // BrigFdStatvfs's answer for a node of the VFS (null: stdio or a pipe) or a host mount.
   u32 WriteStatvfs(GuestMemory& m, const vfs::Node* node, const HostMount* mount, u32 out);
-  // An eventfd read or write: the iovecs' total length (EINVAL under 8), and its 8 bytes.
-  u32 EventfdTransfer(GuestMemory& m, const std::vector<Iovec>& iov, uint64_t* bytes);
-  u32 EventfdCopy(GuestMemory& m, const std::vector<Iovec>& iov, uint64_t* value, bool to_guest);
   uint64_t MonotonicNs() const;
   // A clock reading: the host's, or the fixed sequence of Options::deterministic.
   uint64_t ClockNow(u32 id);

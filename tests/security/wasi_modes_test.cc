@@ -14,12 +14,7 @@
 #include "vfs/file_system.h"
 #include "wasi/wasi_context.h"
 
-// The extern "C" glue the generated guest calls, compiled in; bracketing counts depth here
-// (the engine's version lives in runtime.c).
-static int g_host_depth;
-extern "C" void brig_host_enter(void) { ++g_host_depth; }
-extern "C" void brig_host_leave(void) { --g_host_depth; }
-#include "wasi/brig_imports.cc"
+#include "brig_imports_glue.h"
 
 namespace brig::wasi {
 namespace {
