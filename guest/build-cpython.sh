@@ -47,7 +47,8 @@ ln -sfn /usr/lib/wasm32-wasi "$sysroot/lib/wasm32-wasi"
 # (build-libc-tz.sh): linked in through configure's LIBS.
 "$here/build-libc-tz.sh" "$out"
 # File modes, umask, the file owner and statvfs (guest/libc_perms.c, build-libc-perms.sh):
-# linked in through configure's LIBS too, with --wrap so that an empty path is ENOENT.
+# linked in through configure's LIBS too, with --wrap so that an empty path is ENOENT and
+# strerror knows ENODATA.
 "$here/build-libc-perms.sh" "$out"
 
 cc="clang-19 --target=wasm32-wasi --sysroot=$sysroot"
@@ -95,14 +96,16 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   # works, and listdir(fd)/scandir(fd) open their own descriptor (patch 0006), so os.fwalk
   # and the fd forms of listdir and scandir exist. It says there is no eventfd(): brig's
   # guest/libc_perms.c has one. A site file may override the command line, so the override
-  # is a site file of its own, read after CPython's.
-  printf '. %s\nac_cv_func_fdopendir=yes\nac_cv_func_eventfd=yes\n' "$rel_src/Tools/wasm/config.site-wasm32-wasi" \
+  # is a site file of its own, read after CPython's. It says WASI cannot make named pipes:
+  # brig's host makes them in the sandbox's file system (libc_perms.c's mkfifo, mkfifoat).
+  printf '. %s\nac_cv_func_fdopendir=yes\nac_cv_func_eventfd=yes\nac_cv_func_mkfifo=yes\nac_cv_func_mkfifoat=yes\n' \
+    "$rel_src/Tools/wasm/config.site-wasm32-wasi" \
     > "$bld/config.site-brig"
   (cd "$bld" &&
    CONFIG_SITE=./config.site-brig \
    PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$out/deps/lib/pkgconfig" \
    CC="$cc" CPP="$cc -E" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 READELF=true \
-   LIBS="$out/libc-tz/__tz.o $out/libc-perms/perms.o -Wl,--wrap=__wasilibc_find_relpath_alloc" \
+   LIBS="$out/libc-tz/__tz.o $out/libc-perms/perms.o -Wl,--wrap=__wasilibc_find_relpath_alloc -Wl,--wrap=strerror" \
    CFLAGS="${GUEST_CFLAGS:--O2} -ffile-prefix-map=$out=/brig -Wno-error=int-conversion -Wno-int-conversion" \
    "$rel_src/configure" -C \
      --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \

@@ -22,6 +22,12 @@
  *                        guest/include/sys/statvfs.h, which wasi-libc lacks).
  *   eventfd, eventfd_read, eventfd_write
  *                        the host's brig_fd_eventfd (guest/include/sys/eventfd.h).
+ *   mkfifo, mkfifoat     the host's brig_path_mkfifo: a named pipe in the sandbox's file system.
+ *   getxattr, setxattr, removexattr, listxattr (and their l- and f- forms)
+ *                        the host's brig_xattr (guest/include/sys/xattr.h; there are no symbolic
+ *                        links, so the l- forms are the plain ones).
+ *   strerror             as wasi-libc's, plus ENODATA (sys/xattr.h), which WASI lacks. CPython
+ *                        links with --wrap=strerror (build-cpython.sh).
  *   select               as wasi-libc's, which refuses (ENOSYS) any descriptor in the
  *                        exceptional-condition set: in the sandbox none ever has one (that
  *                        needs sockets), so that set comes back empty, as Linux would leave it.
@@ -45,6 +51,7 @@
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <wasi/api.h>
 #include <wasi/libc-find-relpath.h>
@@ -62,11 +69,27 @@ uint16_t brig_path_statvfs_import(uint32_t fd, uint32_t path, uint32_t path_len,
     BRIG_IMPORT(brig_path_statvfs);
 uint16_t brig_path_chmod_import(uint32_t fd, uint32_t path, uint32_t path_len, uint32_t mode)
     BRIG_IMPORT(brig_path_chmod);
+uint16_t brig_path_mkfifo_import(uint32_t fd, uint32_t path, uint32_t path_len, uint32_t mode)
+    BRIG_IMPORT(brig_path_mkfifo);
+/* op: kXattr* below. A path call names (fd, path); kXattrOnFd: descriptor fd itself. get and
+ * list write at most buf_len bytes at buf and the full size at size_out; set reads buf_len. */
+uint16_t brig_xattr_import(uint32_t op, uint32_t fd, uint32_t path, uint32_t path_len, uint32_t name,
+                           uint32_t name_len, uint32_t buf, uint32_t buf_len, uint32_t flags, uint32_t size_out)
+    BRIG_IMPORT(brig_xattr);
 
 #define kNoCreateMode 0xffffffffu
 #define kModeFlag 0x8000u /* wasi_types.h: the padding holds a mode */
 #define kFifoFlag 0x4000u /* wasi_types.h: ... of a pipe */
 #define kSandboxUser 1000
+/* Linux's S_IFIFO: wasi-libc's equals its S_IFSOCK (0140000). CPython's _stat module uses this
+ * value too (CPython patch 0014), so stat.S_ISFIFO and S_ISSOCK tell pipes from sockets. */
+#define kLinuxIfifo 0010000
+/* brig_xattr's operations (wasi_context.h, BrigXattr). */
+#define kXattrGet 0u
+#define kXattrSet 1u
+#define kXattrRemove 2u
+#define kXattrList 3u
+#define kXattrOnFd 0x100u
 
 static mode_t g_umask = 022;
 
@@ -165,7 +188,7 @@ static void to_public_stat(const __wasi_filestat_t* in, struct stat* out) {
   const unsigned char* pad = (const unsigned char*)&in->filetype;
   uint32_t extra = pad[2] | (uint32_t)pad[3] << 8; /* bytes 18-19 of the filestat */
   if (extra & kModeFlag) out->st_mode = extra & 07777;
-  if ((extra & kModeFlag) && (extra & kFifoFlag)) out->st_mode |= S_IFIFO; /* a pipe */
+  if ((extra & kModeFlag) && (extra & kFifoFlag)) out->st_mode |= kLinuxIfifo; /* a pipe */
   switch (in->filetype) {
     case __WASI_FILETYPE_BLOCK_DEVICE: out->st_mode |= S_IFBLK; break;
     case __WASI_FILETYPE_CHARACTER_DEVICE: out->st_mode |= S_IFCHR; break;
@@ -305,4 +328,82 @@ int select(int nfds, fd_set* restrict readfds, fd_set* restrict writefds, fd_set
   int n = pselect(nfds, readfds, writefds, NULL, timeout != NULL ? &ts : NULL, NULL);
   if (n >= 0 && errorfds != NULL) FD_ZERO(errorfds);
   return n;
+}
+
+int mkfifoat(int fd, const char* path, mode_t mode) {
+  const char* rel = path;
+  if (fd == AT_FDCWD) {
+    char* found;
+    fd = find_relpath(path, &found);
+    if (fd == -1) {
+      errno = ENOENT;
+      return -1;
+    }
+    rel = found;
+  }
+  return set_errno(
+      brig_path_mkfifo_import((uint32_t)fd, (uint32_t)(uintptr_t)rel, strlen(rel), mode & 07777 & ~g_umask));
+}
+
+int mkfifo(const char* path, mode_t mode) { return mkfifoat(AT_FDCWD, path, mode); }
+
+/* One brig_xattr call: on `fd` itself when path is NULL, else on path (relative to the working
+ * directory). Returns the size the host reported (get, list), 0 (set, remove), or -1. */
+static ssize_t xattr_call(uint32_t op, int fd, const char* path, const char* name, const void* buf, size_t len,
+                          int flags) {
+  const char* rel = "";
+  if (path != NULL) {
+    char* found;
+    fd = find_relpath(path, &found);
+    if (fd == -1) {
+      errno = ENOENT;
+      return -1;
+    }
+    rel = found;
+  } else {
+    op |= kXattrOnFd;
+  }
+  uint32_t size = 0;
+  uint16_t e = brig_xattr_import(op, (uint32_t)fd, (uint32_t)(uintptr_t)rel, strlen(rel), (uint32_t)(uintptr_t)name,
+                                 name != NULL ? strlen(name) : 0, (uint32_t)(uintptr_t)buf, (uint32_t)len,
+                                 (uint32_t)flags, (uint32_t)(uintptr_t)&size);
+  if (set_errno(e) != 0) return -1;
+  return (ssize_t)size;
+}
+
+ssize_t getxattr(const char* path, const char* name, void* value, size_t size) {
+  return xattr_call(kXattrGet, -1, path, name, value, size, 0);
+}
+ssize_t lgetxattr(const char* path, const char* name, void* value, size_t size) {
+  return xattr_call(kXattrGet, -1, path, name, value, size, 0);
+}
+ssize_t fgetxattr(int fd, const char* name, void* value, size_t size) {
+  return xattr_call(kXattrGet, fd, NULL, name, value, size, 0);
+}
+ssize_t listxattr(const char* path, char* list, size_t size) {
+  return xattr_call(kXattrList, -1, path, NULL, list, size, 0);
+}
+ssize_t llistxattr(const char* path, char* list, size_t size) {
+  return xattr_call(kXattrList, -1, path, NULL, list, size, 0);
+}
+ssize_t flistxattr(int fd, char* list, size_t size) { return xattr_call(kXattrList, fd, NULL, NULL, list, size, 0); }
+int setxattr(const char* path, const char* name, const void* value, size_t size, int flags) {
+  return (int)xattr_call(kXattrSet, -1, path, name, value, size, flags);
+}
+int lsetxattr(const char* path, const char* name, const void* value, size_t size, int flags) {
+  return (int)xattr_call(kXattrSet, -1, path, name, value, size, flags);
+}
+int fsetxattr(int fd, const char* name, const void* value, size_t size, int flags) {
+  return (int)xattr_call(kXattrSet, fd, NULL, name, value, size, flags);
+}
+int removexattr(const char* path, const char* name) { return (int)xattr_call(kXattrRemove, -1, path, name, NULL, 0, 0); }
+int lremovexattr(const char* path, const char* name) {
+  return (int)xattr_call(kXattrRemove, -1, path, name, NULL, 0, 0);
+}
+int fremovexattr(int fd, const char* name) { return (int)xattr_call(kXattrRemove, fd, NULL, name, NULL, 0, 0); }
+
+char* __real_strerror(int e);
+char* __wrap_strerror(int e) {
+  if (e == ENODATA) return (char*)"No data available"; /* Linux's text */
+  return __real_strerror(e);
 }

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "brig/node_extras.h"
 #include "brig/status.h"
 
 namespace brig {
@@ -316,6 +317,18 @@ class Sandbox {
   std::vector<std::string> ListEmptyDirectories() const;
   // Creates a directory and its missing parents (mkdir -p). Errors as WriteFile.
   Status MakeDirectory(std::string_view path);
+  // What a node under /home/user and /tmp has beyond what ListFiles, ReadFile and
+  // ListEmptyDirectories say (brig/node_extras.h): sessions keep it with the session's state.
+  // Every node with extras, ordered by path.
+  std::vector<NodeExtras> ListNodeExtras() const;
+  // Gives the node at extras.path its extras: makes the named pipe (and missing parent
+  // directories) first if asked and nothing is there, sets the mode and adds the extended
+  // attributes. NotFound if nothing is at the path (and no named pipe is asked for);
+  // InvalidArgument if the path is outside the writable mounts, breaks the name rules, or
+  // names a node of another kind; ResourceExhausted over the limits. What was applied before
+  // an error stays.
+  Status ApplyNodeExtras(const NodeExtras& extras);
+
   // What the files under /home/user and /tmp take, as the file limits count it (regular
   // files; bytes include removed files still open). Kept by the file system: no file is read.
   struct FileUsage {

@@ -442,7 +442,7 @@ std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
   std::vector<FileEntry> files;
   const vfs::FileSystem& fs = *impl_->fs;
   ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
-    if (e.type == vfs::NodeType::kDirectory) return;
+    if (e.type != vfs::NodeType::kFile) return;  // directories, named pipes (ListNodeExtras)
     auto st = fs.StatPath(path);
     if (st.ok()) files.push_back({path, st.value().size, {st.value().ino, st.value().ctime_ns}});
   });
@@ -495,6 +495,46 @@ std::vector<std::string> Sandbox::ListEmptyDirectories() const {
   });
   std::sort(empty.begin(), empty.end());
   return empty;
+}
+
+std::vector<NodeExtras> Sandbox::ListNodeExtras() const {
+  std::vector<NodeExtras> all;
+  const vfs::FileSystem& fs = *impl_->fs;
+  ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
+    auto node = fs.Lookup(fs.root(), path);
+    if (!node) return;
+    const vfs::Node& n = *node.value();
+    const uint16_t default_mode = n.is_dir() ? 0755 : 0644;
+    const bool named_pipe = n.type == vfs::NodeType::kFifo;
+    if (!named_pipe && n.mode == default_mode && n.xattrs.values.empty()) return;
+    NodeExtras x;
+    x.path = path;
+    x.named_pipe = named_pipe;
+    x.mode = n.mode;
+    x.xattrs.insert(n.xattrs.values.begin(), n.xattrs.values.end());
+    all.push_back(std::move(x));
+  });
+  std::sort(all.begin(), all.end(), [](const NodeExtras& a, const NodeExtras& b) { return a.path < b.path; });
+  return all;
+}
+
+Status Sandbox::ApplyNodeExtras(const NodeExtras& extras) {
+  const std::string& path = extras.path;
+  if (!InWritableMount(path)) return Status::InvalidArgument("not under /home/user or /tmp: " + path);
+  vfs::FileSystem& fs = *impl_->fs;
+  auto node = fs.Lookup(fs.root(), path);
+  if (!node && extras.named_pipe) {
+    if (vfs::Error e = fs.MakeFifoAt(path, extras.mode & 07777); e != vfs::Error::kOk) return WriteError(e, path);
+    node = fs.Lookup(fs.root(), path);
+  }
+  if (!node) return Status::NotFound("cannot restore " + path + ": " + vfs::ErrorName(node.error()));
+  if ((node.value()->type == vfs::NodeType::kFifo) != extras.named_pipe) {
+    return Status::InvalidArgument("cannot restore " + path + ": another kind of node is there");
+  }
+  for (const auto& [name, value] : extras.xattrs) {
+    if (vfs::Error e = fs.SetXattrAt(path, name, value); e != vfs::Error::kOk) return WriteError(e, path);
+  }
+  return WriteError(fs.SetMode(node.value(), extras.mode & 07777), path);
 }
 
 Sandbox::FileUsage Sandbox::GetFileUsage() const {

@@ -543,6 +543,7 @@ struct Sessions::Impl {
           portable_version = stored->fallback_version;
         }
       }
+      ApplyNodeExtras(*s.sandbox, state->nodes, result);
       std::string pages_failure;
       if (Status restored = Restore(*s.sandbox, *state, result, &pages_failure); !restored.ok()) return restored;
       if (result->restored_from == "pages") {
@@ -565,6 +566,21 @@ struct Sessions::Impl {
     }
     s.files = VersionsOf(*s.sandbox);
     return std::move(made.value());
+  }
+
+  // Gives the sandbox's files their stored modes, extended attributes and named pipes; what
+  // cannot be applied is reported in result->not_restored, and the session still loads.
+  // Named pipes first: a directory that holds nothing else exists only once they are made. A
+  // file removed from the host side since the save (brig files rm) has nothing to restore.
+  static void ApplyNodeExtras(Sandbox& sandbox, const std::vector<NodeExtras>& nodes, SessionResult* result) {
+    for (bool pipes : {true, false}) {
+      for (const NodeExtras& n : nodes) {
+        if (n.named_pipe != pipes) continue;
+        if (Status applied = sandbox.ApplyNodeExtras(n); !applied.ok() && !applied.IsNotFound()) {
+          result->not_restored[n.path] = "file attributes not restored: " + applied.message();
+        }
+      }
+    }
   }
 
   // A sandbox holding `files` (contents from `content`), with result->restored_from "new".
@@ -685,6 +701,7 @@ struct Sessions::Impl {
     const bool later = options.portable_in_background && options.max_live > 0 && !s.over_quota;
     bool deferred = false;
     if (Status kept = Snapshot(sandbox, later, &state, &deferred, result); !kept.ok()) return kept;
+    state.nodes = sandbox.ListNodeExtras();
     store::StateWrite write{session::EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
     auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
     if (!version.ok()) return version.status();
@@ -1062,6 +1079,7 @@ StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
     }
     snap.portable = std::move(state->portable);
     snap.not_portable = std::move(state->not_portable);
+    snap.nodes = std::move(state->nodes);
     if (snap.pages.empty() && snap.portable.empty()) {
       return Status::Internal("the stored state of " + std::string(thread_id) + " has no readable snapshot");
     }
@@ -1137,7 +1155,8 @@ StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std:
   out.restored_from = "new";
   std::optional<store::StateWrite> state_write;
   if (snap.has_state) {
-    StoredState state{std::move(snap.pages), std::move(snap.portable), snap.not_portable, false};
+    StoredState state{std::move(snap.pages), std::move(snap.portable), snap.not_portable, false, std::move(snap.nodes)};
+    impl.ApplyNodeExtras(*built.value().sandbox, state.nodes, &trial);
     std::string pages_failure;
     if (Status restored = impl.Restore(*built.value().sandbox, state, &trial, &pages_failure); !restored.ok()) {
       if (state.portable.empty()) {

@@ -7,6 +7,7 @@
 
 #include "brig/file_info.h"
 #include "names/utf8.h"
+#include "session/state_format.h"
 #include "store/validation.h"
 #include "util/hmac_sha256.h"
 #include "util/little_endian.h"
@@ -54,7 +55,7 @@ std::string EncodeSnapshot(const SessionSnapshot& s) {
   for (const SnapshotFile& f : s.files) {
     files.push_back({{"path", f.path}, {"content_type", f.content_type}, {"size", f.content.size()}});
   }
-  const nlohmann::json header = {{"thread_id", s.thread_id},
+  nlohmann::json header = {{"thread_id", s.thread_id},
                                  {"exported_at", s.exported_at},
                                  {"metadata", s.metadata.is_object() ? s.metadata : nlohmann::json::object()},
                                  {"has_state", s.has_state},
@@ -64,6 +65,8 @@ std::string EncodeSnapshot(const SessionSnapshot& s) {
                                  {"portable_bytes", s.portable.size()},
                                  {"not_portable", s.not_portable},
                                  {"files", std::move(files)}};
+  nlohmann::json& nodes = header["nodes"] = nlohmann::json::array();
+  for (const NodeExtras& n : s.nodes) nodes.push_back(NodeToJson(n));
   // Names the guest could not save portably are the guest's bytes, not always UTF-8.
   const std::string text = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string out(kSnapshotMagic);
@@ -109,7 +112,7 @@ StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, const SnapshotL
                                               "guest_build_id", "image_digest", "pages_bytes", "portable_bytes",
                                               "not_portable", "files"};
   for (const auto& [key, value] : h.items()) {
-    if (!kKeys.count(key)) return Bad("unknown header field '" + key + "'");
+    if (!kKeys.count(key) && !(version >= 2 && key == "nodes")) return Bad("unknown header field '" + key + "'");
   }
   auto is_string = [](const nlohmann::json& j) { return j.is_string(); };
   auto is_count = [](const nlohmann::json& j) { return j.is_number_unsigned(); };
@@ -131,6 +134,8 @@ StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, const SnapshotL
   for (const auto& [name, field] : fields) {
     if (field == nullptr) return Bad("header field '" + std::string(name) + "' is missing or of the wrong type");
   }
+  const nlohmann::json* nodes = Field(h, "nodes", [](const nlohmann::json& j) { return j.is_array(); });
+  if (version >= 2 && nodes == nullptr) return Bad("header field 'nodes' is missing or of the wrong type");
 
   SessionSnapshot s;
   s.thread_id = thread_id->get<std::string>();
@@ -234,6 +239,22 @@ StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, const SnapshotL
     const bool dir = e.type == kDirectoryType;
     s.files.push_back({std::move(e.path), std::move(e.type), std::string(rest.substr(0, dir ? 0 : e.size))});
     rest.remove_prefix(dir ? 0 : e.size);
+  }
+  if (nodes != nullptr) {
+    if (static_cast<int64_t>(nodes->size()) > limits.max_nodes) {
+      return Status::ResourceExhausted("the snapshot gives attributes for more than " + std::to_string(limits.max_nodes) +
+                                       " files");
+    }
+    std::set<std::string> seen;
+    for (const nlohmann::json& j : *nodes) {
+      std::optional<NodeExtras> n = NodeFromJson(j);
+      if (!n) return Bad("a nodes entry is not {path, mode[, named_pipe][, xattrs]}");
+      if (Status v = store::ValidateFilePath(n->path); !v.ok()) return Bad(v.message());
+      if (!seen.insert(n->path).second) return Bad("the attributes of " + n->path + " appear twice");
+      if (n->named_pipe && paths.count(n->path)) return Bad(n->path + " is both a file and a named pipe");
+      s.nodes.push_back(std::move(*n));
+    }
+    if (!s.has_state && !s.nodes.empty()) return Bad("a snapshot without interpreter state gives file attributes");
   }
   return s;
 }

@@ -17,6 +17,9 @@
 //                "not_portable"    {name: why} the portable snapshot could not hold
 //                "files"           [{"path", "content_type", "size"}...] in path order; an
 //                                  empty directory is an entry of type inode/directory, size 0
+//                "nodes"           (version 2) file modes, extended attributes and named
+//                                  pipes (brig/node_extras.h), as state_format.h's "nodes"; at
+//                                  most one per path, each under /home/user or /tmp
 //      16+H    page snapshot | portable snapshot | each file's content, in "files" order
 //   end - 32   SHA-256 of every byte before it
 //
@@ -34,12 +37,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "brig/node_extras.h"
 #include "brig/status.h"
 
 namespace brig::session {
 
 inline constexpr std::string_view kSnapshotMagic = "BRIGSNAP";
-inline constexpr uint32_t kSnapshotVersion = 1;
+// 2: "nodes" (version 1, without it, is still read).
+inline constexpr uint32_t kSnapshotVersion = 2;
 // The header (file list, metadata, names): bounded so that parsing a hostile one costs a
 // bounded amount of memory.
 inline constexpr uint32_t kMaxHeaderBytes = 32u << 20;
@@ -64,6 +69,7 @@ struct SessionSnapshot {
   std::string portable;  // Sandbox::SavePortable bytes, or empty
   std::map<std::string, std::string> not_portable;
   std::vector<SnapshotFile> files;  // ordered by path
+  std::vector<NodeExtras> nodes;    // ordered by path
 };
 
 // What a decoded snapshot may hold at most (the importing side's quotas).
@@ -71,6 +77,7 @@ struct SnapshotLimits {
   int64_t max_files = 1000;                    // regular files
   int64_t max_bytes = int64_t{200} << 20;      // their sizes summed
   int64_t max_directories = 1000;              // empty-directory entries
+  int64_t max_nodes = 2000;                    // "nodes" entries
 };
 
 // REQUIRES: `snapshot` holds what DecodeSnapshot accepts (paths valid and unique, ...).

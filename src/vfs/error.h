@@ -27,6 +27,11 @@ enum class Error : uint8_t {
   kNoMem,        // allocation failed
   kIlSeq,        // a new name is not valid UTF-8 (names/path_rules.h)
   kAcces,        // the node's mode bits deny the guest (its single user owns every node)
+  kNoData,       // no such extended attribute (Linux's ENODATA)
+  kRange,        // an extended attribute's name is empty or too long, or a buffer too small
+  kTooBig,       // an extended attribute's value is too large (E2BIG)
+  kNotSup,       // not kept here (an extended attribute namespace; EOPNOTSUPP)
+  kNxio,         // a named pipe opened for writing only while no reader has it open (ENXIO)
 };
 
 // Short stable name ("ENOENT", ...) for messages and tests.

@@ -35,6 +35,11 @@ const char* ErrorName(Error e) {
     case Error::kNoMem: return "ENOMEM";
     case Error::kIlSeq: return "EILSEQ";
     case Error::kAcces: return "EACCES";
+    case Error::kNoData: return "ENODATA";
+    case Error::kRange: return "ERANGE";
+    case Error::kTooBig: return "E2BIG";
+    case Error::kNotSup: return "EOPNOTSUPP";
+    case Error::kNxio: return "ENXIO";
   }
   return "E?";
 }
@@ -258,6 +263,11 @@ Result<NodeRef> FileSystem::Open(const NodeRef& base, std::string_view path, con
   }
   if (w->trailing_slash || flags.directory) return Error::kNotDir;
   if (node->type == NodeType::kNullDevice) return node;  // O_TRUNC and writes: nothing to change
+  if (node->type == NodeType::kFifo) {
+    // O_TRUNC does nothing to a named pipe (Linux ignores it); the WASI layer opens its ends.
+    if (flags.write && !as_host_ && !(node->mode & 0200)) return Error::kAcces;
+    return node;
+  }
   if (flags.write || flags.truncate) {
     if (!node->writable) return Error::kRoFs;
     if (!as_host_ && !(node->mode & 0200)) return Error::kAcces;
@@ -275,6 +285,17 @@ Error FileSystem::Mkdir(const NodeRef& base, std::string_view path, uint16_t mod
   if (Error e = CheckCanCreate(w->dir.get(), w->name, NodeType::kDirectory); e != Error::kOk) return e;
   if (Error e = CheckDirWrite(w->dir.get()); e != Error::kOk) return e;
   NewNode(NodeType::kDirectory, w->dir.get(), w->name)->mode = mode & 07777;
+  return Error::kOk;
+}
+
+Error FileSystem::MakeFifo(const NodeRef& base, std::string_view path, uint16_t mode) {
+  auto w = WalkToParent(base, path);
+  if (!w) return w.error();
+  if (w->name.empty() || w->dir->children.count(w->name)) return Error::kExist;
+  if (w->trailing_slash) return Error::kNoEnt;  // Linux: mkfifo("p/") of a missing p
+  if (Error e = CheckCanCreate(w->dir.get(), w->name, NodeType::kFifo); e != Error::kOk) return e;
+  if (Error e = CheckDirWrite(w->dir.get()); e != Error::kOk) return e;
+  NewNode(NodeType::kFifo, w->dir.get(), w->name)->mode = mode & 07777;
   return Error::kOk;
 }
 
@@ -464,10 +485,95 @@ size_t FileSystem::Read(const Node& node, uint64_t offset, std::span<uint8_t> ou
   return n;
 }
 
+// ---- Extended attributes.
+
+Error Xattrs::CheckName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameBytes || name.find('\0') != std::string_view::npos) return Error::kRange;
+  for (std::string_view prefix : {std::string_view("user."), std::string_view("trusted.")}) {
+    if (name.starts_with(prefix)) return name.size() == prefix.size() ? Error::kInval : Error::kOk;
+  }
+  return Error::kNotSup;  // security.*, system.* (ACLs) and unknown namespaces
+}
+
+namespace {
+
+// user.* attributes live on regular files and directories only (Linux's rule).
+bool HoldsUserXattrs(const Node& node) { return node.type == NodeType::kFile || node.type == NodeType::kDirectory; }
+
+bool IsUserXattr(std::string_view name) { return name.starts_with("user."); }
+
+}  // namespace
+
+Result<std::string_view> FileSystem::GetXattr(const NodeRef& node, std::string_view name) const {
+  if (Error e = Xattrs::CheckName(name); e != Error::kOk) return e;
+  if (IsUserXattr(name)) {
+    if (!HoldsUserXattrs(*node)) return Error::kNoData;
+    if (!as_host_ && !(node->mode & 0400)) return Error::kAcces;
+  }
+  auto it = node->xattrs.values.find(name);
+  if (it == node->xattrs.values.end()) return Error::kNoData;
+  return std::string_view(it->second);
+}
+
+Error FileSystem::SetXattr(const NodeRef& node, std::string_view name, std::string_view value, XattrMode mode) {
+  if (Error e = Xattrs::CheckName(name); e != Error::kOk) return e;
+  if (value.size() > Xattrs::kMaxValueBytes) return Error::kTooBig;
+  if (!node->writable) return Error::kRoFs;
+  if (IsUserXattr(name)) {
+    if (!HoldsUserXattrs(*node)) return Error::kPerm;
+    if (!as_host_ && !(node->mode & 0200)) return Error::kAcces;
+  }
+  Xattrs& x = node->xattrs;
+  auto it = x.values.find(name);
+  if (mode == XattrMode::kCreate && it != x.values.end()) return Error::kExist;
+  if (mode == XattrMode::kReplace && it == x.values.end()) return Error::kNoData;
+  const uint64_t old_bytes = it == x.values.end() ? 0 : name.size() + it->second.size();
+  const uint64_t new_bytes = name.size() + value.size();
+  if (x.bytes - old_bytes + new_bytes > Xattrs::kMaxNodeBytes) return Error::kNoSpc;
+  if (node->quota && new_bytes > old_bytes &&
+      new_bytes - old_bytes > limits_.max_total_bytes - std::min(quota_->bytes, limits_.max_total_bytes))
+    return Error::kNoSpc;
+  if (it == x.values.end()) {
+    x.values.emplace(std::string(name), std::string(value));  // may throw: nothing charged yet
+  } else {
+    it->second.assign(value);
+  }
+  x.bytes = x.bytes - old_bytes + new_bytes;
+  if (node->quota) node->quota->bytes = node->quota->bytes - old_bytes + new_bytes;
+  node->ctime_ns = ChangeTime();
+  return Error::kOk;
+}
+
+Error FileSystem::RemoveXattr(const NodeRef& node, std::string_view name) {
+  if (Error e = Xattrs::CheckName(name); e != Error::kOk) return e;
+  if (!node->writable) return Error::kRoFs;
+  if (IsUserXattr(name)) {
+    if (!HoldsUserXattrs(*node)) return Error::kPerm;
+    if (!as_host_ && !(node->mode & 0200)) return Error::kAcces;
+  }
+  Xattrs& x = node->xattrs;
+  auto it = x.values.find(name);
+  if (it == x.values.end()) return Error::kNoData;
+  const uint64_t bytes = it->first.size() + it->second.size();
+  x.values.erase(it);
+  x.bytes -= bytes;
+  if (node->quota) node->quota->bytes -= bytes;
+  node->ctime_ns = ChangeTime();
+  return Error::kOk;
+}
+
+std::vector<std::string_view> FileSystem::ListXattrs(const Node& node) {
+  std::vector<std::string_view> names;
+  names.reserve(node.xattrs.values.size());
+  for (const auto& [name, value] : node.xattrs.values) names.push_back(name);
+  return names;
+}
+
 // Charges and applies a size change. The only allocation happens before anything is
 // charged, so a throw (bad_alloc) leaves node and quota as they were.
 Error FileSystem::Resize(Node* node, uint64_t size) {
   if (node->is_dir()) return Error::kIsDir;
+  if (node->type == NodeType::kFifo) return Error::kInval;  // no bytes of its own
   if (!node->writable) return Error::kRoFs;
   if (size > limits_.max_file_size) return Error::kFBig;
   const uint64_t old = node->data.size();
@@ -484,6 +590,7 @@ Error FileSystem::Resize(Node* node, uint64_t size) {
 Result<uint64_t> FileSystem::Write(const NodeRef& node, uint64_t offset, std::span<const uint8_t> in) {
   if (node->type == NodeType::kNullDevice) return in.size();  // taken and dropped
   if (node->is_dir()) return Error::kIsDir;
+  if (node->type == NodeType::kFifo) return Error::kInval;  // written through the WASI layer's pipe
   if (!node->writable) return Error::kRoFs;
   if (in.empty()) return uint64_t{0};
   if (offset > limits_.max_file_size || in.size() > limits_.max_file_size - offset) return Error::kFBig;
@@ -500,6 +607,7 @@ Error FileSystem::Truncate(const NodeRef& node, uint64_t size) { return Resize(n
 
 Error FileSystem::Allocate(const NodeRef& node, uint64_t offset, uint64_t len) {
   if (node->is_dir()) return Error::kIsDir;
+  if (node->type == NodeType::kFifo) return Error::kInval;
   if (!node->writable) return Error::kRoFs;
   if (offset > limits_.max_file_size || len > limits_.max_file_size - offset) return Error::kFBig;
   if (offset + len <= node->data.size()) return Error::kOk;
@@ -519,7 +627,7 @@ Result<std::vector<DirEntry>> FileSystem::ReadDir(const NodeRef& dir) const {
 std::optional<std::string> FileSystem::ReadFile(std::string_view path) const {
   if (path.empty() || path.front() != '/') return std::nullopt;
   auto n = Lookup(root_, path);
-  if (!n || n.value()->is_dir()) return std::nullopt;
+  if (!n || n.value()->is_dir() || n.value()->type == NodeType::kFifo) return std::nullopt;
   return std::string(n.value()->contents());
 }
 
@@ -606,7 +714,7 @@ Error FileSystem::WriteFile(std::string_view path, std::string_view bytes) {
   f.create = true;
   f.write = true;
   auto n = Open(root_, path, f);
-  Error e = n ? SetContents(n.value().get(), bytes) : n.error();
+  Error e = !n ? n.error() : n.value()->type == NodeType::kFifo ? Error::kInval : SetContents(n.value().get(), bytes);
   if (e != Error::kOk) {
     if (n && !existed) (void)Unlink(root_, path);  // leave no empty file behind
     RemoveMade(*this, made);
@@ -638,6 +746,26 @@ Error FileSystem::Remove(std::string_view path) {
   return n.value()->is_dir() ? Rmdir(root_, path) : Unlink(root_, path);
 }
 
+Error FileSystem::MakeFifoAt(std::string_view path, uint16_t mode) {
+  HostCall host(&as_host_);
+  if (path.empty() || path.front() != '/') return Error::kInval;
+  if (path.size() > limits_.max_path_length) return Error::kNameTooLong;
+  std::vector<std::string_view> made;
+  const size_t slash = path.find_last_of('/');
+  Error e = slash > 0 ? MakeParents(*this, path.substr(0, slash), &made) : Error::kOk;
+  if (e == Error::kOk) e = MakeFifo(root_, path, mode);
+  if (e != Error::kOk) RemoveMade(*this, made);
+  return e;
+}
+
+Error FileSystem::SetXattrAt(std::string_view path, std::string_view name, std::string_view value) {
+  HostCall host(&as_host_);
+  if (path.empty() || path.front() != '/') return Error::kInval;
+  auto n = Lookup(root_, path);
+  if (!n) return n.error();
+  return SetXattr(n.value(), name, value, XattrMode::kAny);
+}
+
 uint64_t FileSystem::ChangeTime() {
   ++generation_;
   return clock_ ? clock_() : NowNs();
@@ -657,10 +785,11 @@ NodeRef FileSystem::CopyNode(const Node& src, Node* parent, NodeMap* map) {
   n->mode = src.mode;
   n->path_bytes = src.path_bytes;
   n->data = src.data;  // shared until one side writes
+  n->xattrs = src.xattrs;
   n->quota = quota_;
   ++quota_->nodes;
   if (n->counts_as_file()) ++quota_->files;  // removed files still open are not counted
-  quota_->bytes += n->data.size();
+  quota_->bytes += n->data.size() + n->xattrs.bytes;
   (*map)[&src] = n;
   for (const auto& [name, child] : src.children) n->children.emplace(name, CopyNode(*child, n.get(), map));
   return n;
@@ -674,6 +803,7 @@ void FileSystem::CopyInto(const Node& src, Node* dst, NodeMap* map) {
   dst->mtime_ns = src.mtime_ns;
   dst->ctime_ns = src.ctime_ns;
   dst->mode = src.mode;
+  if (dst->writable) dst->xattrs = src.xattrs;  // a mount root's (never charged: no quota)
   (*map)[&src] = dst->shared_from_this();
   for (const auto& [name, child] : src.children) {
     auto here = dst->children.find(name);

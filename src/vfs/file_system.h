@@ -129,12 +129,32 @@ class FileSystem {
   // Nothing is a symlink: kInval if `path` exists, else the lookup error.
   Error ReadLink(const NodeRef& base, std::string_view path) const;
 
+  // mkfifo: a named pipe at `path` with permission bits `mode` (07777; the caller applied its
+  // umask). Errors as Mkdir, and kNoSpc over the node quota (a named pipe is not a file).
+  Error MakeFifo(const NodeRef& base, std::string_view path, uint16_t mode);
+
   static Stat GetStat(const Node& node);
   // chmod: sets the permission bits to `mode` & 07777; ctime becomes now. kRoFs for
   // read-only nodes.
   Error SetMode(const NodeRef& node, uint32_t mode);
   // Sets the times given (others unchanged); ctime becomes now. kRoFs for read-only nodes.
   Error SetTimes(const NodeRef& node, std::optional<uint64_t> atime_ns, std::optional<uint64_t> mtime_ns);
+  // ---- Extended attributes (xattrs.h says which names are kept and the limits). As on Linux:
+  // the guest needs the node's 0400 bit to read a user.* attribute and its 0200 bit to set or
+  // remove one; user.* attributes exist only on regular files and directories (a named pipe or
+  // /dev/null: kNoData to read, kPerm to set). Read-only nodes have none (kRoFs to set).
+  // The value of `name`: kNoData if it is not set, or the name's error (Xattrs::CheckName).
+  Result<std::string_view> GetXattr(const NodeRef& node, std::string_view name) const;
+  enum class XattrMode { kAny, kCreate, kReplace };
+  // Sets `name` to `value`: kExist (kCreate, it is set), kNoData (kReplace, it is not),
+  // kTooBig, kNoSpc (the node's allowance or the byte quota), kRoFs, kPerm, kAcces, or the
+  // name's error. ctime becomes now. On failure nothing changed.
+  Error SetXattr(const NodeRef& node, std::string_view name, std::string_view value, XattrMode mode);
+  // kNoData if `name` is not set; otherwise as SetXattr.
+  Error RemoveXattr(const NodeRef& node, std::string_view name);
+  // The names set on `node`, in order.
+  static std::vector<std::string_view> ListXattrs(const Node& node);
+
   // Copies up to out.size() bytes from `offset`; returns the count (0 at or past EOF).
   // REQUIRES: node is a file.
   static size_t Read(const Node& node, uint64_t offset, std::span<uint8_t> out);
@@ -152,10 +172,10 @@ class FileSystem {
   // ---- Host-side API (for the sandbox owner, not the guest). Paths are absolute
   // (kInval otherwise); the same limits and read-only rules apply.
 
-  // The contents of a file, or nullopt if `path` is missing or not a file.
+  // The contents of a file, or nullopt if `path` is missing, a directory or a named pipe.
   std::optional<std::string> ReadFile(std::string_view path) const;
   // Creates or replaces a file, creating missing parent directories. On kNoSpc / kFBig the
-  // existing file keeps its old contents.
+  // existing file keeps its old contents. kInval for a named pipe.
   Error WriteFile(std::string_view path, std::string_view bytes);
   // mkdir -p. kExist if a component is a file.
   Error MakeDirs(std::string_view path);
@@ -164,6 +184,11 @@ class FileSystem {
   Result<Stat> StatPath(std::string_view path) const;
   // Removes a file or an empty directory.
   Error Remove(std::string_view path);
+  // A named pipe at `path`, with missing parent directories (as MakeDirs); kExist if
+  // anything is there.
+  Error MakeFifoAt(std::string_view path, uint16_t mode);
+  // SetXattr (XattrMode::kAny) on the node at `path`, without the guest's permission checks.
+  Error SetXattrAt(std::string_view path, std::string_view name, std::string_view value);
 
   // ---- Copies (checkpoints, forks). A copy has the same tree, inode numbers, times and
   // quota use; file contents are shared copy-on-write (FileData), so a copy costs its nodes,

@@ -1,4 +1,5 @@
-// A node of the in-memory tree: a directory or a regular file (there are no symlinks).
+// A node of the in-memory tree: a directory, a regular file or a named pipe (there are no
+// symlinks).
 //
 // Two kinds live in one type:
 //   - read-only nodes (writable == false): the stdlib pack tree and the synthetic
@@ -23,6 +24,8 @@
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "vfs/xattrs.h"
 
 namespace brig::vfs {
 
@@ -55,7 +58,9 @@ class FileData {
 };
 
 // kNullDevice: /dev/null, the one device (reads are at EOF, writes are taken and dropped).
-enum class NodeType : uint8_t { kDirectory, kFile, kNullDevice };
+// kFifo: a named pipe (mkfifo). It holds no bytes: what is written through it lives in the
+// WASI layer's pipe buffer while the pipe is open (wasi_context.h).
+enum class NodeType : uint8_t { kDirectory, kFile, kNullDevice, kFifo };
 
 struct Node;
 struct PackIndex;
@@ -142,7 +147,7 @@ struct Node : std::enable_shared_from_this<Node> {
       : type(t), writable(w), mount_id(mount), ino(inode), mode(t == NodeType::kDirectory ? 0755 : 0644) {}
   ~Node() {
     if (quota) {
-      quota->bytes -= data.size();
+      quota->bytes -= data.size() + xattrs.bytes;
       quota->nodes -= 1;
       if (counts_as_file()) quota->files -= 1;
     }
@@ -182,6 +187,8 @@ struct Node : std::enable_shared_from_this<Node> {
   Children children;
   // Writable files: the bytes (size charged to `quota`), shared with copies of this node.
   FileData data;
+  // Extended attributes (writable nodes only; their bytes charged to `quota` if it is set).
+  Xattrs xattrs;
   // Read-only pack files: the bytes inside the pack buffer (not copied).
   std::string_view ro_data;
   // Non-null for writable nodes other than mount roots.

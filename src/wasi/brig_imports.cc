@@ -1,5 +1,5 @@
 // brig's own host calls for the guest (what WASI preview 1 lacks: file modes, statvfs,
-// eventfd), as extern "C" entry points with the signatures wasm2c 1.0.32 declares for them.
+// eventfd, named pipes, extended attributes), as extern "C" entry points with the signatures wasm2c 1.0.32 declares for them.
 // The guest imports them from the wasi_snapshot_preview1 module under names starting with
 // brig_ (guest/libc_perms.c), so they take the same import object as WASI's calls and reach
 // the sandbox's WasiContext; each forwards like wasi_imports.cc. Compiled by the engine
@@ -53,6 +53,17 @@ extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_fd_statvfs(Inst* inst, uint32
 extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_path_statvfs(Inst* inst, uint32_t a0, uint32_t a1, uint32_t a2,
                                                                 uint32_t a3) {
   return Forward<&WasiContext::BrigPathStatvfs>(inst, a0, a1, a2, a3);
+}
+
+extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_path_mkfifo(Inst* inst, uint32_t a0, uint32_t a1, uint32_t a2,
+                                                               uint32_t a3) {
+  return Forward<&WasiContext::BrigPathMkfifo>(inst, a0, a1, a2, a3);
+}
+
+extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_xattr(Inst* inst, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                                         uint32_t a4, uint32_t a5, uint32_t a6, uint32_t a7,
+                                                         uint32_t a8, uint32_t a9) {
+  return Forward<&WasiContext::BrigXattr>(inst, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9);
 }
 
 extern "C" uint32_t Z_wasi_snapshot_preview1Z_brig_fd_eventfd(Inst* inst, uint32_t a0, uint32_t a1, uint32_t a2) {

@@ -44,10 +44,17 @@ void DefaultSleep(uint64_t ns) {
   while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
 }
 
-uint8_t Filetype(const vfs::Node& n) {
-  if (n.type == vfs::NodeType::kNullDevice) return kFiletypeCharacterDevice;
-  return n.is_dir() ? kFiletypeDirectory : kFiletypeRegularFile;
+uint8_t Filetype(vfs::NodeType type) {
+  switch (type) {
+    case vfs::NodeType::kDirectory: return kFiletypeDirectory;
+    case vfs::NodeType::kFile: return kFiletypeRegularFile;
+    case vfs::NodeType::kNullDevice: return kFiletypeCharacterDevice;
+    case vfs::NodeType::kFifo: return kFiletypeUnknown;  // WASI has no FIFO type (kFilestatFifoFlag)
+  }
+  return kFiletypeUnknown;
 }
+
+uint8_t Filetype(const vfs::Node& n) { return Filetype(n.type); }
 
 Filestat ToFilestat(const HostMount& mount, const HostMount::FileStat& st) {
   Filestat s{};
@@ -116,6 +123,11 @@ uint32_t ToWasiErrno(vfs::Error e) {
     case Error::kNoMem: return err::kNoMem;
     case Error::kIlSeq: return err::kIlSeq;
     case Error::kAcces: return err::kAcces;
+    case Error::kNoData: return err::kNoData;
+    case Error::kRange: return err::kRange;
+    case Error::kTooBig: return err::k2Big;
+    case Error::kNotSup: return err::kNotSup;
+    case Error::kNxio: return err::kNxio;
   }
   return err::kIo;
 }
@@ -523,7 +535,7 @@ WasiContext::u32 WasiContext::WriteFilestat(GuestMemory& m, const Fd* f, const v
     HostMount::FileStat st;
     if (u32 e = HostMount::StatFd(f->host->fd, &st)) return e;
     s = ToFilestat(*f->host->mount, st);
-  } else if (f && f->stdio()) {
+  } else if (f && f->stdio() && !f->node) {
     s.filetype = kStdioFiletype;
     if (f->pipe) {
       const uint16_t mode = kFilestatModeFlag | kFilestatFifoFlag | 0600;  // Linux's pipe(2): 0600
@@ -540,7 +552,8 @@ WasiContext::u32 WasiContext::WriteFilestat(GuestMemory& m, const Fd* f, const v
     s.atim = st.atime_ns;
     s.mtim = st.mtime_ns;
     s.ctim = st.ctime_ns;
-    const uint16_t mode = kFilestatModeFlag | static_cast<uint16_t>(st.mode & 07777);
+    uint16_t mode = kFilestatModeFlag | static_cast<uint16_t>(st.mode & 07777);
+    if (node->type == vfs::NodeType::kFifo) mode |= kFilestatFifoFlag;
     s.pad[1] = static_cast<uint8_t>(mode);
     s.pad[2] = static_cast<uint8_t>(mode >> 8);
   }
@@ -884,9 +897,7 @@ WasiContext::u32 WasiContext::FdReaddir(GuestMemory& m, u32 fd, u32 buf, u32 buf
       d.d_next = i + 1;
       d.d_ino = e.ino;
       d.d_namlen = static_cast<uint32_t>(e.name.size());
-      d.d_type = e.type == vfs::NodeType::kDirectory    ? kFiletypeDirectory
-                 : e.type == vfs::NodeType::kNullDevice ? kFiletypeCharacterDevice
-                                                        : kFiletypeRegularFile;
+      d.d_type = Filetype(e.type);
       out.append(reinterpret_cast<const char*>(&d), sizeof d);
       out.append(e.name);
     }
@@ -1043,7 +1054,12 @@ WasiContext::u32 WasiContext::PathOpen(GuestMemory& m, u32 fd, u32, u32 path, u3
     } else {
       auto node = fs_.Open(t.dir, t.path, flags);
       if (!node) return ToWasiErrno(node.error());
-      entry->kind = node.value()->is_dir() ? Fd::Kind::kDir : Fd::Kind::kFile;
+      if (node.value()->type == vfs::NodeType::kFifo) {
+        if (u32 e = OpenNamedPipe(node.value(), rights_base, entry.get())) return e;
+        rights_base = entry->rights_base;
+      } else {
+        entry->kind = node.value()->is_dir() ? Fd::Kind::kDir : Fd::Kind::kFile;
+      }
       entry->node = node.value();
     }
     entry->fdflags = static_cast<uint16_t>(fdflags);
@@ -1320,6 +1336,103 @@ WasiContext::u32 WasiContext::BrigPathChmod(GuestMemory& m, u32 fd, u32 path, u3
 }
 
 // ---- brig's own descriptor calls (not WASI preview 1)
+
+WasiContext::u32 WasiContext::OpenNamedPipe(const vfs::NodeRef& node, u64 rights_base, Fd* entry) {
+  const bool read = rights_base & rights::kFdRead;
+  const bool write = rights_base & rights::kFdWrite;
+  if (read == write) return err::kInval;  // both ends in one descriptor (O_RDWR) is not kept
+  std::shared_ptr<PipeBuffer> buffer;
+  for (const auto& f : fds_) {
+    if (f && f->pipe && f->node == node) {
+      buffer = f->pipe;  // the pipe is open: this descriptor is another end of it
+      break;
+    }
+  }
+  // No reader could ever come while a blocking open waited: Linux's O_NONBLOCK answer.
+  if (write && (!buffer || !PipeEndOpen(buffer.get(), /*write_end=*/false))) return err::kNxio;
+  if (!buffer) buffer = std::make_shared<PipeBuffer>();
+  entry->kind = read ? Fd::Kind::kPipeRead : Fd::Kind::kPipeWrite;
+  entry->pipe = std::move(buffer);
+  entry->rights_base = rights::kStdio & ~(read ? rights::kFdWrite : rights::kFdRead);
+  return err::kSuccess;
+}
+
+WasiContext::u32 WasiContext::BrigPathMkfifo(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 mode) {
+  return Guarded([&]() -> u32 {
+    Target t;
+    if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+    if (mode > 07777) return err::kInval;
+    if (t.mount) return err::kPerm;  // no special files in a host directory
+    return ToWasiErrno(fs_.MakeFifo(t.dir, t.path, static_cast<uint16_t>(mode)));
+  });
+}
+
+WasiContext::u32 WasiContext::BrigXattr(GuestMemory& m, u32 op, u32 fd, u32 path, u32 path_len, u32 name,
+                                        u32 name_len, u32 buf, u32 buf_len, u32 flags, u32 size_out) {
+  return Guarded([&]() -> u32 {
+    const u32 action = op & ~kXattrOnFd;
+    if (action > kXattrList) return err::kInval;
+    if (!m.InBounds(size_out, 4) || !m.InBounds(buf, buf_len)) return err::kFault;
+    vfs::NodeRef node;
+    if (op & kXattrOnFd) {
+      Fd* f = GetFd(fd);
+      if (!f) return err::kBadF;
+      // stdio, pipes and eventfds have no node; a host mount's attributes are the host's.
+      if (f->host || !f->node) return err::kNotSup;
+      node = f->node;
+    } else {
+      Target t;
+      if (u32 e = Resolve(m, fd, path, path_len, &t)) return e;
+      if (t.mount) return err::kNotSup;
+      auto found = fs_.Lookup(t.dir, t.path);
+      if (!found) return ToWasiErrno(found.error());
+      node = found.value();
+    }
+    auto write_size = [&](size_t n) { return m.Write<uint32_t>(size_out, static_cast<uint32_t>(n)) ? err::kSuccess : err::kFault; };
+    if (action == kXattrList) {
+      std::string names;
+      for (std::string_view n : vfs::FileSystem::ListXattrs(*node)) {
+        names.append(n);
+        names.push_back('\0');
+      }
+      if (buf_len != 0) {  // 0: the size only
+        if (names.size() > buf_len) return err::kRange;
+        if (!m.CopyOut(buf, names.data(), names.size())) return err::kFault;
+      }
+      return write_size(names.size());
+    }
+    std::string key;
+    if (m.ReadString(name, name_len, vfs::Xattrs::kMaxNameBytes, &key) != err::kSuccess) {
+      return name_len > vfs::Xattrs::kMaxNameBytes ? err::kRange : err::kFault;
+    }
+    if (action == kXattrGet) {
+      auto value = fs_.GetXattr(node, key);
+      if (!value) return ToWasiErrno(value.error());
+      if (buf_len != 0) {
+        if (value->size() > buf_len) return err::kRange;
+        if (!m.CopyOut(buf, value->data(), value->size())) return err::kFault;
+      }
+      return write_size(value->size());
+    }
+    if (action == kXattrRemove) return ToWasiErrno(fs_.RemoveXattr(node, key));
+    // kXattrSet. Both flags: EEXIST if it is set, ENODATA if not (Linux checks CREATE first).
+    if (flags & ~(kXattrCreate | kXattrReplace)) return err::kInval;
+    using Mode = vfs::FileSystem::XattrMode;
+    Mode mode = Mode::kAny;
+    if (flags == (kXattrCreate | kXattrReplace)) {
+      mode = node->xattrs.values.count(key) ? Mode::kCreate : Mode::kReplace;
+    } else if (flags == kXattrCreate) {
+      mode = Mode::kCreate;
+    } else if (flags == kXattrReplace) {
+      mode = Mode::kReplace;
+    }
+    if (buf_len > vfs::Xattrs::kMaxValueBytes) return err::k2Big;
+    auto value = m.View(buf, buf_len);
+    if (!value) return err::kFault;
+    const std::string copy(reinterpret_cast<const char*>(value->data()), value->size());
+    return ToWasiErrno(fs_.SetXattr(node, key, copy, mode));
+  });
+}
 
 bool WasiContext::PipeEndOpen(const PipeBuffer* pipe, bool write_end) const {
   const Fd::Kind end = write_end ? Fd::Kind::kPipeWrite : Fd::Kind::kPipeRead;

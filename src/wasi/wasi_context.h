@@ -200,6 +200,33 @@ class WasiContext {
   u32 BrigFdEventfd(GuestMemory& m, u32 initval, u32 flags, u32 fd_out);
   u32 BrigFdStatvfs(GuestMemory& m, u32 fd, u32 out);
   u32 BrigPathStatvfs(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 out);
+  // brig_path_mkfifo: mkfifo(3) of (fd, path) with permission bits `mode` (the guest applied
+  // its umask; above 07777: EINVAL): a named pipe in the sandbox's file system (vfs::NodeType
+  // kFifo). path_open of it gives an end of one pipe buffer shared by every descriptor open
+  // on it (BrigFdPipe's rules: nothing ever waits), emptied once the last is closed: a read
+  // end when opened for reading, a write end for writing. Opened for writing while no read end
+  // is open: ENXIO (Linux's O_NONBLOCK answer; a blocking open would wait forever, as nothing
+  // else can open it); for both (O_RDWR): EINVAL. fstat says S_IFIFO and the node's mode.
+  // Inside a host mount: EPERM. Errors of mkdir otherwise (EEXIST, ENOENT, EROFS, ENOSPC...).
+  // The node is saved with the session; what is in the pipe is not (as BrigFdPipe).
+  u32 BrigPathMkfifo(GuestMemory& m, u32 fd, u32 path, u32 path_len, u32 mode);
+  // brig_xattr: the extended-attribute calls (getxattr(2), setxattr, removexattr, listxattr)
+  // on (fd, path), or with kXattrOnFd on descriptor fd itself (the f- forms). Names and rules:
+  // vfs/xattrs.h and FileSystem::GetXattr. `name` is name_len bytes (more than 255: ERANGE).
+  //   get:    copies the value to buf if buf_len > 0 (ERANGE if it does not fit); writes its
+  //           size (u32) at size_out. ENODATA (err::kNoData) if it is not set.
+  //   set:    the value is buf_len bytes at buf (more than 64 KiB: E2BIG); flags
+  //           kXattrCreate (EEXIST if set) and kXattrReplace (ENODATA if not); others EINVAL.
+  //   remove: ENODATA if it is not set.
+  //   list:   every name, each followed by a NUL, to buf if buf_len > 0 (ERANGE if they do
+  //           not fit); their size at size_out.
+  // stdio, pipes, eventfds and anything in a host mount: ENOTSUP. EFAULT (nothing changed) for
+  // a range outside guest memory, EINVAL for an unknown op.
+  static constexpr u32 kXattrGet = 0, kXattrSet = 1, kXattrRemove = 2, kXattrList = 3;
+  static constexpr u32 kXattrOnFd = 0x100;
+  static constexpr u32 kXattrCreate = 1, kXattrReplace = 2;
+  u32 BrigXattr(GuestMemory& m, u32 op, u32 fd, u32 path, u32 path_len, u32 name, u32 name_len, u32 buf,
+                u32 buf_len, u32 flags, u32 size_out);
 
   // ---- Host side.
   const std::string& stdout_data() const { return stdout_.data(); }
@@ -260,6 +287,8 @@ class WasiContext {
   struct Fd;
   Fd* GetFd(u32 fd);
   u32 AllocateFd(std::shared_ptr<Fd> entry, u32* out);
+  // Makes *entry an end of named pipe `node` (BrigPathMkfifo): kind, pipe and rights.
+  u32 OpenNamedPipe(const vfs::NodeRef& node, u64 rights_base, Fd* entry);
   // Whether a write end (else a read end) of `pipe` is open.
   bool PipeEndOpen(const PipeBuffer* pipe, bool write_end) const;
   u32 ReadPath(GuestMemory& m, u32 ptr, u32 len, std::string* out);

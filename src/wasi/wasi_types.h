@@ -37,13 +37,18 @@ inline constexpr uint32_t kNotDir = 54;
 inline constexpr uint32_t kNotEmpty = 55;
 inline constexpr uint32_t kNotSock = 57;
 inline constexpr uint32_t kNotSup = 58;
+inline constexpr uint32_t kNxio = 60;
 inline constexpr uint32_t kOverflow = 61;
 inline constexpr uint32_t kPerm = 63;
 inline constexpr uint32_t kPipe = 64;
+inline constexpr uint32_t kRange = 68;
 inline constexpr uint32_t kRoFs = 69;
 inline constexpr uint32_t kSPipe = 70;
 inline constexpr uint32_t kXDev = 75;
 inline constexpr uint32_t kNotCapable = 76;
+// brig's own, past WASI's last: "no such extended attribute" (Linux's ENODATA), which WASI
+// lacks; the guest's sys/xattr.h defines ENODATA as this number.
+inline constexpr uint32_t kNoData = 77;
 }  // namespace err
 
 inline constexpr uint32_t kClockRealtime = 0;
@@ -133,8 +138,9 @@ struct Fdstat {
 // node's permission bits (07777), which WASI's filestat has no field for; the guest's libc
 // (guest/libc_perms.c) reads them into st_mode. Zero when brig has no mode to tell (stdio).
 inline constexpr uint16_t kFilestatModeFlag = 0x8000;
-// With kFilestatModeFlag: the descriptor is a pipe (brig_fd_pipe), which the guest reports
-// as a FIFO (S_IFIFO), as Linux does; WASI has no filetype for it (the filetype stays unknown).
+// With kFilestatModeFlag: a pipe (brig_fd_pipe) or a named pipe (brig_path_mkfifo), which the
+// guest reports as a FIFO (S_IFIFO), as Linux does; WASI has no filetype for it (the filetype
+// stays unknown).
 inline constexpr uint16_t kFilestatFifoFlag = 0x4000;
 
 struct Filestat {

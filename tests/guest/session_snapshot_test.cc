@@ -252,6 +252,57 @@ TEST_P(SnapshotTest, PipesAreNotSavedWithTheSession) {
   EXPECT_EQ(Eval(*a, "p", "os.read(r, 10)"), "b'x'");  // the live session keeps its pipe
 }
 
+// What the file rows cannot hold (modes, extended attributes, named pipes) is in the stored
+// state: after a restart, in a fork, and in an export imported elsewhere.
+constexpr std::string_view kNodeExtras = R"(import os
+open('/home/user/secret', 'w').write('s')
+os.chmod('/home/user/secret', 0o600)
+os.setxattr('/home/user/secret', 'user.tag', b'v\x00\xff')
+os.makedirs('/tmp/locked/inner')
+os.mkfifo('/tmp/locked/inner/pipe', 0o640)
+os.chmod('/tmp/locked', 0o500)
+os.mkdir('/home/user/empty', 0o700)
+)";
+constexpr std::string_view kNodeExtrasCheck = R"(import stat
+(oct(os.stat('/home/user/secret').st_mode), os.getxattr('/home/user/secret', 'user.tag'),
+ stat.S_ISFIFO(os.stat('/tmp/locked/inner/pipe').st_mode), oct(stat.S_IMODE(os.stat('/tmp/locked/inner/pipe').st_mode)),
+ oct(os.stat('/tmp/locked').st_mode),
+ oct(os.stat('/home/user/empty').st_mode), open('/home/user/secret').read()))";
+constexpr std::string_view kNodeExtrasWant =
+    "('0o100600', b'v\\x00\\xff', True, '0o640', '0o40500', '0o40700', 's')";
+
+TEST_P(SnapshotTest, ModesAttributesAndNamedPipesAreSavedWithTheSession) {
+  SKIP_IF_NO_BACKEND();
+  {
+    auto a = Open(url_);
+    Run(*a, "x", kNodeExtras);
+  }
+  auto b = Open(url_);  // a restart: loaded from the store
+  SessionResult r = Run(*b, "x", kNodeExtrasCheck);
+  EXPECT_EQ(r.restored_from, "pages");
+  EXPECT_TRUE(r.not_restored.empty());
+  EXPECT_EQ(r.execution.result, kNodeExtrasWant);
+  ASSERT_TRUE(b->manager().Fork("x", "fork").ok());
+  EXPECT_EQ(Eval(*b, "fork", kNodeExtrasCheck), kNodeExtrasWant);
+  StatusOr<std::string> bytes = b->ExportSnapshot("x");
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  const std::string url_c = NewUrl();
+  auto c = Open(url_c);
+  StatusOr<ImportResult> imported = c->ImportSnapshot("copy", bytes.value());
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  EXPECT_TRUE(imported.value().not_restored.empty());
+  EXPECT_EQ(Eval(*c, "copy", kNodeExtrasCheck), kNodeExtrasWant);
+  // Changes are saved too: an attribute removed, a mode back to the default, the pipe gone.
+  Run(*c, "copy", "os.removexattr('/home/user/secret', 'user.tag')\nos.chmod('/home/user/secret', 0o644)\n"
+                  "os.chmod('/tmp/locked', 0o755)\nos.remove('/tmp/locked/inner/pipe')");
+  c.reset();
+  auto c2 = Open(url_c);
+  EXPECT_EQ(Eval(*c2, "copy",
+                 "(os.listxattr('/home/user/secret'), oct(os.stat('/home/user/secret').st_mode),"
+                 " oct(os.stat('/tmp/locked').st_mode), os.listdir('/tmp/locked/inner'))"),
+            "([], '0o100644', '0o40755', [])");
+}
+
 TEST_P(SnapshotTest, ExportAndImportRefusals) {
   SKIP_IF_NO_BACKEND();
   auto s = Open(url_);

@@ -30,6 +30,8 @@ SessionSnapshot Sample() {
              {"/home/user/a.txt", "text/plain", "hello\n"},
              {"/home/user/empty", std::string(kDirectoryType), ""},
              {"/tmp/x/y z:1.csv", "text/csv", "a,b\n"}};
+  s.nodes = {{"/home/user/a.txt", false, 0600, {{"user.k", std::string("v\0\xff", 3)}}},
+             {"/tmp/p", true, 0640, {}}};
   return s;
 }
 
@@ -128,10 +130,10 @@ TEST(SnapshotFormat, NotASnapshotOrANewerFormat) {
   ExpectRefused("BRIGSNA", "not a brig session snapshot");
   ExpectRefused("BRIGSNAP", "truncated");
   const Parts p = Split(EncodeSnapshot(Sample()));
-  StatusOr<SessionSnapshot> newer = DecodeSnapshot(Seal(2, p.header.dump(), p.rest), Limits());
+  StatusOr<SessionSnapshot> newer = DecodeSnapshot(Seal(3, p.header.dump(), p.rest), Limits());
   ASSERT_FALSE(newer.ok());
   EXPECT_TRUE(newer.status().IsInvalidArgument());
-  EXPECT_NE(newer.status().message().find("format version 2, newer than this brig reads (1)"), std::string::npos)
+  EXPECT_NE(newer.status().message().find("format version 3, newer than this brig reads (2)"), std::string::npos)
       << newer.status().message();
   // A newer version is named even when the rest would not pass: it is checked first.
   std::string future = EncodeSnapshot(Sample());
@@ -175,13 +177,66 @@ TEST(SnapshotFormat, HeaderFramingIsChecked) {
     body.append(reinterpret_cast<const char*>(sum.data()), sum.size());
     ExpectRefused(body, "header length");
   }
-  ExpectRefused(Seal(1, "", text + p.rest), "header length");
-  ExpectRefused(Seal(1, "{\"thread_id\": \"\xff\"}", p.rest), "not UTF-8");
-  ExpectRefused(Seal(1, "[1, 2]", p.rest), "not a JSON object");
-  ExpectRefused(Seal(1, text.substr(0, text.size() - 1), "}" + p.rest), "not a JSON object");
+  ExpectRefused(Seal(kSnapshotVersion, "", text + p.rest), "header length");
+  ExpectRefused(Seal(kSnapshotVersion, "{\"thread_id\": \"\xff\"}", p.rest), "not UTF-8");
+  ExpectRefused(Seal(kSnapshotVersion, "[1, 2]", p.rest), "not a JSON object");
+  ExpectRefused(Seal(kSnapshotVersion, text.substr(0, text.size() - 1), "}" + p.rest), "not a JSON object");
   // The sizes after the header must account for every byte.
-  ExpectRefused(Seal(1, text, p.rest + "extra"), "add up");
-  ExpectRefused(Seal(1, text, p.rest.substr(1)), "add up");
+  ExpectRefused(Seal(kSnapshotVersion, text, p.rest + "extra"), "add up");
+  ExpectRefused(Seal(kSnapshotVersion, text, p.rest.substr(1)), "add up");
+}
+
+TEST(SnapshotFormat, VersionOneWithoutNodesIsStillRead) {
+  Parts p = Split(EncodeSnapshot(Sample()));
+  p.header.erase("nodes");
+  StatusOr<SessionSnapshot> old = DecodeSnapshot(Seal(1, p.header.dump(), p.rest), Limits());
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old.value().nodes.empty());
+  EXPECT_EQ(old.value().files.size(), 4u);
+  // Version 1 never had nodes: a header with them is not one.
+  ExpectRefused(Seal(1, Split(EncodeSnapshot(Sample())).header.dump(), p.rest), "unknown header field 'nodes'");
+}
+
+TEST(SnapshotFormat, NodesAreChecked) {
+  const SessionSnapshot sample = Sample();
+  StatusOr<SessionSnapshot> back = DecodeSnapshot(EncodeSnapshot(sample), Limits());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back.value().nodes.size(), 2u);
+  EXPECT_EQ(back.value().nodes[0].path, "/home/user/a.txt");
+  EXPECT_EQ(back.value().nodes[0].mode, 0600);
+  EXPECT_EQ(back.value().nodes[0].xattrs.at("user.k"), std::string("v\0\xff", 3));
+  EXPECT_TRUE(back.value().nodes[1].named_pipe);
+  const Parts good = Split(EncodeSnapshot(sample));
+  auto with_nodes = [&](nlohmann::json nodes) {
+    Parts p = good;
+    p.header["nodes"] = std::move(nodes);
+    return Seal(p);
+  };
+  ExpectRefused(with_nodes({{{"path", "/tmp/q"}}}), "a nodes entry");
+  ExpectRefused(with_nodes({{{"path", "/tmp/q"}, {"mode", 010000}}}), "a nodes entry");
+  ExpectRefused(with_nodes({{{"path", "/tmp/q"}, {"mode", -1}}}), "a nodes entry");
+  ExpectRefused(with_nodes({{{"path", "/tmp/q"}, {"mode", 0644}, {"extra", 1}}}), "a nodes entry");
+  ExpectRefused(with_nodes({{{"path", "/tmp/q"}, {"mode", 0644}, {"named_pipe", 1}}}), "a nodes entry");
+  ExpectRefused(with_nodes({{{"path", "/tmp/q"}, {"mode", 0644}, {"xattrs", {{"!!", "AA=="}}}}}), "a nodes entry");
+  ExpectRefused(with_nodes({{{"path", "/tmp/q"}, {"mode", 0644}, {"xattrs", {{"AA=="}}}}}), "a nodes entry");
+  ExpectRefused(with_nodes({{{"path", "relative"}, {"mode", 0644}}}), "");
+  ExpectRefused(with_nodes({{{"path", "/tmp/../etc"}, {"mode", 0644}}}), "");
+  ExpectRefused(with_nodes({{{"path", "/tmp/q"}, {"mode", 0644}}, {{"path", "/tmp/q"}, {"mode", 0600}}}), "twice");
+  ExpectRefused(with_nodes({{{"path", "/home/user/a.txt"}, {"mode", 0644}, {"named_pipe", true}}}),
+                "both a file and a named pipe");
+  SnapshotLimits few = Limits();
+  few.max_nodes = 1;
+  ExpectOverQuota(EncodeSnapshot(sample), "more than 1", few);
+  // Without interpreter state there is no stored state to hold them.
+  Parts stateless = good;
+  stateless.header["has_state"] = false;
+  stateless.header["pages_bytes"] = 0;
+  stateless.header["portable_bytes"] = 0;
+  stateless.header["guest_build_id"] = "";
+  stateless.header["image_digest"] = "";
+  stateless.header["not_portable"] = nlohmann::json::object();
+  stateless.rest = good.rest.substr(sample.pages.size() + sample.portable.size());
+  ExpectRefused(Seal(stateless), "gives file attributes");
 }
 
 TEST(SnapshotFormat, EveryHeaderFieldIsCheckedForPresenceAndType) {

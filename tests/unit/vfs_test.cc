@@ -360,6 +360,35 @@ TEST(FileSystemTest, CopiesKeepTheFileCount) {
   EXPECT_EQ(copy2->WriteFile("/tmp/f", "F"), Error::kNoSpc);
 }
 
+TEST(FileSystemTest, CopiesKeepAttributesAndNamedPipesAndChargeThemApart) {
+  auto fs = MakeFs();
+  const auto& root = fs->root();
+  ASSERT_EQ(fs->WriteFile("/tmp/a", "A"), Error::kOk);
+  ASSERT_EQ(fs->SetXattrAt("/tmp/a", "user.k", "value"), Error::kOk);
+  ASSERT_EQ(fs->SetXattrAt("/home/user", "user.root", "r"), Error::kOk);  // a mount root: no quota
+  ASSERT_EQ(fs->MakeFifo(root, "/tmp/p", 0600), Error::kOk);
+  EXPECT_EQ(fs->bytes_used(), 1u + 6u + 5u);
+  EXPECT_EQ(fs->files_used(), 1u);  // the named pipe is a node, not a file
+  FileSystem::NodeMap map;
+  auto copy = fs->Clone(&map);
+  EXPECT_EQ(copy->bytes_used(), fs->bytes_used());
+  EXPECT_EQ(copy->GetXattr(copy->Lookup(root, "/tmp/a").value(), "user.k").value(), "value");
+  EXPECT_EQ(copy->GetXattr(copy->root(), "user.root").error(), Error::kNoData);  // "/" holds none
+  EXPECT_EQ(copy->GetXattr(copy->Lookup(copy->root(), "/home/user").value(), "user.root").value(), "r");
+  EXPECT_EQ(copy->Lookup(copy->root(), "/tmp/p").value()->type, NodeType::kFifo);
+  // Each side changes its own.
+  ASSERT_EQ(copy->RemoveXattr(copy->Lookup(copy->root(), "/tmp/a").value(), "user.k"), Error::kOk);
+  EXPECT_EQ(copy->bytes_used(), 1u);
+  EXPECT_EQ(fs->GetXattr(fs->Lookup(root, "/tmp/a").value(), "user.k").value(), "value");
+  // A named pipe holds no bytes and is no file for the host.
+  EXPECT_EQ(fs->ReadFile("/tmp/p"), std::nullopt);
+  EXPECT_EQ(fs->WriteFile("/tmp/p", "x"), Error::kInval);
+  EXPECT_EQ(fs->Truncate(fs->Lookup(root, "/tmp/p").value(), 10), Error::kInval);
+  EXPECT_EQ(fs->MakeFifoAt("/tmp/new/dir/p2", 0644), Error::kOk);  // with its parents
+  EXPECT_EQ(fs->MakeFifoAt("/tmp/a", 0644), Error::kExist);
+  EXPECT_EQ(fs->MakeFifoAt("/usr/p", 0644), Error::kRoFs);
+}
+
 TEST(FileSystemTest, FileLimitComesWithRoomForDirectories) {
   EXPECT_EQ(Limits::NodesFor(5), 1005u);
   EXPECT_EQ(Limits::NodesFor(10000), 20000u);
