@@ -98,7 +98,8 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
   # guest/libc_perms.c has one. A site file may override the command line, so the override
   # is a site file of its own, read after CPython's. It says WASI cannot make named pipes:
   # brig's host makes them in the sandbox's file system (libc_perms.c's mkfifo, mkfifoat).
-  printf '. %s\nac_cv_func_fdopendir=yes\nac_cv_func_eventfd=yes\nac_cv_func_mkfifo=yes\nac_cv_func_mkfifoat=yes\n' \
+  # OpenSSL (build-deps.sh) is for _hashlib only: _ssl needs sockets, which the sandbox has not.
+  printf '. %s\nac_cv_func_fdopendir=yes\nac_cv_func_eventfd=yes\nac_cv_func_mkfifo=yes\nac_cv_func_mkfifoat=yes\nac_cv_working_openssl_ssl=no\n' \
     "$rel_src/Tools/wasm/config.site-wasm32-wasi" \
     > "$bld/config.site-brig"
   (cd "$bld" &&
@@ -110,7 +111,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$config_id" ]]; then
    "$rel_src/configure" -C \
      --host=wasm32-unknown-wasi --build=x86_64-pc-linux-gnu \
      --with-build-python=/usr/bin/python3.11 \
-     --prefix=/usr/local --disable-ipv6 --enable-test-modules \
+     --prefix=/usr/local --disable-ipv6 --enable-test-modules --with-openssl="$out/deps" \
      --with-pymalloc --without-ensurepip --disable-shared \
      ac_cv_func_symlink=no ac_cv_func_link=no "${sqlite_answers[@]}" \
      py_cv_module__testclinic=n/a py_cv_module__xxtestfuzz=n/a \

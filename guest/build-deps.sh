@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Usage: build-deps.sh OUT_DIR
-# Cross-compiles the C libraries behind CPython's zlib, _bz2, _lzma and _sqlite3 modules from
-# Debian's sources (zlib, bzip2, xz-utils, sqlite3; fetched like CPython's, with Debian's
-# patches) to wasm32-wasi static libraries, and leaves in OUT_DIR/deps:
-#   include/, lib/lib{z,bz2,lzma,sqlite3}.a, lib/pkgconfig/*.pc (what CPython's configure
+# Cross-compiles the C libraries behind CPython's zlib, _bz2, _lzma, _sqlite3 and _hashlib
+# modules from Debian's sources (zlib, bzip2, xz-utils, sqlite3, openssl; fetched like
+# CPython's, with Debian's patches, and brig's in guest/patches/openssl) to wasm32-wasi static
+# libraries, and leaves in OUT_DIR/deps:
+#   include/, lib/lib{z,bz2,lzma,sqlite3,crypto,ssl}.a, lib/pkgconfig/*.pc (what CPython's configure
 #   reads) and versions.txt (the Debian revisions and this recipe's hash: part of CPython's
 #   configuration id, so a new library or recipe reconfigures and relinks the guest).
 # Needs OUT_DIR/sysroot (made by build-cpython.sh). A rerun with the same inputs does nothing.
@@ -19,13 +20,25 @@ zsrc=$("$fetch" zlib "$out/src")
 bzsrc=$("$fetch" bzip2 "$out/src")
 xzsrc=$("$fetch" xz-utils "$out/src")
 sqsrc=$("$fetch" sqlite3 "$out/src")
+# OpenSSL with brig's patches, applied once to the unpacked tree (a changed set unpacks it again).
+sslsrc=$("$fetch" openssl "$out/src")
+ssl_patches=$(cat "$here"/patches/openssl/*.patch | sha256sum | cut -c1-16)
+if [[ "$(cat "$sslsrc/.brig-patches" 2>/dev/null)" != "$ssl_patches" ]]; then
+  if [[ -f "$sslsrc/.brig-patches" ]]; then rm -rf "$sslsrc" && sslsrc=$("$fetch" openssl "$out/src"); fi
+  for p in "$here"/patches/openssl/*.patch; do
+    patch -p1 -N -s --no-backup-if-mismatch -d "$sslsrc" < "$p" ||
+      { echo "build-deps: $p does not apply" >&2; rm -rf "$sslsrc"; exit 1; }
+  done
+  echo "$ssl_patches" > "$sslsrc/.brig-patches"
+fi
 
 recipe=$(sha256sum < "$0" | cut -c1-16)
 want="recipe $recipe ${GUEST_CFLAGS:--O2}
 zlib $(cat "$zsrc/.brig-unpacked")
 bzip2 $(cat "$bzsrc/.brig-unpacked")
 xz-utils $(cat "$xzsrc/.brig-unpacked")
-sqlite3 $(cat "$sqsrc/.brig-unpacked")"
+sqlite3 $(cat "$sqsrc/.brig-unpacked")
+openssl $(cat "$sslsrc/.brig-unpacked") patches $ssl_patches"
 if [[ -f $deps/versions.txt && "$(cat "$deps/versions.txt")" == "$want" ]]; then
   exit 0
 fi
@@ -121,5 +134,27 @@ compile_lib sqlite3 "$deps/obj" -include "$here/sqlite_wasi.h" \
   -DSQLITE_ENABLE_DBSTAT_VTAB -DSQLITE_TEMP_STORE=2 -- sqlite3.c
 cp "$sqb/sqlite3.h" "$deps/include/"
 pc sqlite3 "$(sed -n 's/^#define SQLITE_VERSION *"\([^"]*\)".*/\1/p' "$sqb/sqlite3.h")" -lsqlite3
+
+# ---- OpenSSL, for _hashlib (the sandbox has no network: _ssl stays out, build-cpython.sh;
+# libssl, with no protocol in it, is built only because CPython's configure links it when it
+# looks for OpenSSL), through its own Configure, built out of its tree. No assembler, threads, sockets,
+# engines, dynamic loading or protocols; the process-clock, signal and getpid emulations
+# wasi-libc offers are what CPython links anyway. WASI has no setuid (patch 0001) and no
+# chmod declaration (NO_CHMOD: the random seed file's chmod, which nothing here writes).
+sslb=$deps/build-openssl
+mkdir -p "$sslb"
+(cd "$sslb" &&
+ "$sslsrc/Configure" linux-generic32 no-asm no-pic no-threads no-shared no-sock no-dso no-engine \
+   no-async no-afalgeng no-ui-console no-tests no-secure-memory no-autoload-config no-legacy \
+   no-module no-dgram no-srtp no-ssl no-tls no-dtls no-ktls no-ocsp no-ts no-cms no-cmp no-ct \
+   CC="${cc[*]}" AR=llvm-ar-19 RANLIB=llvm-ranlib-19 \
+   CFLAGS="${cflags[*]} -D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_PROCESS_CLOCKS -D_WASI_EMULATED_MMAN -D_WASI_EMULATED_GETPID -DNO_SYSLOG -DNO_CHMOD" \
+   >"$sslb/configure.log" 2>&1 &&
+ make -j"$jobs" build_libs >"$sslb/make.log" 2>&1) ||
+  { grep -v '^clang-19\|^ccache' "$sslb/configure.log" "$sslb/make.log" 2>/dev/null | tail -30; exit 1; }
+cp "$sslb/libcrypto.a" "$sslb/libssl.a" "$deps/lib/"
+mkdir -p "$deps/include/openssl"
+cp "$sslsrc"/include/openssl/*.h "$sslb"/include/openssl/*.h "$deps/include/openssl/"
+pc libcrypto "$(sed -n 's/^# define OPENSSL_FULL_VERSION_STR "\([^"]*\)".*/\1/p' "$sslb/include/openssl/opensslv.h")" -lcrypto
 
 echo "$want" > "$deps/versions.txt"

@@ -58,9 +58,7 @@ UNAVAILABLE = {
     "readline": _NO_TERMINAL,
     "_dbm": "the ndbm C library is not built for it; the dbm module uses dbm.dumb",
     "_gdbm": "the GNU dbm C library is not built for it; the dbm module uses dbm.dumb",
-    "_hashlib": "OpenSSL is not built for it; hashlib uses CPython's own md5, sha1, sha2, "
-                "sha3 and blake2",
-    "_ssl": "the sandbox has no network, and OpenSSL is not built for it",
+    "_ssl": "the sandbox has no network (OpenSSL is built in for hashlib, but TLS needs sockets)",
     "_multiprocessing": _NO_PROCESSES,
     "_posixshmem": _NO_PROCESSES + " or share memory",
     "_posixsubprocess": _NO_PROCESSES,
