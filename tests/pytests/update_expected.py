@@ -45,9 +45,8 @@ RULES = [
     # /usr/share/zoneinfo, getrandom, sendfile, copy_file_range, memfd_create, priority,
     # chmod/umask, the single user's ids and chown, /dev/null, os.pipe, os.dup for fwalk's
     # descriptor count, descriptors not open (TestInvalidFD), an empty path, statvfs, splice,
-    # eventfd, named pipes, extended attributes) have no rule left, so that a regression shows
-    # up as unexplained, not as a known gap.
-    (r"_hashlib|OpenSSL", "gap", "no OpenSSL in the guest (hashlib's builtin fallbacks only)"),
+    # eventfd, named pipes, extended attributes, OpenSSL's _hashlib) have no rule left, so
+    # that a regression shows up as unexplained, not as a known gap.
     (r"invalid FD|support dup|os\.dup\(|fd support for listdir|dir_fd", "gap",
      "WASI descriptor semantics (dup, invalid fds, dir_fd)"),
     (r"not supported on Emscripten/WASI", "gap",
