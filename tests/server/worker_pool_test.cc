@@ -5,7 +5,7 @@
 // (SIGKILL, SIGSEGV) or stopped (SIGTERM) in the middle of an execution; malformed frames;
 // shutdown; no leaked descriptors or zombies; workers die with their supervisor.
 // Registered twice (tests/CMakeLists.txt): as is, the pool's thread reads the workers; with
-// BRIG_POOL_TEST_IO=1 (names io.*), io threads do (WorkerPoolOptions::io), as brig serve's.
+// --pool-io (names io.*), io threads do (WorkerPoolOptions::io), as brig serve's.
 #include "server/worker_pool.h"
 
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -46,6 +47,8 @@ namespace brig::server {
 namespace {
 
 using namespace std::chrono_literals;
+
+bool g_pool_io = false;  // --pool-io: the pool reads ready workers on io threads
 
 // ---- What an execution handed to an executor came to.
 
@@ -173,8 +176,10 @@ class WorkerPoolTest : public ::testing::Test {
     char dir[] = "/tmp/brig-worker-pool-test-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
-    if (const char* v = std::getenv("BRIG_POOL_TEST_IO"); v && std::string(v) == "1") {
+    if (g_pool_io) {
       io_ = std::make_unique<boost::asio::io_context>();
+      // Its reactor's own descriptors (epoll, timerfd, eventfd) now, not counted as the pool's.
+      boost::asio::posix::stream_descriptor make_reactor(*io_);
       work_.emplace(io_->get_executor());
       for (int i = 0; i < 2; i++) io_threads_.emplace_back([this] { io_->run(); });
     }
@@ -230,7 +235,7 @@ class WorkerPoolTest : public ::testing::Test {
   }
 
   std::string dir_;
-  // With BRIG_POOL_TEST_IO=1: where the pool reads ready workers, run by two threads.
+  // With --pool-io: where the pool reads ready workers, run by two threads.
   std::unique_ptr<boost::asio::io_context> io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
@@ -721,5 +726,8 @@ int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "__fake_worker") return brig::server::FakeWorker(argv[2]);
   if (argc >= 3 && std::string(argv[1]) == "__supervisor") return brig::server::Supervisor(argv[2]);
   ::testing::InitGoogleTest(&argc, argv);
+  for (int i = 1; i < argc; i++) {
+    if (std::string(argv[i]) == "--pool-io") brig::server::g_pool_io = true;
+  }
   return RUN_ALL_TESTS();
 }
