@@ -464,6 +464,8 @@ HttpServer::HttpServer(HttpLimits limits, Handler handler, AccessLog log)
 
 HttpServer::~HttpServer() { Stop(); }
 
+net::io_context& HttpServer::io_context() { return impl_->ioc; }
+
 Status HttpServer::Start(const std::string& host, uint16_t port, int io_threads) {
   beast::error_code ec;
   auto address = net::ip::make_address(host, ec);

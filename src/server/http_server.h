@@ -99,6 +99,9 @@ class HttpServer {
   // InvalidArgument for an address that does not parse, Unavailable if it cannot bind.
   Status Start(const std::string& host, uint16_t port, int io_threads);
   uint16_t port() const { return port_; }
+  // The io_context its io_threads run (from construction to destruction; run from Start
+  // to Stop): for others whose handlers belong on the I/O threads (WorkerPoolOptions::io).
+  boost::asio::io_context& io_context();
   // Stops accepting new connections; open ones continue.
   void StopAccepting();
   // Waits until every request dispatched so far is answered in full (or the connection

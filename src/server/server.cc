@@ -68,6 +68,11 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   s.manager = &s.sessions->manager();
   s.files = &s.sessions->files();
   s.wheels = std::make_unique<Wheels>(*s.manager);
+  Impl* raw = impl.get();
+  // Before the pool: workers' replies are read on its I/O threads.
+  s.http = std::make_unique<HttpServer>(
+      s.options.http, [raw](auto ctx, auto out) { raw->Handle(std::move(ctx), std::move(out)); },
+      [raw](const RequestContext& ctx, unsigned status, uint64_t bytes) { raw->LogRequest(ctx, status, bytes); });
   if (s.options.workers > 0) {
     // Executions in worker processes (worker_pool.h); this process keeps its Sessions for
     // the session and file routes only.
@@ -79,6 +84,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     pool.inline_budget = s.options.inline_budget;
     pool.max_queue = s.options.max_queued_executions;
     pool.heartbeat_timeout = s.options.worker_timeout;
+    pool.io = &s.http->io_context();
     pool.log = [log = s.options.log_line](const std::string& line) {
       log(Dump({{"ts", NowIso()}, {"event", "worker"}, {"message", line}}));
     };
@@ -93,10 +99,6 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
   s.blocking = std::make_unique<boost::asio::thread_pool>(std::max(1, s.options.blocking_threads));
   s.BuildRoutes();
-  Impl* raw = impl.get();
-  s.http = std::make_unique<HttpServer>(
-      s.options.http, [raw](auto ctx, auto out) { raw->Handle(std::move(ctx), std::move(out)); },
-      [raw](const RequestContext& ctx, unsigned status, uint64_t bytes) { raw->LogRequest(ctx, status, bytes); });
   if (Status st = s.http->Start(s.options.host, s.options.port, s.options.io_threads); !st.ok()) return st;
   if (s.options.cleanup_every.count() > 0) {
     s.cleanup = std::make_unique<PeriodicCleanup>(

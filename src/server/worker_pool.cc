@@ -1,10 +1,12 @@
 // The supervisor of `brig serve`'s worker processes (worker_pool.h).
 //
-// One thread (Impl::Loop) owns the processes: it starts them, polls their sockets, reads and
-// checks their frames, writes what Execute queued, waits for the dead and starts their
-// replacements. Execute only appends a frame under the lock (and writes it straight away
-// when the socket is idle, saving the loop a wake-up). Callbacks run on the loop's thread
-// with the lock released.
+// One thread (Impl::Loop) owns the processes: it starts them, reads their sockets until they
+// are ready, writes what Execute could not, waits for the dead, starts their replacements and
+// keeps the heartbeat and shutdown deadlines. Execute only appends a frame under the lock (and
+// writes it straight away when the socket is idle, saving the loop a wake-up). A ready
+// worker's replies are read on Options::io's threads when there is one (Watch: the thread that
+// wakes for a reply makes its callback, no hand-off), else by the loop. Everything that reads
+// or changes a slot does so under the lock; callbacks run with it released.
 #include "server/worker_pool.h"
 
 #include <errno.h>
@@ -26,6 +28,10 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "brig/result_json.h"
 #include "server/worker_protocol.h"
@@ -101,6 +107,23 @@ struct WorkerPool::Impl {
     Clock::time_point heard{};
     int failed_starts = 0;  // deaths before ready in a row
     Clock::time_point respawn_at{};
+    uint64_t generation = 0;  // one per process started in the slot
+    bool watched = false;     // its socket is read on Options::io (see Watch)
+  };
+
+  // With Options::io, a ready worker's socket is read on the io_context's threads: its own
+  // descriptor (a dup, so that Reap may close the slot's at any time; it reports the end of
+  // file once the process is gone), one read outstanding at a time, so that one worker's
+  // frames are handled one batch at a time and in order. A read, not a wait: asio's epoll
+  // reactor is edge-triggered and only reads retry at once on readiness that came while
+  // nothing was waiting.
+  struct Watch {
+    Watch(boost::asio::io_context& io, int fd, size_t slot, uint64_t generation)
+        : sd(io, fd), slot(slot), generation(generation) {}
+    boost::asio::posix::stream_descriptor sd;
+    size_t slot;
+    uint64_t generation;
+    char buf[64 * 1024];
   };
 
   WorkerPoolOptions options;
@@ -123,6 +146,7 @@ struct WorkerPool::Impl {
   bool shutdown_done = false;
   int wake_fd = -1;
   std::thread loop;
+  std::thread::id loop_id;
 
   void Wake() {
     uint64_t one = 1;
@@ -187,6 +211,8 @@ struct WorkerPool::Impl {
     s.pid = pid;
     s.fd = sv[0];
     s.ready = false;
+    s.generation++;
+    s.watched = false;
     s.heard = Clock::now();
     s.start_error.reset();
     s.in = worker::FrameReader();
@@ -251,6 +277,7 @@ struct WorkerPool::Impl {
     s.fd = -1;
     s.pid = 0;
     s.ready = false;
+    s.watched = false;
     s.in = worker::FrameReader();
     s.out.clear();
     s.out_at = 0;
@@ -278,11 +305,20 @@ struct WorkerPool::Impl {
       }
       return;
     }
+    // Off the pool's thread (an io thread saw the end of file): the loop has a process
+    // fewer to restart or, shutting down, to wait for.
+    if (std::this_thread::get_id() != loop_id) Wake();
     if (stopping) return;  // no execution will come for a replacement
     restarts++;
     if (was_ready) {
       s.failed_starts = 0;
-      Spawn(i);
+      if (std::this_thread::get_id() == loop_id) {
+        Spawn(i);
+      } else {
+        // On an io thread: workers are started on the pool's thread (PR_SET_PDEATHSIG
+        // follows the thread that started them).
+        s.respawn_at = Clock::now();
+      }
     } else {
       s.failed_starts++;
       s.respawn_at = Clock::now() + Backoff(s.failed_starts);
@@ -399,6 +435,13 @@ struct WorkerPool::Impl {
         break;
       }
     }
+    Consume(i, eof, events);
+  }
+
+  // Handles the whole frames slot i has read; reaps it for a broken frame or, `eof`, for the
+  // end of its socket.
+  void Consume(size_t i, bool eof, std::vector<Event>* events) {
+    Slot& s = slots[i];
     std::string error;
     while (true) {
       std::optional<worker::Frame> f = s.in.Next(&error);
@@ -426,7 +469,47 @@ struct WorkerPool::Impl {
     events.clear();
   }
 
-  void Loop() {
+  // Starts reading slot i's socket on Options::io (lock held; the worker is ready).
+  void StartWatch(const std::shared_ptr<Impl>& self, size_t i) {
+    Slot& s = slots[i];
+    int fd = fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return;  // the loop keeps reading it
+    auto w = std::make_shared<Watch>(*options.io, fd, i, s.generation);
+    s.watched = true;
+    Arm(self, std::move(w));
+  }
+
+  static void Arm(std::shared_ptr<Impl> self, std::shared_ptr<Watch> w) {
+    Watch& watch = *w;
+    watch.sd.async_read_some(
+        boost::asio::buffer(watch.buf),
+        [self = std::move(self), w = std::move(w)](const boost::system::error_code& ec, size_t n) mutable {
+          self->OnRead(std::move(self), std::move(w), ec, n);
+        });
+  }
+
+  // An io thread: `n` bytes from the worker, or the end of its socket (`ec`). A watch of a
+  // process that is gone, or whose io_context is going away, ends here, closing its
+  // descriptor.
+  void OnRead(std::shared_ptr<Impl> self, std::shared_ptr<Watch> w, const boost::system::error_code& ec, size_t n) {
+    std::vector<Event> events;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      Slot& s = slots[w->slot];
+      if (s.fd < 0 || s.generation != w->generation || !s.watched) return;
+      if (n > 0) {
+        s.heard = Clock::now();
+        s.in.Append(w->buf, n);
+      }
+      Consume(w->slot, /*eof=*/static_cast<bool>(ec), &events);
+      if (s.fd < 0 || s.generation != w->generation) w.reset();
+      if (stopping) cv.notify_all();  // Shutdown waits for in_flight to reach 0
+    }
+    Dispatch(events);
+    if (w) Arm(std::move(self), std::move(w));
+  }
+
+  void Loop(std::shared_ptr<Impl> self) {
     std::unique_lock<std::mutex> lock(mu);
     for (size_t i = 0; i < slots.size(); i++) Spawn(i);
     std::vector<Event> events;
@@ -444,7 +527,9 @@ struct WorkerPool::Impl {
         if (s.fd >= 0) {
           any_process = true;
           if (s.ready && !terminating) earliest(s.heard + options.heartbeat_timeout);
-          fds.push_back({s.fd, static_cast<short>(POLLIN | (s.out_at < s.out.size() ? POLLOUT : 0)), 0});
+          const short out = s.out_at < s.out.size() ? POLLOUT : 0;
+          if (s.watched && !out) continue;  // read on an I/O thread
+          fds.push_back({s.fd, static_cast<short>(s.watched ? out : POLLIN | out), 0});
           which.push_back(i);
         } else if (!stopping && (started || !start_failure)) {
           earliest(s.respawn_at);
@@ -467,13 +552,20 @@ struct WorkerPool::Impl {
         (void)!read(wake_fd, &count, sizeof count);
       }
       for (size_t k = 1; k < fds.size(); k++) {
-        if (fds[k].revents && slots[which[k - 1]].fd == fds[k].fd) Service(which[k - 1], fds[k].revents, &events);
+        const size_t i = which[k - 1];
+        if (!fds[k].revents || slots[i].fd != fds[k].fd) continue;
+        if (slots[i].watched) {
+          if (fds[k].revents & POLLOUT) Flush(i);  // the I/O thread's watch sees the rest
+        } else {
+          Service(i, fds[k].revents, &events);
+        }
       }
       now = Clock::now();
       for (size_t i = 0; i < slots.size(); i++) {
         Slot& s = slots[i];
         if (s.fd >= 0 && s.out_at < s.out.size()) Flush(i);
         if (s.fd < 0 && !stopping && (started || !start_failure) && now >= s.respawn_at) Spawn(i);
+        if (options.io && s.fd >= 0 && s.ready && !s.watched && !terminating) StartWatch(self, i);
         if (s.fd >= 0 && s.ready && !terminating && now >= s.heard + options.heartbeat_timeout) {
           // Alive (or its socket would be at end of file) but silent: stopped or stuck.
           Reap(i,
@@ -485,8 +577,13 @@ struct WorkerPool::Impl {
       }
       if (terminating && !killed && now >= kill_at) {
         killed = true;
-        for (Slot& s : slots) {
-          if (s.pid > 0) (void)kill(s.pid, SIGKILL);
+        for (size_t i = 0; i < slots.size(); i++) {
+          Slot& s = slots[i];
+          if (s.pid <= 0) continue;
+          (void)kill(s.pid, SIGKILL);
+          // The loop does not read a watched socket: wait for the process here, in case
+          // io is no longer run.
+          if (s.watched) Reap(i, "", &events);
         }
       }
       if (!events.empty()) {
@@ -500,7 +597,7 @@ struct WorkerPool::Impl {
   }
 };
 
-WorkerPool::WorkerPool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+WorkerPool::WorkerPool(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 WorkerPool::~WorkerPool() { Shutdown(std::chrono::milliseconds(0)); }
 
@@ -521,7 +618,7 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Start(WorkerPoolOptions option
     return Status::FailedPrecondition("SIGCHLD is ignored in this process: its worker processes could not be waited for");
   }
   if (Status valid = ValidateLimits(options.sessions.limits); !valid.ok()) return valid;
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_shared<Impl>();
   Impl& p = *impl;
   p.options = std::move(options);
   worker::AppendFrame(&p.config_frame, FrameType::kConfig, 0,
@@ -531,7 +628,12 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Start(WorkerPoolOptions option
   p.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p.wake_fd < 0) return Status::Unavailable("eventfd: " + std::string(strerror(errno)));
   std::unique_ptr<WorkerPool> pool(new WorkerPool(std::move(impl)));
-  p.loop = std::thread([&p] { p.Loop(); });
+  // The loop holds the Impl as the io_context's waits do (they may outlive the pool).
+  {
+    std::lock_guard<std::mutex> lock(p.mu);
+    p.loop = std::thread([self = pool->impl_] { self->Loop(self); });
+    p.loop_id = p.loop.get_id();
+  }
   std::optional<Status> failed;
   {
     std::unique_lock<std::mutex> lock(p.mu);

@@ -20,10 +20,17 @@
 // handling. A worker dies with the supervisor (PR_SET_PDEATHSIG, and end of file on the
 // socket). Every worker is waited for: no zombies, and the pool closes all it opened.
 //
-// Thread-safety: every call may be made from any thread. on_output and on_done are called
-// on the pool's thread, one at a time, in order for each execution: they must not block
-// (post the work elsewhere) and must not call Shutdown. An execution refused at once
-// (shutting down, queue full, bad request) gets on_done on the caller's thread.
+// Reading replies. Without Options::io the pool's thread reads every worker's socket. With
+// it, a ready worker's socket is read on that io_context's threads (the HTTP server's): the
+// thread that wakes for a reply checks it and makes the callback, with no hand-off to the
+// pool's thread. The pool's thread still starts, waits for and restarts processes, reads a
+// worker until it is ready, and enforces heartbeat_timeout and Shutdown's deadlines.
+//
+// Thread-safety: every call may be made from any thread. on_output, on_rendered and on_done
+// are called on the pool's thread or (Options::io) on a thread running io: for one worker
+// one batch at a time, in order for each execution. They must not block (post the work
+// elsewhere) and must not call Shutdown. An execution refused at once (shutting down, queue
+// full, bad request) gets on_done on the caller's thread.
 #ifndef BRIG_SERVER_WORKER_POOL_H_
 #define BRIG_SERVER_WORKER_POOL_H_
 
@@ -40,6 +47,10 @@
 #include "brig/sessions.h"
 #include "brig/status.h"
 #include "server/executor.h"
+
+namespace boost::asio {
+class io_context;
+}  // namespace boost::asio
 
 namespace brig::server {
 
@@ -67,8 +78,15 @@ struct WorkerPoolOptions {
   // deadlock): it is killed, its executions fail with Unavailable, and it is replaced, as
   // for a worker that died. At least 4 heartbeat intervals.
   std::chrono::milliseconds heartbeat_timeout{10'000};
+  // Where ready workers' replies are read (see "Reading replies" above); null: the pool's
+  // thread. REQUIRES: it outlives Shutdown (the pool's waits hold what they use, so it
+  // may be stopped, or outlive the pool, with waits outstanding), and threads run it while
+  // executions are given: a worker whose replies are not read within heartbeat_timeout is
+  // taken as hung.
+  boost::asio::io_context* io = nullptr;
   // Events worth a log line (a worker died, was replaced, broke the protocol), called on
-  // the pool's thread with the pool's lock held: it must not call the pool. Empty: none.
+  // the pool's thread or an io thread with the pool's lock held: it must not call the pool.
+  // Empty: none.
   std::function<void(const std::string&)> log;
 };
 
@@ -104,8 +122,8 @@ class WorkerPool : public Executor {
   struct Impl;
 
  private:
-  explicit WorkerPool(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit WorkerPool(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;  // shared with the loop and io's waits
 };
 
 }  // namespace brig::server

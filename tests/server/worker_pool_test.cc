@@ -4,6 +4,8 @@
 // Results equal those of the in-process executor; streaming; routing; a worker killed
 // (SIGKILL, SIGSEGV) or stopped (SIGTERM) in the middle of an execution; malformed frames;
 // shutdown; no leaked descriptors or zombies; workers die with their supervisor.
+// Registered twice (tests/CMakeLists.txt): as is, the pool's thread reads the workers; with
+// --pool-io (names io.*), io threads do (WorkerPoolOptions::io), as brig serve's.
 #include "server/worker_pool.h"
 
 #include <fcntl.h>
@@ -14,6 +16,11 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -21,6 +28,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -39,6 +47,8 @@ namespace brig::server {
 namespace {
 
 using namespace std::chrono_literals;
+
+bool g_pool_io = false;  // --pool-io: the pool reads ready workers on io threads
 
 // ---- What an execution handed to an executor came to.
 
@@ -166,9 +176,22 @@ class WorkerPoolTest : public ::testing::Test {
     char dir[] = "/tmp/brig-worker-pool-test-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
+    if (g_pool_io) {
+      io_ = std::make_unique<boost::asio::io_context>();
+      // Its reactor's own descriptors (epoll, timerfd, eventfd) now, not counted as the pool's.
+      boost::asio::posix::stream_descriptor make_reactor(*io_);
+      work_.emplace(io_->get_executor());
+      for (int i = 0; i < 2; i++) io_threads_.emplace_back([this] { io_->run(); });
+    }
   }
   void TearDown() override {
     pool_.reset();
+    if (io_) {
+      work_.reset();
+      io_->stop();
+      for (std::thread& t : io_threads_) t.join();
+      io_.reset();
+    }
     std::system(("rm -rf " + dir_).c_str());
   }
 
@@ -180,6 +203,7 @@ class WorkerPoolTest : public ::testing::Test {
     o.threads_per_worker = 2;
     o.executable = Self();
     o.term_timeout = 1s;
+    o.io = io_.get();
     o.log = [this](const std::string& line) {
       std::lock_guard<std::mutex> lock(log_mu_);
       log_.push_back(line);
@@ -211,6 +235,10 @@ class WorkerPoolTest : public ::testing::Test {
   }
 
   std::string dir_;
+  // With --pool-io: where the pool reads ready workers, run by two threads.
+  std::unique_ptr<boost::asio::io_context> io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<std::thread> io_threads_;
   std::unique_ptr<WorkerPool> pool_;
   std::mutex log_mu_;
   std::vector<std::string> log_;
@@ -541,6 +569,38 @@ INSTANTIATE_TEST_SUITE_P(Modes, MalformedWorkerTest,
                            return name;
                          });
 
+// Where the callbacks run: with io, on its threads (the reply is read where it is answered);
+// without, on the pool's own thread. Never on the caller's. Output, result, rendered result.
+TEST_F(WorkerPoolTest, CallbacksRunOnTheIoThreadsWhenGivenOne) {
+  WorkerPool& pool = Start(Options());
+  for (bool rendered : {false, true}) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::thread::id> seen;
+    bool done = false;
+    auto note = [&](bool last) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.push_back(std::this_thread::get_id());
+      if (last) done = true;
+      cv.notify_all();
+    };
+    ExecRequest r;
+    r.thread_id = "where";
+    r.code = "print('out', flush=True)\n1";
+    r.stream = true;
+    if (rendered) r.on_rendered = [&](ExecRequest::Rendered) { note(true); };
+    pool.Execute(std::move(r), [&](OutputStream, std::string_view) { note(false); }, [&](StatusOr<SessionResult>) { note(true); });
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 300s, [&] { return done; }));
+    ASSERT_GE(seen.size(), 2u);  // the output, then the result
+    for (std::thread::id id : seen) {
+      EXPECT_NE(id, std::this_thread::get_id());
+      const bool on_io = std::any_of(io_threads_.begin(), io_threads_.end(), [&](const std::thread& t) { return t.get_id() == id; });
+      EXPECT_EQ(on_io, io_ != nullptr) << rendered;
+    }
+  }
+}
+
 // A worker that says it is ready and then falls silent (no heartbeat: as if stopped) is
 // killed as hung; its execution fails with Unavailable and a new worker takes the slot.
 TEST_F(WorkerPoolTest, AWorkerThatFallsSilentIsKilledAndReplaced) {
@@ -666,5 +726,8 @@ int main(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "__fake_worker") return brig::server::FakeWorker(argv[2]);
   if (argc >= 3 && std::string(argv[1]) == "__supervisor") return brig::server::Supervisor(argv[2]);
   ::testing::InitGoogleTest(&argc, argv);
+  for (int i = 1; i < argc; i++) {
+    if (std::string(argv[i]) == "--pool-io") brig::server::g_pool_io = true;
+  }
   return RUN_ALL_TESTS();
 }
