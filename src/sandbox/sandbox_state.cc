@@ -419,19 +419,22 @@ StatusOr<std::map<std::string, std::string>> Sandbox::LoadPortable(std::string_v
 
 namespace {
 
-// Calls visit(path, entry) for every node under /home/user and /tmp.
+// Calls visit(path, node) for every node under /home/user and /tmp, walking the tree's own
+// nodes (no lookup by path per node: a save lists them all).
 void ForEachWritableNode(const vfs::FileSystem& fs,
-                         const std::function<void(const std::string&, const vfs::DirEntry&)>& visit) {
-  std::vector<std::string> dirs = {"/home/user", "/tmp"};
+                         const std::function<void(const std::string&, const vfs::Node&)>& visit) {
+  std::vector<std::pair<std::string, const vfs::Node*>> dirs;
+  for (const char* mount : {"/home/user", "/tmp"}) {
+    auto root = fs.Lookup(fs.root(), mount);
+    if (root && root.value()->is_dir()) dirs.emplace_back(mount, root.value().get());
+  }
   while (!dirs.empty()) {
-    std::string dir = std::move(dirs.back());
+    auto [dir, node] = std::move(dirs.back());
     dirs.pop_back();
-    auto entries = fs.List(dir);
-    if (!entries) continue;
-    for (const vfs::DirEntry& e : *entries) {
-      std::string path = dir + "/" + e.name;
-      visit(path, e);
-      if (e.type == vfs::NodeType::kDirectory) dirs.push_back(std::move(path));
+    for (const auto& [name, child] : node->children) {
+      std::string path = dir + "/" + name;
+      visit(path, *child);
+      if (child->is_dir()) dirs.emplace_back(std::move(path), child.get());
     }
   }
 }
@@ -441,10 +444,9 @@ void ForEachWritableNode(const vfs::FileSystem& fs,
 std::vector<Sandbox::FileEntry> Sandbox::ListFiles() const {
   std::vector<FileEntry> files;
   const vfs::FileSystem& fs = *impl_->fs;
-  ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
-    if (e.type != vfs::NodeType::kFile) return;  // directories, named pipes (ListNodeExtras)
-    auto st = fs.StatPath(path);
-    if (st.ok()) files.push_back({path, st.value().size, {st.value().ino, st.value().ctime_ns}});
+  ForEachWritableNode(fs, [&](const std::string& path, const vfs::Node& n) {
+    if (n.type != vfs::NodeType::kFile) return;  // directories, named pipes (ListNodeExtras)
+    files.push_back({path, n.size(), {n.ino, n.ctime_ns}});
   });
   std::sort(files.begin(), files.end(), [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
   return files;
@@ -488,10 +490,8 @@ Status Sandbox::MakeDirectory(std::string_view path) {
 std::vector<std::string> Sandbox::ListEmptyDirectories() const {
   std::vector<std::string> empty;
   const vfs::FileSystem& fs = *impl_->fs;
-  ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
-    if (e.type != vfs::NodeType::kDirectory) return;
-    auto below = fs.List(path);
-    if (below && below->empty()) empty.push_back(path);
+  ForEachWritableNode(fs, [&](const std::string& path, const vfs::Node& n) {
+    if (n.is_dir() && n.children.empty()) empty.push_back(path);
   });
   std::sort(empty.begin(), empty.end());
   return empty;
@@ -500,10 +500,7 @@ std::vector<std::string> Sandbox::ListEmptyDirectories() const {
 std::vector<NodeExtras> Sandbox::ListNodeExtras() const {
   std::vector<NodeExtras> all;
   const vfs::FileSystem& fs = *impl_->fs;
-  ForEachWritableNode(fs, [&](const std::string& path, const vfs::DirEntry& e) {
-    auto node = fs.Lookup(fs.root(), path);
-    if (!node) return;
-    const vfs::Node& n = *node.value();
+  ForEachWritableNode(fs, [&](const std::string& path, const vfs::Node& n) {
     const uint16_t default_mode = n.is_dir() ? 0755 : 0644;
     const bool named_pipe = n.type == vfs::NodeType::kFifo;
     if (!named_pipe && n.mode == default_mode && n.xattrs.values.empty()) return;
