@@ -507,14 +507,19 @@ Result<std::string_view> FileSystem::GetXattr(const NodeRef& node, std::string_v
   return std::string_view(it->second);
 }
 
+Error FileSystem::CheckXattrChange(const Node& node, std::string_view name) const {
+  if (!node.writable) return Error::kRoFs;
+  if (IsUserXattr(name)) {
+    if (!HoldsUserXattrs(node)) return Error::kPerm;
+    if (!as_host_ && !(node.mode & 0200)) return Error::kAcces;
+  }
+  return Error::kOk;
+}
+
 Error FileSystem::SetXattr(const NodeRef& node, std::string_view name, std::string_view value, XattrMode mode) {
   if (Error e = Xattrs::CheckName(name); e != Error::kOk) return e;
   if (value.size() > Xattrs::kMaxValueBytes) return Error::kTooBig;
-  if (!node->writable) return Error::kRoFs;
-  if (IsUserXattr(name)) {
-    if (!HoldsUserXattrs(*node)) return Error::kPerm;
-    if (!as_host_ && !(node->mode & 0200)) return Error::kAcces;
-  }
+  if (Error e = CheckXattrChange(*node, name); e != Error::kOk) return e;
   Xattrs& x = node->xattrs;
   auto it = x.values.find(name);
   if (mode == XattrMode::kCreate && it != x.values.end()) return Error::kExist;
@@ -538,11 +543,7 @@ Error FileSystem::SetXattr(const NodeRef& node, std::string_view name, std::stri
 
 Error FileSystem::RemoveXattr(const NodeRef& node, std::string_view name) {
   if (Error e = Xattrs::CheckName(name); e != Error::kOk) return e;
-  if (!node->writable) return Error::kRoFs;
-  if (IsUserXattr(name)) {
-    if (!HoldsUserXattrs(*node)) return Error::kPerm;
-    if (!as_host_ && !(node->mode & 0200)) return Error::kAcces;
-  }
+  if (Error e = CheckXattrChange(*node, name); e != Error::kOk) return e;
   Xattrs& x = node->xattrs;
   auto it = x.values.find(name);
   if (it == x.values.end()) return Error::kNoData;

@@ -233,6 +233,9 @@ class FileSystem {
   // kAcces when the guest may not change the entries of `dir` (its 0200 bit), unless the
   // host is the caller (as_host_).
   Error CheckDirWrite(const Node* dir) const;
+  // Whether attribute `name` of `node` may be set or removed: kRoFs, kPerm (a user. one on a
+  // node that holds none), kAcces (its 0200 bit, unless as_host_).
+  Error CheckXattrChange(const Node& node, std::string_view name) const;
   // The time of a change being made now (the clock); counts the change in generation_.
   uint64_t ChangeTime();
   NodeRef CopyNode(const Node& src, Node* parent, NodeMap* map);
