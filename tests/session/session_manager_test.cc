@@ -469,6 +469,40 @@ TYPED_TEST(SessionManagerTest, ForkWaitsForTheSourcesLockThenTimesOut) {
   EXPECT_TRUE(m.Fork("busy", "dst").ok());
 }
 
+// The stored state's "nodes" (file modes, extended attributes, named pipes) round-trip, and a
+// stored entry that EncodeState could not have written is dropped, not trusted.
+TEST(StateFormatTest, NodesRoundTripAndMalformedOnesAreDropped) {
+  StoredState st;
+  st.portable = "p";
+  st.nodes = {{"/home/user/a", false, 0600, {{"user.k", std::string("v\0\xff", 3)}}}, {"/tmp/p", true, 0640, {}}};
+  std::optional<StoredState> back = DecodeState(EncodeState(st));
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->nodes.size(), 2u);
+  EXPECT_EQ(back->nodes[0].mode, 0600);
+  EXPECT_EQ(back->nodes[0].xattrs.at("user.k"), std::string("v\0\xff", 3));
+  EXPECT_TRUE(back->nodes[1].named_pipe);
+  // The JSON tail with one good entry among bad ones.
+  StoredState empty;
+  empty.portable = "p";
+  std::string bytes = EncodeState(empty);
+  bytes.resize(bytes.size() - std::string_view(R"({"not_portable":{}})").size());
+  bytes += R"({"not_portable":{},"nodes":[)"
+           R"({"path":"/tmp/ok","mode":420},)"
+           R"({"path":"/tmp/m","mode":4096},)"
+           R"({"path":"/tmp/n","mode":-1},)"
+           R"({"path":7,"mode":420},)"
+           R"({"path":"/tmp/x","mode":420,"xattrs":[["!!","AA=="]]},)"
+           R"({"path":"/tmp/y","mode":420,"named_pipe":"yes"},)"
+           R"({"path":"/tmp/z","mode":420,"other":1},)"
+           R"("not an object"]})";
+  back = DecodeState(bytes);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->portable, "p");
+  ASSERT_EQ(back->nodes.size(), 1u);
+  EXPECT_EQ(back->nodes[0].path, "/tmp/ok");
+  EXPECT_EQ(back->nodes[0].mode, 0644);
+}
+
 TEST(FormatTest, TimestampsAndBytes) {
   EXPECT_EQ(FormatTimestamp(0), "1970-01-01T00:00:00Z");
   EXPECT_EQ(FormatTimestamp(int64_t{1'700'000'000} * 1'000'000 + 999'999), "2023-11-14T22:13:20Z");
