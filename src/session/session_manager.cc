@@ -157,6 +157,20 @@ Status SessionManager::Delete(std::string_view thread_id) {
 
 StatusOr<std::vector<store::SessionInfo>> SessionManager::List() { return store_.ListSessions(); }
 
+// What a reset stores in place of `old`: the files' modes, extended attributes and named
+// pipes are theirs, not the interpreter's, and stay; nothing else does. A state this brig
+// cannot read keeps nothing (the files stay, with default modes).
+static store::StateWrite ResetState(const std::optional<store::SessionState>& old) {
+  if (!old || old->cleared() || old->format != kStateFormat) return store::StateWrite{};
+  std::optional<StoredState> decoded = DecodeState(old->snapshot);
+  if (!decoded || decoded->nodes.empty()) return store::StateWrite{};
+  StoredState fresh;
+  fresh.fresh = true;
+  fresh.nodes = std::move(decoded->nodes);
+  // An empty fallback of the new version: the old one's namespace is what the reset cleared.
+  return store::StateWrite{EncodeState(fresh), std::string(kStateFormat), old->guest_build_id, std::string()};
+}
+
 Status SessionManager::Reset(std::string_view thread_id) {
   if (Status s = store::ValidateThreadId(thread_id); !s.ok()) return s;
   StatusOr<std::unique_ptr<store::SessionLock>> lock = store_.LockSession(thread_id, options_.lock_timeout);
@@ -170,7 +184,7 @@ Status SessionManager::Reset(std::string_view thread_id) {
     StatusOr<std::optional<store::SessionState>> state = store_.GetState(thread_id);
     if (!state.ok()) return state.status();
     const int64_t version = state.value() ? state.value()->version : 0;
-    StatusOr<int64_t> saved = store_.SaveExecution(thread_id, version, store::StateWrite{}, {}, {});
+    StatusOr<int64_t> saved = store_.SaveExecution(thread_id, version, ResetState(state.value()), {}, {});
     if (saved.ok()) return Status::Ok();
     if (!saved.status().IsConflict() || attempt > 0) return saved.status();
   }

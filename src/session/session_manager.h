@@ -123,8 +123,10 @@ class SessionManager {
   // Every session (expired ones too), ordered by thread_id.
   StatusOr<std::vector<store::SessionInfo>> List();
 
-  // Clears the session's interpreter state and keeps its files: the next execution starts
-  // from a fresh interpreter. Saves a cleared state with store.SaveExecution (so a process
+  // Clears the session's interpreter state and keeps its files, with their saved modes,
+  // extended attributes and named pipes: the next execution starts from a fresh interpreter.
+  // Saves a cleared state (or a fresh one holding only those, state_format.h) with
+  // store.SaveExecution (so a process
   // holding the session live notices the new version and drops its interpreter), under the
   // session's lock. NotFound if missing, FailedPrecondition if expired, DeadlineExceeded if
   // an execution holds the lock past options().lock_timeout.

@@ -544,6 +544,10 @@ struct Sessions::Impl {
         }
       }
       ApplyNodeExtras(*s.sandbox, state->nodes, result);
+      if (state->fresh) {  // a reset's: a new interpreter, the files' attributes kept
+        s.files = VersionsOf(*s.sandbox);
+        return std::move(made.value());
+      }
       std::string pages_failure;
       if (Status restored = Restore(*s.sandbox, *state, result, &pages_failure); !restored.ok()) return restored;
       if (result->restored_from == "pages") {
@@ -1045,13 +1049,18 @@ StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
   impl.BeforeStoreUse(thread_id, session::SessionManager::StoreUse::kRead, /*lock_held=*/true);
   auto stored = impl.store->GetState(thread_id);
   if (!stored.ok()) return stored.status();
+  std::optional<StoredState> state;
   if (stored.value() && !stored.value()->cleared()) {
     const store::SessionState& st = *stored.value();
-    std::optional<StoredState> state;
     if (st.format == kStateFormat) state = session::DecodeState(st.snapshot);
     if (!state) {
       return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + st.format + "')");
     }
+    snap.nodes = std::move(state->nodes);
+  }
+  // A reset's state has no interpreter state to export, only the files' attributes.
+  if (state && !state->fresh) {
+    const store::SessionState& st = *stored.value();
     snap.has_state = true;
     if (!state->pages.empty()) {
       // The page snapshot's own header says what it is tied to; one that cannot say would
@@ -1079,7 +1088,6 @@ StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
     }
     snap.portable = std::move(state->portable);
     snap.not_portable = std::move(state->not_portable);
-    snap.nodes = std::move(state->nodes);
     if (snap.pages.empty() && snap.portable.empty()) {
       return Status::Internal("the stored state of " + std::string(thread_id) + " has no readable snapshot");
     }
@@ -1177,6 +1185,14 @@ StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std:
     state_write = store::StateWrite{session::EncodeState(state), std::string(kStateFormat),
                                     std::string(Sandbox::GuestBuildId())};
     out.restored_from = trial.restored_from;
+  } else if (!snap.nodes.empty()) {
+    // A reset session's files with their attributes: stored as the reset stores them.
+    StoredState state;
+    state.fresh = true;
+    state.nodes = std::move(snap.nodes);
+    impl.ApplyNodeExtras(*built.value().sandbox, state.nodes, &trial);
+    state_write = store::StateWrite{session::EncodeState(state), std::string(kStateFormat),
+                                    std::string(Sandbox::GuestBuildId())};
   }
   out.not_restored = std::move(trial.not_restored);
   built.value().sandbox.reset();

@@ -254,7 +254,6 @@ StatusOr<SessionSnapshot> DecodeSnapshot(std::string_view bytes, const SnapshotL
       if (n->named_pipe && paths.count(n->path)) return Bad(n->path + " is both a file and a named pipe");
       s.nodes.push_back(std::move(*n));
     }
-    if (!s.has_state && !s.nodes.empty()) return Bad("a snapshot without interpreter state gives file attributes");
   }
   return s;
 }

@@ -19,7 +19,8 @@
 //                                  empty directory is an entry of type inode/directory, size 0
 //                "nodes"           (version 2) file modes, extended attributes and named
 //                                  pipes (brig/node_extras.h), as state_format.h's "nodes"; at
-//                                  most one per path, each under /home/user or /tmp
+//                                  most one per path, each under /home/user or /tmp; also
+//                                  without an interpreter state (a reset session's files)
 //      16+H    page snapshot | portable snapshot | each file's content, in "files" order
 //   end - 32   SHA-256 of every byte before it
 //

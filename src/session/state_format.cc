@@ -55,6 +55,7 @@ std::string EncodeState(const StoredState& s) {
   put(s.portable);
   nlohmann::json tail = {{"not_portable", s.not_portable}};
   if (s.reseed) tail["reseed"] = true;
+  if (s.fresh) tail["fresh"] = true;
   if (!s.nodes.empty()) {
     nlohmann::json nodes = nlohmann::json::array();
     for (const NodeExtras& n : s.nodes) nodes.push_back(NodeToJson(n));
@@ -81,6 +82,7 @@ std::optional<StoredState> DecodeState(std::string_view in) {
     }
   }
   if (j.is_object() && j.contains("reseed") && j["reseed"].is_boolean()) s.reseed = j["reseed"].get<bool>();
+  if (j.is_object() && j.contains("fresh") && j["fresh"].is_boolean()) s.fresh = j["fresh"].get<bool>();
   if (j.is_object() && j.contains("nodes") && j["nodes"].is_array()) {
     for (const nlohmann::json& entry : j["nodes"]) {
       if (std::optional<NodeExtras> n = NodeFromJson(entry)) s.nodes.push_back(std::move(*n));

@@ -35,6 +35,9 @@ struct StoredState {
   bool reseed = false;
   // File modes, extended attributes and named pipes under /home/user and /tmp.
   std::vector<NodeExtras> nodes;
+  // A reset's state: a new interpreter (no pages, no portable snapshot), the files keeping
+  // `nodes`. A state with neither snapshot that does not say so is damaged.
+  bool fresh = false;
 };
 
 std::string EncodeState(const StoredState& state);

@@ -303,6 +303,38 @@ TEST_P(SnapshotTest, ModesAttributesAndNamedPipesAreSavedWithTheSession) {
             "([], '0o100644', '0o40755', [])");
 }
 
+// A reset clears the interpreter, not the files: their modes, attributes and named pipes stay,
+// across a restart, a fork and an export/import of the reset session.
+TEST_P(SnapshotTest, AResetKeepsModesAttributesAndNamedPipes) {
+  SKIP_IF_NO_BACKEND();
+  {
+    auto a = Open(url_);
+    Run(*a, "x", std::string(kNodeExtras) + "\nkept = 1");
+    ASSERT_TRUE(a->Reset("x").ok());
+  }
+  auto b = Open(url_);  // loaded from the store, before any execution since the reset
+  SessionResult r = Run(*b, "x", std::string("gone = 'kept' not in globals()\nimport os\n") + std::string(kNodeExtrasCheck));
+  EXPECT_EQ(r.restored_from, "new");
+  EXPECT_TRUE(r.not_restored.empty());
+  EXPECT_EQ(r.execution.result, kNodeExtrasWant);
+  EXPECT_EQ(Eval(*b, "x", "gone"), "True");
+  // Reset again, then fork and export without running in between.
+  ASSERT_TRUE(b->Reset("x").ok());
+  ASSERT_TRUE(b->manager().Fork("x", "fork").ok());
+  EXPECT_EQ(Eval(*b, "fork", std::string("import os\n") + std::string(kNodeExtrasCheck)), kNodeExtrasWant);
+  ASSERT_TRUE(b->Reset("x").ok());
+  StatusOr<std::string> bytes = b->ExportSnapshot("x");
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  const std::string url_c = NewUrl();
+  auto c = Open(url_c);
+  StatusOr<ImportResult> imported = c->ImportSnapshot("copy", bytes.value());
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  EXPECT_EQ(imported.value().restored_from, "new");
+  EXPECT_TRUE(imported.value().not_restored.empty());
+  EXPECT_EQ(Eval(*c, "copy", "'kept' in globals()"), "False");
+  EXPECT_EQ(Eval(*c, "copy", std::string("import os\n") + std::string(kNodeExtrasCheck)), kNodeExtrasWant);
+}
+
 TEST_P(SnapshotTest, ExportAndImportRefusals) {
   SKIP_IF_NO_BACKEND();
   auto s = Open(url_);

@@ -243,6 +243,49 @@ TYPED_TEST(SessionManagerTest, ResetClearsStateKeepsFilesAndBumpsVersion) {
   EXPECT_EQ(this->store_->GetState("fresh").value()->version, 1);
 }
 
+// The files' modes, attributes and named pipes are not the interpreter's: a reset keeps them
+// in a "fresh" state (no pages, no portable snapshot, no fallback), and a reset of that keeps
+// them again.
+TYPED_TEST(SessionManagerTest, ResetKeepsTheFilesNodeExtrasOnly) {
+  auto& m = *this->manager_;
+  ASSERT_TRUE(m.GetOrCreate("n").ok());
+  StoredState full;
+  full.pages = "pages";
+  full.portable = "portable";
+  full.not_portable = {{"f", "a function"}};
+  full.nodes = {{"/home/user/a", false, 0600, {{"user.k", "v"}}}, {"/tmp/p", true, 0640, {}}};
+  store::StateWrite w{EncodeState(full), std::string(kStateFormat), "b1", EncodeState(full)};
+  ASSERT_TRUE(this->store_->SaveExecution("n", 0, w, {{"/home/user/a", "x", ""}}, {}).ok());
+  for (int round = 0; round < 2; round++) {
+    ASSERT_TRUE(m.Reset("n").ok());
+    std::optional<store::SessionState> st = this->store_->GetState("n").value();
+    ASSERT_TRUE(st.has_value());
+    EXPECT_FALSE(st->cleared());
+    EXPECT_EQ(st->format, kStateFormat);
+    EXPECT_TRUE(st->fallback.empty());
+    std::optional<StoredState> kept = DecodeState(st->snapshot);
+    ASSERT_TRUE(kept);
+    EXPECT_TRUE(kept->fresh);
+    EXPECT_TRUE(kept->pages.empty());
+    EXPECT_TRUE(kept->portable.empty());
+    EXPECT_TRUE(kept->not_portable.empty());
+    ASSERT_EQ(kept->nodes.size(), 2u);
+    EXPECT_EQ(kept->nodes[0].xattrs.at("user.k"), "v");
+    EXPECT_TRUE(kept->nodes[1].named_pipe);
+  }
+  // Without attributes to keep, or with a state this brig cannot read: a cleared state.
+  StoredState bare;
+  bare.pages = "pages";
+  int64_t v = this->store_->GetState("n").value()->version;
+  ASSERT_TRUE(this->store_->SaveExecution("n", v, store::StateWrite{EncodeState(bare), std::string(kStateFormat), "b1"}, {}, {}).ok());
+  ASSERT_TRUE(m.Reset("n").ok());
+  EXPECT_TRUE(this->store_->GetState("n").value()->cleared());
+  v = this->store_->GetState("n").value()->version;
+  ASSERT_TRUE(this->store_->SaveExecution("n", v, store::StateWrite{"junk", "other/1", "b1"}, {}, {}).ok());
+  ASSERT_TRUE(m.Reset("n").ok());
+  EXPECT_TRUE(this->store_->GetState("n").value()->cleared());
+}
+
 TYPED_TEST(SessionManagerTest, ResetWaitsForTheSessionLockThenTimesOut) {
   this->options_.lock_timeout = std::chrono::milliseconds(200);
   SessionManager m(*this->store_, this->options_);
