@@ -111,6 +111,22 @@ static int find_relpath(const char* path, char** relative) {
   return fd;
 }
 
+/* `path` as the host calls take it: a directory descriptor and a path relative to it. For
+ * AT_FDCWD that is the preopen holding `path` (ENOENT when none does); any other `*fd` is
+ * kept, with `path` as given. Returns 0, or -1 with errno set. */
+static int resolve_at(int* fd, const char* path, const char** rel) {
+  *rel = path;
+  if (*fd != AT_FDCWD) return 0;
+  char* found;
+  *fd = find_relpath(path, &found);
+  if (*fd == -1) {
+    errno = ENOENT;
+    return -1;
+  }
+  *rel = found;
+  return 0;
+}
+
 static int set_errno(uint16_t e) {
   if (e == 0) return 0;
   errno = e;
@@ -155,16 +171,8 @@ int fchmodat(int fd, const char* path, mode_t mode, int flag) {
     errno = EINVAL;
     return -1;
   }
-  const char* rel = path;
-  if (fd == AT_FDCWD) {
-    char* found;
-    fd = find_relpath(path, &found);
-    if (fd == -1) {
-      errno = ENOENT;
-      return -1;
-    }
-    rel = found;
-  }
+  const char* rel;
+  if (resolve_at(&fd, path, &rel) != 0) return -1;
   return set_errno(brig_path_chmod_import((uint32_t)fd, (uint32_t)(uintptr_t)rel, strlen(rel), mode & 07777));
 }
 
@@ -257,12 +265,9 @@ int fstatvfs(int fd, struct statvfs* buf) {
 }
 
 int statvfs(const char* restrict path, struct statvfs* restrict buf) {
-  char* relative;
-  int dirfd = find_relpath(path, &relative);
-  if (dirfd == -1) {
-    errno = ENOENT;
-    return -1;
-  }
+  int dirfd = AT_FDCWD;
+  const char* relative;
+  if (resolve_at(&dirfd, path, &relative) != 0) return -1;
   uint64_t v[11];
   if (set_errno(brig_path_statvfs_import((uint32_t)dirfd, (uint32_t)(uintptr_t)relative, (uint32_t)strlen(relative),
                                          (uint32_t)(uintptr_t)v)) != 0)
@@ -331,16 +336,8 @@ int select(int nfds, fd_set* restrict readfds, fd_set* restrict writefds, fd_set
 }
 
 int mkfifoat(int fd, const char* path, mode_t mode) {
-  const char* rel = path;
-  if (fd == AT_FDCWD) {
-    char* found;
-    fd = find_relpath(path, &found);
-    if (fd == -1) {
-      errno = ENOENT;
-      return -1;
-    }
-    rel = found;
-  }
+  const char* rel;
+  if (resolve_at(&fd, path, &rel) != 0) return -1;
   return set_errno(
       brig_path_mkfifo_import((uint32_t)fd, (uint32_t)(uintptr_t)rel, strlen(rel), mode & 07777 & ~g_umask));
 }
@@ -353,13 +350,8 @@ static ssize_t xattr_call(uint32_t op, int fd, const char* path, const char* nam
                           int flags) {
   const char* rel = "";
   if (path != NULL) {
-    char* found;
-    fd = find_relpath(path, &found);
-    if (fd == -1) {
-      errno = ENOENT;
-      return -1;
-    }
-    rel = found;
+    fd = AT_FDCWD;
+    if (resolve_at(&fd, path, &rel) != 0) return -1;
   } else {
     op |= kXattrOnFd;
   }
