@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { WASI } from 'node:wasi';
 const wasi = new WASI({ version: 'preview1', args: ['rand_seed'], env: {}, preopens: {}, returnOnExit: true });
 const module = await WebAssembly.compile(await readFile(process.argv[2]));
-const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+const instance = await WebAssembly.instantiate(module, { wasi_snapshot_preview1: wasi.wasiImport });
 process.exit(wasi.start(instance));
 JS
 node --no-warnings "$work/run.mjs" "$work/rand_seed.wasm"
