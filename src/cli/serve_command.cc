@@ -21,6 +21,7 @@ struct ServeOptions {
   std::string db;
   int workers = -1;  // -1: one per core
   int threads = 4;
+  int io_threads = -1;  // -1: one per two cores (bench/RESULTS.md, 2026-12-05 13:40)
   std::string tokens;
   std::string link_key;
   double cleanup_every = 0;
@@ -66,6 +67,10 @@ int RunServe(const ServeOptions& opt) {
   options.store_url = ResolveStoreUrl(opt.db);
   options.workers = opt.workers >= 0 ? opt.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.execution_threads = opt.threads;
+  // The workers run the executions; the HTTP side needs fewer threads than cores, and each
+  // one more costs context switches (on 2 cores, 1 thread: ~20% less server CPU non-durable).
+  options.io_threads = opt.io_threads > 0 ? opt.io_threads
+                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
   options.tokens_file = opt.tokens;
   options.link_key_file = opt.link_key;
   options.default_link_key_file = home.value() + "/link.key";
@@ -134,6 +139,7 @@ Runner AddServeCommand(CLI::App& app) {
   cmd->add_option("--workers", opt->workers, "Worker processes running executions (default: one per core; 0: in this process)")
       ->check(CLI::Range(0, 256));
   cmd->add_option("--threads", opt->threads, "Executions running at once (per worker)")->check(CLI::Range(1, 256));
+  cmd->add_option("--io-threads", opt->io_threads, "Threads serving HTTP connections (default: one per two cores, at least 1)")->check(CLI::Range(1, 64));
   cmd->add_option("--tokens", opt->tokens, "File of bearer tokens (default $BRIG_TOKENS; README: Authentication)");
   cmd->add_option("--link-key", opt->link_key, "File holding the key of signed file links (default $BRIG_LINK_KEY, else $BRIG_HOME/link.key)");
   cmd->add_option("--cleanup-every", opt->cleanup_every, "Run the cleanup job every SECONDS (0: never)")

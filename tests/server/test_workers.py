@@ -6,6 +6,8 @@ import concurrent.futures
 import os
 import shutil
 import signal
+import subprocess
+import threading
 import time
 import unittest
 
@@ -109,3 +111,39 @@ class WorkersTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class IoThreadsTest(unittest.TestCase):
+    """--io-threads: the HTTP side's threads (default one per two cores); out of range is a
+    usage error before anything starts."""
+
+    def setUp(self):
+        self.home = harness.make_home("io-threads")
+        self.addCleanup(shutil.rmtree, self.home, True)
+
+    def test_out_of_range_is_refused(self):
+        for bad in ("0", "65", "two"):
+            r = subprocess.run([harness.BRIG, "serve", "--listen", "127.0.0.1:0", "--io-threads", bad],
+                               env=dict(os.environ, BRIG_HOME=self.home), capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(b"--io-threads", r.stderr)
+
+    def test_one_and_several_serve_concurrent_executions(self):
+        for n in ("1", "3"):
+            server = harness.BrigServer("sqlite:" + os.path.join(self.home, "io%s.db" % n), self.home,
+                                        flags=["--io-threads", n, "--workers", "1"])
+            try:
+                results = []
+
+                def run(i):
+                    r = server.execute("io-%d" % i, "x = %d\nx * 2" % i)
+                    results.append((i, r.status, r.json().get("result")))
+
+                threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                self.assertEqual(sorted(results), [(i, 200, str(i * 2)) for i in range(8)], n)
+            finally:
+                self.assertEqual(server.stop(), 0)
