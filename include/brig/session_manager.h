@@ -131,8 +131,9 @@ class SessionManager {
   // Deletes the session with its interpreter state and files. NotFound if missing.
   Status Delete(std::string_view thread_id);
 
-  // Clears the session's interpreter state and keeps its files: its next execution starts
-  // from a fresh interpreter (in every process: one holding the session live notices).
+  // Clears the session's interpreter state and keeps its files, with their saved modes,
+  // extended attributes and named pipes: its next execution starts from a fresh interpreter
+  // (in every process: one holding the session live notices).
   // NotFound if missing, FailedPrecondition if expired, DeadlineExceeded if an execution
   // holds the session past options().lock_timeout.
   // REQUIRES: the calling thread holds no lock of this session (is not inside an execution

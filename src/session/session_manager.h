@@ -126,10 +126,10 @@ class SessionManager {
   // Clears the session's interpreter state and keeps its files, with their saved modes,
   // extended attributes and named pipes: the next execution starts from a fresh interpreter.
   // Saves a cleared state (or a fresh one holding only those, state_format.h) with
-  // store.SaveExecution (so a process
-  // holding the session live notices the new version and drops its interpreter), under the
-  // session's lock. NotFound if missing, FailedPrecondition if expired, DeadlineExceeded if
-  // an execution holds the lock past options().lock_timeout.
+  // store.SaveExecution (so a process holding the session live notices the new version and
+  // drops its interpreter), under the session's lock. NotFound if missing,
+  // FailedPrecondition if expired, DeadlineExceeded if an execution holds the lock past
+  // options().lock_timeout.
   // REQUIRES: the calling thread does not hold the session's lock.
   Status Reset(std::string_view thread_id);
 
