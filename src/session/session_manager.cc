@@ -164,11 +164,9 @@ static store::StateWrite ResetState(const std::optional<store::SessionState>& ol
   if (!old || old->cleared() || old->format != kStateFormat) return store::StateWrite{};
   std::optional<StoredState> decoded = DecodeState(old->snapshot);
   if (!decoded || decoded->nodes.empty()) return store::StateWrite{};
-  StoredState fresh;
-  fresh.fresh = true;
-  fresh.nodes = std::move(decoded->nodes);
   // An empty fallback of the new version: the old one's namespace is what the reset cleared.
-  return store::StateWrite{EncodeState(fresh), std::string(kStateFormat), old->guest_build_id, std::string()};
+  return store::StateWrite{EncodeState(FreshState(std::move(decoded->nodes))), std::string(kStateFormat),
+                           old->guest_build_id, std::string()};
 }
 
 Status SessionManager::Reset(std::string_view thread_id) {

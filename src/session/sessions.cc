@@ -533,6 +533,11 @@ struct Sessions::Impl {
       std::optional<StoredState> state;
       if (stored->format == kStateFormat) state = session::DecodeState(stored->snapshot);
       if (!state) return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + stored->format + "')");
+      ApplyNodeExtras(*s.sandbox, state->nodes, result);
+      if (state->fresh) {  // a reset's: a new interpreter, the files' attributes kept
+        s.files = VersionsOf(*s.sandbox);
+        return std::move(made.value());
+      }
       // The portable snapshot to fall back on: the state's own (saved with it), else the
       // fallback stored after a save, which may be from an older version.
       int64_t portable_version = stored->version;
@@ -542,11 +547,6 @@ struct Sessions::Impl {
           state->not_portable = std::move(fallback->not_portable);
           portable_version = stored->fallback_version;
         }
-      }
-      ApplyNodeExtras(*s.sandbox, state->nodes, result);
-      if (state->fresh) {  // a reset's: a new interpreter, the files' attributes kept
-        s.files = VersionsOf(*s.sandbox);
-        return std::move(made.value());
       }
       std::string pages_failure;
       if (Status restored = Restore(*s.sandbox, *state, result, &pages_failure); !restored.ok()) return restored;
@@ -1187,9 +1187,7 @@ StatusOr<ImportResult> Sessions::ImportSnapshot(std::string_view thread_id, std:
     out.restored_from = trial.restored_from;
   } else if (!snap.nodes.empty()) {
     // A reset session's files with their attributes: stored as the reset stores them.
-    StoredState state;
-    state.fresh = true;
-    state.nodes = std::move(snap.nodes);
+    StoredState state = session::FreshState(std::move(snap.nodes));
     impl.ApplyNodeExtras(*built.value().sandbox, state.nodes, &trial);
     state_write = store::StateWrite{session::EncodeState(state), std::string(kStateFormat),
                                     std::string(Sandbox::GuestBuildId())};

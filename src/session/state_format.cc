@@ -45,6 +45,13 @@ std::optional<NodeExtras> NodeFromJson(const nlohmann::json& j) {
   return n;
 }
 
+StoredState FreshState(std::vector<NodeExtras> nodes) {
+  StoredState s;
+  s.fresh = true;
+  s.nodes = std::move(nodes);
+  return s;
+}
+
 std::string EncodeState(const StoredState& s) {
   std::string out;
   auto put = [&out](std::string_view bytes) {

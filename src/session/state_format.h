@@ -40,6 +40,9 @@ struct StoredState {
   bool fresh = false;
 };
 
+// A reset's state (`fresh`) keeping `nodes`.
+StoredState FreshState(std::vector<NodeExtras> nodes);
+
 std::string EncodeState(const StoredState& state);
 // One NodeExtras as the JSON of "nodes" above (also the snapshot format's, snapshot_format.h),
 // and back: nullopt for JSON that NodeToJson could not have made (the path is not checked).

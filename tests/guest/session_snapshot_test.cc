@@ -59,6 +59,19 @@ class SnapshotTest : public ::testing::TestWithParam<Backend> {
     return s.ok() ? std::move(s.value()) : nullptr;
   }
 
+  // Exports `id` from `from` and imports it as "copy" into a new store (its URL in *url), which
+  // *into holds; *imported says how. Call with ASSERT_NO_FATAL_FAILURE.
+  void ImportCopy(Sessions& from, std::string_view id, std::string* url, std::unique_ptr<Sessions>* into,
+                  ImportResult* imported) {
+    StatusOr<std::string> bytes = from.ExportSnapshot(id);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    *url = NewUrl();
+    *into = Open(*url);
+    StatusOr<ImportResult> r = (*into)->ImportSnapshot("copy", bytes.value());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    *imported = std::move(r.value());
+  }
+
   static SessionResult Run(Sessions& s, std::string_view id, std::string_view code) {
     auto r = s.Execute(id, code);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -239,11 +252,10 @@ TEST_P(SnapshotTest, PipesAreNotSavedWithTheSession) {
   SKIP_IF_NO_BACKEND();
   auto a = Open(url_);
   Run(*a, "p", "import os\nr, w = os.pipe()\nos.write(w, b'x')\nf = open('/tmp/kept.txt', 'w+')\nf.write('k')");
-  StatusOr<std::string> bytes = a->ExportSnapshot("p");
-  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
-  auto b = Open(NewUrl());
-  StatusOr<ImportResult> imported = b->ImportSnapshot("copy", bytes.value());
-  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  std::string url_b;
+  std::unique_ptr<Sessions> b;
+  ImportResult imported;
+  ASSERT_NO_FATAL_FAILURE(ImportCopy(*a, "p", &url_b, &b, &imported));
   // Restored elsewhere: the file is open again, the pipe's ends are not.
   EXPECT_EQ(Eval(*b, "copy",
                  "import errno\ntry:\n    os.read(r, 1)\nexcept OSError as e:\n    gone = errno.errorcode[e.errno]\n"
@@ -263,7 +275,7 @@ os.mkfifo('/tmp/locked/inner/pipe', 0o640)
 os.chmod('/tmp/locked', 0o500)
 os.mkdir('/home/user/empty', 0o700)
 )";
-constexpr std::string_view kNodeExtrasCheck = R"(import stat
+constexpr std::string_view kNodeExtrasCheck = R"(import os, stat
 (oct(os.stat('/home/user/secret').st_mode), os.getxattr('/home/user/secret', 'user.tag'),
  stat.S_ISFIFO(os.stat('/tmp/locked/inner/pipe').st_mode), oct(stat.S_IMODE(os.stat('/tmp/locked/inner/pipe').st_mode)),
  oct(os.stat('/tmp/locked').st_mode),
@@ -284,13 +296,11 @@ TEST_P(SnapshotTest, ModesAttributesAndNamedPipesAreSavedWithTheSession) {
   EXPECT_EQ(r.execution.result, kNodeExtrasWant);
   ASSERT_TRUE(b->manager().Fork("x", "fork").ok());
   EXPECT_EQ(Eval(*b, "fork", kNodeExtrasCheck), kNodeExtrasWant);
-  StatusOr<std::string> bytes = b->ExportSnapshot("x");
-  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
-  const std::string url_c = NewUrl();
-  auto c = Open(url_c);
-  StatusOr<ImportResult> imported = c->ImportSnapshot("copy", bytes.value());
-  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
-  EXPECT_TRUE(imported.value().not_restored.empty());
+  std::string url_c;
+  std::unique_ptr<Sessions> c;
+  ImportResult imported;
+  ASSERT_NO_FATAL_FAILURE(ImportCopy(*b, "x", &url_c, &c, &imported));
+  EXPECT_TRUE(imported.not_restored.empty());
   EXPECT_EQ(Eval(*c, "copy", kNodeExtrasCheck), kNodeExtrasWant);
   // Changes are saved too: an attribute removed, a mode back to the default, the pipe gone.
   Run(*c, "copy", "os.removexattr('/home/user/secret', 'user.tag')\nos.chmod('/home/user/secret', 0o644)\n"
@@ -313,7 +323,7 @@ TEST_P(SnapshotTest, AResetKeepsModesAttributesAndNamedPipes) {
     ASSERT_TRUE(a->Reset("x").ok());
   }
   auto b = Open(url_);  // loaded from the store, before any execution since the reset
-  SessionResult r = Run(*b, "x", std::string("gone = 'kept' not in globals()\nimport os\n") + std::string(kNodeExtrasCheck));
+  SessionResult r = Run(*b, "x", std::string("gone = 'kept' not in globals()\n") + std::string(kNodeExtrasCheck));
   EXPECT_EQ(r.restored_from, "new");
   EXPECT_TRUE(r.not_restored.empty());
   EXPECT_EQ(r.execution.result, kNodeExtrasWant);
@@ -321,18 +331,16 @@ TEST_P(SnapshotTest, AResetKeepsModesAttributesAndNamedPipes) {
   // Reset again, then fork and export without running in between.
   ASSERT_TRUE(b->Reset("x").ok());
   ASSERT_TRUE(b->manager().Fork("x", "fork").ok());
-  EXPECT_EQ(Eval(*b, "fork", std::string("import os\n") + std::string(kNodeExtrasCheck)), kNodeExtrasWant);
+  EXPECT_EQ(Eval(*b, "fork", kNodeExtrasCheck), kNodeExtrasWant);
   ASSERT_TRUE(b->Reset("x").ok());
-  StatusOr<std::string> bytes = b->ExportSnapshot("x");
-  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
-  const std::string url_c = NewUrl();
-  auto c = Open(url_c);
-  StatusOr<ImportResult> imported = c->ImportSnapshot("copy", bytes.value());
-  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
-  EXPECT_EQ(imported.value().restored_from, "new");
-  EXPECT_TRUE(imported.value().not_restored.empty());
+  std::string url_c;
+  std::unique_ptr<Sessions> c;
+  ImportResult imported;
+  ASSERT_NO_FATAL_FAILURE(ImportCopy(*b, "x", &url_c, &c, &imported));
+  EXPECT_EQ(imported.restored_from, "new");
+  EXPECT_TRUE(imported.not_restored.empty());
   EXPECT_EQ(Eval(*c, "copy", "'kept' in globals()"), "False");
-  EXPECT_EQ(Eval(*c, "copy", std::string("import os\n") + std::string(kNodeExtrasCheck)), kNodeExtrasWant);
+  EXPECT_EQ(Eval(*c, "copy", kNodeExtrasCheck), kNodeExtrasWant);
 }
 
 TEST_P(SnapshotTest, ExportAndImportRefusals) {
