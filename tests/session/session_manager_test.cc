@@ -514,6 +514,26 @@ TYPED_TEST(SessionManagerTest, ForkWaitsForTheSourcesLockThenTimesOut) {
 
 // The stored state's "nodes" (file modes, extended attributes, named pipes) round-trip, and a
 // stored entry that EncodeState could not have written is dropped, not trusted.
+// A reset's state says so; any "fresh" but a boolean true is not one (the bytes are untrusted).
+TEST(StateFormatTest, FreshRoundTripsAndOnlyATrueBooleanIsFresh) {
+  std::optional<StoredState> back = DecodeState(EncodeState(FreshState({{"/tmp/p", true, 0640, {}}})));
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(back->fresh);
+  EXPECT_TRUE(back->pages.empty());
+  ASSERT_EQ(back->nodes.size(), 1u);
+  StoredState plain;
+  plain.portable = "p";
+  EXPECT_FALSE(DecodeState(EncodeState(plain))->fresh);
+  std::string bytes = EncodeState(plain);
+  bytes.resize(bytes.size() - std::string_view(R"({"not_portable":{}})").size());
+  for (const char* tail : {R"({"not_portable":{},"fresh":"yes"})", R"({"not_portable":{},"fresh":1})",
+                           R"({"not_portable":{},"fresh":false})", R"({"not_portable":{},"fresh":null})"}) {
+    back = DecodeState(bytes + tail);
+    ASSERT_TRUE(back) << tail;
+    EXPECT_FALSE(back->fresh) << tail;
+  }
+}
+
 TEST(StateFormatTest, NodesRoundTripAndMalformedOnesAreDropped) {
   StoredState st;
   st.portable = "p";
