@@ -129,6 +129,13 @@ class Sessions {
     int64_t max_bytes_per_session = int64_t{200} << 20;
     // Sessions kept live in this process between executions (0: restore every time).
     size_t max_live = 64;
+    // Executions doing their CPU work at once (0: no bound). An execution takes a slot when
+    // Execute begins (waiting for one if none is free) and gives it back when its save goes
+    // to the store: the wait for the commit (with other saves, one flush) holds none. So a
+    // caller can run more threads than slots and keep the CPUs busy while commits are on
+    // the disk, without more executions competing for the CPUs (their time limits are wall
+    // clock). TryExecuteLive does not take one (it runs only quick executions).
+    int max_running = 0;
     // A live session unused this long is compacted (Sandbox::Compact: its memory shrinks to
     // its differences from the image, ~40 KiB for a small session instead of ~540; its next
     // execution pays ~0.5 ms to remake the interpreter). Checked after each execution (a

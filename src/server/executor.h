@@ -26,6 +26,11 @@
 
 namespace brig::server {
 
+// Threads an executor runs per execution slot (--threads, Sessions::Options::max_running):
+// a durable execution waits for its commit without its slot, so that more threads than
+// slots keep the CPUs busy while commits are on the disk (bench/RESULTS.md, 2026-12-05).
+constexpr int kThreadsPerRunSlot = 4;
+
 struct ExecRequest {
   std::string thread_id;
   std::string code;

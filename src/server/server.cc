@@ -62,6 +62,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   auto store = Store::Open(s.options.store_url, store_options);
   if (!store.ok()) return store.status();
   s.store = std::move(store.value());
+  // Without workers this process runs the executions: --threads of them at once.
+  if (s.options.workers == 0) s.options.sessions.max_running = s.options.execution_threads;
   auto sessions = Sessions::Open(*s.store, s.options.sessions);
   if (!sessions.ok()) return sessions.status();
   s.sessions = std::move(sessions.value());
@@ -92,7 +94,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     if (!started.ok()) return started.status();
     s.executor = std::move(started.value());
   } else {
-    s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads, s.options.max_queued_executions);
+    s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads * kThreadsPerRunSlot,
+                                       s.options.max_queued_executions);
   }
   s.max_in_flight = static_cast<int64_t>(s.options.max_queued_executions) +
                     int64_t{s.options.execution_threads} * std::max(1, s.options.workers);

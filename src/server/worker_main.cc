@@ -20,6 +20,7 @@
 #include "brig/result_json.h"
 #include "brig/sandbox.h"
 #include "brig/sessions.h"
+#include "server/executor.h"
 #include "server/worker_protocol.h"
 
 namespace brig::server {
@@ -72,6 +73,7 @@ class Worker {
     Sessions::Options options;
     int threads = 0;
     if (Status s = worker::DecodeConfig(config.body, &options, &threads, &inline_budget_); !s.ok()) Fail(s);
+    options.max_running = threads;  // --threads: executions doing CPU work at once
     auto opened = Sessions::Open(options);
     if (!opened.ok()) Fail(opened.status());
     sessions_ = std::move(opened.value());
@@ -86,7 +88,7 @@ class Worker {
         Send(FrameType::kHeartbeat, 0, "");
       }
     }).detach();
-    for (int i = 0; i < threads; i++) runners_.emplace_back([this] { RunExecutions(); });
+    for (int i = 0; i < threads * kThreadsPerRunSlot; i++) runners_.emplace_back([this] { RunExecutions(); });
     while (true) {
       worker::Frame f = Read();
       if (f.type != FrameType::kExecute || f.id == 0) Die(2, "unexpected frame type " + std::to_string(static_cast<int>(f.type)));

@@ -86,6 +86,65 @@ struct LiveSession {
   std::chrono::steady_clock::duration last_run{};
 };
 
+// Options::max_running: a counting gate on the executions doing their CPU work. An
+// execution takes a slot before anything else (so that whoever holds a session's lock or
+// checkout holds a slot too, or is past its CPU work: no cycle of waits), and gives it back
+// when its save goes to the store, whose commit (a group's flush) it then waits for without
+// one. The slot this thread holds, if any, is found through a thread-local pointer, because
+// the save is reached down several calls.
+class RunSlots {
+ public:
+  explicit RunSlots(int max) : free_(max) {}
+  void Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    freed_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++free_;
+    }
+    freed_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable freed_;
+  int free_;  // GUARDED_BY(mu_)
+};
+
+// One execution's slot, held from construction until Release() or destruction. Without
+// slots (max_running 0) it holds nothing.
+class RunSlot {
+ public:
+  explicit RunSlot(RunSlots* slots) : slots_(slots) {
+    if (!slots_) return;
+    slots_->Acquire();
+    outer_ = current_;
+    current_ = this;
+  }
+  ~RunSlot() { Release(); }
+  RunSlot(const RunSlot&) = delete;
+  RunSlot& operator=(const RunSlot&) = delete;
+  void Release() {
+    if (!slots_) return;
+    slots_->Release();
+    slots_ = nullptr;
+    current_ = outer_;
+  }
+  // Gives back the slot this thread's execution holds (before waiting for a commit).
+  static void ReleaseCurrent() {
+    if (current_) current_->Release();
+  }
+
+ private:
+  RunSlots* slots_;
+  RunSlot* outer_ = nullptr;
+  static thread_local RunSlot* current_;
+};
+thread_local RunSlot* RunSlot::current_ = nullptr;
+
 // A live session in the list, with the thread_id it belongs to.
 struct LiveEntry {
   std::string thread_id;
@@ -114,6 +173,8 @@ struct Sessions::Impl {
   std::unique_ptr<SessionManager> public_manager;
   session::SessionManager* manager = nullptr;  // the policy behind public_manager
   std::unique_ptr<FileService> files;
+  // Options::max_running's gate; null when unbounded.
+  std::unique_ptr<RunSlots> run_slots;
 
   // Live sessions, most recently used first. `mu` guards the lists, not the sandboxes: a
   // sandbox taken out is owned by the one execution that took it (its thread_id is then in
@@ -707,6 +768,8 @@ struct Sessions::Impl {
     if (Status kept = Snapshot(sandbox, later, &state, &deferred, result); !kept.ok()) return kept;
     state.nodes = sandbox.ListNodeExtras();
     store::StateWrite write{session::EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
+    // The CPU work is done: the commit's wait (a group's flush) holds no run slot.
+    RunSlot::ReleaseCurrent();
     auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
     if (!version.ok()) return version.status();
     s.version = version.value();
@@ -791,8 +854,10 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(Store& store, const Options& 
   if (options.default_expiry_days < 1 || options.default_expiry_days > kMaxExpiryDays) {
     return Status::InvalidArgument("default_expiry_days must be 1 to " + std::to_string(kMaxExpiryDays));
   }
+  if (options.max_running < 0) return Status::InvalidArgument("max_running must not be negative");
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  if (options.max_running > 0) impl->run_slots = std::make_unique<RunSlots>(options.max_running);
   impl->store = &internal::Access::Backend(store);
   // On PostgreSQL other nodes restore the session. Their images share the seed stored in the
   // database, so a page snapshot from here restores on any node of the same build and the
@@ -844,6 +909,7 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   checked.timeout_seconds = *call.timeout_seconds;
   checked.memory_bytes = *call.memory_bytes;
   if (Status s = ValidateLimits(checked); !s.ok()) return s;
+  RunSlot slot(impl.run_slots.get());
   if (options.deferred_save) {
     // In the live interpreter this process holds, without the store: nothing read, nothing
     // written (the background thread saves it later). A session not live here (or whose
