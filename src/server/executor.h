@@ -26,10 +26,13 @@
 
 namespace brig::server {
 
-// Threads an executor runs per execution slot (--threads, Sessions::Options::max_running):
-// a durable execution waits for its commit without its slot, so that more threads than
-// slots keep the CPUs busy while commits are on the disk (bench/RESULTS.md, 2026-12-05).
-constexpr int kThreadsPerRunSlot = 4;
+// Threads an executor runs per execution slot (--threads, Sessions::Options::max_running)
+// on a store of `backend` ("sqlite" or "postgresql"). A durable execution waits for its
+// commit without its slot: on SQLite that wait is the disk's flush, and 4 threads per slot
+// keep the CPUs busy meanwhile (+14-48% durable executions/s on 2 cores); on PostgreSQL the
+// database's own CPU is the limit, and the extra commits at once only made it slower
+// (-7-23%), so one (bench/RESULTS.md, 2026-12-05).
+inline int ThreadsPerRunSlot(std::string_view backend) { return backend == "sqlite" ? 4 : 1; }
 
 struct ExecRequest {
   std::string thread_id;

@@ -94,7 +94,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     if (!started.ok()) return started.status();
     s.executor = std::move(started.value());
   } else {
-    s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads * kThreadsPerRunSlot,
+    s.executor = MakeInProcessExecutor(*s.sessions, s.options.execution_threads * ThreadsPerRunSlot(s.store->backend()),
                                        s.options.max_queued_executions);
   }
   s.max_in_flight = static_cast<int64_t>(s.options.max_queued_executions) +

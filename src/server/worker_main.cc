@@ -88,7 +88,10 @@ class Worker {
         Send(FrameType::kHeartbeat, 0, "");
       }
     }).detach();
-    for (int i = 0; i < threads * kThreadsPerRunSlot; i++) runners_.emplace_back([this] { RunExecutions(); });
+    // The store's backend from its URL (Store::Open's rule): the Sessions keep their store.
+    const bool postgres = options.store_url.rfind("postgresql://", 0) == 0 || options.store_url.rfind("postgres://", 0) == 0;
+    const int runners = threads * ThreadsPerRunSlot(postgres ? "postgresql" : "sqlite");
+    for (int i = 0; i < runners; i++) runners_.emplace_back([this] { RunExecutions(); });
     while (true) {
       worker::Frame f = Read();
       if (f.type != FrameType::kExecute || f.id == 0) Die(2, "unexpected frame type " + std::to_string(static_cast<int>(f.type)));

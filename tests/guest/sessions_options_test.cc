@@ -1,9 +1,12 @@
 // brig::Sessions::Execute with ExecuteOptions: per-execution limits for live and restored
-// sessions, streaming, and the live-session count.
+// sessions, streaming, the live-session count, and Options::max_running.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <future>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -133,6 +136,61 @@ TEST_F(SessionsOptionsTest, LiveSessionsCountsWhatIsKept) {
   EXPECT_EQ(s->LiveSessions(), 2u);
   ASSERT_TRUE(s->Reset("c").ok());
   EXPECT_EQ(s->LiveSessions(), 1u);
+}
+
+TEST_F(SessionsOptionsTest, MaxRunningMustNotBeNegative) {
+  options_.max_running = -1;
+  EXPECT_TRUE(Sessions::Open(options_).status().IsInvalidArgument());
+}
+
+// With one slot, a second execution (another session) waits for the first to end: `b`
+// answers after `a`, whose spin ends only at its timeout. Without the gate `b` takes
+// milliseconds while `a` spins for its whole timeout. `a` is known to hold the slot once
+// its first output arrives.
+TEST_F(SessionsOptionsTest, MaxRunningOneRunsOneExecutionAtATime) {
+  options_.max_running = 1;
+  auto s = Open();
+  std::promise<void> started;
+  std::atomic<bool> once{false};
+  ExecuteOptions spin;
+  spin.timeout_seconds = 2;
+  spin.on_output = [&](OutputStream, std::string_view) {
+    if (!once.exchange(true)) started.set_value();
+  };
+  std::atomic<bool> a_done{false};
+  std::thread a([&] {
+    SessionResult r = Run(*s, "a", "print('spinning', flush=True)\nwhile True: pass", spin);
+    EXPECT_EQ(r.execution.failure, Failure::kTimeout);
+    a_done = true;
+  });
+  started.get_future().wait();
+  SessionResult b = Run(*s, "b", "x = 1");
+  EXPECT_TRUE(a_done.load()) << "b ran while a held the only slot";
+  EXPECT_EQ(b.version, 1);
+  a.join();
+}
+
+// Slots are given back on every path (durable saves, deferred ones, failures, sessions made
+// by the execution): many threads over few slots and shared sessions all finish.
+TEST_F(SessionsOptionsTest, MaxRunningEveryPathGivesItsSlotBack) {
+  options_.max_running = 2;
+  auto s = Open();
+  std::vector<std::thread> threads;
+  std::atomic<int> answered{0};
+  for (int t = 0; t < 6; t++) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; i++) {
+        ExecuteOptions o;
+        o.deferred_save = (t + i) % 2 == 0;
+        const std::string code = i == 3 ? "raise ValueError('no')" : "x = globals().get('x', 0) + 1";
+        auto r = s->Execute("s" + std::to_string(t % 3), code, o);
+        if (r.ok()) answered++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(answered.load(), 30);
+  EXPECT_EQ(Run(*s, "s0", "x = 1").execution.failure, Failure::kNone);
 }
 
 }  // namespace
