@@ -27,6 +27,8 @@
 // (--pool: Sessions::Options::pool_size, PostgreSQL connections; default 4, as brig serve.)
 // and the store alone (N threads saving states of B bytes, no sandbox):
 //   build/bench/save_path_bench URL --store-only --threads N --seconds S [--bytes B] [--pool P]
+// and a session lock handed from one thread to another waiting in the same process:
+//   build/bench/save_path_bench URL --lock-handoff
 // URL "sqlite" makes a store in a temp dir (removed at exit).
 #include <unistd.h>
 #include <zstd.h>
@@ -388,6 +390,30 @@ void StoreOnly(const std::string& url, int threads, double seconds, int pool, si
 
 }  // namespace
 
+// A session lock handed over inside one process: a holder releases after 2 ms, a waiter
+// blocked in LockSession takes it; the time from the release to the waiter holding it,
+// median and worst of `rounds`. (The lock's waiters in one process used to poll flock with a
+// backoff up to 20 ms.)
+void LockHandoff(const std::string& url, int rounds) {
+  std::unique_ptr<brig::store::Store> store = Must(brig::store::OpenStore(url, {}), "open store");
+  std::vector<double> handoff;
+  for (int r = 0; r < rounds; ++r) {
+    auto held = Must(store->LockSession("handoff", std::chrono::milliseconds(10'000)), "lock");
+    Clock::time_point got;
+    std::thread waiter([&] {
+      auto second = Must(store->LockSession("handoff", std::chrono::milliseconds(10'000)), "lock (waiter)");
+      got = Clock::now();
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const Clock::time_point released = Clock::now();
+    held.reset();
+    waiter.join();
+    handoff.push_back(Us(released, got));
+  }
+  std::printf("session lock handed over in one process (%d rounds): median %.1f us, max %.1f us\n", rounds,
+              Median(handoff), *std::max_element(handoff.begin(), handoff.end()));
+}
+
 int main(int argc, char** argv) {
   std::string url = argc > 1 ? argv[1] : "sqlite";
   TempDir dir;
@@ -396,12 +422,13 @@ int main(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]).starts_with("--")) {
     int threads = 4, sessions = 64, pool = 4;
     double seconds = 5;
-    bool portable = true, store_only = false;
+    bool portable = true, store_only = false, handoff = false;
     size_t bytes = 20'000;
     for (int i = 2; i < argc; ++i) {
       std::string f = argv[i];
       if (f == "--no-portable") portable = false;
       else if (f == "--store-only") store_only = true;
+      else if (f == "--lock-handoff") handoff = true;
       else if (i + 1 < argc && f == "--bytes") bytes = static_cast<size_t>(std::atol(argv[++i]));
       else if (i + 1 < argc && f == "--threads") threads = std::atoi(argv[++i]);
       else if (i + 1 < argc && f == "--sessions") sessions = std::atoi(argv[++i]);
@@ -409,7 +436,9 @@ int main(int argc, char** argv) {
       else if (i + 1 < argc && f == "--seconds") seconds = std::atof(argv[++i]);
       else Check(false, "flag " + f);
     }
-    if (store_only) {
+    if (handoff) {
+      LockHandoff(url, 200);
+    } else if (store_only) {
       StoreOnly(url, threads, seconds, pool, bytes);
     } else {
       Throughput(url, threads, sessions, seconds, portable, pool);

@@ -12,6 +12,9 @@
 
 namespace brig::store {
 
+// Waiters in this process queue on the path first and are woken the moment the holder here
+// releases it; flock, polled, decides between processes.
+//
 // Creates `path` if needed (the file is left behind on release: removing it would let two
 // holders lock two different inodes) and blocks until it is locked or `timeout` passes
 // (DeadlineExceeded). Unavailable if the file cannot be opened.

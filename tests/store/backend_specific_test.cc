@@ -1,6 +1,10 @@
 // What only one backend has: SQLite's WAL file and busy timeout, PostgreSQL's pool and
 // statement timeout. The shared behaviour is in conformance_test.cc.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <barrier>
@@ -74,6 +78,58 @@ TEST(SqliteStore, UsesWalAndKeepsLockFilesBesideTheDatabase) {
   std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(ThreadIdHash("t")));
   struct stat sb;
   EXPECT_EQ(stat((path + ".locks/" + name).c_str(), &sb), 0) << path + ".locks/" + name;
+}
+
+// Waiters in one process queue for a session lock (woken by the release); another process's
+// flock still keeps them out, and one that timed out leaves nothing held behind.
+TEST(SqliteStore, SessionLockWaitersInOneProcessAndAnother) {
+  SqliteBackend backend;
+  const std::string url = backend.NewUrl().value();
+  StatusOr<std::unique_ptr<Store>> s = OpenStore(url);
+  ASSERT_TRUE(s.ok());
+  Store& store = *s.value();
+  {
+    StatusOr<std::unique_ptr<SessionLock>> first = store.LockSession("t");
+    ASSERT_TRUE(first.ok());
+    std::atomic<bool> second_has_it{false};
+    std::thread waiter([&] {
+      StatusOr<std::unique_ptr<SessionLock>> second = store.LockSession("t", milliseconds(20'000));
+      EXPECT_TRUE(second.ok()) << second.status().ToString();
+      second_has_it = true;
+    });
+    std::this_thread::sleep_for(milliseconds(100));
+    EXPECT_FALSE(second_has_it.load()) << "two holders of one session lock";
+    EXPECT_TRUE(store.LockSession("t", milliseconds(10)).status().IsDeadlineExceeded());
+    first.value().reset();
+    waiter.join();
+    EXPECT_TRUE(second_has_it.load());
+  }
+  // Another process holds the lock file: this one times out, then gets it once that ends.
+  char name[17];
+  std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(ThreadIdHash("t")));
+  const std::string file = url.substr(7) + ".locks/" + name;
+  int ready[2], done[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(done), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int fd = open(file.c_str(), O_RDWR);
+    char c = fd >= 0 && flock(fd, LOCK_EX) == 0 ? 'y' : 'n';
+    (void)!write(ready[1], &c, 1);
+    (void)!read(done[0], &c, 1);
+    _exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  EXPECT_TRUE(store.LockSession("t", milliseconds(200)).status().IsDeadlineExceeded());
+  (void)!write(done[1], "x", 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  StatusOr<std::unique_ptr<SessionLock>> after = store.LockSession("t", milliseconds(5'000));
+  EXPECT_TRUE(after.ok()) << after.status().ToString();
+  for (int fd : {ready[0], ready[1], done[0], done[1]}) close(fd);
 }
 
 TEST(SqliteStore, WriterBlockedByAnotherProcessGivesUpAfterBusyTimeout) {
