@@ -290,6 +290,9 @@ class Sessions {
   // Sessions kept live in this process now (at most Options::max_live).
   size_t LiveSessions() const;
 
+  // The store's backend: "sqlite" or "postgresql" (Store::backend).
+  std::string_view backend() const;
+
   struct Impl;
 
  private:

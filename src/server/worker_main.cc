@@ -88,9 +88,7 @@ class Worker {
         Send(FrameType::kHeartbeat, 0, "");
       }
     }).detach();
-    // The store's backend from its URL (Store::Open's rule): the Sessions keep their store.
-    const bool postgres = options.store_url.rfind("postgresql://", 0) == 0 || options.store_url.rfind("postgres://", 0) == 0;
-    const int runners = threads * ThreadsPerRunSlot(postgres ? "postgresql" : "sqlite");
+    const int runners = threads * ThreadsPerRunSlot(sessions_->backend());
     for (int i = 0; i < runners; i++) runners_.emplace_back([this] { RunExecutions(); });
     while (true) {
       worker::Frame f = Read();
@@ -145,7 +143,15 @@ class Worker {
 
   uint64_t Live() const { return sessions_ ? sessions_->LiveSessions() : 0; }
 
-  void Reply(uint64_t id, const Status& s) { Send(FrameType::kError, id, worker::EncodeError(Live(), s)); }
+  // Answers carry the live-session count, and the supervisor keeps the last one it reads: each
+  // count is taken under answer_mu_ with its frame's send, so that an answer counted before
+  // another session went back live is never the last one sent.
+  void Reply(uint64_t id, const Status& s) {
+    std::lock_guard<std::mutex> lock(answer_mu_);
+    ReplyLocked(id, s);
+  }
+  // REQUIRES: answer_mu_ held.
+  void ReplyLocked(uint64_t id, const Status& s) { Send(FrameType::kError, id, worker::EncodeError(Live(), s)); }
 
   // SIGTERM (blocked in every thread, taken here): no new executions, the running ones
   // finish (and save), then exit 0.
@@ -208,6 +214,7 @@ class Worker {
     }
     if (e.sync) {
       sessions_->SyncToStore(e.thread_id, e.sync_drop);
+      std::lock_guard<std::mutex> lock(answer_mu_);
       return Send(FrameType::kResult, job.id, worker::EncodeResult(Live(), ToJson(e.thread_id, SessionResult{}).dump()));
     }
     Answer(job.id, e.thread_id, sessions_->Execute(e.thread_id, e.code, options));
@@ -217,9 +224,10 @@ class Worker {
   void Answer(uint64_t id, const std::string& thread_id, const StatusOr<SessionResult>& result) {
     if (!result.ok()) return Reply(id, result.status());
     std::string json = ToJson(thread_id, result.value()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::lock_guard<std::mutex> lock(answer_mu_);
     std::string body = worker::EncodeResult(Live(), json);
     if (body.size() + 9 > worker::kMaxFrame) {
-      return Reply(id, Status::Internal("the execution's result (" + std::to_string(json.size()) +
+      return ReplyLocked(id, Status::Internal("the execution's result (" + std::to_string(json.size()) +
                                         " bytes of JSON) is too large to pass to the server" +
                                         (result.value().saved ? "; the session was saved" : "")));
     }
@@ -228,6 +236,7 @@ class Worker {
 
   const int fd_;
   std::mutex write_mu_;
+  std::mutex answer_mu_;  // a live-session count and the answer carrying it (Reply)
   worker::FrameReader reader_;
   std::unique_ptr<Sessions> sessions_;
   std::chrono::microseconds inline_budget_{0};  // from the configuration

@@ -20,6 +20,7 @@
 #include <list>
 #include <set>
 #include <mutex>
+#include <semaphore>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
@@ -86,33 +87,13 @@ struct LiveSession {
   std::chrono::steady_clock::duration last_run{};
 };
 
-// Options::max_running: a counting gate on the executions doing their CPU work. An
-// execution takes a slot before anything else (so that whoever holds a session's lock or
-// checkout holds a slot too, or is past its CPU work: no cycle of waits), and gives it back
+// Options::max_running: a counting gate (Impl::run_slots) on the executions doing their CPU
+// work. An execution takes a slot before anything else (so that whoever holds a session's lock
+// or checkout holds a slot too, or is past its CPU work: no cycle of waits), and gives it back
 // when its save goes to the store, whose commit (a group's flush) it then waits for without
 // one. The slot this thread holds, if any, is found through a thread-local pointer, because
 // the save is reached down several calls.
-class RunSlots {
- public:
-  explicit RunSlots(int max) : free_(max) {}
-  void Acquire() {
-    std::unique_lock<std::mutex> lock(mu_);
-    freed_.wait(lock, [&] { return free_ > 0; });
-    --free_;
-  }
-  void Release() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++free_;
-    }
-    freed_.notify_one();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable freed_;
-  int free_;  // GUARDED_BY(mu_)
-};
+using RunSlots = std::counting_semaphore<>;
 
 // One execution's slot, held from construction until Release() or destruction. Without
 // slots (max_running 0) it holds nothing.
@@ -120,7 +101,7 @@ class RunSlot {
  public:
   explicit RunSlot(RunSlots* slots) : slots_(slots) {
     if (!slots_) return;
-    slots_->Acquire();
+    slots_->acquire();
     outer_ = current_;
     current_ = this;
   }
@@ -129,7 +110,7 @@ class RunSlot {
   RunSlot& operator=(const RunSlot&) = delete;
   void Release() {
     if (!slots_) return;
-    slots_->Release();
+    slots_->release();
     slots_ = nullptr;
     current_ = outer_;
   }
@@ -1074,6 +1055,8 @@ int64_t Sessions::DeferredSavesLost() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->deferred_lost;
 }
+
+std::string_view Sessions::backend() const { return impl_->store->backend(); }
 
 size_t Sessions::LiveSessions() const {
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -55,6 +55,13 @@ TEST(SqliteStore, MigratesAVersionOneStoreKeepingItsFiles) {
   EXPECT_TRUE(s.value()->PutFile("t", {"/tmp/b", "xyz", ""}).ok());
 }
 
+// The lock file of `thread_id` in the SQLite store at `path` (the store's naming).
+std::string LockFilePath(const std::string& path, std::string_view thread_id) {
+  char name[17];
+  std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(ThreadIdHash(thread_id)));
+  return path + ".locks/" + name;
+}
+
 TEST(SqliteStore, UsesWalAndKeepsLockFilesBesideTheDatabase) {
   SqliteBackend backend;
   const std::string url = backend.NewUrl().value();
@@ -74,10 +81,8 @@ TEST(SqliteStore, UsesWalAndKeepsLockFilesBesideTheDatabase) {
     StatusOr<std::unique_ptr<SessionLock>> lock = s.value()->LockSession("t");
     ASSERT_TRUE(lock.ok());
   }
-  char name[17];
-  std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(ThreadIdHash("t")));
   struct stat sb;
-  EXPECT_EQ(stat((path + ".locks/" + name).c_str(), &sb), 0) << path + ".locks/" + name;
+  EXPECT_EQ(stat(LockFilePath(path, "t").c_str(), &sb), 0) << LockFilePath(path, "t");
 }
 
 // Waiters in one process queue for a session lock (woken by the release); another process's
@@ -105,9 +110,7 @@ TEST(SqliteStore, SessionLockWaitersInOneProcessAndAnother) {
     EXPECT_TRUE(second_has_it.load());
   }
   // Another process holds the lock file: this one times out, then gets it once that ends.
-  char name[17];
-  std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(ThreadIdHash("t")));
-  const std::string file = url.substr(7) + ".locks/" + name;
+  const std::string file = LockFilePath(url.substr(7), "t");
   int ready[2], done[2];
   ASSERT_EQ(pipe(ready), 0);
   ASSERT_EQ(pipe(done), 0);
