@@ -9,6 +9,7 @@
 #include <memory>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "brig/sandbox.h"
 
@@ -65,6 +66,24 @@ void BM_LiveSessionAssign(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_LiveSessionAssign)->Unit(benchmark::kMicrosecond);
+
+// `x = 1` in turn across N live sandboxes (Arg N), as a server's worker runs them: each
+// execution finds its sandbox's memory out of the caches. Against BM_LiveSessionAssign (one
+// sandbox, warm): what the rotation itself costs.
+void BM_LiveSessionsRotating(benchmark::State& state) {
+  std::vector<std::unique_ptr<brig::Sandbox>> sandboxes;
+  for (int64_t i = 0; i < state.range(0); i++) {
+    sandboxes.push_back(MustCreate());
+    MustRunQuietly(sandboxes.back()->Execute("x = 0"), "x = 0");
+  }
+  size_t next = 0;
+  for (auto _ : state) {
+    brig::ExecutionResult r = sandboxes[next]->Execute("x = 1");
+    MustRunQuietly(r, "x = 1");
+    next = (next + 1) % sandboxes.size();
+  }
+}
+BENCHMARK(BM_LiveSessionsRotating)->Arg(1)->Arg(8)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 
 // The page snapshot a durable save takes after `x = 1` in a live session (Sandbox::SavePages:
 // finding the pages that differ from the image, recording their differing words, zstd).

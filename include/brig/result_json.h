@@ -35,6 +35,10 @@ namespace brig {
 nlohmann::json ToJson(const ExecutionResult& result);
 // With "session" for `thread_id`.
 nlohmann::json ToJson(std::string_view thread_id, const SessionResult& result);
+// The text ToJson(thread_id, result).dump(-1, ' ', false, error_handler_t::replace) makes,
+// byte for byte, written without building the json value (what a server's worker answers
+// each execution with).
+std::string ToJsonText(std::string_view thread_id, const SessionResult& result);
 
 // Reads back what ToJson(thread_id, result) made, checking everything: it may come from
 // another process. InvalidArgument naming the first field that is missing, of the wrong

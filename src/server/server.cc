@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <mutex>
+#include <unistd.h>
+
 #include <unordered_map>
 
 #include "server/api_json.h"
@@ -43,7 +45,10 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   auto impl = std::make_unique<Impl>();
   Impl& s = *impl;
   s.options = std::move(options);
-  if (!s.options.log_line) s.options.log_line = [](const std::string& line) { fprintf(stderr, "%s\n", line.c_str()); };
+  if (!s.options.log_line) {
+    s.default_log = std::make_unique<LogWriter>(STDERR_FILENO);
+    s.options.log_line = [log = s.default_log.get()](const std::string& line) { log->Line(line); };
+  }
 
   auto tokens = TokenSet::Load(s.options.tokens_file);
   if (!tokens.ok()) return tokens.status();
@@ -140,6 +145,8 @@ bool Server::Shutdown() {
     (void)s.sessions.release();
     (void)s.store.release();
   }
+  // Every request's line is out before the caller says it stopped (or _exits).
+  if (s.default_log) s.default_log->Flush();
   return s.clean_shutdown;
 }
 

@@ -21,6 +21,7 @@
 #include "mcp/mcp_server.h"
 #include "server/auth.h"
 #include "server/executor.h"
+#include "server/log_writer.h"
 #include "server/metrics.h"
 #include "server/router.h"
 #include "server/server.h"
@@ -57,6 +58,9 @@ using RouterT = Router<RouteSpec>;
 std::pair<http::status, std::string_view> HttpStatusOf(const Status& s);
 
 struct Server::Impl {
+  // Where options.log_line writes unless the caller gave its own: first, so that it is
+  // destroyed last (whatever logs goes before it).
+  std::unique_ptr<LogWriter> default_log;
   ServerOptions options;
   TokenSet tokens;
   std::string link_key;

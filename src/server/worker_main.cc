@@ -223,7 +223,7 @@ class Worker {
   // Sends execution `id`'s outcome to the supervisor.
   void Answer(uint64_t id, const std::string& thread_id, const StatusOr<SessionResult>& result) {
     if (!result.ok()) return Reply(id, result.status());
-    std::string json = ToJson(thread_id, result.value()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string json = ToJsonText(thread_id, result.value());
     std::lock_guard<std::mutex> lock(answer_mu_);
     std::string body = worker::EncodeResult(Live(), json);
     if (body.size() + 9 > worker::kMaxFrame) {

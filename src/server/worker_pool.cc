@@ -32,6 +32,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 
 #include "brig/result_json.h"
 #include "server/worker_protocol.h"
@@ -109,6 +110,7 @@ struct WorkerPool::Impl {
     Clock::time_point respawn_at{};
     uint64_t generation = 0;  // one per process started in the slot
     bool watched = false;     // its socket is read on Options::io (see Watch)
+    bool flush_posted = false;  // a FlushLater is queued on Options::io
   };
 
   // With Options::io, a ready worker's socket is read on the io_context's threads: its own
@@ -253,6 +255,23 @@ struct WorkerPool::Impl {
       s.out.clear();
       s.out_at = 0;
     }
+  }
+
+  // Flush(i) once the io thread calling this has run what else is ready: the requests read in
+  // the same pass of its event loop then go to the worker in one send (and wake it once),
+  // not one each. REQUIRES: mu held, the caller runs on Options::io.
+  static void FlushLater(const std::shared_ptr<Impl>& self, size_t i) {
+    Slot& s = self->slots[i];
+    if (s.flush_posted) return;
+    s.flush_posted = true;
+    boost::asio::post(*self->options.io, [self, i] {
+      std::lock_guard<std::mutex> lock(self->mu);
+      Slot& s = self->slots[i];
+      s.flush_posted = false;
+      if (s.fd < 0) return;  // the loop sends it to the next process
+      self->Flush(i);
+      if (s.out_at < s.out.size()) self->Wake();  // the socket is full: the loop waits for room
+    });
   }
 
   // The process of slot i is gone (or is being killed): wait for it, fail what it was given,
@@ -693,6 +712,10 @@ void WorkerPool::Execute(ExecRequest request, OutputFn on_output, DoneFn on_done
       worker::AppendFrame(&s.out, FrameType::kExecute, id, worker::EncodeExecute(body));
       s.pending.emplace(id, std::move(pending));
       p.in_flight++;
+      if ((idle || s.flush_posted) && s.fd >= 0 && p.options.io && p.options.io->get_executor().running_in_this_thread()) {
+        Impl::FlushLater(impl_, i);
+        return;
+      }
       if (idle && s.fd >= 0) p.Flush(i);  // straight to the worker, most of the time
       if (s.out_at < s.out.size() || s.fd < 0) p.Wake();
       return;

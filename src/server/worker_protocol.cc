@@ -2,6 +2,7 @@
 #include "server/worker_protocol.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -153,82 +154,272 @@ std::optional<WorkerReply> DecodeReply(FrameType type, std::string_view body) {
 
 namespace {
 
-// nlohmann's SAX interface: reads the fields SummarizeResult needs as the parser goes, and
-// keeps nothing else (no json value is built).
-class SummaryReader {
+// A strict JSON reader (RFC 8259: UTF-8 checked, escapes and surrogate pairs checked,
+// numbers that overflow refused, as nlohmann's parser does) that keeps only what
+// SummarizeResult needs. Hand-written because nlohmann's SAX parse of every result was ~6% of
+// the server's HTTP thread (bench/RESULTS.md, 2026-12-05); tests/server/worker_protocol_test.cc
+// checks it against that parse on many broken texts.
+class SummaryScanner {
  public:
-  using json = nlohmann::json;
-  bool null() { return Scalar(Kind::kNull); }
-  bool boolean(bool v) {
-    if (depth_ == 1 && keys_[1] == "ok") ok_ = v;
-    return Scalar(Kind::kOther);
-  }
-  bool number_integer(json::number_integer_t) { return Scalar(Kind::kOther); }
-  bool number_unsigned(json::number_unsigned_t) { return Scalar(Kind::kOther); }
-  bool number_float(json::number_float_t, const json::string_t&) { return Scalar(Kind::kOther); }
-  bool binary(json::binary_t&) { return Scalar(Kind::kOther); }
-  bool string(json::string_t& v) {
-    if (depth_ == 2 && in_object_[2] && keys_[1] == "session" && keys_[2] == "thread_id") thread_id_ = std::move(v);
-    if (depth_ == 2 && in_object_[2] && keys_[1] == "failure" && keys_[2] == "kind") kind_ = std::move(v);
-    return Scalar(Kind::kOther);
-  }
-  bool start_object(std::size_t) { return Open(true); }
-  bool start_array(std::size_t) { return Open(false); }
-  bool end_object() { return Close(); }
-  bool end_array() { return Close(); }
-  bool key(json::string_t& k) {
-    if (depth_ < kTracked) keys_[depth_] = std::move(k);
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+  explicit SummaryScanner(std::string_view text) : s_(text) {}
 
-  std::optional<ResultSummary> Summary() {
-    if (!top_was_object_ || !ok_ || !thread_id_ || !failure_) return std::nullopt;
-    ResultSummary s;
-    s.thread_id = std::move(*thread_id_);
+  std::optional<ResultSummary> Scan() {
+    Space();
+    if (i_ >= s_.size() || s_[i_] != '{') return std::nullopt;  // the text must be an object
+    if (!Value(0, {}, {}, false)) return std::nullopt;
+    Space();
+    if (i_ != s_.size()) return std::nullopt;
+    if (!ok_ || !thread_id_ || !failure_) return std::nullopt;
+    ResultSummary r;
+    r.thread_id = std::move(*thread_id_);
     if (*failure_ == Kind::kObject) {
       if (!kind_) return std::nullopt;
-      s.outcome = std::move(*kind_);
+      r.outcome = std::move(*kind_);
     } else if (*failure_ == Kind::kNull) {
-      s.outcome = *ok_ ? "ok" : "python_error";
+      r.outcome = *ok_ ? "ok" : "python_error";
     } else {
       return std::nullopt;
     }
-    return s;
+    return r;
   }
 
  private:
   enum class Kind { kNull, kObject, kOther };
-  static constexpr int kTracked = 3;  // the top object (1) and the objects in it (2)
-  // A value at the top object's "failure".
-  bool Scalar(Kind k) {
-    if (depth_ == 0) return false;  // the text must be an object
-    if (depth_ == 1 && keys_[1] == "failure") failure_ = k;
-    return true;
+  // Results nest 4 deep; far more is a broken worker, refused before it costs stack.
+  static constexpr int kMaxDepth = 64;
+
+  void Space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
   }
-  bool Open(bool object) {
-    if (depth_ == 0) {
-      if (!object) return false;
-      top_was_object_ = true;
-    } else if (depth_ == 1 && keys_[1] == "failure") {
-      failure_ = object ? Kind::kObject : Kind::kOther;
-    }
-    ++depth_;
-    if (depth_ < kTracked) {
-      keys_[depth_].clear();
-      in_object_[depth_] = object;
-    }
-    return true;
-  }
-  bool Close() {
-    --depth_;
+  bool Literal(std::string_view word) {
+    if (s_.substr(i_, word.size()) != word) return false;
+    i_ += word.size();
     return true;
   }
 
-  int depth_ = 0;
-  std::string keys_[kTracked];
-  bool in_object_[kTracked] = {};
-  bool top_was_object_ = false;
+  // One value, inside `depth` containers. k1: the top object's key it is under (depth >= 1);
+  // k2: its own key in the container at depth 2 (in_object: that container is an object).
+  bool Value(int depth, std::string_view k1, std::string_view k2, bool in_object) {
+    if (i_ >= s_.size()) return false;
+    const char c = s_[i_];
+    if (c == '{' || c == '[') {
+      if (depth >= kMaxDepth) return false;
+      if (depth == 1 && k1 == "failure") failure_ = c == '{' ? Kind::kObject : Kind::kOther;
+      return c == '{' ? Object(depth + 1, k1) : Array(depth + 1, k1);
+    }
+    if (depth == 0) return false;
+    const bool failure_value = depth == 1 && k1 == "failure";
+    if (c == '"') {
+      const bool wanted = depth == 2 && in_object && ((k1 == "session" && k2 == "thread_id") || (k1 == "failure" && k2 == "kind"));
+      std::string text;
+      if (!String(wanted ? &text : nullptr)) return false;
+      if (wanted) (k1 == "session" ? thread_id_ : kind_) = std::move(text);
+      if (failure_value) failure_ = Kind::kOther;
+      return true;
+    }
+    if (c == 't' || c == 'f') {
+      const bool v = c == 't';
+      if (!Literal(v ? "true" : "false")) return false;
+      if (depth == 1 && k1 == "ok") ok_ = v;
+      if (failure_value) failure_ = Kind::kOther;
+      return true;
+    }
+    if (c == 'n') {
+      if (!Literal("null")) return false;
+      if (failure_value) failure_ = Kind::kNull;
+      return true;
+    }
+    if (!Number()) return false;
+    if (failure_value) failure_ = Kind::kOther;
+    return true;
+  }
+
+  // Past the '{'; `depth` counts it.
+  bool Object(int depth, std::string_view k1) {
+    ++i_;
+    Space();
+    if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
+    while (true) {
+      Space();
+      if (i_ >= s_.size() || s_[i_] != '"') return false;
+      std::string key;
+      if (!String(depth <= 2 ? &key : nullptr)) return false;  // deeper keys are never looked at
+      Space();
+      if (i_ >= s_.size() || s_[i_] != ':') return false;
+      ++i_;
+      Space();
+      if (!Value(depth, depth == 1 ? std::string_view(key) : k1, depth == 2 ? std::string_view(key) : std::string_view(),
+                 true)) {
+        return false;
+      }
+      Space();
+      if (i_ >= s_.size()) return false;
+      if (s_[i_] == '}') return ++i_, true;
+      if (s_[i_] != ',') return false;
+      ++i_;
+    }
+  }
+
+  bool Array(int depth, std::string_view k1) {
+    ++i_;
+    Space();
+    if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
+    while (true) {
+      Space();
+      if (!Value(depth, k1, {}, false)) return false;
+      Space();
+      if (i_ >= s_.size()) return false;
+      if (s_[i_] == ']') return ++i_, true;
+      if (s_[i_] != ',') return false;
+      ++i_;
+    }
+  }
+
+  static int Hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  // The code unit of the six-character escape (backslash, u, four hex digits) at i_, or -1.
+  int32_t Escape4() {
+    if (i_ + 6 > s_.size() || s_[i_] != '\\' || s_[i_ + 1] != 'u') return -1;
+    int32_t v = 0;
+    for (size_t k = 2; k < 6; ++k) {
+      const int h = Hex(s_[i_ + k]);
+      if (h < 0) return -1;
+      v = v * 16 + h;
+    }
+    i_ += 6;
+    return v;
+  }
+  static void AppendUtf8(std::string* out, uint32_t cp) {
+    if (cp < 0x80) {
+      out->push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+
+  // A string at i_ (its opening quote); decoded into *out unless out is null.
+  bool String(std::string* out) {
+    ++i_;
+    while (true) {
+      // A run of plain ASCII at once.
+      size_t end = i_;
+      while (end < s_.size()) {
+        const auto d = static_cast<unsigned char>(s_[end]);
+        if (d < 0x20 || d == '"' || d == '\\' || d >= 0x80) break;
+        ++end;
+      }
+      if (out) out->append(s_.data() + i_, end - i_);
+      i_ = end;
+      if (i_ >= s_.size()) return false;
+      const auto c = static_cast<unsigned char>(s_[i_]);
+      if (c == '"') return ++i_, true;
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        if (i_ + 1 >= s_.size()) return false;
+        const char e = s_[i_ + 1];
+        const char* simple = nullptr;
+        switch (e) {
+          case '"': simple = "\""; break;
+          case '\\': simple = "\\"; break;
+          case '/': simple = "/"; break;
+          case 'b': simple = "\b"; break;
+          case 'f': simple = "\f"; break;
+          case 'n': simple = "\n"; break;
+          case 'r': simple = "\r"; break;
+          case 't': simple = "\t"; break;
+          case 'u': break;
+          default: return false;
+        }
+        if (simple) {
+          if (out) out->push_back(*simple);
+          i_ += 2;
+          continue;
+        }
+        int32_t cp = Escape4();
+        if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return false;  // a low surrogate first
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          const int32_t low = Escape4();
+          if (low < 0xDC00 || low > 0xDFFF) return false;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        if (out) AppendUtf8(out, static_cast<uint32_t>(cp));
+        continue;
+      }
+      // A UTF-8 sequence: well-formed (RFC 3629), or the text is refused.
+      size_t len = 0;
+      unsigned char lo = 0x80, hi = 0xBF;
+      if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+      } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+      } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+      } else {
+        return false;
+      }
+      if (i_ + len > s_.size()) return false;
+      for (size_t k = 1; k < len; ++k) {
+        const auto d = static_cast<unsigned char>(s_[i_ + k]);
+        if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xBF)) return false;
+      }
+      if (out) out->append(s_.data() + i_, len);
+      i_ += len;
+    }
+  }
+
+  // -? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?, and finite as a double.
+  bool Number() {
+    const size_t start = i_;
+    auto digits = [&] {
+      const size_t from = i_;
+      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+      return i_ > from;
+    };
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ >= s_.size()) return false;
+    if (s_[i_] == '0') {
+      ++i_;
+    } else if (!digits()) {
+      return false;
+    }
+    bool integer = true;
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      integer = false;
+      if (!digits()) return false;
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      integer = false;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (!digits()) return false;
+    }
+    if (integer && i_ - start <= 18) return true;  // fits an int64: no overflow possible
+    // What nlohmann does with it: strtod, and a number past the double range is an error.
+    const std::string copy(s_.substr(start, i_ - start));
+    return std::isfinite(std::strtod(copy.c_str(), nullptr));
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
   std::optional<bool> ok_;
   std::optional<Kind> failure_;
   std::optional<std::string> thread_id_, kind_;
@@ -236,14 +427,7 @@ class SummaryReader {
 
 }  // namespace
 
-std::optional<ResultSummary> SummarizeResult(std::string_view json_text) {
-  SummaryReader reader;
-  if (!nlohmann::json::sax_parse(json_text.begin(), json_text.end(), &reader, nlohmann::json::input_format_t::json,
-                                 /*strict=*/true)) {
-    return std::nullopt;
-  }
-  return reader.Summary();
-}
+std::optional<ResultSummary> SummarizeResult(std::string_view json_text) { return SummaryScanner(json_text).Scan(); }
 
 std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::microseconds inline_budget) {
   const Limits& l = o.limits;

@@ -7,8 +7,12 @@
 
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
 #include <string>
 
+#include "brig/result_json.h"
 #include "util/little_endian.h"
 
 namespace brig::server::worker {
@@ -118,6 +122,145 @@ TEST(WorkerProtocol, ResultSummaryReadsTheSessionAndTheOutcome) {
            "{\"ok\":true,\"failure\":null,\"session\":{\"thread_id\":\"\xff\"}}",  // not UTF-8
        }) {
     EXPECT_FALSE(summary(bad)) << bad;
+  }
+}
+
+
+// What SummarizeResult must agree with: the same reading done by nlohmann's strict SAX
+// parser (which SummarizeResult was until it was hand-written for speed).
+class OracleReader {
+ public:
+  using json = nlohmann::json;
+  bool null() { return Scalar(Kind::kNull); }
+  bool boolean(bool v) {
+    if (depth_ == 1 && keys_[1] == "ok") ok_ = v;
+    return Scalar(Kind::kOther);
+  }
+  bool number_integer(json::number_integer_t) { return Scalar(Kind::kOther); }
+  bool number_unsigned(json::number_unsigned_t) { return Scalar(Kind::kOther); }
+  bool number_float(json::number_float_t, const json::string_t&) { return Scalar(Kind::kOther); }
+  bool binary(json::binary_t&) { return Scalar(Kind::kOther); }
+  bool string(json::string_t& v) {
+    if (depth_ == 2 && in_object_[2] && keys_[1] == "session" && keys_[2] == "thread_id") thread_id_ = v;
+    if (depth_ == 2 && in_object_[2] && keys_[1] == "failure" && keys_[2] == "kind") kind_ = v;
+    return Scalar(Kind::kOther);
+  }
+  bool start_object(std::size_t) { return Open(true); }
+  bool start_array(std::size_t) { return Open(false); }
+  bool end_object() { return --depth_, true; }
+  bool end_array() { return --depth_, true; }
+  bool key(json::string_t& k) {
+    if (depth_ < 3) keys_[depth_] = k;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+  static std::optional<ResultSummary> Read(std::string_view text) {
+    OracleReader r;
+    if (!json::sax_parse(text.begin(), text.end(), &r, json::input_format_t::json, true)) return std::nullopt;
+    if (!r.top_was_object_ || !r.ok_ || !r.thread_id_ || !r.failure_) return std::nullopt;
+    ResultSummary s;
+    s.thread_id = *r.thread_id_;
+    if (*r.failure_ == Kind::kObject) {
+      if (!r.kind_) return std::nullopt;
+      s.outcome = *r.kind_;
+    } else if (*r.failure_ == Kind::kNull) {
+      s.outcome = *r.ok_ ? "ok" : "python_error";
+    } else {
+      return std::nullopt;
+    }
+    return s;
+  }
+
+ private:
+  enum class Kind { kNull, kObject, kOther };
+  bool Scalar(Kind k) {
+    if (depth_ == 0) return false;
+    if (depth_ == 1 && keys_[1] == "failure") failure_ = k;
+    return true;
+  }
+  bool Open(bool object) {
+    if (depth_ == 0) {
+      if (!object) return false;
+      top_was_object_ = true;
+    } else if (depth_ == 1 && keys_[1] == "failure") {
+      failure_ = object ? Kind::kObject : Kind::kOther;
+    }
+    ++depth_;
+    if (depth_ < 3) {
+      keys_[depth_].clear();
+      in_object_[depth_] = object;
+    }
+    return true;
+  }
+  int depth_ = 0;
+  std::string keys_[3];
+  bool in_object_[3] = {};
+  bool top_was_object_ = false;
+  std::optional<bool> ok_;
+  std::optional<Kind> failure_;
+  std::optional<std::string> thread_id_, kind_;
+};
+
+void ExpectAgrees(std::string_view text) {
+  auto fast = SummarizeResult(text);
+  auto oracle = OracleReader::Read(text);
+  ASSERT_EQ(fast.has_value(), oracle.has_value()) << text;
+  if (fast) {
+    EXPECT_EQ(fast->thread_id, oracle->thread_id) << text;
+    EXPECT_EQ(fast->outcome, oracle->outcome) << text;
+  }
+}
+
+// Real results, then each broken in random ways (bytes dropped, changed, added, repeated,
+// the text cut short): the hand-written reader accepts exactly what the parser accepts and
+// reads the same fields.
+TEST(WorkerProtocol, ResultSummaryAgreesWithAStrictParserOnBrokenResults) {
+  std::vector<std::string> valid;
+  SessionResult plain;
+  plain.execution.ok = true;
+  valid.push_back(ToJsonText("t1", plain));
+  SessionResult rich = plain;
+  rich.execution.ok = false;
+  rich.execution.stdout_text = "x\n\"q\" \xc3\xa9 \xf0\x9f\x98\x80 \x01";
+  rich.execution.error = PythonError{"E", "m", "tb"};
+  rich.execution.failure = Failure::kTimeout;
+  rich.execution.failure_message = "slow";
+  rich.execution.duration_ms = 1.5e-3;
+  rich.execution.exit_code = -7;
+  DisplayOutput d;
+  d.data["text/plain"] = "p";
+  rich.execution.display.push_back(d);
+  rich.not_portable = {{"f", "why"}};
+  rich.files_changed = {FileInfo{"/home/user/a", "text/plain", 3, 0, 0}};
+  rich.version = 12;
+  valid.push_back(ToJsonText("t\xc3\xa9", rich));
+  valid.push_back(R"({"ok":false,"failure":null,"session":{"thread_id":"t\u00e9\ud83d\ude00\/"}, "n": [1.5e3, -0, 0.25E-2, 1e300, 1e-400]})");
+  valid.push_back(R"( {"ok":true,"failure":{"kind":"k\u0041"},"session":{"a":[{"thread_id":"no"}],"thread_id":"t"},"x":{"y":{"z":[[]]}}} )");
+  for (const std::string& v : valid) {
+    ExpectAgrees(v);
+    ASSERT_TRUE(SummarizeResult(v)) << v;
+  }
+  ExpectAgrees(R"({"ok":true,"failure":null,"session":{"thread_id":"t"},"n":1e400})");  // overflows: refused
+  ExpectAgrees(R"({"ok":true,"failure":null,"session":{"thread_id":"t"},"n":123456789012345678901234567890})");
+
+  static const std::string alphabet = "{}[],:\"\\ u0123456789abcdefABCDEF.eE+-ntrflsu\x01\x7f\x80\xbf\xc3\xe2\xed\xf0\xf4\xff";
+  std::mt19937 rng(1205);
+  for (int round = 0; round < 60000; round++) {
+    std::string t = valid[rng() % valid.size()];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !t.empty(); e++) {
+      const size_t at = rng() % t.size();
+      switch (rng() % 5) {
+        case 0: t.erase(at, 1 + rng() % 3); break;
+        case 1: t[at] = alphabet[rng() % alphabet.size()]; break;
+        case 2: t.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+        case 3: t.insert(at, t.substr(at, rng() % 12)); break;
+        case 4: t.resize(at); break;
+      }
+    }
+    ExpectAgrees(t);
+    if (HasFatalFailure()) return;
   }
 }
 
