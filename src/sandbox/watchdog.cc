@@ -10,11 +10,21 @@ Watchdog& Watchdog::Instance() {
 
 Watchdog::Watchdog() : thread_([this] { Loop(); }) { thread_.detach(); }
 
+namespace {
+
+// deadline + kSlack, saturating (a deadline may be far off).
+Watchdog::Clock::time_point WithSlack(Watchdog::Clock::time_point deadline) {
+  return deadline > Watchdog::Clock::time_point::max() - Watchdog::kSlack ? Watchdog::Clock::time_point::max()
+                                                                          : deadline + Watchdog::kSlack;
+}
+
+}  // namespace
+
 Watchdog::Id Watchdog::Arm(Clock::time_point deadline, std::function<void()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
   Id id = next_id_++;
   pending_.emplace(std::make_pair(deadline, id), std::move(fn));
-  if (deadline < sleeping_until_) wake_.notify_one();
+  if (WithSlack(deadline) < sleeping_until_) wake_.notify_one();
   return id;
 }
 
@@ -31,15 +41,27 @@ void Watchdog::Cancel(Id id) {
 
 void Watchdog::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
+  bool idle_once = false;  // found nothing pending last time it looked
   for (;;) {
+    const auto now = Clock::now();
     if (pending_.empty()) {
-      sleeping_until_ = Clock::time_point::max();
-      wake_.wait(lock);
+      // Executions come one after another: keep looking for one more slack period, during
+      // which a new deadline needs no wake-up (Arm's never falls before it), then sleep.
+      sleeping_until_ = idle_once ? Clock::time_point::max() : now + kSlack;
+      idle_once = true;
+      if (sleeping_until_ == Clock::time_point::max()) {
+        wake_.wait(lock);
+      } else {
+        wake_.wait_until(lock, sleeping_until_);
+      }
       continue;
     }
+    idle_once = false;
     auto first = pending_.begin();
-    if (Clock::now() < first->first.first) {
-      sleeping_until_ = first->first.first;
+    const auto deadline = first->first.first;
+    if (now < deadline) {
+      // Anything armed before it falls due; later deadlines wait for this wake-up.
+      sleeping_until_ = WithSlack(deadline);
       wake_.wait_until(lock, sleeping_until_);
       continue;
     }

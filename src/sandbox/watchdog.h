@@ -2,6 +2,12 @@
 // cancelled first. Sandboxes use it for execution timeouts: arming and cancelling cost a
 // mutex and a map insert/erase, no thread per execution.
 //
+// A callback runs at its deadline or up to kSlack after it, never before. The slack is what
+// keeps the timer thread asleep: most executions end long before their deadline, and without
+// it the thread woke at each one's stale deadline: ~1,000 times a second per `brig serve`
+// worker under load, whose quick executions are armed with a 2 ms budget (bench/RESULTS.md,
+// 2026-12-05).
+//
 // Thread-safety: all members are safe to call from any thread.
 #ifndef BRIG_SANDBOX_WATCHDOG_H_
 #define BRIG_SANDBOX_WATCHDOG_H_
@@ -24,8 +30,11 @@ class Watchdog {
   // The process's watchdog (started on first use, never destroyed).
   static Watchdog& Instance();
 
-  // Runs `fn` on the watchdog thread at `deadline` (at once if it has passed) unless
-  // Cancel(id) is called first. `fn` must be quick and must not call Arm or Cancel.
+  static constexpr std::chrono::milliseconds kSlack{5};
+
+  // Runs `fn` on the watchdog thread at `deadline` or up to kSlack after it (at once if it
+  // has passed), unless Cancel(id) is called first. `fn` must be quick and must not call Arm
+  // or Cancel.
   Id Arm(Clock::time_point deadline, std::function<void()> fn);
   // After Cancel returns, the callback of `id` is not running and never will.
   void Cancel(Id id);
@@ -41,8 +50,8 @@ class Watchdog {
   Id next_id_ = 1;       // GUARDED_BY(mu_)
   Id running_ = 0;       // id whose callback runs now, 0 if none. GUARDED_BY(mu_)
   // When the timer thread will next look at pending_ by itself (max: not before a notify).
-  // Arm wakes it only for an earlier deadline: most executions end long before theirs, and
-  // a wake-up per execution would cost a thread switch. GUARDED_BY(mu_)
+  // Arm wakes it only when a callback could not wait that long, slack included: a wake-up
+  // per execution would cost a thread switch. GUARDED_BY(mu_)
   Clock::time_point sleeping_until_ = Clock::time_point::max();
   std::thread thread_;
 };

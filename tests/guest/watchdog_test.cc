@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -36,6 +37,28 @@ TEST(Watchdog, CancelledCallbacksNeverRun) {
   }
   std::this_thread::sleep_for(400ms);
   EXPECT_EQ(fired.load(), 0);
+}
+
+// The slack (kSlack) lets a callback run late, never early; and every one armed runs.
+TEST(Watchdog, CallbacksRunAtOrAfterTheirDeadlineAndAllRun) {
+  Watchdog& w = Watchdog::Instance();
+  constexpr int kCount = 60;
+  std::vector<Watchdog::Clock::time_point> deadlines(kCount), ran(kCount);
+  std::atomic<int> done{0};
+  std::vector<Watchdog::Id> ids;
+  for (int i = 0; i < kCount; ++i) {
+    deadlines[i] = Watchdog::Clock::now() + std::chrono::microseconds(500 * (i % 30));
+    ids.push_back(w.Arm(deadlines[i], [&, i] {
+      ran[i] = Watchdog::Clock::now();
+      done++;
+    }));
+    if (i % 7 == 0) std::this_thread::sleep_for(1ms);  // some armed while the thread sleeps
+  }
+  auto start = Watchdog::Clock::now();
+  while (done < kCount && Watchdog::Clock::now() - start < 20s) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(done.load(), kCount);
+  for (int i = 0; i < kCount; ++i) EXPECT_GE(ran[i], deadlines[i]) << "callback " << i << " ran early";
+  for (Watchdog::Id id : ids) w.Cancel(id);
 }
 
 TEST(Watchdog, CancelWaitsForARunningCallback) {
