@@ -173,6 +173,20 @@ struct Sessions::Impl {
   // portable snapshot): the background thread writes them, then drops them. TakeLive takes
   // one back if it is not being written.
   std::list<LiveEntry> evicted;
+  // Each entry of `live` and `evicted` by its thread_id (a session is in one of them at most):
+  // a worker looks its session up on every execution, and walking a list of 64 nodes was
+  // ~3 µs of a non-durable `x = 1`'s ~50 (bench/RESULTS.md, 2026-12-05). Iterators into a
+  // std::list survive splices, so an entry moving from `live` to `evicted` keeps its place
+  // here (only `list` changes).
+  struct Where {
+    std::list<LiveEntry>* list;
+    std::list<LiveEntry>::iterator it;
+  };
+  struct IdHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view id) const { return std::hash<std::string_view>{}(id); }
+  };
+  std::unordered_map<std::string, Where, IdHash, std::equal_to<>> where;
   // Sessions whose live interpreter an execution (or a store use) holds, live or not: one
   // holder per session in this process, so that nobody loads a second, stale interpreter.
   std::set<std::string, std::less<>> checked_out;
@@ -199,6 +213,19 @@ struct Sessions::Impl {
 
   static bool Owes(const LiveSession& s) { return s.save_pending || s.portable_pending; }
 
+  // The entry of `thread_id` in `live` or `evicted`, if there is one. REQUIRES: mu held.
+  const Where* Find(std::string_view thread_id) const {
+    auto found = where.find(thread_id);
+    return found == where.end() ? nullptr : &found->second;
+  }
+  // Removes `w`'s entry from its list (and from `where`). REQUIRES: mu held.
+  void Erase(const Where* w) {
+    auto node = w->it;
+    std::list<LiveEntry>* list = w->list;
+    where.erase(node->thread_id);  // w points into `where`: not used past here
+    list->erase(node);
+  }
+
   // Checks `thread_id` out: waits until no other holder has it, then returns its live
   // interpreter if this process keeps one (nullopt if not). Either way the caller holds the
   // session in this process until it calls PutLive or Release (Checkout does).
@@ -209,24 +236,15 @@ struct Sessions::Impl {
         changed.wait(lock);
         continue;
       }
-      bool waiting = false;
-      for (std::list<LiveEntry>* list : {&live, &evicted}) {
-        for (auto it = list->begin(); it != list->end(); ++it) {
-          if (it->thread_id != thread_id) continue;
-          if (it->busy) {  // the background thread writes it: a moment, not a restore
-            waiting = true;
-            break;
-          }
-          LiveSession s = std::move(it->s);
-          list->erase(it);
-          checked_out.emplace(thread_id);
-          return s;
+      if (const Where* w = Find(thread_id)) {
+        if (w->it->busy) {  // the background thread writes it: a moment, not a restore
+          changed.wait(lock);
+          continue;
         }
-        if (waiting) break;
-      }
-      if (waiting) {
-        changed.wait(lock);
-        continue;
+        LiveSession s = std::move(w->it->s);
+        Erase(w);
+        checked_out.emplace(thread_id);
+        return s;
       }
       checked_out.emplace(thread_id);
       return std::nullopt;
@@ -239,17 +257,12 @@ struct Sessions::Impl {
   std::optional<LiveSession> TryTakeLive(std::string_view thread_id, std::chrono::steady_clock::duration quick) {
     std::lock_guard<std::mutex> lock(mu);
     if (checked_out.count(thread_id)) return std::nullopt;
-    for (std::list<LiveEntry>* list : {&live, &evicted}) {
-      for (auto it = list->begin(); it != list->end(); ++it) {
-        if (it->thread_id != thread_id) continue;
-        if (it->busy || it->s.last_run > quick) return std::nullopt;
-        LiveSession s = std::move(it->s);
-        list->erase(it);
-        checked_out.emplace(thread_id);
-        return s;
-      }
-    }
-    return std::nullopt;
+    const Where* w = Find(thread_id);
+    if (!w || w->it->busy || w->it->s.last_run > quick) return std::nullopt;
+    LiveSession s = std::move(w->it->s);
+    Erase(w);
+    checked_out.emplace(thread_id);
+    return s;
   }
 
   // Gives the session back without an interpreter (the caller drops it, if it had one).
@@ -306,6 +319,7 @@ struct Sessions::Impl {
     changed.notify_all();
     if (options.max_live == 0 && !Owes(s)) return;
     live.push_front(LiveEntry{std::string(thread_id), std::move(s), false});
+    where.insert_or_assign(std::string(thread_id), Where{&live, live.begin()});
     if (!background.joinable()) background = std::thread([this] { Housekeeping(); });
     if (Owes(live.front().s) && DueAt(live.front().s) < background_until) background_wake.notify_one();
     // The least recently used go, except one the background thread holds; one that still
@@ -315,9 +329,11 @@ struct Sessions::Impl {
       while (victim->busy && victim != live.begin()) --victim;
       if (victim->busy) break;
       if (Owes(victim->s)) {
+        where.find(victim->thread_id)->second.list = &evicted;
         evicted.splice(evicted.end(), live, victim);
         background_wake.notify_one();
       } else {
+        where.erase(victim->thread_id);
         live.erase(victim);
       }
     }
@@ -388,11 +404,7 @@ struct Sessions::Impl {
     bool needs_lock = false;
     {
       std::lock_guard<std::mutex> lock(mu);
-      for (const auto* list : {&live, &evicted}) {
-        for (const LiveEntry& e : *list) {
-          if (e.thread_id == thread_id) needs_lock = needs_lock || e.s.save_pending;
-        }
-      }
+      if (const Where* w = Find(thread_id)) needs_lock = w->it->s.save_pending;
     }
     if (needs_lock) {
       auto taken = store->LockSession(thread_id, options.lock_timeout);
@@ -402,9 +414,9 @@ struct Sessions::Impl {
     }
     std::unique_lock<std::mutex> lock(mu);
     std::list<LiveEntry>& list = from_evicted ? evicted : live;
-    auto it = list.begin();
-    while (it != list.end() && it->thread_id != thread_id) ++it;
-    if (it == list.end() || it->busy) return;  // taken back by an execution meanwhile
+    const Where* w = Find(thread_id);
+    if (!w || w->list != &list || w->it->busy) return;  // taken back by an execution meanwhile
+    auto it = w->it;
     if (!from_evicted && !stopping && DueAt(it->s) > std::chrono::steady_clock::now()) return;  // used again since
     it->busy = true;
     lock.unlock();
@@ -413,7 +425,10 @@ struct Sessions::Impl {
     std::list<LiveEntry> gone;
     lock.lock();
     it->busy = false;
-    if (from_evicted || !usable) gone.splice(gone.end(), list, it);
+    if (from_evicted || !usable) {
+      where.erase(it->thread_id);
+      gone.splice(gone.end(), list, it);
+    }
     changed.notify_all();
     lock.unlock();
     gone.clear();  // the sandbox goes, outside the lock
@@ -487,9 +502,7 @@ struct Sessions::Impl {
       bool owes_save = false;
       {
         std::lock_guard<std::mutex> lock(mu);
-        for (const auto* list : {&live, &evicted}) {
-          for (const LiveEntry& e : *list) owes_save = owes_save || (e.thread_id == thread_id && e.s.save_pending);
-        }
+        if (const Where* w = Find(thread_id)) owes_save = w->it->s.save_pending;
         owes_save = owes_save || checked_out.count(thread_id) > 0;  // a deferred execution may be running
       }
       if (!owes_save) return;
@@ -524,6 +537,7 @@ struct Sessions::Impl {
         continue;
       }
       if (!s.sandbox->Compact().ok()) {
+        where.erase(it->thread_id);
         it = std::make_reverse_iterator(live.erase(std::next(it).base()));
         continue;
       }
