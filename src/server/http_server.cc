@@ -1,7 +1,10 @@
 #include "server/http_server.h"
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -114,6 +117,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Enqueue(WriteOp op, std::function<void(bool)> written, bool last) {
     queue_.push_back({std::move(op), std::move(written), last});
     if (!writing_) WriteNext();
+  }
+  // A whole answer, the last thing this request sends: straight to the socket if nothing is
+  // queued before it and the socket takes it all now (the common case); what it does not
+  // take goes through the queue, under the write timeout.
+  void SendWhole(const http::response<http::string_body>& res) {
+    auto wire = std::make_shared<std::string>(SerializeResponse(res));
+    size_t sent = 0;
+    if (queue_.empty() && !writing_ && !failed()) {
+      while (sent < wire->size()) {
+        ssize_t n = ::send(stream_.socket().native_handle(), wire->data() + sent, wire->size() - sent,
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+          sent += static_cast<size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          break;
+        } else {
+          // As a failed async write: the connection goes, and no log line (none is written
+          // for an answer that did not go out).
+          failed_ = true;
+          return Close();
+        }
+      }
+      if (sent == wire->size()) return Finished();
+    }
+    Enqueue(
+        [self = shared_from_this(), wire, sent](auto done) {
+          net::async_write(self->stream_, net::buffer(wire->data() + sent, wire->size() - sent),
+                           [done, wire](beast::error_code ec, size_t) { done(ec); });
+        },
+        nullptr, true);
   }
   beast::tcp_stream& stream() { return stream_; }
   bool failed() const { return failed_ || closed_; }
@@ -326,8 +361,7 @@ class ResponderImpl : public Responder, public std::enable_shared_from_this<Resp
       conn->SetStatus(res->result_int());
       conn->SetKeepAlive(res->keep_alive());
       conn->NoteBody(res->body().size());
-      conn->Enqueue([conn, res](auto done) { http::async_write(conn->stream(), *res, [done, res](beast::error_code ec, size_t) { done(ec); }); },
-                    nullptr, true);
+      conn->SendWhole(*res);
     });
   }
 
@@ -426,6 +460,25 @@ void Connection::Dispatch() {
   auto responder = std::make_shared<ResponderImpl>(shared_from_this(), ctx->request.keep_alive(), ctx->request.version(),
                                                    ctx->request.method() == http::verb::head);
   handler_(ctx, responder);
+}
+
+std::string SerializeResponse(const http::response<http::string_body>& res) {
+  std::string out;
+  out.reserve(160 + res.body().size());
+  out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(res.result_int());
+  out += ' ';
+  out += Sv(res.reason());
+  out += "\r\n";
+  for (const auto& f : res) {
+    out += Sv(f.name_string());
+    out += ": ";
+    out += Sv(f.value());
+    out += "\r\n";
+  }
+  out += "\r\n";
+  out += res.body();
+  return out;
 }
 
 void Connection::Finished() {

@@ -40,6 +40,12 @@
 namespace brig::server {
 
 namespace http = boost::beast::http;
+
+// The bytes Beast's serializer writes for `response` (status line, fields in order, blank
+// line, body): a whole small answer is sent with one send() when the socket takes it, without
+// Beast's write operation and its timer (~a fifth of the HTTP thread's time per non-durable
+// execution, bench/RESULTS.md 2026-12-05). REQUIRES: not chunked (Content-Length or no body).
+std::string SerializeResponse(const http::response<http::string_body>& response);
 using Request = http::request<http::string_body>;
 
 // Beast's string_view (boost's, in Boost 1.74) as the standard one.
