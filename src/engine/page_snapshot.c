@@ -241,6 +241,11 @@ int64_t brig_python_instance_candidates(const brig_python_image* img, brig_pytho
 int brig_python_instance_table_matches(const brig_python_image* img, brig_python_instance* p) {
   const wasm_rt_funcref_table_t* t = &p->module.w2c_T0;
   if (t->size != img->table_size) return 0;
+  /* A shared table is the image's own entries (python_instance_internal.h), which no
+   * instruction of the guest can change (guest/wasm2c_post.py refuses a guest that could):
+   * nothing to compare. Comparing them was ~8 µs of every durable save (bench/RESULTS.md,
+   * 2026-12-05). */
+  if (t->data == img->table) return 1;
   for (uint32_t i = 0; i < t->size; i++) {
     if (t->data[i].func != img->table[i].func || t->data[i].func_type != img->table[i].func_type) return 0;
   }

@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <unistd.h>
+
 #include "brig/text.h"
 
 #include <boost/asio/ip/address.hpp>
@@ -8,8 +10,6 @@
 #include <cmath>
 #include <cstdio>
 #include <mutex>
-#include <unistd.h>
-
 #include <unordered_map>
 
 #include "server/api_json.h"
