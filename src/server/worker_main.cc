@@ -39,18 +39,38 @@ class Worker {
 
   // Writes one whole frame; frames from several threads never interleave. A supervisor that
   // is gone ends the process.
+  // Answers held by the reading thread go out first, in the same send.
   void Send(FrameType type, uint64_t id, std::string_view body) {
-    std::string frame;
-    frame.reserve(worker::kFrameHeader + body.size());
-    worker::AppendFrame(&frame, type, id, body);
     std::lock_guard<std::mutex> lock(write_mu_);
+    held_.reserve(held_.size() + worker::kFrameHeader + body.size());
+    worker::AppendFrame(&held_, type, id, body);
+    SendHeldLocked();
+  }
+
+  // Queues a frame behind the held ones, to go out with the next send (SendHeld, or any
+  // Send): the reading thread holds the answers of inline executions while more requests are
+  // already read, so that a burst of them is answered with one send (a system call here costs
+  // a few µs, and each wakes the supervisor's reader). At most kMaxHeld are held.
+  void Hold(FrameType type, uint64_t id, std::string_view body) {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    worker::AppendFrame(&held_, type, id, body);
+    if (++held_count_ >= kMaxHeld) SendHeldLocked();
+  }
+  void SendHeld() {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    SendHeldLocked();
+  }
+  // REQUIRES: write_mu_ held.
+  void SendHeldLocked() {
     size_t at = 0;
-    while (at < frame.size()) {
-      ssize_t n = send(fd_, frame.data() + at, frame.size() - at, MSG_NOSIGNAL);
+    while (at < held_.size()) {
+      ssize_t n = send(fd_, held_.data() + at, held_.size() - at, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) _exit(1);  // the supervisor is gone: so is this worker
       at += static_cast<size_t>(n);
     }
+    held_.clear();
+    held_count_ = 0;
   }
 
   // The next frame from the supervisor; end of file or a malformed stream ends the process.
@@ -59,6 +79,7 @@ class Worker {
     while (true) {
       if (auto f = reader_.Next(&error)) return std::move(*f);
       if (!error.empty()) Die(2, "malformed frame from the supervisor: " + error);
+      SendHeld();  // nothing more to answer before waiting: what is held goes now
       char buf[64 * 1024];
       ssize_t n = read(fd_, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
@@ -110,7 +131,7 @@ class Worker {
           options.memory_bytes = body->memory_bytes;
           options.deferred_save = true;
           auto done = sessions_->TryExecuteLive(body->thread_id, body->code, options, inline_budget_);
-          if (done) Answer(f.id, body->thread_id, *done);
+          if (done) Answer(f.id, body->thread_id, *done, /*hold=*/true);
           {
             std::lock_guard<std::mutex> lock(mu_);
             inline_running_ = false;
@@ -176,6 +197,7 @@ class Worker {
       std::unique_lock<std::mutex> lock(mu_);
       inline_done_.wait(lock, [&] { return !inline_running_; });
     }
+    SendHeld();  // its answer may still be held
     // ~Sessions writes what the live sessions still owe the store (deferred saves, portable
     // snapshots) before the worker goes.
     sessions_.reset();
@@ -220,8 +242,8 @@ class Worker {
     Answer(job.id, e.thread_id, sessions_->Execute(e.thread_id, e.code, options));
   }
 
-  // Sends execution `id`'s outcome to the supervisor.
-  void Answer(uint64_t id, const std::string& thread_id, const StatusOr<SessionResult>& result) {
+  // Sends execution `id`'s outcome to the supervisor (`hold`: with the next send, Hold).
+  void Answer(uint64_t id, const std::string& thread_id, const StatusOr<SessionResult>& result, bool hold = false) {
     if (!result.ok()) return Reply(id, result.status());
     std::string json = ToJsonText(thread_id, result.value());
     std::lock_guard<std::mutex> lock(answer_mu_);
@@ -231,11 +253,16 @@ class Worker {
                                         " bytes of JSON) is too large to pass to the server" +
                                         (result.value().saved ? "; the session was saved" : "")));
     }
+    if (hold) return Hold(FrameType::kResult, id, body);
     Send(FrameType::kResult, id, body);
   }
 
+  static constexpr int kMaxHeld = 4;
+
   const int fd_;
   std::mutex write_mu_;
+  std::string held_;     // GUARDED_BY(write_mu_): whole frames not yet sent (Hold)
+  int held_count_ = 0;   // GUARDED_BY(write_mu_)
   std::mutex answer_mu_;  // a live-session count and the answer carrying it (Reply)
   worker::FrameReader reader_;
   std::unique_ptr<Sessions> sessions_;
