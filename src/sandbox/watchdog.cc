@@ -60,7 +60,7 @@ void Watchdog::Loop() {
     auto first = pending_.begin();
     const auto deadline = first->first.first;
     if (now < deadline) {
-      // Anything armed before it falls due; later deadlines wait for this wake-up.
+      // Until the earliest deadline and its slack: Arm wakes it only for one that cannot wait.
       sleeping_until_ = WithSlack(deadline);
       wake_.wait_until(lock, sleeping_until_);
       continue;

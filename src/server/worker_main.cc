@@ -37,9 +37,8 @@ class Worker {
  public:
   explicit Worker(int fd) : fd_(fd) {}
 
-  // Writes one whole frame; frames from several threads never interleave. A supervisor that
-  // is gone ends the process.
-  // Answers held by the reading thread go out first, in the same send.
+  // Writes one whole frame, after the answers the reading thread holds (Hold), in one send;
+  // frames from several threads never interleave. A supervisor that is gone ends the process.
   void Send(FrameType type, uint64_t id, std::string_view body) {
     std::lock_guard<std::mutex> lock(write_mu_);
     held_.reserve(held_.size() + worker::kFrameHeader + body.size());
@@ -70,6 +69,7 @@ class Worker {
       at += static_cast<size_t>(n);
     }
     held_.clear();
+    if (held_.capacity() > (1u << 20)) std::string().swap(held_);  // after a large answer
     held_count_ = 0;
   }
 
