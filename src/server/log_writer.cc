@@ -21,18 +21,21 @@ LogWriter::~LogWriter() {
 }
 
 void LogWriter::Line(std::string_view line) {
-  bool first, full;
+  bool wake, behind;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    first = waiting_.empty();
+    const size_t before = waiting_.size();
     waiting_.append(line);
     waiting_.push_back('\n');
-    full = waiting_.size() >= max_bytes_;
+    // The writer sleeps until there is something (start its clock), and is told when a batch
+    // is full (once, as the size crosses max_bytes).
+    wake = before == 0 || (before < max_bytes_ && waiting_.size() >= max_bytes_);
+    behind = waiting_.size() >= kBackpressure * max_bytes_;
   }
-  if (full) {
+  if (behind) {
     Flush();
-  } else if (first) {
-    wake_.notify_one();  // the flusher sleeps until there is something: start its clock
+  } else if (wake) {
+    wake_.notify_one();
   }
 }
 
@@ -40,12 +43,12 @@ void LogWriter::Flush() {
   // Taking write_mu_ first keeps batches in order: whoever takes the waiting lines writes
   // them before anyone can take later ones.
   std::lock_guard<std::mutex> write_lock(write_mu_);
-  std::string batch;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    batch.swap(waiting_);
+    writing_.swap(waiting_);  // waiting_ gets the last batch's buffer, emptied: no regrowth
   }
-  if (!batch.empty()) WriteAll(batch);
+  if (!writing_.empty()) WriteAll(writing_);
+  writing_.clear();
 }
 
 void LogWriter::Run() {
@@ -55,8 +58,8 @@ void LogWriter::Run() {
       wake_.wait(lock, [&] { return stop_ || !waiting_.empty(); });
       continue;
     }
-    // Lines are waiting: give later ones max_delay to join them, then write.
-    wake_.wait_for(lock, max_delay_, [&] { return stop_; });
+    // Lines are waiting: give later ones max_delay to join them (less if the batch fills).
+    wake_.wait_for(lock, max_delay_, [&] { return stop_ || waiting_.size() >= max_bytes_; });
     lock.unlock();
     Flush();
     lock.lock();

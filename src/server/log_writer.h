@@ -1,7 +1,9 @@
-// Log lines written to a file descriptor in batches. A request's log line written on its own
-// cost a write() each (~3 µs of the HTTP thread's ~45 µs per request here, bench/RESULTS.md
-// 2026-12-05); lines are now gathered and written together, at most `max_delay` after the first
-// of them or as soon as `max_bytes` are waiting.
+// Log lines written to a file descriptor in batches, by a thread of their own. A request's log
+// line written on its own cost a write() each (~3 µs of the HTTP thread's ~45 µs per request
+// here, bench/RESULTS.md 2026-12-05); lines are now gathered and written together, at most
+// `max_delay` after the first of them, or as soon as `max_bytes` are waiting. The thread that
+// logs only appends (and wakes the writer once per batch); it writes itself only when the
+// writer has fallen kBackpressure batches behind (a full pipe), as a plain write would block.
 //
 // What a crash of the process loses: the lines of its last `max_delay` (flushed on
 // destruction and by Flush(), so an orderly stop loses none).
@@ -36,6 +38,8 @@ class LogWriter {
   void Flush();
 
  private:
+  static constexpr size_t kBackpressure = 8;
+
   void Run();
   // Writes `bytes` whole (retrying short writes and EINTR). REQUIRES: write_mu_ held.
   void WriteAll(const std::string& bytes);
@@ -48,6 +52,7 @@ class LogWriter {
   std::string waiting_;
   bool stop_ = false;
   std::mutex write_mu_;  // one write at a time, in the order the batches were taken
+  std::string writing_;  // GUARDED_BY(write_mu_): the batch being written; keeps its capacity
   std::thread flusher_;
 };
 
