@@ -122,11 +122,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // queued before it and the socket takes it all now (the common case); what it does not
   // take goes through the queue, under the write timeout.
   void SendWhole(const http::response<http::string_body>& res) {
-    auto wire = std::make_shared<std::string>(SerializeResponse(res));
+    std::string wire = SerializeResponse(res);
     size_t sent = 0;
     if (queue_.empty() && !writing_ && !failed()) {
-      while (sent < wire->size()) {
-        ssize_t n = ::send(stream_.socket().native_handle(), wire->data() + sent, wire->size() - sent,
+      while (sent < wire.size()) {
+        ssize_t n = ::send(stream_.socket().native_handle(), wire.data() + sent, wire.size() - sent,
                            MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
           sent += static_cast<size_t>(n);
@@ -141,12 +141,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
           return Close();
         }
       }
-      if (sent == wire->size()) return Finished();
+      if (sent == wire.size()) return Finished();
     }
+    auto rest = std::make_shared<std::string>(wire.substr(sent));
     Enqueue(
-        [self = shared_from_this(), wire, sent](auto done) {
-          net::async_write(self->stream_, net::buffer(wire->data() + sent, wire->size() - sent),
-                           [done, wire](beast::error_code ec, size_t) { done(ec); });
+        [self = shared_from_this(), rest](auto done) {
+          net::async_write(self->stream_, net::buffer(*rest), [done, rest](beast::error_code ec, size_t) { done(ec); });
         },
         nullptr, true);
   }

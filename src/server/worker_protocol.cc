@@ -6,6 +6,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "names/utf8.h"
 #include "util/little_endian.h"
 
 namespace brig::server::worker {
@@ -293,23 +294,6 @@ class SummaryScanner {
     i_ += 6;
     return v;
   }
-  static void AppendUtf8(std::string* out, uint32_t cp) {
-    if (cp < 0x80) {
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
 
   // A string at i_ (its opening quote); decoded into *out unless out is null.
   bool String(std::string* out) {
@@ -356,32 +340,14 @@ class SummaryScanner {
           if (low < 0xDC00 || low > 0xDFFF) return false;
           cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
         }
-        if (out) AppendUtf8(out, static_cast<uint32_t>(cp));
+        if (out) utf8::Append(out, static_cast<char32_t>(cp));
         continue;
       }
       // A UTF-8 sequence: well-formed (RFC 3629), or the text is refused.
-      size_t len = 0;
-      unsigned char lo = 0x80, hi = 0xBF;
-      if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-      } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-      } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-      } else {
-        return false;
-      }
-      if (i_ + len > s_.size()) return false;
-      for (size_t k = 1; k < len; ++k) {
-        const auto d = static_cast<unsigned char>(s_[i_ + k]);
-        if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xBF)) return false;
-      }
-      if (out) out->append(s_.data() + i_, len);
-      i_ += len;
+      size_t past = i_;
+      if (utf8::Decode(s_, &past) >= utf8::kInvalidByteBase) return false;
+      if (out) out->append(s_.data() + i_, past - i_);
+      i_ = past;
     }
   }
 
