@@ -212,6 +212,17 @@ void ExpectAgrees(std::string_view text) {
   }
 }
 
+// Nesting far past any result's (a broken worker) is refused, not followed down the stack;
+// nesting as deep as the cap allows still reads.
+TEST(WorkerProtocol, ResultSummaryRefusesDeepNestingWithoutRecursingIntoIt) {
+  const std::string head = R"({"ok":true,"failure":null,"session":{"thread_id":"t"},"x":)";
+  auto nested = [&](size_t depth) { return head + std::string(depth, '[') + std::string(depth, ']') + "}"; };
+  EXPECT_TRUE(SummarizeResult(nested(60)));
+  EXPECT_FALSE(SummarizeResult(nested(1000)));
+  EXPECT_FALSE(SummarizeResult(nested(1'000'000)));
+  EXPECT_FALSE(SummarizeResult(head + std::string(1'000'000, '[')));  // never closed either
+}
+
 // Real results, then each broken in random ways (bytes dropped, changed, added, repeated,
 // the text cut short): the hand-written reader accepts exactly what the parser accepts and
 // reads the same fields.
