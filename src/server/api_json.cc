@@ -33,10 +33,6 @@ nlohmann::json GrepResultJson(const GrepResult& result, GrepMode mode) {
 
 nlohmann::json ExecutionJson(std::string_view thread_id, const SessionResult& s) { return ToJson(thread_id, s); }
 
-namespace {
-
-// The length of the well-formed UTF-8 sequence at s[i] (2-4 bytes), or 0 if there is none
-// (overlong forms, surrogates and code points past U+10FFFF are not well-formed).
 size_t Utf8SequenceAt(std::string_view s, size_t i) {
   const auto b0 = static_cast<unsigned char>(s[i]);
   size_t n = 0;
@@ -62,7 +58,6 @@ size_t Utf8SequenceAt(std::string_view s, size_t i) {
   return n;
 }
 
-}  // namespace
 
 void AppendJsonString(std::string* out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";

@@ -5,6 +5,8 @@
 #define BRIG_SERVER_API_JSON_H_
 
 #include <nlohmann/json.hpp>
+#include <cstddef>
+#include <string>
 #include <string_view>
 
 #include "brig/file_info.h"
@@ -25,6 +27,10 @@ std::string Dump(const nlohmann::json& j);
 // Appends `s` as a JSON string (quoted, escaped; invalid UTF-8 replaced by U+FFFD, as Dump
 // does): for lines built without a json object (the request log, one per request).
 void AppendJsonString(std::string* out, std::string_view s);
+// The length of the well-formed UTF-8 sequence of 2-4 bytes at s[i], or 0 if there is none
+// (overlong forms, surrogates and code points past U+10FFFF are not well-formed). The server
+// cannot use src/names' codec (front ends include only include/brig/): this is its one copy.
+size_t Utf8SequenceAt(std::string_view s, size_t i);
 
 }  // namespace brig::server
 

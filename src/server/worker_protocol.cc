@@ -6,7 +6,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "names/utf8.h"
+#include "server/api_json.h"
 #include "util/little_endian.h"
 
 namespace brig::server::worker {
@@ -295,6 +295,26 @@ class SummaryScanner {
     return v;
   }
 
+  // `cp` as UTF-8. REQUIRES: cp <= 0x10FFFF, not a surrogate. (names/utf8.h has the same, out
+  // of reach of a front end: see api_json.h's Utf8SequenceAt.)
+  static void AppendUtf8(std::string* out, uint32_t cp) {
+    if (cp < 0x80) {
+      out->push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+
   // A string at i_ (its opening quote); decoded into *out unless out is null.
   bool String(std::string* out) {
     ++i_;
@@ -340,14 +360,14 @@ class SummaryScanner {
           if (low < 0xDC00 || low > 0xDFFF) return false;
           cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
         }
-        if (out) utf8::Append(out, static_cast<char32_t>(cp));
+        if (out) AppendUtf8(out, static_cast<uint32_t>(cp));
         continue;
       }
       // A UTF-8 sequence: well-formed (RFC 3629), or the text is refused.
-      size_t past = i_;
-      if (utf8::Decode(s_, &past) >= utf8::kInvalidByteBase) return false;
-      if (out) out->append(s_.data() + i_, past - i_);
-      i_ = past;
+      const size_t len = Utf8SequenceAt(s_, i_);
+      if (len == 0) return false;
+      if (out) out->append(s_.data() + i_, len);
+      i_ += len;
     }
   }
 
