@@ -268,13 +268,35 @@ class Sandbox {
   // if that process loaded the same image from the image cache. FailedPrecondition for a
   // cold-started or dead sandbox, or a guest that changed its function table.
   StatusOr<std::string> SavePages();
+  // The pages a page snapshot holds, decoded (src/sandbox/page_records.h): what a later
+  // save can be a page delta against. Immutable once made; safe to share between threads.
+  struct PageRecords;
+  struct PagesSave {
+    // A page snapshot, or with `since` a page delta: only the pages whose content differs
+    // from what `since` holds (and those that no longer differ from the image). A delta
+    // restores only over the snapshot `since` came from (ApplyPageDeltas).
+    std::string snapshot;
+    bool delta = false;
+    std::shared_ptr<const PageRecords> records;  // what it holds, with keep_records
+  };
+  struct PagesSaveOptions {
+    const PageRecords* since = nullptr;  // not null: save a delta against these records
+    bool keep_records = false;           // return the records of this save
+  };
+  StatusOr<PagesSave> SavePages(const PagesSaveOptions& options);
   // Puts this sandbox in the state `snapshot` holds, with its limits unchanged.
   // REQUIRES: made from the image (Start::kFromImage), no files open, and the workspace
   // files the snapshot's descriptors name already written (WriteFile). FailedPrecondition if
-  // the snapshot was made for another image; InvalidArgument if it is damaged;
+  // the snapshot was made for another image; InvalidArgument if it is damaged or a delta;
   // ResourceExhausted if it needs more memory than the limit. On error the sandbox is
-  // unchanged.
-  Status RestorePages(std::string_view snapshot);
+  // unchanged. With `records`, sets it to what the snapshot holds (null for a snapshot of
+  // the old whole-page format, which a delta cannot build on).
+  Status RestorePages(std::string_view snapshot, std::shared_ptr<const PageRecords>* records = nullptr);
+  // The page snapshot that `whole` with `deltas` applied in order describes: each delta must
+  // have been saved against the records of the snapshot before it. Host-only (no image
+  // needed). InvalidArgument if any part is damaged, is not of `whole`'s build and image, or
+  // does not fit the snapshot before it.
+  static StatusOr<std::string> ApplyPageDeltas(std::string_view whole, const std::vector<std::string_view>& deltas);
   // The digest of the process image that page snapshots are tied to (hex).
   static StatusOr<std::string> ImageDigest();
   // The guest build and image digest a page snapshot is tied to, read from its header

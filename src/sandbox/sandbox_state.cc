@@ -13,9 +13,10 @@
 //           words (reference counts, allocator state): recording only those made zstd's
 //           input ~20x smaller than whole XORed pages (BRIGPG01: page_count pages of 4096
 //           bytes), which was most of a durable execution's CPU (bench/save_path_bench).
-// A snapshot comes back from the store: it is untrusted input and checked field by field.
-#include <zstd.h>
-
+// Page delta format ("BRIGPD01"): the same header with "page_count" the pages the delta
+// changes and "dropped_count" those it drops, and a zstd frame of page_records.h's delta
+// body. A snapshot comes back from the store: it is untrusted input and checked field by
+// field.
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -25,21 +26,20 @@
 
 #include "engine/page_snapshot.h"
 #include "names/path_rules.h"
+#include "sandbox/page_format.h"
+#include "sandbox/page_records.h"
 #include "sandbox/sandbox_impl.h"
 #include "util/base64.h"
 #include "util/differing_blocks.h"
 #include "util/little_endian.h"
 
 namespace brig {
+using namespace page_format;
 namespace {
 
-constexpr char kPagesMagic[8] = {'B', 'R', 'I', 'G', 'P', 'G', '0', '2'};
-constexpr char kWholePagesMagic[8] = {'B', 'R', 'I', 'G', 'P', 'G', '0', '1'};  // read only
 constexpr size_t kWordsPerPage = BRIG_HOST_PAGE / 8;
-constexpr size_t kMaskBytes = kWordsPerPage / 8;
-constexpr uint64_t kWasmPage = 65536;
+constexpr size_t kMaskBytes = kRecordMaskBytes;
 constexpr uint32_t kMaxGlobals = 16;
-constexpr uint32_t kMaxHeaderBytes = 16u << 20;
 
 std::string Hex(uint64_t v) {
   char text[17];
@@ -54,26 +54,25 @@ std::optional<std::string> HostReply(const ExecutionResult& r) {
   return *r.result;
 }
 
-struct DiffCollector {
-  std::vector<uint32_t> pages;
-  std::string data;  // the pages' records (mask, differing words)
-};
+// The pages that differ from the image, with their records (page_records.h).
+using DiffCollector = PageRecords;
 
 // Buffers of SavePages kept per thread: a save's page data and its compressed form are
 // hundreds of KiB, and new buffers that size cost their page faults (and growth copies)
 // again every time: measured a fifth of a save.
 struct SaveScratch {
   DiffCollector diff;
-  std::string indices;
+  std::string indices;  // or a delta's body
   std::string compressed;
 };
 SaveScratch& ThreadScratch() {
   thread_local SaveScratch scratch;
   // What one big session needed is not kept for good (a thread may save small ones after).
   constexpr size_t kKeep = size_t{16} << 20;
-  if (scratch.diff.data.capacity() > kKeep || scratch.compressed.size() > kKeep) scratch = SaveScratch();
-  scratch.diff.pages.clear();
-  scratch.diff.data.clear();
+  if (scratch.diff.data.capacity() > kKeep || scratch.compressed.size() > kKeep || scratch.indices.capacity() > kKeep) {
+    scratch = SaveScratch();
+  }
+  scratch.diff.clear();
   scratch.indices.clear();
   return scratch;
 }
@@ -108,56 +107,13 @@ int CollectPage(void* ctx, uint32_t page, const uint8_t* bytes, const uint8_t* b
   for (size_t k = 0; k < kWordsPerPage / 64; k++) brig_le_store64(record + k * 8, mask[k]);
   c->data.append(record, static_cast<size_t>(out - record));
   c->pages.push_back(page);
+  c->offsets.push_back(c->data.size());
   return 0;
 }
 
-// One compression context per thread, kept: making one per save (ZSTD_compress) allocated
-// and cleared its tables every time.
-ZSTD_CCtx* ThreadCompressor() {
-  thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
-  return cctx.get();
-}
-
-// zstd level -3 (a fast level): measured on a small session's page data
-// (bench/save_path_bench), ~2x faster than level 1 for a frame ~19% larger (25.4 KB vs 21.3
-// KB): a durable save is bound by CPU, and the extra bytes cost the store far less than the
-// compression they save. Any level decompresses the same way.
-constexpr int kPagesZstdLevel = -3;
-
 Status StateError(const std::string& why) { return Status::FailedPrecondition(why); }
 
-Status Damaged(const std::string& why) { return Status::InvalidArgument("damaged page snapshot: " + why); }
-
-// The header of a page snapshot (JSON) and the reader left at the body length; or why the
-// snapshot is damaged. *whole_pages: the body is BRIGPG01's (whole XORed pages).
-StatusOr<nlohmann::json> ReadPagesHeader(LeReader& r, bool* whole_pages = nullptr) {
-  std::string_view magic, header_text;
-  if (!r.Bytes(sizeof kPagesMagic, &magic)) return Damaged("not a page snapshot");
-  const bool whole = magic == std::string_view(kWholePagesMagic, sizeof kWholePagesMagic);
-  if (!whole && magic != std::string_view(kPagesMagic, sizeof kPagesMagic)) return Damaged("not a page snapshot");
-  if (whole_pages) *whole_pages = whole;
-  uint32_t header_len = 0;
-  if (!r.U32(&header_len) || header_len > kMaxHeaderBytes || !r.Bytes(header_len, &header_text)) {
-    return Damaged("header");
-  }
-  nlohmann::json h = nlohmann::json::parse(header_text, nullptr, false);
-  if (!h.is_object()) return Damaged("header is not JSON");
-  return h;
-}
-
 }  // namespace
-
-StatusOr<Sandbox::PagesOrigin> Sandbox::PageSnapshotOrigin(std::string_view snapshot) {
-  LeReader r(snapshot);
-  StatusOr<nlohmann::json> h = ReadPagesHeader(r);
-  if (!h.ok()) return h.status();
-  auto build = h.value().find("guest_build_id");
-  auto digest = h.value().find("image_digest");
-  if (build == h.value().end() || !build->is_string() || digest == h.value().end() || !digest->is_string()) {
-    return Damaged("header fields");
-  }
-  return PagesOrigin{build->get<std::string>(), digest->get<std::string>()};
-}
 
 StatusOr<std::string> Sandbox::ImageDigest() {
   std::string why;
@@ -167,6 +123,12 @@ StatusOr<std::string> Sandbox::ImageDigest() {
 }
 
 StatusOr<std::string> Sandbox::SavePages() {
+  StatusOr<PagesSave> saved = SavePages(PagesSaveOptions{});
+  if (!saved.ok()) return saved.status();
+  return std::move(saved.value().snapshot);
+}
+
+StatusOr<Sandbox::PagesSave> Sandbox::SavePages(const PagesSaveOptions& options) {
   Impl& impl = *impl_;
   if (impl.dead != Failure::kNone) return StateError("the sandbox no longer runs code");
   // Forked, rolled back or compacted sandboxes still descend from the process image (tx.image);
@@ -190,7 +152,6 @@ StatusOr<std::string> Sandbox::SavePages() {
   uint64_t globals[kMaxGlobals];
   uint32_t count = brig_python_instance_get_globals(impl.instance, globals, kMaxGlobals);
   header["globals"] = std::vector<uint64_t>(globals, globals + std::min(count, kMaxGlobals));
-  header["page_count"] = diff.pages.size();
   nlohmann::json fds = nlohmann::json::array();
   for (const auto& f : impl.wasi->SaveFds()) {
     fds.push_back({{"fd", f.fd}, {"directory", f.directory}, {"path", f.path}, {"offset", f.offset},
@@ -199,40 +160,28 @@ StatusOr<std::string> Sandbox::SavePages() {
   }
   header["fds"] = std::move(fds);
 
-  // The body is the page indices then the pages: compressed as one frame from the two
-  // pieces, without joining them first.
-  std::string& indices = scratch.indices;
-  for (uint32_t page : diff.pages) AppendLe32(&indices, page);
-  ZSTD_CCtx* cctx = ThreadCompressor();
-  if (!cctx) return Status::ResourceExhausted("zstd: out of memory");
-  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, kPagesZstdLevel);
-  ZSTD_CCtx_setPledgedSrcSize(cctx, indices.size() + diff.data.size());  // the frame records it
-  std::string& compressed = scratch.compressed;
-  const size_t bound = ZSTD_compressBound(indices.size() + diff.data.size());
-  if (compressed.size() < bound) compressed.resize(bound);
-  ZSTD_outBuffer zout{compressed.data(), compressed.size(), 0};
-  for (const std::string* piece : {&indices, &diff.data}) {
-    ZSTD_inBuffer zin{piece->data(), piece->size(), 0};
-    const ZSTD_EndDirective end = piece == &diff.data ? ZSTD_e_end : ZSTD_e_continue;
-    size_t left;
-    do {
-      left = ZSTD_compressStream2(cctx, &zout, &zin, end);
-      if (ZSTD_isError(left)) return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(left));
-    } while (end == ZSTD_e_end ? left != 0 : zin.pos < zin.size);
-  }
-
-  // Descriptor paths are the guest's bytes, not always UTF-8: dump() would throw on them.
-  std::string text = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::string out(kPagesMagic, sizeof kPagesMagic);
-  AppendLe32(&out, static_cast<uint32_t>(text.size()));
-  out += text;
-  AppendLe64(&out, zout.pos);
-  out.append(compressed.data(), zout.pos);
+  PagesSave out;
+  out.delta = options.since != nullptr;
+  StatusOr<std::string> encoded = [&]() -> StatusOr<std::string> {
+    if (options.since) {
+      uint64_t changed = 0, dropped = 0;
+      MakeDeltaBody(*options.since, diff, &scratch.indices, &changed, &dropped);
+      header["page_count"] = changed;
+      header["dropped_count"] = dropped;
+      return EncodePages(kDeltaMagic, header, {scratch.indices}, &scratch.compressed);
+    }
+    // The body is the page indices then the records.
+    header["page_count"] = diff.pages.size();
+    for (uint32_t page : diff.pages) AppendLe32(&scratch.indices, page);
+    return EncodePages(kPagesMagic, header, {scratch.indices, diff.data}, &scratch.compressed);
+  }();
+  if (!encoded.ok()) return encoded.status();
+  out.snapshot = std::move(encoded.value());
+  if (options.keep_records) out.records = std::make_shared<const PageRecords>(diff);
   return out;
 }
 
-Status Sandbox::RestorePages(std::string_view snapshot) {
+Status Sandbox::RestorePages(std::string_view snapshot, std::shared_ptr<const PageRecords>* records_out) {
   Impl& impl = *impl_;
   if (!impl.base_image) return StateError("a cold-started sandbox cannot take a page snapshot");
   if (impl.wasi->open_fd_count() != 4) return StateError("the sandbox has files open");
@@ -300,43 +249,29 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
     fds.push_back(std::move(s));
   }
 
-  uint64_t body_len = 0;
-  if (!r.U64(&body_len) || body_len != r.remaining()) return damaged("body length");
-  const std::string_view in = r.rest();
   // The frame says how big it decompresses: within what page_count pages can take (checked
   // against the header's page count, itself bounded by the memory size, before allocating).
   const uint64_t indices_bytes = *page_count * sizeof(uint32_t);
   const uint64_t most = whole_pages ? *page_count * (sizeof(uint32_t) + BRIG_HOST_PAGE)
                                     : *page_count * (sizeof(uint32_t) + kMaskBytes + BRIG_HOST_PAGE);
-  unsigned long long framed = ZSTD_getFrameContentSize(in.data(), in.size());
-  if (framed == ZSTD_CONTENTSIZE_UNKNOWN || framed == ZSTD_CONTENTSIZE_ERROR || framed > most ||
-      (whole_pages && framed != most) || framed < indices_bytes + (whole_pages ? 0 : *page_count * kMaskBytes)) {
-    return damaged("body size");
-  }
-  std::string body(framed, '\0');
-  size_t got = ZSTD_decompress(body.data(), body.size(), in.data(), in.size());
-  if (ZSTD_isError(got) || got != framed) return damaged("body does not decompress");
-  std::vector<uint32_t> pages(*page_count);
-  for (size_t i = 0; i < pages.size(); i++) pages[i] = brig_le_load32(body.data() + i * sizeof(uint32_t));
-  for (size_t i = 0; i < pages.size(); i++) {
-    if (pages[i] >= host_pages || (i > 0 && pages[i] <= pages[i - 1])) return damaged("page index");
-  }
-  // Where each page's record starts, every mask's words counted against what is there.
-  std::vector<size_t> records;
+  StatusOr<std::string> read = ReadBody(r, whole_pages ? most : indices_bytes + *page_count * kMaskBytes, most);
+  if (!read.ok()) return read.status();
+  const std::string& body = read.value();
+  // BRIGPG02: every index and every mask's words checked against what is there.
+  auto records = std::make_shared<PageRecords>();
+  std::vector<uint32_t> whole_indices;
   if (!whole_pages) {
-    records.reserve(pages.size());
-    size_t at = indices_bytes;
-    for (size_t i = 0; i < pages.size(); i++) {
-      if (body.size() - at < kMaskBytes) return damaged("page record");
-      records.push_back(at);
-      size_t words = 0;
-      for (size_t k = 0; k < kMaskBytes / 8; k++) words += std::popcount(brig_le_load64(body.data() + at + k * 8));
-      at += kMaskBytes;
-      if ((body.size() - at) / 8 < words) return damaged("page record");
-      at += words * 8;
+    if (!ParseWholeBody(body, *page_count, host_pages, records.get())) return damaged("page records");
+  } else {
+    whole_indices.resize(*page_count);
+    for (size_t i = 0; i < whole_indices.size(); i++) {
+      whole_indices[i] = brig_le_load32(body.data() + i * sizeof(uint32_t));
+      if (whole_indices[i] >= host_pages || (i > 0 && whole_indices[i] <= whole_indices[i - 1])) {
+        return damaged("page index");
+      }
     }
-    if (at != body.size()) return damaged("bytes after the last page");
   }
+  const std::vector<uint32_t>& pages = whole_pages ? whole_indices : records->pages;
 
   // Everything checked: build the restored instance beside the current one, then swap.
   brig_python_instance* restored = brig_python_instance_clone(
@@ -357,7 +292,7 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
       for (size_t k = 0; k < BRIG_HOST_PAGE; k++) page[k] ^= static_cast<uint8_t>(delta[k]);
       continue;
     }
-    const char* record = body.data() + records[i];
+    const char* record = records->data.data() + records->offsets[i];
     const char* words = record + kMaskBytes;
     for (size_t k = 0; k < kMaskBytes / 8; k++) {
       for (uint64_t m = brig_le_load64(record + k * 8); m; m &= m - 1) {
@@ -375,6 +310,7 @@ Status Sandbox::RestorePages(std::string_view snapshot) {
   brig_python_instance_destroy(impl.instance);
   impl.instance = restored;
   impl.wasi->RestoreFds(fds);  // a descriptor whose file is gone stays closed (EBADF)
+  if (records_out) *records_out = whole_pages ? nullptr : std::move(records);
   return Status::Ok();
 }
 

@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "session/state_format.h"
+#include "session/stored_state.h"
 
 namespace brig {
 
@@ -162,7 +163,8 @@ StatusOr<std::vector<store::SessionInfo>> SessionManager::List() { return store_
 // cannot read keeps nothing (the files stay, with default modes).
 static store::StateWrite ResetState(const std::optional<store::SessionState>& old) {
   if (!old || old->cleared() || old->format != kStateFormat) return store::StateWrite{};
-  std::optional<StoredState> decoded = DecodeState(old->snapshot);
+  // The latest delta (if any) holds the attributes whole (stored_state.h).
+  std::optional<StoredState> decoded = DecodeState(old->deltas.empty() ? old->snapshot : old->deltas.back().second);
   if (!decoded || decoded->nodes.empty()) return store::StateWrite{};
   // An empty fallback of the new version: the old one's namespace is what the reset cleared.
   return store::StateWrite{EncodeState(FreshState(std::move(decoded->nodes))), std::string(kStateFormat),
@@ -225,12 +227,22 @@ StatusOr<store::SessionInfo> SessionManager::Fork(std::string_view src, std::str
       // an older one would claim to be of it). Without one, the fork gets a new one taken
       // when it first runs live.
       if (!st.fallback.empty() && st.fallback_version == st.version) copy->fallback = st.fallback;
-      // The fork draws its own random numbers (as Sandbox::Fork's do). A state in a format
-      // this brig does not write is copied as it is.
+      // The fork draws its own random numbers (as Sandbox::Fork's do), and gets the state
+      // whole (its deltas applied). A state in a format this brig does not write is copied as
+      // it is; one saved as deltas must be read.
       if (st.format == kStateFormat) {
-        if (std::optional<StoredState> decoded = DecodeState(st.snapshot)) {
-          decoded->reseed = true;
-          copy->snapshot = EncodeState(*decoded);
+        StatusOr<ReadState> read = ReadStoredState(src, st);
+        if (read.ok()) {
+          StoredState& whole = read.value().state;
+          whole.reseed = true;
+          // A portable snapshot of an older version would claim to be the fork's version 1.
+          if (read.value().portable_version != st.version) {
+            whole.portable.clear();
+            whole.not_portable.clear();
+          }
+          copy->snapshot = EncodeState(whole);
+        } else if (!st.deltas.empty()) {
+          return read.status().WithPrefix("cannot fork " + Quoted(src) + ": ");
         }
       }
     }

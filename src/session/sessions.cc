@@ -31,6 +31,7 @@
 #include "session/session_manager.h"
 #include "session/snapshot_format.h"
 #include "session/state_format.h"
+#include "session/stored_state.h"
 #include "store/content_type.h"
 #include "store/store.h"
 
@@ -85,7 +86,19 @@ struct LiveSession {
   int64_t expires_at = 0;
   // How long its last execution ran (Sessions::TryExecuteLive runs only quick ones).
   std::chrono::steady_clock::duration last_run{};
+  // The pages of the state the store holds at `version` (what its last saved or restored
+  // page snapshot holds): the next save stores a delta against them (StateWrite::delta)
+  // until the deltas outgrow the whole snapshot. Null: the next save is whole.
+  std::shared_ptr<const Sandbox::PageRecords> stored_pages;
+  size_t whole_bytes = 0;   // the stored whole state's size
+  size_t delta_bytes = 0;   // the deltas stored since it
+  int64_t delta_count = 0;
 };
+
+// A save stores the whole state again (and drops the deltas) once the deltas since the last
+// whole one take more than it, or number this many: a load then reads at most about twice
+// the state's size, and applies a bounded number of deltas.
+constexpr int64_t kMaxDeltas = 64;
 
 // Options::max_running: a counting gate (Impl::run_slots) on the executions doing their CPU
 // work. An execution takes a slot before anything else (so that whoever holds a session's lock
@@ -586,18 +599,18 @@ struct Sessions::Impl {
     s.created_at = created_at;
     s.version = stored ? stored->version : 0;
     if (stored && !stored->cleared()) {
-      std::optional<StoredState> state;
-      if (stored->format == kStateFormat) state = session::DecodeState(stored->snapshot);
-      if (!state) return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + stored->format + "')");
+      StatusOr<session::ReadState> read = session::ReadStoredState(thread_id, *stored);
+      if (!read.ok()) return read.status();
+      StoredState* state = &read.value().state;
       ApplyNodeExtras(*s.sandbox, state->nodes, result);
       if (state->fresh) {  // a reset's: a new interpreter, the files' attributes kept
         s.files = VersionsOf(*s.sandbox);
         return std::move(made.value());
       }
-      // The portable snapshot to fall back on: the state's own (saved with it), else the
-      // fallback stored after a save, which may be from an older version.
-      int64_t portable_version = stored->version;
-      if (state->portable.empty() && !stored->fallback.empty()) {
+      // The portable snapshot to fall back on: the state's own (saved with it), else (or if
+      // newer) the fallback stored after a save, which may be from an older version.
+      int64_t portable_version = read.value().portable_version;
+      if (!stored->fallback.empty() && (state->portable.empty() || stored->fallback_version > portable_version)) {
         if (std::optional<StoredState> fallback = session::DecodeState(stored->fallback)) {
           state->portable = std::move(fallback->portable);
           state->not_portable = std::move(fallback->not_portable);
@@ -605,7 +618,12 @@ struct Sessions::Impl {
         }
       }
       std::string pages_failure;
-      if (Status restored = Restore(*s.sandbox, *state, result, &pages_failure); !restored.ok()) return restored;
+      if (Status restored = Restore(*s.sandbox, *state, result, &pages_failure, &s.stored_pages); !restored.ok()) {
+        return restored;
+      }
+      s.whole_bytes = read.value().snapshot_bytes;
+      s.delta_bytes = read.value().delta_bytes;
+      s.delta_count = read.value().delta_count;
       if (result->restored_from == "pages") {
         // What an older portable snapshot could not hold says nothing of this version's.
         if (portable_version != stored->version) result->not_portable.clear();
@@ -690,9 +708,11 @@ struct Sessions::Impl {
   // restores here, else its portable one; result->restored_from says which. When the page
   // snapshot did not restore, *pages_failure says why. Error (the sandbox is then unusable
   // for it) when neither restores.
-  Status Restore(Sandbox& sandbox, const StoredState& state, SessionResult* result, std::string* pages_failure) {
+  // With `records`, sets it to the pages restored (null unless they were).
+  Status Restore(Sandbox& sandbox, const StoredState& state, SessionResult* result, std::string* pages_failure,
+                 std::shared_ptr<const Sandbox::PageRecords>* records = nullptr) {
     Status pages = state.pages.empty() ? Status::FailedPrecondition("the session was saved without a page snapshot")
-                                       : sandbox.RestorePages(state.pages);
+                                       : sandbox.RestorePages(state.pages, records);
     if (pages.IsResourceExhausted()) {
       // Too big for this execution's memory limit: refused, not loaded from the portable
       // snapshot (whose save would then replace the exact one).
@@ -718,6 +738,12 @@ struct Sessions::Impl {
     if (state.reseed) sandbox.ReseedRandom();
     return Status::Ok();
   }
+
+  // What Snapshot's page snapshot was, for the live session's next save.
+  struct PagesKept {
+    bool delta = false;
+    std::shared_ptr<const Sandbox::PageRecords> records;
+  };
 
   // Saves what the execution changed. On error nothing is saved.
   Status Save(std::string_view thread_id, LiveSession& s, SessionResult* result) {
@@ -760,14 +786,31 @@ struct Sessions::Impl {
     // The portable snapshot after the answer (Housekeeping), for a session that stays live.
     const bool later = options.portable_in_background && options.max_live > 0 && !s.over_quota;
     bool deferred = false;
-    if (Status kept = Snapshot(sandbox, later, &state, &deferred, result); !kept.ok()) return kept;
+    // A delta against what the store holds, while the deltas are small beside the whole.
+    const bool delta = s.stored_pages && s.delta_count < kMaxDeltas && s.delta_bytes <= s.whole_bytes;
+    PagesKept kept_pages;
+    if (Status kept = Snapshot(sandbox, later, delta ? s.stored_pages.get() : nullptr, &state, &deferred, result,
+                               &kept_pages);
+        !kept.ok()) {
+      return kept;
+    }
     state.nodes = sandbox.ListNodeExtras();
     store::StateWrite write{session::EncodeState(state), std::string(kStateFormat), std::string(Sandbox::GuestBuildId())};
+    write.delta = kept_pages.delta;
     // The CPU work is done: the commit's wait (a group's flush) holds no run slot.
     RunSlot::ReleaseCurrent();
     auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
     if (!version.ok()) return version.status();
     s.version = version.value();
+    s.stored_pages = std::move(kept_pages.records);
+    if (write.delta) {
+      s.delta_count++;
+      s.delta_bytes += write.snapshot.size();
+    } else {
+      s.whole_bytes = write.snapshot.size();
+      s.delta_count = 0;
+      s.delta_bytes = 0;
+    }
     s.files = std::move(now);
     s.dirs = std::move(dirs_now);
     if (deferred && !s.portable_pending) s.pending_since = std::chrono::steady_clock::now();
@@ -792,10 +835,15 @@ struct Sessions::Impl {
   // snapshot (cold-started, no image, an image that could not be read) is saved by its
   // portable snapshot alone, and result->snapshot says so. Refused (nothing saved) only when
   // neither can hold the state: then the error names what could not be saved.
-  Status Snapshot(Sandbox& sandbox, bool later, StoredState* state, bool* deferred, SessionResult* result) {
-    auto pages = sandbox.SavePages();
+  // The page snapshot is a delta against `since` if given; *kept gets whether it is, and
+  // the records it holds when live sessions are kept (the next save's `since`).
+  Status Snapshot(Sandbox& sandbox, bool later, const Sandbox::PageRecords* since, StoredState* state, bool* deferred,
+                  SessionResult* result, PagesKept* kept) {
+    auto pages = sandbox.SavePages(Sandbox::PagesSaveOptions{since, /*keep_records=*/options.max_live > 0});
     if (pages.ok()) {
-      state->pages = std::move(pages.value());
+      state->pages = std::move(pages.value().snapshot);
+      kept->delta = pages.value().delta;
+      kept->records = std::move(pages.value().records);
       result->snapshot = "pages";
     } else {
       result->snapshot = "portable";
@@ -1113,12 +1161,12 @@ StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
   auto stored = impl.store->GetState(thread_id);
   if (!stored.ok()) return stored.status();
   std::optional<StoredState> state;
+  int64_t portable_version = 0;
   if (stored.value() && !stored.value()->cleared()) {
-    const store::SessionState& st = *stored.value();
-    if (st.format == kStateFormat) state = session::DecodeState(st.snapshot);
-    if (!state) {
-      return Status::Internal("the stored state of " + std::string(thread_id) + " is unreadable (format '" + st.format + "')");
-    }
+    StatusOr<session::ReadState> read = session::ReadStoredState(thread_id, *stored.value());
+    if (!read.ok()) return read.status();
+    state = std::move(read.value().state);
+    portable_version = read.value().portable_version;
     snap.nodes = std::move(state->nodes);
   }
   // A reset's state has no interpreter state to export, only the files' attributes.
@@ -1135,19 +1183,19 @@ StatusOr<std::string> Sessions::ExportSnapshot(std::string_view thread_id) {
         snap.pages = std::move(state->pages);
       }
     }
-    if (state->portable.empty() && !st.fallback.empty()) {
+    if (!st.fallback.empty() && (state->portable.empty() || st.fallback_version > portable_version)) {
       // Taken after the save, stored apart (Options::portable_in_background); older than the
       // state only if the process that saved it stopped before writing a newer one.
       if (std::optional<StoredState> fallback = session::DecodeState(st.fallback)) {
         state->portable = std::move(fallback->portable);
         state->not_portable = std::move(fallback->not_portable);
-        if (st.fallback_version < st.version) {
-          state->not_portable["<versions " + std::to_string(st.fallback_version + 1) + "-" +
-                              std::to_string(st.version) + ">"] =
-              "the portable snapshot is from version " + std::to_string(st.fallback_version) +
-              ": what the later versions did to the namespace is only in the page snapshot";
-        }
+        portable_version = st.fallback_version;
       }
+    }
+    if (!state->portable.empty() && portable_version < st.version) {
+      state->not_portable["<versions " + std::to_string(portable_version + 1) + "-" + std::to_string(st.version) +
+                          ">"] = "the portable snapshot is from version " + std::to_string(portable_version) +
+                                 ": what the later versions did to the namespace is only in the page snapshot";
     }
     snap.portable = std::move(state->portable);
     snap.not_portable = std::move(state->not_portable);

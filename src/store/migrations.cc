@@ -74,6 +74,18 @@ CREATE TABLE brig_session_fallback (
     {4, R"sql(
 ALTER TABLE brig_sessions ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(quotas));
 )sql"},
+    // State deltas (store.h): a save stores what changed since the state before it, not the
+    // whole state again, until the deltas outgrow it.
+    {5, R"sql(
+ALTER TABLE brig_session_state ADD COLUMN snapshot_version INTEGER NOT NULL DEFAULT 0;
+UPDATE brig_session_state SET snapshot_version = version;
+CREATE TABLE brig_state_deltas (
+  thread_id TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  version   INTEGER NOT NULL CHECK (version >= 2),
+  delta     BLOB NOT NULL CHECK (typeof(delta) = 'blob'),
+  PRIMARY KEY (thread_id, version)
+);
+)sql"},
 };
 
 constexpr Migration kPostgres[] = {
@@ -132,6 +144,19 @@ CREATE TABLE brig_image_seed (
     {5, R"sql(
 ALTER TABLE brig_session_state ALTER COLUMN snapshot SET STORAGE EXTERNAL;
 ALTER TABLE brig_session_fallback ALTER COLUMN fallback SET STORAGE EXTERNAL;
+)sql"},
+    // As SQLite's migration 5. A delta (a few KB) stays in its heap row up to a page's size
+    // (toast_tuple_target) instead of going out of line in chunks.
+    {6, R"sql(
+ALTER TABLE brig_session_state ADD COLUMN snapshot_version BIGINT NOT NULL DEFAULT 0;
+UPDATE brig_session_state SET snapshot_version = version;
+CREATE TABLE brig_state_deltas (
+  thread_id TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  version   BIGINT NOT NULL CHECK (version >= 2),
+  delta     BYTEA NOT NULL,
+  PRIMARY KEY (thread_id, version)
+) WITH (toast_tuple_target = 8160);
+ALTER TABLE brig_state_deltas ALTER COLUMN delta SET STORAGE EXTERNAL;
 )sql"},
 };
 

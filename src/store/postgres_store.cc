@@ -42,9 +42,9 @@ SessionInfo ReadSession(const Result& r, int row) {
   return info;
 }
 
-// The statistics of a cleanup, over four row sets its WITH clause names: doomed
-// (thread_ids of expired sessions), orphan_files (size), orphan_states and orphan_fallbacks
-// (bytes). The
+// The statistics of a cleanup, over five row sets its WITH clause names: doomed
+// (thread_ids of expired sessions), orphan_files (size), orphan_states, orphan_fallbacks and
+// orphan_deltas (bytes). The
 // cascading deletes happen after the statement's snapshot, so the SELECT still sees the
 // doomed sessions' files.
 #define BRIG_CLEANUP_STATS                                                                      \
@@ -57,6 +57,9 @@ SessionInfo ReadSession(const Result& r, int row) {
   "     WHERE thread_id IN (SELECT thread_id FROM doomed))"                                     \
   "  + (SELECT coalesce(sum(octet_length(fallback)), 0) FROM brig_session_fallback"             \
   "     WHERE thread_id IN (SELECT thread_id FROM doomed))"                                     \
+  "  + (SELECT coalesce(sum(octet_length(delta)), 0) FROM brig_state_deltas"                    \
+  "     WHERE thread_id IN (SELECT thread_id FROM doomed))"                                     \
+  "  + (SELECT coalesce(sum(bytes), 0) FROM orphan_deltas)"                                     \
   "  + (SELECT coalesce(sum(size), 0) FROM orphan_files)"                                       \
   "  + (SELECT coalesce(sum(bytes), 0) FROM orphan_states)"                                     \
   "  + (SELECT coalesce(sum(bytes), 0) FROM orphan_fallbacks))::bigint"
@@ -70,7 +73,10 @@ constexpr const char* kCleanup =
     "   RETURNING octet_length(snapshot) AS bytes),"
     " orphan_fallbacks AS (DELETE FROM brig_session_fallback fb WHERE NOT EXISTS"
     "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = fb.thread_id)"
-    "   RETURNING octet_length(fallback) AS bytes)" BRIG_CLEANUP_STATS;
+    "   RETURNING octet_length(fallback) AS bytes),"
+    " orphan_deltas AS (DELETE FROM brig_state_deltas d WHERE NOT EXISTS"
+    "   (SELECT 1 FROM brig_sessions s WHERE s.thread_id = d.thread_id)"
+    "   RETURNING octet_length(delta) AS bytes)" BRIG_CLEANUP_STATS;
 
 constexpr const char* kCleanupDryRun =
     "WITH doomed AS (SELECT thread_id FROM brig_sessions WHERE expires_at <= $1),"
@@ -79,7 +85,9 @@ constexpr const char* kCleanupDryRun =
     " orphan_states AS (SELECT octet_length(snapshot) AS bytes FROM brig_session_state st"
     "   WHERE NOT EXISTS (SELECT 1 FROM brig_sessions s WHERE s.thread_id = st.thread_id)),"
     " orphan_fallbacks AS (SELECT octet_length(fallback) AS bytes FROM brig_session_fallback fb"
-    "   WHERE NOT EXISTS (SELECT 1 FROM brig_sessions s WHERE s.thread_id = fb.thread_id))"
+    "   WHERE NOT EXISTS (SELECT 1 FROM brig_sessions s WHERE s.thread_id = fb.thread_id)),"
+    " orphan_deltas AS (SELECT octet_length(delta) AS bytes FROM brig_state_deltas d"
+    "   WHERE NOT EXISTS (SELECT 1 FROM brig_sessions s WHERE s.thread_id = d.thread_id))"
     BRIG_CLEANUP_STATS;
 
 #undef BRIG_CLEANUP_STATS
@@ -404,19 +412,34 @@ class PostgresStore final : public Store {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     Params p;
     p.Text(thread_id);
+    // One statement, so the session check, the state, its deltas and the fallback come from
+    // one snapshot: the state's row first, then its deltas in order.
     StatusOr<Result> r = Query(
-        "SELECT st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at, fb.fallback, fb.version"
+        "SELECT 0 AS k, st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at, fb.fallback,"
+        " fb.version, st.snapshot_version"
         " FROM brig_sessions s LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id"
         " LEFT JOIN brig_session_fallback fb ON fb.thread_id = s.thread_id"
-        " WHERE s.thread_id = $1",
+        " WHERE s.thread_id = $1"
+        " UNION ALL SELECT 1, d.delta, NULL, NULL, d.version, NULL, NULL, NULL, NULL"
+        " FROM brig_state_deltas d JOIN brig_session_state st ON st.thread_id = d.thread_id"
+        " WHERE d.thread_id = $1 AND d.version > st.snapshot_version AND d.version <= st.version"
+        " ORDER BY 1, 5",
         p, "cannot read state");
     if (!r.ok()) return r.status();
     const Result& row = r.value();
     if (row.rows() == 0) return SessionNotFound(thread_id);
-    if (row.IsNull(0, 3)) return std::optional<SessionState>();
-    return std::optional<SessionState>(SessionState{row.Bytes(0, 0), row.Bytes(0, 1), row.Bytes(0, 2), row.Int(0, 3),
-                                                    row.Int(0, 4), row.IsNull(0, 5) ? "" : row.Bytes(0, 5),
-                                                    row.Int(0, 6)});
+    if (row.IsNull(0, 4)) return std::optional<SessionState>();
+    SessionState state;
+    state.snapshot = row.Bytes(0, 1);
+    state.format = row.Bytes(0, 2);
+    state.guest_build_id = row.Bytes(0, 3);
+    state.version = row.Int(0, 4);
+    state.updated_at = row.Int(0, 5);
+    state.fallback = row.IsNull(0, 6) ? "" : row.Bytes(0, 6);
+    state.fallback_version = row.Int(0, 7);
+    state.snapshot_version = row.Int(0, 8);
+    for (int i = 1; i < row.rows(); i++) state.deltas.emplace_back(row.Int(i, 4), row.Bytes(i, 1));
+    return std::optional<SessionState>(std::move(state));
   }
 
   StatusOr<int64_t> GetStateVersion(std::string_view thread_id) override {
@@ -467,9 +490,11 @@ class PostgresStore final : public Store {
     const std::vector<std::string>& types = checked.value();
     // The common save (a new state, no file changed, no fallback to write with it) is one
     // statement: one round trip instead of six.
-    if (state && expected_version > 0 && !state->fallback && !(state->snapshot.empty() && state->format.empty()) &&
-        files_upserted.empty() && files_deleted.empty()) {
-      return SaveStateOnly(thread_id, expected_version, *state);
+    if (state && expected_version > 0 && !state->fallback &&
+        (state->delta || !(state->snapshot.empty() && state->format.empty())) && files_upserted.empty() &&
+        files_deleted.empty()) {
+      return state->delta ? SaveDeltaOnly(thread_id, expected_version, *state)
+                          : SaveStateOnly(thread_id, expected_version, *state);
     }
     StatusOr<PooledConn> c = pool_.Checkout();
     if (!c.ok()) return c.status();
@@ -488,31 +513,53 @@ class PostgresStore final : public Store {
         conn.Exec("UPDATE brig_sessions SET last_accessed = $2 WHERE thread_id = $1", touch, "cannot lock session");
     if (!r.ok()) return r.status();
     if (r.value().affected() == 0) return SessionNotFound(thread_id);
-    r = conn.Exec("SELECT version FROM brig_session_state WHERE thread_id = $1", id, "cannot read state version");
+    r = conn.Exec("SELECT version, octet_length(format)::bigint FROM brig_session_state WHERE thread_id = $1", id,
+                  "cannot read state version");
     if (!r.ok()) return r.status();
     const int64_t stored = r.value().rows() ? r.value().Int(0, 0) : 0;
+    const bool stored_cleared = r.value().rows() == 0 || r.value().Int(0, 1) == 0;
     if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
     const int64_t version = expected_version + 1;
     {
       const StateWrite empty;
       const StateWrite& w = state ? *state : empty;
-      Params p;
-      p.Text(thread_id).Bytes(w.snapshot).Text(w.format).Text(w.guest_build_id).Int(version).Int(now);
-      // Without a new state the snapshot stays; a first save without one stores a cleared state.
-      const char* sql = state ? "INSERT INTO brig_session_state"
-                                " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
-                                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO UPDATE SET"
-                                " snapshot = EXCLUDED.snapshot, format = EXCLUDED.format,"
-                                " guest_build_id = EXCLUDED.guest_build_id, version = EXCLUDED.version,"
-                                " updated_at = EXCLUDED.updated_at"
-                              : "INSERT INTO brig_session_state"
-                                " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
-                                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id) DO UPDATE SET"
-                                " version = EXCLUDED.version, updated_at = EXCLUDED.updated_at";
-      if (Status s = conn.Exec(sql, p, "cannot save state").status(); !s.ok()) return s;
+      if (state && w.delta) {
+        if (stored_cleared) return internal::DeltaWithoutState(thread_id);
+        Params p;
+        p.Text(thread_id).Bytes(w.snapshot).Int(version).Int(now);
+        if (Status s = conn.Exec("WITH up AS (UPDATE brig_session_state SET version = $3, updated_at = $4"
+                                 " WHERE thread_id = $1)"
+                                 " INSERT INTO brig_state_deltas (thread_id, version, delta) VALUES ($1, $3, $2)",
+                                 p, "cannot save state")
+                           .status();
+            !s.ok()) {
+          return s;
+        }
+      } else {
+        Params p;
+        p.Text(thread_id).Bytes(w.snapshot).Text(w.format).Text(w.guest_build_id).Int(version).Int(now);
+        // Without a new state the snapshot stays; a first save without one stores a cleared state.
+        const char* sql = state ? "INSERT INTO brig_session_state"
+                                  " (thread_id, snapshot, format, guest_build_id, version, updated_at, snapshot_version)"
+                                  " VALUES ($1, $2, $3, $4, $5, $6, $5) ON CONFLICT (thread_id) DO UPDATE SET"
+                                  " snapshot = EXCLUDED.snapshot, format = EXCLUDED.format,"
+                                  " guest_build_id = EXCLUDED.guest_build_id, version = EXCLUDED.version,"
+                                  " updated_at = EXCLUDED.updated_at, snapshot_version = EXCLUDED.snapshot_version"
+                                : "INSERT INTO brig_session_state"
+                                  " (thread_id, snapshot, format, guest_build_id, version, updated_at, snapshot_version)"
+                                  " VALUES ($1, $2, $3, $4, $5, $6, $5) ON CONFLICT (thread_id) DO UPDATE SET"
+                                  " version = EXCLUDED.version, updated_at = EXCLUDED.updated_at";
+        if (Status s = conn.Exec(sql, p, "cannot save state").status(); !s.ok()) return s;
+        if (state) {  // a whole state: the deltas before it are of no use
+          if (Status s = conn.Exec("DELETE FROM brig_state_deltas WHERE thread_id = $1", id, "cannot save state").status();
+              !s.ok()) {
+            return s;
+          }
+        }
+      }
       // A fallback saved with the state, or an empty one for a cleared state (so that none
       // taken before it can land after it).
-      const bool cleared = state && w.snapshot.empty() && w.format.empty();
+      const bool cleared = state && !w.delta && w.snapshot.empty() && w.format.empty();
       if (state && (w.fallback || cleared)) {
         Params f;
         f.Text(thread_id).Int(version).Bytes(w.fallback && !cleared ? std::string_view(*w.fallback) : "");
@@ -689,14 +736,40 @@ class PostgresStore final : public Store {
         "WITH touched AS (UPDATE brig_sessions SET last_accessed = $6 WHERE thread_id = $1"
         "   AND (SELECT version FROM brig_session_state WHERE thread_id = $1) = $5 RETURNING 1),"
         " saved AS (UPDATE brig_session_state SET snapshot = $2, format = $3, guest_build_id = $4,"
-        "   version = $5 + 1, updated_at = $6"
-        "   WHERE thread_id = $1 AND version = $5 AND EXISTS (SELECT 1 FROM touched) RETURNING 1)"
+        "   version = $5 + 1, updated_at = $6, snapshot_version = $5 + 1"
+        "   WHERE thread_id = $1 AND version = $5 AND EXISTS (SELECT 1 FROM touched) RETURNING 1),"
+        " dropped AS (DELETE FROM brig_state_deltas WHERE thread_id = $1 AND EXISTS (SELECT 1 FROM saved))"
         " SELECT (SELECT count(*) FROM saved)::bigint",
         p, "cannot save state");
     if (!r.ok()) return r.status();
     if (r.value().Int(0, 0) == 1) return version;
     StatusOr<int64_t> stored = GetStateVersion(thread_id);  // NotFound if the session is gone
     if (!stored.ok()) return stored.status();
+    return internal::VersionConflict(thread_id, stored.value(), expected_version);
+  }
+
+  // SaveExecution of a delta alone (StateWrite::delta), in ONE statement, as SaveStateOnly:
+  // the state's row keeps its snapshot (an UPDATE that leaves the out-of-line value as it
+  // is), its version moves on, and the delta goes into a row of its own.
+  StatusOr<int64_t> SaveDeltaOnly(std::string_view thread_id, int64_t expected_version, const StateWrite& w) {
+    const int64_t version = expected_version + 1;
+    Params p;
+    p.Text(thread_id).Bytes(w.snapshot).Int(expected_version).Int(clock_());
+    StatusOr<Result> r = WriteQuery(
+        "WITH touched AS (UPDATE brig_sessions SET last_accessed = $4 WHERE thread_id = $1"
+        "   AND (SELECT version FROM brig_session_state WHERE thread_id = $1) = $3 RETURNING 1),"
+        " saved AS (UPDATE brig_session_state SET version = $3 + 1, updated_at = $4"
+        "   WHERE thread_id = $1 AND version = $3 AND format <> '' AND EXISTS (SELECT 1 FROM touched)"
+        "   RETURNING 1),"
+        " added AS (INSERT INTO brig_state_deltas (thread_id, version, delta)"
+        "   SELECT $1, $3 + 1, $2 WHERE EXISTS (SELECT 1 FROM saved) RETURNING 1)"
+        " SELECT (SELECT count(*) FROM added)::bigint",
+        p, "cannot save state");
+    if (!r.ok()) return r.status();
+    if (r.value().Int(0, 0) == 1) return version;
+    StatusOr<int64_t> stored = GetStateVersion(thread_id);  // NotFound if the session is gone
+    if (!stored.ok()) return stored.status();
+    if (stored.value() == expected_version) return internal::DeltaWithoutState(thread_id);
     return internal::VersionConflict(thread_id, stored.value(), expected_version);
   }
 
@@ -738,10 +811,12 @@ class PostgresStore final : public Store {
   // The first state of a new session, at version 1, with its fallback if it has one, on
   // `conn` (in a transaction).
   static Status InsertState(pg::Conn& conn, std::string_view thread_id, const StateWrite& w, int64_t now) {
+    if (w.delta) return internal::DeltaWithoutState(thread_id);
     Params p;
     p.Text(thread_id).Bytes(w.snapshot).Text(w.format).Text(w.guest_build_id).Int(now);
-    Status s = conn.Exec("INSERT INTO brig_session_state (thread_id, snapshot, format, guest_build_id, version, updated_at)"
-                     " VALUES ($1, $2, $3, $4, 1, $5)",
+    Status s = conn.Exec("INSERT INTO brig_session_state"
+                     " (thread_id, snapshot, format, guest_build_id, version, updated_at, snapshot_version)"
+                     " VALUES ($1, $2, $3, $4, 1, $5, 1)",
                      p, "cannot save state")
                .status();
     if (!s.ok() || !w.fallback) return s;

@@ -441,20 +441,35 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     Reader r(this);
     if (!r.ok()) return r.status();
-    // One statement, so the session check, the state and the fallback come from one snapshot.
+    // One statement, so the session check, the state, its deltas and the fallback come from
+    // one snapshot: the state's row first, then its deltas in order.
     Stmt st(r.conn(),
-            "SELECT st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at,"
-            " fb.fallback, fb.version"
+            "SELECT 0, st.snapshot, st.format, st.guest_build_id, st.version, st.updated_at,"
+            " fb.fallback, fb.version, st.snapshot_version"
             " FROM brig_sessions s LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id"
             " LEFT JOIN brig_session_fallback fb ON fb.thread_id = s.thread_id"
-            " WHERE s.thread_id = ?1");
+            " WHERE s.thread_id = ?1"
+            " UNION ALL SELECT 1, d.delta, NULL, NULL, d.version, NULL, NULL, NULL, NULL"
+            " FROM brig_state_deltas d JOIN brig_session_state st ON st.thread_id = d.thread_id"
+            " WHERE d.thread_id = ?1 AND d.version > st.snapshot_version AND d.version <= st.version"
+            " ORDER BY 1, 5");
     st.Text(1, thread_id);
-    const int rc = st.Step();
+    int rc = st.Step();
     if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
     if (rc != SQLITE_ROW) return SqliteError(r.db(), rc, "cannot read state");
-    if (st.ColInt(3) == 0) return std::optional<SessionState>();
-    return std::optional<SessionState>(SessionState{st.ColBlob(0), st.ColText(1), st.ColText(2), st.ColInt(3),
-                                                    st.ColInt(4), st.ColBlob(5), st.ColInt(6)});
+    if (st.ColInt(4) == 0) return std::optional<SessionState>();
+    SessionState state;
+    state.snapshot = st.ColBlob(1);
+    state.format = st.ColText(2);
+    state.guest_build_id = st.ColText(3);
+    state.version = st.ColInt(4);
+    state.updated_at = st.ColInt(5);
+    state.fallback = st.ColBlob(6);
+    state.fallback_version = st.ColInt(7);
+    state.snapshot_version = st.ColInt(8);
+    while ((rc = st.Step()) == SQLITE_ROW) state.deltas.emplace_back(st.ColInt(4), st.ColBlob(1));
+    if (rc != SQLITE_DONE) return SqliteError(r.db(), rc, "cannot read state");
+    return std::optional<SessionState>(std::move(state));
   }
 
   StatusOr<int64_t> GetStateVersion(std::string_view thread_id) override {
@@ -578,6 +593,7 @@ class SqliteStore final : public Store, private GroupCommit::Database {
       for (const char* sql : {"DELETE FROM brig_files WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
                               "DELETE FROM brig_session_state WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
                               "DELETE FROM brig_session_fallback WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
+                              "DELETE FROM brig_state_deltas WHERE thread_id NOT IN (SELECT thread_id FROM brig_sessions)",
                               "DELETE FROM brig_sessions WHERE expires_at <= ?1"}) {
         Stmt st(writer_, sql);
         if (std::string_view(sql).find("?1") != std::string_view::npos) st.Int(1, now);
@@ -752,10 +768,12 @@ class SqliteStore final : public Store, private GroupCommit::Database {
   // The first state of a new session, at version 1, with its fallback if it has one.
   // REQUIRES: in a write.
   Status InsertFirstState(std::string_view thread_id, const StateWrite& w, int64_t now) {
+    if (w.delta) return internal::DeltaWithoutState(thread_id);
     {
       Stmt st(writer_,
-              "INSERT INTO brig_session_state (thread_id, snapshot, format, guest_build_id, version, updated_at)"
-              " VALUES (?1, ?2, ?3, ?4, 1, ?5)");
+              "INSERT INTO brig_session_state"
+              " (thread_id, snapshot, format, guest_build_id, version, updated_at, snapshot_version)"
+              " VALUES (?1, ?2, ?3, ?4, 1, ?5, 1)");
       st.Text(1, thread_id).Blob(2, w.snapshot).Text(3, w.format).Text(4, w.guest_build_id).Int(5, now);
       if (Status s = st.Run("cannot save state"); !s.ok()) return s;
     }
@@ -788,12 +806,14 @@ class SqliteStore final : public Store, private GroupCommit::Database {
       if (sqlite3_changes(writer_.db) == 0) return SessionNotFound(thread_id);
     }
     int64_t stored = 0;
+    bool stored_cleared = true;
     {
-      Stmt st(writer_, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
+      Stmt st(writer_, "SELECT version, format = '' FROM brig_session_state WHERE thread_id = ?1");
       st.Text(1, thread_id);
       const int rc = st.Step();
       if (rc == SQLITE_ROW) {
         stored = st.ColInt(0);
+        stored_cleared = st.ColInt(1) != 0;
       } else if (rc != SQLITE_DONE) {
         return SqliteError(writer_.db, rc, "cannot read state version");
       }
@@ -802,26 +822,42 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     const int64_t version = expected_version + 1;
     const StateWrite empty;
     const StateWrite& w = state ? *state : empty;
-    {
+    if (state && w.delta) {
+      if (stored_cleared) return internal::DeltaWithoutState(thread_id);
+      // The state's row keeps its snapshot; its version moves on. (SQLite overwrites a row
+      // of the same size in place, and leaves the snapshot's overflow pages it would write
+      // unchanged alone.)
+      Stmt up(writer_, "UPDATE brig_session_state SET version = ?2, updated_at = ?3 WHERE thread_id = ?1");
+      up.Text(1, thread_id).Int(2, version).Int(3, now);
+      if (Status s = up.Run("cannot save state"); !s.ok()) return s;
+      Stmt st(writer_, "INSERT INTO brig_state_deltas (thread_id, version, delta) VALUES (?1, ?2, ?3)");
+      st.Text(1, thread_id).Int(2, version).Blob(3, w.snapshot);
+      if (Status s = st.Run("cannot save state"); !s.ok()) return s;
+    } else {
       // Without a new state the snapshot stays; a first save without one stores a cleared state.
       Stmt st(writer_,
               state ? "INSERT INTO brig_session_state"
-                      " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (thread_id) DO UPDATE SET"
+                      " (thread_id, snapshot, format, guest_build_id, version, updated_at, snapshot_version)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5) ON CONFLICT (thread_id) DO UPDATE SET"
                       " snapshot = excluded.snapshot, format = excluded.format,"
                       " guest_build_id = excluded.guest_build_id, version = excluded.version,"
-                      " updated_at = excluded.updated_at"
+                      " updated_at = excluded.updated_at, snapshot_version = excluded.snapshot_version"
                     : "INSERT INTO brig_session_state"
-                      " (thread_id, snapshot, format, guest_build_id, version, updated_at)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (thread_id) DO UPDATE SET"
+                      " (thread_id, snapshot, format, guest_build_id, version, updated_at, snapshot_version)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5) ON CONFLICT (thread_id) DO UPDATE SET"
                       " version = excluded.version, updated_at = excluded.updated_at");
       st.Text(1, thread_id).Blob(2, w.snapshot).Text(3, w.format).Text(4, w.guest_build_id);
       st.Int(5, version).Int(6, now);
       if (Status s = st.Run("cannot save state"); !s.ok()) return s;
+      if (state) {  // a whole state: the deltas before it are of no use
+        Stmt del(writer_, "DELETE FROM brig_state_deltas WHERE thread_id = ?1");
+        del.Text(1, thread_id);
+        if (Status s = del.Run("cannot save state"); !s.ok()) return s;
+      }
     }
     // A fallback saved with the state, or an empty one for a cleared state (so that none
     // taken before it can land after it).
-    const bool cleared = state && w.snapshot.empty() && w.format.empty();
+    const bool cleared = state && !w.delta && w.snapshot.empty() && w.format.empty();
     if (state && (w.fallback || cleared)) {
       Stmt st(writer_,
               "INSERT INTO brig_session_fallback (thread_id, version, fallback) VALUES (?1, ?2, ?3)"
@@ -861,7 +897,8 @@ class SqliteStore final : public Store, private GroupCommit::Database {
       stats->bytes_freed = st.ColInt(1);
     }
     for (const char* sql : {"SELECT coalesce(sum(length(snapshot)), 0) FROM brig_session_state",
-                            "SELECT coalesce(sum(length(fallback)), 0) FROM brig_session_fallback"}) {
+                            "SELECT coalesce(sum(length(fallback)), 0) FROM brig_session_fallback",
+                            "SELECT coalesce(sum(length(delta)), 0) FROM brig_state_deltas"}) {
       Stmt st(c, (std::string(sql) + kDoomed).c_str());
       st.Int(1, now);
       if (const int rc = st.Step(); rc != SQLITE_ROW) return SqliteError(c.db, rc, "cleanup failed");

@@ -103,6 +103,11 @@ Status VersionConflict(std::string_view thread_id, int64_t stored, int64_t expec
                           ": another execution saved first; nothing was saved");
 }
 
+Status DeltaWithoutState(std::string_view thread_id) {
+  return Status::FailedPrecondition("session '" + std::string(thread_id) +
+                                    "' has no stored state for a state delta to apply to; nothing was saved");
+}
+
 Status SessionNotFound(std::string_view thread_id) {
   return Status::NotFound("session '" + std::string(thread_id) + "' does not exist");
 }

@@ -11,6 +11,10 @@
 //            content_type kDirectoryType and no content: saved and restored like a file,
 //            never counted as one (file_count, GetFileUsage, quotas).
 //   state    thread_id (key), snapshot bytes, format, guest_build_id, version, updated_at
+//            snapshot_version: the version the snapshot bytes are of (<= version)
+//   delta    (thread_id, version) (key), bytes: what a save at `version` changed since the
+//            state before it (StateWrite::delta), for each save since snapshot_version; a
+//            save of a whole state deletes them
 //   fallback thread_id (key), bytes, version: a second form of the state that is expensive to
 //            take (brig's portable snapshot), written with a save or after it (SaveFallback)
 // Files and state belong to their session: deleting the session deletes them (the schema
@@ -99,6 +103,11 @@ struct StateWrite {
   // nullopt: the stored fallback stays, from an older version, until SaveFallback brings a
   // newer one.
   std::optional<std::string> fallback = std::nullopt;
+  // `snapshot` is a delta: what changed since the stored state (which stays, with the deltas
+  // saved since it), stored as a delta row of the new version. format and guest_build_id
+  // are the stored state's. The store does not read the bytes; it refuses a delta over a
+  // cleared or missing state (FailedPrecondition).
+  bool delta = false;
 };
 
 struct SessionState {
@@ -111,6 +120,11 @@ struct SessionState {
   // none). Older than `version` when the state was saved without one since.
   std::string fallback;
   int64_t fallback_version = 0;
+  // The version `snapshot` is of, and the deltas saved since it (StateWrite::delta), each
+  // with its version, ascending (versions whose save kept the state have none). The state at
+  // `version` is the snapshot with every delta applied in order.
+  int64_t snapshot_version = 0;
+  std::vector<std::pair<int64_t, std::string>> deltas;
   bool cleared() const { return snapshot.empty() && format.empty(); }
 };
 
@@ -247,9 +261,9 @@ class Store {
                              const nlohmann::json& metadata, const std::optional<StateWrite>& state) = 0;
 
   // ---- cleanup ----
-  // Deletes sessions with expires_at <= now (with their files, state and fallback) and
-  // orphaned files, states and fallbacks (rows whose session is gone, e.g. written by a
-  // client without foreign keys).
+  // Deletes sessions with expires_at <= now (with their files, state, deltas and fallback)
+  // and orphaned files, states, deltas and fallbacks (rows whose session is gone, e.g.
+  // written by a client without foreign keys).
   // With dry_run, changes nothing and returns what would be deleted.
   virtual StatusOr<CleanupStats> Cleanup(int64_t now, bool dry_run) = 0;
 
