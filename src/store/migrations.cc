@@ -75,14 +75,17 @@ CREATE TABLE brig_session_fallback (
 ALTER TABLE brig_sessions ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(quotas));
 )sql"},
     // State deltas (store.h): a save stores what changed since the state before it, not the
-    // whole state again, until the deltas outgrow it.
+    // whole state again, until the deltas outgrow it. A delta's save leaves the state's row
+    // alone (SQLite would write the whole row, its snapshot with it, to move its version):
+    // the state's version is the greater of the row's and its newest delta's.
     {5, R"sql(
 ALTER TABLE brig_session_state ADD COLUMN snapshot_version INTEGER NOT NULL DEFAULT 0;
 UPDATE brig_session_state SET snapshot_version = version;
 CREATE TABLE brig_state_deltas (
-  thread_id TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
-  version   INTEGER NOT NULL CHECK (version >= 2),
-  delta     BLOB NOT NULL CHECK (typeof(delta) = 'blob'),
+  thread_id  TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  version    INTEGER NOT NULL CHECK (version >= 2),
+  updated_at INTEGER NOT NULL,
+  delta      BLOB NOT NULL CHECK (typeof(delta) = 'blob'),
   PRIMARY KEY (thread_id, version)
 );
 )sql"},
@@ -145,15 +148,17 @@ CREATE TABLE brig_image_seed (
 ALTER TABLE brig_session_state ALTER COLUMN snapshot SET STORAGE EXTERNAL;
 ALTER TABLE brig_session_fallback ALTER COLUMN fallback SET STORAGE EXTERNAL;
 )sql"},
-    // As SQLite's migration 5. A delta (a few KB) stays in its heap row up to a page's size
-    // (toast_tuple_target) instead of going out of line in chunks.
+    // As SQLite's migration 5, except that a delta's save moves the state row's version too
+    // (an UPDATE leaves its out-of-line snapshot where it is). A delta (a few KB) stays in its
+    // heap row up to a page's size (toast_tuple_target) instead of going out of line in chunks.
     {6, R"sql(
 ALTER TABLE brig_session_state ADD COLUMN snapshot_version BIGINT NOT NULL DEFAULT 0;
 UPDATE brig_session_state SET snapshot_version = version;
 CREATE TABLE brig_state_deltas (
-  thread_id TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
-  version   BIGINT NOT NULL CHECK (version >= 2),
-  delta     BYTEA NOT NULL,
+  thread_id  TEXT NOT NULL REFERENCES brig_sessions (thread_id) ON DELETE CASCADE,
+  version    BIGINT NOT NULL CHECK (version >= 2),
+  updated_at BIGINT NOT NULL,
+  delta      BYTEA NOT NULL,
   PRIMARY KEY (thread_id, version)
 ) WITH (toast_tuple_target = 8160);
 ALTER TABLE brig_state_deltas ALTER COLUMN delta SET STORAGE EXTERNAL;

@@ -529,7 +529,8 @@ class PostgresStore final : public Store {
         p.Text(thread_id).Bytes(w.snapshot).Int(version).Int(now);
         if (Status s = conn.Exec("WITH up AS (UPDATE brig_session_state SET version = $3, updated_at = $4"
                                  " WHERE thread_id = $1)"
-                                 " INSERT INTO brig_state_deltas (thread_id, version, delta) VALUES ($1, $3, $2)",
+                                 " INSERT INTO brig_state_deltas (thread_id, version, updated_at, delta)"
+                                 " VALUES ($1, $3, $4, $2)",
                                  p, "cannot save state")
                            .status();
             !s.ok()) {
@@ -761,8 +762,8 @@ class PostgresStore final : public Store {
         " saved AS (UPDATE brig_session_state SET version = $3 + 1, updated_at = $4"
         "   WHERE thread_id = $1 AND version = $3 AND format <> '' AND EXISTS (SELECT 1 FROM touched)"
         "   RETURNING 1),"
-        " added AS (INSERT INTO brig_state_deltas (thread_id, version, delta)"
-        "   SELECT $1, $3 + 1, $2 WHERE EXISTS (SELECT 1 FROM saved) RETURNING 1)"
+        " added AS (INSERT INTO brig_state_deltas (thread_id, version, updated_at, delta)"
+        "   SELECT $1, $3 + 1, $4, $2 WHERE EXISTS (SELECT 1 FROM saved) RETURNING 1)"
         " SELECT (SELECT count(*) FROM added)::bigint",
         p, "cannot save state");
     if (!r.ok()) return r.status();

@@ -20,6 +20,12 @@
 namespace brig::store {
 namespace {
 
+// The state's version for the thread_id bound to ?1: the greater of its row's and its newest
+// delta's (a delta's save leaves the row alone; migration 5); 0 if it has none.
+constexpr const char* kStateVersion =
+    "max(coalesce((SELECT version FROM brig_session_state WHERE thread_id = ?1), 0),"
+    " coalesce((SELECT max(version) FROM brig_state_deltas WHERE thread_id = ?1), 0))";
+
 using internal::SessionNotFound;
 
 // Maps a SQLite result code to brig's Status kinds. `what` says what was being done.
@@ -449,9 +455,9 @@ class SqliteStore final : public Store, private GroupCommit::Database {
             " FROM brig_sessions s LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id"
             " LEFT JOIN brig_session_fallback fb ON fb.thread_id = s.thread_id"
             " WHERE s.thread_id = ?1"
-            " UNION ALL SELECT 1, d.delta, NULL, NULL, d.version, NULL, NULL, NULL, NULL"
+            " UNION ALL SELECT 1, d.delta, NULL, NULL, d.version, d.updated_at, NULL, NULL, NULL"
             " FROM brig_state_deltas d JOIN brig_session_state st ON st.thread_id = d.thread_id"
-            " WHERE d.thread_id = ?1 AND d.version > st.snapshot_version AND d.version <= st.version"
+            " WHERE d.thread_id = ?1 AND d.version > st.snapshot_version"
             " ORDER BY 1, 5");
     st.Text(1, thread_id);
     int rc = st.Step();
@@ -467,7 +473,14 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     state.fallback = st.ColBlob(6);
     state.fallback_version = st.ColInt(7);
     state.snapshot_version = st.ColInt(8);
-    while ((rc = st.Step()) == SQLITE_ROW) state.deltas.emplace_back(st.ColInt(4), st.ColBlob(1));
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      state.deltas.emplace_back(st.ColInt(4), st.ColBlob(1));
+      // A delta's save leaves the state's row as it was (migration 5).
+      if (st.ColInt(4) > state.version) {
+        state.version = st.ColInt(4);
+        state.updated_at = st.ColInt(5);
+      }
+    }
     if (rc != SQLITE_DONE) return SqliteError(r.db(), rc, "cannot read state");
     return std::optional<SessionState>(std::move(state));
   }
@@ -476,9 +489,7 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     Reader r(this);
     if (!r.ok()) return r.status();
-    Stmt st(r.conn(),
-            "SELECT coalesce(st.version, 0) FROM brig_sessions s"
-            " LEFT JOIN brig_session_state st ON st.thread_id = s.thread_id WHERE s.thread_id = ?1");
+    Stmt st(r.conn(), (std::string("SELECT ") + kStateVersion + " FROM brig_sessions WHERE thread_id = ?1").c_str());
     st.Text(1, thread_id);
     const int rc = st.Step();
     if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
@@ -510,10 +521,13 @@ class SqliteStore final : public Store, private GroupCommit::Database {
       written = false;
       if (Status e = RequireSession(writer_, thread_id); !e.ok()) return e;
       Stmt st(writer_,
-              "INSERT INTO brig_session_fallback (thread_id, version, fallback)"
-              " SELECT ?1, ?2, ?3 FROM brig_session_state WHERE thread_id = ?1 AND version >= ?2"
-              " ON CONFLICT (thread_id) DO UPDATE SET version = excluded.version, fallback = excluded.fallback"
-              " WHERE brig_session_fallback.version < excluded.version");
+              (std::string("INSERT INTO brig_session_fallback (thread_id, version, fallback)"
+                           " SELECT ?1, ?2, ?3 WHERE ") +
+               kStateVersion +
+               " >= ?2"
+               " ON CONFLICT (thread_id) DO UPDATE SET version = excluded.version, fallback = excluded.fallback"
+               " WHERE brig_session_fallback.version < excluded.version")
+                  .c_str());
       st.Text(1, thread_id).Int(2, version).Blob(3, fallback);
       if (Status e = st.Run("cannot save the fallback"); !e.ok()) return e;
       written = sqlite3_changes(writer_.db) > 0;
@@ -785,7 +799,7 @@ class SqliteStore final : public Store, private GroupCommit::Database {
 
   // The session's state version, 0 if it has none.
   static StatusOr<int64_t> StateVersion(Conn& c, std::string_view thread_id) {
-    Stmt st(c, "SELECT version FROM brig_session_state WHERE thread_id = ?1");
+    Stmt st(c, (std::string("SELECT ") + kStateVersion).c_str());
     st.Text(1, thread_id);
     const int rc = st.Step();
     if (rc == SQLITE_ROW) return st.ColInt(0);
@@ -808,11 +822,13 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     int64_t stored = 0;
     bool stored_cleared = true;
     {
-      Stmt st(writer_, "SELECT version, format = '' FROM brig_session_state WHERE thread_id = ?1");
+      Stmt st(writer_,
+              "SELECT version, format = '', (SELECT max(version) FROM brig_state_deltas WHERE thread_id = ?1)"
+              " FROM brig_session_state WHERE thread_id = ?1");
       st.Text(1, thread_id);
       const int rc = st.Step();
       if (rc == SQLITE_ROW) {
-        stored = st.ColInt(0);
+        stored = std::max(st.ColInt(0), st.ColInt(2));
         stored_cleared = st.ColInt(1) != 0;
       } else if (rc != SQLITE_DONE) {
         return SqliteError(writer_.db, rc, "cannot read state version");
@@ -824,14 +840,9 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     const StateWrite& w = state ? *state : empty;
     if (state && w.delta) {
       if (stored_cleared) return internal::DeltaWithoutState(thread_id);
-      // The state's row keeps its snapshot; its version moves on. (SQLite overwrites a row
-      // of the same size in place, and leaves the snapshot's overflow pages it would write
-      // unchanged alone.)
-      Stmt up(writer_, "UPDATE brig_session_state SET version = ?2, updated_at = ?3 WHERE thread_id = ?1");
-      up.Text(1, thread_id).Int(2, version).Int(3, now);
-      if (Status s = up.Run("cannot save state"); !s.ok()) return s;
-      Stmt st(writer_, "INSERT INTO brig_state_deltas (thread_id, version, delta) VALUES (?1, ?2, ?3)");
-      st.Text(1, thread_id).Int(2, version).Blob(3, w.snapshot);
+      // The state's row stays as it is (migration 5): the delta's row carries the version.
+      Stmt st(writer_, "INSERT INTO brig_state_deltas (thread_id, version, updated_at, delta) VALUES (?1, ?2, ?3, ?4)");
+      st.Text(1, thread_id).Int(2, version).Int(3, now).Blob(4, w.snapshot);
       if (Status s = st.Run("cannot save state"); !s.ok()) return s;
     } else {
       // Without a new state the snapshot stays; a first save without one stores a cleared state.
