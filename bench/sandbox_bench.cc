@@ -106,6 +106,30 @@ void BM_LiveSessionSavePages(benchmark::State& state) {
 }
 BENCHMARK(BM_LiveSessionSavePages)->Unit(benchmark::kMicrosecond);
 
+// What a live session's durable save takes since state deltas: the page snapshot with its
+// records kept (Arg 0: whole, as a compacting save), or (Arg 1) a delta against the records
+// of the save before it, as most saves are.
+void BM_LiveSessionSavePagesKept(benchmark::State& state) {
+  auto sandbox = MustCreate();
+  for (int i = 0; i < 20; i++) MustRunQuietly(sandbox->Execute("x = 1"), "x = 1");
+  std::shared_ptr<const brig::Sandbox::PageRecords> since;
+  size_t bytes = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    MustRunQuietly(sandbox->Execute("x = 1"), "x = 1");
+    state.ResumeTiming();
+    auto pages = sandbox->SavePages(brig::Sandbox::PagesSaveOptions{state.range(0) ? since.get() : nullptr, true});
+    if (!pages.ok()) {
+      std::fprintf(stderr, "sandbox_bench: SavePages: %s\n", pages.status().message().c_str());
+      std::exit(1);
+    }
+    bytes = pages.value().snapshot.size();
+    since = std::move(pages.value().records);
+  }
+  state.counters["snapshot_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_LiveSessionSavePagesKept)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
 // The same through Execute(code, ExecuteOptions): per-execution limits given, and (Arg 1) an
 // output callback set. `x = 1` prints nothing: what a callback costs when nothing is written.
 void BM_LiveSessionAssignOptions(benchmark::State& state) {

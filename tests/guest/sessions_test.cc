@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include <sqlite3.h>
+
 #include "store/store.h"
 
 namespace brig {
@@ -367,6 +369,82 @@ TEST_F(SessionsTest, UnreachableStoreIsUnavailable) {
   auto s = Sessions::Open(o);
   ASSERT_FALSE(s.ok());
   EXPECT_TRUE(s.status().IsUnavailable()) << s.status().message();
+}
+
+// A live session's durable saves store deltas (store.h) until they outgrow the whole state,
+// and everything that reads the stored state reads it whole: another process's load, a
+// fork, an export imported elsewhere, a reset that keeps the files' attributes.
+TEST_F(SessionsTest, DurableSavesOfALiveSessionAreDeltasThatEveryReaderAppliesInOrder) {
+  auto a = Open();
+  Run(*a, "d", "x = 0\nhistory = []");
+  auto store = store::OpenStore(options_.store_url);
+  ASSERT_TRUE(store.ok());
+  int64_t most_deltas = 0;
+  bool compacted = false;
+  for (int i = 1; i <= 12; i++) {
+    SessionResult r = Run(*a, "d", "x += 1\nhistory.append(x)");
+    EXPECT_EQ(r.restored_from, "live");
+    auto st = store.value()->GetState("d");
+    ASSERT_TRUE(st.ok() && st.value());
+    EXPECT_EQ(st.value()->version, r.version);
+    const int64_t deltas = static_cast<int64_t>(st.value()->deltas.size());
+    if (deltas == 0 && most_deltas > 0) compacted = true;
+    most_deltas = std::max(most_deltas, deltas);
+    if (deltas > 0) {
+      EXPECT_EQ(st.value()->deltas.back().first, r.version);
+      EXPECT_LT(st.value()->deltas.back().second.size(), st.value()->snapshot.size());
+    }
+  }
+  EXPECT_GT(most_deltas, 0) << "no save was a delta";
+  EXPECT_TRUE(compacted) << "the deltas were never folded into a whole save";
+  // Leave the session on a delta, then read it everywhere.
+  SessionResult last;
+  for (int i = 0; i < 3; i++) {
+    last = Run(*a, "d", "x += 1\nhistory.append(x)");
+    auto st = store.value()->GetState("d");
+    if (!st.value()->deltas.empty()) break;
+  }
+  ASSERT_FALSE(store.value()->GetState("d").value()->deltas.empty());
+  const std::string expected = Run(*a, "d", "(x, history[-3:], len(history))").execution.result.value_or("?");
+  auto b = Open();
+  SessionResult other = Run(*b, "d", "(x, history[-3:], len(history))");
+  EXPECT_EQ(other.restored_from, "pages");
+  EXPECT_EQ(other.execution.result, expected);
+  // b saved from its own load: a delta against the state it read, which a reads back.
+  SessionResult more = Run(*b, "d", "x += 100");
+  EXPECT_EQ(Run(*a, "d", "x").execution.result, std::to_string(std::stoi(expected.substr(1)) + 100));
+  (void)more;
+  ASSERT_TRUE(a->manager().Fork("d", "d-fork").ok());
+  EXPECT_EQ(Run(*a, "d-fork", "len(history)").execution.result, Run(*a, "d", "len(history)").execution.result);
+  auto exported = a->ExportSnapshot("d");
+  ASSERT_TRUE(exported.ok()) << exported.status().message();
+  auto imported = b->ImportSnapshot("d-imported", exported.value());
+  ASSERT_TRUE(imported.ok()) << imported.status().message();
+  EXPECT_EQ(Run(*b, "d-imported", "x").execution.result, Run(*a, "d", "x").execution.result);
+}
+
+// A delta that does not apply (damaged in the store) makes the state unreadable, named; it
+// is never restored as if the deltas were not there.
+TEST_F(SessionsTest, ADamagedDeltaIsAClearErrorNotAnOlderState) {
+  auto a = Open();
+  Run(*a, "bad", "x = 0");
+  for (int i = 0; i < 3; i++) Run(*a, "bad", "x += 1");
+  auto store = store::OpenStore(options_.store_url);
+  ASSERT_TRUE(store.ok());
+  auto st = store.value()->GetState("bad");
+  ASSERT_TRUE(st.ok() && st.value());
+  ASSERT_FALSE(st.value()->deltas.empty());
+  a.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/brig.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE brig_state_deltas SET delta = substr(delta, 1, 40)", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto b = Open();
+  auto r = b->Execute("bad", "x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("unreadable"), std::string::npos) << r.status().message();
 }
 
 }  // namespace

@@ -349,6 +349,77 @@ TYPED_TEST(StoreConformance, StateVersionsAdvanceOnSave) {
   EXPECT_TRUE(s.SaveExecution("ghost", 0, StateWrite{}, {}, {}).status().IsNotFound());
 }
 
+// State deltas (StateWrite::delta): stored beside the state, read back in order with it,
+// dropped by the next whole save; the version moves with each; a delta over no state is
+// refused and changes nothing.
+TYPED_TEST(StoreConformance, StateDeltasStackOnTheStateUntilAWholeSave) {
+  Store& s = *this->store_;
+  this->Create("t");
+  StateWrite delta{"d", "", ""};
+  delta.delta = true;
+  // No state yet: nothing for a delta to apply to.
+  EXPECT_TRUE(s.SaveExecution("t", 0, delta, {}, {}).status().IsFailedPrecondition());
+  EXPECT_EQ(s.GetStateVersion("t").value(), 0);
+  ASSERT_TRUE(s.SaveExecution("t", 0, StateWrite{"whole1", "fmt", "build"}, {}, {}).ok());
+  this->now_ = 101 * kDay;
+  delta.snapshot = "delta2";
+  ASSERT_EQ(s.SaveExecution("t", 1, delta, {}, {}).value(), 2);
+  this->now_ = 102 * kDay;
+  delta.snapshot = std::string("delta3\0\xff", 8);
+  ASSERT_EQ(s.SaveExecution("t", 2, delta, {{"/f", "file", ""}}, {}).value(), 3);
+  EXPECT_EQ(s.GetStateVersion("t").value(), 3);
+  auto st = s.GetState("t");
+  ASSERT_TRUE(st.ok() && st.value());
+  EXPECT_EQ(st.value()->snapshot, "whole1");
+  EXPECT_EQ(st.value()->format, "fmt");
+  EXPECT_EQ(st.value()->guest_build_id, "build");
+  EXPECT_EQ(st.value()->snapshot_version, 1);
+  EXPECT_EQ(st.value()->version, 3);
+  EXPECT_EQ(st.value()->updated_at, 102 * kDay);
+  ASSERT_EQ(st.value()->deltas.size(), 2u);
+  EXPECT_EQ(st.value()->deltas[0], std::make_pair(int64_t{2}, std::string("delta2")));
+  EXPECT_EQ(st.value()->deltas[1], std::make_pair(int64_t{3}, std::string("delta3\0\xff", 8)));
+  // A stale writer's delta: Conflict, nothing added.
+  EXPECT_TRUE(s.SaveExecution("t", 2, delta, {}, {}).status().IsConflict());
+  EXPECT_EQ(s.GetState("t").value()->deltas.size(), 2u);
+  // Files alone move the version and keep the deltas; a fallback of the newest version lands.
+  ASSERT_EQ(s.SaveExecution("t", 3, std::nullopt, {{"/g", "g", ""}}, {}).value(), 4);
+  delta.snapshot = "delta5";
+  ASSERT_EQ(s.SaveExecution("t", 4, delta, {}, {}).value(), 5);
+  EXPECT_TRUE(s.SaveFallback("t", 5, "fb5").value());
+  st = s.GetState("t");
+  EXPECT_EQ(st.value()->version, 5);
+  EXPECT_EQ(st.value()->fallback_version, 5);
+  ASSERT_EQ(st.value()->deltas.size(), 3u);
+  EXPECT_EQ(st.value()->deltas[2].first, 5);
+  // A whole save drops them.
+  ASSERT_EQ(s.SaveExecution("t", 5, StateWrite{"whole6", "fmt", "build"}, {}, {}).value(), 6);
+  st = s.GetState("t");
+  EXPECT_EQ(st.value()->snapshot, "whole6");
+  EXPECT_EQ(st.value()->snapshot_version, 6);
+  EXPECT_TRUE(st.value()->deltas.empty());
+  // After a reset (a cleared state) a delta has nothing to apply to again.
+  delta.snapshot = "delta7";
+  ASSERT_EQ(s.SaveExecution("t", 6, delta, {}, {}).value(), 7);
+  ASSERT_EQ(s.SaveExecution("t", 7, StateWrite{}, {}, {}).value(), 8);
+  EXPECT_TRUE(s.GetState("t").value()->deltas.empty());
+  EXPECT_TRUE(s.SaveExecution("t", 8, delta, {}, {}).status().IsFailedPrecondition());
+  EXPECT_EQ(s.GetStateVersion("t").value(), 8);
+  // A new session cannot start from a delta.
+  EXPECT_TRUE(s.CreateSessionWith("n", 1000 * kDay, nullptr, delta, {}).IsFailedPrecondition());
+  EXPECT_FALSE(s.SessionExists("n").value());
+  // Cleanup counts the deltas of the sessions it deletes.
+  this->Create("gone", 50 * kDay);
+  ASSERT_TRUE(s.SaveExecution("gone", 0, StateWrite{"w", "fmt", "build"}, {}, {}).ok());
+  delta.snapshot = std::string(1000, 'd');
+  ASSERT_TRUE(s.SaveExecution("gone", 1, delta, {}, {}).ok());
+  auto stats = s.Cleanup(this->now_, /*dry_run=*/false);
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_EQ(stats.value().sessions_deleted, 1);
+  EXPECT_EQ(stats.value().bytes_freed, 1001);
+  EXPECT_TRUE(s.GetState("gone").status().IsNotFound());
+}
+
 TYPED_TEST(StoreConformance, SaveWritesStateAndFilesTogether) {
   Store& s = *this->store_;
   this->Create("t");
