@@ -132,9 +132,9 @@ Status FileService::SaveUnderLock(std::string_view thread_id, const store::Sessi
   } else {
     deletes.emplace_back(deleted);
   }
-  StatusOr<std::optional<store::SessionState>> state = store_.GetState(thread_id);
-  if (!state.ok()) return state.status();
-  const int64_t version = state.value() ? state.value()->version : 0;
+  StatusOr<int64_t> stored = store_.GetStateVersion(thread_id);  // not the state's bytes
+  if (!stored.ok()) return stored.status();
+  const int64_t version = stored.value();
   StatusOr<int64_t> saved = store_.SaveExecution(thread_id, version, std::nullopt, upserts, deletes);
   return saved.status();
 }

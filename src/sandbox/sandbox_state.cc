@@ -15,7 +15,7 @@
 //           bytes), which was most of a durable execution's CPU (bench/save_path_bench).
 // Page delta format ("BRIGPD01"): the same header with "page_count" the pages the delta
 // changes and "dropped_count" those it drops, and a zstd frame of page_records.h's delta
-// body. A snapshot comes back from the store: it is untrusted input and checked field by
+// body. Frames written since 2026-12-05 carry zstd's content checksum (checked on reading). A snapshot comes back from the store: it is untrusted input and checked field by
 // field.
 #include <algorithm>
 #include <bit>

@@ -197,9 +197,9 @@ StatusOr<InstallResult> Installer::SaveUnderLock(std::string_view thread_id, con
     return s.WithPrefix("cannot install " + wheel.dist_info + ": ");
   }
 
-  StatusOr<std::optional<store::SessionState>> state = store_.GetState(thread_id);
-  if (!state.ok()) return state.status();
-  const int64_t version = state.value() ? state.value()->version : 0;
+  StatusOr<int64_t> stored = store_.GetStateVersion(thread_id);  // not the state's bytes
+  if (!stored.ok()) return stored.status();
+  const int64_t version = stored.value();
   const std::vector<std::string> delete_list(deletes.begin(), deletes.end());
   StatusOr<int64_t> saved = store_.SaveExecution(thread_id, version, std::nullopt, upserts, delete_list);
   if (!saved.ok()) return saved.status();
@@ -299,9 +299,9 @@ StatusOr<InstalledPackage> Installer::Uninstall(std::string_view thread_id, std:
     StatusOr<InstalledPackage> p = Describe(thread_id, found);
     if (!p.ok()) return p.status();
     const std::set<std::string> deletes = OwnedFiles(thread_id, found, RegularFileSizes(listed.value()));
-    StatusOr<std::optional<store::SessionState>> state = store_.GetState(thread_id);
-    if (!state.ok()) return state.status();
-    const int64_t version = state.value() ? state.value()->version : 0;
+    StatusOr<int64_t> stored = store_.GetStateVersion(thread_id);  // not the state's bytes
+    if (!stored.ok()) return stored.status();
+    const int64_t version = stored.value();
     StatusOr<int64_t> saved = store_.SaveExecution(thread_id, version, std::nullopt, {},
                                                    std::vector<std::string>(deletes.begin(), deletes.end()));
     if (saved.ok()) return p;
