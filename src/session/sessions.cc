@@ -96,8 +96,9 @@ struct LiveSession {
 };
 
 // A save stores the whole state again (and drops the deltas) once the deltas since the last
-// whole one take more than it, or number this many: a load then reads at most about twice
-// the state's size, and applies a bounded number of deltas.
+// whole one take twice its size, or number this many: a load then reads at most about three
+// times the state's size, and applies a bounded number of deltas. (At twice, PostgreSQL's
+// time per save averaged 307 µs against 368 µs at once its size: bench/RESULTS.md.)
 constexpr int64_t kMaxDeltas = 64;
 
 // Options::max_running: a counting gate (Impl::run_slots) on the executions doing their CPU
@@ -162,6 +163,8 @@ using ContentFn = std::function<StatusOr<std::string>(const store::FileInfo&)>;
 
 struct Sessions::Impl {
   Options options;
+  // Options::state_deltas, resolved against the store's backend.
+  bool state_deltas = false;
   std::unique_ptr<Store> owned_store;  // null when the store is borrowed (Open(Store&, ...))
   store::Store* store = nullptr;
   std::unique_ptr<SessionManager> public_manager;
@@ -787,7 +790,7 @@ struct Sessions::Impl {
     const bool later = options.portable_in_background && options.max_live > 0 && !s.over_quota;
     bool deferred = false;
     // A delta against what the store holds, while the deltas are small beside the whole.
-    const bool delta = s.stored_pages && s.delta_count < kMaxDeltas && s.delta_bytes <= s.whole_bytes;
+    const bool delta = state_deltas && s.stored_pages && s.delta_count < kMaxDeltas && s.delta_bytes <= 2 * s.whole_bytes;
     PagesKept kept_pages;
     if (Status kept = Snapshot(sandbox, later, delta ? s.stored_pages.get() : nullptr, &state, &deferred, result,
                                &kept_pages);
@@ -839,7 +842,7 @@ struct Sessions::Impl {
   // the records it holds when live sessions are kept (the next save's `since`).
   Status Snapshot(Sandbox& sandbox, bool later, const Sandbox::PageRecords* since, StoredState* state, bool* deferred,
                   SessionResult* result, PagesKept* kept) {
-    auto pages = sandbox.SavePages(Sandbox::PagesSaveOptions{since, /*keep_records=*/options.max_live > 0});
+    auto pages = sandbox.SavePages(Sandbox::PagesSaveOptions{since, /*keep_records=*/state_deltas && options.max_live > 0});
     if (pages.ok()) {
       state->pages = std::move(pages.value().snapshot);
       kept->delta = pages.value().delta;
@@ -900,6 +903,7 @@ StatusOr<std::unique_ptr<Sessions>> Sessions::Open(Store& store, const Options& 
   if (options.max_running < 0) return Status::InvalidArgument("max_running must not be negative");
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->state_deltas = options.state_deltas.value_or(internal::Access::Backend(store).backend() == "postgresql");
   if (options.max_running > 0) impl->run_slots = std::make_unique<RunSlots>(options.max_running);
   impl->store = &internal::Access::Backend(store);
   // On PostgreSQL other nodes restore the session. Their images share the seed stored in the

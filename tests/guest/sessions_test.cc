@@ -375,6 +375,7 @@ TEST_F(SessionsTest, UnreachableStoreIsUnavailable) {
 // and everything that reads the stored state reads it whole: another process's load, a
 // fork, an export imported elsewhere, a reset that keeps the files' attributes.
 TEST_F(SessionsTest, DurableSavesOfALiveSessionAreDeltasThatEveryReaderAppliesInOrder) {
+  options_.state_deltas = true;  // SQLite's default is whole states
   auto a = Open();
   Run(*a, "d", "x = 0\nhistory = []");
   auto store = store::OpenStore(options_.store_url);
@@ -423,9 +424,29 @@ TEST_F(SessionsTest, DurableSavesOfALiveSessionAreDeltasThatEveryReaderAppliesIn
   EXPECT_EQ(Run(*b, "d-imported", "x").execution.result, Run(*a, "d", "x").execution.result);
 }
 
+// Without state_deltas set, SQLite stores whole states (its commits of deltas measured
+// slower); a process that does store deltas there is read by one that does not.
+TEST_F(SessionsTest, OnSQLiteTheDefaultIsWholeStatesAndDeltasFromElsewhereAreRead) {
+  auto a = Open();
+  for (int i = 0; i < 5; i++) Run(*a, "w", i == 0 ? "x = 0" : "x += 1");
+  auto store = store::OpenStore(options_.store_url);
+  ASSERT_TRUE(store.ok());
+  EXPECT_TRUE(store.value()->GetState("w").value()->deltas.empty());
+  options_.state_deltas = true;
+  auto b = Open();
+  Run(*b, "w", "x += 1");
+  Run(*b, "w", "x += 1");
+  EXPECT_FALSE(store.value()->GetState("w").value()->deltas.empty());
+  SessionResult read = Run(*a, "w", "x");
+  EXPECT_EQ(read.restored_from, "pages");
+  EXPECT_EQ(read.execution.result, "6");
+  EXPECT_TRUE(store.value()->GetState("w").value()->deltas.empty());  // a saved it whole
+}
+
 // A delta that does not apply (damaged in the store) makes the state unreadable, named; it
 // is never restored as if the deltas were not there.
 TEST_F(SessionsTest, ADamagedDeltaIsAClearErrorNotAnOlderState) {
+  options_.state_deltas = true;
   auto a = Open();
   Run(*a, "bad", "x = 0");
   for (int i = 0; i < 3; i++) Run(*a, "bad", "x += 1");
