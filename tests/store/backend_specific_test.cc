@@ -132,6 +132,19 @@ TEST(SqliteStore, SessionLockWaitersInOneProcessAndAnother) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   StatusOr<std::unique_ptr<SessionLock>> after = store.LockSession("t", milliseconds(5'000));
   EXPECT_TRUE(after.ok()) << after.status().ToString();
+  // Released and taken again, through the descriptor this process keeps open (file_lock.cc):
+  // still the file every process locks, so another process is kept out.
+  after.value().reset();
+  after = store.LockSession("t", milliseconds(5'000));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  pid_t prober = fork();
+  ASSERT_GE(prober, 0);
+  if (prober == 0) {
+    int fd = open(file.c_str(), O_RDWR);
+    _exit(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK ? 0 : 1);
+  }
+  ASSERT_EQ(waitpid(prober, &status, 0), prober);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "another process took a held session lock";
   for (int fd : {ready[0], ready[1], done[0], done[1]}) close(fd);
 }
 
