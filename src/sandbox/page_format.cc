@@ -128,6 +128,7 @@ StatusOr<PagesHeader> ReadHeaderFields(const nlohmann::json& h, bool delta) {
   if (out.memory_pages > 65536) return Damaged("memory size");
   return out;
 }
+
 }  // namespace page_format
 
 using namespace page_format;
@@ -170,6 +171,8 @@ StatusOr<std::string> Sandbox::ApplyPageDeltas(std::string_view whole, const std
       return Damaged("a page delta of another guest build or image than its snapshot");
     }
     const uint64_t pages_now = f.memory_pages * (kWasmPage / BRIG_HOST_PAGE);
+    // Counts bounded before they size anything (the sums below cannot overflow).
+    if (f.page_count > pages_now || f.dropped_count > pages_now) return Damaged("page count");
     StatusOr<std::string> delta_body = ReadBody(d, f.page_count * 5 + f.dropped_count * 4,
                                                 MaxDeltaBodyBytes(f.page_count, f.dropped_count));
     if (!delta_body.ok()) return delta_body.status();

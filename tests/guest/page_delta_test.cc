@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "brig/sandbox.h"
 #include "sandbox/page_records.h"
 #include "util/little_endian.h"
@@ -137,6 +139,29 @@ TEST(PageDelta, DamagedDeltasAreRefused) {
   // The body carries a checksum: only damage to the header (a number in "globals", a
   // descriptor's offset) can pass, and RestorePages checks the header again.
   EXPECT_GT(refused, 380) << refused;
+}
+
+// A delta's header comes from the store too: counts far past its memory are refused before
+// they size anything.
+TEST(PageDelta, HugeCountsInADeltasHeaderAreRefused) {
+  auto a = NewSandbox();
+  Chain c = MakeChain(*a, 1);
+  const std::string& d = c.deltas[0];
+  const uint32_t header_len = brig_le_load32(d.data() + 8);
+  nlohmann::json header = nlohmann::json::parse(d.substr(12, header_len));
+  for (const char* key : {"page_count", "dropped_count"}) {
+    for (uint64_t count : {uint64_t{1} << 62, ~uint64_t{0}, uint64_t{1} << 40}) {
+      nlohmann::json h = header;
+      h[key] = count;
+      const std::string text = h.dump();
+      std::string bad = d.substr(0, 8);
+      AppendLe32(&bad, static_cast<uint32_t>(text.size()));
+      bad += text;
+      bad += d.substr(12 + header_len);
+      auto applied = Sandbox::ApplyPageDeltas(c.whole, {bad});
+      EXPECT_TRUE(applied.status().IsInvalidArgument()) << key << " " << count << ": " << applied.status().ToString();
+    }
+  }
 }
 
 // The record-level codec on its own: any two sets of records, the delta between them turns
