@@ -242,16 +242,16 @@ class PostgresStore final : public Store {
 
   StatusOr<std::pair<SessionInfo, int64_t>> GetSessionAndStateVersion(std::string_view thread_id) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
-    // kSessionColumns with the state's version as a ninth column: one round trip.
-    static const std::string sql = [] {
-      std::string q = kSessionColumns;
-      q.insert(q.rfind(" FROM brig_sessions s "),
-               ", coalesce((SELECT st.version FROM brig_session_state st WHERE st.thread_id = s.thread_id), 0)::bigint");
-      return q + "WHERE s.thread_id = $1";
-    }();
+    // kSessionColumns' layout without the file counts (store.h), with the state's version as
+    // a ninth column: one round trip.
+    static constexpr const char* sql =
+        "SELECT s.thread_id, s.created_at, s.last_accessed, s.expires_at, s.metadata::text, 0::bigint, 0::bigint,"
+        " s.quotas::text,"
+        " coalesce((SELECT st.version FROM brig_session_state st WHERE st.thread_id = s.thread_id), 0)::bigint"
+        " FROM brig_sessions s WHERE s.thread_id = $1";
     Params p;
     p.Text(thread_id);
-    StatusOr<Result> r = Query(sql.c_str(), p, "cannot read session");
+    StatusOr<Result> r = Query(sql, p, "cannot read session");
     if (!r.ok()) return r.status();
     if (r.value().rows() == 0) return SessionNotFound(thread_id);
     return std::make_pair(ReadSession(r.value(), 0), r.value().Int(0, 8));

@@ -288,6 +288,22 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     return ReadSession(st);
   }
 
+  StatusOr<std::pair<SessionInfo, int64_t>> GetSessionAndStateVersion(std::string_view thread_id) override {
+    if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
+    Reader r(this);
+    if (!r.ok()) return r.status();
+    // kSessionColumns' layout without the file counts (store.h), and the state's version.
+    static const std::string sql =
+        std::string("SELECT s.thread_id, s.created_at, s.last_accessed, s.expires_at, s.metadata, 0, 0, s.quotas, ") +
+        kStateVersion + " FROM brig_sessions s WHERE s.thread_id = ?1";
+    Stmt st(r.conn(), sql);
+    st.Text(1, thread_id);
+    const int rc = st.Step();
+    if (rc == SQLITE_DONE) return SessionNotFound(thread_id);
+    if (rc != SQLITE_ROW) return SqliteError(r.db(), rc, "cannot read session");
+    return std::make_pair(ReadSession(st), st.ColInt(8));
+  }
+
   StatusOr<bool> SessionExists(std::string_view thread_id) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     Reader r(this);

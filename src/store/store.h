@@ -222,8 +222,10 @@ class Store {
   // process holding the session live checks before each execution. NotFound if the session
   // is missing.
   virtual StatusOr<int64_t> GetStateVersion(std::string_view thread_id) = 0;
-  // The session (as GetSession) and its state's version (as GetStateVersion) in one read:
-  // what an execution reads before it runs. NotFound if the session is missing.
+  // The session (as GetSession, except that file_count and total_bytes may be left 0: an
+  // execution does not use them, and counting them reads the session's files) and its
+  // state's version (as GetStateVersion) in one read: what an execution reads before it
+  // runs. NotFound if the session is missing.
   virtual StatusOr<std::pair<SessionInfo, int64_t>> GetSessionAndStateVersion(std::string_view thread_id) {
     StatusOr<SessionInfo> info = GetSession(thread_id);
     if (!info.ok()) return info.status();
