@@ -12,9 +12,11 @@
 //            never counted as one (file_count, GetFileUsage, quotas).
 //   state    thread_id (key), snapshot bytes, format, guest_build_id, version, updated_at
 //            snapshot_version: the version the snapshot bytes are of (<= version)
-//   delta    (thread_id, version) (key), bytes: what a save at `version` changed since the
-//            state before it (StateWrite::delta), for each save since snapshot_version; a
-//            save of a whole state deletes them
+//   delta    (thread_id, version) (key), bytes, updated_at: what a save at `version` changed
+//            since the state before it (StateWrite::delta), for each such save since
+//            snapshot_version; a save of a whole state deletes them. (SQLite does not move
+//            the state row's version for a delta: the state's version there is the greater
+//            of the row's and its newest delta's. Callers see one version either way.)
 //   fallback thread_id (key), bytes, version: a second form of the state that is expensive to
 //            take (brig's portable snapshot), written with a save or after it (SaveFallback)
 // Files and state belong to their session: deleting the session deletes them (the schema
