@@ -513,11 +513,13 @@ class PostgresStore final : public Store {
         conn.Exec("UPDATE brig_sessions SET last_accessed = $2 WHERE thread_id = $1", touch, "cannot lock session");
     if (!r.ok()) return r.status();
     if (r.value().affected() == 0) return SessionNotFound(thread_id);
-    r = conn.Exec("SELECT version, octet_length(format)::bigint FROM brig_session_state WHERE thread_id = $1", id,
-                  "cannot read state version");
+    r = conn.Exec("SELECT version, octet_length(format)::bigint, snapshot_version FROM brig_session_state"
+                  " WHERE thread_id = $1",
+                  id, "cannot read state version");
     if (!r.ok()) return r.status();
     const int64_t stored = r.value().rows() ? r.value().Int(0, 0) : 0;
     const bool stored_cleared = r.value().rows() == 0 || r.value().Int(0, 1) == 0;
+    const int64_t stored_snapshot_version = r.value().rows() ? r.value().Int(0, 2) : 0;
     if (stored != expected_version) return internal::VersionConflict(thread_id, stored, expected_version);
     const int64_t version = expected_version + 1;
     {
@@ -551,8 +553,12 @@ class PostgresStore final : public Store {
                                   " VALUES ($1, $2, $3, $4, $5, $6, $5) ON CONFLICT (thread_id) DO UPDATE SET"
                                   " version = EXCLUDED.version, updated_at = EXCLUDED.updated_at";
         if (Status s = conn.Exec(sql, p, "cannot save state").status(); !s.ok()) return s;
-        if (state) {  // a whole state: the deltas before it are of no use
-          if (Status s = conn.Exec("DELETE FROM brig_state_deltas WHERE thread_id = $1", id, "cannot save state").status();
+        if (state) {  // a whole state: the deltas before it are of no use (as SaveStateOnly)
+          Params d;
+          d.Text(thread_id).Int(stored_snapshot_version);
+          if (Status s = conn.Exec("DELETE FROM brig_state_deltas WHERE thread_id = $1 AND version > $2", d,
+                                   "cannot save state")
+                             .status();
               !s.ok()) {
             return s;
           }
@@ -739,7 +745,12 @@ class PostgresStore final : public Store {
         " saved AS (UPDATE brig_session_state SET snapshot = $2, format = $3, guest_build_id = $4,"
         "   version = $5 + 1, updated_at = $6, snapshot_version = $5 + 1"
         "   WHERE thread_id = $1 AND version = $5 AND EXISTS (SELECT 1 FROM touched) RETURNING 1),"
-        " dropped AS (DELETE FROM brig_state_deltas WHERE thread_id = $1 AND EXISTS (SELECT 1 FROM saved))"
+        // Only the deltas since the old snapshot exist (the earlier ones went with it); the
+        // range keeps the index scan off the dead entries of earlier deletes (vacuum has not
+        // always passed), which a scan of the whole thread_id visited every time.
+        " dropped AS (DELETE FROM brig_state_deltas WHERE thread_id = $1"
+        "   AND version > (SELECT snapshot_version FROM brig_session_state WHERE thread_id = $1)"
+        "   AND EXISTS (SELECT 1 FROM saved))"
         " SELECT (SELECT count(*) FROM saved)::bigint",
         p, "cannot save state");
     if (!r.ok()) return r.status();
