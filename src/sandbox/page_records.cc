@@ -16,16 +16,6 @@ size_t MaskWords(const char* mask) {
   return words;
 }
 
-// Reads `n` ascending u32 page indices below `max_pages` from `at`.
-bool ReadIndices(std::string_view body, size_t at, uint64_t n, uint64_t max_pages, std::vector<uint32_t>* out) {
-  out->resize(n);
-  for (size_t i = 0; i < n; i++) {
-    const uint32_t page = brig_le_load32(body.data() + at + i * 4);
-    if (page >= max_pages || (i > 0 && page <= (*out)[i - 1])) return false;
-    (*out)[i] = page;
-  }
-  return true;
-}
 
 void AppendRecord(PageRecords* r, uint32_t page, std::string_view record) {
   r->pages.push_back(page);
@@ -35,6 +25,16 @@ void AppendRecord(PageRecords* r, uint32_t page, std::string_view record) {
 
 }  // namespace
 
+bool ReadPageIndices(std::string_view body, size_t at, uint64_t n, uint64_t max_pages, std::vector<uint32_t>* out) {
+  out->resize(n);
+  for (size_t i = 0; i < n; i++) {
+    const uint32_t page = brig_le_load32(body.data() + at + i * 4);
+    if (page >= max_pages || (i > 0 && page <= (*out)[i - 1])) return false;
+    (*out)[i] = page;
+  }
+  return true;
+}
+
 uint64_t MaxDeltaBodyBytes(uint64_t changed, uint64_t dropped) {
   return changed * (4 + 1 + kRecordMaskBytes + BRIG_HOST_PAGE) + dropped * 4;
 }
@@ -42,7 +42,7 @@ uint64_t MaxDeltaBodyBytes(uint64_t changed, uint64_t dropped) {
 bool ParseWholeBody(std::string_view body, uint64_t page_count, uint64_t max_pages, PageRecords* out) {
   out->clear();
   if (page_count > max_pages || body.size() / 4 < page_count) return false;
-  if (!ReadIndices(body, 0, page_count, max_pages, &out->pages)) return false;
+  if (!ReadPageIndices(body, 0, page_count, max_pages, &out->pages)) return false;
   size_t at = page_count * 4;
   out->offsets.reserve(page_count + 1);
   for (uint64_t i = 0; i < page_count; i++) {
@@ -105,13 +105,12 @@ bool ApplyDeltaBody(const PageRecords& base, std::string_view body, uint64_t cha
     return false;
   }
   std::vector<uint32_t> changed_pages, dropped_pages;
-  if (!ReadIndices(body, 0, changed, max_pages, &changed_pages)) return false;
-  if (!ReadIndices(body, changed * 4, dropped, max_pages, &dropped_pages)) return false;
+  if (!ReadPageIndices(body, 0, changed, max_pages, &changed_pages)) return false;
+  if (!ReadPageIndices(body, changed * 4, dropped, max_pages, &dropped_pages)) return false;
   const char* kinds = body.data() + (changed + dropped) * 4;
   size_t at = (changed + dropped) * 4 + changed;
   out->data.reserve(base.data.size() + body.size());
   size_t i = 0, c = 0, d = 0;  // base, changed, dropped
-  char words[BRIG_HOST_PAGE];
   while (i < base.size() || c < changed_pages.size()) {
     const bool from_base = c == changed_pages.size() || (i < base.size() && base.pages[i] < changed_pages[c]);
     const uint32_t page = from_base ? base.pages[i] : changed_pages[c];
@@ -137,13 +136,12 @@ bool ApplyDeltaBody(const PageRecords& base, std::string_view body, uint64_t cha
       const std::string_view before = base.record(i);
       const size_t n = (before.size() - kRecordMaskBytes) / 8;
       if ((body.size() - at) / 8 < n) return false;
-      for (size_t k = 0; k < n; k++) {
-        brig_le_store64(words + k * 8, brig_le_load64(before.data() + kRecordMaskBytes + k * 8) ^
-                                           brig_le_load64(body.data() + at + k * 8));
-      }
       out->pages.push_back(page);
       out->data.append(before.substr(0, kRecordMaskBytes));
-      out->data.append(words, n * 8);
+      for (size_t k = 0; k < n; k++) {
+        AppendLe64(&out->data, brig_le_load64(before.data() + kRecordMaskBytes + k * 8) ^
+                                   brig_le_load64(body.data() + at + k * 8));
+      }
       out->offsets.push_back(out->data.size());
       at += n * 8;
     } else {

@@ -50,6 +50,10 @@ struct Sandbox::PageRecords {
 };
 using PageRecords = Sandbox::PageRecords;
 
+// Reads `n` u32 page indices from `body` at `at` into *out. False unless they ascend and are
+// below `max_pages`. REQUIRES: `body` holds n * 4 bytes from `at`.
+bool ReadPageIndices(std::string_view body, size_t at, uint64_t n, uint64_t max_pages, std::vector<uint32_t>* out);
+
 // Parses a whole body of `page_count` records, every index below `max_pages`. False if it is
 // malformed (indices not ascending or out of range, a record cut short, bytes left over).
 bool ParseWholeBody(std::string_view body, uint64_t page_count, uint64_t max_pages, PageRecords* out);

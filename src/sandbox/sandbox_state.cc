@@ -262,14 +262,8 @@ Status Sandbox::RestorePages(std::string_view snapshot, std::shared_ptr<const Pa
   std::vector<uint32_t> whole_indices;
   if (!whole_pages) {
     if (!ParseWholeBody(body, *page_count, host_pages, records.get())) return damaged("page records");
-  } else {
-    whole_indices.resize(*page_count);
-    for (size_t i = 0; i < whole_indices.size(); i++) {
-      whole_indices[i] = brig_le_load32(body.data() + i * sizeof(uint32_t));
-      if (whole_indices[i] >= host_pages || (i > 0 && whole_indices[i] <= whole_indices[i - 1])) {
-        return damaged("page index");
-      }
-    }
+  } else if (!ReadPageIndices(body, 0, *page_count, host_pages, &whole_indices)) {
+    return damaged("page index");
   }
   const std::vector<uint32_t>& pages = whole_pages ? whole_indices : records->pages;
 

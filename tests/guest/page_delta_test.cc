@@ -11,22 +11,15 @@
 
 #include "brig/sandbox.h"
 #include "sandbox/page_records.h"
+#include "test_sandbox.h"
 #include "util/little_endian.h"
 
 namespace brig {
 namespace {
 
-std::unique_ptr<Sandbox> NewSandbox() {
-  auto s = Sandbox::Create(Limits{});
-  EXPECT_TRUE(s.ok()) << s.status().message();
-  return std::move(s.value());
-}
+using testing::Eval;
 
-std::string Exec(Sandbox& s, std::string_view code) {
-  ExecutionResult r = s.Execute(code);
-  EXPECT_TRUE(r.ok) << code << "\n" << r.stderr_text << r.failure_message;
-  return r.result.value_or("") + r.stdout_text;
-}
+std::unique_ptr<Sandbox> NewSandbox() { return testing::New(); }
 
 Sandbox::PagesSave Save(Sandbox& s, const Sandbox::PageRecords* since) {
   auto saved = s.SavePages(Sandbox::PagesSaveOptions{since, true});
@@ -43,14 +36,14 @@ struct Chain {
 
 Chain MakeChain(Sandbox& a, int executions) {
   Chain c;
-  Exec(a, "import json\nitems = []\ndef grow(n):\n    items.extend(range(n))\n    return len(items)");
+  Eval(a, "import json\nitems = []\ndef grow(n):\n    items.extend(range(n))\n    return len(items)");
   Sandbox::PagesSave first = Save(a, nullptr);
   EXPECT_FALSE(first.delta);
   c.whole = first.snapshot;
   std::shared_ptr<const Sandbox::PageRecords> since = first.records;
   for (int i = 0; i < executions; i++) {
     // Small changes, a growing list (new pages) and a freed one (pages that may go back).
-    Exec(a, "x = " + std::to_string(i) + "\ngrow(" + std::to_string(100 * (i + 1)) + ")\ntmp = [0] * " +
+    Eval(a, "x = " + std::to_string(i) + "\ngrow(" + std::to_string(100 * (i + 1)) + ")\ntmp = [0] * " +
                 std::to_string(5000 * (i % 3)) + "\ndel tmp");
     Sandbox::PagesSave d = Save(a, since.get());
     EXPECT_TRUE(d.delta);
@@ -74,26 +67,26 @@ TEST(PageDelta, AChainOfDeltasRestoresTheLatestState) {
   std::shared_ptr<const Sandbox::PageRecords> restored;
   ASSERT_TRUE(b->RestorePages(applied.value(), &restored).ok());
   ASSERT_NE(restored, nullptr);
-  EXPECT_EQ(Exec(*b, "(x, len(items), sum(items))"), Exec(*a, "(x, len(items), sum(items))"));
+  EXPECT_EQ(Eval(*b, "(x, len(items), sum(items))"), Eval(*a, "(x, len(items), sum(items))"));
   auto w = NewSandbox();
   std::shared_ptr<const Sandbox::PageRecords> whole_records;
   ASSERT_TRUE(w->RestorePages(c.last_whole, &whole_records).ok());
   EXPECT_EQ(restored->pages, whole_records->pages);
   EXPECT_EQ(restored->data, whole_records->data);
   // The restored records are a base for further deltas.
-  Exec(*b, "x = 'after'");
+  Eval(*b, "x = 'after'");
   Sandbox::PagesSave next = Save(*b, restored.get());
   auto again = Sandbox::ApplyPageDeltas(applied.value(), {next.snapshot});
   ASSERT_TRUE(again.ok()) << again.status().message();
   auto d = NewSandbox();
   ASSERT_TRUE(d->RestorePages(again.value()).ok());
-  EXPECT_EQ(Exec(*d, "(x, len(items))"), Exec(*b, "(x, len(items))"));
+  EXPECT_EQ(Eval(*d, "(x, len(items))"), Eval(*b, "(x, len(items))"));
   // No deltas: the snapshot itself.
   auto none = Sandbox::ApplyPageDeltas(c.whole, {});
   ASSERT_TRUE(none.ok());
   auto e = NewSandbox();
   ASSERT_TRUE(e->RestorePages(none.value()).ok());
-  EXPECT_EQ(Exec(*e, "len(items)"), "0");
+  EXPECT_EQ(Eval(*e, "len(items)"), "0");
 }
 
 TEST(PageDelta, ADeltaDoesNotRestoreAloneNorStandInForASnapshot) {
@@ -106,7 +99,7 @@ TEST(PageDelta, ADeltaDoesNotRestoreAloneNorStandInForASnapshot) {
   // A whole snapshot where a delta belongs, a delta where the snapshot belongs.
   EXPECT_TRUE(Sandbox::ApplyPageDeltas(c.whole, {c.whole}).status().IsInvalidArgument());
   EXPECT_TRUE(Sandbox::ApplyPageDeltas(c.deltas[0], {}).status().IsInvalidArgument());
-  EXPECT_EQ(Exec(*b, "1 + 1"), "2");  // the refused restores changed nothing
+  EXPECT_EQ(Eval(*b, "1 + 1"), "2");  // the refused restores changed nothing
 }
 
 // Deltas come back from a store: every damaged one is refused or yields a snapshot that
