@@ -278,6 +278,10 @@ class Sandbox {
     std::string snapshot;
     bool delta = false;
     std::shared_ptr<const PageRecords> records;  // what it holds, with keep_records
+    // Diagnostics: the save compared the pages found by the save before it instead of
+    // walking the page tables again, as it may when only executions that took no page fault
+    // came between them (a page becomes one the sandbox wrote only through a fault).
+    bool candidates_reused = false;
   };
   struct PagesSaveOptions {
     const PageRecords* since = nullptr;  // not null: save a delta against these records

@@ -182,9 +182,52 @@ static int mark_present(const uint8_t* data, uint64_t first, uint64_t n, page_bi
   return result;
 }
 
+/* The candidates of `p` in a bitmap of `pages` bits: p->cand_bits when p is plain (kept for
+ * the next walk's `unfaulted` reuse), else one of its own (*owned, for the caller to free).
+ * NULL if memory is short or the page map cannot be read. */
+static uint64_t* find_candidates(brig_python_instance* p, const uint8_t* data, uint64_t pages, uint64_t in_image,
+                                 int unfaulted, uint64_t** owned, int* reused) {
+  const int layered = brig_python_instance_layered(p);
+  *owned = NULL;
+  *reused = 0;
+  /* Kept from the last walk: a page becomes one this process wrote (or present past the
+   * image) only through a page fault, and the caller vouches there was none since. */
+  if (unfaulted && !layered && p->cand_bits && p->cand_id == p->id && p->cand_pages == pages) {
+    *reused = 1;
+    return p->cand_bits;
+  }
+  const size_t words = (size_t)(pages / 64 + 1);
+  uint64_t* bits;
+  if (layered) {
+    p->cand_id = 0; /* what this walk finds is not kept: neither is an older walk's */
+    bits = *owned = calloc(words, sizeof(uint64_t));
+  } else {
+    if (p->cand_bits && p->cand_pages / 64 + 1 == words) {
+      memset(p->cand_bits, 0, words * sizeof(uint64_t));
+    } else {
+      free(p->cand_bits);
+      p->cand_bits = calloc(words, sizeof(uint64_t));
+    }
+    p->cand_id = 0; /* valid only once the walk succeeds */
+    p->cand_pages = pages;
+    bits = p->cand_bits;
+  }
+  if (!bits) return NULL;
+  page_bitmap cand = {bits, pages};
+  if ((layered && brig_python_instance_changed_pages(p, mark_run, &cand) != 0) ||
+      brig_written_pages(data, in_image, mark_run, &cand) != 0 ||
+      mark_present(data, in_image, pages - in_image, &cand) != 0) {
+    free(*owned);
+    *owned = NULL;
+    return NULL;
+  }
+  if (!layered) p->cand_id = p->id;
+  return bits;
+}
+
 /* The walk behind brig_python_instance_diff (compare != 0) and _candidates (compare == 0). */
 static int64_t walk_pages(const brig_python_image* img, brig_python_instance* p, brig_page_visitor visit, void* ctx,
-                          int compare) {
+                          int compare, int unfaulted, int* reused) {
   image_view* v = view_of(img, NULL);
   if (!v) return -1;
   const wasm_rt_memory_t* mem = &p->module.w2c_memory;
@@ -200,17 +243,14 @@ static int64_t walk_pages(const brig_python_image* img, brig_python_instance* p,
    *   that differ from the image from files of its own: in the image range they look like
    *   file pages, and frozen growth may not be in the page tables at all: those it lists.
    * Each candidate is then compared with the image. */
-  page_bitmap cand = {calloc(pages / 64 + 1, sizeof(uint64_t)), pages};
-  if (!cand.bits) return -1;
-  if ((brig_python_instance_layered(p) && brig_python_instance_changed_pages(p, mark_run, &cand) != 0) ||
-      brig_written_pages(mem->data, in_image, mark_run, &cand) != 0 ||
-      mark_present(mem->data, in_image, pages - in_image, &cand) != 0) {
-    free(cand.bits);
-    return -1;
-  }
+  uint64_t* owned;
+  int kept_used;
+  const uint64_t* cand = find_candidates(p, mem->data, pages, in_image, unfaulted, &owned, &kept_used);
+  if (reused) *reused = kept_used;
+  if (!cand) return -1;
   int64_t count = 0;
   for (uint64_t word = 0; word <= pages / 64 && count >= 0; word++) {
-    for (uint64_t bits = cand.bits[word]; bits && count >= 0; bits &= bits - 1) {
+    for (uint64_t bits = cand[word]; bits && count >= 0; bits &= bits - 1) {
       uint64_t page = word * 64 + (uint64_t)__builtin_ctzll(bits);
       if (page >= pages) break;
       const uint8_t* data = mem->data + page * BRIG_HOST_PAGE;
@@ -224,18 +264,18 @@ static int64_t walk_pages(const brig_python_image* img, brig_python_instance* p,
       count++;
     }
   }
-  free(cand.bits);
+  free(owned);
   return count;
 }
 
 int64_t brig_python_instance_diff(const brig_python_image* img, brig_python_instance* p,
                                   brig_page_visitor visit, void* ctx) {
-  return walk_pages(img, p, visit, ctx, 1);
+  return walk_pages(img, p, visit, ctx, 1, 0, NULL);
 }
 
 int64_t brig_python_instance_candidates(const brig_python_image* img, brig_python_instance* p,
-                                        brig_page_visitor visit, void* ctx) {
-  return walk_pages(img, p, visit, ctx, 0);
+                                        brig_page_visitor visit, void* ctx, int unfaulted, int* reused) {
+  return walk_pages(img, p, visit, ctx, 0, unfaulted, reused);
 }
 
 int brig_python_instance_table_matches(const brig_python_image* img, brig_python_instance* p) {

@@ -53,9 +53,17 @@ int64_t brig_python_instance_diff(const brig_python_image* image, brig_python_in
 /* The same walk without the comparison: visits every candidate page (one `p` wrote, or maps
  * from files of its own, or past the image), which may still hold the image's bytes; `visit`
  * compares it itself (once, where a caller that records differences would otherwise
- * compare twice). Returns the number of pages visited, or -1 / -2 as above. */
+ * compare twice). Returns the number of pages visited, or -1 / -2 as above.
+ * `unfaulted`: the caller vouches that no page of p's memory was faulted in since the last
+ * walk of `p` (by any thread: counted with getrusage's ru_minflt + ru_majflt around every
+ * use of `p`) and that nothing remapped it since; the candidates of that walk are then
+ * visited again without walking the page tables (~60 µs of a small session's save on a
+ * virtual machine). A page becomes one this process wrote, or present past the image, only
+ * through a fault, so the kept set holds every candidate; a page it holds that is no longer
+ * private just reads as the image's bytes again. A layered `p`, or one whose memory changed
+ * size, is walked anyway. *reused (if not NULL): 1 if the kept candidates were used, else 0. */
 int64_t brig_python_instance_candidates(const brig_python_image* image, brig_python_instance* p,
-                                        brig_page_visitor visit, void* ctx);
+                                        brig_page_visitor visit, void* ctx, int unfaulted, int* reused);
 
 /* 1 if `p`'s function table is the image's (same size, same functions in each slot):
  * page snapshots do not carry the table, so they are only valid while this holds. */

@@ -87,6 +87,7 @@ static void free_module(brig_python_instance* p) {
 }
 
 static void free_instance(brig_python_instance* p) {
+  free(p->cand_bits);
   free_module(p);
   backing_release(&p->backing);
   free(p);

@@ -54,6 +54,13 @@ struct brig_python_instance {
   /* Its table is its image's (brig_python_image.table), shared by every instance of the
    * image: not its own to free. */
   int shared_table;
+  /* The candidate pages found by the last page-table walk of a plain (not layered) instance
+   * (page_snapshot.c), a bitmap of cand_pages bits, kept for brig_python_instance_candidates'
+   * `unfaulted` callers: it belongs to instance cand_id (a kept memory reused by another
+   * clone gets a new id, so never sees its predecessor's). Owned: freed with the instance. */
+  uint64_t* cand_bits;
+  uint64_t cand_pages;
+  uint64_t cand_id;
 };
 
 /* The guest module's function table exactly as instantiating the module fills it from its

@@ -3,6 +3,7 @@
 #include "brig/sandbox.h"
 
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -387,8 +388,55 @@ Status Sandbox::Reset() {
   return Status::Ok();
 }
 
+namespace {
+
+// Page faults the calling thread has taken (minor and major, GUP's included: the kernel
+// counts every fault for the thread that caused it); kUnknownFaults if it cannot tell.
+constexpr uint64_t kUnknownFaults = ~uint64_t{0};
+uint64_t ThreadFaults() {
+  rusage u{};
+  if (getrusage(RUSAGE_THREAD, &u) != 0) return kUnknownFaults;
+  return static_cast<uint64_t>(u.ru_minflt) + static_cast<uint64_t>(u.ru_majflt);
+}
+
+// Keeps the save's kept candidates (Impl::candidates_kept) through one execution only if its
+// thread took no page fault meanwhile and the instance is the same one, in the same shape: a
+// page of guest memory becomes one this process wrote only through a fault, and only this
+// thread touches the sandbox while it runs. Faults elsewhere in the thread (its malloc, its
+// stack) just cost the next save its walk.
+class FaultWatch {
+ public:
+  explicit FaultWatch(Sandbox::Impl* impl)
+      : impl_(impl),
+        watching_(impl->candidates_kept),
+        instance_(impl->instance),
+        id_(instance_ ? brig_python_instance_id(instance_) : 0),
+        layered_(instance_ ? brig_python_instance_layered(instance_) : 0),
+        before_(watching_ ? ThreadFaults() : kUnknownFaults) {}
+  ~FaultWatch() {
+    if (!watching_) return;
+    const bool same = before_ != kUnknownFaults && impl_->instance == instance_ && instance_ &&
+                      brig_python_instance_id(instance_) == id_ && brig_python_instance_layered(instance_) == layered_ &&
+                      impl_->dead == Failure::kNone && ThreadFaults() == before_;
+    if (!same) impl_->ForgetCandidates();
+  }
+  FaultWatch(const FaultWatch&) = delete;
+  FaultWatch& operator=(const FaultWatch&) = delete;
+
+ private:
+  Sandbox::Impl* impl_;
+  bool watching_;
+  brig_python_instance* instance_;
+  uint64_t id_;
+  int layered_;
+  uint64_t before_;
+};
+
+}  // namespace
+
 ExecutionResult Sandbox::Impl::Execute(std::string_view code, std::string_view filename, const Limits& call,
                                        const std::function<void(OutputStream, std::string_view)>& on_output) {
+  FaultWatch faults(this);  // first: its destructor runs after everything below
   ExecutionResult r;
   auto start = std::chrono::steady_clock::now();
   if (dead != Failure::kNone) {
@@ -484,14 +532,19 @@ StatusOr<ExecutionResult> Sandbox::Execute(std::string_view code, const ExecuteO
 }
 
 StatusOr<std::unique_ptr<Sandbox>> Sandbox::Fork() {
+  impl_->ForgetCandidates();
   auto child = impl_->Fork();
   if (!child.ok()) return child.status();
   return std::unique_ptr<Sandbox>(new Sandbox(std::move(child.value())));
 }
 
-Status Sandbox::Compact() { return impl_->Compact(); }
+Status Sandbox::Compact() {
+  impl_->ForgetCandidates();
+  return impl_->Compact();
+}
 
 StatusOr<uint64_t> Sandbox::Trim() {
+  impl_->ForgetCandidates();
   if (impl_->dead != Failure::kNone) return Status::FailedPrecondition("the sandbox no longer runs code");
   if (!impl_->instance) return uint64_t{0};  // compacted: nothing private left to give back
   int64_t pages = brig_python_instance_trim(impl_->instance);

@@ -56,6 +56,13 @@ struct Sandbox::Impl {
   std::mutex sleep_mu;
   std::condition_variable sleep_cv;
 
+  // The next save may visit the candidate pages of the last page-table walk again
+  // (brig_python_instance_candidates' `unfaulted`): set by a save, kept through executions
+  // whose thread took no page fault and left the instance as it was (FaultWatch, sandbox.cc),
+  // cleared by everything else that changes the sandbox (ForgetCandidates).
+  bool candidates_kept = false;
+  void ForgetCandidates() { candidates_kept = false; }
+
   ~Impl() { brig_python_instance_destroy(instance); }
 
   void SleepInterruptibly(uint64_t ns) {

@@ -135,6 +135,9 @@ StatusOr<Sandbox::PagesSave> Sandbox::SavePages(const PagesSaveOptions& options)
   // only a cold-started one (own_image) has nothing to diff against.
   const brig_python_image* image = impl.base_image ? impl.base_image : impl.own_image ? nullptr : impl.tx.image;
   if (!image) return StateError("a cold-started sandbox has no image to diff against");
+  // The last walk's candidates hold only while nothing but unfaulted executions came since.
+  const bool unfaulted = impl.candidates_kept && impl.instance != nullptr;
+  impl.ForgetCandidates();
   if (Status awake = impl.Wake(); !awake.ok()) return awake;
   if (!brig_python_instance_table_matches(image, impl.instance)) {
     return StateError("the guest changed its function table");
@@ -142,8 +145,10 @@ StatusOr<Sandbox::PagesSave> Sandbox::SavePages(const PagesSaveOptions& options)
   SaveScratch& scratch = ThreadScratch();
   DiffCollector& diff = scratch.diff;
   // Each candidate compared once, by CollectPage (which keeps only those that differ).
-  int64_t n = brig_python_instance_candidates(image, impl.instance, CollectPage, &diff);
+  int reused = 0;
+  int64_t n = brig_python_instance_candidates(image, impl.instance, CollectPage, &diff, unfaulted ? 1 : 0, &reused);
   if (n < 0) return Status::Internal("cannot read this process's page map");
+  impl.candidates_kept = true;
 
   nlohmann::json header;
   header["guest_build_id"] = std::string(GuestBuildId());
@@ -162,6 +167,7 @@ StatusOr<Sandbox::PagesSave> Sandbox::SavePages(const PagesSaveOptions& options)
 
   PagesSave out;
   out.delta = options.since != nullptr;
+  out.candidates_reused = reused != 0;
   StatusOr<std::string> encoded = [&]() -> StatusOr<std::string> {
     if (options.since) {
       uint64_t changed = 0, dropped = 0;
@@ -183,6 +189,7 @@ StatusOr<Sandbox::PagesSave> Sandbox::SavePages(const PagesSaveOptions& options)
 
 Status Sandbox::RestorePages(std::string_view snapshot, std::shared_ptr<const PageRecords>* records_out) {
   Impl& impl = *impl_;
+  impl.ForgetCandidates();
   if (!impl.base_image) return StateError("a cold-started sandbox cannot take a page snapshot");
   if (impl.wasi->open_fd_count() != 4) return StateError("the sandbox has files open");
   auto damaged = Damaged;
@@ -408,11 +415,13 @@ Status WriteError(vfs::Error e, std::string_view path) {
 }  // namespace
 
 Status Sandbox::WriteFile(std::string_view path, std::string_view content) {
+  impl_->ForgetCandidates();  // guest memory untouched, but only executions are watched
   if (!InWritableMount(path)) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
   return WriteError(impl_->fs->WriteFile(path, content), path);
 }
 
 Status Sandbox::MakeDirectory(std::string_view path) {
+  impl_->ForgetCandidates();
   if (!InWritableMount(path)) return Status::InvalidArgument("not under /home/user or /tmp: " + std::string(path));
   return WriteError(impl_->fs->MakeDirs(path), path);
 }
@@ -446,6 +455,7 @@ std::vector<NodeExtras> Sandbox::ListNodeExtras() const {
 }
 
 Status Sandbox::ApplyNodeExtras(const NodeExtras& extras) {
+  impl_->ForgetCandidates();
   const std::string& path = extras.path;
   if (!InWritableMount(path)) return Status::InvalidArgument("not under /home/user or /tmp: " + path);
   vfs::FileSystem& fs = *impl_->fs;

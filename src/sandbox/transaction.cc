@@ -375,6 +375,9 @@ StatusOr<std::unique_ptr<Sandbox::Impl>> Sandbox::Impl::Fork() {
   return child;
 }
 
-void Sandbox::ReseedRandom() { impl_->tx.reseed = true; }
+void Sandbox::ReseedRandom() {
+  impl_->ForgetCandidates();
+  impl_->tx.reseed = true;
+}
 
 }  // namespace brig

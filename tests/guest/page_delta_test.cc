@@ -233,7 +233,9 @@ TEST(PageRecordsCodec, ADeltaTurnsOneSetOfRecordsIntoAnother) {
       EXPECT_FALSE(ApplyDeltaBody(empty, body, changed, dropped, pages + 8, &out));
     }
     // An index past the memory: refused.
-    if (changed > 0) EXPECT_FALSE(ApplyDeltaBody(a, body, changed, dropped, 0, &out)) << round;
+    if (changed > 0) {
+      EXPECT_FALSE(ApplyDeltaBody(a, body, changed, dropped, 0, &out)) << round;
+    }
   }
   // Identical records: an empty delta.
   std::mt19937 rng2(3);

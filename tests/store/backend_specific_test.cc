@@ -24,9 +24,10 @@ using testing::PostgresBackend;
 using testing::SqliteBackend;
 using std::chrono::milliseconds;
 
-// A store made by the first schema (content before content_type and size) is moved to the
-// second (content last) on open, with every file kept.
-TEST(SqliteStore, MigratesAVersionOneStoreKeepingItsFiles) {
+// A store made by the first schema (content before content_type and size, the snapshot
+// before the state's version) is moved to the latest (blobs last) on open, with every file and
+// state kept.
+TEST(SqliteStore, MigratesAVersionOneStoreKeepingItsFilesAndStates) {
   SqliteBackend backend;
   const std::string url = backend.NewUrl().value();
   const std::string path = url.substr(7);
@@ -36,7 +37,8 @@ TEST(SqliteStore, MigratesAVersionOneStoreKeepingItsFiles) {
                          "CREATE TABLE brig_schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);"
                          "INSERT INTO brig_schema_version VALUES (1, 0);"
                          "INSERT INTO brig_sessions VALUES ('t', 0, 0, 9000000000000000, '{}');"
-                         "INSERT INTO brig_files VALUES ('t', '/tmp/a', x'616263', 'text/plain', 3, 1, 2);";
+                         "INSERT INTO brig_files VALUES ('t', '/tmp/a', x'616263', 'text/plain', 3, 1, 2);"
+                         "INSERT INTO brig_session_state VALUES ('t', x'00ff01', 'pages', 'gb', 3, 7);";
   ASSERT_EQ(sqlite3_exec(db, v1.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
   sqlite3_close(db);
   StatusOr<std::unique_ptr<Store>> s = OpenStore(url);
@@ -53,6 +55,24 @@ TEST(SqliteStore, MigratesAVersionOneStoreKeepingItsFiles) {
   EXPECT_EQ(f.value().info.modified_at, 2);
   EXPECT_EQ(s.value()->GetSession("t").value().file_count, 1);
   EXPECT_TRUE(s.value()->PutFile("t", {"/tmp/b", "xyz", ""}).ok());
+  StatusOr<std::optional<SessionState>> state = s.value()->GetState("t");
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  ASSERT_TRUE(state.value().has_value());
+  EXPECT_EQ(state.value()->snapshot, std::string("\x00\xff\x01", 3));
+  EXPECT_EQ(state.value()->format, "pages");
+  EXPECT_EQ(state.value()->guest_build_id, "gb");
+  EXPECT_EQ(state.value()->version, 3);
+  EXPECT_EQ(state.value()->snapshot_version, 3);
+  EXPECT_EQ(state.value()->updated_at, 7);
+  EXPECT_EQ(s.value()->GetStateVersion("t").value(), 3);
+  StateWrite next;
+  next.snapshot = "next";
+  next.format = "pages";
+  next.guest_build_id = "gb";
+  StatusOr<int64_t> saved = s.value()->SaveExecution("t", 3, next, {}, {});
+  ASSERT_TRUE(saved.ok()) << saved.status().ToString();
+  EXPECT_EQ(saved.value(), 4);
+  EXPECT_EQ(s.value()->GetState("t").value()->snapshot, "next");
 }
 
 // The lock file of `thread_id` in the SQLite store at `path` (the store's naming).
