@@ -264,7 +264,7 @@ void Parts(const std::string& url, int reps, bool with_portable) {
   // The same page data at other zstd levels.
   std::string out(ZSTD_compressBound(last_body.size()), '\0');
   std::string levels;
-  for (int level : {-5, -3, -2, -1, 1, 3}) {
+  for (int level : {-50, -20, -10, -7, -5, -3, -1, 1}) {
     std::vector<double> us;
     size_t size = 0;
     for (int i = 0; i < 21; ++i) {

@@ -408,7 +408,7 @@ class FaultWatch {
  public:
   explicit FaultWatch(Sandbox::Impl* impl)
       : impl_(impl),
-        watching_(impl->candidates_kept),
+        watching_(Watch(impl)),
         instance_(impl->instance),
         id_(instance_ ? brig_python_instance_id(instance_) : 0),
         layered_(instance_ ? brig_python_instance_layered(instance_) : 0),
@@ -424,6 +424,15 @@ class FaultWatch {
   FaultWatch& operator=(const FaultWatch&) = delete;
 
  private:
+  static bool Watch(Sandbox::Impl* impl) {
+    if (!impl->candidates_kept) return false;
+    if (++impl->watched_executions > Sandbox::Impl::kMaxWatchedExecutions) {
+      impl->ForgetCandidates();
+      return false;
+    }
+    return true;
+  }
+
   Sandbox::Impl* impl_;
   bool watching_;
   brig_python_instance* instance_;

@@ -61,6 +61,11 @@ struct Sandbox::Impl {
   // whose thread took no page fault and left the instance as it was (FaultWatch, sandbox.cc),
   // cleared by everything else that changes the sandbox (ForgetCandidates).
   bool candidates_kept = false;
+  // Executions watched since the last save: the watch costs two getrusage calls (~1.2 µs
+  // each on a virtual machine), so past kMaxWatchedExecutions (a session saved now and then,
+  // not after each execution) the next save walks instead.
+  uint32_t watched_executions = 0;
+  static constexpr uint32_t kMaxWatchedExecutions = 8;
   void ForgetCandidates() { candidates_kept = false; }
 
   ~Impl() { brig_python_instance_destroy(instance); }

@@ -117,6 +117,13 @@ TEST(CandidateReuse, AnythingButAnExecutionMakesTheNextSaveWalk) {
   EXPECT_FALSE(after.candidates_reused);
   EXPECT_EQ(EvalRestored(after.snapshot, "n"), Eval(*a, "n"));
 
+  // Many executions between two saves: watching them all would cost more than the walk.
+  ASSERT_GE(SettleUntilReused(*a), 0);
+  for (int i = 0; i < 12; i++) Eval(*a, "n += 1");
+  Sandbox::PagesSave later = Save(*a);
+  EXPECT_FALSE(later.candidates_reused);
+  EXPECT_EQ(EvalRestored(later.snapshot, "n"), Eval(*a, "n"));
+
   ASSERT_GE(SettleUntilReused(*a), 0);
   ASSERT_TRUE(a->Compact().ok());
   Sandbox::PagesSave woken = Save(*a);
