@@ -192,7 +192,8 @@ static uint64_t* find_candidates(brig_python_instance* p, const uint8_t* data, u
   *reused = 0;
   /* Kept from the last walk: a page becomes one this process wrote (or present past the
    * image) only through a page fault, and the caller vouches there was none since. */
-  if (unfaulted && !layered && p->cand_bits && p->cand_id == p->id && p->cand_pages == pages) {
+  if (unfaulted && !layered && p->cand_bits && p->cand_id == p->id && p->cand_pages == pages &&
+      p->cand_in_image == in_image) {
     *reused = 1;
     return p->cand_bits;
   }
@@ -210,6 +211,7 @@ static uint64_t* find_candidates(brig_python_instance* p, const uint8_t* data, u
     }
     p->cand_id = 0; /* valid only once the walk succeeds */
     p->cand_pages = pages;
+    p->cand_in_image = in_image;
     bits = p->cand_bits;
   }
   if (!bits) return NULL;

@@ -61,7 +61,8 @@ int64_t brig_python_instance_diff(const brig_python_image* image, brig_python_in
  * virtual machine). A page becomes one this process wrote, or present past the image, only
  * through a fault, so the kept set holds every candidate; a page it holds that is no longer
  * private just reads as the image's bytes again. A layered `p`, or one whose memory changed
- * size, is walked anyway. *reused (if not NULL): 1 if the kept candidates were used, else 0. */
+ * size (or is diffed against an image of another size), is walked anyway. *reused (if not
+ * NULL): 1 if the kept candidates were used, else 0. */
 int64_t brig_python_instance_candidates(const brig_python_image* image, brig_python_instance* p,
                                         brig_page_visitor visit, void* ctx, int unfaulted, int* reused);
 

@@ -57,9 +57,11 @@ struct brig_python_instance {
   /* The candidate pages found by the last page-table walk of a plain (not layered) instance
    * (page_snapshot.c), a bitmap of cand_pages bits, kept for brig_python_instance_candidates'
    * `unfaulted` callers: it belongs to instance cand_id (a kept memory reused by another
-   * clone gets a new id, so never sees its predecessor's). Owned: freed with the instance. */
+   * clone gets a new id, so never sees its predecessor's), walked with cand_pages pages of
+   * memory of which cand_in_image in the image. Owned: freed with the instance. */
   uint64_t* cand_bits;
   uint64_t cand_pages;
+  uint64_t cand_in_image;
   uint64_t cand_id;
 };
 
