@@ -20,6 +20,7 @@
 #include "brig/result_json.h"
 #include "brig/sandbox.h"
 #include "brig/sessions.h"
+#include "brig/text.h"
 #include "server/executor.h"
 #include "server/worker_protocol.h"
 
@@ -235,9 +236,13 @@ class Worker {
       };
     }
     if (e.sync) {
+      // A name that is not UTF-8 is no session's, and a result cannot carry it (JSON would
+      // replace its bytes, and the supervisor takes a result for another name as a broken
+      // worker): an error instead. It once aborted the worker (dump() threw).
+      if (!IsValidUtf8(e.thread_id)) return Reply(job.id, Status::InvalidArgument("a thread_id must be UTF-8"));
       sessions_->SyncToStore(e.thread_id, e.sync_drop);
       std::lock_guard<std::mutex> lock(answer_mu_);
-      return Send(FrameType::kResult, job.id, worker::EncodeResult(Live(), ToJson(e.thread_id, SessionResult{}).dump()));
+      return Send(FrameType::kResult, job.id, worker::EncodeResult(Live(), ToJsonText(e.thread_id, SessionResult{})));
     }
     Answer(job.id, e.thread_id, sessions_->Execute(e.thread_id, e.code, options));
   }

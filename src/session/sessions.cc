@@ -459,11 +459,15 @@ struct Sessions::Impl {
       LiveSession& s = it->s;
       if (now - s.idle_since < kTrimIdleAfter) return false;  // newer ones are less idle
       if (it->busy || s.trimmed || s.compacted) continue;
-      it->busy = true;
+      // The entry itself, not the reverse iterator: that one refers to the entry after it,
+      // which an execution may take out of the list while the lock is released (a crash
+      // seen once under load: the freed node's neighbour pointer followed).
+      const auto entry = std::prev(it.base());
+      entry->busy = true;  // a busy entry is neither erased nor moved
       lock.unlock();
       (void)s.sandbox->Trim();
       lock.lock();
-      it->busy = false;
+      entry->busy = false;
       s.trimmed = true;
       changed.notify_all();
       return true;

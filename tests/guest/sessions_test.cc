@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <sqlite3.h>
 
@@ -361,6 +362,29 @@ TEST_F(SessionsTest, ExecutionsInOneSessionAreSerialised) {
   t1.join();
   t2.join();
   EXPECT_EQ(Run(*s, "c", "n").execution.result, "20");
+}
+
+// The background thread trims idle live sessions one at a time, the oldest first, with the
+// sessions' lock released while it trims; executions meanwhile take sessions out of the live
+// list and put them back at its front. It once kept an iterator that pointed through the
+// entry next to the one it trimmed, which an execution had taken out: a crash (seen in a
+// worker when PostgreSQL restarted under brig serve). Many idle sessions, then executions
+// across them from the oldest, while they are being trimmed.
+TEST_F(SessionsTest, ExecutionsWhileIdleSessionsAreTrimmedLoseNothing) {
+  auto s = Open();
+  constexpr int kSessions = 24;
+  for (int i = 0; i < kSessions; i++) Run(*s, "trim" + std::to_string(i), "n = 0\nblob = bytes(200000)");
+  for (int round = 0; round < 3; round++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // idle past the trim delay
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; t++) {
+      threads.emplace_back([&, t] {
+        for (int i = t; i < kSessions; i += 3) ASSERT_TRUE(s->Execute("trim" + std::to_string(i), "n += 1").ok());
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  for (int i = 0; i < kSessions; i++) EXPECT_EQ(Run(*s, "trim" + std::to_string(i), "n").execution.result, "3");
 }
 
 TEST_F(SessionsTest, UnreachableStoreIsUnavailable) {

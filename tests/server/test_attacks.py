@@ -399,6 +399,11 @@ class HttpBoundsTest(ServerClass, SqliteStore, unittest.TestCase):
         r = self.server.request("POST", "/v1/sessions", b'{"thread_id": "\\udcff"}', headers={"Content-Type": "application/json"})
         self.assertEqual(r.status, 400, r)
         self.assertNotIn("/ff", [s["thread_id"] for s in self.server.request("GET", "/v1/sessions").json()["sessions"]])
+        # Answered without harm: no worker died of one of these names (a file route's sync
+        # of such a name once aborted its worker, whose other executions then failed).
+        page = self.server.request("GET", "/metrics").body.decode()
+        restarts = [float(l.split()[1]) for l in page.splitlines() if l.startswith("brig_worker_restarts_total ")]
+        self.assertIn(restarts, ([], [0.0]), "a worker died")
 
     def test_a_thread_id_over_255_bytes_is_400(self):
         for t in ("a" * 256, "\u00e9" * 128, "x" * 5000):
