@@ -409,7 +409,7 @@ class FaultWatch {
   explicit FaultWatch(Sandbox::Impl* impl)
       : impl_(impl),
         watching_(Watch(impl)),
-        instance_(impl->instance),
+        instance_(watching_ ? impl->instance : nullptr),
         id_(instance_ ? brig_python_instance_id(instance_) : 0),
         layered_(instance_ ? brig_python_instance_layered(instance_) : 0),
         before_(watching_ ? ThreadFaults() : kUnknownFaults) {}

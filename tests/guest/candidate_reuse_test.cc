@@ -4,6 +4,7 @@
 // written for the first time, files, restores. A missed page would restore an older value.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,6 +42,20 @@ int SettleUntilReused(Sandbox& s) {
   return -1;
 }
 
+// A sandbox with `n = 0` whose saves reuse their candidates already (null, with a test
+// failure, if it cannot be made or never reuses).
+std::unique_ptr<Sandbox> SettledSandbox() {
+  auto a = testing::New();
+  if (!a) return nullptr;
+  Eval(*a, "n = 0");
+  Save(*a);
+  if (SettleUntilReused(*a) < 0) {
+    ADD_FAILURE() << "no save ever reused its candidates";
+    return nullptr;
+  }
+  return a;
+}
+
 TEST(CandidateReuse, SmallExecutionsReuseAndEverySaveHoldsItsExecution) {
   auto a = testing::New();
   ASSERT_TRUE(a);
@@ -63,11 +78,8 @@ TEST(CandidateReuse, SmallExecutionsReuseAndEverySaveHoldsItsExecution) {
 }
 
 TEST(CandidateReuse, AnExecutionThatTakesNewMemoryIsWalked) {
-  auto a = testing::New();
+  auto a = SettledSandbox();
   ASSERT_TRUE(a);
-  Eval(*a, "n = 0");
-  Save(*a);
-  ASSERT_GE(SettleUntilReused(*a), 0);
   Eval(*a, "big = bytearray(24 << 20)\nbig[-1] = 7\nbig[12345678] = 9\nlen(big)");
   Sandbox::PagesSave saved = Save(*a);
   EXPECT_FALSE(saved.candidates_reused);
@@ -80,11 +92,8 @@ TEST(CandidateReuse, AnExecutionThatTakesNewMemoryIsWalked) {
 }
 
 TEST(CandidateReuse, FirstWritesToImagePagesAreSaved) {
-  auto a = testing::New();
+  auto a = SettledSandbox();
   ASSERT_TRUE(a);
-  Eval(*a, "n = 0");
-  Save(*a);
-  ASSERT_GE(SettleUntilReused(*a), 0);
   // Objects of the image that this sandbox has not written yet: their pages are still the
   // image's until these writes (copy-on-write faults).
   const std::string change =
@@ -101,11 +110,8 @@ TEST(CandidateReuse, FirstWritesToImagePagesAreSaved) {
 }
 
 TEST(CandidateReuse, AnythingButAnExecutionMakesTheNextSaveWalk) {
-  auto a = testing::New();
+  auto a = SettledSandbox();
   ASSERT_TRUE(a);
-  Eval(*a, "n = 0");
-  Save(*a);
-  ASSERT_GE(SettleUntilReused(*a), 0);
   ASSERT_TRUE(a->WriteFile("/tmp/f.txt", "x").ok());
   EXPECT_FALSE(Save(*a).candidates_reused);
 
@@ -133,11 +139,8 @@ TEST(CandidateReuse, AnythingButAnExecutionMakesTheNextSaveWalk) {
 
 // A failed execution is rolled back: the save after it walks, and holds the state before it.
 TEST(CandidateReuse, AFailedExecutionIsRolledBackAndWalked) {
-  auto a = testing::New();
+  auto a = SettledSandbox();
   ASSERT_TRUE(a);
-  Eval(*a, "n = 0");
-  Save(*a);
-  ASSERT_GE(SettleUntilReused(*a), 0);
   const std::string n = Eval(*a, "n");
   ExecutionResult r = a->Execute("n = -1\nimport os\nos._exit(3)");
   EXPECT_EQ(r.failure, Failure::kExit);
