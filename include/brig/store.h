@@ -24,7 +24,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "brig/status.h"
 
@@ -52,6 +54,17 @@ struct StoreOptions {
   // Tests inject a fake clock (and give the SessionManager the same one). Default: the
   // system clock.
   std::function<int64_t()> clock;
+  // Hands every execution's save to another process, which commits it, instead of writing
+  // it on this store's own connection; everything else (reads, other writes, session locks)
+  // stays here. Processes that write one SQLite file take turns on its write lock, each
+  // holding it through its own flush; handed to one process, the saves of all of them
+  // commit in one group, one flush (`brig serve`'s workers hand theirs to the supervisor).
+  // save_relay gets a save's bytes, must have them applied by Store::ApplyRelayedSaves on a
+  // store of the same database (in the other process), and returns the bytes that call
+  // returned; it runs on the saving thread, from several threads at once. A save over 32
+  // MiB (many files) is written here instead. Empty (the default): every save is written
+  // here.
+  std::function<std::string(std::string_view save)> save_relay;
 };
 
 class Store {
@@ -71,6 +84,12 @@ class Store {
   // Asks the database something cheap: OK if it answers. For health checks; Unavailable
   // (or the store's error) otherwise.
   Status Ping();
+  // Commits saves that stores opened with StoreOptions::save_relay handed over, together
+  // (SQLite: one group, one flush), and returns, for each in order, the bytes its relay must
+  // return (the new version, or the save's error: a Conflict, a missing session, a bad
+  // file, all as if saved there); InvalidArgument, and nothing written, for bytes that are
+  // not such a save: they come from another process and are checked. Thread-safe.
+  std::vector<StatusOr<std::string>> ApplyRelayedSaves(const std::vector<std::string_view>& saves);
 
  private:
   friend struct internal::Access;

@@ -1,6 +1,7 @@
 #include "brig/store.h"
 
 #include "api/access.h"
+#include "store/relayed_saves.h"
 #include "store/store.h"
 
 namespace brig {
@@ -17,5 +18,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(std::string_view url, const StoreOp
 std::string_view Store::backend() const { return backend_->backend(); }
 
 Status Store::Ping() { return backend_->SchemaVersion().status(); }
+
+std::vector<StatusOr<std::string>> Store::ApplyRelayedSaves(const std::vector<std::string_view>& saves) {
+  return store::ApplyRelayedSaves(*backend_, saves);
+}
 
 }  // namespace brig

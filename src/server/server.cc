@@ -92,6 +92,10 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     pool.max_queue = s.options.max_queued_executions;
     pool.heartbeat_timeout = s.options.worker_timeout;
     pool.io = &s.http->io_context();
+    // On SQLite the workers hand their saves to this process: one writer, whose group
+    // commit takes the saves of all of them (worker_pool.h, "Relayed saves"). PostgreSQL
+    // groups concurrent commits itself, and several nodes write it anyway.
+    if (s.store->backend() == "sqlite") pool.relay_store = s.store.get();
     pool.log = [log = s.options.log_line](const std::string& line) {
       log(Dump({{"ts", NowIso()}, {"event", "worker"}, {"message", line}}));
     };

@@ -15,11 +15,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "brig/result_json.h"
 #include "brig/sandbox.h"
 #include "brig/sessions.h"
+#include "brig/store.h"
 #include "brig/text.h"
 #include "server/executor.h"
 #include "server/worker_protocol.h"
@@ -94,9 +96,19 @@ class Worker {
     if (config.type != FrameType::kConfig || config.id != 0) Die(2, "the first frame is not the configuration");
     Sessions::Options options;
     int threads = 0;
-    if (Status s = worker::DecodeConfig(config.body, &options, &threads, &inline_budget_); !s.ok()) Fail(s);
+    bool relay_saves = false;
+    if (Status s = worker::DecodeConfig(config.body, &options, &threads, &inline_budget_, &relay_saves); !s.ok()) Fail(s);
     options.max_running = threads;  // --threads: executions doing CPU work at once
-    auto opened = Sessions::Open(options);
+    StoreOptions store_options;
+    store_options.pool_size = options.pool_size;
+    store_options.statement_timeout = options.statement_timeout;
+    // The saves go to the supervisor, which commits those of every worker together (one
+    // writer, one flush: StoreOptions::save_relay); reads and locks stay here.
+    if (relay_saves) store_options.save_relay = [this](std::string_view save) { return RelaySave(save); };
+    auto store = Store::Open(options.store_url, store_options);
+    if (!store.ok()) Fail(store.status());
+    store_ = std::move(store.value());
+    auto opened = Sessions::Open(*store_, options);
     if (!opened.ok()) Fail(opened.status());
     sessions_ = std::move(opened.value());
     // The process image, mapped (or made) now rather than by the first execution.
@@ -114,6 +126,10 @@ class Worker {
     for (int i = 0; i < runners; i++) runners_.emplace_back([this] { RunExecutions(); });
     while (true) {
       worker::Frame f = Read();
+      if (f.type == FrameType::kSaved) {
+        Saved(f.id, std::move(f.body));
+        continue;
+      }
       if (f.type != FrameType::kExecute || f.id == 0) Die(2, "unexpected frame type " + std::to_string(static_cast<int>(f.type)));
       auto body = worker::DecodeExecute(f.body);
       if (!body) Die(2, "malformed execute frame");
@@ -164,6 +180,36 @@ class Worker {
   }
 
   uint64_t Live() const { return sessions_ ? sessions_->LiveSessions() : 0; }
+
+  // StoreOptions::save_relay: sends the save to the supervisor and waits for its answer,
+  // which this process's reading thread (Run) hands over (Saved). Never called on that
+  // thread: it runs only executions that do not save (TryExecuteLive).
+  std::string RelaySave(std::string_view save) {
+    SaveWait wait;
+    uint64_t id;
+    {
+      std::lock_guard<std::mutex> lock(saves_mu_);
+      id = next_save_id_++;
+      saves_.emplace(id, &wait);
+    }
+    Send(FrameType::kSave, id, save);
+    std::unique_lock<std::mutex> lock(saves_mu_);
+    wait.cv.wait(lock, [&] { return wait.done; });
+    return std::move(wait.answer);
+  }
+
+  // The supervisor's answer to save `id`; one to a save not sent (or answered) breaks the
+  // protocol.
+  void Saved(uint64_t id, std::string answer) {
+    std::lock_guard<std::mutex> lock(saves_mu_);
+    auto it = saves_.find(id);
+    if (it == saves_.end()) Die(2, "an answer to save " + std::to_string(id) + ", which it did not send");
+    SaveWait& wait = *it->second;
+    saves_.erase(it);
+    wait.answer = std::move(answer);
+    wait.done = true;
+    wait.cv.notify_one();
+  }
 
   // Answers carry the live-session count, and the supervisor keeps the last one it reads: each
   // count is taken under answer_mu_ with its frame's send, so that an answer counted before
@@ -270,7 +316,18 @@ class Worker {
   int held_count_ = 0;   // GUARDED_BY(write_mu_)
   std::mutex answer_mu_;  // a live-session count and the answer carrying it (Reply)
   worker::FrameReader reader_;
+  std::unique_ptr<Store> store_;  // before sessions_, which borrows it
   std::unique_ptr<Sessions> sessions_;
+
+  // Saves sent to the supervisor (RelaySave), by id, each waited for by its thread.
+  struct SaveWait {
+    std::condition_variable cv;
+    std::string answer;
+    bool done = false;
+  };
+  std::mutex saves_mu_;
+  std::unordered_map<uint64_t, SaveWait*> saves_;  // GUARDED_BY(saves_mu_)
+  uint64_t next_save_id_ = 1;                      // GUARDED_BY(saves_mu_)
   std::chrono::microseconds inline_budget_{0};  // from the configuration
 
   std::mutex mu_;

@@ -150,6 +150,23 @@ struct WorkerPool::Impl {
   std::thread loop;
   std::thread::id loop_id;
 
+  // Relayed saves (Options::relay_store): one thread commits them, all it has at once (one
+  // group commit); those that arrive meanwhile wait for its next round. So a round costs one
+  // wake-up, one commit and one send to each worker, however many saves it carries. Lock
+  // order: mu, then save_mu.
+  struct SaveJob {
+    size_t slot;
+    uint64_t generation;
+    uint64_t id;
+    std::string bytes;
+  };
+  std::mutex save_mu;
+  std::condition_variable save_cv;
+  std::vector<SaveJob> save_queue;  // GUARDED_BY(save_mu)
+  std::thread committer;            // GUARDED_BY(save_mu): started by the first save
+  bool committer_waiting = false;   // GUARDED_BY(save_mu)
+  bool save_stop = false;           // GUARDED_BY(save_mu)
+
   void Wake() {
     uint64_t one = 1;
     (void)!write(wake_fd, &one, sizeof one);
@@ -426,11 +443,101 @@ struct WorkerPool::Impl {
       case FrameType::kHeartbeat:
         if (f.id != 0 || !f.body.empty() || !s.ready) return *error = "an unexpected heartbeat", false;
         return true;  // hearing it was the point (Service noted the time)
+      case FrameType::kSave:
+        if (!options.relay_store || f.id == 0 || !s.ready) return *error = "an unexpected save", false;
+        QueueSave({i, s.generation, f.id, std::move(f.body)});
+        return true;
       case FrameType::kConfig:
       case FrameType::kExecute:
+      case FrameType::kSaved:
         break;
     }
     return *error = "a frame of type " + std::to_string(static_cast<int>(f.type)) + ", which only the supervisor sends", false;
+  }
+
+  // ---- Relayed saves.
+
+  // REQUIRES: mu held (Handle).
+  void QueueSave(SaveJob job) {
+    std::lock_guard<std::mutex> lock(save_mu);
+    if (save_stop) return;
+    save_queue.push_back(std::move(job));
+    if (!committer.joinable()) {
+      committer = std::thread([this] { CommitLoop(); });
+    } else if (committer_waiting) {
+      save_cv.notify_one();
+    }
+  }
+
+  void CommitLoop() {
+    std::unique_lock<std::mutex> lock(save_mu);
+    while (true) {
+      if (save_queue.empty()) {
+        if (save_stop) return;
+        committer_waiting = true;
+        save_cv.wait(lock, [&] { return !save_queue.empty() || save_stop; });
+        committer_waiting = false;
+        continue;
+      }
+      std::vector<SaveJob> round;
+      round.swap(save_queue);
+      lock.unlock();
+      CommitRound(round);
+      lock.lock();
+    }
+  }
+
+  // Commits a round of relayed saves and answers each (kSaved), one send per worker; bytes
+  // that are no save break the protocol.
+  void CommitRound(std::vector<SaveJob>& round) {
+    auto current = [&](const SaveJob& job) {
+      const Slot& s = slots[job.slot];
+      return s.fd >= 0 && s.generation == job.generation;
+    };
+    {
+      // A worker that is gone failed its executions unsaved: its saves that have not begun
+      // are not applied.
+      std::lock_guard<std::mutex> lock(mu);
+      round.erase(std::remove_if(round.begin(), round.end(), [&](const SaveJob& j) { return !current(j); }),
+                  round.end());
+    }
+    if (round.empty()) return;
+    std::vector<std::string_view> saves;
+    saves.reserve(round.size());
+    for (const SaveJob& j : round) saves.push_back(j.bytes);
+    std::vector<StatusOr<std::string>> answers = options.relay_store->ApplyRelayedSaves(saves);
+    std::vector<Event> events;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      std::vector<bool> answered(slots.size(), false);
+      for (size_t k = 0; k < round.size(); ++k) {
+        const SaveJob& job = round[k];
+        if (!current(job)) continue;
+        if (!answers[k].ok()) {
+          Violation(job.slot, answers[k].status().message(), &events);
+          continue;
+        }
+        worker::AppendFrame(&slots[job.slot].out, FrameType::kSaved, job.id, answers[k].value());
+        answered[job.slot] = true;
+      }
+      for (size_t i = 0; i < slots.size(); ++i) {
+        if (!answered[i] || slots[i].fd < 0) continue;
+        Flush(i);
+        if (slots[i].out_at < slots[i].out.size()) Wake();  // the socket is full: the loop waits for room
+      }
+    }
+    Dispatch(events);
+  }
+
+  void StopSaves() {
+    std::thread t;
+    {
+      std::lock_guard<std::mutex> lock(save_mu);
+      save_stop = true;
+      save_cv.notify_all();
+      t.swap(committer);
+    }
+    if (t.joinable()) t.join();
   }
 
   // Slot i's socket is ready: write, read, handle the frames read; reap it if it closed.
@@ -641,7 +748,8 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Start(WorkerPoolOptions option
   Impl& p = *impl;
   p.options = std::move(options);
   worker::AppendFrame(&p.config_frame, FrameType::kConfig, 0,
-                      worker::EncodeConfig(p.options.sessions, p.options.threads_per_worker, p.options.inline_budget));
+                      worker::EncodeConfig(p.options.sessions, p.options.threads_per_worker, p.options.inline_budget,
+                                           p.options.relay_store != nullptr));
   p.capacity = static_cast<size_t>(p.options.workers) * static_cast<size_t>(p.options.threads_per_worker) + p.options.max_queue;
   p.slots.resize(static_cast<size_t>(p.options.workers));
   p.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -750,6 +858,8 @@ bool WorkerPool::Shutdown(std::chrono::milliseconds grace) {
   p.Dispatch(events);
   p.Wake();
   if (p.loop.joinable()) p.loop.join();
+  // Only now: workers that stop save what they owe, through the relay.
+  p.StopSaves();
   std::lock_guard<std::mutex> lock(p.mu);
   if (p.wake_fd >= 0) close(p.wake_fd);
   p.wake_fd = -1;

@@ -26,6 +26,13 @@
 // pool's thread. The pool's thread still starts, waits for and restarts processes, reads a
 // worker until it is ready, and enforces heartbeat_timeout and Shutdown's deadlines.
 //
+// Relayed saves. With Options::relay_store the workers hand every execution's save to the
+// pool (StoreOptions::save_relay, worker_protocol.h kSave), which commits it on that store
+// on threads of its own and answers. On SQLite this makes one writer of all the workers:
+// their saves commit in one group, one flush, instead of the workers taking turns on the
+// file's write lock. A save of a worker that is gone is applied only if it had started
+// (as a save the worker made itself would have been).
+//
 // Thread-safety: every call may be made from any thread. on_output, on_rendered and on_done
 // are called on the pool's thread or (Options::io) on a thread running io: for one worker
 // one batch at a time, in order for each execution. They must not block (post the work
@@ -46,6 +53,7 @@
 
 #include "brig/sessions.h"
 #include "brig/status.h"
+#include "brig/store.h"
 #include "server/executor.h"
 
 namespace boost::asio {
@@ -84,6 +92,10 @@ struct WorkerPoolOptions {
   // executions are given: a worker whose replies are not read within heartbeat_timeout is
   // taken as hung.
   boost::asio::io_context* io = nullptr;
+  // Where the workers' saves are committed (see "Relayed saves" above); null: each worker
+  // writes its own. REQUIRES: a store of the same database as sessions.store_url, which
+  // outlives Shutdown.
+  Store* relay_store = nullptr;
   // Events worth a log line (a worker died, was replaced, broke the protocol), called on
   // the pool's thread or an io thread with the pool's lock held: it must not call the pool.
   // Empty: none.

@@ -8,6 +8,7 @@
 
 #include "server/api_json.h"
 #include "util/little_endian.h"
+#include "util/status_code.h"
 
 namespace brig::server::worker {
 namespace {
@@ -38,7 +39,7 @@ std::optional<Frame> FrameReader::Next(std::string* error) {
     return std::nullopt;
   }
   uint8_t type = static_cast<uint8_t>(avail[4]);
-  if (type < static_cast<uint8_t>(FrameType::kConfig) || type > static_cast<uint8_t>(FrameType::kHeartbeat)) {
+  if (type < static_cast<uint8_t>(FrameType::kConfig) || type > static_cast<uint8_t>(FrameType::kSaved)) {
     *error = "a frame of unknown type " + std::to_string(type);
     return std::nullopt;
   }
@@ -101,32 +102,10 @@ std::optional<ExecuteBody> DecodeExecute(std::string_view body) {
   return e;
 }
 
-uint8_t StatusCode(const Status& s) {
-  if (s.IsInvalidArgument()) return 1;
-  if (s.IsInternal()) return 2;
-  if (s.IsResourceExhausted()) return 3;
-  if (s.IsNotFound()) return 4;
-  if (s.IsAlreadyExists()) return 5;
-  if (s.IsConflict()) return 6;
-  if (s.IsUnavailable()) return 7;
-  if (s.IsFailedPrecondition()) return 8;
-  if (s.IsDeadlineExceeded()) return 9;
-  return 0;
-}
+uint8_t StatusCode(const Status& s) { return StatusCodeByte(s); }
 
 std::optional<Status> StatusFromCode(uint8_t code, std::string message) {
-  switch (code) {
-    case 1: return Status::InvalidArgument(std::move(message));
-    case 2: return Status::Internal(std::move(message));
-    case 3: return Status::ResourceExhausted(std::move(message));
-    case 4: return Status::NotFound(std::move(message));
-    case 5: return Status::AlreadyExists(std::move(message));
-    case 6: return Status::Conflict(std::move(message));
-    case 7: return Status::Unavailable(std::move(message));
-    case 8: return Status::FailedPrecondition(std::move(message));
-    case 9: return Status::DeadlineExceeded(std::move(message));
-  }
-  return std::nullopt;
+  return StatusFromCodeByte(code, std::move(message));
 }
 
 std::string EncodeResult(uint64_t live_sessions, std::string_view json_text) {
@@ -415,7 +394,8 @@ class SummaryScanner {
 
 std::optional<ResultSummary> SummarizeResult(std::string_view json_text) { return SummaryScanner(json_text).Scan(); }
 
-std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::microseconds inline_budget) {
+std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::microseconds inline_budget,
+                         bool relay_saves) {
   const Limits& l = o.limits;
   nlohmann::json limits = {{"timeout_seconds", l.timeout_seconds}, {"memory_bytes", l.memory_bytes},
                            {"output_bytes", l.output_bytes},       {"file_bytes", l.file_bytes},
@@ -431,10 +411,15 @@ std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::m
                              {"lock_timeout_ms", o.lock_timeout.count()},
                              {"pool_size", o.pool_size},
                              {"statement_timeout_ms", o.statement_timeout.count()}};
-  return nlohmann::json({{"threads", threads}, {"inline_budget_us", inline_budget.count()}, {"sessions", sessions}}).dump();
+  return nlohmann::json({{"threads", threads},
+                         {"inline_budget_us", inline_budget.count()},
+                         {"relay_saves", relay_saves},
+                         {"sessions", sessions}})
+      .dump();
 }
 
-Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, std::chrono::microseconds* inline_budget) {
+Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, std::chrono::microseconds* inline_budget,
+                    bool* relay_saves) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   std::string fault;
   auto obj = [&](const nlohmann::json& parent, const char* key) -> const nlohmann::json* {
@@ -483,6 +468,8 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, s
   int64_t n = 0, max_live = 0, compact_ms = 0, lock_ms = 0, pool = 0, statement_ms = 0, budget_us = 0;
   i64(&j, "threads", &n);
   if (j.contains("inline_budget_us")) i64(&j, "inline_budget_us", &budget_us);
+  bool relay = false;
+  if (j.contains("relay_saves")) boolean(&j, "relay_saves", &relay);
   const nlohmann::json* s = obj(j, "sessions");
   const nlohmann::json* l = s ? obj(*s, "limits") : nullptr;
   Sessions::Options out;
@@ -517,6 +504,7 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, s
   *o = std::move(out);
   *threads = static_cast<int>(n);
   if (inline_budget) *inline_budget = std::chrono::microseconds(budget_us);
+  if (relay_saves) *relay_saves = relay;
   return Status::Ok();
 }
 

@@ -11,6 +11,9 @@
 //               "sessions": {Sessions::Options}}
 //     kExecute  id > 0: u8 flags (1 timeout, 2 memory, 4 stream) | f64 timeout (IEEE bits,
 //               u64) | u64 memory bytes | u32 n | thread_id (n bytes) | code (the rest)
+//     kSaved    the answer to the worker's kSave of the same id: what
+//               brig::Store::ApplyRelayedSaves returned for it (the new version, or the
+//               error)
 //   worker -> supervisor
 //     kReady    id 0: the worker opened its store and can execute; body empty
 //     kOutput   a streamed piece of output: u8 stream (0 stdout, 1 stderr) | bytes (the rest)
@@ -20,6 +23,10 @@
 //     kHeartbeat id 0, empty body, every kHeartbeatIntervalMs once ready: the supervisor
 //               kills a worker it hears nothing from (no byte at all) for its heartbeat
 //               timeout (worker_pool.h)
+//     kSave     id > 0 (the worker's own numbering): an execution's save, as the bytes of
+//               StoreOptions::save_relay, for the supervisor to commit on its store (only
+//               when the config says "relay_saves"; bytes that are no save break the
+//               protocol)
 //
 // The config travels in the socket, not on the command line, where other users could read
 // a PostgreSQL password in /proc/PID/cmdline.
@@ -56,6 +63,8 @@ enum class FrameType : uint8_t {
   kResult = 5,
   kError = 6,
   kHeartbeat = 7,
+  kSave = 8,
+  kSaved = 9,
 };
 // A ready worker sends kHeartbeat at least this often, from a thread of its own, whatever
 // its executions do: a worker that is alive but stuck (stopped, deadlocked) falls silent.
@@ -128,14 +137,16 @@ struct ResultSummary {
 };
 std::optional<ResultSummary> SummarizeResult(std::string_view json_text);
 
-// kConfig's body: the options a worker opens its Sessions with, its thread count, and how
+// kConfig's body: the options a worker opens its Sessions with, its thread count, how
 // long a quick execution may run on the thread that reads the socket (inline_budget_us,
-// WorkerPoolOptions::inline_budget; absent: 0).
+// WorkerPoolOptions::inline_budget; absent: 0), and whether it hands its saves to the
+// supervisor (relay_saves, kSave; absent: false).
 std::string EncodeConfig(const Sessions::Options& options, int threads,
-                         std::chrono::microseconds inline_budget = std::chrono::microseconds(0));
+                         std::chrono::microseconds inline_budget = std::chrono::microseconds(0),
+                         bool relay_saves = false);
 // InvalidArgument naming what is missing or out of range.
 Status DecodeConfig(std::string_view body, Sessions::Options* options, int* threads,
-                    std::chrono::microseconds* inline_budget = nullptr);
+                    std::chrono::microseconds* inline_budget = nullptr, bool* relay_saves = nullptr);
 
 }  // namespace brig::server::worker
 

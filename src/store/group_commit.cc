@@ -4,11 +4,20 @@
 
 namespace brig::store {
 
-Status GroupCommit::Run(const std::function<Status()>& write) {
-  Write w{&write, Status::Ok(), false};
+Status GroupCommit::Run(const std::function<Status()>& write) { return RunAll({&write}).front(); }
+
+std::vector<Status> GroupCommit::RunAll(const std::vector<const std::function<Status()>*>& writes) {
+  std::vector<Write> mine(writes.size());
+  for (size_t i = 0; i < writes.size(); ++i) mine[i].fn = writes[i];
   std::unique_lock<std::mutex> lock(mu_);
-  queue_.push_back(&w);
-  while (!w.done) {
+  for (Write& w : mine) queue_.push_back(&w);
+  auto all_done = [&] {
+    for (const Write& w : mine) {
+      if (!w.done) return false;
+    }
+    return true;
+  };
+  while (!all_done()) {
     if (leading_) {
       cv_.wait(lock);
       continue;
@@ -37,7 +46,10 @@ Status GroupCommit::Run(const std::function<Status()>& write) {
     leading_ = false;
     cv_.notify_all();
   }
-  return w.result;
+  std::vector<Status> results;
+  results.reserve(mine.size());
+  for (Write& w : mine) results.push_back(std::move(w.result));
+  return results;
 }
 
 void GroupCommit::Lead(std::deque<Write*>& group) {

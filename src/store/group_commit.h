@@ -30,6 +30,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <vector>
 
 #include "brig/status.h"
 
@@ -71,12 +72,16 @@ class GroupCommit {
   // once (see above), so it must do nothing outside the database, and must set its outputs
   // on every run.
   Status Run(const std::function<Status()>& write);
+  // Run for several writes at once, which join the same group (as many as max_batch allows;
+  // the rest the next): their statuses, in order. For a caller that collected the writes of
+  // several others (relayed saves), so that one thread, not one per write, waits for them.
+  std::vector<Status> RunAll(const std::vector<const std::function<Status()>*>& writes);
 
   Stats stats() const;
 
  private:
   struct Write {
-    const std::function<Status()>* fn;
+    const std::function<Status()>* fn = nullptr;
     Status result;
     bool done = false;
   };

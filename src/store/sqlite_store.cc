@@ -529,6 +529,38 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     return version;
   }
 
+  std::vector<StatusOr<int64_t>> SaveExecutions(const std::vector<ExecutionSave>& saves) override {
+    std::vector<StatusOr<int64_t>> out(saves.size(), StatusOr<int64_t>(int64_t{0}));
+    std::vector<std::vector<std::string>> types(saves.size());
+    std::vector<int64_t> versions(saves.size(), 0);
+    std::vector<std::function<Status()>> writes;
+    std::vector<size_t> which;  // the save each write is of
+    writes.reserve(saves.size());
+    for (size_t i = 0; i < saves.size(); ++i) {
+      const ExecutionSave& s = saves[i];
+      StatusOr<std::vector<std::string>> checked =
+          internal::CheckSave(s.thread_id, s.expected_version, s.files_upserted, s.files_deleted);
+      if (!checked.ok()) {
+        out[i] = checked.status();
+        continue;
+      }
+      types[i] = std::move(checked.value());
+      writes.push_back([this, &s, &t = types[i], &v = versions[i]] {
+        return SaveLocked(s.thread_id, s.expected_version, s.state, s.files_upserted, s.files_deleted, t, &v);
+      });
+      which.push_back(i);
+    }
+    std::vector<const std::function<Status()>*> pointers;
+    pointers.reserve(writes.size());
+    for (const auto& w : writes) pointers.push_back(&w);
+    std::vector<Status> results = group_.RunAll(pointers);
+    for (size_t k = 0; k < results.size(); ++k) {
+      const size_t i = which[k];
+      out[i] = results[k].ok() ? StatusOr<int64_t>(versions[i]) : StatusOr<int64_t>(results[k]);
+    }
+    return out;
+  }
+
   StatusOr<bool> SaveFallback(std::string_view thread_id, int64_t version, std::string_view fallback) override {
     if (Status s = ValidateThreadId(thread_id); !s.ok()) return s;
     if (version < 1) return Status::InvalidArgument("a fallback belongs to a saved version (>= 1)");

@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include "store/relayed_saves.h"
+
 #include <limits>
 
 #include <set>
@@ -31,7 +33,9 @@ uint64_t ThreadIdHash(std::string_view thread_id) {
   return h;
 }
 
-StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOptions& options) {
+namespace {
+
+StatusOr<std::unique_ptr<Store>> OpenBackend(std::string_view url, const StoreOptions& options) {
   auto starts = [&](std::string_view p) { return url.substr(0, p.size()) == p; };
   if (starts("sqlite://")) return OpenSqliteStore(url.substr(9), options);
   if (starts("sqlite:")) return OpenSqliteStore(url.substr(7), options);
@@ -40,6 +44,14 @@ StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOpti
   return Status::InvalidArgument(
       "unknown store URL scheme '" + std::string(url.substr(0, colon == std::string_view::npos ? url.size() : colon)) +
       "': use sqlite:PATH or postgresql://...");
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view url, const StoreOptions& options) {
+  StatusOr<std::unique_ptr<Store>> opened = OpenBackend(url, options);
+  if (!opened.ok() || !options.save_relay) return opened;
+  return RelaySaves(std::move(opened.value()), options.save_relay);
 }
 
 namespace internal {

@@ -112,6 +112,15 @@ struct StateWrite {
   bool delta = false;
 };
 
+// SaveExecution's arguments, owned (Store::SaveExecutions, relayed saves).
+struct ExecutionSave {
+  std::string thread_id;
+  int64_t expected_version = 0;
+  std::optional<StateWrite> state;
+  std::vector<FileWrite> files_upserted;
+  std::vector<std::string> files_deleted;
+};
+
 struct SessionState {
   std::string snapshot;
   std::string format;
@@ -219,6 +228,20 @@ class Store {
                                           const std::optional<StateWrite>& state,
                                           const std::vector<FileWrite>& files_upserted,
                                           const std::vector<std::string>& files_deleted) = 0;
+
+  // SaveExecution of each of `saves`, in one call: their outcomes, in order, each as if
+  // saved alone (one failing fails no other). The saves commit together where the backend
+  // groups commits (SQLite: one group, so one thread waits for all of them); the default
+  // saves them one after another. They apply in order (a second save of one session expects
+  // the version the first made).
+  virtual std::vector<StatusOr<int64_t>> SaveExecutions(const std::vector<ExecutionSave>& saves) {
+    std::vector<StatusOr<int64_t>> out;
+    out.reserve(saves.size());
+    for (const ExecutionSave& s : saves) {
+      out.push_back(SaveExecution(s.thread_id, s.expected_version, s.state, s.files_upserted, s.files_deleted));
+    }
+    return out;
+  }
 
   // The stored state's version (0 if never saved), without reading the snapshot: what a
   // process holding the session live checks before each execution. NotFound if the session

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "../store/pg_harness.h"  // test infrastructure: a throwaway PostgreSQL server
 #include "brig/file_info.h"
@@ -89,6 +90,34 @@ TEST_P(PublicApiTest, StoreOpensByUrlAndAnswers) {
   ASSERT_TRUE(manager_->Create("shared").ok());
   SessionManager other(*again.value());
   EXPECT_TRUE(other.Exists("shared").value());
+}
+
+// StoreOptions::save_relay as an embedder with worker processes would use it: a store whose
+// saves (here those of FileService::Write) go through a relay into another store's
+// ApplyRelayedSaves; everything else stays on its own connections. Bytes that are no save
+// are refused.
+TEST_P(PublicApiTest, SavesGoThroughTheRelayToTheStoreThatAppliesThem) {
+  std::atomic<int> relayed{0};
+  StoreOptions so;
+  so.clock = [this] { return now_.load(); };
+  so.save_relay = [&](std::string_view save) {
+    ++relayed;
+    std::vector<StatusOr<std::string>> answers = store_->ApplyRelayedSaves({save});
+    return answers.front().ok() ? answers.front().value() : std::string();
+  };
+  StatusOr<std::unique_ptr<Store>> relaying = Store::Open(url_, so);
+  ASSERT_TRUE(relaying.ok()) << relaying.status().ToString();
+  SessionManager manager(*relaying.value());
+  FileService files(manager);
+  ASSERT_TRUE(manager.Create("relayed").ok());
+  EXPECT_EQ(relayed.load(), 0);
+  ASSERT_TRUE(files.Write("relayed", "/tmp/a.txt", "through the relay").ok());
+  EXPECT_EQ(relayed.load(), 1);
+  EXPECT_EQ(files_->Read("relayed", "/tmp/a.txt").value().content, "through the relay");
+  std::vector<StatusOr<std::string>> junk = store_->ApplyRelayedSaves({"not a save", ""});
+  ASSERT_EQ(junk.size(), 2u);
+  EXPECT_TRUE(junk[0].status().IsInvalidArgument());
+  EXPECT_TRUE(junk[1].status().IsInvalidArgument());
 }
 
 TEST_P(PublicApiTest, SessionLifecycle) {

@@ -36,7 +36,9 @@
 #include <vector>
 
 #include "../store/pg_harness.h"
+#include "api/access.h"
 #include "brig/result_json.h"
+#include "brig/store.h"
 #include "server/api_json.h"
 #include "server/in_process_executor.h"
 #include "server/worker_main.h"
@@ -186,6 +188,7 @@ class WorkerPoolTest : public ::testing::Test {
   }
   void TearDown() override {
     pool_.reset();
+    relay_.reset();  // after the pool, which commits on it
     if (io_) {
       work_.reset();
       io_->stop();
@@ -195,9 +198,18 @@ class WorkerPoolTest : public ::testing::Test {
     std::system(("rm -rf " + dir_).c_str());
   }
 
-  WorkerPoolOptions Options(const std::string& store = "") {
+  // On SQLite the workers relay their saves to the pool (as brig serve's), unless !relay.
+  WorkerPoolOptions Options(const std::string& store = "", bool relay = true) {
     WorkerPoolOptions o;
     o.sessions.store_url = store.empty() ? "sqlite:" + dir_ + "/brig.db" : store;
+    if (relay && store.empty()) {
+      if (!relay_) {
+        auto opened = brig::Store::Open(o.sessions.store_url);
+        EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+        if (opened.ok()) relay_ = std::move(opened.value());
+      }
+      o.relay_store = relay_.get();
+    }
     o.sessions.limits.timeout_seconds = 10;
     o.workers = 2;
     o.threads_per_worker = 2;
@@ -239,6 +251,7 @@ class WorkerPoolTest : public ::testing::Test {
   std::unique_ptr<boost::asio::io_context> io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
+  std::unique_ptr<brig::Store> relay_;  // where the workers' saves are committed (Options)
   std::unique_ptr<WorkerPool> pool_;
   std::mutex log_mu_;
   std::vector<std::string> log_;
@@ -392,6 +405,48 @@ INSTANTIATE_TEST_SUITE_P(Signals, WorkerDeathTest,
                                   (std::get<1>(info.param) ? "Postgres" : "Sqlite");
                          });
 
+// On SQLite the workers hand their saves to the pool, which commits them on its store: the
+// sessions of both workers are saved there (its group commit counts their writes, none of
+// which the workers made), and replacement workers restore them from it. Without the relay
+// the pool's store writes nothing.
+TEST_F(WorkerPoolTest, RelayedSavesAreCommittedByThePool) {
+  for (bool relay : {true, false}) {
+    SCOPED_TRACE(relay ? "relay" : "no relay");
+    pool_.reset();
+    relay_.reset();
+    WorkerPool& pool = Start(Options("", relay));
+    auto opened = brig::Store::Open("sqlite:" + dir_ + "/brig.db");
+    ASSERT_TRUE(opened.ok());
+    brig::Store& committer = relay ? *relay_ : *opened.value();
+    const int64_t before = internal::Access::Backend(committer).GetWriteStats().writes;
+    const std::string prefix = relay ? "relay" : "direct";
+    const std::string a = IdOn(0, prefix), b = IdOn(1, prefix);
+    for (const std::string& id : {a, b}) {
+      MustRun(pool, id, "n = 1\nopen('/home/user/n', 'w').write('1')");
+      MustRun(pool, id, "n += 1\nopen('/home/user/n', 'w').write(str(n))");
+    }
+    const int64_t writes = internal::Access::Backend(committer).GetWriteStats().writes - before;
+    if (relay) {
+      EXPECT_GE(writes, 4);  // the four executions' saves (creating a session is the worker's)
+    } else {
+      EXPECT_EQ(writes, 0);
+    }
+    for (size_t slot : {0, 1}) {
+      const pid_t old = pool.WorkerPids()[slot];
+      ASSERT_EQ(kill(old, SIGKILL), 0);
+      ASSERT_TRUE(WaitGone(old));
+      for (int i = 0; i < 3000 && (pool.WorkerPids()[slot] == 0 || pool.WorkerPids()[slot] == old); i++) {
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    for (const std::string& id : {a, b}) {
+      SessionResult after = MustRun(pool, id, "(n, open('/home/user/n').read())");
+      EXPECT_EQ(after.execution.result, "(2, '2')") << id;
+      EXPECT_EQ(after.restored_from, "pages") << id;
+    }
+  }
+}
+
 // SIGTERM to a worker: it finishes what it runs (the result arrives), exits 0, is replaced.
 TEST_F(WorkerPoolTest, SigtermLetsTheWorkerFinishAndExitZero) {
   WorkerPool& pool = Start(Options());
@@ -489,6 +544,7 @@ TEST_F(WorkerPoolTest, NoDescriptorLeaksAndNoZombies) {
     EXPECT_TRUE(spinning->Wait().status().IsUnavailable());
     for (pid_t pid : pool.WorkerPids()) seen.push_back(pid);
     pool_.reset();  // shutdown and destruction
+    relay_.reset();  // the store the pool committed on (the test's, not the pool's)
   }
   close(marker);
   for (pid_t pid : seen) {
@@ -523,7 +579,8 @@ TEST_F(WorkerPoolTest, WorkersDieWithTheirSupervisor) {
 class MalformedWorkerTest : public WorkerPoolTest, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(MalformedWorkerTest, IsKilledAndItsExecutionFails) {
-  WorkerPoolOptions o = Options();
+  // A save is a protocol error only where the pool takes none.
+  WorkerPoolOptions o = Options("", /*relay=*/GetParam() != "save-unasked");
   o.workers = 1;
   o.arguments = {"__fake_worker", GetParam()};
   WorkerPool& pool = Start(std::move(o));
@@ -568,7 +625,8 @@ TEST_F(WorkerPoolTest, RenderedResultsAreTheJsonOfTheResult) {
 INSTANTIATE_TEST_SUITE_P(Modes, MalformedWorkerTest,
                          ::testing::Values("short-length", "huge-length", "unknown-type", "not-json", "wrong-session",
                                            "missing-field", "unknown-id", "output-not-asked", "bad-status",
-                                           "too-much-output", "supervisor-frame", "short-reply"),
+                                           "too-much-output", "supervisor-frame", "short-reply", "save-unasked",
+                                           "save-malformed", "save-answer-frame"),
                          [](const auto& info) {
                            std::string name;
                            for (char c : info.param) name += c == '-' ? '_' : c;
@@ -703,6 +761,12 @@ int FakeWorker(const std::string& mode) {
     frame(worker::FrameType::kExecute, exec.id, worker::EncodeExecute(*body));
   } else if (mode == "short-reply") {
     frame(worker::FrameType::kResult, exec.id, "abc");
+  } else if (mode == "save-unasked") {
+    frame(worker::FrameType::kSave, 1, "any");
+  } else if (mode == "save-malformed") {
+    frame(worker::FrameType::kSave, 1, "not the bytes of a save");
+  } else if (mode == "save-answer-frame") {
+    frame(worker::FrameType::kSaved, 1, "");
   }
   SendRaw(fd, out);
   pause();  // the supervisor kills it

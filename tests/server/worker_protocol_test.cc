@@ -91,6 +91,33 @@ TEST(WorkerProtocol, TruncatedOrOversizedBodiesAreRefused) {
 
 // What the supervisor reads of a result it passes on as text (SummarizeResult): the session
 // and the outcome, from a whole valid object only; anything else is a broken worker.
+// The config says whether the worker hands its saves to the supervisor; a config without
+// the field (an older supervisor) means it does not, one with a non-boolean is refused.
+TEST(WorkerProtocol, TheConfigCarriesTheSaveRelay) {
+  Sessions::Options options;
+  options.store_url = "sqlite:/tmp/x.db";
+  for (bool relay : {true, false}) {
+    Sessions::Options back;
+    int threads = 0;
+    bool relay_back = !relay;
+    Status s = DecodeConfig(EncodeConfig(options, 3, std::chrono::microseconds(5), relay), &back, &threads, nullptr,
+                            &relay_back);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(relay_back, relay);
+    EXPECT_EQ(threads, 3);
+    EXPECT_EQ(back.store_url, options.store_url);
+  }
+  nlohmann::json j = nlohmann::json::parse(EncodeConfig(options, 1, {}, true));
+  j.erase("relay_saves");
+  Sessions::Options back;
+  int threads = 0;
+  bool relay = true;
+  ASSERT_TRUE(DecodeConfig(j.dump(), &back, &threads, nullptr, &relay).ok());
+  EXPECT_FALSE(relay);
+  j["relay_saves"] = "yes";
+  EXPECT_TRUE(DecodeConfig(j.dump(), &back, &threads, nullptr, &relay).IsInvalidArgument());
+}
+
 TEST(WorkerProtocol, ResultSummaryReadsTheSessionAndTheOutcome) {
   auto summary = [](std::string_view text) { return SummarizeResult(text); };
   auto s = summary(R"({"display":[{"session":"no"}],"failure":null,"ok":true,"session":{"files":[],"thread_id":"t1"}})");

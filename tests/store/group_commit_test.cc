@@ -145,6 +145,44 @@ TEST(GroupCommit, AWriteAloneCommitsAtOnce) {
   EXPECT_EQ(db.committed_, (std::vector<std::string>{"a", "b"}));
 }
 
+// One caller's several writes (relayed saves) go in one transaction, each with its own
+// outcome, in order; the statements run in the order given.
+TEST(GroupCommit, RunAllCommitsTheWritesOfOneCallerTogether) {
+  FakeDatabase db;
+  GroupCommit group(&db);
+  std::vector<std::function<Status()>> writes = {Writes(db, "a"), [&db] {
+                                                   db.Put("half");
+                                                   return Status::Conflict("stale");
+                                                 },
+                                                 Writes(db, "c")};
+  std::vector<const std::function<Status()>*> pointers;
+  for (const auto& w : writes) pointers.push_back(&w);
+  std::vector<Status> results = group.RunAll(pointers);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_TRUE(results[1].IsConflict()) << results[1].ToString();
+  EXPECT_TRUE(results[2].ok());
+  EXPECT_EQ(db.commits_, 1);
+  EXPECT_EQ(db.committed_, (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(group.stats().transactions, 1);
+  EXPECT_EQ(group.stats().writes, 3);
+  EXPECT_TRUE(group.RunAll({}).empty());
+}
+
+// More writes than a group takes: the caller leads again until all of them are done.
+TEST(GroupCommit, RunAllPastTheBatchBoundTakesSeveralGroups) {
+  FakeDatabase db;
+  GroupCommit group(&db, /*max_batch=*/2);
+  std::vector<std::function<Status()>> writes;
+  for (int i = 0; i < 5; ++i) writes.push_back(Writes(db, "w" + std::to_string(i)));
+  std::vector<const std::function<Status()>*> pointers;
+  for (const auto& w : writes) pointers.push_back(&w);
+  std::vector<Status> results = group.RunAll(pointers);
+  for (const Status& s : results) EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(db.commits_, 3);
+  EXPECT_EQ(db.committed_, (std::vector<std::string>{"w0", "w1", "w2", "w3", "w4"}));
+}
+
 TEST(GroupCommit, AFailingWriteIsRolledBackAloneAndTheOthersCommit) {
   FakeDatabase db;
   GroupCommit group(&db);
