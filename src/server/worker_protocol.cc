@@ -38,6 +38,9 @@ std::optional<Frame> FrameReader::Next(std::string* error) {
     *error = "a frame of " + std::to_string(length) + " bytes (allowed 9.." + std::to_string(kMaxFrame) + ")";
     return std::nullopt;
   }
+  // The type byte may not have arrived yet: a read can end right after the length (it read
+  // past the bytes here, the string's terminator, and took a worker for a broken one).
+  if (avail.size() < 5) return std::nullopt;
   uint8_t type = static_cast<uint8_t>(avail[4]);
   if (type < static_cast<uint8_t>(FrameType::kConfig) || type > static_cast<uint8_t>(FrameType::kSaved)) {
     *error = "a frame of unknown type " + std::to_string(type);

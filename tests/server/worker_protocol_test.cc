@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "brig/result_json.h"
 #include "util/little_endian.h"
@@ -91,6 +92,39 @@ TEST(WorkerProtocol, TruncatedOrOversizedBodiesAreRefused) {
 
 // What the supervisor reads of a result it passes on as text (SummarizeResult): the session
 // and the outcome, from a whole valid object only; anything else is a broken worker.
+// A stream read in pieces, cut at every byte: the frames come out whole and in order, and no
+// cut makes the reader see a broken stream. (A cut right after a frame's length once read the
+// type byte past the end and killed a healthy worker.)
+TEST(WorkerProtocol, FramesCutAtEveryByteReadBackWhole) {
+  std::string stream;
+  AppendFrame(&stream, FrameType::kResult, 7, EncodeResult(3, "{\"a\":1}"));
+  AppendFrame(&stream, FrameType::kSave, 8, std::string(300, 's'));
+  AppendFrame(&stream, FrameType::kHeartbeat, 0, "");
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    for (size_t second = cut; second <= stream.size(); second += 7) {
+      FrameReader reader;
+      std::vector<Frame> frames;
+      std::string error;
+      auto drain = [&] {
+        while (auto f = reader.Next(&error)) frames.push_back(std::move(*f));
+        ASSERT_TRUE(error.empty()) << "cut at " << cut << "/" << second << ": " << error;
+      };
+      reader.Append(stream.data(), cut);
+      drain();
+      reader.Append(stream.data() + cut, second - cut);
+      drain();
+      reader.Append(stream.data() + second, stream.size() - second);
+      drain();
+      ASSERT_EQ(frames.size(), 3u) << "cut at " << cut << "/" << second;
+      EXPECT_EQ(frames[0].id, 7u);
+      EXPECT_EQ(frames[1].type, FrameType::kSave);
+      EXPECT_EQ(frames[1].body, std::string(300, 's'));
+      EXPECT_EQ(frames[2].type, FrameType::kHeartbeat);
+      EXPECT_EQ(reader.pending(), 0u);
+    }
+  }
+}
+
 // The config says whether the worker hands its saves to the supervisor; a config without
 // the field (an older supervisor) means it does not, one with a non-boolean is refused.
 TEST(WorkerProtocol, TheConfigCarriesTheSaveRelay) {
