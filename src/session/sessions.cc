@@ -20,7 +20,6 @@
 #include <list>
 #include <set>
 #include <mutex>
-#include <semaphore>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
@@ -107,7 +106,34 @@ constexpr int64_t kMaxDeltas = 64;
 // when its save goes to the store, whose commit (a group's flush) it then waits for without
 // one. The slot this thread holds, if any, is found through a thread-local pointer, because
 // the save is reached down several calls.
-using RunSlots = std::counting_semaphore<>;
+// A mutex and a condition variable, not std::counting_semaphore: libstdc++'s semaphore spins
+// with sched_yield before it sleeps, and under load each yield handed the CPU to another
+// thread (~3 per durable execution in a worker, bench/RESULTS.md stop 24); a waiter here
+// sleeps at once and is woken by the release.
+class RunSlots {
+ public:
+  explicit RunSlots(int slots) : free_(slots) {}
+  void acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (free_ == 0) {
+      ++waiting_;
+      freed_.wait(lock, [&] { return free_ > 0; });
+      --waiting_;
+    }
+    --free_;
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++free_;
+    if (waiting_ > 0) freed_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable freed_;
+  int free_;         // GUARDED_BY(mu_)
+  int waiting_ = 0;  // GUARDED_BY(mu_)
+};
 
 // One execution's slot, held from construction until Release() or destruction. Without
 // slots (max_running 0) it holds nothing.
