@@ -92,6 +92,7 @@ class Worker {
   }
 
   void Run() {
+    reader_thread_ = std::this_thread::get_id();
     worker::Frame config = Read();
     if (config.type != FrameType::kConfig || config.id != 0) Die(2, "the first frame is not the configuration");
     Sessions::Options options;
@@ -185,6 +186,9 @@ class Worker {
   // which this process's reading thread (Run) hands over (Saved). Never called on that
   // thread: it runs only executions that do not save (TryExecuteLive).
   std::string RelaySave(std::string_view save) {
+    // That thread would wait for an answer only it can read: a bug, said rather than hung
+    // (its heartbeats would go on, so nothing else would notice).
+    if (std::this_thread::get_id() == reader_thread_) Die(3, "a save on the thread that reads the supervisor's frames");
     SaveWait wait;
     uint64_t id;
     {
@@ -316,6 +320,7 @@ class Worker {
   int held_count_ = 0;   // GUARDED_BY(write_mu_)
   std::mutex answer_mu_;  // a live-session count and the answer carrying it (Reply)
   worker::FrameReader reader_;
+  std::thread::id reader_thread_;  // Run's: the only one that reads the socket
   std::unique_ptr<Store> store_;  // before sessions_, which borrows it
   std::unique_ptr<Sessions> sessions_;
 
