@@ -42,10 +42,17 @@ Location Where() {
   return {root + "/images", root};
 }
 
-std::string FileIn(const std::string& dir) {
+// An image made with a given seed (the nodes' shared one on PostgreSQL) has a file of its
+// own, so that it never replaces the one that processes without a seed load (SQLite): a
+// worker started after such a replacement had another image than its siblings, and could not
+// restore the pages they saved.
+std::string FileIn(const std::string& dir, std::optional<uint64_t> seed = std::nullopt) {
   const char* key = brig_python_image_file_key();
   if (dir.empty() || !*key) return {};
-  return dir + "/" + key + ".img";
+  if (!seed) return dir + "/" + key + ".img";
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(*seed));
+  return dir + "/" + key + "-seed-" + hex + ".img";
 }
 
 // mkdir -p with private permissions for what it creates.
@@ -204,7 +211,7 @@ std::string UnsafeDirectory(const std::string& dir, const std::string& root) {
 brig_python_image* LoadOrMake(std::optional<uint64_t> seed, const MakeFn& make) {
   bool save = false;
   Location where = Where();
-  std::string path = FileIn(where.dir);
+  std::string path = FileIn(where.dir, seed);
   if (path.empty()) return make(&save);
   if (!MakeDirs(where.dir)) {  // e.g. a read-only home: no cache, nothing to warn about
     if (Debug()) std::fprintf(stderr, "brig: image cache %s: %s\n", where.dir.c_str(), std::strerror(errno));

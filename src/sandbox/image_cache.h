@@ -1,7 +1,8 @@
 // Where the process image is kept on disk between processes (engine/image_file.h has the
 // format): $BRIG_IMAGE_CACHE if set ("off" disables the cache), else $BRIG_HOME/images,
 // else ~/.local/share/brig/images. One file per binary and guest build (and its verification
-// record, "<file>.verified": engine/image_file.h); the most recent few are kept.
+// record, "<file>.verified": engine/image_file.h), and one more per seed that images were
+// made with (PostgreSQL's shared seed: "<file>-seed-<hex>.img"); the most recent few are kept.
 //
 // Trust: the directory is used only if it, and every directory from it up to the one brig
 // owns there ($BRIG_HOME, ~/.local/share/brig, or $BRIG_IMAGE_CACHE itself), is owned by this
@@ -31,7 +32,7 @@ using MakeFn = std::function<brig_python_image*(bool* save)>;
 // one saved over it.
 brig_python_image* LoadOrMake(std::optional<uint64_t> seed, const MakeFn& make);
 
-// The file LoadOrMake uses; empty when the cache is off.
+// The file LoadOrMake uses without a seed; empty when the cache is off.
 std::string Path();
 
 // Why brig must not keep images in `dir`, or empty if it may: the checks above, with

@@ -447,6 +447,48 @@ TEST_F(WorkerPoolTest, RelayedSavesAreCommittedByThePool) {
   }
 }
 
+// Workers on PostgreSQL make their image with the database's seed; on SQLite with none. Both
+// on one image cache (one BRIG_HOME, or tests running side by side): the seeded image must not
+// replace the other, or a SQLite worker started afterwards has another image than the one
+// that saved its sessions, and cannot restore their pages (before the portable snapshot is
+// taken: "the snapshot is from another image"). Failed before seeded images got files of
+// their own.
+TEST_F(WorkerPoolTest, ASeededImageDoesNotReplaceTheOneSqliteWorkersUse) {
+  if (store::testing::SkipPostgres()) GTEST_SKIP() << "BRIG_SKIP_POSTGRES=1";
+  const std::string cache = dir_ + "/images";
+  const char* old_cache = std::getenv("BRIG_IMAGE_CACHE");
+  const std::string restore = old_cache ? old_cache : "";
+  ASSERT_EQ(setenv("BRIG_IMAGE_CACHE", cache.c_str(), 1), 0);  // the workers inherit it
+  {
+    WorkerPool& sqlite = Start(Options());
+    const std::string id = IdOn(0, "seeded");
+    MustRun(sqlite, id, "x = 41");
+    auto url = store::testing::PgServer::Get().NewUrl();
+    ASSERT_TRUE(url.ok()) << url.status().message();
+    WorkerPoolOptions pg = Options(url.value());
+    pg.workers = 1;
+    auto other = WorkerPool::Start(std::move(pg));
+    ASSERT_TRUE(other.ok()) << other.status().ToString();
+    MustRun(*other.value(), "on-postgres", "1");
+    other.value()->Shutdown(std::chrono::milliseconds(0));
+    // The SQLite worker holding the session dies; its replacement loads the cache.
+    const pid_t old = sqlite.WorkerPids()[0];
+    ASSERT_EQ(kill(old, SIGKILL), 0);
+    ASSERT_TRUE(WaitGone(old));
+    for (int i = 0; i < 3000 && (sqlite.WorkerPids()[0] == 0 || sqlite.WorkerPids()[0] == old); i++) {
+      std::this_thread::sleep_for(10ms);
+    }
+    SessionResult after = MustRun(sqlite, id, "x + 1");
+    EXPECT_EQ(after.execution.result, "42");
+    EXPECT_EQ(after.restored_from, "pages");
+  }
+  if (old_cache) {
+    setenv("BRIG_IMAGE_CACHE", restore.c_str(), 1);
+  } else {
+    unsetenv("BRIG_IMAGE_CACHE");
+  }
+}
+
 // SIGTERM to a worker: it finishes what it runs (the result arrives), exits 0, is replaced.
 TEST_F(WorkerPoolTest, SigtermLetsTheWorkerFinishAndExitZero) {
   WorkerPool& pool = Start(Options());
