@@ -27,11 +27,12 @@
 // worker until it is ready, and enforces heartbeat_timeout and Shutdown's deadlines.
 //
 // Relayed saves. With Options::relay_store the workers hand every execution's save to the
-// pool (StoreOptions::save_relay, worker_protocol.h kSave), which commits it on that store
-// on threads of its own and answers. On SQLite this makes one writer of all the workers:
-// their saves commit in one group, one flush, instead of the workers taking turns on the
-// file's write lock. A save of a worker that is gone is applied only if it had started
-// (as a save the worker made itself would have been).
+// pool (StoreOptions::save_relay, worker_protocol.h kSave). One committer thread of the
+// pool commits all the saves queued at once on that store (one group) and answers them,
+// while the next ones queue. On SQLite this makes one writer of all the workers: their saves
+// commit in one group, one flush, instead of the workers taking turns on the file's write
+// lock. A save of a worker that is gone is applied only if its round had begun (as a save
+// the worker made itself would have been).
 //
 // Thread-safety: every call may be made from any thread. on_output, on_rendered and on_done
 // are called on the pool's thread or (Options::io) on a thread running io: for one worker
