@@ -7,7 +7,8 @@
 // 3,404 durable executions/s at 475 / 425 µs of CPU each; the same load in one worker
 // process 3,709 / 3,941/s at 365 / 348 µs (bench/RESULTS.md, stop 24). Handing every save
 // to one process (the supervisor) gives that one writer while executions stay in several
-// processes: ahead of two writing workers in 11 of 15 pairs, p99 lower in every 32x64 pair.
+// processes: ahead of two writing workers in 15 of 21 alternating pairs, p99 lower in 13 of
+// 14 at 32 connections.
 //
 // A save travels as bytes (EncodeSave); the applying process runs Store::SaveExecutions with
 // those it has (ApplyRelayedSaves: one group commit for all of them) and answers each with
