@@ -36,6 +36,7 @@
 
 #include "brig/result_json.h"
 #include "server/worker_protocol.h"
+#include "util/status_code.h"
 
 extern char** environ;
 
@@ -404,7 +405,7 @@ struct WorkerPool::Impl {
       case FrameType::kError: {
         if (f.id == 0 && f.type == FrameType::kError) {
           auto reply = worker::DecodeReply(f.type, f.body);
-          std::optional<Status> st = reply ? worker::StatusFromCode(reply->code, std::string(reply->rest)) : std::nullopt;
+          std::optional<Status> st = reply ? StatusFromCodeByte(reply->code, std::string(reply->rest)) : std::nullopt;
           if (s.ready || !st) return *error = "a malformed start-up error", false;
           s.start_error = *st;
           return true;
@@ -416,7 +417,7 @@ struct WorkerPool::Impl {
         std::optional<StatusOr<SessionResult>> outcome;
         std::optional<ExecRequest::Rendered> rendered;
         if (f.type == FrameType::kError) {
-          std::optional<Status> st = worker::StatusFromCode(reply->code, std::string(reply->rest));
+          std::optional<Status> st = StatusFromCodeByte(reply->code, std::string(reply->rest));
           if (!st) return *error = "an error with an unknown status code " + std::to_string(reply->code), false;
           outcome.emplace(*st);
         } else if (p->on_rendered) {

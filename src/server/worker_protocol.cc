@@ -105,12 +105,6 @@ std::optional<ExecuteBody> DecodeExecute(std::string_view body) {
   return e;
 }
 
-uint8_t StatusCode(const Status& s) { return StatusCodeByte(s); }
-
-std::optional<Status> StatusFromCode(uint8_t code, std::string message) {
-  return StatusFromCodeByte(code, std::move(message));
-}
-
 std::string EncodeResult(uint64_t live_sessions, std::string_view json_text) {
   std::string out;
   AppendLe64(&out, live_sessions);
@@ -121,7 +115,7 @@ std::string EncodeResult(uint64_t live_sessions, std::string_view json_text) {
 std::string EncodeError(uint64_t live_sessions, const Status& status) {
   std::string out;
   AppendLe64(&out, live_sessions);
-  out.push_back(static_cast<char>(StatusCode(status)));
+  out.push_back(static_cast<char>(StatusCodeByte(status)));
   out += status.message();
   return out;
 }

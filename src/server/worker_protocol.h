@@ -18,7 +18,8 @@
 //     kReady    id 0: the worker opened its store and can execute; body empty
 //     kOutput   a streamed piece of output: u8 stream (0 stdout, 1 stderr) | bytes (the rest)
 //     kResult   u64 live sessions | JSON text of brig::ToJson(thread_id, SessionResult)
-//     kError    u64 live sessions | u8 status code (StatusCode) | message (the rest);
+//     kError    u64 live sessions | u8 status code (StatusCodeByte, util/status_code.h) |
+//               message (the rest);
 //               id 0: the worker could not start (then it exits)
 //     kHeartbeat id 0, empty body, every kHeartbeatIntervalMs once ready: the supervisor
 //               kills a worker it hears nothing from (no byte at all) for its heartbeat
@@ -111,9 +112,6 @@ std::string EncodeExecute(const ExecuteBody& e);
 // Checks the layout only (the worker's Sessions checks the values).
 std::optional<ExecuteBody> DecodeExecute(std::string_view body);
 
-// A Status's code as one byte, and back (nullopt for a byte that names no code, or OK).
-uint8_t StatusCode(const Status& s);
-std::optional<Status> StatusFromCode(uint8_t code, std::string message);
 
 // kResult / kError bodies.
 std::string EncodeResult(uint64_t live_sessions, std::string_view json_text);

@@ -4,16 +4,29 @@
 
 namespace brig::store {
 
-Status GroupCommit::Run(const std::function<Status()>& write) { return RunAll({&write}).front(); }
+Status GroupCommit::Run(const std::function<Status()>& write) {
+  Write w;
+  w.fn = &write;
+  RunWrites(&w, 1);
+  return std::move(w.result);
+}
 
 std::vector<Status> GroupCommit::RunAll(const std::vector<const std::function<Status()>*>& writes) {
   std::vector<Write> mine(writes.size());
   for (size_t i = 0; i < writes.size(); ++i) mine[i].fn = writes[i];
+  RunWrites(mine.data(), mine.size());
+  std::vector<Status> results;
+  results.reserve(mine.size());
+  for (Write& w : mine) results.push_back(std::move(w.result));
+  return results;
+}
+
+void GroupCommit::RunWrites(Write* writes, size_t n) {
   std::unique_lock<std::mutex> lock(mu_);
-  for (Write& w : mine) queue_.push_back(&w);
+  for (size_t i = 0; i < n; ++i) queue_.push_back(&writes[i]);
   auto all_done = [&] {
-    for (const Write& w : mine) {
-      if (!w.done) return false;
+    for (size_t i = 0; i < n; ++i) {
+      if (!writes[i].done) return false;
     }
     return true;
   };
@@ -46,10 +59,6 @@ std::vector<Status> GroupCommit::RunAll(const std::vector<const std::function<St
     leading_ = false;
     cv_.notify_all();
   }
-  std::vector<Status> results;
-  results.reserve(mine.size());
-  for (Write& w : mine) results.push_back(std::move(w.result));
-  return results;
 }
 
 void GroupCommit::Lead(std::deque<Write*>& group) {

@@ -85,6 +85,9 @@ class GroupCommit {
     Status result;
     bool done = false;
   };
+  // Queues writes[0..n) and returns once all of them are done, leading groups when no other
+  // thread does (Run: one write, nothing allocated; RunAll: several).
+  void RunWrites(Write* writes, size_t n);
   // Runs one group as the leader. REQUIRES: called without mu_, as the only leader.
   void Lead(std::deque<Write*>& group);
 
