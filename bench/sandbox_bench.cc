@@ -3,6 +3,7 @@
 // timed call is checked (a few ns): one that fails stops the program with exit status 1.
 //   build/bench/sandbox_bench --benchmark_repetitions=10 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -189,5 +190,39 @@ void BM_LiveSessionPrint(benchmark::State& state) {
 BENCHMARK(BM_LiveSessionPrint)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
+
+// A session's portable snapshot (Sandbox::SavePortable, what Sessions takes after a durable
+// save): Arg 0 the first one of a sandbox that ran `x = 1` (as every new session's), Arg 1
+// a later one (`x = 1` between). page_faults: the process's faults per snapshot, each a
+// copy of a page the sandbox had not written yet (costly on a virtual machine).
+void BM_SavePortable(benchmark::State& state) {
+  MustCreate().reset();
+  auto faults = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt + u.ru_majflt;
+  };
+  long counted = 0;
+  std::unique_ptr<brig::Sandbox> sandbox;
+  if (state.range(0)) sandbox = MustCreate();
+  for (auto _ : state) {
+    state.PauseTiming();
+    if (!state.range(0)) sandbox = MustCreate();
+    MustRunQuietly(sandbox->Execute("x = 1"), "x = 1");
+    const long before = faults();
+    state.ResumeTiming();
+    auto portable = sandbox->SavePortable();
+    state.PauseTiming();
+    counted += faults() - before;
+    if (!portable.ok()) {
+      std::fprintf(stderr, "sandbox_bench: SavePortable: %s\n", portable.status().message().c_str());
+      std::exit(1);
+    }
+    if (!state.range(0)) sandbox.reset();
+    state.ResumeTiming();
+  }
+  state.counters["page_faults"] = benchmark::Counter(static_cast<double>(counted), benchmark::Counter::kAvgIterations);
+}
+BENCHMARK(BM_SavePortable)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

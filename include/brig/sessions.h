@@ -169,6 +169,13 @@ class Sessions {
     std::optional<bool> state_deltas;
     std::chrono::milliseconds portable_delay{200};
     std::chrono::milliseconds portable_max_lag{10'000};
+    // The idle trigger above waits until this long after the session's last portable
+    // snapshot: a session used every few hundred ms (hundreds of sessions under load, an
+    // agent's think time) would otherwise be idle portable_delay after nearly every execution
+    // and pay a pickling pass (~1.4 ms, a tenth of its CPU) and a write for each; measured at
+    // 512 sessions: half the throughput (bench/RESULTS.md, stop 25). portable_max_lag still
+    // bounds how long one is owed, and leaving the live sessions or ~Sessions still writes it.
+    std::chrono::milliseconds portable_min_interval{10'000};
     // Executions with ExecuteOptions::deferred_save are saved (all of a burst in one save)
     // once the session has been idle this long, or at the latest save_max_lag after the first
     // unsaved one, or when it leaves the live sessions, or at ~Sessions.

@@ -75,6 +75,8 @@ struct LiveSession {
   // since when one has been owed (kept while executions follow one another).
   bool portable_pending = false;
   std::chrono::steady_clock::time_point pending_since{};
+  // When its last portable snapshot was taken here (Options::portable_min_interval).
+  std::chrono::steady_clock::time_point portable_taken_at{};
   // What the last portable snapshot of it could not hold (reported with results).
   std::map<std::string, std::string> not_portable;
   // Executions ran in it with a deferred save (ExecuteOptions::deferred_save) that the store
@@ -387,7 +389,8 @@ struct Sessions::Impl {
     auto due = std::chrono::steady_clock::time_point::max();
     if (s.save_pending) due = std::min(s.idle_since + options.save_delay, s.save_pending_since + options.save_max_lag);
     if (s.portable_pending) {
-      due = std::min(due, std::min(s.idle_since + options.portable_delay, s.pending_since + options.portable_max_lag));
+      const auto idle_due = std::max(s.idle_since + options.portable_delay, s.portable_taken_at + options.portable_min_interval);
+      due = std::min(due, std::min(idle_due, s.pending_since + options.portable_max_lag));
     }
     return due;
   }
@@ -522,6 +525,7 @@ struct Sessions::Impl {
     }
     if (s.portable_pending) {
       s.portable_pending = false;
+      s.portable_taken_at = std::chrono::steady_clock::now();
       auto portable = s.sandbox->SavePortable();
       if (portable.ok()) {
         StoredState fallback;
@@ -848,7 +852,10 @@ struct Sessions::Impl {
     s.dirs = std::move(dirs_now);
     if (deferred && !s.portable_pending) s.pending_since = std::chrono::steady_clock::now();
     s.portable_pending = deferred;
-    if (!deferred) s.not_portable = state.not_portable;
+    if (!deferred) {
+      s.not_portable = state.not_portable;
+      if (!state.portable.empty()) s.portable_taken_at = std::chrono::steady_clock::now();
+    }
     result->version = s.version;
     result->saved = true;
     result->not_portable = deferred ? s.not_portable : std::move(state.not_portable);

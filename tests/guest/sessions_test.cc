@@ -148,6 +148,43 @@ TEST_F(SessionsTest, ThePortableSnapshotIsStoredAfterTheAnswer) {
   EXPECT_EQ(fallback_version("sync"), 0);
 }
 
+// A session used again and again is idle portable_delay after each execution, but its
+// portable snapshots are spaced by portable_min_interval: the first one is taken at once,
+// the next one not before the interval (or portable_max_lag) has passed; ~Sessions still
+// writes the one pending.
+TEST_F(SessionsTest, PortableSnapshotsAreSpacedByTheMinimumInterval) {
+  auto store = store::OpenStore(options_.store_url);
+  ASSERT_TRUE(store.ok());
+  auto fallback_version = [&](const std::string& id) {
+    auto st = store.value()->GetState(id);
+    return st.ok() && st.value() ? st.value()->fallback_version : -1;
+  };
+  options_.portable_delay = std::chrono::milliseconds(1);
+  options_.portable_max_lag = std::chrono::hours(1);
+  options_.portable_min_interval = std::chrono::hours(1);
+  {
+    auto s = Open();
+    EXPECT_EQ(Run(*s, "p", "x = 1").version, 1);
+    while (fallback_version("p") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(Run(*s, "p", "x = 2").version, 2);
+    EXPECT_EQ(Run(*s, "p", "x = 3").version, 3);
+    // Idle for 300 times portable_delay: without the interval it would have been taken.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(fallback_version("p"), 1) << "taken again within portable_min_interval";
+  }
+  EXPECT_EQ(fallback_version("p"), 3) << "~Sessions writes what is pending";
+
+  // Without the interval: taken once idle for portable_delay, after each execution.
+  options_.portable_min_interval = std::chrono::milliseconds(0);
+  {
+    auto s = Open();
+    EXPECT_EQ(Run(*s, "q", "x = 1").version, 1);
+    while (fallback_version("q") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(Run(*s, "q", "x = 2").version, 2);
+    while (fallback_version("q") != 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 // A different build (here: a page snapshot that cannot be restored) after brig stopped before
 // writing the last portable snapshot: the session comes back from the older one, and the
 // result says which versions it lacks.
