@@ -253,6 +253,13 @@ class Sandbox {
   // only reports that failure, until Reset().
   bool usable() const;
 
+  // Host memory the sandbox holds of its own, as last counted: the guest pages it wrote (as
+  // its last SavePages or Trim counted them; executions since may have written more) or,
+  // compacted, its recorded differences; plus what its files take. An estimate that walks
+  // nothing, for bounding the memory of many sandboxes (Sessions::Options::max_live_bytes):
+  // 0 for the guest's pages of a sandbox never saved.
+  uint64_t PrivateBytes() const;
+
   // Size of the guest's linear memory in bytes: it grows as Python needs more and never
   // shrinks, except back to its old size when a failed execution is rolled back.
   uint64_t GuestMemoryBytes() const;

@@ -129,6 +129,11 @@ class Sessions {
     int64_t max_bytes_per_session = int64_t{200} << 20;
     // Sessions kept live in this process between executions (0: restore every time).
     size_t max_live = 64;
+    // And the memory they hold at most (Sandbox::PrivateBytes of each, as of its last save:
+    // ~1 MiB for a small session, ~40 KiB once compacted; 0: no bound but max_live). Past
+    // either bound the least recently used go (a later execution restores them from the
+    // store); the session just used stays, whatever its size.
+    uint64_t max_live_bytes = 0;
     // Executions doing their CPU work at once (0: no bound). An execution takes a slot when
     // Execute begins (waiting for one if none is free) and gives it back when its save goes
     // to the store: the wait for the commit (with other saves, one flush) holds none. So a

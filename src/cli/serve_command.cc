@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -32,7 +34,8 @@ struct ServeOptions {
   double timeout = 30;
   uint64_t memory_mb = 256;
   int per_session = 4;
-  size_t max_live = 64;
+  size_t max_live = 1024;
+  uint64_t max_live_mb = 0;  // 0: a quarter of the memory, shared by the workers
   double header_timeout = 10;
   double body_timeout = 60;
   double idle_timeout = 30;
@@ -54,6 +57,23 @@ bool SplitListen(const std::string& listen, std::string* host, uint16_t* port) {
   *host = h;
   *port = static_cast<uint16_t>(n);
   return true;
+}
+
+// The memory this machine (or this cgroup, if it is given less) has, in bytes; 0 if unknown.
+uint64_t MemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  uint64_t bytes = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+  std::ifstream limit("/sys/fs/cgroup/memory.max");  // "max" when unbounded
+  uint64_t cgroup = 0;
+  if (limit >> cgroup && cgroup > 0 && (bytes == 0 || cgroup < bytes)) bytes = cgroup;
+  return bytes;
+}
+
+// --max-live-mb's default, per worker: the live sessions of all workers together may hold a
+// quarter of the memory (at least 256 MiB each).
+uint64_t DefaultLiveBytes(int processes) {
+  const uint64_t quarter = MemoryBytes() / 4 / static_cast<uint64_t>(processes);
+  return std::max<uint64_t>(quarter, uint64_t{256} << 20);
 }
 
 int RunServe(const ServeOptions& opt) {
@@ -90,6 +110,8 @@ int RunServe(const ServeOptions& opt) {
   options.sessions.limits.timeout_seconds = opt.timeout;
   options.sessions.limits.memory_bytes = opt.memory_mb << 20;
   options.sessions.max_live = opt.max_live;
+  options.sessions.max_live_bytes =
+      opt.max_live_mb ? opt.max_live_mb << 20 : DefaultLiveBytes(std::max(1, options.workers));
   StoreOptions tuning;
   if (Status st = StoreTuningFromEnv(&tuning); !st.ok()) return ReportFailure(st);
   options.sessions.pool_size = tuning.pool_size;
@@ -159,6 +181,9 @@ Runner AddServeCommand(CLI::App& app) {
   cmd->add_option("--max-per-session", opt->per_session, "Executions of one session running or waiting at once")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--max-live", opt->max_live, "Sessions kept live in memory (per worker)");
+  cmd->add_option("--max-live-mb", opt->max_live_mb,
+                  "Memory the live sessions of a worker may hold, MiB (default: a quarter of the machine's, shared "
+                  "by the workers, at least 256); past it or --max-live the least recently used go");
   cmd->add_option("--max-queue", opt->max_queue, "Executions waiting for a thread, in all (past it: 429)")
       ->check(CLI::Range(1, 1'000'000));
   cmd->add_option("--max-connections", opt->max_connections, "Open HTTP connections (past it: 503)")

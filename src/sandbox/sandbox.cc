@@ -558,7 +558,15 @@ StatusOr<uint64_t> Sandbox::Trim() {
   if (!impl_->instance) return uint64_t{0};  // compacted: nothing private left to give back
   int64_t pages = brig_python_instance_trim(impl_->instance);
   if (pages < 0) return Status::Internal("cannot read which pages the sandbox wrote");
+  impl_->written_pages -= std::min(impl_->written_pages, static_cast<uint64_t>(pages));
   return static_cast<uint64_t>(pages) * 4096;
+}
+
+uint64_t Sandbox::PrivateBytes() const {
+  const uint64_t files = GetFileUsage().bytes;
+  if (impl_->instance) return files + impl_->written_pages * 4096;
+  // Compacted: what its recorded differences keep.
+  return files + (impl_->tx.checkpoint ? brig_python_state_private_bytes(impl_->tx.checkpoint->memory) : 0);
 }
 
 uint64_t Sandbox::GuestMemoryBytes() const {

@@ -61,6 +61,9 @@ struct Sandbox::Impl {
   // whose thread took no page fault and left the instance as it was (FaultWatch, sandbox.cc),
   // cleared by everything else that changes the sandbox (ForgetCandidates).
   bool candidates_kept = false;
+  // Guest pages this sandbox has of its own (written since its clone), as counted by its
+  // last page-snapshot save or trim: what PrivateBytes reports.
+  uint64_t written_pages = 0;
   // Executions watched since the last save: the watch costs two getrusage calls (~1.2 µs
   // each on a virtual machine), so past kMaxWatchedExecutions (a session saved now and then,
   // not after each execution) the next save walks instead.

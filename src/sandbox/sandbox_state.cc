@@ -149,6 +149,7 @@ StatusOr<Sandbox::PagesSave> Sandbox::SavePages(const PagesSaveOptions& options)
   int64_t n = brig_python_instance_candidates(image, impl.instance, CollectPage, &diff, unfaulted ? 1 : 0, &reused);
   if (n < 0) return Status::Internal("cannot read this process's page map");
   impl.candidates_kept = true;
+  impl.written_pages = static_cast<uint64_t>(n);
   impl.watched_executions = 0;
 
   nlohmann::json header;

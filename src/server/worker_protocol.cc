@@ -403,6 +403,7 @@ std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::m
                              {"max_files_per_session", o.max_files_per_session},
                              {"max_bytes_per_session", o.max_bytes_per_session},
                              {"max_live", o.max_live},
+                             {"max_live_bytes", o.max_live_bytes},
                              {"compact_idle_after_ms", o.compact_idle_after.count()},
                              {"portable_snapshots", o.portable_snapshots},
                              {"lock_timeout_ms", o.lock_timeout.count()},
@@ -481,6 +482,7 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, s
   i64(s, "max_files_per_session", &out.max_files_per_session);
   i64(s, "max_bytes_per_session", &out.max_bytes_per_session);
   i64(s, "max_live", &max_live);
+  if (s && s->contains("max_live_bytes")) u64(s, "max_live_bytes", &out.max_live_bytes);
   i64(s, "compact_idle_after_ms", &compact_ms);
   boolean(s, "portable_snapshots", &out.portable_snapshots);
   i64(s, "lock_timeout_ms", &lock_ms);

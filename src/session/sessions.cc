@@ -66,6 +66,9 @@ struct LiveSession {
   store::FileUsage outside;
   // The session's own quotas (fixed at its creation, so they hold as long as created_at).
   store::SessionQuotas quotas;
+  // What its sandbox held when it was last put back live, compacted or trimmed
+  // (Sandbox::PrivateBytes), counted against Options::max_live_bytes.
+  uint64_t bytes = 0;
   // When it was last put back live, and whether it was compacted since.
   std::chrono::steady_clock::time_point idle_since{};
   bool compacted = false;
@@ -358,6 +361,7 @@ struct Sessions::Impl {
     s.idle_since = std::chrono::steady_clock::now();
     s.compacted = false;
     s.trimmed = false;
+    s.bytes = options.max_live_bytes ? s.sandbox->PrivateBytes() : 0;
     std::lock_guard<std::mutex> lock(mu);
     if (auto it = checked_out.find(thread_id); it != checked_out.end()) checked_out.erase(it);
     changed.notify_all();
@@ -367,11 +371,18 @@ struct Sessions::Impl {
     if (!background.joinable()) background = std::thread([this] { Housekeeping(); });
     if (Owes(live.front().s) && DueAt(live.front().s) < background_until) background_wake.notify_one();
     // The least recently used go, except one the background thread holds; one that still
-    // owes the store something goes to the background thread first.
-    while (live.size() > options.max_live) {
+    // owes the store something goes to the background thread first. Past the byte bound
+    // alone, never the session just put back.
+    uint64_t bytes = 0;
+    if (options.max_live_bytes) {
+      for (const LiveEntry& e : live) bytes += e.s.bytes;
+    }
+    while (live.size() > options.max_live || bytes > options.max_live_bytes) {
       auto victim = std::prev(live.end());
       while (victim->busy && victim != live.begin()) --victim;
       if (victim->busy) break;
+      if (live.size() <= options.max_live && victim == live.begin()) break;
+      bytes -= std::min(bytes, victim->s.bytes);
       if (Owes(victim->s)) {
         where.find(victim->thread_id)->second.list = &evicted;
         evicted.splice(evicted.end(), live, victim);
@@ -495,7 +506,9 @@ struct Sessions::Impl {
       entry->busy = true;  // a busy entry is neither erased nor moved
       lock.unlock();
       (void)s.sandbox->Trim();
+      const uint64_t bytes = options.max_live_bytes ? s.sandbox->PrivateBytes() : 0;
       lock.lock();
+      s.bytes = bytes;  // under mu: PutLive sums them
       entry->busy = false;
       s.trimmed = true;
       changed.notify_all();
@@ -592,6 +605,7 @@ struct Sessions::Impl {
         continue;
       }
       s.compacted = true;
+      if (options.max_live_bytes) s.bytes = s.sandbox->PrivateBytes();
       ++done;
       ++it;
     }

@@ -148,6 +148,38 @@ TEST_F(SessionsTest, ThePortableSnapshotIsStoredAfterTheAnswer) {
   EXPECT_EQ(fallback_version("sync"), 0);
 }
 
+// Live sessions are bounded by the memory they hold (max_live_bytes) as well as by count: a
+// session of 20 MiB pushes out the small ones past a 10 MiB bound, and is pushed out in turn
+// once it is not the one just used; the one just used stays, whatever its size.
+TEST_F(SessionsTest, LiveSessionsAreBoundedByTheirMemory) {
+  options_.max_live = 100;
+  options_.max_live_bytes = uint64_t{10} << 20;
+  // Nothing owed after a save: a session pushed out goes at once (one owing a portable
+  // snapshot waits for the background thread, and an execution coming first takes it back).
+  options_.portable_in_background = false;
+  auto s = Open();
+  Run(*s, "a", "x = 1");
+  Run(*s, "b", "y = 2");
+  EXPECT_EQ(s->LiveSessions(), 2u) << "two small sessions fit";
+  EXPECT_EQ(Run(*s, "a", "x").restored_from, "live");
+  Run(*s, "big", "blob = b'x' * (20 << 20)");
+  EXPECT_EQ(s->LiveSessions(), 1u) << "the big one alone is over the bound: the others went";
+  EXPECT_EQ(Run(*s, "big", "len(blob)").restored_from, "live") << "the one just used stays";
+  SessionResult a = Run(*s, "a", "x");
+  EXPECT_EQ(a.restored_from, "pages");
+  EXPECT_EQ(a.execution.result, "1");
+  EXPECT_EQ(s->LiveSessions(), 1u) << "the big one went for the small one just used";
+  SessionResult big = Run(*s, "big", "len(blob)");
+  EXPECT_EQ(big.restored_from, "pages");
+  EXPECT_EQ(big.execution.result, std::to_string(20 << 20));
+
+  // Without the byte bound, the count alone: all three stay.
+  options_.max_live_bytes = 0;
+  auto unbounded = Open();
+  for (const char* id : {"a", "b", "big", "a", "b", "big"}) Run(*unbounded, id, "1");
+  EXPECT_EQ(unbounded->LiveSessions(), 3u);
+}
+
 // A session used again and again is idle portable_delay after each execution, but its
 // portable snapshots are spaced by portable_min_interval: the first one is taken at once,
 // the next one not before the interval (or portable_max_lag) has passed; ~Sessions still

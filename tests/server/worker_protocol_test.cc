@@ -152,6 +152,28 @@ TEST(WorkerProtocol, TheConfigCarriesTheSaveRelay) {
   EXPECT_TRUE(DecodeConfig(j.dump(), &back, &threads, nullptr, &relay).IsInvalidArgument());
 }
 
+// The live sessions' byte bound reaches the workers; a config without it (an older
+// supervisor) means none, one with a negative or non-integer value is refused.
+TEST(WorkerProtocol, TheConfigCarriesTheLiveSessionsByteBound) {
+  Sessions::Options options;
+  options.store_url = "sqlite:/tmp/x.db";
+  options.max_live = 7;
+  options.max_live_bytes = uint64_t{3} << 30;
+  Sessions::Options back;
+  int threads = 0;
+  ASSERT_TRUE(DecodeConfig(EncodeConfig(options, 1, {}, false), &back, &threads, nullptr, nullptr).ok());
+  EXPECT_EQ(back.max_live, 7u);
+  EXPECT_EQ(back.max_live_bytes, uint64_t{3} << 30);
+  nlohmann::json j = nlohmann::json::parse(EncodeConfig(options, 1, {}, false));
+  j["sessions"].erase("max_live_bytes");
+  ASSERT_TRUE(DecodeConfig(j.dump(), &back, &threads, nullptr, nullptr).ok());
+  EXPECT_EQ(back.max_live_bytes, 0u);
+  for (nlohmann::json bad : {nlohmann::json(-1), nlohmann::json("1G"), nlohmann::json(1.5)}) {
+    j["sessions"]["max_live_bytes"] = bad;
+    EXPECT_TRUE(DecodeConfig(j.dump(), &back, &threads, nullptr, nullptr).IsInvalidArgument()) << bad.dump();
+  }
+}
+
 TEST(WorkerProtocol, ResultSummaryReadsTheSessionAndTheOutcome) {
   auto summary = [](std::string_view text) { return SummarizeResult(text); };
   auto s = summary(R"({"display":[{"session":"no"}],"failure":null,"ok":true,"session":{"files":[],"thread_id":"t1"}})");
