@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <string>
 #include <thread>
 
 #include "cli/commands.h"
@@ -59,11 +60,18 @@ bool SplitListen(const std::string& listen, std::string* host, uint16_t* port) {
   return true;
 }
 
-// The memory this machine (or this cgroup, if it is given less) has, in bytes; 0 if unknown.
+// The memory this machine has, or this process's cgroup (v2) if it is given less (systemd's
+// MemoryMax=, a container's limit), in bytes; 0 if unknown.
 uint64_t MemoryBytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   uint64_t bytes = pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
-  std::ifstream limit("/sys/fs/cgroup/memory.max");  // "max" when unbounded
+  std::ifstream self("/proc/self/cgroup");  // "0::/system.slice/brig.service" on cgroup v2
+  std::string line, path;
+  while (std::getline(self, line)) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  }
+  if (path.empty() || path.find("..") != std::string::npos) return bytes;
+  std::ifstream limit("/sys/fs/cgroup" + (path == "/" ? "" : path) + "/memory.max");  // "max": none
   uint64_t cgroup = 0;
   if (limit >> cgroup && cgroup > 0 && (bytes == 0 || cgroup < bytes)) bytes = cgroup;
   return bytes;
