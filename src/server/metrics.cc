@@ -57,6 +57,14 @@ std::string Metrics::Render(const Gauges& g) const {
   out += "# HELP brig_store_duration_seconds Time of the store operations the server makes itself.\n"
          "# TYPE brig_store_duration_seconds histogram\n";
   store_latency_.Render("brig_store_duration_seconds", &out);
+  out += "# HELP brig_store_commit_duration_seconds Time of each commit this process made of the workers' saves "
+         "(SQLite: one commit holds the saves of all workers that came meanwhile).\n"
+         "# TYPE brig_store_commit_duration_seconds histogram\n";
+  commit_seconds_.Render("brig_store_commit_duration_seconds", &out);
+  out += "# HELP brig_store_committed_saves_total Workers' saves those commits held (per commit: divide by "
+         "brig_store_commit_duration_seconds_count).\n"
+         "# TYPE brig_store_committed_saves_total counter\n";
+  out += "brig_store_committed_saves_total " + std::to_string(committed_saves_.load(std::memory_order_relaxed)) + "\n";
   static const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
   out += "# HELP brig_http_requests_total HTTP requests answered, by status class.\n# TYPE brig_http_requests_total counter\n";
   for (size_t i = 0; i < 6; ++i)

@@ -36,6 +36,12 @@ class Metrics {
   // or an error code of the API ("session_expired", "unavailable", ...).
   void ObserveExecution(const std::string& outcome, double seconds);
   void ObserveStore(double seconds) { store_latency_.Observe(seconds); }
+  // One commit of workers' saves that this process made for them (SQLite's relayed saves):
+  // how many it held and how long it took.
+  void ObserveCommit(size_t saves, double seconds) {
+    commit_seconds_.Observe(seconds);
+    committed_saves_.fetch_add(saves, std::memory_order_relaxed);
+  }
   void CountRequest(unsigned status);
 
   // Gauges read when rendered.
@@ -50,6 +56,8 @@ class Metrics {
  private:
   Histogram execution_seconds_;
   Histogram store_latency_;
+  Histogram commit_seconds_;
+  std::atomic<uint64_t> committed_saves_{0};
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> executions_by_outcome_;
   std::array<std::atomic<uint64_t>, 6> requests_by_class_{};  // 1xx..5xx, other

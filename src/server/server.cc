@@ -96,6 +96,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     // commit takes the saves of all of them (worker_pool.h, "Relayed saves"). PostgreSQL
     // groups concurrent commits itself, and several nodes write it anyway.
     if (s.store->backend() == "sqlite") pool.relay_store = s.store.get();
+    pool.on_commit = [raw](size_t saves, double seconds) { raw->metrics.ObserveCommit(saves, seconds); };
     pool.log = [log = s.options.log_line](const std::string& line) {
       log(Dump({{"ts", NowIso()}, {"event", "worker"}, {"message", line}}));
     };

@@ -506,7 +506,11 @@ struct WorkerPool::Impl {
     std::vector<std::string_view> saves;
     saves.reserve(round.size());
     for (const SaveJob& j : round) saves.push_back(j.bytes);
+    const auto began = std::chrono::steady_clock::now();
     std::vector<StatusOr<std::string>> answers = options.relay_store->ApplyRelayedSaves(saves);
+    if (options.on_commit) {
+      options.on_commit(saves.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+    }
     std::vector<Event> events;
     {
       std::lock_guard<std::mutex> lock(mu);

@@ -97,6 +97,9 @@ struct WorkerPoolOptions {
   // writes its own. REQUIRES: a store of the same database as sessions.store_url, which
   // outlives Shutdown.
   Store* relay_store = nullptr;
+  // Called after each commit of relayed saves, on the committer thread, with how many saves
+  // it held and how long it took (for /metrics). Empty: none.
+  std::function<void(size_t saves, double seconds)> on_commit;
   // Events worth a log line (a worker died, was replaced, broke the protocol), called on
   // the pool's thread or an io thread with the pool's lock held: it must not call the pool.
   // Empty: none.

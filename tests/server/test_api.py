@@ -835,8 +835,21 @@ class ApiCases(ServerClass):
                            metric(before, 'brig_http_requests_total{class="2xx"}'))
         for name in ("brig_live_sessions", "brig_executions_in_flight", "brig_worker_restarts_total",
                      "brig_open_connections", 'brig_execution_duration_seconds_bucket{le="+Inf"}',
-                     "brig_store_duration_seconds_count"):
+                     "brig_store_duration_seconds_count", "brig_store_commit_duration_seconds_count",
+                     "brig_store_committed_saves_total"):
             self.assertIn("\n" + name + " ", after)
+        # On SQLite with worker processes this process commits the workers' saves: the one
+        # execution that saved is counted there (the failed one saves nothing; an earlier
+        # test's deferred save may land in between, hence at least).
+        saves = metric(after, "brig_store_committed_saves_total") - metric(before, "brig_store_committed_saves_total")
+        commits = (metric(after, "brig_store_commit_duration_seconds_count") -
+                   metric(before, "brig_store_commit_duration_seconds_count"))
+        if isinstance(self, SqliteStore) and not isinstance(self, InProcessMixin):
+            self.assertGreaterEqual(saves, 1)
+            self.assertGreaterEqual(commits, 1)
+            self.assertLessEqual(commits, saves)
+        else:
+            self.assertEqual((saves, commits), (0, 0))
         self.assertIn("# TYPE brig_execution_duration_seconds histogram", after)
 
 

@@ -414,7 +414,14 @@ TEST_F(WorkerPoolTest, RelayedSavesAreCommittedByThePool) {
     SCOPED_TRACE(relay ? "relay" : "no relay");
     pool_.reset();
     relay_.reset();
-    WorkerPool& pool = Start(Options("", relay));
+    WorkerPoolOptions options = Options("", relay);
+    std::atomic<size_t> committed{0}, commits{0};  // reported for /metrics
+    options.on_commit = [&](size_t saves, double seconds) {
+      EXPECT_GE(seconds, 0.0);
+      committed += saves;
+      ++commits;
+    };
+    WorkerPool& pool = Start(std::move(options));
     auto opened = brig::Store::Open("sqlite:" + dir_ + "/brig.db");
     ASSERT_TRUE(opened.ok());
     brig::Store& committer = relay ? *relay_ : *opened.value();
@@ -428,8 +435,12 @@ TEST_F(WorkerPoolTest, RelayedSavesAreCommittedByThePool) {
     const int64_t writes = internal::Access::Backend(committer).GetWriteStats().writes - before;
     if (relay) {
       EXPECT_GE(writes, 4);  // the four executions' saves (creating a session is the worker's)
+      EXPECT_EQ(committed.load(), 4u) << "each save reported once";
+      EXPECT_GE(commits.load(), 1u);
+      EXPECT_LE(commits.load(), 4u);
     } else {
       EXPECT_EQ(writes, 0);
+      EXPECT_EQ(commits.load(), 0u);
     }
     for (size_t slot : {0, 1}) {
       const pid_t old = pool.WorkerPids()[slot];
