@@ -410,12 +410,14 @@ INSTANTIATE_TEST_SUITE_P(Signals, WorkerDeathTest,
 // which the workers made), and replacement workers restore them from it. Without the relay
 // the pool's store writes nothing.
 TEST_F(WorkerPoolTest, RelayedSavesAreCommittedByThePool) {
+  std::atomic<size_t> committed{0}, commits{0};  // reported for /metrics; outlive the pools
   for (bool relay : {true, false}) {
     SCOPED_TRACE(relay ? "relay" : "no relay");
     pool_.reset();
     relay_.reset();
+    committed = 0;
+    commits = 0;
     WorkerPoolOptions options = Options("", relay);
-    std::atomic<size_t> committed{0}, commits{0};  // reported for /metrics
     options.on_commit = [&](size_t saves, double seconds) {
       EXPECT_GE(seconds, 0.0);
       committed += saves;
@@ -456,6 +458,7 @@ TEST_F(WorkerPoolTest, RelayedSavesAreCommittedByThePool) {
       EXPECT_EQ(after.restored_from, "pages") << id;
     }
   }
+  pool_.reset();  // its committer reports to the counters above
 }
 
 // Workers on PostgreSQL make their image with the database's seed; on SQLite with none. Both
