@@ -188,10 +188,12 @@ Runner AddServeCommand(CLI::App& app) {
   cmd->add_option("--memory", opt->memory_mb, "Default memory limit of an execution, MiB")->check(CLI::Range(16, 4096));
   cmd->add_option("--max-per-session", opt->per_session, "Executions of one session running or waiting at once")
       ->check(CLI::Range(1, 1000));
-  cmd->add_option("--max-live", opt->max_live, "Sessions kept live in memory (per worker)");
+  cmd->add_option("--max-live", opt->max_live, "Sessions kept live in memory (per worker; 0: restore each time)")
+      ->check(CLI::Range(0, 1'000'000));
   cmd->add_option("--max-live-mb", opt->max_live_mb,
                   "Memory the live sessions of a worker may hold, MiB (default: a quarter of the machine's, shared "
-                  "by the workers, at least 256); past it or --max-live the least recently used go");
+                  "by the workers, at least 256); past it or --max-live the least recently used go")
+      ->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--max-queue", opt->max_queue, "Executions waiting for a thread, in all (past it: 429)")
       ->check(CLI::Range(1, 1'000'000));
   cmd->add_option("--max-connections", opt->max_connections, "Open HTTP connections (past it: 503)")

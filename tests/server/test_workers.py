@@ -113,6 +113,43 @@ if __name__ == "__main__":
     unittest.main()
 
 
+class LiveBoundsTest(unittest.TestCase):
+    """--max-live-mb: a worker keeps live sessions up to that much memory (as each one's last
+    save counted it), the least recently used going first; the default (a quarter of the
+    machine's memory) keeps both sessions here. A value that is no size is a usage error."""
+
+    def setUp(self):
+        self.home = harness.make_home("live-bounds")
+        self.addCleanup(shutil.rmtree, self.home, True)
+
+    def live_after_big_then_small(self, flags, db):
+        server = harness.BrigServer("sqlite:" + os.path.join(self.home, db), self.home,
+                                    flags=["--workers", "1"] + flags)
+        try:
+            self.assertEqual(server.execute("big", "blob = b'x' * (20 << 20)").status, 200)
+            self.assertEqual(server.execute("small", "x = 1").status, 200)
+            for line in server.request("GET", "/metrics").body.decode().splitlines():
+                if line.startswith("brig_live_sessions "):
+                    live = float(line.split()[1])
+            r = server.execute("big", "len(blob)")
+            self.assertEqual(r.json()["result"], str(20 << 20), r)  # pushed out or not, it is all there
+            return live
+        finally:
+            self.assertEqual(server.stop(), 0, server.stderr_text()[-2000:])
+
+    def test_the_memory_bound_pushes_out_the_least_recently_used(self):
+        self.assertEqual(self.live_after_big_then_small(["--max-live-mb", "8"], "bounded.db"), 1)
+        self.assertEqual(self.live_after_big_then_small([], "default.db"), 2)
+
+    def test_a_bad_value_is_refused(self):
+        for flag, bad in (("--max-live-mb", "-1"), ("--max-live-mb", "0"), ("--max-live-mb", "lots"),
+                          ("--max-live-mb", str(1 << 40)), ("--max-live", "-1")):
+            r = subprocess.run([harness.BRIG, "serve", "--listen", "127.0.0.1:0", flag, bad],
+                               env=dict(os.environ, BRIG_HOME=self.home), capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 2, (flag, bad, r.stderr))
+            self.assertIn(flag.encode(), r.stderr)
+
+
 class IoThreadsTest(unittest.TestCase):
     """--io-threads: the HTTP side's threads (default one per two cores); out of range is a
     usage error before anything starts."""
