@@ -143,7 +143,8 @@ class LiveBoundsTest(unittest.TestCase):
 
     def test_a_bad_value_is_refused(self):
         for flag, bad in (("--max-live-mb", "-1"), ("--max-live-mb", "0"), ("--max-live-mb", "lots"),
-                          ("--max-live-mb", str(1 << 40)), ("--max-live", "-1")):
+                          ("--max-live-mb", str(1 << 40)), ("--max-live", "-1"), ("--compact-after", "0"),
+                          ("--compact-after", "soon")):
             r = subprocess.run([harness.BRIG, "serve", "--listen", "127.0.0.1:0", flag, bad],
                                env=dict(os.environ, BRIG_HOME=self.home), capture_output=True, timeout=60)
             self.assertEqual(r.returncode, 2, (flag, bad, r.stderr))
