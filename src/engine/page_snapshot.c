@@ -276,39 +276,29 @@ static int64_t walk_pages(const brig_python_image* img, brig_python_instance* p,
   if (reused) *reused = kept_used;
   if (!cand) return -1;
   int64_t count = 0;
-  /* The candidates are read kPrefetchAhead pages ahead of the one compared: a session's
+  /* The candidates are read two pages ahead of the one compared: a session's
    * pages are rarely in the cache when it is saved (64 sessions of ~1 MiB each), and the
    * CPU's own prefetcher stops at each page's end. A save of one of 64 sandboxes in turn
    * (sandbox_bench BM_LiveSessionsRotatingSave/64): 85-119 µs before, 76-103 µs with this
    * (bench/RESULTS.md, stop 25). */
-  enum { kPrefetchAhead = 2 };
-  candidate_cursor ahead = {cand, pages, 0, cand[0]};
-  uint64_t queued[kPrefetchAhead];
-  int queued_count = 0, first = 0;
-  for (;;) {
-    const uint64_t next = next_candidate(&ahead);
-    if (next != UINT64_MAX) prefetch_page(mem->data + next * BRIG_HOST_PAGE);
-    if (queued_count == kPrefetchAhead || (next == UINT64_MAX && queued_count > 0)) {
-      const uint64_t page = queued[first];
-      first = (first + 1) % kPrefetchAhead;
-      queued_count--;
-      const uint8_t* data = mem->data + page * BRIG_HOST_PAGE;
-      const uint8_t* image_page =
-          page < v->pages && v->has_data[page] ? v->bytes + page * BRIG_HOST_PAGE : NULL;
-      if (!(compare && (image_page ? memcmp(data, image_page, BRIG_HOST_PAGE) == 0 : is_zero_page(data)))) {
-        if (visit(ctx, (uint32_t)page, data, image_page) != 0) {
-          count = -2;
-          break;
-        }
-        count++;
+  candidate_cursor cursor = {cand, pages, 0, cand[0]};
+  uint64_t page = next_candidate(&cursor), next = next_candidate(&cursor);
+  if (page != UINT64_MAX) prefetch_page(mem->data + page * BRIG_HOST_PAGE);
+  if (next != UINT64_MAX) prefetch_page(mem->data + next * BRIG_HOST_PAGE);
+  while (page != UINT64_MAX) {
+    const uint64_t after = next_candidate(&cursor);
+    if (after != UINT64_MAX) prefetch_page(mem->data + after * BRIG_HOST_PAGE);
+    const uint8_t* data = mem->data + page * BRIG_HOST_PAGE;
+    const uint8_t* image_page = page < v->pages && v->has_data[page] ? v->bytes + page * BRIG_HOST_PAGE : NULL;
+    if (!(compare && (image_page ? memcmp(data, image_page, BRIG_HOST_PAGE) == 0 : is_zero_page(data)))) {
+      if (visit(ctx, (uint32_t)page, data, image_page) != 0) {
+        count = -2;
+        break;
       }
+      count++;
     }
-    if (next == UINT64_MAX) {
-      if (queued_count == 0) break;
-      continue;
-    }
-    queued[(first + queued_count) % kPrefetchAhead] = next;
-    queued_count++;
+    page = next;
+    next = after;
   }
   free(owned);
   return count;

@@ -216,6 +216,10 @@ struct Sessions::Impl {
   std::condition_variable background_wake;
   std::chrono::steady_clock::time_point background_until = std::chrono::steady_clock::time_point::min();
   std::list<LiveEntry> live;
+  // The sum of `bytes` over `live` (Options::max_live_bytes), kept as entries come, go and
+  // change size: PutLive runs once per execution, and summing a list of up to max_live
+  // scattered nodes there would be a cache miss per session.
+  uint64_t live_bytes = 0;
   // Entries pushed out of `live` that still owe the store something (a deferred save, a
   // portable snapshot): the background thread writes them, then drops them. TakeLive takes
   // one back if it is not being written.
@@ -269,8 +273,14 @@ struct Sessions::Impl {
   void Erase(const Where* w) {
     auto node = w->it;
     std::list<LiveEntry>* list = w->list;
+    if (list == &live) live_bytes -= node->s.bytes;
     where.erase(node->thread_id);  // w points into `where`: not used past here
     list->erase(node);
+  }
+  // Sets the size of `s`, an entry of `live`. REQUIRES: mu held.
+  void SetBytes(LiveSession& s, uint64_t bytes) {
+    live_bytes = live_bytes - s.bytes + bytes;
+    s.bytes = bytes;
   }
 
   // Checks `thread_id` out: waits until no other holder has it, then returns its live
@@ -367,22 +377,19 @@ struct Sessions::Impl {
     changed.notify_all();
     if (options.max_live == 0 && !Owes(s)) return;
     live.push_front(LiveEntry{std::string(thread_id), std::move(s), false});
+    live_bytes += live.front().s.bytes;
     where.insert_or_assign(std::string(thread_id), Where{&live, live.begin()});
     if (!background.joinable()) background = std::thread([this] { Housekeeping(); });
     if (Owes(live.front().s) && DueAt(live.front().s) < background_until) background_wake.notify_one();
     // The least recently used go, except one the background thread holds; one that still
     // owes the store something goes to the background thread first. Past the byte bound
     // alone, never the session just put back.
-    uint64_t bytes = 0;
-    if (options.max_live_bytes) {
-      for (const LiveEntry& e : live) bytes += e.s.bytes;
-    }
-    while (live.size() > options.max_live || bytes > options.max_live_bytes) {
+    while (live.size() > options.max_live || live_bytes > options.max_live_bytes) {
       auto victim = std::prev(live.end());
       while (victim->busy && victim != live.begin()) --victim;
       if (victim->busy) break;
       if (live.size() <= options.max_live && victim == live.begin()) break;
-      bytes -= std::min(bytes, victim->s.bytes);
+      live_bytes -= victim->s.bytes;
       if (Owes(victim->s)) {
         where.find(victim->thread_id)->second.list = &evicted;
         evicted.splice(evicted.end(), live, victim);
@@ -482,6 +489,7 @@ struct Sessions::Impl {
     lock.lock();
     it->busy = false;
     if (from_evicted || !usable) {
+      if (!from_evicted) live_bytes -= it->s.bytes;
       where.erase(it->thread_id);
       gone.splice(gone.end(), list, it);
     }
@@ -508,7 +516,7 @@ struct Sessions::Impl {
       (void)s.sandbox->Trim();
       const uint64_t bytes = options.max_live_bytes ? s.sandbox->PrivateBytes() : 0;
       lock.lock();
-      s.bytes = bytes;  // under mu: PutLive sums them
+      if (options.max_live_bytes) SetBytes(s, bytes);  // still in `live`: it was busy
       entry->busy = false;
       s.trimmed = true;
       changed.notify_all();
@@ -600,12 +608,13 @@ struct Sessions::Impl {
         continue;
       }
       if (!s.sandbox->Compact().ok()) {
+        live_bytes -= s.bytes;
         where.erase(it->thread_id);
         it = std::make_reverse_iterator(live.erase(std::next(it).base()));
         continue;
       }
       s.compacted = true;
-      if (options.max_live_bytes) s.bytes = s.sandbox->PrivateBytes();
+      if (options.max_live_bytes) SetBytes(s, s.sandbox->PrivateBytes());
       ++done;
       ++it;
     }

@@ -44,8 +44,22 @@ class SessionsTest : public ::testing::Test {
     return r.value();
   }
 
+  // The version of the portable snapshot the store holds as `id`'s fallback (0: none), or
+  // -1 if the state cannot be read.
+  // REQUIRES: OpenReader() succeeded.
+  int64_t FallbackVersion(const std::string& id) {
+    auto st = reader_->GetState(id);
+    return st.ok() && st.value() ? st.value()->fallback_version : -1;
+  }
+  bool OpenReader() {
+    auto store = store::OpenStore(options_.store_url);
+    if (store.ok()) reader_ = std::move(store.value());
+    return store.ok();
+  }
+
   std::string dir_;
   Sessions::Options options_;
+  std::unique_ptr<store::Store> reader_;  // FallbackVersion's
 };
 
 TEST_F(SessionsTest, LiveUntilAnotherWriterSavesANewerVersion) {
@@ -111,21 +125,16 @@ TEST_F(SessionsTest, IdleLiveSessionsAreCompactedAndStayLive) {
 // stored as the state's fallback, for the version just saved; ~Sessions writes any still
 // pending.
 TEST_F(SessionsTest, ThePortableSnapshotIsStoredAfterTheAnswer) {
-  auto store = store::OpenStore(options_.store_url);
-  ASSERT_TRUE(store.ok());
-  auto fallback_version = [&](const std::string& id) {
-    auto st = store.value()->GetState(id);
-    return st.ok() && st.value() ? st.value()->fallback_version : -1;
-  };
+  ASSERT_TRUE(OpenReader());
   {
     auto s = Open();
     EXPECT_EQ(Run(*s, "p", "x = 1").version, 1);
     // Written by the background thread while the Sessions lives (waits for it; no deadline
     // but the test's own).
-    while (fallback_version("p") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (FallbackVersion("p") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_EQ(Run(*s, "p", "x = 2").version, 2);
   }
-  EXPECT_EQ(fallback_version("p"), 2) << "~Sessions writes what is pending";
+  EXPECT_EQ(FallbackVersion("p"), 2) << "~Sessions writes what is pending";
 
   // A session pushed out of the live ones with its portable snapshot pending gets it too.
   options_.max_live = 1;
@@ -135,8 +144,8 @@ TEST_F(SessionsTest, ThePortableSnapshotIsStoredAfterTheAnswer) {
     Run(*s, "q2", "b = 2");
     Run(*s, "q1", "a = 3");
   }
-  EXPECT_EQ(fallback_version("q1"), 2);
-  EXPECT_EQ(fallback_version("q2"), 1);
+  EXPECT_EQ(FallbackVersion("q1"), 2);
+  EXPECT_EQ(FallbackVersion("q2"), 1);
 
   // Saved inside the save instead: then the snapshot holds it and there is no fallback.
   options_.portable_in_background = false;
@@ -145,7 +154,7 @@ TEST_F(SessionsTest, ThePortableSnapshotIsStoredAfterTheAnswer) {
     SessionResult r = Run(*s, "sync", "gen = (i for i in range(3))");
     EXPECT_TRUE(r.not_portable.count("gen")) << "reported with the execution itself";
   }
-  EXPECT_EQ(fallback_version("sync"), 0);
+  EXPECT_EQ(FallbackVersion("sync"), 0);
 }
 
 // Live sessions are bounded by the memory they hold (max_live_bytes) as well as by count: a
@@ -185,35 +194,30 @@ TEST_F(SessionsTest, LiveSessionsAreBoundedByTheirMemory) {
 // the next one not before the interval (or portable_max_lag) has passed; ~Sessions still
 // writes the one pending.
 TEST_F(SessionsTest, PortableSnapshotsAreSpacedByTheMinimumInterval) {
-  auto store = store::OpenStore(options_.store_url);
-  ASSERT_TRUE(store.ok());
-  auto fallback_version = [&](const std::string& id) {
-    auto st = store.value()->GetState(id);
-    return st.ok() && st.value() ? st.value()->fallback_version : -1;
-  };
+  ASSERT_TRUE(OpenReader());
   options_.portable_delay = std::chrono::milliseconds(1);
   options_.portable_max_lag = std::chrono::hours(1);
   options_.portable_min_interval = std::chrono::hours(1);
   {
     auto s = Open();
     EXPECT_EQ(Run(*s, "p", "x = 1").version, 1);
-    while (fallback_version("p") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (FallbackVersion("p") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_EQ(Run(*s, "p", "x = 2").version, 2);
     EXPECT_EQ(Run(*s, "p", "x = 3").version, 3);
     // Idle for 300 times portable_delay: without the interval it would have been taken.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    EXPECT_EQ(fallback_version("p"), 1) << "taken again within portable_min_interval";
+    EXPECT_EQ(FallbackVersion("p"), 1) << "taken again within portable_min_interval";
   }
-  EXPECT_EQ(fallback_version("p"), 3) << "~Sessions writes what is pending";
+  EXPECT_EQ(FallbackVersion("p"), 3) << "~Sessions writes what is pending";
 
   // Without the interval: taken once idle for portable_delay, after each execution.
   options_.portable_min_interval = std::chrono::milliseconds(0);
   {
     auto s = Open();
     EXPECT_EQ(Run(*s, "q", "x = 1").version, 1);
-    while (fallback_version("q") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (FallbackVersion("q") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     EXPECT_EQ(Run(*s, "q", "x = 2").version, 2);
-    while (fallback_version("q") != 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (FallbackVersion("q") != 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 }
 
