@@ -308,6 +308,20 @@ struct Sessions::Impl {
     }
   }
 
+  // Whether Execute may run the live copy `s` with `call` without reading the store first:
+  // nothing a run on a stale copy does may outlast it (see Execute), and the expiry it was
+  // loaded with has not passed.
+  bool MayRunUnread(const LiveSession& s, const ExecuteOptions& call) const {
+    return !call.on_output && options.limits.mounts.empty() && manager->Now() < s.expires_at;
+  }
+
+  // Whether the store still holds the session `s` is a live copy of, at its version, unexpired.
+  bool StillStored(std::string_view thread_id, const LiveSession& s) {
+    auto both = store->GetSessionAndStateVersion(thread_id);
+    return both.ok() && both.value().first.created_at == s.created_at && both.value().second == s.version &&
+           !manager->IsExpired(both.value().first);
+  }
+
   // TakeLive without the wait: the live interpreter of `thread_id`, checked out, if this
   // process keeps one that nobody holds now and whose last execution ran within `quick`;
   // nullopt (and nothing checked out) otherwise.
@@ -806,7 +820,9 @@ struct Sessions::Impl {
   };
 
   // Saves what the execution changed. On error nothing is saved.
-  Status Save(std::string_view thread_id, LiveSession& s, SessionResult* result) {
+  // With `checked`, the store checks that the session is still the one `s` was loaded from
+  // (Store::SaveExecution's expected session): Conflict if not.
+  Status Save(std::string_view thread_id, LiveSession& s, SessionResult* result, bool checked = false) {
     Sandbox& sandbox = *s.sandbox;
     FileVersions now = VersionsOf(sandbox);
     const std::vector<std::string> empty_dirs = sandbox.ListEmptyDirectories();
@@ -859,7 +875,9 @@ struct Sessions::Impl {
     write.delta = kept_pages.delta;
     // The CPU work is done: the commit's wait (a group's flush) holds no run slot.
     RunSlot::ReleaseCurrent();
-    auto version = store->SaveExecution(thread_id, s.version, write, upserts, deletes);
+    std::optional<store::ExpectedSession> expected;
+    if (checked) expected = store::ExpectedSession{s.created_at, s.expires_at};
+    auto version = store->SaveExecution(thread_id, s.version, expected, write, upserts, deletes);
     if (!version.ok()) return version.status();
     s.version = version.value();
     s.stored_pages = std::move(kept_pages.records);
@@ -1045,81 +1063,110 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   }
   auto lock = impl.store->LockSession(thread_id, impl.options.lock_timeout);
   if (!lock.ok()) return lock.status();
-  // Not touched here: the save does it (one write less per execution); an execution that
-  // saves nothing touches below.
-  // The session and its state's version, in one read (the snapshot stays in the store: a
-  // live session needs no more). A session missing (made here) or expired (refused, saying
-  // why) goes through the manager.
-  StatusOr<store::SessionInfo> info = Status::Internal("unread");
-  StatusOr<int64_t> stored_version = Status::Internal("unread");
-  if (auto both = impl.store->GetSessionAndStateVersion(thread_id); both.ok() && !impl.manager->IsExpired(both.value().first)) {
-    info = std::move(both.value().first);
-    stored_version = both.value().second;
-  } else {
-    if (!both.ok() && !both.status().IsNotFound()) return both.status();
-    info = impl.manager->GetOrCreate(thread_id, /*touch=*/false);
-    if (!info.ok()) return info.status();
-    stored_version = impl.store->GetStateVersion(thread_id);
-    if (!stored_version.ok()) return stored_version.status();
-  }
-
-  SessionResult result;
-  const int64_t created_at = info.value().created_at;
   std::optional<LiveSession> live = impl.TakeLive(thread_id);
   Impl::Checkout checkout{&impl, std::string(thread_id)};
-  if (live && live->version == stored_version.value() && live->created_at == created_at) {
-    // With deferred executions in it too: this save takes them along.
-    result.restored_from = "live";
-  } else {
-    if (live && live->save_pending) {
-      std::lock_guard<std::mutex> held(impl.mu);
-      ++impl.deferred_lost;  // another process saved the session since: they are lost
+  // A live copy runs without reading the store first when nothing could repeat what a run on
+  // a stale copy did: its save then checks that the stored session is still the one it was
+  // loaded from (the version, the session's creation, its expiry), and a Conflict there sends
+  // the execution round again the careful way, on what the store holds. Another process's
+  // change of a session is rare; the read it saves is ~55 µs of a durable execution
+  // (bench/RESULTS.md, stop 26). Streamed output (already sent) and host mounts (already
+  // written) could not be taken back, so those executions read first.
+  std::optional<RunSlot> again;  // the second round's run slot (the first gave its own back)
+  for (bool unread = live && impl.MayRunUnread(*live, call);; unread = false) {
+    SessionResult result;
+    if (unread) {
+      result.restored_from = "live";
+    } else {
+      // Not touched here: the save does it (one write less per execution); an execution that
+      // saves nothing touches below.
+      // The session and its state's version, in one read (the snapshot stays in the store: a
+      // live session needs no more). A session missing (made here) or expired (refused, saying
+      // why) goes through the manager.
+      StatusOr<store::SessionInfo> info = Status::Internal("unread");
+      StatusOr<int64_t> stored_version = Status::Internal("unread");
+      if (auto both = impl.store->GetSessionAndStateVersion(thread_id);
+          both.ok() && !impl.manager->IsExpired(both.value().first)) {
+        info = std::move(both.value().first);
+        stored_version = both.value().second;
+      } else {
+        if (!both.ok() && !both.status().IsNotFound()) return both.status();
+        info = impl.manager->GetOrCreate(thread_id, /*touch=*/false);
+        if (!info.ok()) return info.status();
+        stored_version = impl.store->GetStateVersion(thread_id);
+        if (!stored_version.ok()) return stored_version.status();
+      }
+      const int64_t created_at = info.value().created_at;
+      if (live && live->version == stored_version.value() && live->created_at == created_at) {
+        // With deferred executions in it too: this save takes them along.
+        result.restored_from = "live";
+      } else {
+        if (live && live->save_pending) {
+          std::lock_guard<std::mutex> held(impl.mu);
+          ++impl.deferred_lost;  // another process saved the session since: they are lost
+        }
+        // Absent, or another process saved a newer version since (or the session was made
+        // again): restore from the store.
+        auto stored = impl.store->GetState(thread_id);
+        if (!stored.ok()) return stored.status();
+        auto loaded = impl.Load(thread_id, created_at, info.value().quotas, stored.value(), *call.memory_bytes, &result);
+        if (!loaded.ok()) return loaded.status();
+        live = std::move(loaded.value());
+      }
+      live->expires_at = info.value().expires_at;
     }
-    // Absent, or another process saved a newer version since (or the session was made
-    // again): restore from the store.
-    auto stored = impl.store->GetState(thread_id);
-    if (!stored.ok()) return stored.status();
-    auto loaded = impl.Load(thread_id, created_at, info.value().quotas, stored.value(), *call.memory_bytes, &result);
-    if (!loaded.ok()) return loaded.status();
-    live = std::move(loaded.value());
-  }
-  live->expires_at = info.value().expires_at;
-  result.version = live->version;
-  auto keep = [&] {
-    checkout.held = false;
-    impl.PutLive(thread_id, std::move(*live));
-  };
-  const auto began = std::chrono::steady_clock::now();
-  auto ran = live->sandbox->Execute(code, call, filename);
-  live->last_run = std::chrono::steady_clock::now() - began;
-  if (!ran.ok()) {
-    // Refused before running (a limit it cannot honour): the session is as it was.
+    result.version = live->version;
+    auto keep = [&] {
+      checkout.held = false;
+      impl.PutLive(thread_id, std::move(*live));
+    };
+    const auto began = std::chrono::steady_clock::now();
+    auto ran = live->sandbox->Execute(code, call, filename);
+    live->last_run = std::chrono::steady_clock::now() - began;
+    if (!ran.ok()) {
+      // Refused before running (a limit it cannot honour): the session is as it was.
+      if (!live->over_quota) keep();
+      return ran.status();
+    }
+    result.execution = std::move(ran.value());
+    const Failure failure = result.execution.failure;
+    if (failure != Failure::kNone) {
+      // Timeout, trap, exit or a broken guest: nothing is saved. The sandbox was rolled back to
+      // the state it had before (the saved version), so it stays live; one that could not be
+      // rolled back is dropped, and the next execution restores the saved state. A copy run
+      // unread is checked now: a failure on a stale copy says nothing of the stored session.
+      if (unread && !impl.StillStored(thread_id, *live)) {
+        live.reset();
+        RunSlot::ReleaseCurrent();
+        again.emplace(impl.run_slots.get());
+        continue;
+      }
+      (void)impl.store->TouchSession(thread_id);  // used all the same
+      if (live->sandbox->usable() && !live->over_quota) keep();
+      return result;
+    }
+    if (Status saved = impl.Save(thread_id, *live, &result, /*checked=*/unread); !saved.ok()) {
+      if (live->save_pending) {
+        std::lock_guard<std::mutex> held(impl.mu);
+        ++impl.deferred_lost;
+      }
+      if (unread && saved.IsConflict()) {
+        // The copy was stale: it ran on a state the store no longer holds. Dropped, and the
+        // execution runs again on what the store holds (nothing of this run was kept).
+        live.reset();
+        RunSlot::ReleaseCurrent();  // (the save gave it back already)
+        again.emplace(impl.run_slots.get());
+        continue;
+      }
+      return saved.WithPrefix("the code ran but its session could not be saved (the session is unchanged): ");
+    }
+    live->save_pending = false;
+    // A session loaded over its quotas (and now back under them, or the save would have been
+    // refused) is loaded again next time, with the quotas as its limits.
+    // Kept live; trimmed by the background thread once idle (Impl::kTrimIdleAfter).
     if (!live->over_quota) keep();
-    return ran.status();
-  }
-  result.execution = std::move(ran.value());
-  const Failure failure = result.execution.failure;
-  if (failure != Failure::kNone) {
-    // Timeout, trap, exit or a broken guest: nothing is saved. The sandbox was rolled back to
-    // the state it had before (the saved version), so it stays live; one that could not be
-    // rolled back is dropped, and the next execution restores the saved state.
-    (void)impl.store->TouchSession(thread_id);  // used all the same
-    if (live->sandbox->usable() && !live->over_quota) keep();
     return result;
   }
-  if (Status saved = impl.Save(thread_id, *live, &result); !saved.ok()) {
-    if (live->save_pending) {
-      std::lock_guard<std::mutex> held(impl.mu);
-      ++impl.deferred_lost;
-    }
-    return saved.WithPrefix("the code ran but its session could not be saved (the session is unchanged): ");
-  }
-  live->save_pending = false;
-  // A session loaded over its quotas (and now back under them, or the save would have been
-  // refused) is loaded again next time, with the quotas as its limits.
-  // Kept live; trimmed by the background thread once idle (Impl::kTrimIdleAfter).
-  if (!live->over_quota) keep();
-  return result;
 }
 
 std::optional<StatusOr<SessionResult>> Sessions::TryExecuteLive(std::string_view thread_id, std::string_view code,

@@ -480,7 +480,9 @@ class PostgresStore final : public Store {
     return WriteStats{n, n, 0};
   }
 
+  using Store::SaveExecution;
   StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
+                                  const std::optional<ExpectedSession>& expected_session,
                                   const std::optional<StateWrite>& state,
                                   const std::vector<FileWrite>& files_upserted,
                                   const std::vector<std::string>& files_deleted) override {
@@ -493,8 +495,8 @@ class PostgresStore final : public Store {
     if (state && expected_version > 0 && !state->fallback &&
         (state->delta || !(state->snapshot.empty() && state->format.empty())) && files_upserted.empty() &&
         files_deleted.empty()) {
-      return state->delta ? SaveDeltaOnly(thread_id, expected_version, *state)
-                          : SaveStateOnly(thread_id, expected_version, *state);
+      return state->delta ? SaveDeltaOnly(thread_id, expected_version, expected_session, *state)
+                          : SaveStateOnly(thread_id, expected_version, expected_session, *state);
     }
     StatusOr<PooledConn> c = pool_.Checkout();
     if (!c.ok()) return c.status();
@@ -506,13 +508,18 @@ class PostgresStore final : public Store {
     id.Text(thread_id);
     Params touch;
     touch.Text(thread_id).Int(now);
+    AddExpected(&touch, expected_session);
     // The touch locks the session row: concurrent saves of one session take turns; the second
     // then reads the first one's version (READ COMMITTED: each statement sees the latest
     // commits).
-    StatusOr<Result> r =
-        conn.Exec("UPDATE brig_sessions SET last_accessed = $2 WHERE thread_id = $1", touch, "cannot lock session");
+    StatusOr<Result> r = conn.Exec(
+        "UPDATE brig_sessions SET last_accessed = $2 WHERE thread_id = $1"
+        " AND ($3::bigint = 0 OR (created_at = $4::bigint AND expires_at = $5::bigint))",
+        touch, "cannot lock session");
     if (!r.ok()) return r.status();
-    if (r.value().affected() == 0) return SessionNotFound(thread_id);
+    if (r.value().affected() == 0) {
+      return expected_session ? internal::SessionChanged(thread_id) : SessionNotFound(thread_id);
+    }
     r = conn.Exec("SELECT version, octet_length(format)::bigint, snapshot_version FROM brig_session_state"
                   " WHERE thread_id = $1",
                   id, "cannot read state version");
@@ -735,12 +742,15 @@ class PostgresStore final : public Store {
   // order); its version test reads the statement's snapshot, the state's UPDATE re-checks
   // the version on the latest row. Only if a concurrent save of the same session commits in
   // between does the touch land without the state (a save tried is a use of the session).
-  StatusOr<int64_t> SaveStateOnly(std::string_view thread_id, int64_t expected_version, const StateWrite& w) {
+  StatusOr<int64_t> SaveStateOnly(std::string_view thread_id, int64_t expected_version,
+                                  const std::optional<ExpectedSession>& expected_session, const StateWrite& w) {
     const int64_t version = expected_version + 1;
     Params p;
     p.Text(thread_id).Bytes(w.snapshot).Text(w.format).Text(w.guest_build_id).Int(expected_version).Int(clock_());
+    AddExpected(&p, expected_session);
     StatusOr<Result> r = WriteQuery(
         "WITH touched AS (UPDATE brig_sessions SET last_accessed = $6 WHERE thread_id = $1"
+        "   AND ($7::bigint = 0 OR (created_at = $8::bigint AND expires_at = $9::bigint))"
         "   AND (SELECT version FROM brig_session_state WHERE thread_id = $1) = $5 RETURNING 1),"
         " saved AS (UPDATE brig_session_state SET snapshot = $2, format = $3, guest_build_id = $4,"
         "   version = $5 + 1, updated_at = $6, snapshot_version = $5 + 1"
@@ -755,20 +765,43 @@ class PostgresStore final : public Store {
         p, "cannot save state");
     if (!r.ok()) return r.status();
     if (r.value().Int(0, 0) == 1) return version;
-    StatusOr<int64_t> stored = GetStateVersion(thread_id);  // NotFound if the session is gone
-    if (!stored.ok()) return stored.status();
-    return internal::VersionConflict(thread_id, stored.value(), expected_version);
+    return WhyNotSaved(thread_id, expected_version, expected_session, /*delta=*/false);
+  }
+
+  // Three parameters: whether a session is expected, its created_at and its expires_at.
+  static void AddExpected(Params* p, const std::optional<ExpectedSession>& e) {
+    p->Int(e ? 1 : 0).Int(e ? e->created_at : 0).Int(e ? e->expires_at : 0);
+  }
+
+  // Why a one-statement save (SaveStateOnly, SaveDeltaOnly) changed nothing.
+  StatusOr<int64_t> WhyNotSaved(std::string_view thread_id, int64_t expected_version,
+                                const std::optional<ExpectedSession>& expected_session, bool delta) {
+    StatusOr<std::pair<SessionInfo, int64_t>> both = GetSessionAndStateVersion(thread_id);
+    if (!both.ok()) {
+      return expected_session && both.status().IsNotFound() ? internal::SessionChanged(thread_id) : both.status();
+    }
+    const SessionInfo& info = both.value().first;
+    if (expected_session &&
+        (info.created_at != expected_session->created_at || info.expires_at != expected_session->expires_at)) {
+      return internal::SessionChanged(thread_id);
+    }
+    const int64_t stored = both.value().second;
+    if (delta && stored == expected_version) return internal::DeltaWithoutState(thread_id);
+    return internal::VersionConflict(thread_id, stored, expected_version);
   }
 
   // SaveExecution of a delta alone (StateWrite::delta), in ONE statement, as SaveStateOnly:
   // the state's row keeps its snapshot (an UPDATE that leaves the out-of-line value as it
   // is), its version moves on, and the delta goes into a row of its own.
-  StatusOr<int64_t> SaveDeltaOnly(std::string_view thread_id, int64_t expected_version, const StateWrite& w) {
+  StatusOr<int64_t> SaveDeltaOnly(std::string_view thread_id, int64_t expected_version,
+                                  const std::optional<ExpectedSession>& expected_session, const StateWrite& w) {
     const int64_t version = expected_version + 1;
     Params p;
     p.Text(thread_id).Bytes(w.snapshot).Int(expected_version).Int(clock_());
+    AddExpected(&p, expected_session);
     StatusOr<Result> r = WriteQuery(
         "WITH touched AS (UPDATE brig_sessions SET last_accessed = $4 WHERE thread_id = $1"
+        "   AND ($5::bigint = 0 OR (created_at = $6::bigint AND expires_at = $7::bigint))"
         "   AND (SELECT version FROM brig_session_state WHERE thread_id = $1) = $3 RETURNING 1),"
         " saved AS (UPDATE brig_session_state SET version = $3 + 1, updated_at = $4"
         "   WHERE thread_id = $1 AND version = $3 AND format <> '' AND EXISTS (SELECT 1 FROM touched)"
@@ -779,10 +812,7 @@ class PostgresStore final : public Store {
         p, "cannot save state");
     if (!r.ok()) return r.status();
     if (r.value().Int(0, 0) == 1) return version;
-    StatusOr<int64_t> stored = GetStateVersion(thread_id);  // NotFound if the session is gone
-    if (!stored.ok()) return stored.status();
-    if (stored.value() == expected_version) return internal::DeltaWithoutState(thread_id);
-    return internal::VersionConflict(thread_id, stored.value(), expected_version);
+    return WhyNotSaved(thread_id, expected_version, expected_session, /*delta=*/true);
   }
 
   // One statement on a pooled connection, in its own implicit transaction.

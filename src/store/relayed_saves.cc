@@ -8,7 +8,7 @@
 namespace brig::store {
 namespace {
 
-constexpr uint8_t kFormat = 1;
+constexpr uint8_t kFormat = 2;  // 2: with the expected session
 constexpr uint8_t kFlagDelta = 1;
 constexpr uint8_t kFlagFallback = 2;
 
@@ -42,12 +42,15 @@ class RelayingStore : public Store {
   RelayingStore(std::unique_ptr<Store> inner, std::function<std::string(std::string_view)> relay)
       : inner_(std::move(inner)), relay_(std::move(relay)) {}
 
+  using Store::SaveExecution;
   StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
+                                  const std::optional<ExpectedSession>& expected_session,
                                   const std::optional<StateWrite>& state, const std::vector<FileWrite>& files_upserted,
                                   const std::vector<std::string>& files_deleted) override {
-    std::string save = EncodeSave(thread_id, expected_version, state, files_upserted, files_deleted);
+    std::string save = EncodeSave(thread_id, expected_version, state, files_upserted, files_deleted, expected_session);
     if (save.size() > kMaxRelayedSave) {
-      return inner_->SaveExecution(thread_id, expected_version, state, files_upserted, files_deleted);
+      return inner_->SaveExecution(thread_id, expected_version, expected_session, state, files_upserted,
+                                   files_deleted);
     }
     return DecodeSaveAnswer(relay_(save));
   }
@@ -121,7 +124,8 @@ class RelayingStore : public Store {
 }  // namespace
 
 std::string EncodeSave(std::string_view thread_id, int64_t expected_version, const std::optional<StateWrite>& state,
-                       const std::vector<FileWrite>& files_upserted, const std::vector<std::string>& files_deleted) {
+                       const std::vector<FileWrite>& files_upserted, const std::vector<std::string>& files_deleted,
+                       const std::optional<ExpectedSession>& expected_session) {
   size_t size = 64 + thread_id.size();
   if (state) size += state->snapshot.size() + state->format.size() + state->guest_build_id.size() + 32;
   if (state && state->fallback) size += state->fallback->size();
@@ -132,6 +136,11 @@ std::string EncodeSave(std::string_view thread_id, int64_t expected_version, con
   out.push_back(static_cast<char>(kFormat));
   Append32(&out, thread_id);
   AppendLe64(&out, static_cast<uint64_t>(expected_version));
+  out.push_back(expected_session ? 1 : 0);
+  if (expected_session) {
+    AppendLe64(&out, static_cast<uint64_t>(expected_session->created_at));
+    AppendLe64(&out, static_cast<uint64_t>(expected_session->expires_at));
+  }
   out.push_back(state ? 1 : 0);
   if (state) {
     Append32(&out, state->format);
@@ -155,13 +164,19 @@ StatusOr<ExecutionSave> DecodeSave(std::string_view bytes) {
   auto bad = [&] { return Status::InvalidArgument("a relayed save that is not one (" + std::to_string(bytes.size()) + " bytes)"); };
   LeReader r(bytes);
   ExecutionSave s;
-  uint8_t format, has_state;
+  uint8_t format, has_expected, has_state;
   uint64_t version;
-  if (!r.U8(&format) || format != kFormat || !Read32(r, &s.thread_id) || !r.U64(&version) || !r.U8(&has_state) ||
-      has_state > 1) {
+  if (!r.U8(&format) || format != kFormat || !Read32(r, &s.thread_id) || !r.U64(&version) || !r.U8(&has_expected) ||
+      has_expected > 1) {
     return bad();
   }
   s.expected_version = static_cast<int64_t>(version);
+  if (has_expected) {
+    uint64_t created_at, expires_at;
+    if (!r.U64(&created_at) || !r.U64(&expires_at)) return bad();
+    s.expected_session = ExpectedSession{static_cast<int64_t>(created_at), static_cast<int64_t>(expires_at)};
+  }
+  if (!r.U8(&has_state) || has_state > 1) return bad();
   if (has_state) {
     StateWrite w;
     uint8_t flags;

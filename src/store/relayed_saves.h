@@ -40,12 +40,14 @@ namespace brig::store {
 // moment: correct, only not grouped), so that a relay never carries more than this.
 inline constexpr size_t kMaxRelayedSave = size_t{32} << 20;
 
-// The bytes of a save: u8 format (1) | u32 n, thread_id | u64 expected_version | u8 has_state
+// The bytes of a save: u8 format (2) | u32 n, thread_id | u64 expected_version |
+// u8 has_expected_session [| u64 created_at | u64 expires_at] | u8 has_state
 // [| u32 n, format | u32 n, guest_build_id | u8 flags (1 delta, 2 fallback) | u64 n, fallback
 // if flagged | u64 n, snapshot] | u32 count, files (u32 n, path | u32 n, content_type | u64 n,
 // content) | u32 count, deleted (u32 n, path). Little-endian; nothing after the last field.
 std::string EncodeSave(std::string_view thread_id, int64_t expected_version, const std::optional<StateWrite>& state,
-                       const std::vector<FileWrite>& files_upserted, const std::vector<std::string>& files_deleted);
+                       const std::vector<FileWrite>& files_upserted, const std::vector<std::string>& files_deleted,
+                       const std::optional<ExpectedSession>& expected_session = std::nullopt);
 // InvalidArgument for bytes that are not one whole save of this format.
 StatusOr<ExecutionSave> DecodeSave(std::string_view bytes);
 

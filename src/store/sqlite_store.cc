@@ -513,7 +513,9 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     return st.ColInt(0);
   }
 
+  using Store::SaveExecution;
   StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
+                                  const std::optional<ExpectedSession>& expected_session,
                                   const std::optional<StateWrite>& state,
                                   const std::vector<FileWrite>& files_upserted,
                                   const std::vector<std::string>& files_deleted) override {
@@ -523,7 +525,8 @@ class SqliteStore final : public Store, private GroupCommit::Database {
     const std::vector<std::string>& types = checked.value();
     int64_t version = 0;
     Status s = Write([&] {
-      return SaveLocked(thread_id, expected_version, state, files_upserted, files_deleted, types, &version);
+      return SaveLocked(thread_id, expected_version, expected_session, state, files_upserted, files_deleted, types,
+                        &version);
     });
     if (!s.ok()) return s;
     return version;
@@ -546,7 +549,8 @@ class SqliteStore final : public Store, private GroupCommit::Database {
       }
       types[i] = std::move(checked.value());
       writes.push_back([this, &s, &t = types[i], &v = versions[i]] {
-        return SaveLocked(s.thread_id, s.expected_version, s.state, s.files_upserted, s.files_deleted, t, &v);
+        return SaveLocked(s.thread_id, s.expected_version, s.expected_session, s.state, s.files_upserted,
+                          s.files_deleted, t, &v);
       });
       which.push_back(i);
     }
@@ -856,16 +860,23 @@ class SqliteStore final : public Store, private GroupCommit::Database {
   }
 
   // The body of SaveExecution, in a write. Sets *version on success.
-  Status SaveLocked(std::string_view thread_id, int64_t expected_version, const std::optional<StateWrite>& state,
+  Status SaveLocked(std::string_view thread_id, int64_t expected_version,
+                    const std::optional<ExpectedSession>& expected_session,
+                    const std::optional<StateWrite>& state,
                     const std::vector<FileWrite>& files_upserted, const std::vector<std::string>& files_deleted,
                     const std::vector<std::string>& types, int64_t* version_out) {
     const int64_t now = clock_();
     {
       // The session's check and its touch in one statement.
-      Stmt st(writer_, "UPDATE brig_sessions SET last_accessed = ?2 WHERE thread_id = ?1");
-      st.Text(1, thread_id).Int(2, now);
+      Stmt st(writer_,
+              "UPDATE brig_sessions SET last_accessed = ?2 WHERE thread_id = ?1"
+              " AND (?3 = 0 OR (created_at = ?4 AND expires_at = ?5))");
+      st.Text(1, thread_id).Int(2, now).Int(3, expected_session ? 1 : 0);
+      st.Int(4, expected_session ? expected_session->created_at : 0).Int(5, expected_session ? expected_session->expires_at : 0);
       if (Status s = st.Run("cannot update session"); !s.ok()) return s;
-      if (sqlite3_changes(writer_.db) == 0) return SessionNotFound(thread_id);
+      if (sqlite3_changes(writer_.db) == 0) {
+        return expected_session ? internal::SessionChanged(thread_id) : SessionNotFound(thread_id);
+      }
     }
     int64_t stored = 0;
     bool stored_cleared = true;

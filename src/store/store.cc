@@ -115,6 +115,12 @@ Status VersionConflict(std::string_view thread_id, int64_t stored, int64_t expec
                           ": another execution saved first; nothing was saved");
 }
 
+Status SessionChanged(std::string_view thread_id) {
+  return Status::Conflict("session '" + std::string(thread_id) +
+                          "' was deleted, made again or given another expiry since this copy of it was loaded;"
+                          " nothing was saved");
+}
+
 Status DeltaWithoutState(std::string_view thread_id) {
   return Status::FailedPrecondition("session '" + std::string(thread_id) +
                                     "' has no stored state for a state delta to apply to; nothing was saved");

@@ -112,10 +112,18 @@ struct StateWrite {
   bool delta = false;
 };
 
+// The session a save expects to find (Store::SaveExecution): the one made at created_at,
+// its expiry still expires_at (both as read when the saving process loaded its copy).
+struct ExpectedSession {
+  int64_t created_at = 0;
+  int64_t expires_at = 0;
+};
+
 // SaveExecution's arguments, owned (Store::SaveExecutions, relayed saves).
 struct ExecutionSave {
   std::string thread_id;
   int64_t expected_version = 0;
+  std::optional<ExpectedSession> expected_session;  // nullopt: not checked
   std::optional<StateWrite> state;
   std::vector<FileWrite> files_upserted;
   std::vector<std::string> files_deleted;
@@ -224,10 +232,22 @@ class Store {
   // changed; a crash at any moment leaves either the old or the new state and files.
   // A path may not appear twice across files_upserted and files_deleted.
   // Concurrent calls (other sessions, other threads) commit together (Group commit above).
+  // With `expected_session` the save also checks that the session is still that one: made
+  // at its created_at (not deleted and made again), its expiry unchanged; if not it changes
+  // nothing and returns Conflict (for a missing session too). A process that runs its live
+  // copy of a session without reading the store first learns here that the copy is stale
+  // (Sessions::Execute).
   virtual StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
+                                          const std::optional<ExpectedSession>& expected_session,
                                           const std::optional<StateWrite>& state,
                                           const std::vector<FileWrite>& files_upserted,
                                           const std::vector<std::string>& files_deleted) = 0;
+  // The same without the session check.
+  StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
+                                  const std::optional<StateWrite>& state, const std::vector<FileWrite>& files_upserted,
+                                  const std::vector<std::string>& files_deleted) {
+    return SaveExecution(thread_id, expected_version, std::nullopt, state, files_upserted, files_deleted);
+  }
 
   // SaveExecution of each of `saves`, in one call: their outcomes, in order, each as if
   // saved alone (one failing fails no other). The saves commit together where the backend
@@ -238,7 +258,8 @@ class Store {
     std::vector<StatusOr<int64_t>> out;
     out.reserve(saves.size());
     for (const ExecutionSave& s : saves) {
-      out.push_back(SaveExecution(s.thread_id, s.expected_version, s.state, s.files_upserted, s.files_deleted));
+      out.push_back(SaveExecution(s.thread_id, s.expected_version, s.expected_session, s.state, s.files_upserted,
+                                  s.files_deleted));
     }
     return out;
   }

@@ -27,6 +27,8 @@ StatusOr<std::vector<std::string>> CheckSave(std::string_view thread_id, int64_t
 std::string ContentTypeOf(const FileWrite& file);
 // The message for a version mismatch.
 Status VersionConflict(std::string_view thread_id, int64_t stored, int64_t expected);
+// Conflict: a save's expected_session did not hold (SaveExecution).
+Status SessionChanged(std::string_view thread_id);
 // FailedPrecondition: a StateWrite::delta over a cleared or missing state.
 Status DeltaWithoutState(std::string_view thread_id);
 Status SessionNotFound(std::string_view thread_id);

@@ -76,6 +76,61 @@ TEST_F(SessionsTest, LiveUntilAnotherWriterSavesANewerVersion) {
   EXPECT_EQ(Run(*a, "t", "x").restored_from, "live");
 }
 
+// A live copy runs without a read of the store first; its save finds out when the store
+// holds another session of that name now (deleted and made again, saved up to the same
+// version), and the execution runs again on what the store holds.
+TEST_F(SessionsTest, ALiveCopyOfASessionMadeAgainIsNotUsed) {
+  auto a = Open();
+  Run(*a, "t", "x = 1");
+  EXPECT_EQ(Run(*a, "t", "x = 2").version, 2);
+  ASSERT_TRUE(OpenReader());
+  ASSERT_TRUE(reader_->DeleteSession("t").ok());
+  auto b = Open();
+  EXPECT_EQ(Run(*b, "t", "y = 5").restored_from, "new");
+  EXPECT_EQ(Run(*b, "t", "y += 1").version, 2);
+  auto r = a->Execute("t", "x");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_TRUE(r.value().execution.error.has_value());  // the session made again has no x
+  EXPECT_EQ(r.value().execution.error->type, "NameError");
+  EXPECT_EQ(r.value().restored_from, "pages");
+  SessionResult y = Run(*a, "t", "y");
+  EXPECT_EQ(y.execution.result, "6");
+  EXPECT_EQ(y.restored_from, "live");
+  EXPECT_EQ(y.version, 4);
+}
+
+// An execution that fails on a stale live copy (here: a timeout it would not have on the
+// stored state) is not the answer: it runs again on what the store holds.
+TEST_F(SessionsTest, AFailureOnAStaleLiveCopyIsRunAgainOnTheStoredState) {
+  options_.limits.timeout_seconds = 0.5;
+  auto a = Open();
+  Run(*a, "t", "x = 1");
+  auto b = Open();
+  Run(*b, "t", "x = 2");
+  auto r = a->Execute("t", "while x < 2: pass\nx");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r.value().execution.failure, Failure::kNone) << r.value().execution.failure_message;
+  EXPECT_EQ(r.value().execution.result, "2");
+  EXPECT_EQ(r.value().restored_from, "pages");
+  EXPECT_EQ(r.value().version, 3);
+}
+
+// A session that expired in the store (its expiry moved by another process) is refused by a
+// process that holds it live with a later expiry.
+TEST_F(SessionsTest, ASessionExpiredElsewhereIsRefusedByItsLiveCopy) {
+  auto a = Open();
+  Run(*a, "t", "x = 1");
+  ASSERT_TRUE(OpenReader());
+  ASSERT_TRUE(reader_->SetSessionExpiry("t", store::NowMicros() - 1000).ok());
+  auto r = a->Execute("t", "x = 2");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsFailedPrecondition()) << r.status().message();
+  EXPECT_NE(r.status().message().find("expired"), std::string::npos) << r.status().message();
+  auto st = reader_->GetState("t");
+  ASSERT_TRUE(st.ok() && st.value());
+  EXPECT_EQ(st.value()->version, 1);  // nothing of the refused execution was saved
+}
+
 // A live session whose execution timed out is rolled back (its instance remade from a
 // checkpoint): it must go on saving page snapshots, not fail every later save.
 TEST_F(SessionsTest, LiveSessionKeepsSavingAfterARolledBackExecution) {

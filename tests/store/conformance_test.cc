@@ -870,6 +870,73 @@ TYPED_TEST(StoreConformance, GetSessionAndStateVersionReadsBothAtOnce) {
 }
 
 // A save of a new state alone (no file changed): PostgreSQL writes it in one statement.
+// A save that names the session it expects (its created_at and expiry) refuses another one
+// of the same name (deleted and made again, even at the same version), a missing one and
+// one whose expiry changed, with Conflict, and changes nothing: what a live copy run without
+// reading the store first relies on (Sessions::Execute). Each kind of save: a whole state
+// alone and a delta alone (PostgreSQL's one-statement paths), one with files (the general
+// path), and a group.
+TYPED_TEST(StoreConformance, SavesExpectingASessionRefuseAnotherOne) {
+  Store& s = *this->store_;
+  this->Create("t");
+  const SessionInfo made = s.GetSession("t").value();
+  const ExpectedSession first{made.created_at, made.expires_at};
+  ASSERT_EQ(s.SaveExecution("t", 0, first, StateWrite{"v1", "f", "b"}, {}, {}).value(), 1);
+  StateWrite delta{"d2", "f", "b"};
+  delta.delta = true;
+  ASSERT_EQ(s.SaveExecution("t", 1, first, delta, {}, {}).value(), 2);
+  ASSERT_EQ(s.SaveExecution("t", 2, first, StateWrite{"v3", "f", "b"}, {{"/a", "a", ""}}, {}).value(), 3);
+
+  // Deleted and made again a day later, with the same expiry, then saved up to the same version.
+  ASSERT_TRUE(s.DeleteSession("t").ok());
+  this->now_ = 101 * kDay;
+  this->Create("t");
+  const SessionInfo again = s.GetSession("t").value();
+  ASSERT_NE(again.created_at, first.created_at);
+  ASSERT_EQ(again.expires_at, first.expires_at);
+  ASSERT_EQ(s.SaveExecution("t", 0, StateWrite{"n1", "f", "b"}, {}, {}).value(), 1);
+  ASSERT_EQ(s.SaveExecution("t", 1, StateWrite{"n2", "f", "b"}, {}, {}).value(), 2);
+  this->now_ = 102 * kDay;
+  std::vector<StatusOr<int64_t>> refused;
+  refused.push_back(s.SaveExecution("t", 2, first, StateWrite{"stale", "f", "b"}, {}, {}));
+  StateWrite stale_delta{"stale-d", "f", "b"};
+  stale_delta.delta = true;
+  refused.push_back(s.SaveExecution("t", 2, first, stale_delta, {}, {}));
+  refused.push_back(s.SaveExecution("t", 2, first, StateWrite{"stale", "f", "b"}, {{"/b", "b", ""}}, {}));
+  refused.push_back(s.SaveExecution("t", 2, first, std::nullopt, {{"/b", "b", ""}}, {}));
+  ExecutionSave grouped;
+  grouped.thread_id = "t";
+  grouped.expected_version = 2;
+  grouped.expected_session = first;
+  grouped.state = StateWrite{"stale", "f", "b"};
+  refused.push_back(s.SaveExecutions({grouped}).at(0));
+  refused.push_back(s.SaveExecution("missing", 0, first, StateWrite{"x", "f", "b"}, {}, {}));
+  for (size_t i = 0; i < refused.size(); ++i) {
+    ASSERT_TRUE(refused[i].status().IsConflict()) << i << ": " << refused[i].status().ToString();
+    EXPECT_NE(refused[i].status().message().find("made again"), std::string::npos) << refused[i].status().message();
+  }
+  StatusOr<std::optional<SessionState>> st = s.GetState("t");
+  EXPECT_EQ(st.value()->snapshot, "n2");
+  EXPECT_EQ(st.value()->version, 2);
+  EXPECT_TRUE(st.value()->deltas.empty());
+  EXPECT_EQ(s.GetSession("t").value().last_accessed, 101 * kDay);
+  EXPECT_TRUE(s.GetFile("t", "/b").status().IsNotFound());
+  EXPECT_FALSE(s.SessionExists("missing").value());
+
+  // The session it is saves; once its expiry moved (later here), the old one no longer does.
+  const ExpectedSession second{again.created_at, again.expires_at};
+  ASSERT_EQ(s.SaveExecution("t", 2, second, StateWrite{"n3", "f", "b"}, {}, {}).value(), 3);
+  ASSERT_TRUE(s.SetSessionExpiry("t", again.expires_at + kDay).ok());
+  EXPECT_TRUE(s.SaveExecution("t", 3, second, StateWrite{"late", "f", "b"}, {}, {}).status().IsConflict());
+  StateWrite late_delta{"late-d", "f", "b"};
+  late_delta.delta = true;
+  EXPECT_TRUE(s.SaveExecution("t", 3, second, late_delta, {}, {}).status().IsConflict());
+  EXPECT_EQ(s.GetState("t").value()->snapshot, "n3");
+  const ExpectedSession extended{again.created_at, again.expires_at + kDay};
+  EXPECT_EQ(s.SaveExecution("t", 3, extended, late_delta, {}, {}).value(), 4);
+  EXPECT_EQ(s.SaveExecution("t", 4, StateWrite{"unchecked", "f", "b"}, {}, {}).value(), 5);
+}
+
 TYPED_TEST(StoreConformance, StateOnlySaveChecksTheVersionAndChangesNothingOnConflict) {
   Store& s = *this->store_;
   this->Create("t");

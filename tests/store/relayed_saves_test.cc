@@ -21,6 +21,7 @@ ExecutionSave FullSave() {
   ExecutionSave s;
   s.thread_id = "relay-t";
   s.expected_version = 0;
+  s.expected_session = ExpectedSession{1764990000123456, 1765990000654321};
   StateWrite w;
   w.snapshot = std::string("snap\0shot", 9);
   w.format = "brig-pages-1";
@@ -35,12 +36,17 @@ ExecutionSave FullSave() {
 }
 
 std::string Encode(const ExecutionSave& s) {
-  return EncodeSave(s.thread_id, s.expected_version, s.state, s.files_upserted, s.files_deleted);
+  return EncodeSave(s.thread_id, s.expected_version, s.state, s.files_upserted, s.files_deleted, s.expected_session);
 }
 
 void ExpectSame(const ExecutionSave& a, const ExecutionSave& b) {
   EXPECT_EQ(a.thread_id, b.thread_id);
   EXPECT_EQ(a.expected_version, b.expected_version);
+  EXPECT_EQ(a.expected_session.has_value(), b.expected_session.has_value());
+  if (a.expected_session && b.expected_session) {
+    EXPECT_EQ(a.expected_session->created_at, b.expected_session->created_at);
+    EXPECT_EQ(a.expected_session->expires_at, b.expected_session->expires_at);
+  }
   ASSERT_EQ(a.state.has_value(), b.state.has_value());
   if (a.state) {
     EXPECT_EQ(a.state->snapshot, b.state->snapshot);
@@ -87,27 +93,32 @@ TEST(RelayedSaves, BytesThatAreNotOneWholeSaveAreRefused) {
   }
   EXPECT_TRUE(DecodeSave(good + "x").status().IsInvalidArgument()) << "a byte too many";
   std::string wrong_format = good;
-  wrong_format[0] = 2;
+  wrong_format[0] = 1;  // the format before the expected session
   EXPECT_TRUE(DecodeSave(wrong_format).status().IsInvalidArgument());
 
-  // has_state other than 0 or 1; unknown state flags; a file count far beyond the bytes.
+  // has_expected_session or has_state other than 0 or 1; unknown state flags; a file count
+  // far beyond the bytes.
   ExecutionSave bare;
   bare.thread_id = "t";
   std::string b = Encode(bare);
-  const size_t has_state_at = 1 + 4 + 1 + 8;
+  const size_t has_state_at = 1 + 4 + 1 + 8 + 1;  // bare: no expected session
   b[has_state_at] = 2;
   EXPECT_TRUE(DecodeSave(b).status().IsInvalidArgument());
+  std::string e = Encode(bare);
+  e[has_state_at - 1] = 2;
+  EXPECT_TRUE(DecodeSave(e).status().IsInvalidArgument());
   std::string flags = good;
-  const size_t flags_at = 1 + 4 + FullSave().thread_id.size() + 8 + 1 + 4 + FullSave().state->format.size() + 4 +
+  const size_t flags_at = 1 + 4 + FullSave().thread_id.size() + 8 + 1 + 16 + 1 + 4 + FullSave().state->format.size() + 4 +
                           FullSave().state->guest_build_id.size();
   ASSERT_EQ(static_cast<uint8_t>(flags[flags_at]), 3);
   flags[flags_at] = static_cast<char>(0x83);
   EXPECT_TRUE(DecodeSave(flags).status().IsInvalidArgument());
   std::string lie;
-  lie.push_back(1);
+  lie.push_back(2);
   AppendLe32(&lie, 1);
   lie += "t";
   AppendLe64(&lie, 0);
+  lie.push_back(0);  // no expected session
   lie.push_back(0);
   AppendLe32(&lie, 0xFFFFFFFFu);  // four billion files in a few bytes
   EXPECT_TRUE(DecodeSave(lie).status().IsInvalidArgument());
