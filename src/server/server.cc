@@ -89,6 +89,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     pool.workers = s.options.workers;
     pool.threads_per_worker = s.options.execution_threads;
     pool.inline_budget = s.options.inline_budget;
+    pool.execution_nice = s.options.execution_nice;
     pool.max_queue = s.options.max_queued_executions;
     pool.heartbeat_timeout = s.options.worker_timeout;
     pool.io = &s.http->io_context();

@@ -55,6 +55,8 @@ struct ServerOptions {
   // default: measured on the shared 2-core machine, no less CPU per execution and fewer
   // executions/s with a worse p99 (bench/RESULTS.md, 2026-12-05).
   bool inline_on_io_threads = false;
+  // The nice value of the worker processes' execution threads (thread_nice.h), 0..19.
+  int execution_nice = 6;
   // Threads for store and file operations, which block.
   int blocking_threads = 8;
   // The cleanup job (expired sessions, orphans) every this often; 0: never.

@@ -24,6 +24,7 @@
 #include "brig/store.h"
 #include "brig/text.h"
 #include "server/executor.h"
+#include "server/thread_nice.h"
 #include "server/worker_protocol.h"
 
 namespace brig::server {
@@ -98,7 +99,10 @@ class Worker {
     Sessions::Options options;
     int threads = 0;
     bool relay_saves = false;
-    if (Status s = worker::DecodeConfig(config.body, &options, &threads, &inline_budget_, &relay_saves); !s.ok()) Fail(s);
+    if (Status s = worker::DecodeConfig(config.body, &options, &threads, &inline_budget_, &relay_saves, &execution_nice_);
+        !s.ok()) {
+      Fail(s);
+    }
     options.max_running = threads;  // --threads: executions doing CPU work at once
     StoreOptions store_options;
     store_options.pool_size = options.pool_size;
@@ -256,6 +260,7 @@ class Worker {
   }
 
   void RunExecutions() {
+    SetThisThreadNice(execution_nice_);  // the reading thread (inline executions) stays as it is
     while (true) {
       Job job;
       {
@@ -321,6 +326,7 @@ class Worker {
   std::mutex answer_mu_;  // a live-session count and the answer carrying it (Reply)
   worker::FrameReader reader_;
   std::thread::id reader_thread_;  // Run's: the only one that reads the socket
+  int execution_nice_ = 0;          // the config's: RunExecutions' threads
   std::unique_ptr<Store> store_;  // before sessions_, which borrows it
   std::unique_ptr<Sessions> sessions_;
 

@@ -754,7 +754,7 @@ StatusOr<std::unique_ptr<WorkerPool>> WorkerPool::Start(WorkerPoolOptions option
   p.options = std::move(options);
   worker::AppendFrame(&p.config_frame, FrameType::kConfig, 0,
                       worker::EncodeConfig(p.options.sessions, p.options.threads_per_worker, p.options.inline_budget,
-                                           p.options.relay_store != nullptr));
+                                           p.options.relay_store != nullptr, p.options.execution_nice));
   p.capacity = static_cast<size_t>(p.options.workers) * static_cast<size_t>(p.options.threads_per_worker) + p.options.max_queue;
   p.slots.resize(static_cast<size_t>(p.options.workers));
   p.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -71,6 +71,8 @@ struct WorkerPoolOptions {
   // A worker runs a quick non-durable execution of a session it holds live on the thread
   // that reads its socket, within this (ServerOptions::inline_budget); 0: never.
   std::chrono::microseconds inline_budget{0};
+  // The nice value of the workers' execution threads (thread_nice.h), 0..19.
+  int execution_nice = 0;
   // Executions accepted beyond workers * threads_per_worker, waiting in the workers;
   // past it Execute answers ResourceExhausted.
   size_t max_queue = 256;

@@ -392,7 +392,7 @@ class SummaryScanner {
 std::optional<ResultSummary> SummarizeResult(std::string_view json_text) { return SummaryScanner(json_text).Scan(); }
 
 std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::microseconds inline_budget,
-                         bool relay_saves) {
+                         bool relay_saves, int execution_nice) {
   const Limits& l = o.limits;
   nlohmann::json limits = {{"timeout_seconds", l.timeout_seconds}, {"memory_bytes", l.memory_bytes},
                            {"output_bytes", l.output_bytes},       {"file_bytes", l.file_bytes},
@@ -412,12 +412,13 @@ std::string EncodeConfig(const Sessions::Options& o, int threads, std::chrono::m
   return nlohmann::json({{"threads", threads},
                          {"inline_budget_us", inline_budget.count()},
                          {"relay_saves", relay_saves},
+                         {"execution_nice", execution_nice},
                          {"sessions", sessions}})
       .dump();
 }
 
 Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, std::chrono::microseconds* inline_budget,
-                    bool* relay_saves) {
+                    bool* relay_saves, int* execution_nice) {
   nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   std::string fault;
   auto obj = [&](const nlohmann::json& parent, const char* key) -> const nlohmann::json* {
@@ -463,8 +464,9 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, s
     *out = it->get<bool>();
   };
   if (!j.is_object()) return Status::InvalidArgument("worker config: not a JSON object");
-  int64_t n = 0, max_live = 0, compact_ms = 0, lock_ms = 0, pool = 0, statement_ms = 0, budget_us = 0;
+  int64_t n = 0, max_live = 0, compact_ms = 0, lock_ms = 0, pool = 0, statement_ms = 0, budget_us = 0, nice = 0;
   i64(&j, "threads", &n);
+  if (j.contains("execution_nice")) i64(&j, "execution_nice", &nice);
   if (j.contains("inline_budget_us")) i64(&j, "inline_budget_us", &budget_us);
   bool relay = false;
   if (j.contains("relay_saves")) boolean(&j, "relay_saves", &relay);
@@ -490,6 +492,7 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, s
   i64(s, "statement_timeout_ms", &statement_ms);
   if (fault.empty() && (n < 1 || n > 1024)) fault = "threads is out of range (1..1024)";
   if (fault.empty() && (budget_us < 0 || budget_us > 60'000'000)) fault = "inline_budget_us is out of range";
+  if (fault.empty() && (nice < 0 || nice > 19)) fault = "execution_nice is out of range (0..19)";
   if (fault.empty() && (max_live < 0 || compact_ms < 0 || lock_ms < 0 || statement_ms < 0 || pool < 1 || pool > 1024)) {
     fault = "a count or duration is out of range";
   }
@@ -504,6 +507,7 @@ Status DecodeConfig(std::string_view body, Sessions::Options* o, int* threads, s
   *threads = static_cast<int>(n);
   if (inline_budget) *inline_budget = std::chrono::microseconds(budget_us);
   if (relay_saves) *relay_saves = relay;
+  if (execution_nice) *execution_nice = static_cast<int>(nice);
   return Status::Ok();
 }
 

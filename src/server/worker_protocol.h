@@ -137,14 +137,16 @@ std::optional<ResultSummary> SummarizeResult(std::string_view json_text);
 
 // kConfig's body: the options a worker opens its Sessions with, its thread count, how
 // long a quick execution may run on the thread that reads the socket (inline_budget_us,
-// WorkerPoolOptions::inline_budget; absent: 0), and whether it hands its saves to the
-// supervisor (relay_saves, kSave; absent: false).
+// WorkerPoolOptions::inline_budget; absent: 0), whether it hands its saves to the
+// supervisor (relay_saves, kSave; absent: false), and the nice value of its execution
+// threads (execution_nice, 0..19, WorkerPoolOptions::execution_nice; absent: 0).
 std::string EncodeConfig(const Sessions::Options& options, int threads,
                          std::chrono::microseconds inline_budget = std::chrono::microseconds(0),
-                         bool relay_saves = false);
+                         bool relay_saves = false, int execution_nice = 0);
 // InvalidArgument naming what is missing or out of range.
 Status DecodeConfig(std::string_view body, Sessions::Options* options, int* threads,
-                    std::chrono::microseconds* inline_budget = nullptr, bool* relay_saves = nullptr);
+                    std::chrono::microseconds* inline_budget = nullptr, bool* relay_saves = nullptr,
+                    int* execution_nice = nullptr);
 
 }  // namespace brig::server::worker
 

@@ -151,6 +151,52 @@ class LiveBoundsTest(unittest.TestCase):
             self.assertIn(flag.encode(), r.stderr)
 
 
+def thread_nice_values(pid):
+    """{thread id: nice value} of the process's threads (/proc stat field 19)."""
+    out = {}
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, task)) as f:
+            out[int(task)] = int(f.read().rsplit(")", 1)[1].split()[16])
+    return out
+
+
+class ExecutionNiceTest(unittest.TestCase):
+    """--execution-nice: the worker threads that run guest code run at that nice value (default
+    6); the thread reading the worker's socket (which also runs quick non-durable executions)
+    and the supervisor stay at 0. Out of range is a usage error."""
+
+    def setUp(self):
+        self.home = harness.make_home("execution-nice")
+        self.addCleanup(shutil.rmtree, self.home, True)
+
+    def nice_values(self, flags, db):
+        server = harness.BrigServer("sqlite:" + os.path.join(self.home, db), self.home,
+                                    flags=["--workers", "1"] + flags)
+        try:
+            self.assertEqual(server.execute("t", "x = 1").status, 200)
+            (worker,) = children(server.proc.pid)
+            return thread_nice_values(worker), thread_nice_values(server.proc.pid), worker
+        finally:
+            self.assertEqual(server.stop(), 0, server.stderr_text()[-2000:])
+
+    def test_execution_threads_run_at_the_nice_value(self):
+        for flags, want in (([], 6), (["--execution-nice", "11"], 11), (["--execution-nice", "0"], 0)):
+            in_worker, in_supervisor, worker = self.nice_values(flags, "nice%d.db" % want)
+            self.assertEqual(sorted(set(in_worker.values())), sorted({0, want}), (flags, in_worker))
+            self.assertEqual(in_worker[worker], 0, in_worker)  # the thread that reads the socket
+            # --threads 4 on SQLite: 16 execution threads, each at the value (and the threads
+            # they start in passing, which inherit it: the sessions' background thread).
+            self.assertGreaterEqual(sum(1 for v in in_worker.values() if v == want), 16)
+            self.assertEqual(set(in_supervisor.values()), {0}, in_supervisor)
+
+    def test_out_of_range_is_refused(self):
+        for bad in ("-1", "20", "-5", "low"):
+            r = subprocess.run([harness.BRIG, "serve", "--listen", "127.0.0.1:0", "--execution-nice", bad],
+                               env=dict(os.environ, BRIG_HOME=self.home), capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 2, (bad, r.stderr))
+            self.assertIn(b"--execution-nice", r.stderr)
+
+
 class IoThreadsTest(unittest.TestCase):
     """--io-threads: the HTTP side's threads (default one per two cores); out of range is a
     usage error before anything starts."""

@@ -174,6 +174,26 @@ TEST(WorkerProtocol, TheConfigCarriesTheLiveSessionsByteBound) {
   }
 }
 
+TEST(WorkerProtocol, TheConfigCarriesTheExecutionThreadsNiceValue) {
+  Sessions::Options options;
+  options.store_url = "sqlite:/tmp/x.db";
+  Sessions::Options back;
+  int threads = 0, nice = -1;
+  ASSERT_TRUE(DecodeConfig(EncodeConfig(options, 1, {}, false, 6), &back, &threads, nullptr, nullptr, &nice).ok());
+  EXPECT_EQ(nice, 6);
+  nlohmann::json j = nlohmann::json::parse(EncodeConfig(options, 1, {}, false, 6));
+  j.erase("execution_nice");
+  ASSERT_TRUE(DecodeConfig(j.dump(), &back, &threads, nullptr, nullptr, &nice).ok());
+  EXPECT_EQ(nice, 0);
+  for (nlohmann::json bad : {nlohmann::json(-1), nlohmann::json(20), nlohmann::json(-20), nlohmann::json("6"),
+                             nlohmann::json(2.5)}) {
+    j["execution_nice"] = bad;
+    Status st = DecodeConfig(j.dump(), &back, &threads, nullptr, nullptr, &nice);
+    EXPECT_TRUE(st.IsInvalidArgument()) << bad.dump();
+    EXPECT_NE(st.message().find("execution_nice"), std::string::npos) << st.message();
+  }
+}
+
 TEST(WorkerProtocol, ResultSummaryReadsTheSessionAndTheOutcome) {
   auto summary = [](std::string_view text) { return SummarizeResult(text); };
   auto s = summary(R"({"display":[{"session":"no"}],"failure":null,"ok":true,"session":{"files":[],"thread_id":"t1"}})");
