@@ -1136,6 +1136,10 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
       // rolled back is dropped, and the next execution restores the saved state. A copy run
       // unread is checked now: a failure on a stale copy says nothing of the stored session.
       if (unread && !impl.StillStored(thread_id, *live)) {
+        if (live->save_pending) {
+          std::lock_guard<std::mutex> held(impl.mu);
+          ++impl.deferred_lost;  // another process saved the session since: they are lost
+        }
         live.reset();
         RunSlot::ReleaseCurrent();
         again.emplace(impl.run_slots.get());
