@@ -206,7 +206,10 @@ class Sessions {
   // ran, nothing changed): InvalidArgument for a bad thread_id, FailedPrecondition for an
   // expired session, DeadlineExceeded if the session stayed locked, Unavailable when the
   // store cannot be reached. If saving fails after the code ran, the error says so and the
-  // session stays as it was before this execution.
+  // session stays as it was before this execution. A session this process holds live runs
+  // without reading the store first; if its save then finds that another process changed
+  // the session, the code runs again on the stored state (StaleLiveRuns): it ran twice (the
+  // first run left nothing behind) and the answer took up to twice as long.
   StatusOr<SessionResult> Execute(std::string_view thread_id, std::string_view code,
                                   std::string_view filename = "<exec>");
   // The same with this execution's own limits and streaming (ExecuteOptions, sandbox.h):
@@ -256,6 +259,13 @@ class Sessions {
   // Deferred executions (ExecuteOptions::deferred_save) whose save the store refused since
   // this Sessions was opened: lost, as described at Execute.
   int64_t DeferredSavesLost() const;
+
+  // Durable executions run twice since this Sessions was opened: the first time in a live
+  // interpreter without reading the store (as Execute does when it holds one), which turned
+  // out stale at the save (another process had saved, deleted or extended the session), so
+  // the execution ran again on the stored state. After that, the session's executions here
+  // read the store first until one finds the live interpreter current.
+  int64_t StaleLiveRuns() const;
 
   // Clears the session's interpreter state, keeping its files (SessionManager::Reset), and
   // drops this process's live interpreter of it.

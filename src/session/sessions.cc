@@ -88,6 +88,11 @@ struct LiveSession {
   bool save_pending = false;
   std::chrono::steady_clock::time_point save_pending_since{};
   int64_t expires_at = 0;
+  // Loaded because the copy before it was stale (another process saved the session in
+  // between): its executions read the store first until one finds it current, so that a
+  // session that alternates between processes (nodes behind a load balancer without
+  // affinity) is not run twice each time (Execute).
+  bool read_first = false;
   // How long its last execution ran (Sessions::TryExecuteLive runs only quick ones).
   std::chrono::steady_clock::duration last_run{};
   // The pages of the state the store holds at `version` (what its last saved or restored
@@ -244,6 +249,7 @@ struct Sessions::Impl {
   std::thread background;  // Housekeeping, started with the first live session
   bool stopping = false;
   int64_t deferred_lost = 0;  // GUARDED_BY(mu): deferred saves the store refused
+  int64_t stale_runs = 0;     // GUARDED_BY(mu): executions run again (Sessions::StaleLiveRuns)
 
   // A live session unused this long gets its pages that hold the image's bytes again given
   // back (Sandbox::Trim, ~a third of a small session's memory). Not after every execution:
@@ -312,7 +318,12 @@ struct Sessions::Impl {
   // nothing a run on a stale copy does may outlast it (see Execute), and the expiry it was
   // loaded with has not passed.
   bool MayRunUnread(const LiveSession& s, const ExecuteOptions& call) const {
-    return !call.on_output && options.limits.mounts.empty() && manager->Now() < s.expires_at;
+    return !s.read_first && !call.on_output && options.limits.mounts.empty() && manager->Now() < s.expires_at;
+  }
+
+  void CountStaleRun() {
+    std::lock_guard<std::mutex> held(mu);
+    ++stale_runs;
   }
 
   // Whether the store still holds the session `s` is a live copy of, at its version, unexpired.
@@ -1073,6 +1084,7 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
   // (bench/RESULTS.md, stop 26). Streamed output (already sent) and host mounts (already
   // written) could not be taken back, so those executions read first.
   std::optional<RunSlot> again;  // the second round's run slot (the first gave its own back)
+  bool stale = false;            // the first round found the live copy stale
   for (bool unread = live && impl.MayRunUnread(*live, call);; unread = false) {
     SessionResult result;
     if (unread) {
@@ -1100,7 +1112,9 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
       if (live && live->version == stored_version.value() && live->created_at == created_at) {
         // With deferred executions in it too: this save takes them along.
         result.restored_from = "live";
+        live->read_first = false;
       } else {
+        stale = stale || live.has_value();
         if (live && live->save_pending) {
           std::lock_guard<std::mutex> held(impl.mu);
           ++impl.deferred_lost;  // another process saved the session since: they are lost
@@ -1112,6 +1126,7 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
         auto loaded = impl.Load(thread_id, created_at, info.value().quotas, stored.value(), *call.memory_bytes, &result);
         if (!loaded.ok()) return loaded.status();
         live = std::move(loaded.value());
+        live->read_first = stale;
       }
       live->expires_at = info.value().expires_at;
     }
@@ -1141,6 +1156,8 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
           ++impl.deferred_lost;  // another process saved the session since: they are lost
         }
         live.reset();
+        stale = true;
+        impl.CountStaleRun();
         RunSlot::ReleaseCurrent();
         again.emplace(impl.run_slots.get());
         continue;
@@ -1158,6 +1175,8 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
         // The copy was stale: it ran on a state the store no longer holds. Dropped, and the
         // execution runs again on what the store holds (nothing of this run was kept).
         live.reset();
+        stale = true;
+        impl.CountStaleRun();
         RunSlot::ReleaseCurrent();  // (the save gave it back already)
         again.emplace(impl.run_slots.get());
         continue;
@@ -1231,6 +1250,11 @@ void Sessions::SyncToStore(std::string_view thread_id, bool drop) {
 int64_t Sessions::DeferredSavesLost() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->deferred_lost;
+}
+
+int64_t Sessions::StaleLiveRuns() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->stale_runs;
 }
 
 std::string_view Sessions::backend() const { return impl_->store->backend(); }

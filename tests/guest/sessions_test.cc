@@ -70,10 +70,35 @@ TEST_F(SessionsTest, LiveUntilAnotherWriterSavesANewerVersion) {
   SessionResult other = Run(*b, "t", "x = 100");  // b restores version 2, saves 3
   EXPECT_EQ(other.restored_from, "pages");
   EXPECT_EQ(other.version, 3);
+  EXPECT_EQ(b->StaleLiveRuns(), 0);
   SessionResult back = Run(*a, "t", "x");
   EXPECT_EQ(back.restored_from, "pages");  // a's live copy is stale: not used
   EXPECT_EQ(back.execution.result, "100");
+  EXPECT_EQ(a->StaleLiveRuns(), 1);  // found at the save, and run again
   EXPECT_EQ(Run(*a, "t", "x").restored_from, "live");
+}
+
+// A session that alternates between two processes (nodes without affinity) is run twice
+// once per process, not every time: after a stale copy, executions read the store first
+// until one finds the live copy current; then they run unread again.
+TEST_F(SessionsTest, ASessionAlternatingBetweenProcessesIsNotRunTwiceEachTime) {
+  auto a = Open();
+  auto b = Open();
+  Run(*a, "t", "n = 0");
+  Run(*b, "t", "n += 1");
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Run(*a, "t", "n += 1").restored_from, "pages");
+    EXPECT_EQ(Run(*b, "t", "n += 1").restored_from, "pages");
+  }
+  EXPECT_EQ(Run(*a, "t", "n").execution.result, "11");
+  EXPECT_LE(a->StaleLiveRuns(), 1);
+  EXPECT_LE(b->StaleLiveRuns(), 1);
+  // Current again (a alone now): read first once, then unread with nothing run twice.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Run(*a, "t", "n += 1").restored_from, "live");
+  const int64_t before = a->StaleLiveRuns();
+  Run(*b, "t", "n += 100");
+  EXPECT_EQ(Run(*a, "t", "n").execution.result, "114");
+  EXPECT_EQ(a->StaleLiveRuns(), before + 1);
 }
 
 // A live copy runs without a read of the store first; its save finds out when the store
