@@ -251,7 +251,7 @@ int EchoWorker() {
     if (!body) _exit(2);
     out.clear();
     std::string json = brig::ToJson(body->thread_id, result).dump();
-    w::AppendFrame(&out, w::FrameType::kResult, f.id, w::EncodeResult(0, json));
+    w::AppendFrame(&out, w::FrameType::kResult, f.id, w::EncodeResult({}, json));
     send_all(out);
   }
 }

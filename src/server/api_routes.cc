@@ -565,6 +565,7 @@ void Server::Impl::GrepFiles(Call call) {
 void Server::Impl::MetricsPage(Call call) {
   Metrics::Gauges g;
   g.live_sessions = executor->LiveSessions();
+  g.stale_live_runs = executor->StaleLiveRuns();
   g.executions_in_flight = executor->InFlight();
   g.worker_restarts = executor->WorkerRestarts();
   g.open_connections = static_cast<int64_t>(http->open_connections());

@@ -106,6 +106,9 @@ class Executor {
   virtual int64_t WorkerRestarts() const = 0;
   // Sessions kept live (summed over workers; may lag by one execution).
   virtual int64_t LiveSessions() const = 0;
+  // Executions run twice because a live copy turned out stale (Sessions::StaleLiveRuns,
+  // summed over workers, those that died included; may lag by one execution).
+  virtual int64_t StaleLiveRuns() const = 0;
   // Whether live sessions are held by other processes (workers): then the server asks them
   // (ExecRequest::sync) before it uses a stored session itself. In-process, the shared
   // Sessions sees those uses on its own.

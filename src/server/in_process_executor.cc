@@ -172,6 +172,7 @@ class InProcessExecutor : public Executor {
   }
   int64_t WorkerRestarts() const override { return 0; }
   int64_t LiveSessions() const override { return static_cast<int64_t>(state_->sessions.LiveSessions()); }
+  int64_t StaleLiveRuns() const override { return state_->sessions.StaleLiveRuns(); }
 
  private:
   std::shared_ptr<State> state_;

@@ -72,6 +72,10 @@ std::string Metrics::Render(const Gauges& g) const {
            std::to_string(requests_by_class_[i].load(std::memory_order_relaxed)) + "\n";
   out += "# HELP brig_live_sessions Sessions kept live in memory.\n# TYPE brig_live_sessions gauge\n";
   out += "brig_live_sessions " + std::to_string(g.live_sessions) + "\n";
+  out += "# HELP brig_stale_live_runs_total Executions run twice: a live session turned out stale at its save "
+         "(another process or node had changed it), so the code ran again on the stored state.\n"
+         "# TYPE brig_stale_live_runs_total counter\n";
+  out += "brig_stale_live_runs_total " + std::to_string(g.stale_live_runs) + "\n";
   out += "# HELP brig_executions_in_flight Executions running or queued.\n# TYPE brig_executions_in_flight gauge\n";
   out += "brig_executions_in_flight " + std::to_string(g.executions_in_flight) + "\n";
   out += "# HELP brig_worker_restarts_total Worker processes started again after one died.\n"

@@ -47,6 +47,7 @@ class Metrics {
   // Gauges read when rendered.
   struct Gauges {
     int64_t live_sessions = 0;
+    int64_t stale_live_runs = 0;
     int64_t executions_in_flight = 0;
     int64_t worker_restarts = 0;
     int64_t open_connections = 0;

@@ -180,11 +180,14 @@ class Worker {
   };
 
   [[noreturn]] void Fail(const Status& s) {
-    Send(FrameType::kError, 0, worker::EncodeError(0, s));
+    Send(FrameType::kError, 0, worker::EncodeError({}, s));
     Die(1, "cannot start: " + s.ToString());
   }
 
-  uint64_t Live() const { return sessions_ ? sessions_->LiveSessions() : 0; }
+  worker::WorkerCounts Live() const {
+    if (!sessions_) return {};
+    return {sessions_->LiveSessions(), static_cast<uint64_t>(sessions_->StaleLiveRuns())};
+  }
 
   // StoreOptions::save_relay: sends the save to the supervisor and waits for its answer,
   // which this process's reading thread (Run) hands over (Saved). Never called on that

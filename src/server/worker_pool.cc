@@ -104,6 +104,7 @@ struct WorkerPool::Impl {
     worker::FrameReader in;
     std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending;
     uint64_t live = 0;
+    uint64_t stale_runs = 0;  // its worker's Sessions::StaleLiveRuns, as last heard
     // When the worker last sent a byte (or was started): a ready worker silent for
     // heartbeat_timeout is stuck and is killed.
     Clock::time_point heard{};
@@ -139,6 +140,7 @@ struct WorkerPool::Impl {
   uint64_t next_id = 1;
   int64_t in_flight = 0;
   int64_t restarts = 0;
+  int64_t retired_stale_runs = 0;  // those of workers that died (StaleLiveRuns)
   bool started = false;      // Start returned the pool (later start failures are retried)
   std::optional<Status> start_failure;
   bool stopping = false;     // Execute refuses
@@ -334,6 +336,8 @@ struct WorkerPool::Impl {
     in_flight -= static_cast<int64_t>(s.pending.size());
     s.pending.clear();
     s.live = 0;
+    retired_stale_runs += static_cast<int64_t>(s.stale_runs);
+    s.stale_runs = 0;
     if (old > 0) Log("worker slot " + std::to_string(i) + " (pid " + std::to_string(old) + ") " + reason);
     if (!started) {
       if (!start_failure) {
@@ -436,6 +440,7 @@ struct WorkerPool::Impl {
           outcome.emplace(std::move(result.value()));
         }
         s.live = reply->live_sessions;
+        s.stale_runs = reply->stale_runs;
         s.pending.erase(f.id);
         in_flight--;
         events->push_back({p, OutputStream::kStdout, "", std::move(outcome), std::move(rendered)});
@@ -881,6 +886,13 @@ int64_t WorkerPool::InFlight() const {
 int64_t WorkerPool::WorkerRestarts() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->restarts;
+}
+
+int64_t WorkerPool::StaleLiveRuns() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  int64_t n = impl_->retired_stale_runs;
+  for (const Impl::Slot& s : impl_->slots) n += static_cast<int64_t>(s.stale_runs);
+  return n;
 }
 
 int64_t WorkerPool::LiveSessions() const {

@@ -131,6 +131,7 @@ class WorkerPool : public Executor {
   int64_t InFlight() const override;
   int64_t WorkerRestarts() const override;
   int64_t LiveSessions() const override;
+  int64_t StaleLiveRuns() const override;
 
   // The worker slot (0..workers-1) that runs `thread_id`'s executions, and the process now
   // in each slot (0 while a slot waits to restart its worker). For tests and diagnostics.

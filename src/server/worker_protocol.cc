@@ -105,16 +105,18 @@ std::optional<ExecuteBody> DecodeExecute(std::string_view body) {
   return e;
 }
 
-std::string EncodeResult(uint64_t live_sessions, std::string_view json_text) {
+std::string EncodeResult(const WorkerCounts& counts, std::string_view json_text) {
   std::string out;
-  AppendLe64(&out, live_sessions);
+  AppendLe64(&out, counts.live_sessions);
+  AppendLe64(&out, counts.stale_runs);
   out += json_text;
   return out;
 }
 
-std::string EncodeError(uint64_t live_sessions, const Status& status) {
+std::string EncodeError(const WorkerCounts& counts, const Status& status) {
   std::string out;
-  AppendLe64(&out, live_sessions);
+  AppendLe64(&out, counts.live_sessions);
+  AppendLe64(&out, counts.stale_runs);
   out.push_back(static_cast<char>(StatusCodeByte(status)));
   out += status.message();
   return out;
@@ -123,7 +125,7 @@ std::string EncodeError(uint64_t live_sessions, const Status& status) {
 std::optional<WorkerReply> DecodeReply(FrameType type, std::string_view body) {
   LeReader r(body);
   WorkerReply reply;
-  if (!r.U64(&reply.live_sessions)) return std::nullopt;
+  if (!r.U64(&reply.live_sessions) || !r.U64(&reply.stale_runs)) return std::nullopt;
   if (type == FrameType::kError && !r.U8(&reply.code)) return std::nullopt;
   reply.rest = r.rest();
   return reply;

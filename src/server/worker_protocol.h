@@ -8,7 +8,7 @@
 //
 //   supervisor -> worker
 //     kConfig   id 0, first frame: JSON {"threads": N, "inline_budget_us": N,
-//               "sessions": {Sessions::Options}}
+//               "relay_saves": B, "execution_nice": N, "sessions": {Sessions::Options}}
 //     kExecute  id > 0: u8 flags (1 timeout, 2 memory, 4 stream) | f64 timeout (IEEE bits,
 //               u64) | u64 memory bytes | u32 n | thread_id (n bytes) | code (the rest)
 //     kSaved    the answer to the worker's kSave of the same id: what
@@ -17,8 +17,10 @@
 //   worker -> supervisor
 //     kReady    id 0: the worker opened its store and can execute; body empty
 //     kOutput   a streamed piece of output: u8 stream (0 stdout, 1 stderr) | bytes (the rest)
-//     kResult   u64 live sessions | JSON text of brig::ToJson(thread_id, SessionResult)
-//     kError    u64 live sessions | u8 status code (StatusCodeByte, util/status_code.h) |
+//     kResult   u64 live sessions | u64 stale live runs | JSON text of
+//               brig::ToJson(thread_id, SessionResult)
+//     kError    u64 live sessions | u64 stale live runs | u8 status code (StatusCodeByte,
+//               util/status_code.h) |
 //               message (the rest);
 //               id 0: the worker could not start (then it exits)
 //     kHeartbeat id 0, empty body, every kHeartbeatIntervalMs once ready: the supervisor
@@ -113,11 +115,18 @@ std::string EncodeExecute(const ExecuteBody& e);
 std::optional<ExecuteBody> DecodeExecute(std::string_view body);
 
 
-// kResult / kError bodies.
-std::string EncodeResult(uint64_t live_sessions, std::string_view json_text);
-std::string EncodeError(uint64_t live_sessions, const Status& status);
+// kResult / kError bodies: u64 live sessions | u64 stale live runs | the result or error.
+// The worker's counts ride on its answers (the supervisor keeps each worker's last ones):
+// its live sessions, and Sessions::StaleLiveRuns since it started.
+struct WorkerCounts {
+  uint64_t live_sessions = 0;
+  uint64_t stale_runs = 0;
+};
+std::string EncodeResult(const WorkerCounts& counts, std::string_view json_text);
+std::string EncodeError(const WorkerCounts& counts, const Status& status);
 struct WorkerReply {
   uint64_t live_sessions = 0;
+  uint64_t stale_runs = 0;
   std::string_view rest;  // kResult: the JSON text; kError: the message
   uint8_t code = 0;       // kError only
 };

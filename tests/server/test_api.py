@@ -319,6 +319,25 @@ class ApiCases(ServerClass):
         for k in ("ok", "stdout", "stderr", "result", "error", "failure", "exit_code"):
             self.assertEqual(served[k], cli[k], k)
 
+    def test_a_session_another_process_changed_runs_on_its_state_and_is_counted(self):
+        # The server holds the session live and runs it without reading the store first; the
+        # save finds the CLI's newer state, and the code runs again on it (counted).
+        t = self.tid()
+        self.run_ok(t, "x = 1")
+        env = dict(os.environ, BRIG_HOME=self.home)
+        env.pop("BRIG_TOKENS", None)
+        p = subprocess.run([harness.BRIG, "exec", "--json", "--session", t, "--db", self.store_url, "-c", "x = 100"],
+                           capture_output=True, env=env, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        before = metric(self.ok("GET", "/metrics").body.decode(), "brig_stale_live_runs_total")
+        j = self.run_ok(t, "x += 1\nx")
+        self.assertEqual(j["result"], "101", j)
+        self.assertEqual(j["session"]["restored_from"], "pages", j)
+        self.assertEqual(j["session"]["version"], 3, j)
+        after = metric(self.ok("GET", "/metrics").body.decode(), "brig_stale_live_runs_total")
+        self.assertEqual(after - before, 1)
+        self.assertEqual(self.run_ok(t, "x")["session"]["restored_from"], "live")
+
     def test_execute_reports_files_saved_and_deleted(self):
         t = self.tid()
         j = self.run_ok(t, "open('/home/user/a.txt', 'w').write('A')\nopen('/tmp/b.bin', 'wb').write(b'\\0\\1')")
@@ -836,7 +855,7 @@ class ApiCases(ServerClass):
         for name in ("brig_live_sessions", "brig_executions_in_flight", "brig_worker_restarts_total",
                      "brig_open_connections", 'brig_execution_duration_seconds_bucket{le="+Inf"}',
                      "brig_store_duration_seconds_count", "brig_store_commit_duration_seconds_count",
-                     "brig_store_committed_saves_total"):
+                     "brig_store_committed_saves_total", "brig_stale_live_runs_total"):
             self.assertIn("\n" + name + " ", after)
         # On SQLite with worker processes this process commits the workers' saves: the one
         # execution that saved is counted there (the failed one saves nothing; an earlier

@@ -793,15 +793,15 @@ int FakeWorker(const std::string& mode) {
     out.push_back(77);
     AppendLe64(&out, exec.id);
   } else if (mode == "not-json") {
-    frame(worker::FrameType::kResult, exec.id, worker::EncodeResult(0, "{not json"));
+    frame(worker::FrameType::kResult, exec.id, worker::EncodeResult({}, "{not json"));
   } else if (mode == "wrong-session") {
-    frame(worker::FrameType::kResult, exec.id, worker::EncodeResult(0, ToJson("someone-else", good).dump()));
+    frame(worker::FrameType::kResult, exec.id, worker::EncodeResult({}, ToJson("someone-else", good).dump()));
   } else if (mode == "missing-field") {
     nlohmann::json j = ToJson(body->thread_id, good);
     j.erase("ok");
-    frame(worker::FrameType::kResult, exec.id, worker::EncodeResult(0, j.dump()));
+    frame(worker::FrameType::kResult, exec.id, worker::EncodeResult({}, j.dump()));
   } else if (mode == "unknown-id") {
-    frame(worker::FrameType::kResult, exec.id + 1000, worker::EncodeResult(0, good_json));
+    frame(worker::FrameType::kResult, exec.id + 1000, worker::EncodeResult({}, good_json));
   } else if (mode == "output-not-asked") {
     frame(worker::FrameType::kOutput, exec.id, std::string(1, '\0') + "hi");
   } else if (mode == "bad-status") {

@@ -97,7 +97,7 @@ TEST(WorkerProtocol, TruncatedOrOversizedBodiesAreRefused) {
 // type byte past the end and killed a healthy worker.)
 TEST(WorkerProtocol, FramesCutAtEveryByteReadBackWhole) {
   std::string stream;
-  AppendFrame(&stream, FrameType::kResult, 7, EncodeResult(3, "{\"a\":1}"));
+  AppendFrame(&stream, FrameType::kResult, 7, EncodeResult({3, 0}, "{\"a\":1}"));
   AppendFrame(&stream, FrameType::kSave, 8, std::string(300, 's'));
   AppendFrame(&stream, FrameType::kHeartbeat, 0, "");
   for (size_t cut = 0; cut <= stream.size(); ++cut) {
@@ -192,6 +192,26 @@ TEST(WorkerProtocol, TheConfigCarriesTheExecutionThreadsNiceValue) {
     EXPECT_TRUE(st.IsInvalidArgument()) << bad.dump();
     EXPECT_NE(st.message().find("execution_nice"), std::string::npos) << st.message();
   }
+}
+
+// Answers carry the worker's live sessions and its stale live runs (for /metrics); a body too
+// short to hold both is no answer.
+TEST(WorkerProtocol, RepliesCarryTheWorkersCounts) {
+  auto r = DecodeReply(FrameType::kResult, EncodeResult({5, 9}, "{}"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->live_sessions, 5u);
+  EXPECT_EQ(r->stale_runs, 9u);
+  EXPECT_EQ(r->rest, "{}");
+  auto e = DecodeReply(FrameType::kError, EncodeError({1, 2}, Status::Conflict("stale")));
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->live_sessions, 1u);
+  EXPECT_EQ(e->stale_runs, 2u);
+  EXPECT_EQ(e->rest, "stale");
+  const std::string whole = EncodeResult({5, 9}, "");
+  for (size_t n = 0; n < whole.size(); ++n) {
+    EXPECT_FALSE(DecodeReply(FrameType::kResult, whole.substr(0, n))) << n;
+  }
+  EXPECT_FALSE(DecodeReply(FrameType::kError, whole)) << "an error needs its code byte";
 }
 
 TEST(WorkerProtocol, ResultSummaryReadsTheSessionAndTheOutcome) {
