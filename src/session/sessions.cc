@@ -10,6 +10,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -249,7 +250,7 @@ struct Sessions::Impl {
   std::thread background;  // Housekeeping, started with the first live session
   bool stopping = false;
   int64_t deferred_lost = 0;  // GUARDED_BY(mu): deferred saves the store refused
-  int64_t stale_runs = 0;     // GUARDED_BY(mu): executions run again (Sessions::StaleLiveRuns)
+  std::atomic<int64_t> stale_runs{0};  // executions run again (Sessions::StaleLiveRuns)
 
   // A live session unused this long gets its pages that hold the image's bytes again given
   // back (Sandbox::Trim, ~a third of a small session's memory). Not after every execution:
@@ -319,11 +320,6 @@ struct Sessions::Impl {
   // loaded with has not passed.
   bool MayRunUnread(const LiveSession& s, const ExecuteOptions& call) const {
     return !s.read_first && !call.on_output && options.limits.mounts.empty() && manager->Now() < s.expires_at;
-  }
-
-  void CountStaleRun() {
-    std::lock_guard<std::mutex> held(mu);
-    ++stale_runs;
   }
 
   // Whether the store still holds the session `s` is a live copy of, at its version, unexpired.
@@ -1135,6 +1131,20 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
       checkout.held = false;
       impl.PutLive(thread_id, std::move(*live));
     };
+    // The copy ran unread on a state the store no longer holds: dropped (with the deferred
+    // executions it owed), and the execution goes round again on what the store holds,
+    // with a run slot of its own (the first round's was given back).
+    auto run_again = [&] {
+      if (live->save_pending) {
+        std::lock_guard<std::mutex> held(impl.mu);
+        ++impl.deferred_lost;  // another process saved the session since: they are lost
+      }
+      live.reset();
+      stale = true;
+      impl.stale_runs.fetch_add(1, std::memory_order_relaxed);
+      RunSlot::ReleaseCurrent();
+      again.emplace(impl.run_slots.get());
+    };
     const auto began = std::chrono::steady_clock::now();
     auto ran = live->sandbox->Execute(code, call, filename);
     live->last_run = std::chrono::steady_clock::now() - began;
@@ -1151,15 +1161,7 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
       // rolled back is dropped, and the next execution restores the saved state. A copy run
       // unread is checked now: a failure on a stale copy says nothing of the stored session.
       if (unread && !impl.StillStored(thread_id, *live)) {
-        if (live->save_pending) {
-          std::lock_guard<std::mutex> held(impl.mu);
-          ++impl.deferred_lost;  // another process saved the session since: they are lost
-        }
-        live.reset();
-        stale = true;
-        impl.CountStaleRun();
-        RunSlot::ReleaseCurrent();
-        again.emplace(impl.run_slots.get());
+        run_again();
         continue;
       }
       (void)impl.store->TouchSession(thread_id);  // used all the same
@@ -1167,19 +1169,13 @@ StatusOr<SessionResult> Sessions::Execute(std::string_view thread_id, std::strin
       return result;
     }
     if (Status saved = impl.Save(thread_id, *live, &result, /*checked=*/unread); !saved.ok()) {
+      if (unread && saved.IsConflict()) {
+        run_again();  // nothing of this run was kept
+        continue;
+      }
       if (live->save_pending) {
         std::lock_guard<std::mutex> held(impl.mu);
         ++impl.deferred_lost;
-      }
-      if (unread && saved.IsConflict()) {
-        // The copy was stale: it ran on a state the store no longer holds. Dropped, and the
-        // execution runs again on what the store holds (nothing of this run was kept).
-        live.reset();
-        stale = true;
-        impl.CountStaleRun();
-        RunSlot::ReleaseCurrent();  // (the save gave it back already)
-        again.emplace(impl.run_slots.get());
-        continue;
       }
       return saved.WithPrefix("the code ran but its session could not be saved (the session is unchanged): ");
     }
@@ -1253,8 +1249,7 @@ int64_t Sessions::DeferredSavesLost() const {
 }
 
 int64_t Sessions::StaleLiveRuns() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->stale_runs;
+  return impl_->stale_runs.load(std::memory_order_relaxed);
 }
 
 std::string_view Sessions::backend() const { return impl_->store->backend(); }

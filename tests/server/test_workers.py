@@ -113,18 +113,34 @@ if __name__ == "__main__":
     unittest.main()
 
 
-class LiveBoundsTest(unittest.TestCase):
+class ServeFlagTest(unittest.TestCase):
+    """A test of `brig serve` flags: a BRIG_HOME of its own, one-worker servers on SQLite
+    databases in it, and flag values refused before anything starts."""
+    home_name = "serve-flags"
+
+    def setUp(self):
+        self.home = harness.make_home(self.home_name)
+        self.addCleanup(shutil.rmtree, self.home, True)
+
+    def serve(self, db, flags):
+        return harness.BrigServer("sqlite:" + os.path.join(self.home, db), self.home,
+                                  flags=["--workers", "1"] + flags)
+
+    def assert_refused(self, flag, bad):
+        r = subprocess.run([harness.BRIG, "serve", "--listen", "127.0.0.1:0", flag, bad],
+                           env=dict(os.environ, BRIG_HOME=self.home), capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 2, (flag, bad, r.stderr))
+        self.assertIn(flag.encode(), r.stderr)
+
+
+class LiveBoundsTest(ServeFlagTest):
     """--max-live-mb: a worker keeps live sessions up to that much memory (as each one's last
     save counted it), the least recently used going first; the default (a quarter of the
     machine's memory) keeps both sessions here. A value that is no size is a usage error."""
-
-    def setUp(self):
-        self.home = harness.make_home("live-bounds")
-        self.addCleanup(shutil.rmtree, self.home, True)
+    home_name = "live-bounds"
 
     def live_after_big_then_small(self, flags, db):
-        server = harness.BrigServer("sqlite:" + os.path.join(self.home, db), self.home,
-                                    flags=["--workers", "1"] + flags)
+        server = self.serve(db, flags)
         try:
             self.assertEqual(server.execute("big", "blob = b'x' * (20 << 20)").status, 200)
             self.assertEqual(server.execute("small", "x = 1").status, 200)
@@ -145,10 +161,7 @@ class LiveBoundsTest(unittest.TestCase):
         for flag, bad in (("--max-live-mb", "-1"), ("--max-live-mb", "0"), ("--max-live-mb", "lots"),
                           ("--max-live-mb", str(1 << 40)), ("--max-live", "-1"), ("--compact-after", "0"),
                           ("--compact-after", "soon")):
-            r = subprocess.run([harness.BRIG, "serve", "--listen", "127.0.0.1:0", flag, bad],
-                               env=dict(os.environ, BRIG_HOME=self.home), capture_output=True, timeout=60)
-            self.assertEqual(r.returncode, 2, (flag, bad, r.stderr))
-            self.assertIn(flag.encode(), r.stderr)
+            self.assert_refused(flag, bad)
 
 
 def thread_nice_values(pid):
@@ -160,18 +173,14 @@ def thread_nice_values(pid):
     return out
 
 
-class ExecutionNiceTest(unittest.TestCase):
+class ExecutionNiceTest(ServeFlagTest):
     """--execution-nice: the worker threads that run guest code run at that nice value (default
     6); the thread reading the worker's socket (which also runs quick non-durable executions)
     and the supervisor stay at 0. Out of range is a usage error."""
-
-    def setUp(self):
-        self.home = harness.make_home("execution-nice")
-        self.addCleanup(shutil.rmtree, self.home, True)
+    home_name = "execution-nice"
 
     def nice_values(self, flags, db):
-        server = harness.BrigServer("sqlite:" + os.path.join(self.home, db), self.home,
-                                    flags=["--workers", "1"] + flags)
+        server = self.serve(db, flags)
         try:
             self.assertEqual(server.execute("t", "x = 1").status, 200)
             (worker,) = children(server.proc.pid)
@@ -191,31 +200,21 @@ class ExecutionNiceTest(unittest.TestCase):
 
     def test_out_of_range_is_refused(self):
         for bad in ("-1", "20", "-5", "low"):
-            r = subprocess.run([harness.BRIG, "serve", "--listen", "127.0.0.1:0", "--execution-nice", bad],
-                               env=dict(os.environ, BRIG_HOME=self.home), capture_output=True, timeout=60)
-            self.assertEqual(r.returncode, 2, (bad, r.stderr))
-            self.assertIn(b"--execution-nice", r.stderr)
+            self.assert_refused("--execution-nice", bad)
 
 
-class IoThreadsTest(unittest.TestCase):
+class IoThreadsTest(ServeFlagTest):
     """--io-threads: the HTTP side's threads (default one per two cores); out of range is a
     usage error before anything starts."""
-
-    def setUp(self):
-        self.home = harness.make_home("io-threads")
-        self.addCleanup(shutil.rmtree, self.home, True)
+    home_name = "io-threads"
 
     def test_out_of_range_is_refused(self):
         for bad in ("0", "65", "two"):
-            r = subprocess.run([harness.BRIG, "serve", "--listen", "127.0.0.1:0", "--io-threads", bad],
-                               env=dict(os.environ, BRIG_HOME=self.home), capture_output=True, timeout=60)
-            self.assertEqual(r.returncode, 2, r.stderr)
-            self.assertIn(b"--io-threads", r.stderr)
+            self.assert_refused("--io-threads", bad)
 
     def test_one_and_several_serve_concurrent_executions(self):
         for n in ("1", "3"):
-            server = harness.BrigServer("sqlite:" + os.path.join(self.home, "io%s.db" % n), self.home,
-                                        flags=["--io-threads", n, "--workers", "1"])
+            server = self.serve("io%s.db" % n, ["--io-threads", n])
             try:
                 results = []
 
