@@ -130,10 +130,24 @@ std::map<uint32_t, std::string_view> PageRecords(const std::string& body, size_t
 double ChangedPages(const std::string& a, size_t na, const std::string& b, size_t nb) {
   auto pa = PageRecords(a, na), pb = PageRecords(b, nb);
   int changed = 0;
+  static const bool show = std::getenv("SAVE_PATH_BENCH_SHOW") != nullptr;
   for (const auto& [index, bytes] : pb) {
     auto it = pa.find(index);
-    if (it == pa.end() || it->second != bytes) ++changed;
+    if (it == pa.end() || it->second != bytes) {
+      ++changed;
+      if (show) {
+        // words that differ between the two saves' records of this page
+        size_t w = 0;
+        if (it != pa.end() && it->second.size() == bytes.size()) {
+          for (size_t k = 0; k < bytes.size(); k += 8) w += std::memcmp(bytes.data() + k, it->second.data() + k, 8) != 0;
+        } else {
+          w = 9999;
+        }
+        std::fprintf(stderr, "%u:%zu ", index, w);
+      }
+    }
   }
+  if (show) std::fprintf(stderr, "\n");
   return changed;
 }
 

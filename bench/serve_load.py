@@ -16,6 +16,11 @@ Each run also prints the server's CPU time per execution (the server and its wor
 processes, measured after the warm-up): on a machine shared with other work, a steadier
 figure than executions/s. --baseline runs another brig binary (e.g. the previous build) on
 the same settings, alternating with this one, so that both see the same machine.
+
+Each line ends with the machine's own speed, measured just before that run with nothing
+else of ours running: a fixed Python loop (ms) and a loopback TCP round trip between two
+threads (us), each the median of five. A virtual machine whose host is busy runs both
+slower; the same build's figures move with them (bench/RESULTS.md, stop 27).
 """
 import argparse
 import os
@@ -24,7 +29,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import statistics
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -104,6 +111,42 @@ def cpu_seconds(pid):
     return total / tick
 
 
+def machine_speed():
+    """(ms for a fixed loop, us per loopback TCP round trip), medians of five: how fast this
+    machine is right now, the same work every time."""
+    loops = []
+    for _ in range(5):
+        t = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += i
+        loops.append(1e3 * (time.perf_counter() - t))
+    listener = socket.create_server(("127.0.0.1", 0))
+    rounds = 400
+
+    def echo():
+        conn, _ = listener.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while (b := conn.recv(1)):
+                conn.sendall(b)
+
+    server = threading.Thread(target=echo)
+    server.start()
+    trips = []
+    with socket.create_connection(listener.getsockname()) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(rounds):
+                c.sendall(b"x")
+                c.recv(1)
+            trips.append(1e6 * (time.perf_counter() - t) / rounds)
+    server.join()
+    listener.close()
+    return statistics.median(loops), statistics.median(trips)
+
+
 def postmaster_pid(pg):
     """The PostgreSQL server's postmaster (its backends are its children), or None."""
     try:
@@ -177,6 +220,7 @@ def main():
                         for binary in [brig] + ([a.baseline] if a.baseline else []):
                             if db and a.baseline:
                                 db = pg.database()  # each binary on an empty database of its own
+                            loop_ms, trip_us = machine_speed()
                             server = Server(binary, db, extra)
                             try:
                                 r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup, durable,
@@ -185,11 +229,12 @@ def main():
                                 server.stop()
                             load = os.getloadavg()[0]
                             print("%s%-10s %-11s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
-                                  "server CPU %6.0f us/execution%s  errors %d  (load %.1f)%s" % (
+                                  "server CPU %6.0f us/execution%s  errors %d  (load %.1f; machine: loop %.1f ms, "
+                                  "loopback round trip %.1f us)%s" % (
                                       "baseline: " if binary != brig else "", store, "durable" if durable else "non-durable",
                                       connections, sessions, r["rate"], r["p50"], r["p99"], r["cpu_us"],
                                       "  PostgreSQL CPU %5.0f us/execution" % r["db_cpu_us"] if db else "",
-                                      r["errors"], load,
+                                      r["errors"], load, loop_ms, trip_us,
                                       "  first error: " + r["first_error"] if r["errors"] else ""),
                                   flush=True)
                             failed |= r["errors"] > 0
