@@ -262,7 +262,8 @@ class Sessions {
 
   // Durable executions run twice since this Sessions was opened: the first time in a live
   // interpreter without reading the store (as Execute does when it holds one), which turned
-  // out stale at the save (another process had saved, deleted or extended the session), so
+  // out stale at the save (another process had saved or deleted the session, or moved its
+  // expiry earlier), so
   // the execution ran again on the stored state. After that, the session's executions here
   // read the store first until one finds the live interpreter current.
   int64_t StaleLiveRuns() const;

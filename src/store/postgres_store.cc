@@ -514,7 +514,7 @@ class PostgresStore final : public Store {
     // commits).
     StatusOr<Result> r = conn.Exec(
         "UPDATE brig_sessions SET last_accessed = $2 WHERE thread_id = $1"
-        " AND ($3::bigint = 0 OR (created_at = $4::bigint AND expires_at = $5::bigint))",
+        " AND ($3::bigint = 0 OR (created_at = $4::bigint AND expires_at >= $5::bigint))",
         touch, "cannot lock session");
     if (!r.ok()) return r.status();
     if (r.value().affected() == 0) {
@@ -750,7 +750,7 @@ class PostgresStore final : public Store {
     AddExpected(&p, expected_session);
     StatusOr<Result> r = WriteQuery(
         "WITH touched AS (UPDATE brig_sessions SET last_accessed = $6 WHERE thread_id = $1"
-        "   AND ($7::bigint = 0 OR (created_at = $8::bigint AND expires_at = $9::bigint))"
+        "   AND ($7::bigint = 0 OR (created_at = $8::bigint AND expires_at >= $9::bigint))"
         "   AND (SELECT version FROM brig_session_state WHERE thread_id = $1) = $5 RETURNING 1),"
         " saved AS (UPDATE brig_session_state SET snapshot = $2, format = $3, guest_build_id = $4,"
         "   version = $5 + 1, updated_at = $6, snapshot_version = $5 + 1"
@@ -782,7 +782,7 @@ class PostgresStore final : public Store {
     }
     const SessionInfo& info = both.value().first;
     if (expected_session &&
-        (info.created_at != expected_session->created_at || info.expires_at != expected_session->expires_at)) {
+        (info.created_at != expected_session->created_at || info.expires_at < expected_session->expires_at)) {
       return internal::SessionChanged(thread_id);
     }
     const int64_t stored = both.value().second;
@@ -801,7 +801,7 @@ class PostgresStore final : public Store {
     AddExpected(&p, expected_session);
     StatusOr<Result> r = WriteQuery(
         "WITH touched AS (UPDATE brig_sessions SET last_accessed = $4 WHERE thread_id = $1"
-        "   AND ($5::bigint = 0 OR (created_at = $6::bigint AND expires_at = $7::bigint))"
+        "   AND ($5::bigint = 0 OR (created_at = $6::bigint AND expires_at >= $7::bigint))"
         "   AND (SELECT version FROM brig_session_state WHERE thread_id = $1) = $3 RETURNING 1),"
         " saved AS (UPDATE brig_session_state SET version = $3 + 1, updated_at = $4"
         "   WHERE thread_id = $1 AND version = $3 AND format <> '' AND EXISTS (SELECT 1 FROM touched)"

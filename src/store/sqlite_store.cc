@@ -870,7 +870,7 @@ class SqliteStore final : public Store, private GroupCommit::Database {
       // The session's check and its touch in one statement.
       Stmt st(writer_,
               "UPDATE brig_sessions SET last_accessed = ?2 WHERE thread_id = ?1"
-              " AND (?3 = 0 OR (created_at = ?4 AND expires_at = ?5))");
+              " AND (?3 = 0 OR (created_at = ?4 AND expires_at >= ?5))");
       st.Text(1, thread_id).Int(2, now).Int(3, expected_session ? 1 : 0);
       st.Int(4, expected_session ? expected_session->created_at : 0).Int(5, expected_session ? expected_session->expires_at : 0);
       if (Status s = st.Run("cannot update session"); !s.ok()) return s;

@@ -117,7 +117,7 @@ Status VersionConflict(std::string_view thread_id, int64_t stored, int64_t expec
 
 Status SessionChanged(std::string_view thread_id) {
   return Status::Conflict("session '" + std::string(thread_id) +
-                          "' was deleted, made again or given another expiry since this copy of it was loaded;"
+                          "' was deleted, made again or given an earlier expiry since this copy of it was loaded;"
                           " nothing was saved");
 }
 

@@ -113,7 +113,9 @@ struct StateWrite {
 };
 
 // The session a save expects to find (Store::SaveExecution): the one made at created_at,
-// its expiry still expires_at (both as read when the saving process loaded its copy).
+// expiring no earlier than expires_at (both as read when the saving process loaded its copy:
+// an expiry moved later, as extend does, leaves the copy good; one moved earlier does not,
+// since the copy's executions that do not save would go on trusting the later one).
 struct ExpectedSession {
   int64_t created_at = 0;
   int64_t expires_at = 0;
@@ -233,8 +235,8 @@ class Store {
   // A path may not appear twice across files_upserted and files_deleted.
   // Concurrent calls (other sessions, other threads) commit together (Group commit above).
   // With `expected_session` the save also checks that the session is still that one: made
-  // at its created_at (not deleted and made again), its expiry unchanged; if not it changes
-  // nothing and returns Conflict (for a missing session too). A process that runs its live
+  // at its created_at (not deleted and made again), its expiry not moved earlier; if not it
+  // changes nothing and returns Conflict (for a missing session too). A process that runs its live
   // copy of a session without reading the store first learns here that the copy is stale
   // (Sessions::Execute).
   virtual StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,

@@ -156,6 +156,23 @@ TEST_F(SessionsTest, ASessionExpiredElsewhereIsRefusedByItsLiveCopy) {
   EXPECT_EQ(st.value()->version, 1);  // nothing of the refused execution was saved
 }
 
+// Extending a session from another process (the API's extend, `brig sessions extend`) leaves
+// it the same session: its live copy here runs on without a read, and once, not twice.
+TEST_F(SessionsTest, ASessionExtendedElsewhereKeepsItsLiveCopy) {
+  auto a = Open();
+  Run(*a, "t", "x = 1");
+  ASSERT_TRUE(OpenReader());
+  auto info = reader_->GetSession("t");
+  ASSERT_TRUE(info.ok());
+  ASSERT_TRUE(reader_->SetSessionExpiry("t", info.value().expires_at + 86'400'000'000).ok());
+  SessionResult r = Run(*a, "t", "x += 1\nx");
+  EXPECT_EQ(r.execution.result, "2");
+  EXPECT_EQ(r.restored_from, "live");
+  EXPECT_EQ(r.version, 2);
+  EXPECT_EQ(a->StaleLiveRuns(), 0);
+  EXPECT_EQ(reader_->GetSession("t").value().expires_at, info.value().expires_at + 86'400'000'000);
+}
+
 // A live session whose execution timed out is rolled back (its instance remade from a
 // checkpoint): it must go on saving page snapshots, not fail every later save.
 TEST_F(SessionsTest, LiveSessionKeepsSavingAfterARolledBackExecution) {

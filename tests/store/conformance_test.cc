@@ -872,7 +872,7 @@ TYPED_TEST(StoreConformance, GetSessionAndStateVersionReadsBothAtOnce) {
 // A save of a new state alone (no file changed): PostgreSQL writes it in one statement.
 // A save that names the session it expects (its created_at and expiry) refuses another one
 // of the same name (deleted and made again, even at the same version), a missing one and
-// one whose expiry changed, with Conflict, and changes nothing: what a live copy run without
+// one whose expiry moved earlier, with Conflict, and changes nothing (one moved later saves): what a live copy run without
 // reading the store first relies on (Sessions::Execute). Each kind of save: a whole state
 // alone and a delta alone (PostgreSQL's one-statement paths), one with files (the general
 // path), and a group.
@@ -923,18 +923,36 @@ TYPED_TEST(StoreConformance, SavesExpectingASessionRefuseAnotherOne) {
   EXPECT_TRUE(s.GetFile("t", "/b").status().IsNotFound());
   EXPECT_FALSE(s.SessionExists("missing").value());
 
-  // The session it is saves; once its expiry moved (later here), the old one no longer does.
+  // The session it is saves, also once its expiry moved later (extend); once it moved
+  // earlier than the copy knows, even if still ahead, it does not (by any kind of save).
   const ExpectedSession second{again.created_at, again.expires_at};
   ASSERT_EQ(s.SaveExecution("t", 2, second, StateWrite{"n3", "f", "b"}, {}, {}).value(), 3);
   ASSERT_TRUE(s.SetSessionExpiry("t", again.expires_at + kDay).ok());
-  EXPECT_TRUE(s.SaveExecution("t", 3, second, StateWrite{"late", "f", "b"}, {}, {}).status().IsConflict());
+  StateWrite later_delta{"later-d", "f", "b"};
+  later_delta.delta = true;
+  ASSERT_EQ(s.SaveExecution("t", 3, second, later_delta, {}, {}).value(), 4);
+  ASSERT_EQ(s.SaveExecution("t", 4, second, StateWrite{"n5", "f", "b"}, {{"/a", "a5", ""}}, {}).value(), 5);
+  const int64_t last_use = s.GetSession("t").value().last_accessed;
+  this->now_ = 103 * kDay;
+  ASSERT_TRUE(s.SetSessionExpiry("t", again.expires_at - 1).ok());
+  ASSERT_GT(again.expires_at - 1, this->now_.load());  // earlier, and still ahead
+  std::vector<StatusOr<int64_t>> earlier;
+  earlier.push_back(s.SaveExecution("t", 5, second, StateWrite{"late", "f", "b"}, {}, {}));
   StateWrite late_delta{"late-d", "f", "b"};
   late_delta.delta = true;
-  EXPECT_TRUE(s.SaveExecution("t", 3, second, late_delta, {}, {}).status().IsConflict());
-  EXPECT_EQ(s.GetState("t").value()->snapshot, "n3");
-  const ExpectedSession extended{again.created_at, again.expires_at + kDay};
-  EXPECT_EQ(s.SaveExecution("t", 3, extended, late_delta, {}, {}).value(), 4);
-  EXPECT_EQ(s.SaveExecution("t", 4, StateWrite{"unchecked", "f", "b"}, {}, {}).value(), 5);
+  earlier.push_back(s.SaveExecution("t", 5, second, late_delta, {}, {}));
+  earlier.push_back(s.SaveExecution("t", 5, second, StateWrite{"late", "f", "b"}, {{"/c", "c", ""}}, {}));
+  for (size_t i = 0; i < earlier.size(); ++i) {
+    ASSERT_TRUE(earlier[i].status().IsConflict()) << i << ": " << earlier[i].status().ToString();
+    EXPECT_NE(earlier[i].status().message().find("earlier expiry"), std::string::npos) << earlier[i].status().message();
+  }
+  EXPECT_EQ(s.GetState("t").value()->snapshot, "n5");
+  EXPECT_EQ(s.GetState("t").value()->version, 5);
+  EXPECT_EQ(s.GetSession("t").value().last_accessed, last_use);
+  EXPECT_TRUE(s.GetFile("t", "/c").status().IsNotFound());
+  const ExpectedSession shortened{again.created_at, again.expires_at - 1};
+  EXPECT_EQ(s.SaveExecution("t", 5, shortened, late_delta, {}, {}).value(), 6);
+  EXPECT_EQ(s.SaveExecution("t", 6, StateWrite{"unchecked", "f", "b"}, {}, {}).value(), 7);
 }
 
 TYPED_TEST(StoreConformance, StateOnlySaveChecksTheVersionAndChangesNothingOnConflict) {
