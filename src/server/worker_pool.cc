@@ -332,7 +332,7 @@ struct WorkerPool::Impl {
                 "); nothing was saved unless the execution had finished saving: the session is as after "
                 "its last saved execution";
     }
-    for (auto& [id, p] : s.pending) events->push_back({p, OutputStream::kStdout, "", Status::Unavailable(message)});
+    for (auto& [id, p] : s.pending) events->push_back({p, OutputStream::kStdout, "", Status::Unavailable(message), std::nullopt});
     in_flight -= static_cast<int64_t>(s.pending.size());
     s.pending.clear();
     s.live = 0;
@@ -401,7 +401,7 @@ struct WorkerPool::Impl {
         if (!events->empty() && events->back().pending == p && !events->back().result && events->back().stream == stream) {
           events->back().bytes.append(f.body, 1);
         } else {
-          events->push_back({p, stream, f.body.substr(1), std::nullopt});
+          events->push_back({p, stream, f.body.substr(1), std::nullopt, std::nullopt});
         }
         return true;
       }

@@ -159,7 +159,8 @@ std::string GroupTag(int session, int64_t n) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kGroupThreads; ++i) {
     threads.emplace_back([&s, acks, i] {
-      const std::string tid = "g" + std::to_string(i);
+      std::string tid = "g";
+      tid += std::to_string(i);  // not "g" + ...: GCC 12 warns there (-Wrestrict, a false positive)
       while (true) {
         StatusOr<int64_t> v0 = s.GetStateVersion(tid);
         if (!v0.ok()) _exit(3);
