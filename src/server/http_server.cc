@@ -60,9 +60,6 @@ std::string NewRequestIdPrefix() {
 class Connection;
 
 struct HttpServer::Impl {
-  // One thread: a handler posted from it (a worker's answer to its connection's strand) goes
-  // on that thread's own queue instead of waking the reactor with an epoll_ctl each time.
-  explicit Impl(int io_threads) : ioc(io_threads == 1 ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT) {}
   net::io_context ioc;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   tcp::acceptor acceptor{ioc};
@@ -513,12 +510,8 @@ void HttpServer::Impl::Accept() {
   });
 }
 
-HttpServer::HttpServer(HttpLimits limits, int io_threads, Handler handler, AccessLog log)
-    : limits_(limits),
-      io_threads_(std::max(1, io_threads)),
-      handler_(std::move(handler)),
-      log_(std::move(log)),
-      impl_(std::make_unique<Impl>(io_threads_)) {
+HttpServer::HttpServer(HttpLimits limits, Handler handler, AccessLog log)
+    : limits_(limits), handler_(std::move(handler)), log_(std::move(log)), impl_(std::make_unique<Impl>()) {
   impl_->server = this;
 }
 
@@ -526,7 +519,7 @@ HttpServer::~HttpServer() { Stop(); }
 
 net::io_context& HttpServer::io_context() { return impl_->ioc; }
 
-Status HttpServer::Start(const std::string& host, uint16_t port) {
+Status HttpServer::Start(const std::string& host, uint16_t port, int io_threads) {
   beast::error_code ec;
   auto address = net::ip::make_address(host, ec);
   if (ec) return Status::InvalidArgument("cannot parse listen address '" + host + "': use an IP address such as 127.0.0.1");
@@ -539,7 +532,7 @@ Status HttpServer::Start(const std::string& host, uint16_t port) {
   port_ = impl_->acceptor.local_endpoint().port();
   impl_->work.emplace(impl_->ioc.get_executor());
   impl_->Accept();
-  for (int i = 0; i < io_threads_; ++i) threads_.emplace_back([this] { impl_->ioc.run(); });
+  for (int i = 0; i < std::max(1, io_threads); ++i) threads_.emplace_back([this] { impl_->ioc.run(); });
   return Status::Ok();
 }
 

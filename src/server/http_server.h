@@ -98,13 +98,12 @@ using AccessLog = std::function<void(const RequestContext&, unsigned status, uin
 
 class HttpServer {
  public:
-  // `io_threads` (at least 1) will run its io_context, from Start.
-  HttpServer(HttpLimits limits, int io_threads, Handler handler, AccessLog log);
+  HttpServer(HttpLimits limits, Handler handler, AccessLog log);
   ~HttpServer();
 
-  // Binds host:port (port 0 picks a free one, see port()) and starts the io_threads.
+  // Binds host:port (port 0 picks a free one, see port()) and starts `io_threads` threads.
   // InvalidArgument for an address that does not parse, Unavailable if it cannot bind.
-  Status Start(const std::string& host, uint16_t port);
+  Status Start(const std::string& host, uint16_t port, int io_threads);
   uint16_t port() const { return port_; }
   // The io_context its io_threads run (from construction to destruction; run from Start
   // to Stop): for others whose handlers belong on the I/O threads (WorkerPoolOptions::io).
@@ -122,7 +121,6 @@ class HttpServer {
 
  private:
   HttpLimits limits_;
-  int io_threads_;
   Handler handler_;
   AccessLog log_;
   std::unique_ptr<Impl> impl_;

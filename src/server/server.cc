@@ -78,7 +78,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   Impl* raw = impl.get();
   // Before the pool: workers' replies are read on its I/O threads.
   s.http = std::make_unique<HttpServer>(
-      s.options.http, s.options.io_threads, [raw](auto ctx, auto out) { raw->Handle(std::move(ctx), std::move(out)); },
+      s.options.http, [raw](auto ctx, auto out) { raw->Handle(std::move(ctx), std::move(out)); },
       [raw](const RequestContext& ctx, unsigned status, uint64_t bytes) { raw->LogRequest(ctx, status, bytes); });
   if (s.options.workers > 0) {
     // Executions in worker processes (worker_pool.h); this process keeps its Sessions for
@@ -113,7 +113,7 @@ StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
   s.blocking = std::make_unique<boost::asio::thread_pool>(std::max(1, s.options.blocking_threads));
   s.BuildRoutes();
-  if (Status st = s.http->Start(s.options.host, s.options.port); !st.ok()) return st;
+  if (Status st = s.http->Start(s.options.host, s.options.port, s.options.io_threads); !st.ok()) return st;
   if (s.options.cleanup_every.count() > 0) {
     s.cleanup = std::make_unique<PeriodicCleanup>(
         *s.manager, std::chrono::duration_cast<std::chrono::milliseconds>(s.options.cleanup_every), false,
