@@ -236,9 +236,9 @@ class Store {
   // Concurrent calls (other sessions, other threads) commit together (Group commit above).
   // With `expected_session` the save also checks that the session is still that one: made
   // at its created_at (not deleted and made again), its expiry not moved earlier; if not it
-  // changes nothing and returns Conflict (for a missing session too). A process that runs its live
-  // copy of a session without reading the store first learns here that the copy is stale
-  // (Sessions::Execute).
+  // changes nothing and returns Conflict (for a missing session too). A process that runs
+  // its live copy of a session without reading the store first learns here that the copy is
+  // stale (Sessions::Execute).
   virtual StatusOr<int64_t> SaveExecution(std::string_view thread_id, int64_t expected_version,
                                           const std::optional<ExpectedSession>& expected_session,
                                           const std::optional<StateWrite>& state,
