@@ -27,9 +27,9 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
 import threading
 import time

@@ -897,12 +897,23 @@ TYPED_TEST(StoreConformance, SavesExpectingASessionRefuseAnotherOne) {
   ASSERT_EQ(s.SaveExecution("t", 0, StateWrite{"n1", "f", "b"}, {}, {}).value(), 1);
   ASSERT_EQ(s.SaveExecution("t", 1, StateWrite{"n2", "f", "b"}, {}, {}).value(), 2);
   this->now_ = 102 * kDay;
-  std::vector<StatusOr<int64_t>> refused;
-  refused.push_back(s.SaveExecution("t", 2, first, StateWrite{"stale", "f", "b"}, {}, {}));
-  StateWrite stale_delta{"stale-d", "f", "b"};
-  stale_delta.delta = true;
-  refused.push_back(s.SaveExecution("t", 2, first, stale_delta, {}, {}));
-  refused.push_back(s.SaveExecution("t", 2, first, StateWrite{"stale", "f", "b"}, {{"/b", "b", ""}}, {}));
+  // A whole state alone, a delta alone and a state with a file (`path`), each of `t`
+  // expecting `version`; then each answer must be a Conflict that says `why`.
+  auto each_kind = [&](int64_t version, const ExpectedSession& expected, const std::string& path) {
+    StateWrite delta{"stale-d", "f", "b"};
+    delta.delta = true;
+    return std::vector<StatusOr<int64_t>>{
+        s.SaveExecution("t", version, expected, StateWrite{"stale", "f", "b"}, {}, {}),
+        s.SaveExecution("t", version, expected, delta, {}, {}),
+        s.SaveExecution("t", version, expected, StateWrite{"stale", "f", "b"}, {{path, "x", ""}}, {})};
+  };
+  auto expect_conflicts = [](const std::vector<StatusOr<int64_t>>& answers, const std::string& why) {
+    for (size_t i = 0; i < answers.size(); ++i) {
+      ASSERT_TRUE(answers[i].status().IsConflict()) << i << ": " << answers[i].status().ToString();
+      EXPECT_NE(answers[i].status().message().find(why), std::string::npos) << answers[i].status().message();
+    }
+  };
+  std::vector<StatusOr<int64_t>> refused = each_kind(2, first, "/b");
   refused.push_back(s.SaveExecution("t", 2, first, std::nullopt, {{"/b", "b", ""}}, {}));
   ExecutionSave grouped;
   grouped.thread_id = "t";
@@ -911,10 +922,7 @@ TYPED_TEST(StoreConformance, SavesExpectingASessionRefuseAnotherOne) {
   grouped.state = StateWrite{"stale", "f", "b"};
   refused.push_back(s.SaveExecutions({grouped}).at(0));
   refused.push_back(s.SaveExecution("missing", 0, first, StateWrite{"x", "f", "b"}, {}, {}));
-  for (size_t i = 0; i < refused.size(); ++i) {
-    ASSERT_TRUE(refused[i].status().IsConflict()) << i << ": " << refused[i].status().ToString();
-    EXPECT_NE(refused[i].status().message().find("made again"), std::string::npos) << refused[i].status().message();
-  }
+  expect_conflicts(refused, "made again");
   StatusOr<std::optional<SessionState>> st = s.GetState("t");
   EXPECT_EQ(st.value()->snapshot, "n2");
   EXPECT_EQ(st.value()->version, 2);
@@ -936,21 +944,14 @@ TYPED_TEST(StoreConformance, SavesExpectingASessionRefuseAnotherOne) {
   this->now_ = 103 * kDay;
   ASSERT_TRUE(s.SetSessionExpiry("t", again.expires_at - 1).ok());
   ASSERT_GT(again.expires_at - 1, this->now_.load());  // earlier, and still ahead
-  std::vector<StatusOr<int64_t>> earlier;
-  earlier.push_back(s.SaveExecution("t", 5, second, StateWrite{"late", "f", "b"}, {}, {}));
-  StateWrite late_delta{"late-d", "f", "b"};
-  late_delta.delta = true;
-  earlier.push_back(s.SaveExecution("t", 5, second, late_delta, {}, {}));
-  earlier.push_back(s.SaveExecution("t", 5, second, StateWrite{"late", "f", "b"}, {{"/c", "c", ""}}, {}));
-  for (size_t i = 0; i < earlier.size(); ++i) {
-    ASSERT_TRUE(earlier[i].status().IsConflict()) << i << ": " << earlier[i].status().ToString();
-    EXPECT_NE(earlier[i].status().message().find("earlier expiry"), std::string::npos) << earlier[i].status().message();
-  }
+  expect_conflicts(each_kind(5, second, "/c"), "earlier expiry");
   EXPECT_EQ(s.GetState("t").value()->snapshot, "n5");
   EXPECT_EQ(s.GetState("t").value()->version, 5);
   EXPECT_EQ(s.GetSession("t").value().last_accessed, last_use);
   EXPECT_TRUE(s.GetFile("t", "/c").status().IsNotFound());
   const ExpectedSession shortened{again.created_at, again.expires_at - 1};
+  StateWrite late_delta{"late-d", "f", "b"};
+  late_delta.delta = true;
   EXPECT_EQ(s.SaveExecution("t", 5, shortened, late_delta, {}, {}).value(), 6);
   EXPECT_EQ(s.SaveExecution("t", 6, StateWrite{"unchecked", "f", "b"}, {}, {}).value(), 7);
 }
