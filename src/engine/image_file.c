@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -343,6 +344,29 @@ static int check_memory(brig_python_image* img, const char* path, const char* ke
   return verified;
 }
 
+/* `path` opened for reading with a shared lock on it (flock), which it holds until closed:
+ * whoever removes image files (image_cache.cc) leaves a locked one, since a process maps it.
+ * A file removed or replaced between the open and the lock (the remover held the lock) is
+ * not the one at `path` any more: opened again. -1 with errno set (ENOENT: no file). */
+static int open_locked(const char* path) {
+  for (int attempt = 0; attempt < 8; attempt++) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -1;
+    int r;
+    while ((r = flock(fd, LOCK_SH)) != 0 && errno == EINTR) {
+    }
+    if (r != 0) return fd; /* a file system without locks: used unlocked (it may be removed) */
+    struct stat held, named;
+    if (fstat(fd, &held) == 0 && lstat(path, &named) == 0 && held.st_dev == named.st_dev &&
+        held.st_ino == named.st_ino) {
+      return fd;
+    }
+    close(fd); /* removed or replaced meanwhile: what `path` names now is another file, or none */
+  }
+  errno = ENOENT;
+  return -1;
+}
+
 brig_python_image* brig_python_image_load(const char* path, const char** why, brig_image_check* how) {
   const char* key = brig_python_image_file_key();
   brig_image_check ignored;
@@ -352,7 +376,7 @@ brig_python_image* brig_python_image_load(const char* path, const char** why, br
     errno = ENOTSUP;
     return NULL;
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = open_locked(path);
   if (fd < 0) {
     if (errno != ENOENT) *why = errno == ELOOP ? "a symbolic link" : "cannot be opened";
     return NULL;

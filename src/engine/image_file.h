@@ -52,7 +52,9 @@ typedef enum {
  * the recorded digest), not safely owned, a field that does not fit the module. A refused
  * file is never mapped for a guest. `how` (may be NULL) says how the memory was checked.
  * May write "<path>.verified" (the verification record, image_file.c), a file of its own:
- * whoever removes images removes those too. */
+ * whoever removes images removes those too. A loaded image holds a shared lock (flock) on its
+ * file for as long as it lives, so that whoever removes images can leave the ones in use;
+ * where the file system has no locks, it is loaded without. */
 brig_python_image* brig_python_image_load(const char* path, const char** why, brig_image_check* how);
 
 #ifdef __cplusplus

@@ -96,6 +96,32 @@ bool EndsWith(const std::string& s, const std::string& end) {
   return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
 }
 
+// Removes the image file at `path` unless a process holds it: one that loaded it maps it (and
+// holds a shared lock, engine/image_file.c), one that made and saved it holds it (Pin). Its
+// sessions' page snapshots name that image: removed, a process started after (a worker that
+// replaced a crashed one) would make a new image, and restore them only from their portable
+// snapshots, which may be older. Removed under an exclusive lock, if it is still the file
+// at `path`: a process that opened it meanwhile finds it gone once it has its lock.
+void RemoveUnlessInUse(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  struct stat held, named;
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && lstat(path.c_str(), &named) == 0 &&
+      held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+    unlink(path.c_str());
+  }
+  close(fd);  // releases the lock
+}
+
+// Holds the image file this process made and saved at `path` until it exits, as a process
+// that loads one does (RemoveUnlessInUse): a shared lock on it, kept open on purpose (the
+// process image lives as long as the process).
+void Pin(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  if (flock(fd, LOCK_SH) != 0) close(fd);
+}
+
 void Prune(const std::string& dir) {
   DIR* d = opendir(dir.c_str());
   if (!d) return;
@@ -112,7 +138,7 @@ void Prune(const std::string& dir) {
   closedir(d);
   if (images.size() > kKeepFiles) {
     std::sort(images.begin(), images.end(), std::greater<>());
-    for (size_t i = kKeepFiles; i < images.size(); i++) unlink(images[i].second.c_str());
+    for (size_t i = kKeepFiles; i < images.size(); i++) RemoveUnlessInUse(images[i].second);
   }
   for (const std::string& record : records) {  // those of images removed here or before
     std::string image = record.substr(0, record.size() - kRecordSuffix.size());
@@ -230,7 +256,10 @@ brig_python_image* LoadOrMake(std::optional<uint64_t> seed, const MakeFn& make) 
   brig_python_image* image = make(&save);
   if (!image || !save) return image;
   bool saved = brig_python_image_save(image, path.c_str()) == 0;
-  if (saved) Prune(where.dir);
+  if (saved) {
+    Pin(path);
+    Prune(where.dir);
+  }
   if (Debug()) std::fprintf(stderr, "brig: image cache %s: %s\n", path.c_str(), saved ? "saved" : std::strerror(errno));
   return image;
 }

@@ -2,7 +2,9 @@
 // format): $BRIG_IMAGE_CACHE if set ("off" disables the cache), else $BRIG_HOME/images,
 // else ~/.local/share/brig/images. One file per binary and guest build (and its verification
 // record, "<file>.verified": engine/image_file.h), and one more per seed that images were
-// made with (PostgreSQL's shared seed: "<file>-seed-<hex>.img"); the most recent few are kept.
+// made with (PostgreSQL's shared seed: "<file>-seed-<hex>.img"); the most recent few are kept,
+// and every one that a running process uses (loaded, or made and saved: a shared lock on it),
+// since its sessions' page snapshots restore only on that image.
 //
 // Trust: the directory is used only if it, and every directory from it up to the one brig
 // owns there ($BRIG_HOME, ~/.local/share/brig, or $BRIG_IMAGE_CACHE itself), is owned by this

@@ -1,16 +1,23 @@
-// The image cache's trust rules for directories (src/sandbox/image_cache.h), and the function
-// table every image's clones get: the module's own, rebuilt from its element segment, never
-// anything read from the cache file.
+// The image cache's trust rules for directories (src/sandbox/image_cache.h), its pruning
+// (never an image a process uses), and the function table every image's clones get: the
+// module's own, rebuilt from its element segment, never anything read from the cache file.
 #include "sandbox/image_cache.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
 
+#include "engine/image_file.h"
 #include "engine/python_instance_internal.h"
+#include "sandbox/sandbox_impl.h"
 
 namespace {
 
@@ -69,6 +76,120 @@ TEST_F(Dirs, StickyIsEnoughOnlyAboveBrigsOwnDirectory) {
 
 TEST_F(Dirs, AMissingDirectoryIsReported) {
   EXPECT_NE(UnsafeDirectory(root_ + "/nothing", root_ + "/nothing"), "");
+}
+
+// Pruning keeps the most recent few image files, and every one a process holds: the one it
+// loaded (mapped) and the one it made and saved. Its sessions' page snapshots restore only on
+// that image; removed, a worker started after (one replacing a crashed worker) made another
+// and restored them from their portable snapshots, which may be versions older. With one
+// image file per binary, a full `ctest` run (dozens of test binaries on one cache) removed
+// images that running tests used.
+class Prune : public Dirs {
+ protected:
+  void SetUp() override {
+    Dirs::SetUp();
+    cache_ = Dir("images", 0700);
+    const char* old = std::getenv("BRIG_IMAGE_CACHE");
+    if (old) old_cache_ = old;
+    ASSERT_EQ(setenv("BRIG_IMAGE_CACHE", cache_.c_str(), 1), 0);
+  }
+  void TearDown() override {
+    if (old_cache_) {
+      setenv("BRIG_IMAGE_CACHE", old_cache_->c_str(), 1);
+    } else {
+      unsetenv("BRIG_IMAGE_CACHE");
+    }
+    Dirs::TearDown();
+  }
+  std::string File(const std::string& name) const { return cache_ + "/" + name; }
+  static bool Exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+  std::string Listing() const {
+    std::string names;
+    for (const auto& e : std::filesystem::directory_iterator(cache_)) names += e.path().filename().string() + " ";
+    return names;
+  }
+  // Sets the file's modification time `seconds` ago (pruning keeps the most recent).
+  static void Age(const std::string& path, int seconds) {
+    timespec times[2];
+    clock_gettime(CLOCK_REALTIME, &times[0]);
+    times[0].tv_sec -= seconds;
+    times[1] = times[0];
+    ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+  }
+  // A file named like an image that nobody uses.
+  void Unused(const std::string& name, int age) {
+    std::ofstream(File(name)) << "not an image";
+    Age(File(name), age);
+  }
+  static brig_python_image* Load(const std::string& path) {
+    const char* why = nullptr;
+    brig_python_image* image = brig_python_image_load(path.c_str(), &why, nullptr);
+    EXPECT_NE(image, nullptr) << path << ": " << (why ? why : "no file");
+    return image;
+  }
+  // Saves an image with `seed` through the cache (made by loading `from`), which prunes.
+  // REQUIRES: no image with `seed` in the cache.
+  brig_python_image* SaveThroughTheCache(uint64_t seed, const std::string& from) {
+    return brig::image_cache::LoadOrMake(seed, [&](bool* save) {
+      *save = true;
+      return Load(from);
+    });
+  }
+  std::string cache_;
+  std::optional<std::string> old_cache_;
+};
+
+TEST_F(Prune, KeepsTheImagesProcessesHold) {
+  std::string why;
+  const brig_python_image* process = brig::ProcessImage(&why);
+  ASSERT_NE(process, nullptr) << why;
+  ASSERT_NE(*brig_python_image_file_key(), '\0') << "this binary has no build id: nothing is cached";
+  // What the cache's saves below are made from: outside the cache, held only while they run.
+  const std::string source = root_ + "/source.img";
+  ASSERT_EQ(brig_python_image_save(process, source.c_str()), 0);
+  // Old files, each past the most recent eight below: one this process loads, one another
+  // process holds (its lock, taken here), one nobody holds.
+  const std::string loaded = File("loaded.img");
+  ASSERT_EQ(brig_python_image_save(process, loaded.c_str()), 0);
+  Age(loaded, 3600);
+  brig_python_image* held = Load(loaded);
+  ASSERT_NE(held, nullptr);
+  {
+    // Loading took a shared lock, as whoever removes images checks.
+    int probe = open(loaded.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(probe, 0);
+    EXPECT_NE(flock(probe, LOCK_EX | LOCK_NB), 0);
+    EXPECT_EQ(errno, EWOULDBLOCK);
+    close(probe);
+  }
+  Unused("elsewhere.img", 5400);
+  int elsewhere = open(File("elsewhere.img").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(elsewhere, 0);
+  ASSERT_EQ(flock(elsewhere, LOCK_SH), 0);
+  Unused("nobodys.img", 7200);
+  for (int i = 0; i < 8; i++) Unused("recent-" + std::to_string(i) + ".img", 1800 - i);
+
+  brig_python_image* made = SaveThroughTheCache(1, source);
+  ASSERT_NE(made, nullptr);
+  const std::string saved = brig::image_cache::Path().substr(0, brig::image_cache::Path().size() - 4) +
+                            "-seed-0000000000000001.img";
+  EXPECT_TRUE(Exists(saved)) << Listing();
+  EXPECT_TRUE(Exists(loaded)) << "an image this process loaded was removed";
+  EXPECT_TRUE(Exists(File("elsewhere.img"))) << "an image another process holds was removed";
+  EXPECT_FALSE(Exists(File("nobodys.img"))) << "an old image nobody holds was kept";
+
+  // Released, it goes; the one this process made and saved stays, even as the oldest.
+  close(elsewhere);
+  Age(saved, 9000);
+  for (int i = 0; i < 8; i++) Unused("newer-" + std::to_string(i) + ".img", 60 - i);
+  brig_python_image* again = SaveThroughTheCache(2, source);
+  ASSERT_NE(again, nullptr);
+  EXPECT_FALSE(Exists(File("elsewhere.img"))) << "an image released was kept; " << Listing();
+  EXPECT_TRUE(Exists(saved)) << "the image this process made and saved was removed";
+  EXPECT_TRUE(Exists(loaded));
+  brig_python_image_destroy(again);
+  brig_python_image_destroy(made);
+  brig_python_image_destroy(held);
 }
 
 TEST(ModuleTable, IsTheTableInstantiationMakes) {
