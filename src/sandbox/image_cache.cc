@@ -100,8 +100,9 @@ bool EndsWith(const std::string& s, const std::string& end) {
 // holds a shared lock, engine/image_file.c), one that made and saved it holds it (Pin). Its
 // sessions' page snapshots name that image: removed, a process started after (a worker that
 // replaced a crashed one) would make a new image, and restore them only from their portable
-// snapshots, which may be older. Removed under an exclusive lock, if it is still the file
-// at `path`: a process that opened it meanwhile finds it gone once it has its lock.
+// snapshots, which may be versions older, or not at all before one is written. Removed under
+// an exclusive lock, if it is still the file at `path`: a process that opened it meanwhile
+// finds it gone once it has its lock.
 void RemoveUnlessInUse(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return;

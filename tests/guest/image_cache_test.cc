@@ -81,9 +81,11 @@ TEST_F(Dirs, AMissingDirectoryIsReported) {
 // Pruning keeps the most recent few image files, and every one a process holds: the one it
 // loaded (mapped) and the one it made and saved. Its sessions' page snapshots restore only on
 // that image; removed, a worker started after (one replacing a crashed worker) made another
-// and restored them from their portable snapshots, which may be versions older. With one
-// image file per binary, a full `ctest` run (dozens of test binaries on one cache) removed
-// images that running tests used.
+// and restored them from their portable snapshots, which may be versions older, or failed
+// ("the snapshot is from another image (and it has no portable snapshot)") before one was
+// written. With one image file per binary, a full `ctest` run (dozens of test binaries on one
+// cache) removed images that running tests used: WorkerPoolTest.RelayedSavesAreCommittedByThePool
+// failed that way now and then.
 class Prune : public Dirs {
  protected:
   void SetUp() override {
