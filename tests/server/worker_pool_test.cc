@@ -39,6 +39,9 @@
 #include "api/access.h"
 #include "brig/result_json.h"
 #include "brig/store.h"
+#include "engine/image_file.h"
+#include "sandbox/image_cache.h"
+#include "sandbox/sandbox_impl.h"
 #include "server/api_json.h"
 #include "server/in_process_executor.h"
 #include "server/worker_main.h"
@@ -493,6 +496,69 @@ TEST_F(WorkerPoolTest, ASeededImageDoesNotReplaceTheOneSqliteWorkersUse) {
       std::this_thread::sleep_for(10ms);
     }
     SessionResult after = MustRun(sqlite, id, "x + 1");
+    EXPECT_EQ(after.execution.result, "42");
+    EXPECT_EQ(after.restored_from, "pages");
+  }
+  if (old_cache) {
+    setenv("BRIG_IMAGE_CACHE", restore.c_str(), 1);
+  } else {
+    unsetenv("BRIG_IMAGE_CACHE");
+  }
+}
+
+// The image cache keeps the most recent few image files; other builds (or, here, other test
+// binaries) saving theirs make older ones go. The one the workers use stays while they run: a
+// worker replacing a crashed one loads it and restores its sessions from their pages. (It
+// once went: the replacement made a new image and failed "the snapshot is from another image
+// (and it has no portable snapshot)"; a full ctest run did that to this file's tests now and
+// then.)
+TEST_F(WorkerPoolTest, TheWorkersImageIsKeptWhenTheCacheIsPruned) {
+  namespace fs = std::filesystem;
+  const std::string cache = dir_ + "/images";
+  const char* old_cache = std::getenv("BRIG_IMAGE_CACHE");
+  const std::string restore = old_cache ? old_cache : "";
+  // An image of this binary made without the cache (this process holds nothing in it).
+  ASSERT_EQ(setenv("BRIG_IMAGE_CACHE", "off", 1), 0);
+  std::string why;
+  const brig_python_image* process = ProcessImage(&why);
+  ASSERT_NE(process, nullptr) << why;
+  const std::string source = dir_ + "/source.img";
+  ASSERT_EQ(brig_python_image_save(process, source.c_str()), 0);
+  ASSERT_EQ(setenv("BRIG_IMAGE_CACHE", cache.c_str(), 1), 0);  // the workers inherit it
+  {
+    WorkerPool& pool = Start(Options());
+    const std::string id = IdOn(0, "pruned");
+    MustRun(pool, id, "x = 41");
+    std::vector<std::string> used;
+    for (const auto& e : fs::directory_iterator(cache)) {
+      if (e.path().extension() == ".img") used.push_back(e.path().string());
+    }
+    ASSERT_EQ(used.size(), 1u) << "the workers' image";
+    // Older than eight others, then a save that prunes the cache.
+    const auto now = fs::file_time_type::clock::now();
+    fs::last_write_time(used[0], now - 1h);
+    for (int i = 0; i < 8; i++) {
+      const std::string other = cache + "/other-" + std::to_string(i) + ".img";
+      std::ofstream(other) << "another build's image";
+      fs::last_write_time(other, now - 10min);
+    }
+    brig_python_image* saved = image_cache::LoadOrMake(7, [&](bool* save) {
+      *save = true;
+      const char* refused = nullptr;
+      return brig_python_image_load(source.c_str(), &refused, nullptr);
+    });
+    ASSERT_NE(saved, nullptr);
+    brig_python_image_destroy(saved);
+    EXPECT_FALSE(fs::exists(cache + "/other-0.img")) << "the cache was not pruned";
+    EXPECT_TRUE(fs::exists(used[0])) << "the image the workers use was removed";
+
+    const pid_t old = pool.WorkerPids()[0];
+    ASSERT_EQ(kill(old, SIGKILL), 0);
+    ASSERT_TRUE(WaitGone(old));
+    for (int i = 0; i < 3000 && (pool.WorkerPids()[0] == 0 || pool.WorkerPids()[0] == old); i++) {
+      std::this_thread::sleep_for(10ms);
+    }
+    SessionResult after = MustRun(pool, id, "x + 1");
     EXPECT_EQ(after.execution.result, "42");
     EXPECT_EQ(after.restored_from, "pages");
   }
