@@ -20,7 +20,9 @@ the same settings, alternating with this one, so that both see the same machine.
 Each line ends with the machine's own speed, measured just before that run with nothing
 else of ours running: a fixed Python loop (ms) and a loopback TCP round trip between two
 threads (us), each the median of five. A virtual machine whose host is busy runs both
-slower; the same build's figures move with them (bench/RESULTS.md, stop 27).
+slower; the same build's figures move with them (bench/RESULTS.md, stop 27). Then the share
+of the machine's CPU time that the hypervisor took for other guests during the run
+("stolen", /proc/stat's steal), where it reports it: the CPUs the run did not have.
 """
 import argparse
 import os
@@ -111,6 +113,14 @@ def cpu_seconds(pid):
     return total / tick
 
 
+def cpu_ticks():
+    """(steal, all) clock ticks of the whole machine so far, from /proc/stat: steal is the
+    time the hypervisor ran something else while this virtual machine had work for a CPU."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields[:8])
+
+
 def machine_speed():
     """(ms for a fixed loop, us per loopback TCP round trip), medians of five: how fast this
     machine is right now, the same work every time."""
@@ -164,9 +174,11 @@ def run_load(http_load, url, connections, sessions, seconds, warmup, durable=Tru
                        timeout=warmup + 300)
     cpu0 = cpu_seconds(pid) if pid else 0
     db_cpu0 = cpu_seconds(db_pid) if db_pid else 0
+    steal0, all0 = cpu_ticks()
     p = subprocess.run(base + ["--seconds", str(seconds), "--warmup", "0"], capture_output=True, text=True,
                        timeout=seconds + 300)
     cpu = cpu_seconds(pid) - cpu0 if pid else 0
+    steal1, all1 = cpu_ticks()
     db_cpu = cpu_seconds(db_pid) - db_cpu0 if db_pid else 0
     m = re.search(r"executions/s (\d+)\s+p50 ([\d.]+) ms\s+p99 ([\d.]+) ms\s+errors (\d+)", p.stdout)
     if not m:
@@ -176,7 +188,8 @@ def run_load(http_load, url, connections, sessions, seconds, warmup, durable=Tru
     return {"rate": rate, "p50": float(m.group(2)), "p99": float(m.group(3)),
             "errors": int(m.group(4)), "first_error": first_error.group(1) if first_error else "",
             "cpu_us": 1e6 * cpu / (rate * seconds) if rate else 0,
-            "db_cpu_us": 1e6 * db_cpu / (rate * seconds) if rate else 0}
+            "db_cpu_us": 1e6 * db_cpu / (rate * seconds) if rate else 0,
+            "stolen": 100.0 * (steal1 - steal0) / (all1 - all0) if all1 > all0 else 0.0}
 
 
 def main():
@@ -230,11 +243,11 @@ def main():
                             load = os.getloadavg()[0]
                             print("%s%-10s %-11s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
                                   "server CPU %6.0f us/execution%s  errors %d  (load %.1f; machine: loop %.1f ms, "
-                                  "loopback round trip %.1f us)%s" % (
+                                  "loopback round trip %.1f us; %.0f%% stolen)%s" % (
                                       "baseline: " if binary != brig else "", store, "durable" if durable else "non-durable",
                                       connections, sessions, r["rate"], r["p50"], r["p99"], r["cpu_us"],
                                       "  PostgreSQL CPU %5.0f us/execution" % r["db_cpu_us"] if db else "",
-                                      r["errors"], load, loop_ms, trip_us,
+                                      r["errors"], load, loop_ms, trip_us, r["stolen"],
                                       "  first error: " + r["first_error"] if r["errors"] else ""),
                                   flush=True)
                             failed |= r["errors"] > 0

@@ -310,6 +310,15 @@ class Sandbox {
   static StatusOr<std::string> ApplyPageDeltas(std::string_view whole, const std::vector<std::string_view>& deltas);
   // The digest of the process image that page snapshots are tied to (hex).
   static StatusOr<std::string> ImageDigest();
+  // The image cache's file that the process image was loaded from or saved to, or empty (the
+  // cache is off or unusable, the image was not saved, or no sandbox was created yet). This
+  // process holds it: the cache never removes a file a living process holds.
+  static std::string ImageFile();
+  // Holds `path`, another process's ImageFile() in this process's cache directory, until this
+  // process exits, so that the cache keeps it while no process maps it (brig serve's
+  // supervisor, whose workers may all be dead at once). False, holding nothing, if `path` is
+  // not a regular ".img" file directly in that directory. Thread-safe.
+  static bool HoldImageFile(const std::string& path);
   // The guest build and image digest a page snapshot is tied to, read from its header
   // without restoring it (any process, no image needed). InvalidArgument if `snapshot` is
   // not a page snapshot.

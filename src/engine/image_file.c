@@ -350,7 +350,7 @@ static int check_memory(brig_python_image* img, const char* path, const char* ke
  * not the one at `path` any more: opened again. -1 with errno set (ENOENT: no file). */
 static int open_locked(const char* path) {
   for (int attempt = 0; attempt < 8; attempt++) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK); /* a FIFO: no wait */
     if (fd < 0) return -1;
     int r;
     while ((r = flock(fd, LOCK_SH)) != 0 && errno == EINTR) {

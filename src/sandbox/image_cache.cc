@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -104,7 +105,7 @@ bool EndsWith(const std::string& s, const std::string& end) {
 // an exclusive lock, if it is still the file at `path`: a process that opened it meanwhile
 // finds it gone once it has its lock.
 void RemoveUnlessInUse(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);  // a FIFO: no wait
   if (fd < 0) return;
   struct stat held, named;
   if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && lstat(path.c_str(), &named) == 0 &&
@@ -114,13 +115,24 @@ void RemoveUnlessInUse(const std::string& path) {
   close(fd);  // releases the lock
 }
 
-// Holds the image file this process made and saved at `path` until it exits, as a process
-// that loads one does (RemoveUnlessInUse): a shared lock on it, kept open on purpose (the
-// process image lives as long as the process).
-void Pin(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return;
-  if (flock(fd, LOCK_SH) != 0) close(fd);
+// The files this process holds (Pin) for others, and the one its own image came from.
+constexpr size_t kMaxHeld = 8;
+std::mutex held_mu;
+std::vector<std::string> held;  // GUARDED_BY(held_mu)
+std::string held_file;          // GUARDED_BY(held_mu)
+
+// Holds the image file at `path` until this process exits, as a process that loads one does
+// (RemoveUnlessInUse): a shared lock on it, kept open on purpose (the process image lives as
+// long as the process). With `wait` false, a file being removed (locked) is not held.
+bool Pin(const std::string& path, bool wait) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);  // a FIFO: no wait
+  if (fd < 0) return false;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || flock(fd, wait ? LOCK_SH : LOCK_SH | LOCK_NB) != 0) {
+    close(fd);
+    return false;
+  }
+  return true;
 }
 
 void Prune(const std::string& dir) {
@@ -202,6 +214,26 @@ brig_python_image* LoadFile(const std::string& path, std::optional<uint64_t> see
 
 std::string Path() { return FileIn(Where().dir); }
 
+std::string HeldFile() {
+  std::lock_guard<std::mutex> lock(held_mu);
+  return held_file;
+}
+
+bool Hold(const std::string& path) {
+  const std::string dir = Where().dir;
+  if (dir.empty() || path.size() <= dir.size() + 1 || path.compare(0, dir.size(), dir) != 0 ||
+      path[dir.size()] != '/') {
+    return false;
+  }
+  const std::string name = path.substr(dir.size() + 1);
+  if (name[0] == '.' || name.find('/') != std::string::npos || !EndsWith(name, ".img")) return false;
+  std::lock_guard<std::mutex> lock(held_mu);
+  if (path == held_file || std::find(held.begin(), held.end(), path) != held.end()) return true;
+  if (held.size() >= kMaxHeld || !Pin(path, /*wait=*/false)) return false;
+  held.push_back(path);
+  return true;
+}
+
 std::string UnsafeDirectory(const std::string& dir, const std::string& root) {
   // The path as written: a directory or link on it that someone else controls could be
   // swapped for another.
@@ -248,17 +280,22 @@ brig_python_image* LoadOrMake(std::optional<uint64_t> seed, const MakeFn& make) 
     Warn("image cache " + where.dir + " not used (" + unsafe + ")");
     return make(&save);
   }
+  auto held_now = [&path](brig_python_image* image) {  // loaded: brig_python_image_load holds it
+    std::lock_guard<std::mutex> lock(held_mu);
+    held_file = path;
+    return image;
+  };
   bool refused = false;
-  if (brig_python_image* image = LoadFile(path, seed, &refused)) return image;
+  if (brig_python_image* image = LoadFile(path, seed, &refused)) return held_now(image);
   MakingLock lock(where.dir);
   if (!refused) {  // another process may have saved it while this one waited
-    if (brig_python_image* image = LoadFile(path, seed, &refused)) return image;
+    if (brig_python_image* image = LoadFile(path, seed, &refused)) return held_now(image);
   }
   brig_python_image* image = make(&save);
   if (!image || !save) return image;
   bool saved = brig_python_image_save(image, path.c_str()) == 0;
   if (saved) {
-    Pin(path);
+    if (Pin(path, /*wait=*/true)) held_now(image);
     Prune(where.dir);
   }
   if (Debug()) std::fprintf(stderr, "brig: image cache %s: %s\n", path.c_str(), saved ? "saved" : std::strerror(errno));

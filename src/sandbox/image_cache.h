@@ -37,6 +37,19 @@ brig_python_image* LoadOrMake(std::optional<uint64_t> seed, const MakeFn& make);
 // The file LoadOrMake uses without a seed; empty when the cache is off.
 std::string Path();
 
+// The cache file of the image LoadOrMake returned in this process (loaded from it, or made
+// and saved there), which this process holds; empty if none (the cache is off or unusable,
+// the image was not saved, or LoadOrMake has not returned yet).
+std::string HeldFile();
+
+// Holds `path`, an image file in this process's cache directory that another process uses
+// (its HeldFile()), until this process exits, so that the cache keeps it while no process
+// maps it: `brig serve`'s supervisor, whose workers may all be dead at once before their
+// replacements load it. False, and nothing held, if `path` is not a regular ".img" file
+// directly in the cache directory, or is being removed. Holds at most a few files (each
+// held once). Thread-safe.
+bool Hold(const std::string& path);
+
 // Why brig must not keep images in `dir`, or empty if it may: the checks above, with
 // `root` the directory brig owns (`dir` itself or an ancestor of it). For tests.
 std::string UnsafeDirectory(const std::string& dir, const std::string& root);

@@ -347,6 +347,10 @@ bool UseImageSeed(uint64_t seed) {
   return image && brig_python_image_random_seed(image) == seed;
 }
 
+std::string Sandbox::ImageFile() { return image_cache::HeldFile(); }
+
+bool Sandbox::HoldImageFile(const std::string& path) { return image_cache::Hold(path); }
+
 // Gives `impl` its guest: a clone of the process image, or (cold) a new interpreter.
 Status StartGuest(Sandbox::Impl* impl, Start start) {
   const char* no_image = std::getenv("BRIG_NO_IMAGE");

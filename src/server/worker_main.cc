@@ -118,7 +118,7 @@ class Worker {
     sessions_ = std::move(opened.value());
     // The process image, mapped (or made) now rather than by the first execution.
     (void)Sandbox::Create(options.limits);
-    Send(FrameType::kReady, 0, "");
+    Send(FrameType::kReady, 0, Sandbox::ImageFile());  // the supervisor holds it for the next of us
 
     std::thread([this] { AwaitTerm(); }).detach();
     std::thread([this] {

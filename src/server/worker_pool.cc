@@ -35,6 +35,7 @@
 #include <boost/asio/post.hpp>
 
 #include "brig/result_json.h"
+#include "brig/sandbox.h"
 #include "server/worker_protocol.h"
 #include "util/status_code.h"
 
@@ -381,7 +382,10 @@ struct WorkerPool::Impl {
     };
     switch (f.type) {
       case FrameType::kReady:
-        if (f.id != 0 || !f.body.empty() || s.ready) return *error = "an unexpected ready frame", false;
+        if (f.id != 0 || s.ready) return *error = "an unexpected ready frame", false;
+        // Kept for the workers that replace this one (a path that names no image file in the
+        // cache is not held: nothing else is done with it).
+        if (!f.body.empty()) (void)Sandbox::HoldImageFile(f.body);
         s.ready = true;
         s.failed_starts = 0;
         return true;

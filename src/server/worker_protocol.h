@@ -15,7 +15,10 @@
 //               brig::Store::ApplyRelayedSaves returned for it (the new version, or the
 //               error)
 //   worker -> supervisor
-//     kReady    id 0: the worker opened its store and can execute; body empty
+//     kReady    id 0: the worker opened its store and can execute; body: the image cache's
+//               file its process image came from (Sandbox::ImageFile, may be empty), which
+//               the supervisor then holds (Sandbox::HoldImageFile) so that the cache keeps
+//               it for the workers started after this one, even while none is alive
 //     kOutput   a streamed piece of output: u8 stream (0 stdout, 1 stderr) | bytes (the rest)
 //     kResult   u64 live sessions | u64 stale live runs | JSON text of
 //               brig::ToJson(thread_id, SessionResult)

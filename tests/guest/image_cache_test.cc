@@ -194,6 +194,43 @@ TEST_F(Prune, KeepsTheImagesProcessesHold) {
   brig_python_image_destroy(held);
 }
 
+// Hold (brig serve's supervisor, for its workers' image) takes only an image file directly in
+// the cache directory, as a worker would name it, and keeps it through a prune.
+TEST_F(Prune, HoldTakesOnlyImageFilesOfTheCache) {
+  namespace image_cache = brig::image_cache;
+  std::string why;
+  const brig_python_image* process = brig::ProcessImage(&why);
+  ASSERT_NE(process, nullptr) << why;
+  const std::string source = root_ + "/source.img";
+  ASSERT_EQ(brig_python_image_save(process, source.c_str()), 0);
+  ASSERT_EQ(mkdir(File("sub").c_str(), 0700), 0);
+  Unused("sub/nested.img", 7000);
+  Unused(".hidden.img", 7000);
+  Unused("notes.txt", 7000);
+  ASSERT_EQ(mkfifo(File("fifo.img").c_str(), 0600), 0);  // opening it to read would wait
+  ASSERT_EQ(symlink(source.c_str(), File("link.img").c_str()), 0);
+  for (const std::string& path : {std::string(), source, File("sub/nested.img"), File("../source.img"),
+                                  File(".hidden.img"), File("notes.txt"), File("fifo.img"), File("link.img"),
+                                  File("missing.img"), cache_ + "//held.img", cache_}) {
+    EXPECT_FALSE(image_cache::Hold(path)) << path;
+  }
+  Unused("held.img", 7200);
+  Unused("unheld.img", 7100);
+  EXPECT_TRUE(image_cache::Hold(File("held.img")));
+  EXPECT_TRUE(image_cache::Hold(File("held.img"))) << "held once, and again";
+  for (int i = 0; i < 8; i++) Unused("recent-" + std::to_string(i) + ".img", 1800 - i);
+
+  brig_python_image* made = SaveThroughTheCache(3, source);
+  ASSERT_NE(made, nullptr);
+  EXPECT_EQ(image_cache::HeldFile(), image_cache::Path().substr(0, image_cache::Path().size() - 4) +
+                                         "-seed-0000000000000003.img")
+      << "the file this process made and saved, and holds";
+  EXPECT_TRUE(Exists(File("held.img"))) << "a held image was removed; " << Listing();
+  EXPECT_FALSE(Exists(File("unheld.img"))) << "the cache was not pruned; " << Listing();
+  EXPECT_TRUE(Exists(File("sub/nested.img")));
+  brig_python_image_destroy(made);
+}
+
 TEST(ModuleTable, IsTheTableInstantiationMakes) {
   // A cold instance's table comes from the generated init_tables; images get the table rebuilt
   // from the element segment (brig_python_module_table): slot for slot the same functions.

@@ -10,7 +10,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -512,61 +514,139 @@ TEST_F(WorkerPoolTest, ASeededImageDoesNotReplaceTheOneSqliteWorkersUse) {
 // once went: the replacement made a new image and failed "the snapshot is from another image
 // (and it has no portable snapshot)"; a full ctest run did that to this file's tests now and
 // then.)
-TEST_F(WorkerPoolTest, TheWorkersImageIsKeptWhenTheCacheIsPruned) {
-  namespace fs = std::filesystem;
-  const std::string cache = dir_ + "/images";
-  const char* old_cache = std::getenv("BRIG_IMAGE_CACHE");
-  const std::string restore = old_cache ? old_cache : "";
-  // An image of this binary made without the cache (this process holds nothing in it).
-  ASSERT_EQ(setenv("BRIG_IMAGE_CACHE", "off", 1), 0);
+// BRIG_IMAGE_CACHE set to `dir` while it lives (the workers inherit it), as before after.
+class ScopedImageCache {
+ public:
+  explicit ScopedImageCache(const std::string& dir) {
+    if (const char* old = std::getenv("BRIG_IMAGE_CACHE")) old_ = old;
+    setenv("BRIG_IMAGE_CACHE", dir.c_str(), 1);
+  }
+  ~ScopedImageCache() {
+    if (old_) {
+      setenv("BRIG_IMAGE_CACHE", old_->c_str(), 1);
+    } else {
+      unsetenv("BRIG_IMAGE_CACHE");
+    }
+  }
+  ScopedImageCache(const ScopedImageCache&) = delete;
+  ScopedImageCache& operator=(const ScopedImageCache&) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
+
+// An image of this test binary, saved at `path`, made without the cache (so that this process
+// holds nothing in it).
+void SaveProcessImage(const std::string& path) {
+  ScopedImageCache off("off");
   std::string why;
   const brig_python_image* process = ProcessImage(&why);
   ASSERT_NE(process, nullptr) << why;
-  const std::string source = dir_ + "/source.img";
-  ASSERT_EQ(brig_python_image_save(process, source.c_str()), 0);
-  ASSERT_EQ(setenv("BRIG_IMAGE_CACHE", cache.c_str(), 1), 0);  // the workers inherit it
-  {
-    WorkerPool& pool = Start(Options());
-    const std::string id = IdOn(0, "pruned");
-    MustRun(pool, id, "x = 41");
-    std::vector<std::string> used;
-    for (const auto& e : fs::directory_iterator(cache)) {
-      if (e.path().extension() == ".img") used.push_back(e.path().string());
-    }
-    ASSERT_EQ(used.size(), 1u) << "the workers' image";
-    // Older than eight others, then a save that prunes the cache.
-    const auto now = fs::file_time_type::clock::now();
-    fs::last_write_time(used[0], now - 1h);
-    for (int i = 0; i < 8; i++) {
-      const std::string other = cache + "/other-" + std::to_string(i) + ".img";
-      std::ofstream(other) << "another build's image";
-      fs::last_write_time(other, now - 10min);
-    }
-    brig_python_image* saved = image_cache::LoadOrMake(7, [&](bool* save) {
-      *save = true;
-      const char* refused = nullptr;
-      return brig_python_image_load(source.c_str(), &refused, nullptr);
-    });
-    ASSERT_NE(saved, nullptr);
-    brig_python_image_destroy(saved);
-    EXPECT_FALSE(fs::exists(cache + "/other-0.img")) << "the cache was not pruned";
-    EXPECT_TRUE(fs::exists(used[0])) << "the image the workers use was removed";
+  ASSERT_EQ(brig_python_image_save(process, path.c_str()), 0);
+}
 
-    const pid_t old = pool.WorkerPids()[0];
-    ASSERT_EQ(kill(old, SIGKILL), 0);
-    ASSERT_TRUE(WaitGone(old));
-    for (int i = 0; i < 3000 && (pool.WorkerPids()[0] == 0 || pool.WorkerPids()[0] == old); i++) {
-      std::this_thread::sleep_for(10ms);
-    }
-    SessionResult after = MustRun(pool, id, "x + 1");
-    EXPECT_EQ(after.execution.result, "42");
-    EXPECT_EQ(after.restored_from, "pages");
+// The one image file in `cache`.
+std::string OnlyImageIn(const std::string& cache) {
+  std::vector<std::string> images;
+  for (const auto& e : std::filesystem::directory_iterator(cache)) {
+    if (e.path().extension() == ".img") images.push_back(e.path().string());
   }
-  if (old_cache) {
-    setenv("BRIG_IMAGE_CACHE", restore.c_str(), 1);
-  } else {
-    unsetenv("BRIG_IMAGE_CACHE");
+  EXPECT_EQ(images.size(), 1u) << "the workers' image";
+  return images.empty() ? "" : images[0];
+}
+
+// Makes `image` older than eight other files in its cache, then saves an image (seed 7, made
+// from `source`) through the cache, which prunes it: those eight stay, and older files go
+// unless a process holds them.
+void PruneAfterEightNewer(const std::string& cache, const std::string& image, const std::string& source) {
+  namespace fs = std::filesystem;
+  const auto now = fs::file_time_type::clock::now();
+  fs::last_write_time(image, now - 1h);
+  for (int i = 0; i < 8; i++) {
+    const std::string other = cache + "/other-" + std::to_string(i) + ".img";
+    std::ofstream(other) << "another build's image";
+    fs::last_write_time(other, now - 10min);
   }
+  brig_python_image* saved = image_cache::LoadOrMake(7, [&](bool* save) {
+    *save = true;
+    const char* refused = nullptr;
+    return brig_python_image_load(source.c_str(), &refused, nullptr);
+  });
+  ASSERT_NE(saved, nullptr);
+  brig_python_image_destroy(saved);
+  EXPECT_FALSE(fs::exists(cache + "/other-0.img")) << "the cache was not pruned";
+}
+
+// Waits for the worker in slot 0 to be replaced after `old` died.
+void AwaitReplacement(WorkerPool& pool, pid_t old) {
+  for (int i = 0; i < 3000 && (pool.WorkerPids()[0] == 0 || pool.WorkerPids()[0] == old); i++) {
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+TEST_F(WorkerPoolTest, TheWorkersImageIsKeptWhenTheCacheIsPruned) {
+  const std::string cache = dir_ + "/images", source = dir_ + "/source.img";
+  SaveProcessImage(source);
+  ScopedImageCache scoped(cache);
+  WorkerPool& pool = Start(Options());
+  const std::string id = IdOn(0, "pruned");
+  MustRun(pool, id, "x = 41");
+  const std::string image = OnlyImageIn(cache);
+  ASSERT_FALSE(image.empty());
+  PruneAfterEightNewer(cache, image, source);
+  EXPECT_TRUE(std::filesystem::exists(image)) << "the image the workers use was removed";
+
+  const pid_t old = pool.WorkerPids()[0];
+  ASSERT_EQ(kill(old, SIGKILL), 0);
+  ASSERT_TRUE(WaitGone(old));
+  AwaitReplacement(pool, old);
+  SessionResult after = MustRun(pool, id, "x + 1");
+  EXPECT_EQ(after.execution.result, "42");
+  EXPECT_EQ(after.restored_from, "pages");
+}
+
+// While no worker lives (the only one killed, its replacement slow to start), nothing maps the
+// workers' image: the supervisor holds it (the worker named it when ready), so that a prune
+// meanwhile leaves it for the replacement.
+TEST_F(WorkerPoolTest, TheSupervisorHoldsTheWorkersImageWhileNoWorkerLives) {
+  namespace fs = std::filesystem;
+  const std::string cache = dir_ + "/images", source = dir_ + "/source.img";
+  SaveProcessImage(source);
+  ScopedImageCache scoped(cache);
+  // The workers start through a script, so that the replacement can be made to wait.
+  const std::string script = dir_ + "/worker.sh";
+  auto write_script = [&](const std::string& first) {
+    std::ofstream(script + ".new") << "#!/bin/sh\n" << first << "exec '" << Self() << "' \"$@\"\n";
+    ASSERT_EQ(chmod((script + ".new").c_str(), 0700), 0);
+    ASSERT_EQ(rename((script + ".new").c_str(), script.c_str()), 0);
+  };
+  write_script("");
+  WorkerPoolOptions o = Options();
+  o.workers = 1;
+  o.executable = script;
+  WorkerPool& pool = Start(std::move(o));
+  const std::string id = IdOn(0, "alone");
+  MustRun(pool, id, "x = 41");
+  const std::string image = OnlyImageIn(cache);
+  ASSERT_FALSE(image.empty());
+
+  write_script("sleep 2\n");
+  const pid_t old = pool.WorkerPids()[0];
+  ASSERT_EQ(kill(old, SIGKILL), 0);
+  ASSERT_TRUE(WaitGone(old));
+  {
+    const int probe = open(image.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(probe, 0);
+    EXPECT_NE(flock(probe, LOCK_EX | LOCK_NB), 0) << "nothing holds the image while no worker lives";
+    close(probe);
+  }
+  PruneAfterEightNewer(cache, image, source);
+  EXPECT_TRUE(fs::exists(image)) << "the workers' image was removed while none lived";
+
+  AwaitReplacement(pool, old);
+  SessionResult after = MustRun(pool, id, "x + 1");
+  EXPECT_EQ(after.execution.result, "42");
+  EXPECT_EQ(after.restored_from, "pages");
 }
 
 // SIGTERM to a worker: it finishes what it runs (the result arrives), exits 0, is replaced.
