@@ -79,8 +79,10 @@ struct LiveSession {
   // since when one has been owed (kept while executions follow one another).
   bool portable_pending = false;
   std::chrono::steady_clock::time_point pending_since{};
-  // When its last portable snapshot was taken here (Options::portable_min_interval).
-  std::chrono::steady_clock::time_point portable_taken_at{};
+  // When its last portable snapshot was taken here (Options::portable_min_interval); never:
+  // the clock's minimum, not its zero, which is when the machine booted (a machine up for less
+  // than the interval held back every session's first one).
+  std::chrono::steady_clock::time_point portable_taken_at = std::chrono::steady_clock::time_point::min();
   // What the last portable snapshot of it could not hold (reported with results).
   std::map<std::string, std::string> not_portable;
   // Executions ran in it with a deferred save (ExecuteOptions::deferred_save) that the store

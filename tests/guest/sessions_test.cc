@@ -51,6 +51,13 @@ class SessionsTest : public ::testing::Test {
     auto st = reader_->GetState(id);
     return st.ok() && st.value() ? st.value()->fallback_version : -1;
   }
+  // Waits (at most a minute) for the stored fallback of `id` to be `version`.
+  bool AwaitFallback(const std::string& id, int64_t version) {
+    for (int i = 0; i < 12'000 && FallbackVersion(id) != version; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return FallbackVersion(id) == version;
+  }
   bool OpenReader() {
     auto store = store::OpenStore(options_.store_url);
     if (store.ok()) reader_ = std::move(store.value());
@@ -228,7 +235,7 @@ TEST_F(SessionsTest, ThePortableSnapshotIsStoredAfterTheAnswer) {
     EXPECT_EQ(Run(*s, "p", "x = 1").version, 1);
     // Written by the background thread while the Sessions lives (waits for it; no deadline
     // but the test's own).
-    while (FallbackVersion("p") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(AwaitFallback("p", 1));
     EXPECT_EQ(Run(*s, "p", "x = 2").version, 2);
   }
   EXPECT_EQ(FallbackVersion("p"), 2) << "~Sessions writes what is pending";
@@ -294,11 +301,13 @@ TEST_F(SessionsTest, PortableSnapshotsAreSpacedByTheMinimumInterval) {
   ASSERT_TRUE(OpenReader());
   options_.portable_delay = std::chrono::milliseconds(1);
   options_.portable_max_lag = std::chrono::hours(1);
-  options_.portable_min_interval = std::chrono::hours(1);
+  // Longer than the machine has been up (the steady clock starts at boot): the first one is
+  // still taken at once (it once waited for the machine's uptime to pass the interval).
+  options_.portable_min_interval = std::chrono::hours(24 * 365);
   {
     auto s = Open();
     EXPECT_EQ(Run(*s, "p", "x = 1").version, 1);
-    while (FallbackVersion("p") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(AwaitFallback("p", 1));
     EXPECT_EQ(Run(*s, "p", "x = 2").version, 2);
     EXPECT_EQ(Run(*s, "p", "x = 3").version, 3);
     // Idle for 300 times portable_delay: without the interval it would have been taken.
@@ -312,9 +321,9 @@ TEST_F(SessionsTest, PortableSnapshotsAreSpacedByTheMinimumInterval) {
   {
     auto s = Open();
     EXPECT_EQ(Run(*s, "q", "x = 1").version, 1);
-    while (FallbackVersion("q") != 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(AwaitFallback("q", 1));
     EXPECT_EQ(Run(*s, "q", "x = 2").version, 2);
-    while (FallbackVersion("q") != 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(AwaitFallback("q", 2));
   }
 }
 

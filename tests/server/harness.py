@@ -113,6 +113,14 @@ class BrigServer:
                 out.append(json.loads(line))
         return out
 
+    def wait_for_stderr(self, text, timeout=30):
+        """Waits for `text` on stderr, which the server writes in batches (up to 50 ms late)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.stderr_text():
+            if time.monotonic() > deadline:
+                raise AssertionError("%r not on stderr: %r" % (text, self.stderr_text()[-3000:]))
+            time.sleep(0.02)
+
     def wait_for_log(self, request_id, timeout=30):
         """The log line of `request_id` (it is written once the answer is on the wire)."""
         deadline = time.monotonic() + timeout

@@ -93,7 +93,7 @@ class WorkersTest(unittest.TestCase):
         # SIGSTOP: alive (its socket stays open) but silent. The supervisor hears no heartbeat
         # for --worker-timeout, kills it, answers its request 503 and starts a new worker.
         self.crash_during_execution(signal.SIGSTOP)
-        self.assertIn("hung", self.server.stderr_text())
+        self.server.wait_for_stderr("was killed as hung")
 
     def test_executions_and_files_through_workers(self):
         s = self.server

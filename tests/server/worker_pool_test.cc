@@ -753,7 +753,15 @@ TEST_F(WorkerPoolTest, NoDescriptorLeaksAndNoZombies) {
     EXPECT_TRUE(Gone(pid)) << pid;
     EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), -1) << pid;  // waited for: not even a zombie
   }
-  EXPECT_EQ(OpenFds(), before);
+  // But one: the supervisor holds its workers' image file for good (Sandbox::HoldImageFile),
+  // once, however many workers named it.
+  auto without_images = [](std::set<std::string> fds) {
+    std::erase_if(fds, [](const std::string& fd) { return fd.size() > 4 && fd.substr(fd.size() - 4) == ".img"; });
+    return fds;
+  };
+  const auto after = OpenFds();
+  EXPECT_EQ(without_images(after), without_images(before));
+  EXPECT_LE(after.size(), before.size() + 1) << "the workers' image is held more than once";
 }
 
 // The supervisor dies (SIGKILL, no chance to clean up): its workers die too.
