@@ -233,8 +233,7 @@ TEST_F(SessionsTest, ThePortableSnapshotIsStoredAfterTheAnswer) {
   {
     auto s = Open();
     EXPECT_EQ(Run(*s, "p", "x = 1").version, 1);
-    // Written by the background thread while the Sessions lives (waits for it; no deadline
-    // but the test's own).
+    // Written by the background thread while the Sessions lives.
     ASSERT_TRUE(AwaitFallback("p", 1));
     EXPECT_EQ(Run(*s, "p", "x = 2").version, 2);
   }
