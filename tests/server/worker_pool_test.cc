@@ -150,19 +150,25 @@ std::string Comparable(const std::string& thread_id, const StatusOr<SessionResul
 
 std::string Self() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
 
-// Dead and waited for (or a zombie of a parent that is not us: gone as far as we can tell).
+// Dead and waited for (or a zombie of a parent that is not us: gone as far as we can tell;
+// or being reaped: 'X', briefly).
 bool Gone(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   if (!stat) return true;
   std::string line;
   std::getline(stat, line);
   size_t close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+  return close != std::string::npos && close + 2 < line.size() && (line[close + 2] == 'Z' || line[close + 2] == 'X');
 }
 
+// Once gone, gone: not asked again (a second look could find the pid in use by another).
 bool WaitGone(pid_t pid) {
-  for (int i = 0; i < 3000 && !Gone(pid); i++) std::this_thread::sleep_for(10ms);
-  return Gone(pid);
+  bool gone = Gone(pid);
+  for (int i = 0; i < 3000 && !gone; i++) {
+    std::this_thread::sleep_for(10ms);
+    gone = Gone(pid);
+  }
+  return gone;
 }
 
 std::set<std::string> OpenFds(pid_t pid = 0) {
