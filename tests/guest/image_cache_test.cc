@@ -137,18 +137,32 @@ class Prune : public Dirs {
       return Load(from);
     });
   }
+  // This binary's process image, saved outside the cache at root_/source.img (what the
+  // cache's saves below are made from), or empty on failure.
+  std::string SaveSource() {
+    std::string why;
+    const brig_python_image* process = brig::ProcessImage(&why);
+    EXPECT_NE(process, nullptr) << why;
+    const std::string source = root_ + "/source.img";
+    if (!process || brig_python_image_save(process, source.c_str()) != 0) return "";
+    return source;
+  }
+  // The file the cache keeps an image made with `seed` in.
+  static std::string SeededFile(const std::string& seed_hex) {
+    const std::string plain = brig::image_cache::Path();
+    return plain.substr(0, plain.size() - 4) + "-seed-" + seed_hex + ".img";
+  }
   std::string cache_;
   std::optional<std::string> old_cache_;
 };
 
 TEST_F(Prune, KeepsTheImagesProcessesHold) {
+  ASSERT_NE(*brig_python_image_file_key(), '\0') << "this binary has no build id: nothing is cached";
+  // Outside the cache: held only while the saves below run.
+  const std::string source = SaveSource();
+  ASSERT_FALSE(source.empty());
   std::string why;
   const brig_python_image* process = brig::ProcessImage(&why);
-  ASSERT_NE(process, nullptr) << why;
-  ASSERT_NE(*brig_python_image_file_key(), '\0') << "this binary has no build id: nothing is cached";
-  // What the cache's saves below are made from: outside the cache, held only while they run.
-  const std::string source = root_ + "/source.img";
-  ASSERT_EQ(brig_python_image_save(process, source.c_str()), 0);
   // Old files, each past the most recent eight below: one this process loads, one another
   // process holds (its lock, taken here), one nobody holds.
   const std::string loaded = File("loaded.img");
@@ -173,8 +187,7 @@ TEST_F(Prune, KeepsTheImagesProcessesHold) {
 
   brig_python_image* made = SaveThroughTheCache(1, source);
   ASSERT_NE(made, nullptr);
-  const std::string saved = brig::image_cache::Path().substr(0, brig::image_cache::Path().size() - 4) +
-                            "-seed-0000000000000001.img";
+  const std::string saved = SeededFile("0000000000000001");
   EXPECT_TRUE(Exists(saved)) << Listing();
   EXPECT_TRUE(Exists(loaded)) << "an image this process loaded was removed";
   EXPECT_TRUE(Exists(File("elsewhere.img"))) << "an image another process holds was removed";
@@ -198,11 +211,8 @@ TEST_F(Prune, KeepsTheImagesProcessesHold) {
 // the cache directory, as a worker would name it, and keeps it through a prune.
 TEST_F(Prune, HoldTakesOnlyImageFilesOfTheCache) {
   namespace image_cache = brig::image_cache;
-  std::string why;
-  const brig_python_image* process = brig::ProcessImage(&why);
-  ASSERT_NE(process, nullptr) << why;
-  const std::string source = root_ + "/source.img";
-  ASSERT_EQ(brig_python_image_save(process, source.c_str()), 0);
+  const std::string source = SaveSource();
+  ASSERT_FALSE(source.empty());
   ASSERT_EQ(mkdir(File("sub").c_str(), 0700), 0);
   Unused("sub/nested.img", 7000);
   Unused(".hidden.img", 7000);
@@ -222,8 +232,7 @@ TEST_F(Prune, HoldTakesOnlyImageFilesOfTheCache) {
 
   brig_python_image* made = SaveThroughTheCache(3, source);
   ASSERT_NE(made, nullptr);
-  EXPECT_EQ(image_cache::HeldFile(), image_cache::Path().substr(0, image_cache::Path().size() - 4) +
-                                         "-seed-0000000000000003.img")
+  EXPECT_EQ(image_cache::HeldFile(), SeededFile("0000000000000003"))
       << "the file this process made and saved, and holds";
   EXPECT_TRUE(Exists(File("held.img"))) << "a held image was removed; " << Listing();
   EXPECT_FALSE(Exists(File("unheld.img"))) << "the cache was not pruned; " << Listing();
