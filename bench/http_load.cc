@@ -3,6 +3,7 @@
 //
 //   http_load URL [--connections N] [--sessions N] [--seconds S] [--warmup S] [--code CODE]
 //                 [--token T] [--prefix P] [--path P] [--durable false] [--threads N]
+//                 [--latency-log FILE]
 //
 // Each connection takes sessions round-robin (session i on connection i % N), so executions of
 // one session never overlap. Prints executions/s, p50/p99 latency (ms) and errors (any answer
@@ -58,6 +59,9 @@ struct Options {
   std::string path;
   // --durable false: executions answered before their save ("durable": false in the API).
   bool durable = true;
+  // --latency-log FILE: one line per measured response, "END_MS LATENCY_MS" (END_MS: when it
+  // came, from the start of the measured window), to see whether the slow ones come together.
+  std::string latency_log;
 };
 
 bool ParseUrl(const std::string& url, Options* o) {
@@ -106,6 +110,8 @@ std::string BuildRequest(const Options& o, int session) {
 struct Totals {
   std::mutex mu;
   std::vector<double> latencies_ms;
+  std::vector<std::pair<double, double>> ends_ms;  // --latency-log: (end, latency)
+  Clock::time_point window;  // the measured window's start: set before `measuring`
   uint64_t errors = 0;
   std::string first_error;
 };
@@ -169,6 +175,7 @@ void Loop(const Options& o, const addrinfo* ai, std::vector<Conn>& conns, std::a
   int ep = epoll_create1(EPOLL_CLOEXEC);
   std::vector<double> latencies;
   latencies.reserve(1 << 20);
+  std::vector<std::pair<double, double>> ends;
   uint64_t errors = 0;
   std::string first_error;
   auto fail = [&](const std::string& why) {
@@ -279,6 +286,7 @@ void Loop(const Options& o, const addrinfo* ai, std::vector<Conn>& conns, std::a
       if (measuring.load(std::memory_order_relaxed)) {
         if (ok) {
           latencies.push_back(ms);
+          if (!o.latency_log.empty()) ends.emplace_back(std::chrono::duration<double, std::milli>(Clock::now() - totals.window).count(), ms);
         } else {
           size_t body = c.in.find("\r\n\r\n");
           fail(std::to_string(status) + " " + c.in.substr(body == std::string::npos ? 0 : body + 4, 300));
@@ -298,6 +306,7 @@ void Loop(const Options& o, const addrinfo* ai, std::vector<Conn>& conns, std::a
   close(ep);
   std::lock_guard lock(totals.mu);
   totals.latencies_ms.insert(totals.latencies_ms.end(), latencies.begin(), latencies.end());
+  totals.ends_ms.insert(totals.ends_ms.end(), ends.begin(), ends.end());
   totals.errors += errors;
   if (totals.first_error.empty()) totals.first_error = first_error;
 }
@@ -307,7 +316,7 @@ void Loop(const Options& o, const addrinfo* ai, std::vector<Conn>& conns, std::a
 int main(int argc, char** argv) {
   Options o;
   if (argc < 2 || !ParseUrl(argv[1], &o)) {
-    fprintf(stderr, "usage: http_load http://HOST:PORT [--connections N] [--sessions N] [--seconds S] [--warmup S] [--code CODE] [--token T] [--prefix P] [--path P] [--durable false] [--threads N]\n");
+    fprintf(stderr, "usage: http_load http://HOST:PORT [--connections N] [--sessions N] [--seconds S] [--warmup S] [--code CODE] [--token T] [--prefix P] [--path P] [--durable false] [--threads N] [--latency-log FILE]\n");
     return 2;
   }
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -322,6 +331,7 @@ int main(int argc, char** argv) {
     else if (flag == "--prefix") o.prefix = value;
     else if (flag == "--path") o.path = value;
     else if (flag == "--durable") o.durable = value != "false";
+    else if (flag == "--latency-log") o.latency_log = value;
     else {
       fprintf(stderr, "http_load: unknown flag %s\n", flag.c_str());
       return 2;
@@ -352,8 +362,9 @@ int main(int argc, char** argv) {
   for (auto& share : shares) workers.emplace_back([&, &share = share] { Loop(o, ai, share, measuring, stop, totals); });
   // Warm-up: every session made and live before the measured window.
   std::this_thread::sleep_for(std::chrono::duration<double>(o.warmup));
+  totals.window = Clock::now();
   measuring = true;
-  auto start = Clock::now();
+  auto start = totals.window;
   std::this_thread::sleep_for(std::chrono::duration<double>(o.seconds));
   measuring = false;
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -367,5 +378,15 @@ int main(int argc, char** argv) {
          l.size() / elapsed, pct(0.5), pct(0.99), static_cast<unsigned long long>(totals.errors), o.connections, o.sessions,
          elapsed);
   if (!totals.first_error.empty()) printf("first error: %s\n", totals.first_error.c_str());
+  if (!o.latency_log.empty()) {
+    FILE* f = fopen(o.latency_log.c_str(), "w");
+    if (!f) {
+      fprintf(stderr, "http_load: cannot write %s\n", o.latency_log.c_str());
+      return 2;
+    }
+    std::sort(totals.ends_ms.begin(), totals.ends_ms.end());
+    for (const auto& [end, ms] : totals.ends_ms) fprintf(f, "%.3f %.3f\n", end, ms);
+    fclose(f);
+  }
   return totals.errors == 0 ? 0 : 1;
 }

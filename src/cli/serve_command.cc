@@ -24,7 +24,9 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   std::string db;
   int workers = -1;  // -1: one per core
-  int threads = 4;
+  // 3, not 4: on 2 cores the same durable rate or more with a shorter tail (p99 21-23 ms
+  // against 25-30 ms at 4: fewer executions share the CPUs at once; bench/RESULTS.md, stop 30).
+  int threads = 3;
   int io_threads = -1;  // -1: one per two cores (bench/RESULTS.md, 2026-12-05 13:40)
   std::string tokens;
   std::string link_key;

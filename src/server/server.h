@@ -35,7 +35,7 @@ struct ServerOptions {
   // Worker processes running executions (0: threads of this process, no crash containment).
   int workers = 0;
   // Executions running at once per worker (or in this process with workers = 0).
-  int execution_threads = 4;
+  int execution_threads = 3;  // brig serve's --threads default (src/cli/serve_command.cc says why)
   // Executions waiting for a thread, in all; past it 429.
   size_t max_queued_executions = 256;
   // Executions of one session running or waiting at once; past it 429 (they would only
