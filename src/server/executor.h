@@ -28,11 +28,12 @@ namespace brig::server {
 
 // Threads an executor runs per execution slot (--threads, Sessions::Options::max_running)
 // on a store of `backend` ("sqlite" or "postgresql"). A durable execution waits for its
-// commit without its slot: on SQLite that wait is the disk's flush, and 4 threads per slot
-// keep the CPUs busy meanwhile (+14-48% durable executions/s on 2 cores); on PostgreSQL the
-// database's own CPU is the limit, and the extra commits at once only made it slower
-// (-7-23%), so one (bench/RESULTS.md, 2026-12-05).
-inline int ThreadsPerRunSlot(std::string_view backend) { return backend == "sqlite" ? 4 : 1; }
+// commit without its slot: on SQLite that wait is the disk's flush, and more threads per slot
+// keep the CPUs busy meanwhile (+14-48% durable executions/s on 2 cores, 2026-12-05); 3, not
+// 4: as many executions/s with a shorter tail (32x64 at --threads 3: p99 17-21 ms against
+// 20-26 ms at 4; stop 30). On PostgreSQL the database's own CPU is the limit, and the extra
+// commits at once only made it slower (-7-23%), so one (bench/RESULTS.md).
+inline int ThreadsPerRunSlot(std::string_view backend) { return backend == "sqlite" ? 3 : 1; }
 
 struct ExecRequest {
   std::string thread_id;
