@@ -24,8 +24,9 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   std::string db;
   int workers = -1;  // -1: one per core
-  // 3, not 4: on 2 cores the same durable rate or more with a shorter tail (p99 21-23 ms
-  // against 25-30 ms at 4: fewer executions share the CPUs at once; bench/RESULTS.md, stop 30).
+  // 3, not 4: on 2 cores the same durable rate or more with a shorter tail (fewer executions
+  // share the CPUs at once; with 3 threads per place on SQLite, p99 20.6-20.9 ms against
+  // 26.5-29.4 ms for 4 and 4; bench/RESULTS.md, stop 30).
   int threads = 3;
   int io_threads = -1;  // -1: one per two cores (bench/RESULTS.md, 2026-12-05 13:40)
   std::string tokens;
