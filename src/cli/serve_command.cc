@@ -181,7 +181,7 @@ Runner AddServeCommand(CLI::App& app) {
   AddStoreOption(cmd, &opt->db);
   cmd->add_option("--workers", opt->workers, "Worker processes running executions (default: one per core; 0: in this process)")
       ->check(CLI::Range(0, 256));
-  cmd->add_option("--threads", opt->threads, "Executions doing CPU work at once (per worker; a durable one waiting for its commit gives its place)")->check(CLI::Range(1, 256));
+  cmd->add_option("--threads", opt->threads, "Executions doing CPU work at once (per worker; a durable one waiting for its commit gives its place; default 3)")->check(CLI::Range(1, 256));
   cmd->add_option("--io-threads", opt->io_threads, "Threads serving HTTP connections (default: one per two cores, at least 1)")->check(CLI::Range(1, 64));
   cmd->add_option("--tokens", opt->tokens, "File of bearer tokens (default $BRIG_TOKENS; README: Authentication)");
   cmd->add_option("--link-key", opt->link_key, "File holding the key of signed file links (default $BRIG_LINK_KEY, else $BRIG_HOME/link.key)");
