@@ -317,7 +317,8 @@ class Sandbox {
   // Holds `path`, another process's ImageFile() in this process's cache directory, until this
   // process exits, so that the cache keeps it while no process maps it (brig serve's
   // supervisor, whose workers may all be dead at once). False, holding nothing, if `path` is
-  // not a regular ".img" file directly in that directory. Thread-safe.
+  // not a regular ".img" file directly in that directory. Only the 8 files named most recently
+  // stay held (an older one is let go). Thread-safe.
   static bool HoldImageFile(const std::string& path);
   // The guest build and image digest a page snapshot is tied to, read from its header
   // without restoring it (any process, no image needed). InvalidArgument if `snapshot` is

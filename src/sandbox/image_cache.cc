@@ -115,24 +115,30 @@ void RemoveUnlessInUse(const std::string& path) {
   close(fd);  // releases the lock
 }
 
-// The files this process holds (Pin) for others, and the one its own image came from.
+// The files this process holds for others (Hold), least recently named first, each with the
+// descriptor whose shared lock holds it; and the one its own image came from.
+struct HeldImage {
+  std::string path;
+  int fd;
+};
 constexpr size_t kMaxHeld = 8;
 std::mutex held_mu;
-std::vector<std::string> held;  // GUARDED_BY(held_mu)
-std::string held_file;          // GUARDED_BY(held_mu)
+std::vector<HeldImage> held;  // GUARDED_BY(held_mu)
+std::string held_file;        // GUARDED_BY(held_mu)
 
-// Holds the image file at `path` until this process exits, as a process that loads one does
-// (RemoveUnlessInUse): a shared lock on it, kept open on purpose (the process image lives as
-// long as the process). With `wait` false, a file being removed (locked) is not held.
-bool Pin(const std::string& path, bool wait) {
+// Holds the image file at `path`, as a process that loads one does (RemoveUnlessInUse): a
+// shared lock on it, through the descriptor returned (-1 if not held), which the caller keeps
+// open for as long as it holds the file. With `wait` false, a file being removed (locked) is
+// not held.
+int Pin(const std::string& path, bool wait) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);  // a FIFO: no wait
-  if (fd < 0) return false;
+  if (fd < 0) return -1;
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || flock(fd, wait ? LOCK_SH : LOCK_SH | LOCK_NB) != 0) {
     close(fd);
-    return false;
+    return -1;
   }
-  return true;
+  return fd;
 }
 
 void Prune(const std::string& dir) {
@@ -228,9 +234,21 @@ bool Hold(const std::string& path) {
   const std::string name = path.substr(dir.size() + 1);
   if (name[0] == '.' || name.find('/') != std::string::npos || !EndsWith(name, ".img")) return false;
   std::lock_guard<std::mutex> lock(held_mu);
-  if (path == held_file || std::find(held.begin(), held.end(), path) != held.end()) return true;
-  if (held.size() >= kMaxHeld || !Pin(path, /*wait=*/false)) return false;
-  held.push_back(path);
+  if (path == held_file) return true;
+  auto it = std::find_if(held.begin(), held.end(), [&](const HeldImage& h) { return h.path == path; });
+  if (it != held.end()) {
+    std::rotate(it, it + 1, held.end());  // named again: the most recent
+    return true;
+  }
+  const int fd = Pin(path, /*wait=*/false);
+  if (fd < 0) return false;
+  // Only the newest few: the workers' image is the one named last; an older one is either
+  // unused (the cache may prune it) or held by the processes that map it.
+  if (held.size() >= kMaxHeld) {
+    close(held.front().fd);
+    held.erase(held.begin());
+  }
+  held.push_back({path, fd});
   return true;
 }
 
@@ -295,7 +313,7 @@ brig_python_image* LoadOrMake(std::optional<uint64_t> seed, const MakeFn& make) 
   if (!image || !save) return image;
   bool saved = brig_python_image_save(image, path.c_str()) == 0;
   if (saved) {
-    if (Pin(path, /*wait=*/true)) held_now(image);
+    if (Pin(path, /*wait=*/true) >= 0) held_now(image);  // kept open: for the process's life
     Prune(where.dir);
   }
   if (Debug()) std::fprintf(stderr, "brig: image cache %s: %s\n", path.c_str(), saved ? "saved" : std::strerror(errno));

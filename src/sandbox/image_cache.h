@@ -46,8 +46,8 @@ std::string HeldFile();
 // (its HeldFile()), until this process exits, so that the cache keeps it while no process
 // maps it: `brig serve`'s supervisor, whose workers may all be dead at once before their
 // replacements load it. False, and nothing held, if `path` is not a regular ".img" file
-// directly in the cache directory, or is being removed. Holds at most a few files (each
-// held once). Thread-safe.
+// directly in the cache directory, or is being removed. Holds the 8 files named most
+// recently (each held once): naming a ninth lets the least recently named one go. Thread-safe.
 bool Hold(const std::string& path);
 
 // Why brig must not keep images in `dir`, or empty if it may: the checks above, with

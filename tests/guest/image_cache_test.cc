@@ -240,6 +240,31 @@ TEST_F(Prune, HoldTakesOnlyImageFilesOfTheCache) {
   brig_python_image_destroy(made);
 }
 
+// Hold keeps the 8 files named most recently: a supervisor whose workers' image changed
+// more than 8 times still holds the one they use now (before, it stopped holding new ones).
+TEST_F(Prune, HoldLetsGoOfTheFilesNamedLeastRecently) {
+  namespace image_cache = brig::image_cache;
+  auto held = [&](int i) {  // whether some open file holds it: an exclusive lock is refused
+    int probe = open(File("f" + std::to_string(i) + ".img").c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(probe, 0);
+    const bool locked = flock(probe, LOCK_EX | LOCK_NB) != 0;
+    close(probe);
+    return locked;
+  };
+  for (int i = 0; i < 10; i++) Unused("f" + std::to_string(i) + ".img", 100);
+  for (int i = 0; i < 8; i++) ASSERT_TRUE(image_cache::Hold(File("f" + std::to_string(i) + ".img"))) << i;
+  ASSERT_TRUE(image_cache::Hold(File("f0.img"))) << "named again: now the most recent";
+  for (int i = 0; i < 8; i++) EXPECT_TRUE(held(i)) << i;
+  EXPECT_TRUE(image_cache::Hold(File("f8.img")));
+  EXPECT_TRUE(image_cache::Hold(File("f9.img")));
+  EXPECT_FALSE(held(1)) << "the least recently named was kept";
+  EXPECT_FALSE(held(2));
+  for (int i : {0, 3, 4, 5, 6, 7, 8, 9}) EXPECT_TRUE(held(i)) << i;
+  ASSERT_TRUE(image_cache::Hold(File("f1.img"))) << "a file let go can be held again";
+  EXPECT_TRUE(held(1));
+  EXPECT_FALSE(held(3)) << "in the place of the least recent";
+}
+
 TEST(ModuleTable, IsTheTableInstantiationMakes) {
   // A cold instance's table comes from the generated init_tables; images get the table rebuilt
   // from the element segment (brig_python_module_table): slot for slot the same functions.
