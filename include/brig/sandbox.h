@@ -314,11 +314,11 @@ class Sandbox {
   // cache is off or unusable, the image was not saved, or no sandbox was created yet). This
   // process holds it: the cache never removes a file a living process holds.
   static std::string ImageFile();
-  // Holds `path`, another process's ImageFile() in this process's cache directory, until this
-  // process exits, so that the cache keeps it while no process maps it (brig serve's
-  // supervisor, whose workers may all be dead at once). False, holding nothing, if `path` is
-  // not a regular ".img" file directly in that directory. Only the 8 files named most recently
-  // stay held (an older one is let go). Thread-safe.
+  // Holds `path`, another process's ImageFile() in this process's cache directory, so that
+  // the cache keeps it while no process maps it (brig serve's supervisor, whose workers may
+  // all be dead at once). False, holding nothing, if `path` is not a regular ".img" file
+  // directly in that directory. The 8 files named most recently stay held until this process
+  // exits (naming a ninth lets the least recent go). Thread-safe.
   static bool HoldImageFile(const std::string& path);
   // The guest build and image digest a page snapshot is tied to, read from its header
   // without restoring it (any process, no image needed). InvalidArgument if `snapshot` is

@@ -43,11 +43,11 @@ std::string Path();
 std::string HeldFile();
 
 // Holds `path`, an image file in this process's cache directory that another process uses
-// (its HeldFile()), until this process exits, so that the cache keeps it while no process
-// maps it: `brig serve`'s supervisor, whose workers may all be dead at once before their
-// replacements load it. False, and nothing held, if `path` is not a regular ".img" file
-// directly in the cache directory, or is being removed. Holds the 8 files named most
-// recently (each held once): naming a ninth lets the least recently named one go. Thread-safe.
+// (its HeldFile()), so that the cache keeps it while no process maps it: `brig serve`'s
+// supervisor, whose workers may all be dead at once before their replacements load it.
+// False, and nothing held, if `path` is not a regular ".img" file directly in the cache
+// directory, or is being removed. Holds the 8 files named most recently (each held once)
+// until this process exits: naming a ninth lets the least recently named one go. Thread-safe.
 bool Hold(const std::string& path);
 
 // Why brig must not keep images in `dir`, or empty if it may: the checks above, with
