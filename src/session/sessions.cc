@@ -21,6 +21,7 @@
 #include <list>
 #include <set>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
@@ -79,10 +80,10 @@ struct LiveSession {
   // since when one has been owed (kept while executions follow one another).
   bool portable_pending = false;
   std::chrono::steady_clock::time_point pending_since{};
-  // When its last portable snapshot was taken here (Options::portable_min_interval); never:
-  // the clock's minimum, not its zero, which is when the machine booted (a machine up for less
-  // than the interval held back every session's first one).
-  std::chrono::steady_clock::time_point portable_taken_at = std::chrono::steady_clock::time_point::min();
+  // When its last portable snapshot was taken here (Options::portable_min_interval); none yet:
+  // nothing to space the first one from (not the clock's zero, which is when the machine
+  // booted: a machine up for less than the interval held back every session's first one).
+  std::optional<std::chrono::steady_clock::time_point> portable_taken_at;
   // What the last portable snapshot of it could not hold (reported with results).
   std::map<std::string, std::string> not_portable;
   // Executions ran in it with a deferred save (ExecuteOptions::deferred_save) that the store
@@ -430,7 +431,8 @@ struct Sessions::Impl {
     auto due = std::chrono::steady_clock::time_point::max();
     if (s.save_pending) due = std::min(s.idle_since + options.save_delay, s.save_pending_since + options.save_max_lag);
     if (s.portable_pending) {
-      const auto idle_due = std::max(s.idle_since + options.portable_delay, s.portable_taken_at + options.portable_min_interval);
+      auto idle_due = s.idle_since + options.portable_delay;
+      if (s.portable_taken_at) idle_due = std::max(idle_due, *s.portable_taken_at + options.portable_min_interval);
       due = std::min(due, std::min(idle_due, s.pending_since + options.portable_max_lag));
     }
     return due;
