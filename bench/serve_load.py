@@ -9,6 +9,7 @@ live session, saved in the background).
 Usage: bench/serve_load.py [--build build] [--brig B] [--stores sqlite,postgresql]
                            [--settings 1x1,16x64,64x256] [--seconds 5] [--warmup 2]
                            [--rounds 1] [--durable true|false|both] [--baseline OTHER_BRIG]
+                           [--database-core N]
                            [-- extra brig serve flags, e.g. --threads 16]
 A setting CxS is C connections over S sessions (http_load --connections C --sessions S).
 With --rounds N each setting runs N times (each on a fresh server) and every run is printed.
@@ -23,6 +24,12 @@ threads (us), each the median of five. A virtual machine whose host is busy runs
 slower; the same build's figures move with them (bench/RESULTS.md, stop 27). Then the share
 of the machine's CPU time that the hypervisor took for other guests during the run
 ("stolen", /proc/stat's steal), where it reports it: the CPUs the run did not have.
+
+--database-core N keeps the database apart: the throwaway PostgreSQL (its postmaster and
+every process it starts) on CPU N, and brig serve, its workers and the load generator on
+the other CPUs. On a 2-core machine that is one core each: what brig does on one core with
+the database elsewhere. SQLite runs too are confined to the other CPUs (CPU N left idle), so
+that the two stores are compared on the same cores.
 """
 import argparse
 import os
@@ -166,6 +173,19 @@ def postmaster_pid(pg):
         return None
 
 
+def confine_database(pg, cpu):
+    """Puts the PostgreSQL server's processes on `cpu`: those running now (all their threads),
+    and through the postmaster those it starts later."""
+    postmaster = postmaster_pid(pg)
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+    for pid in [postmaster] + [int(c) for c in children]:
+        try:
+            for task in os.listdir("/proc/%d/task" % pid):
+                os.sched_setaffinity(int(task), {cpu})
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # ended meanwhile
+
+
 def run_load(http_load, url, connections, sessions, seconds, warmup, durable=True, pid=None, db_pid=None):
     base = [http_load, url, "--connections", str(connections), "--sessions", str(sessions)] + \
         ([] if durable else ["--durable", "false"])
@@ -210,7 +230,16 @@ def main():
     ap.add_argument("--durable", default="true", choices=["true", "false", "both"],
                     help="false: executions answered before their save (\"durable\": false)")
     ap.add_argument("--baseline", help="another brig binary to run alternately on the same settings")
+    ap.add_argument("--database-core", type=int,
+                    help="PostgreSQL on this CPU only, brig and the load generator on the others")
     a = ap.parse_args(argv)
+    all_cpus = os.sched_getaffinity(0)
+    brig_cpus = all_cpus
+    if a.database_core is not None:
+        brig_cpus = all_cpus - {a.database_core}
+        if a.database_core not in all_cpus or not brig_cpus:
+            sys.exit("serve_load.py: --database-core %d must be one of this process's CPUs %s, and not the only one"
+                     % (a.database_core, sorted(all_cpus)))
     brig = a.brig or os.path.join(a.build, "brig")
     http_load = a.http_load or os.path.join(a.build, "bench", "http_load")
     settings = [tuple(int(x) for x in s.split("x")) for s in a.settings.split(",")]
@@ -226,6 +255,8 @@ def main():
                             pg = pg_server.start()
                             if pg is None:
                                 sys.exit("serve_load.py: BRIG_SKIP_POSTGRES=1 but postgresql was asked for")
+                            if a.database_core is not None:
+                                confine_database(pg, a.database_core)
                         db = pg.database()
                     elif store != "sqlite":
                         sys.exit("serve_load.py: unknown store %r" % store)
@@ -234,20 +265,26 @@ def main():
                             if db and a.baseline:
                                 db = pg.database()  # each binary on an empty database of its own
                             loop_ms, trip_us = machine_speed()
-                            server = Server(binary, db, extra)
+                            os.sched_setaffinity(0, brig_cpus)  # inherited by the server and http_load
                             try:
-                                r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup, durable,
-                                             server.proc.pid, postmaster_pid(pg) if db else None)
+                                server = Server(binary, db, extra)
+                                try:
+                                    r = run_load(http_load, server.url, connections, sessions, a.seconds, a.warmup,
+                                                 durable, server.proc.pid, postmaster_pid(pg) if db else None)
+                                finally:
+                                    server.stop()
                             finally:
-                                server.stop()
+                                os.sched_setaffinity(0, all_cpus)
                             load = os.getloadavg()[0]
                             print("%s%-10s %-11s connections %3d sessions %4d: %6d executions/s  p50 %7.2f ms  p99 %7.2f ms  "
                                   "server CPU %6.0f us/execution%s  errors %d  (load %.1f; machine: loop %.1f ms, "
-                                  "loopback round trip %.1f us; %.0f%% stolen)%s" % (
+                                  "loopback round trip %.1f us; %.0f%% stolen)%s%s" % (
                                       "baseline: " if binary != brig else "", store, "durable" if durable else "non-durable",
                                       connections, sessions, r["rate"], r["p50"], r["p99"], r["cpu_us"],
                                       "  PostgreSQL CPU %5.0f us/execution" % r["db_cpu_us"] if db else "",
                                       r["errors"], load, loop_ms, trip_us, r["stolen"],
+                                      "" if a.database_core is None else "  [brig on CPUs %s, database on CPU %d]" % (
+                                          ",".join(map(str, sorted(brig_cpus))), a.database_core),
                                       "  first error: " + r["first_error"] if r["errors"] else ""),
                                   flush=True)
                             failed |= r["errors"] > 0
