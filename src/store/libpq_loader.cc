@@ -31,6 +31,11 @@ namespace {
   X(PQprepare, PGresult*, (PGconn*, const char*, const char*, int, const Oid*))        \
   X(PQexecPrepared, PGresult*,                                                         \
     (PGconn*, const char*, int, const char* const*, const int*, const int*, int))      \
+  X(PQsendQueryParams, int,                                                            \
+    (PGconn*, const char*, int, const Oid*, const char* const*, const int*, const int*, int)) \
+  X(PQsendQueryPrepared, int,                                                          \
+    (PGconn*, const char*, int, const char* const*, const int*, const int*, int))      \
+  X(PQgetResult, PGresult*, (PGconn*))                                                 \
   X(PQresultStatus, ExecStatusType, (const PGresult*))                                 \
   X(PQresultErrorMessage, char*, (const PGresult*))                                    \
   X(PQresultErrorField, char*, (const PGresult*, int))                                 \
@@ -118,6 +123,18 @@ PGresult* PQexecPrepared(PGconn* conn, const char* name, int n, const char* cons
                          const int* formats, int result_format) {
   return conn && Lib().loaded ? Lib().PQexecPrepared(conn, name, n, values, lengths, formats, result_format) : nullptr;
 }
+int PQsendQueryParams(PGconn* conn, const char* command, int n, const Oid* types, const char* const* values,
+                      const int* lengths, const int* formats, int result_format) {
+  return conn && Lib().loaded
+             ? Lib().PQsendQueryParams(conn, command, n, types, values, lengths, formats, result_format)
+             : 0;
+}
+int PQsendQueryPrepared(PGconn* conn, const char* name, int n, const char* const* values, const int* lengths,
+                        const int* formats, int result_format) {
+  return conn && Lib().loaded ? Lib().PQsendQueryPrepared(conn, name, n, values, lengths, formats, result_format)
+                              : 0;
+}
+PGresult* PQgetResult(PGconn* conn) { return conn && Lib().loaded ? Lib().PQgetResult(conn) : nullptr; }
 // With a loaded library the result calls go straight through: libpq handles NULL results.
 ExecStatusType PQresultStatus(const PGresult* res) {
   return Lib().loaded ? Lib().PQresultStatus(res) : PGRES_FATAL_ERROR;

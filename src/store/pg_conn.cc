@@ -144,6 +144,31 @@ StatusOr<Result> Conn::Exec(const char* sql, const Params& params, std::string_v
   return FromResult(r, c_, what);
 }
 
+Status Conn::Send(const char* sql, const Params& params, std::string_view what) {
+  const std::string* name = Preparable(sql) ? Prepared(sql, params.size()) : nullptr;
+  const int sent = name ? PQsendQueryPrepared(c_, name->c_str(), params.size(), params.values(), params.lengths(),
+                                              params.formats(), /*resultFormat=binary*/ 1)
+                        : PQsendQueryParams(c_, sql, params.size(), nullptr, params.values(), params.lengths(),
+                                            params.formats(), /*resultFormat=binary*/ 1);
+  // PQsendQuery* flushes what fits in the socket (blocking mode: all of a short statement).
+  if (sent != 1) return FromResult(nullptr, c_, what);
+  return Status::Ok();
+}
+
+StatusOr<Result> Conn::Receive(std::string_view what) {
+  // One statement: its result, then null. The last result is the one that counts (an error
+  // ends the statement).
+  PGresult* last = nullptr;
+  while (PGresult* r = PQgetResult(c_)) {
+    PQclear(last);
+    last = r;
+  }
+  Result result(last);
+  const ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return result;
+  return FromResult(last, c_, what);
+}
+
 const std::string* Conn::Prepared(const char* sql, int params) {
   auto it = prepared_.find(sql);
   if (it != prepared_.end()) return &it->second;

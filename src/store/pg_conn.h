@@ -67,6 +67,11 @@ class Conn {
   // Runs one statement. `what` prefixes the error message.
   StatusOr<Result> Exec(const char* sql, const Params& params, std::string_view what);
   StatusOr<Result> Exec(const char* sql, std::string_view what) { return Exec(sql, Params(), what); }
+  // Exec in two halves: Send writes the statement and returns without waiting for the
+  // server; Receive waits for its result. REQUIRES: exactly one Receive after each Send that
+  // succeeded, before any other call on this connection.
+  Status Send(const char* sql, const Params& params, std::string_view what);
+  StatusOr<Result> Receive(std::string_view what);
   // Runs a parameterless script (several statements), e.g. a migration.
   Status ExecScript(const char* sql, std::string_view what);
   // False once the connection is lost: the pool then drops it.

@@ -102,20 +102,31 @@ constexpr const char* kUpsertFile =
 // next lock once released: opening one costs a new server process and authentication, which
 // measured 15 ms per execution (bench/save_path_bench). Shared with the locks, which may
 // outlive the store.
+//
+// A lock's release is sent without waiting for the server's answer (Unlocking): the answer
+// is read when the connection is next taken, long since there, so an execution does not
+// wait a round trip for its unlock (bench/RESULTS.md, stop 31). The server applies the
+// unlock in order, before anything sent after it on any connection can see it; a connection
+// whose unlock did not answer true is closed, which releases whatever it held.
 class LockConnections {
  public:
   LockConnections(std::string url, const StoreOptions& options) : url_(std::move(url)), options_(options) {}
 
   StatusOr<std::unique_ptr<pg::Conn>> Take() {
     while (true) {
-      std::unique_ptr<pg::Conn> c;
+      Kept k;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (idle_.empty()) break;
-        c = std::move(idle_.back());
+        k = std::move(idle_.back());
         idle_.pop_back();
       }
-      if (c->StillOpenWhileIdle()) return c;  // else closed by the server while kept: dropped
+      if (k.unlock_pending) {
+        StatusOr<Result> r = k.conn->Receive("unlock");
+        if (!r.ok() || r.value().rows() != 1 || !r.value().Bool(0, 0)) continue;  // in doubt: closed
+        if (!k.conn->healthy() || !k.conn->idle()) continue;
+      }
+      if (k.conn->StillOpenWhileIdle()) return std::move(k.conn);  // else closed by the server while kept
     }
     return pg::Conn::Open(url_, options_);
   }
@@ -123,31 +134,43 @@ class LockConnections {
   // `conn` holds no lock any more (checked by the caller).
   void Give(std::unique_ptr<pg::Conn> conn) {
     if (!conn->healthy() || !conn->idle()) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(conn));
+    Keep(Kept{std::move(conn), false});
+  }
+
+  // Sends the release of `key`, which `conn` holds, and keeps `conn` with the answer still to
+  // read (Take reads it). If it cannot be sent, `conn` is closed, which releases the lock.
+  void Unlocking(std::unique_ptr<pg::Conn> conn, int64_t key) {
+    Params p;
+    p.Int(key);
+    if (!conn->Send("SELECT pg_advisory_unlock($1::bigint)", p, "unlock").ok()) return;
+    Keep(Kept{std::move(conn), true});
   }
 
  private:
+  struct Kept {
+    std::unique_ptr<pg::Conn> conn;
+    bool unlock_pending = false;  // an unlock sent, its answer not read yet
+  };
+  void Keep(Kept k) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(k));
+  }
+
   static constexpr size_t kMaxIdle = 64;
   const std::string url_;
   const StoreOptions options_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<pg::Conn>> idle_;  // GUARDED_BY(mu_)
+  std::vector<Kept> idle_;  // GUARDED_BY(mu_)
 };
 
+// A session lock: pg_advisory_lock(key) held on a connection of its own.
 class AdvisoryLock final : public SessionLock {
  public:
   AdvisoryLock(std::shared_ptr<LockConnections> home, std::unique_ptr<pg::Conn> conn, int64_t key)
       : home_(std::move(home)), conn_(std::move(conn)), key_(key) {}
-  ~AdvisoryLock() override {
-    // Unlock explicitly: a closed connection's locks go only when its backend exits, a
-    // moment later, and the next waiter should not pay for that. Only a connection known to
-    // hold no lock any more is reused; any doubt closes it (which releases everything).
-    Params p;
-    p.Int(key_);
-    StatusOr<Result> r = conn_->Exec("SELECT pg_advisory_unlock($1::bigint)", p, "unlock");
-    if (r.ok() && r.value().rows() == 1 && r.value().Bool(0, 0)) home_->Give(std::move(conn_));
-  }
+  // Unlocks explicitly (a closed connection's locks go only when its backend exits, a moment
+  // later, and the next waiter should not pay for that), without waiting for the answer.
+  ~AdvisoryLock() override { home_->Unlocking(std::move(conn_), key_); }
 
  private:
   const std::shared_ptr<LockConnections> home_;

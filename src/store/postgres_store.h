@@ -10,7 +10,9 @@
 //
 // Session locks are pg_advisory_lock(ThreadIdHash) held on a connection of their own (not
 // from the pool); the server releases them if the holder dies. Released connections are
-// kept for the next lock (opening one per execution cost ~15 ms).
+// kept for the next lock (opening one per execution cost ~15 ms). A release is sent by the
+// lock's destructor without waiting for the answer (read when the connection is next
+// taken): the server applies it as it reads it, and an execution saves a round trip.
 //
 // Commits: each write is its own transaction on a pooled connection. PostgreSQL flushes the
 // WAL for all commits waiting at once (a backend's flush covers the others' commit records),

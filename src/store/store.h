@@ -157,8 +157,10 @@ struct WriteStats {
 };
 
 // Serialises executions in one session across threads and processes. Held while the object
-// lives; released by its destructor, or by the operating system / the database server when
-// the holding process dies. Not copyable or movable.
+// lives; released by its destructor (PostgreSQL: the release is sent then, and others get the
+// lock as the server reads it, without the holder waiting for its answer), or by the
+// operating system / the database server when the holding process dies. Not copyable or
+// movable.
 class SessionLock {
  public:
   SessionLock() = default;

@@ -410,5 +410,57 @@ TEST_F(PostgresStoreTest, AServerThatGoesAwayIsUnavailableNotACrash) {
   EXPECT_TRUE(s.value()->TouchSession("t").ok());
 }
 
+// A lock's release is sent without waiting for its answer (postgres_store.cc,
+// LockConnections): another store takes the lock at once; the releasing store reads the
+// answer when it takes the connection again, and reuses it; a connection that died with the
+// answer unread is replaced, never reused.
+TEST_F(PostgresStoreTest, AReleasedLockIsFreeAtOnceAndItsConnectionReusedOrReplaced) {
+  StatusOr<std::unique_ptr<Store>> a = OpenStore(url_);
+  StatusOr<std::unique_ptr<Store>> b = OpenStore(url_);
+  ASSERT_TRUE(a.ok() && b.ok());
+  // The backend holding the session's advisory lock now (0 if none holds it).
+  auto holder = [&] {
+    StatusOr<int64_t> pid =
+        PgServer::QueryInt(url_, "SELECT coalesce(max(pid), 0) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+    return pid.ok() ? pid.value() : -1;
+  };
+  int64_t a_backend = 0;
+  for (int i = 0; i < 20; ++i) {
+    {
+      StatusOr<std::unique_ptr<SessionLock>> held = a.value()->LockSession("t", milliseconds(5'000));
+      ASSERT_TRUE(held.ok()) << held.status().ToString();
+      const int64_t pid = holder();
+      ASSERT_GT(pid, 0);
+      if (i > 0) EXPECT_EQ(pid, a_backend) << "round " << i << ": the released connection was not reused";
+      a_backend = pid;
+    }
+    // Released: b gets it without a doing anything more.
+    StatusOr<std::unique_ptr<SessionLock>> other = b.value()->LockSession("t", milliseconds(2'000));
+    ASSERT_TRUE(other.ok()) << "round " << i << ": " << other.status().ToString();
+  }
+  // a's connection dies while its last unlock's answer is unread: the next lock opens another.
+  {
+    StatusOr<std::unique_ptr<SessionLock>> held = a.value()->LockSession("t", milliseconds(5'000));
+    ASSERT_TRUE(held.ok());
+    ASSERT_EQ(holder(), a_backend);
+  }
+  ASSERT_TRUE(PgServer::QueryInt(url_, "SELECT count(*) FROM (SELECT pg_terminate_backend(" +
+                                           std::to_string(a_backend) + ")) t")
+                  .ok());
+  // Until the backend is gone (its unlock answered or not, its locks go with it).
+  const std::string alive = "SELECT count(*) FROM pg_stat_activity WHERE pid = " + std::to_string(a_backend);
+  for (int i = 0; i < 1000; ++i) {
+    StatusOr<int64_t> n = PgServer::QueryInt(url_, alive);
+    if (n.ok() && n.value() == 0) break;
+    usleep(10'000);
+  }
+  StatusOr<std::unique_ptr<SessionLock>> after = a.value()->LockSession("t", milliseconds(5'000));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  const int64_t now = holder();
+  EXPECT_GT(now, 0);
+  EXPECT_NE(now, a_backend);
+  EXPECT_TRUE(b.value()->LockSession("t", milliseconds(100)).status().IsDeadlineExceeded());
+}
+
 }  // namespace
 }  // namespace brig::store
