@@ -29,8 +29,6 @@ namespace {
   X(PQexecParams, PGresult*,                                                           \
     (PGconn*, const char*, int, const Oid*, const char* const*, const int*, const int*, int)) \
   X(PQprepare, PGresult*, (PGconn*, const char*, const char*, int, const Oid*))        \
-  X(PQexecPrepared, PGresult*,                                                         \
-    (PGconn*, const char*, int, const char* const*, const int*, const int*, int))      \
   X(PQsendQueryParams, int,                                                            \
     (PGconn*, const char*, int, const Oid*, const char* const*, const int*, const int*, int)) \
   X(PQsendQueryPrepared, int,                                                          \
@@ -118,10 +116,6 @@ PGresult* PQexecParams(PGconn* conn, const char* command, int n, const Oid* type
 }
 PGresult* PQprepare(PGconn* conn, const char* name, const char* query, int n, const Oid* types) {
   return conn && Lib().loaded ? Lib().PQprepare(conn, name, query, n, types) : nullptr;
-}
-PGresult* PQexecPrepared(PGconn* conn, const char* name, int n, const char* const* values, const int* lengths,
-                         const int* formats, int result_format) {
-  return conn && Lib().loaded ? Lib().PQexecPrepared(conn, name, n, values, lengths, formats, result_format) : nullptr;
 }
 int PQsendQueryParams(PGconn* conn, const char* command, int n, const Oid* types, const char* const* values,
                       const int* lengths, const int* formats, int result_format) {

@@ -129,19 +129,9 @@ bool Preparable(const char* sql) {
 }  // namespace
 
 StatusOr<Result> Conn::Exec(const char* sql, const Params& params, std::string_view what) {
-  PGresult* r = nullptr;
-  const std::string* name = Preparable(sql) ? Prepared(sql, params.size()) : nullptr;
-  if (name) {
-    r = PQexecPrepared(c_, name->c_str(), params.size(), params.values(), params.lengths(), params.formats(),
-                       /*resultFormat=binary*/ 1);
-  } else {
-    r = PQexecParams(c_, sql, params.size(), nullptr, params.values(), params.lengths(), params.formats(),
-                     /*resultFormat=binary*/ 1);
-  }
-  Result result(r);
-  const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return result;
-  return FromResult(r, c_, what);
+  // What PQexecPrepared / PQexecParams do, in the two halves a lock's release uses apart.
+  if (Status sent = Send(sql, params, what); !sent.ok()) return sent;
+  return Receive(what);
 }
 
 Status Conn::Send(const char* sql, const Params& params, std::string_view what) {

@@ -1,6 +1,6 @@
 // Thin RAII over libpq: one connection, one result, parameter lists, and the mapping from
 // PostgreSQL errors to Status. Every statement with values goes through Exec with
-// parameters (prepared once per connection: PQprepare, then PQexecPrepared); SQL text is
+// parameters (prepared once per connection: PQprepare, then PQsendQueryPrepared); SQL text is
 // never built from values. Results come back in binary format and are read by column type.
 // Internal to src/store.
 //
@@ -67,8 +67,8 @@ class Conn {
   // Runs one statement. `what` prefixes the error message.
   StatusOr<Result> Exec(const char* sql, const Params& params, std::string_view what);
   StatusOr<Result> Exec(const char* sql, std::string_view what) { return Exec(sql, Params(), what); }
-  // Exec in two halves: Send writes the statement and returns without waiting for the
-  // server; Receive waits for its result. REQUIRES: exactly one Receive after each Send that
+  // Exec's two halves: Send writes the statement and returns without waiting for the server;
+  // Receive waits for its result. REQUIRES: exactly one Receive after each Send that
   // succeeded, before any other call on this connection.
   Status Send(const char* sql, const Params& params, std::string_view what);
   StatusOr<Result> Receive(std::string_view what);
